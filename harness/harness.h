@@ -1,0 +1,25 @@
+/* The tally command's internals shared between its files. */
+#ifndef TLY_HARNESS_H
+#define TLY_HARNESS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tally/mem.h"
+
+/** Exit statuses of the tally command. */
+enum { TLY_EXIT_OK = 0, TLY_EXIT_BUDGET = 1, TLY_EXIT_ERROR = 2 };
+
+/**
+ * Print the per-stage table of a window (the difference between @p before and @p after) and the
+ * figures: allocs, alloc bytes, own peak, at-peak split, copy volume as a multiple of @p array_bytes.
+ */
+void tly_h_print_profile(FILE *f, const struct tly_mem_snapshot *before, const struct tly_mem_snapshot *after,
+                         uint64_t array_bytes);
+
+/** Human-readable bytes ("95.4 MiB") into @p buf. */
+const char *tly_h_bytes(char *buf, size_t cap, double bytes);
+
+int tly_h_demo(int argc, char **argv);
+
+#endif

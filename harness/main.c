@@ -1,0 +1,39 @@
+/* The tally command: entry point and sub-command dispatch. */
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+#include "tally/tally.h"
+
+static const char usage[] = "usage: tally <command> [options]\n"
+                            "\n"
+                            "commands:\n"
+                            "  demo [DIR]     a short tour of the instrument (writes DIR/demo-timeline.json;\n"
+                            "                 DIR defaults to reports/latest)\n"
+                            "\n"
+                            "options:\n"
+                            "  -h, --help     this text\n"
+                            "  -V, --version  the version\n"
+                            "\n"
+                            "exit status: 0 success, 1 a failed budget, 2 an error\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return TLY_EXIT_ERROR;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return TLY_EXIT_OK;
+    }
+    if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("tally %s\n", tly_version());
+        return TLY_EXIT_OK;
+    }
+    if (strcmp(cmd, "demo") == 0)
+        return tly_h_demo(argc - 1, argv + 1);
+    fprintf(stderr, "tally: unknown command '%s'\n\n%s", cmd, usage);
+    return TLY_EXIT_ERROR;
+}

@@ -1,0 +1,255 @@
+/*
+ * Counters: per-thread blocks of monotonic counters, process-wide and per-stage live bytes with
+ * their peaks, and the split of the peak by stage.
+ *
+ * Cost on the hot path (one malloc + free): two atomic adds each side (stage live, process live),
+ * plain stores into the thread's own block, and a load-compare for each peak. The peak lock is
+ * taken only when the process-wide peak grows.
+ */
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include "mem/internal.h"
+
+#define MAX_BLOCKS 1024
+
+struct stage_live {
+    _Atomic int64_t live;
+    _Atomic int64_t peak;
+} __attribute__((aligned(TLY__CACHELINE)));
+
+static struct tly__tblock blocks[MAX_BLOCKS];
+static struct tly__tblock retired = {.shared = true}; /* exited threads, and threads past MAX_BLOCKS */
+static pthread_mutex_t blocks_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t exit_key;
+static bool exit_key_ok;
+
+static struct stage_live stage_live[TLY_NSTAGES];
+static _Atomic int64_t live __attribute__((aligned(TLY__CACHELINE)));
+static _Atomic int64_t peak __attribute__((aligned(TLY__CACHELINE)));
+
+/* Guarded by peak_mu: the split of the peak, and when it happened. */
+static tly__spin peak_mu = TLY__SPIN_INIT;
+static int64_t at_peak[TLY_NSTAGES];
+static uint64_t peak_time_ns;
+
+uint64_t tly__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void fold(struct tly__tblock *dst, struct tly__tblock *src)
+{
+    for (int s = 0; s < TLY_NSTAGES; s++) {
+        atomic_fetch_add(&dst->allocs[s], atomic_exchange(&src->allocs[s], 0));
+        atomic_fetch_add(&dst->frees[s], atomic_exchange(&src->frees[s], 0));
+        atomic_fetch_add(&dst->alloc_bytes[s], atomic_exchange(&src->alloc_bytes[s], 0));
+        atomic_fetch_add(&dst->alloc_req_bytes[s], atomic_exchange(&src->alloc_req_bytes[s], 0));
+        atomic_fetch_add(&dst->copies[s], atomic_exchange(&src->copies[s], 0));
+        atomic_fetch_add(&dst->copy_bytes[s], atomic_exchange(&src->copy_bytes[s], 0));
+    }
+}
+
+/* Runs at thread exit (pthread key destructor): fold the thread's counters into `retired`. */
+static void on_thread_exit(void *arg)
+{
+    struct tly__tblock *b = arg;
+    struct tly__tls *t = &tly__tls;
+    uint8_t in = t->in_hook;
+    t->in_hook = 1;
+    pthread_mutex_lock(&blocks_mu);
+    fold(&retired, b);
+    atomic_store(&b->in_use, 0);
+    pthread_mutex_unlock(&blocks_mu);
+    t->block = &retired; /* anything freed later on this thread still counts */
+    t->state = TLY__TLS_EXITED;
+    t->in_hook = in;
+}
+
+struct tly__tblock *tly__block_slow(struct tly__tls *t)
+{
+    if (t->state != TLY__TLS_NEW)
+        return t->block ? t->block : &retired;
+    t->state = TLY__TLS_OWNED;
+    t->block = &retired;
+    for (int i = 0; i < MAX_BLOCKS; i++) {
+        int expect = 0;
+        if (atomic_load_explicit(&blocks[i].in_use, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_strong(&blocks[i].in_use, &expect, 1)) {
+            t->block = &blocks[i];
+            break;
+        }
+    }
+    /* The key was made first thing at start-up, so its slot is static: this does not allocate. */
+    if (t->block != &retired && exit_key_ok) {
+        uint8_t in = t->in_hook;
+        t->in_hook = 1;
+        pthread_setspecific(exit_key, t->block);
+        t->in_hook = in;
+    }
+    return t->block;
+}
+
+void tly__counters_boot(void)
+{
+    exit_key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0;
+}
+
+static void max_into(_Atomic int64_t *p, int64_t v)
+{
+    int64_t cur = atomic_load_explicit(p, memory_order_relaxed);
+    while (v > cur && !atomic_compare_exchange_weak_explicit(p, &cur, v, memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+void tly__live_stages(int64_t out[TLY_NSTAGES])
+{
+    for (int s = 0; s < TLY_NSTAGES; s++)
+        out[s] = atomic_load_explicit(&stage_live[s].live, memory_order_relaxed);
+}
+
+static void new_peak(int64_t l)
+{
+    tly__spin_lock(&peak_mu);
+    if (l > atomic_load_explicit(&peak, memory_order_relaxed)) {
+        atomic_store_explicit(&peak, l, memory_order_relaxed);
+        tly__live_stages(at_peak);
+        peak_time_ns = tly__now_ns();
+        tly__timeline_peak(peak_time_ns, l, at_peak);
+    }
+    tly__spin_unlock(&peak_mu);
+}
+
+static inline void live_add(enum tly_stage s, int64_t d)
+{
+    struct stage_live *sl = &stage_live[s];
+    int64_t v = atomic_fetch_add_explicit(&sl->live, d, memory_order_relaxed) + d;
+    if (d > 0 && v > atomic_load_explicit(&sl->peak, memory_order_relaxed))
+        max_into(&sl->peak, v);
+    int64_t l = atomic_fetch_add_explicit(&live, d, memory_order_relaxed) + d;
+    if (d > 0 && l > atomic_load_explicit(&peak, memory_order_relaxed))
+        new_peak(l);
+    int64_t gap = l - atomic_load_explicit(&tly__tl_last, memory_order_relaxed);
+    if (TLY__UNLIKELY((gap < 0 ? -gap : gap) >= atomic_load_explicit(&tly__tl_gran, memory_order_relaxed)))
+        tly__timeline_sample(l);
+}
+
+void tly__account_alloc(struct tly__tls *t, void *ptr, size_t usize, size_t req)
+{
+    enum tly_stage s = tly__stage_of(t);
+    struct tly__tblock *b = tly__block(t);
+    tly__bump(b, &b->allocs[s], 1);
+    tly__bump(b, &b->alloc_bytes[s], usize);
+    tly__bump(b, &b->alloc_req_bytes[s], req);
+    if (usize >= TLY_MEM_LARGE)
+        tly__ptab_put((uintptr_t)ptr, usize, s);
+    live_add(s, (int64_t)usize);
+}
+
+void tly__account_free(struct tly__tls *t, void *ptr, size_t usize)
+{
+    enum tly_stage s = tly__stage_of(t);
+    if (usize >= TLY_MEM_LARGE) {
+        size_t recorded;
+        /* A large block missing from the table was allocated before tracking began: never counted. */
+        if (!tly__ptab_take((uintptr_t)ptr, &recorded, &s))
+            return;
+        usize = recorded;
+    }
+    struct tly__tblock *b = tly__block(t);
+    tly__bump(b, &b->frees[s], 1);
+    live_add(s, -(int64_t)usize);
+}
+
+void tly__account_resize(struct tly__tls *t, void *ptr, size_t old_usize, size_t new_usize)
+{
+    enum tly_stage s = tly__stage_of(t);
+    if (old_usize >= TLY_MEM_LARGE) {
+        if (new_usize >= TLY_MEM_LARGE) {
+            if (!tly__ptab_resize((uintptr_t)ptr, new_usize, &s))
+                return; /* allocated before tracking began */
+        } else {
+            size_t recorded;
+            if (!tly__ptab_take((uintptr_t)ptr, &recorded, &s))
+                return;
+        }
+    } else if (new_usize >= TLY_MEM_LARGE) {
+        tly__ptab_put((uintptr_t)ptr, new_usize, s);
+    }
+    int64_t d = (int64_t)new_usize - (int64_t)old_usize;
+    if (d > 0) {
+        struct tly__tblock *b = tly__block(t);
+        tly__bump(b, &b->alloc_bytes[s], (uint64_t)d);
+    }
+    if (d != 0)
+        live_add(s, d);
+}
+
+uint64_t tly__thread_tracked_bytes(void)
+{
+    struct tly__tls *t = &tly__tls;
+    uint64_t sum = 0;
+    if (t->block == NULL || t->block->shared)
+        return 0;
+    for (int s = 0; s < TLY_NSTAGES; s++)
+        sum += atomic_load_explicit(&t->block->alloc_bytes[s], memory_order_relaxed);
+    return sum;
+}
+
+int64_t tly_mem_live_bytes(void)
+{
+    return atomic_load_explicit(&live, memory_order_relaxed);
+}
+
+static void add_block(struct tly_mem_snapshot *out, struct tly__tblock *b)
+{
+    for (int s = 0; s < TLY_NSTAGES; s++) {
+        struct tly_stage_counters *c = &out->stage[s];
+        c->allocs += atomic_load_explicit(&b->allocs[s], memory_order_relaxed);
+        c->frees += atomic_load_explicit(&b->frees[s], memory_order_relaxed);
+        c->alloc_bytes += atomic_load_explicit(&b->alloc_bytes[s], memory_order_relaxed);
+        c->alloc_req_bytes += atomic_load_explicit(&b->alloc_req_bytes[s], memory_order_relaxed);
+        c->copies += atomic_load_explicit(&b->copies[s], memory_order_relaxed);
+        c->copy_bytes += atomic_load_explicit(&b->copy_bytes[s], memory_order_relaxed);
+    }
+}
+
+void tly_mem_snapshot(struct tly_mem_snapshot *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&blocks_mu);
+    for (int i = 0; i < MAX_BLOCKS; i++)
+        if (atomic_load_explicit(&blocks[i].in_use, memory_order_acquire))
+            add_block(out, &blocks[i]);
+    add_block(out, &retired);
+    pthread_mutex_unlock(&blocks_mu);
+
+    tly__spin_lock(&peak_mu);
+    for (int s = 0; s < TLY_NSTAGES; s++) {
+        out->stage[s].live_bytes = atomic_load_explicit(&stage_live[s].live, memory_order_relaxed);
+        out->stage[s].peak_bytes = atomic_load_explicit(&stage_live[s].peak, memory_order_relaxed);
+        out->stage[s].at_peak_bytes = at_peak[s];
+    }
+    out->live_bytes = atomic_load_explicit(&live, memory_order_relaxed);
+    out->peak_bytes = atomic_load_explicit(&peak, memory_order_relaxed);
+    out->peak_time_ns = peak_time_ns;
+    tly__spin_unlock(&peak_mu);
+}
+
+void tly_mem_reset_peaks(void)
+{
+    tly__spin_lock(&peak_mu);
+    for (int s = 0; s < TLY_NSTAGES; s++) {
+        int64_t v = atomic_load_explicit(&stage_live[s].live, memory_order_relaxed);
+        atomic_store_explicit(&stage_live[s].peak, v, memory_order_relaxed);
+    }
+    int64_t l = atomic_load_explicit(&live, memory_order_relaxed);
+    atomic_store_explicit(&peak, l, memory_order_relaxed);
+    tly__live_stages(at_peak);
+    peak_time_ns = tly__now_ns();
+    tly__timeline_reset(peak_time_ns, l, at_peak);
+    tly__spin_unlock(&peak_mu);
+}

@@ -1,0 +1,111 @@
+/*
+ * Internal to src/mem: the tracker's state shared between its files.
+ *
+ * Nothing here may call malloc: this code runs inside jemalloc's hooks. Storage is static or
+ * mmap'd; locks are spinlocks or pthread mutexes, which never allocate.
+ */
+#ifndef TLY__MEM_INTERNAL_H
+#define TLY__MEM_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tally/mem.h"
+
+#define TLY__LIKELY(x) __builtin_expect(!!(x), 1)
+#define TLY__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define TLY__CACHELINE 64
+
+/* A spinlock that needs no initialisation and never allocates (held for a few loads and stores). */
+typedef atomic_flag tly__spin;
+#define TLY__SPIN_INIT ATOMIC_FLAG_INIT
+
+static inline void tly__spin_lock(tly__spin *l)
+{
+    while (atomic_flag_test_and_set_explicit(l, memory_order_acquire)) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+}
+
+static inline void tly__spin_unlock(tly__spin *l)
+{
+    atomic_flag_clear_explicit(l, memory_order_release);
+}
+
+/*
+ * One thread's monotonic counters. Only the owning thread writes them (relaxed load + store: no
+ * lock prefix), any thread may read them; counters of exited threads fold into a shared block that
+ * is updated with atomic adds (`shared`).
+ */
+struct tly__tblock {
+    _Atomic uint64_t allocs[TLY_NSTAGES];
+    _Atomic uint64_t frees[TLY_NSTAGES];
+    _Atomic uint64_t alloc_bytes[TLY_NSTAGES];
+    _Atomic uint64_t alloc_req_bytes[TLY_NSTAGES];
+    _Atomic uint64_t copies[TLY_NSTAGES];
+    _Atomic uint64_t copy_bytes[TLY_NSTAGES];
+    _Atomic int in_use;
+    bool shared;
+} __attribute__((aligned(TLY__CACHELINE)));
+
+enum { TLY__TLS_NEW, TLY__TLS_OWNED, TLY__TLS_EXITED };
+
+/* The per-thread state. initial-exec TLS: reading it never allocates (no __tls_get_addr). */
+struct tly__tls {
+    uint8_t stage1;   /* current stage + 1; 0 means TLY_UNSTAGED */
+    uint8_t in_hook;  /* the hooks are running on this thread: do not re-enter */
+    uint8_t state;    /* TLY__TLS_* */
+    struct tly__tblock *block;
+};
+
+extern __thread struct tly__tls tly__tls __attribute__((tls_model("initial-exec")));
+
+static inline enum tly_stage tly__stage_of(const struct tly__tls *t)
+{
+    return t->stage1 ? (enum tly_stage)(t->stage1 - 1) : TLY_UNSTAGED;
+}
+
+/* counters.c */
+struct tly__tblock *tly__block_slow(struct tly__tls *t);
+
+static inline struct tly__tblock *tly__block(struct tly__tls *t)
+{
+    return TLY__LIKELY(t->block != NULL) ? t->block : tly__block_slow(t);
+}
+
+static inline void tly__bump(struct tly__tblock *b, _Atomic uint64_t *c, uint64_t n)
+{
+    if (TLY__LIKELY(!b->shared))
+        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+void tly__counters_boot(void);
+void tly__account_alloc(struct tly__tls *t, void *ptr, size_t usize, size_t req);
+void tly__account_free(struct tly__tls *t, void *ptr, size_t usize);
+void tly__account_resize(struct tly__tls *t, void *ptr, size_t old_usize, size_t new_usize);
+void tly__live_stages(int64_t out[TLY_NSTAGES]);
+uint64_t tly__now_ns(void);
+uint64_t tly__thread_tracked_bytes(void);
+
+/* ptrtable.c: the stage that allocated each live block of TLY_MEM_LARGE bytes or more */
+void tly__ptab_put(uintptr_t p, size_t usize, enum tly_stage s);
+bool tly__ptab_take(uintptr_t p, size_t *usize, enum tly_stage *s);
+bool tly__ptab_resize(uintptr_t p, size_t new_usize, enum tly_stage *s);
+size_t tly__ptab_count(void);
+
+/* timeline.c */
+extern _Atomic int64_t tly__tl_last;
+extern _Atomic int64_t tly__tl_gran;
+void tly__timeline_sample(int64_t live);
+void tly__timeline_peak(uint64_t t_ns, int64_t live, const int64_t stage_live[TLY_NSTAGES]);
+void tly__timeline_reset(uint64_t t0_ns, int64_t live, const int64_t stage_live[TLY_NSTAGES]);
+
+/* hooks.c */
+void tly__hooks_boot(void);
+
+#endif
