@@ -1,0 +1,93 @@
+/**
+ * tally/codec.h — chunk codecs (none, blosc, zstd) that encode and decode into buffers the caller
+ * owns, with bounds from the codec (as zstd's ZSTD_compressBound + dst/dstCapacity).
+ *
+ * Encoding runs in stage encode, decoding in stage decode: the codec functions set the stage
+ * themselves, so the libraries' own allocations land there. All functions are thread-safe (blosc
+ * through its _ctx calls, zstd with a context per call or per caller).
+ */
+#ifndef TALLY_CODEC_H
+#define TALLY_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum tly_codec_id { TLY_CODEC_NONE, TLY_CODEC_BLOSC, TLY_CODEC_ZSTD };
+
+/** Blosc shuffle modes, as numcodecs numbers them. */
+enum { TLY_NOSHUFFLE = 0, TLY_SHUFFLE = 1, TLY_BITSHUFFLE = 2 };
+
+/** A codec and its settings. Defaults (tly_codec_defaults) follow numcodecs. */
+struct tly_codec {
+    enum tly_codec_id id;
+    struct {
+        char cname[16];   /**< "lz4" (default), "lz4hc", "blosclz", "zstd", "zlib", "snappy" */
+        int clevel;       /**< 0..9, default 5 */
+        int shuffle;      /**< TLY_NOSHUFFLE, TLY_SHUFFLE (default), TLY_BITSHUFFLE */
+        size_t blocksize; /**< 0 = automatic (default) */
+        int typesize;     /**< element size, for shuffle (set from the dtype) */
+    } blosc;
+    struct {
+        int level;    /**< -131072..22, default 3 */
+        int checksum; /**< write a content checksum (v3 option), default 0 */
+    } zstd;
+};
+
+/** Reset @p c to codec @p id with its defaults (typesize 1). */
+void tly_codec_defaults(struct tly_codec *c, enum tly_codec_id id);
+
+/** "none", "blosc" or "zstd". */
+const char *tly_codec_name(enum tly_codec_id id);
+
+/**
+ * Parse a command-line codec spec: "none", "blosc", "blosc:cname=lz4,clevel=5,shuffle=1,blocksize=0",
+ * "zstd", "zstd:level=3". Returns 0 or TLY_EUSAGE naming the bad key or value.
+ */
+int tly_codec_parse(const char *spec, struct tly_codec *out);
+
+/** Most bytes tly_codec_encode() can produce from @p n input bytes. */
+size_t tly_codec_bound(const struct tly_codec *c, size_t n);
+
+/**
+ * Encode @p n bytes at @p src into @p dst (capacity @p cap >= tly_codec_bound(c, n)); the encoded
+ * size goes to @p out_n. Returns 0, or TLY_ECODEC with the library's message. For zstd the frame
+ * carries its content size (numcodecs 0.11 needs it). TLY_CODEC_NONE copies through the ledger.
+ */
+int tly_codec_encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n);
+
+/**
+ * Decode @p n encoded bytes at @p src into @p dst, which must receive exactly @p dst_n bytes.
+ * Returns 0, or TLY_ECODEC when the input is corrupt or decodes to another size (the message says
+ * which: "zstd: frame content size 100 != expected 400", "blosc: header corrupt", ...).
+ */
+int tly_codec_decode(const struct tly_codec *c, void *dst, size_t dst_n, const void *src, size_t n);
+
+/**
+ * The decoded size recorded in an encoded chunk's header, when the format has one (zstd frame
+ * content size, blosc nbytes). Returns 0 and sets @p out, TLY_ECODEC when the header is corrupt,
+ * TLY_EUNSUPPORTED when the format records none.
+ */
+int tly_codec_decoded_size(const struct tly_codec *c, const void *src, size_t n, uint64_t *out);
+
+/** Where streaming encode sends each block of output as it is produced; returns 0 or an error. */
+typedef int (*tly_sink_fn)(void *arg, const void *data, size_t n);
+
+/**
+ * zstd only: compress the concatenation of @p niov pieces (read in place: no gather) whose total is
+ * @p total bytes, passing output to @p sink in blocks of at most @p out_cap bytes from @p out (a
+ * buffer the caller owns, ideally ZSTD_CStreamOutSize()). The frame records @p total as its content
+ * size. Returns 0, TLY_ECODEC, or the sink's error.
+ */
+int tly_zstd_encode_stream(const struct tly_codec *c, const struct iovec *iov, int niov, uint64_t total, void *out,
+                           size_t out_cap, tly_sink_fn sink, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

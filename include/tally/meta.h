@@ -1,0 +1,73 @@
+/**
+ * tally/meta.h — Zarr v2 (.zarray) and v3 (zarr.json) array metadata: parse, emit, chunk keys.
+ *
+ * What tally reads and writes: fixed-size numeric dtypes, C order, regular chunk grids, codecs
+ * none/blosc/zstd (v2: "compressor"; v3: "bytes" + optional "blosc"/"zstd"), fill values (numbers,
+ * NaN/Infinity/-Infinity, null, v3 hex strings), v2 dimension_separator "." and "/", v3 chunk key
+ * encodings "default" and "v2". Anything else — filters, sharding, F order, object/string/structured
+ * dtypes, unknown codecs, variable chunk grids — is refused with TLY_EUNSUPPORTED and a message
+ * naming the feature. Malformed JSON or missing fields: TLY_EFORMAT naming the field.
+ */
+#ifndef TALLY_META_H
+#define TALLY_META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tally/array.h"
+#include "tally/codec.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** An array's metadata, in either format. */
+struct tly_meta {
+    int zarr_format;                /**< 2 or 3 */
+    struct tly_dtype dtype;         /**< v3: endian from the bytes codec ('<' when absent, size 1: '|') */
+    int rank;
+    uint64_t shape[TLY_MAX_RANK];
+    uint64_t chunks[TLY_MAX_RANK];
+    struct tly_codec codec;         /**< blosc.typesize is set from the dtype */
+    bool has_fill;                  /**< false: fill_value null (reads of missing chunks give zeros) */
+    uint8_t fill[8];                /**< the fill value as one element in dtype's byte order */
+    char separator;                 /**< '.' or '/': v2 dimension_separator, v3 chunk key separator */
+    bool v3_default_keys;           /**< v3 "default" key encoding ("c/0/0"); false: "v2" ("0.0") */
+    char *attributes_json;          /**< v3: the "attributes" object as JSON text (owned), or NULL */
+};
+
+/** Release what @p m owns (attributes_json). */
+void tly_meta_free(struct tly_meta *m);
+
+/**
+ * Parse @p n bytes of v2 .zarray JSON. Returns 0, TLY_EFORMAT or TLY_EUNSUPPORTED (message names
+ * the field or feature).
+ */
+int tly_meta_parse_v2(const char *json, size_t n, struct tly_meta *out);
+
+/** Parse @p n bytes of v3 zarr.json (node_type "array"). As tly_meta_parse_v2. */
+int tly_meta_parse_v3(const char *json, size_t n, struct tly_meta *out);
+
+/**
+ * Emit @p m as .zarray (v2) or zarr.json (v3) text, pretty-printed, newline-terminated; a
+ * malloc'd string the caller frees, or NULL on allocation failure.
+ */
+char *tly_meta_emit(const struct tly_meta *m);
+
+/** The metadata document's key: ".zarray" or "zarr.json". */
+const char *tly_meta_key(int zarr_format);
+
+/**
+ * The store key of chunk @p idx (grid coordinates), relative to the array: v2 "0.1" or "0/1";
+ * v3 default "c/0/1" (or "c.0.1" with separator '.'), v3 "v2" encoding "0.1" / "0/1"; a rank-0
+ * array's only chunk is "0" (v2) or "c" (v3). Writes into @p buf of @p cap bytes; returns the length,
+ * or -1 when it does not fit.
+ */
+int tly_meta_chunk_key(const struct tly_meta *m, const uint64_t *idx, char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
