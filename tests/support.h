@@ -50,7 +50,7 @@ static inline void tly_leak_check_end(struct tly_leak_check *lc)
  * assertion in a suite's .fini, so the check runs inside the test).
  */
 #define TLY_TEST(suite, name, ...)                                                                                     \
-    static void suite##_##name##_body(void);                                                                          \
+    static void suite##_##name##_body(void);                                                                           \
     Test(suite, name, ##__VA_ARGS__)                                                                                   \
     {                                                                                                                  \
         struct tly_leak_check lc;                                                                                      \

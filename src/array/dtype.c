@@ -13,9 +13,9 @@ struct v3name {
 };
 
 static const struct v3name v3names[] = {
-    {"bool", 'b', 1},    {"int8", 'i', 1},    {"int16", 'i', 2},   {"int32", 'i', 4},
-    {"int64", 'i', 8},   {"uint8", 'u', 1},   {"uint16", 'u', 2},  {"uint32", 'u', 4},
-    {"uint64", 'u', 8},  {"float32", 'f', 4}, {"float64", 'f', 8},
+    {"bool", 'b', 1},   {"int8", 'i', 1},    {"int16", 'i', 2},   {"int32", 'i', 4},
+    {"int64", 'i', 8},  {"uint8", 'u', 1},   {"uint16", 'u', 2},  {"uint32", 'u', 4},
+    {"uint64", 'u', 8}, {"float32", 'f', 4}, {"float64", 'f', 8},
 };
 
 static bool valid(char kind, unsigned size)
@@ -58,7 +58,7 @@ static const char *kind_name(char kind)
 
 int tly_dtype_from_numpy(const char *s, struct tly_dtype *out)
 {
-    if (s == NULL || strlen(s) < 3)
+    if (s == NULL || strlen(s) < 2)
         return tly__fail(TLY_EFORMAT, "dtype '%s' is not a numpy type string", s ? s : "(null)");
     char endian = s[0], kind = s[1];
     if (endian == '=')
@@ -67,10 +67,9 @@ int tly_dtype_from_numpy(const char *s, struct tly_dtype *out)
         return tly__fail(TLY_EFORMAT, "dtype '%s': unknown byte order '%c'", s, s[0]);
     char *end;
     unsigned long size = strtoul(s + 2, &end, 10);
-    if (*end != '\0' || end == s + 2)
-        return tly__fail(TLY_EUNSUPPORTED, "dtype '%s' is not supported (only fixed-size numeric types)", s);
-    if (!valid(kind, (unsigned)size))
-        return tly__fail(TLY_EUNSUPPORTED, "dtype '%s' is not supported: %s", s, kind_name(kind));
+    if (*end != '\0' || end == s + 2 || !valid(kind, (unsigned)size))
+        return tly__fail(TLY_EUNSUPPORTED, "dtype '%s' is not supported: %s (only bool, int, uint, float32/64)", s,
+                         kind_name(kind));
     if (size == 1)
         endian = '|';
     else if (endian == '|')
@@ -92,8 +91,9 @@ int tly_dtype_from_v3(const char *name, struct tly_dtype *out)
             *out = (struct tly_dtype){v3names[i].kind, v3names[i].size, v3names[i].size == 1 ? '|' : '<'};
             return 0;
         }
-    return tly__fail(TLY_EUNSUPPORTED, "data_type '%s' is not supported (only bool, int8..int64, uint8..uint64, "
-                                       "float32, float64)",
+    return tly__fail(TLY_EUNSUPPORTED,
+                     "data_type '%s' is not supported (only bool, int8..int64, uint8..uint64, "
+                     "float32, float64)",
                      name);
 }
 
