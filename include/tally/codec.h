@@ -46,17 +46,20 @@ const char *tly_codec_name(enum tly_codec_id id);
 
 /**
  * Parse a command-line codec spec: "none", "blosc", "blosc:cname=lz4,clevel=5,shuffle=1,blocksize=0",
- * "zstd", "zstd:level=3". Returns 0 or TLY_EUSAGE naming the bad key or value.
+ * "zstd", "zstd:level=3,checksum=0". Unnamed settings keep their defaults; shuffle also takes the Zarr v3
+ * names (noshuffle, shuffle, bitshuffle); typesize is not a key (it comes from the dtype). Returns 0, or
+ * TLY_EUSAGE naming the bad key or value (and @p out is left as it was).
  */
 int tly_codec_parse(const char *spec, struct tly_codec *out);
 
-/** Most bytes tly_codec_encode() can produce from @p n input bytes. */
+/** Most bytes tly_codec_encode() can produce from @p n input bytes; SIZE_MAX when the codec cannot take @p n. */
 size_t tly_codec_bound(const struct tly_codec *c, size_t n);
 
 /**
  * Encode @p n bytes at @p src into @p dst (capacity @p cap >= tly_codec_bound(c, n)); the encoded
- * size goes to @p out_n. Returns 0, or TLY_ECODEC with the library's message. For zstd the frame
- * carries its content size (numcodecs 0.11 needs it). TLY_CODEC_NONE copies through the ledger.
+ * size goes to @p out_n. Returns 0, TLY_EUSAGE for invalid settings (the message names them), or
+ * TLY_ECODEC with the library's message (also when the output does not fit in @p cap). For zstd the
+ * frame carries its content size (numcodecs 0.11 needs it). TLY_CODEC_NONE copies through the ledger.
  */
 int tly_codec_encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n);
 
@@ -70,7 +73,7 @@ int tly_codec_decode(const struct tly_codec *c, void *dst, size_t dst_n, const v
 /**
  * The decoded size recorded in an encoded chunk's header, when the format has one (zstd frame
  * content size, blosc nbytes). Returns 0 and sets @p out, TLY_ECODEC when the header is corrupt,
- * TLY_EUNSUPPORTED when the format records none.
+ * TLY_EUNSUPPORTED when the chunk records none (codec none; a zstd frame written without it).
  */
 int tly_codec_decoded_size(const struct tly_codec *c, const void *src, size_t n, uint64_t *out);
 
@@ -80,8 +83,11 @@ typedef int (*tly_sink_fn)(void *arg, const void *data, size_t n);
 /**
  * zstd only: compress the concatenation of @p niov pieces (read in place: no gather) whose total is
  * @p total bytes, passing output to @p sink in blocks of at most @p out_cap bytes from @p out (a
- * buffer the caller owns, ideally ZSTD_CStreamOutSize()). The frame records @p total as its content
- * size. Returns 0, TLY_ECODEC, or the sink's error.
+ * buffer the caller owns, ideally ZSTD_CStreamOutSize()): a full buffer each time it fills, and what
+ * is left at the end. The frame records @p total as its content size. Compression runs in stage
+ * encode; @p sink runs in the caller's stage (it does the caller's work, e.g. a put). Returns 0,
+ * TLY_EUSAGE when the pieces do not add up to @p total (checked before any output), TLY_ECODEC, or
+ * the sink's (negative) error.
  */
 int tly_zstd_encode_stream(const struct tly_codec *c, const struct iovec *iov, int niov, uint64_t total, void *out,
                            size_t out_cap, tly_sink_fn sink, void *arg);

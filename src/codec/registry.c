@@ -1,0 +1,200 @@
+/*
+ * The codec registry: names, defaults, the command-line spec, and dispatch to none.c, blosc.c and
+ * zstd.c. Dispatch is where the stage is set, so every codec's work (and its library's allocations)
+ * lands in encode or decode.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/internal.h"
+#include "common/err.h"
+#include "tally/mem.h"
+
+static const char *const names[] = {
+    [TLY_CODEC_NONE] = "none",
+    [TLY_CODEC_BLOSC] = "blosc",
+    [TLY_CODEC_ZSTD] = "zstd",
+};
+
+#define NCODECS ((int)(sizeof names / sizeof names[0]))
+
+static int bad_id(const struct tly_codec *c)
+{
+    return tly__fail(TLY_EUSAGE, "codec: unknown codec id %d", (int)c->id);
+}
+
+void tly_codec_defaults(struct tly_codec *c, enum tly_codec_id id)
+{
+    /* Both libraries' settings are filled whatever the id, so switching id later is safe. */
+    *c = (struct tly_codec){
+        .id = id,
+        .blosc = {.cname = "lz4", .clevel = 5, .shuffle = TLY_SHUFFLE, .blocksize = 0, .typesize = 1},
+        .zstd = {.level = 3, .checksum = 0},
+    };
+}
+
+const char *tly_codec_name(enum tly_codec_id id)
+{
+    return (int)id >= 0 && (int)id < NCODECS ? names[id] : "?";
+}
+
+int tly__codec_int(const char *codec, const char *key, const char *val, long long lo, long long hi, long long *out)
+{
+    /* strtoll alone would take "", " 5" and "5x". */
+    const char *digits = (val[0] == '-' || val[0] == '+') ? val + 1 : val;
+    if (!isdigit((unsigned char)digits[0]))
+        return tly__fail(TLY_EUSAGE, "%s: %s '%s' is not an integer", codec, key, val);
+    char *end;
+    errno = 0;
+    long long v = strtoll(val, &end, 10);
+    if (*end != '\0')
+        return tly__fail(TLY_EUSAGE, "%s: %s '%s' is not an integer", codec, key, val);
+    if (errno == ERANGE || v < lo || v > hi)
+        return tly__fail(TLY_EUSAGE, "%s: %s '%s' is not %lld..%lld", codec, key, val, lo, hi);
+    *out = v;
+    return 0;
+}
+
+static int set_option(struct tly_codec *c, const char *key, const char *val)
+{
+    switch (c->id) {
+    case TLY_CODEC_BLOSC:
+        return tly__blosc_set(c, key, val);
+    case TLY_CODEC_ZSTD:
+        return tly__zstd_set(c, key, val);
+    default:
+        return tly__fail(TLY_EUSAGE, "%s: takes no options (got '%s')", tly_codec_name(c->id), key);
+    }
+}
+
+/* "k=v,k=v" into @p c. */
+static int parse_options(struct tly_codec *c, const char *opts)
+{
+    char buf[256];
+    if ((size_t)snprintf(buf, sizeof buf, "%s", opts) >= sizeof buf)
+        return tly__fail(TLY_EUSAGE, "%s: options '%s' are too long", tly_codec_name(c->id), opts);
+    char *item = buf;
+    for (;;) {
+        char *next = strchr(item, ',');
+        if (next)
+            *next = '\0';
+        char *eq = strchr(item, '=');
+        if (eq == NULL || eq == item || eq[1] == '\0')
+            return tly__fail(TLY_EUSAGE, "%s: option '%s' is not key=value", tly_codec_name(c->id), item);
+        *eq = '\0';
+        int rc = set_option(c, item, eq + 1);
+        if (rc)
+            return rc;
+        if (next == NULL)
+            return 0;
+        item = next + 1;
+    }
+}
+
+int tly_codec_parse(const char *spec, struct tly_codec *out)
+{
+    if (spec == NULL)
+        return tly__fail(TLY_EUSAGE, "codec: no codec spec given");
+    const char *colon = strchr(spec, ':');
+    size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
+    for (int id = 0; id < NCODECS; id++) {
+        if (strlen(names[id]) != len || strncmp(spec, names[id], len) != 0)
+            continue;
+        struct tly_codec c;
+        tly_codec_defaults(&c, (enum tly_codec_id)id);
+        int rc = colon ? parse_options(&c, colon + 1) : 0;
+        if (rc == 0)
+            *out = c; /* @p out is left as it was on an error */
+        return rc;
+    }
+    return tly__fail(TLY_EUSAGE, "codec '%.*s' is unknown (none, blosc, zstd)", (int)len, spec);
+}
+
+size_t tly_codec_bound(const struct tly_codec *c, size_t n)
+{
+    if (c == NULL)
+        return SIZE_MAX;
+    switch (c->id) {
+    case TLY_CODEC_NONE:
+        return tly__none_bound(n);
+    case TLY_CODEC_BLOSC:
+        return tly__blosc_bound(n);
+    case TLY_CODEC_ZSTD:
+        return tly__zstd_bound(n);
+    default:
+        return SIZE_MAX;
+    }
+}
+
+static int encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
+{
+    switch (c->id) {
+    case TLY_CODEC_NONE:
+        return tly__none_encode(dst, cap, src, n, out_n);
+    case TLY_CODEC_BLOSC:
+        return tly__blosc_encode(c, dst, cap, src, n, out_n);
+    case TLY_CODEC_ZSTD:
+        return tly__zstd_encode(c, dst, cap, src, n, out_n);
+    default:
+        return bad_id(c);
+    }
+}
+
+int tly_codec_encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
+{
+    if (c == NULL || out_n == NULL || (n > 0 && src == NULL) || (cap > 0 && dst == NULL))
+        return tly__fail(TLY_EUSAGE, "codec: encode: missing codec, buffer or size pointer");
+    *out_n = 0;
+    int rc = TLY_EINTERNAL; /* set by the stage's body, which always runs once */
+    TLY_STAGE(TLY_ENCODE)
+    {
+        rc = encode(c, dst, cap, src, n, out_n);
+    }
+    return rc;
+}
+
+static int decode(const struct tly_codec *c, void *dst, size_t dst_n, const void *src, size_t n)
+{
+    switch (c->id) {
+    case TLY_CODEC_NONE:
+        return tly__none_decode(dst, dst_n, src, n);
+    case TLY_CODEC_BLOSC:
+        return tly__blosc_decode(dst, dst_n, src, n);
+    case TLY_CODEC_ZSTD:
+        return tly__zstd_decode(dst, dst_n, src, n);
+    default:
+        return bad_id(c);
+    }
+}
+
+int tly_codec_decode(const struct tly_codec *c, void *dst, size_t dst_n, const void *src, size_t n)
+{
+    if (c == NULL || (n > 0 && src == NULL) || (dst_n > 0 && dst == NULL))
+        return tly__fail(TLY_EUSAGE, "codec: decode: missing codec or buffer");
+    int rc = TLY_EINTERNAL; /* set by the stage's body, which always runs once */
+    TLY_STAGE(TLY_DECODE)
+    {
+        rc = decode(c, dst, dst_n, src, n);
+    }
+    return rc;
+}
+
+int tly_codec_decoded_size(const struct tly_codec *c, const void *src, size_t n, uint64_t *out)
+{
+    if (c == NULL || out == NULL || (n > 0 && src == NULL))
+        return tly__fail(TLY_EUSAGE, "codec: decoded size: missing codec, buffer or result pointer");
+    switch (c->id) {
+    case TLY_CODEC_NONE:
+        return tly__fail(TLY_EUNSUPPORTED, "none: an unencoded chunk records no decoded size");
+    case TLY_CODEC_BLOSC:
+        return tly__blosc_decoded_size(src, n, out);
+    case TLY_CODEC_ZSTD:
+        return tly__zstd_decoded_size(src, n, out);
+    default:
+        return bad_id(c);
+    }
+}

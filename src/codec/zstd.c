@@ -1,0 +1,219 @@
+/*
+ * zstd: one frame per chunk that always records its content size (numcodecs 0.11 cannot read a
+ * frame without it), compressed in one call or streamed from the chunk's runs in place. A context
+ * per call: it is small next to a chunk, and a cached one would sit in the encode stage's live
+ * bytes between chunks.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <zstd.h>
+
+#include "codec/internal.h"
+#include "common/err.h"
+#include "tally/mem.h"
+
+size_t tly__zstd_bound(size_t n)
+{
+    size_t b = ZSTD_compressBound(n);
+    return ZSTD_isError(b) ? SIZE_MAX : b;
+}
+
+int tly__zstd_check(const struct tly_codec *c)
+{
+    if (c->zstd.level < ZSTD_minCLevel() || c->zstd.level > ZSTD_maxCLevel())
+        return tly__fail(TLY_EUSAGE, "zstd: level %d is not %d..%d", c->zstd.level, ZSTD_minCLevel(), ZSTD_maxCLevel());
+    if (c->zstd.checksum != 0 && c->zstd.checksum != 1)
+        return tly__fail(TLY_EUSAGE, "zstd: checksum %d is not 0 or 1", c->zstd.checksum);
+    return 0;
+}
+
+int tly__zstd_set(struct tly_codec *c, const char *key, const char *val)
+{
+    long long v;
+    int rc;
+    if (strcmp(key, "level") == 0) {
+        if ((rc = tly__codec_int("zstd", key, val, ZSTD_minCLevel(), ZSTD_maxCLevel(), &v)) == 0)
+            c->zstd.level = (int)v;
+        return rc;
+    }
+    if (strcmp(key, "checksum") == 0) {
+        if ((rc = tly__codec_int("zstd", key, val, 0, 1, &v)) == 0)
+            c->zstd.checksum = (int)v;
+        return rc;
+    }
+    return tly__fail(TLY_EUSAGE, "zstd: unknown option '%s' (level, checksum)", key);
+}
+
+static int zerr(const char *what, size_t r)
+{
+    return tly__fail(TLY_ECODEC, "zstd: %s: %s", what, ZSTD_getErrorName(r));
+}
+
+/* A compression context with @p c's settings. */
+static int cctx_new(const struct tly_codec *c, ZSTD_CCtx **out)
+{
+    int rc = tly__zstd_check(c);
+    if (rc)
+        return rc;
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+    if (cctx == NULL)
+        return tly__fail(-ENOMEM, "zstd: cannot allocate a compression context");
+    size_t r;
+    /* The content size flag is zstd's default; set anyway, since numcodecs depends on it. */
+    if (ZSTD_isError(r = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, c->zstd.level)) ||
+        ZSTD_isError(r = ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, c->zstd.checksum)) ||
+        ZSTD_isError(r = ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1))) {
+        ZSTD_freeCCtx(cctx);
+        return zerr("setting parameters", r);
+    }
+    *out = cctx;
+    return 0;
+}
+
+int tly__zstd_encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
+{
+    ZSTD_CCtx *cctx;
+    int rc = cctx_new(c, &cctx);
+    if (rc)
+        return rc;
+    size_t r = ZSTD_compress2(cctx, dst, cap, src, n);
+    ZSTD_freeCCtx(cctx);
+    if (ZSTD_isError(r))
+        return zerr("compression failed", r);
+    *out_n = r;
+    return 0;
+}
+
+/* The frame's content size, or the error for a frame that is no frame or does not record it. */
+static int content_size(const void *src, size_t n, uint64_t *out)
+{
+    unsigned long long s = ZSTD_getFrameContentSize(src, n);
+    if (s == ZSTD_CONTENTSIZE_ERROR)
+        return tly__fail(TLY_ECODEC, "zstd: frame header corrupt or truncated (%zu bytes)", n);
+    if (s == ZSTD_CONTENTSIZE_UNKNOWN)
+        return tly__fail(TLY_EUNSUPPORTED, "zstd: frame does not record its content size");
+    *out = s;
+    return 0;
+}
+
+int tly__zstd_decode(void *dst, size_t dst_n, const void *src, size_t n)
+{
+    uint64_t size = 0;
+    int rc = content_size(src, n, &size);
+    if (rc)
+        return rc == TLY_EUNSUPPORTED ? TLY_ECODEC : rc; /* a chunk tally cannot check is refused */
+    if (size != dst_n)
+        return tly__fail(TLY_ECODEC, "zstd: frame content size %llu != expected %zu", (unsigned long long)size, dst_n);
+    ZSTD_DCtx *dctx = ZSTD_createDCtx();
+    if (dctx == NULL)
+        return tly__fail(-ENOMEM, "zstd: cannot allocate a decompression context");
+    size_t r = ZSTD_decompressDCtx(dctx, dst, dst_n, src, n);
+    ZSTD_freeDCtx(dctx);
+    if (ZSTD_isError(r))
+        return zerr("decompression failed", r);
+    if (r != dst_n)
+        return tly__fail(TLY_ECODEC, "zstd: frame decoded to %zu bytes, expected %zu", r, dst_n);
+    return 0;
+}
+
+int tly__zstd_decoded_size(const void *src, size_t n, uint64_t *out)
+{
+    return content_size(src, n, out);
+}
+
+/* Streaming: the caller's output buffer, and where it goes when it fills. */
+struct stream_out {
+    ZSTD_outBuffer z;
+    tly_sink_fn sink;
+    void *arg;
+    enum tly_stage caller; /* the sink does the caller's work (a put), so it runs in the caller's stage */
+};
+
+static int drain(struct stream_out *o)
+{
+    if (o->z.pos == 0)
+        return 0;
+    int rc = 0;
+    TLY_STAGE(o->caller)
+    {
+        rc = o->sink(o->arg, o->z.dst, o->z.pos);
+    }
+    o->z.pos = 0;
+    if (rc > 0)
+        return tly__fail(TLY_EUSAGE, "zstd: stream sink returned %d, not 0 or a negative code", rc);
+    return rc;
+}
+
+/* Feed @p in (all of it; with ZSTD_e_end, also flush the frame's end), draining @p o when it fills. */
+static int pump(ZSTD_CCtx *cctx, struct stream_out *o, ZSTD_inBuffer *in, ZSTD_EndDirective mode)
+{
+    for (;;) {
+        size_t left = ZSTD_compressStream2(cctx, &o->z, in, mode);
+        if (ZSTD_isError(left))
+            return zerr("stream compression failed", left);
+        int done = mode == ZSTD_e_end ? left == 0 : in->pos == in->size;
+        if (o->z.pos == o->z.size || (done && mode == ZSTD_e_end)) {
+            int rc = drain(o);
+            if (rc)
+                return rc;
+        }
+        if (done)
+            return 0;
+    }
+}
+
+static int stream(ZSTD_CCtx *cctx, struct stream_out *o, const struct iovec *iov, int niov, uint64_t total)
+{
+    size_t r = ZSTD_CCtx_setPledgedSrcSize(cctx, total);
+    if (ZSTD_isError(r))
+        return zerr("pledging the content size", r);
+    for (int i = 0; i < niov; i++) {
+        ZSTD_inBuffer in = {iov[i].iov_base, iov[i].iov_len, 0};
+        int rc = pump(cctx, o, &in, ZSTD_e_continue);
+        if (rc)
+            return rc;
+    }
+    ZSTD_inBuffer end = {NULL, 0, 0};
+    return pump(cctx, o, &end, ZSTD_e_end);
+}
+
+static int stream_args(const struct tly_codec *c, const struct iovec *iov, int niov, uint64_t total, const void *out,
+                       size_t out_cap, tly_sink_fn sink)
+{
+    if (c == NULL || c->id != TLY_CODEC_ZSTD)
+        return tly__fail(TLY_EUSAGE, "zstd: stream encoding needs a zstd codec");
+    if (niov < 0 || (niov > 0 && iov == NULL) || out == NULL || out_cap == 0 || sink == NULL)
+        return tly__fail(TLY_EUSAGE, "zstd: stream encoding needs pieces, an output buffer and a sink");
+    uint64_t sum = 0;
+    for (int i = 0; i < niov; i++) {
+        if (iov[i].iov_len > UINT64_MAX - sum)
+            return tly__fail(TLY_EUSAGE, "zstd: stream pieces overflow a 64-bit size");
+        sum += iov[i].iov_len;
+    }
+    /* Checked before any output, so a sink never sees part of a frame that would then fail. */
+    if (sum != total)
+        return tly__fail(TLY_EUSAGE, "zstd: stream pieces hold %llu bytes, not the %llu given as total",
+                         (unsigned long long)sum, (unsigned long long)total);
+    return 0;
+}
+
+int tly_zstd_encode_stream(const struct tly_codec *c, const struct iovec *iov, int niov, uint64_t total, void *out,
+                           size_t out_cap, tly_sink_fn sink, void *arg)
+{
+    int rc = stream_args(c, iov, niov, total, out, out_cap, sink);
+    if (rc)
+        return rc;
+    struct stream_out o = {{out, out_cap, 0}, sink, arg, tly_stage_current()};
+    TLY_STAGE(TLY_ENCODE)
+    {
+        ZSTD_CCtx *cctx;
+        rc = cctx_new(c, &cctx);
+        if (rc == 0) {
+            rc = stream(cctx, &o, iov, niov, total);
+            ZSTD_freeCCtx(cctx);
+        }
+    }
+    return rc;
+}
