@@ -24,20 +24,20 @@ extern "C" {
 
 /** An array's metadata, in either format. */
 struct tly_meta {
-    int zarr_format;                /**< 2 or 3 */
-    struct tly_dtype dtype;         /**< v3: endian from the bytes codec ('<' when absent, size 1: '|') */
+    int zarr_format;        /**< 2 or 3 */
+    struct tly_dtype dtype; /**< v3: endian from the bytes codec ('<' when absent, size 1: '|') */
     int rank;
     uint64_t shape[TLY_MAX_RANK];
     uint64_t chunks[TLY_MAX_RANK];
-    struct tly_codec codec;         /**< blosc.typesize is set from the dtype */
-    bool has_fill;                  /**< false: fill_value null (reads of missing chunks give zeros) */
-    uint8_t fill[8];                /**< the fill value as one element in dtype's byte order */
-    char separator;                 /**< '.' or '/': v2 dimension_separator, v3 chunk key separator */
-    bool v3_default_keys;           /**< v3 "default" key encoding ("c/0/0"); false: "v2" ("0.0") */
-    char *attributes_json;          /**< v3: the "attributes" object as JSON text (owned), or NULL */
+    struct tly_codec codec; /**< blosc.typesize is set from the dtype */
+    bool has_fill;          /**< false: fill_value null (reads of missing chunks give zeros) */
+    uint8_t fill[8];        /**< the fill value as one element in dtype's byte order */
+    char separator;         /**< '.' or '/': v2 dimension_separator, v3 chunk key separator */
+    bool v3_default_keys;   /**< v3 "default" key encoding ("c/0/0"); false: "v2" ("0.0") */
+    char *attributes_json;  /**< v3: the "attributes" object as JSON text (owned), or NULL */
 };
 
-/** Release what @p m owns (attributes_json). */
+/** Release what @p m owns (attributes_json); the parsers leave nothing to free when they fail. */
 void tly_meta_free(struct tly_meta *m);
 
 /**
@@ -51,11 +51,14 @@ int tly_meta_parse_v3(const char *json, size_t n, struct tly_meta *out);
 
 /**
  * Emit @p m as .zarray (v2) or zarr.json (v3) text, pretty-printed, newline-terminated; a
- * malloc'd string the caller frees, or NULL on allocation failure.
+ * malloc'd string the caller frees (it is allocated in the caller's stage, so freeing it there
+ * balances the books), or NULL on allocation failure or when @p m cannot be written (bad rank,
+ * dtype or separator; attributes_json not a JSON object): tly_errmsg() says which. v3 has no null
+ * fill value: without one (has_fill false) the dtype's zero is written, which reads the same.
  */
 char *tly_meta_emit(const struct tly_meta *m);
 
-/** The metadata document's key: ".zarray" or "zarr.json". */
+/** The metadata document's key: ".zarray" (2) or "zarr.json" (3); NULL for another format. */
 const char *tly_meta_key(int zarr_format);
 
 /**

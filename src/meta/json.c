@@ -1,0 +1,322 @@
+/* The JSON side of metadata, shared by v2 and v3: loading, field checks, and emitting text. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meta/internal.h"
+
+/* How the fill-value stand-in reads once jansson has dumped it. */
+#define PLACEHOLDER "\x01tally:fill_value\x01"
+#define PLACEHOLDER_DUMPED "\"\\u0001tally:fill_value\\u0001\""
+
+static const char *const blosc_cnames[] = {"lz4", "lz4hc", "blosclz", "zstd", "zlib", "snappy"};
+
+/*
+ * The length of a bare fill-value token at @p s that jansson refuses but Python's json writes:
+ * NaN, Infinity, -Infinity, or an integer above INT64_MAX (a uint64 fill value); 0 for anything else.
+ */
+static size_t quotable(const char *s, size_t n)
+{
+    static const char *const words[] = {"NaN", "Infinity", "-Infinity"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        size_t k = strlen(words[i]);
+        if (n >= k && memcmp(s, words[i], k) == 0 && (n == k || !isalnum((unsigned char)s[k])))
+            return k;
+    }
+    size_t k = 0;
+    while (k < n && isdigit((unsigned char)s[k]))
+        k++;
+    if (k == 0 || (k < n && strchr(".eE", s[k]) != NULL))
+        return 0;
+    return k > 19 || (k == 19 && memcmp(s, "9223372036854775807", 19) > 0) ? k : 0;
+}
+
+/* Index just past the string literal that opens at @p i (or @p n when it does not close). */
+static size_t string_end(const char *s, size_t n, size_t i)
+{
+    for (i++; i < n; i++) {
+        if (s[i] == '\\')
+            i++;
+        else if (s[i] == '"')
+            return i + 1;
+    }
+    return n;
+}
+
+static bool colon_follows(const char *s, size_t n, size_t i)
+{
+    while (i < n && isspace((unsigned char)s[i]))
+        i++;
+    return i < n && s[i] == ':';
+}
+
+/*
+ * Copy @p s into @p out (n + 3 bytes), quoting a bare token (quotable()) that is the value of the
+ * top-level "fill_value", so that the fill-value parser sees it as a string. Returns the length, or
+ * 0 when there was nothing to quote.
+ */
+static size_t requote(const char *s, size_t n, char *out)
+{
+    size_t o = 0, quoted = 0;
+    int depth = 0;
+    bool at_fill = false; /* just after the top-level key "fill_value" */
+    for (size_t i = 0; i < n;) {
+        if (s[i] == '"') {
+            size_t j = string_end(s, n, i);
+            at_fill = depth == 1 && j - i == 12 && memcmp(s + i, "\"fill_value\"", 12) == 0 && colon_follows(s, n, j);
+            memcpy(out + o, s + i, j - i); /* JSON text, not payload */
+            o += j - i;
+            i = j;
+            continue;
+        }
+        if (s[i] == ':' || isspace((unsigned char)s[i])) {
+            out[o++] = s[i++];
+            continue;
+        }
+        size_t k = at_fill ? quotable(s + i, n - i) : 0;
+        at_fill = false;
+        if (k > 0) {
+            out[o++] = '"';
+            memcpy(out + o, s + i, k); /* JSON text, not payload */
+            o += k;
+            out[o++] = '"';
+            i += k;
+            quoted++;
+            continue;
+        }
+        depth += (s[i] == '{' || s[i] == '[') - (s[i] == '}' || s[i] == ']');
+        out[o++] = s[i++];
+    }
+    return quoted > 0 ? o : 0;
+}
+
+/* A second try for text jansson refused: with bare NaN/Infinity or a big integer fill value quoted. */
+static json_t *load_requoted(const char *text, size_t n)
+{
+    char *copy = malloc(n + 3);
+    if (copy == NULL)
+        return NULL;
+    size_t len = requote(text, n, copy);
+    json_t *root = len > 0 ? json_loadb(copy, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    free(copy);
+    return root;
+}
+
+static int load(const char *doc, const char *text, size_t n, json_t **out)
+{
+    json_error_t err;
+    json_t *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &err);
+    /* jansson leaves the error text empty where an allocation failed (it sets one for every syntax error). */
+    if (root == NULL && (json_error_code(&err) == json_error_out_of_memory || err.text[0] == '\0'))
+        return tly__fail(-ENOMEM, "%s: out of memory parsing JSON", doc);
+    if (root == NULL && text != NULL)
+        root = load_requoted(text, n);
+    if (root == NULL)
+        return tly__fail(TLY_EFORMAT, "%s: malformed JSON at line %d, column %d: %s", doc, err.line, err.column,
+                         err.text);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return tly__fail(TLY_EFORMAT, "%s: not a JSON object", doc);
+    }
+    *out = root;
+    return 0;
+}
+
+int tly__meta_parse(const char *doc, const char *text, size_t n, struct tly_meta *out, tly__meta_parse_fn fn)
+{
+    int rc = TLY_EINTERNAL;
+    *out = (struct tly_meta){0};
+    TLY_STAGE(TLY_META)
+    {
+        json_t *root = NULL;
+        rc = load(doc, text, n, &root);
+        if (rc == 0)
+            rc = fn(root, out);
+        json_decref(root);
+        if (rc != 0) {
+            free(out->attributes_json);
+            *out = (struct tly_meta){0};
+        }
+    }
+    return rc;
+}
+
+int tly__json_field(const char *doc, json_t *obj, const char *key, json_t **out)
+{
+    *out = json_object_get(obj, key);
+    return *out ? 0 : tly__fail(TLY_EFORMAT, "%s: field '%s' is missing", doc, key);
+}
+
+int tly__json_int(const char *doc, const char *what, json_t *v, long long lo, long long hi, long long *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return tly__fail(TLY_EFORMAT, "%s: %s must be an integer in [%lld, %lld]", doc, what, lo, hi);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+int tly__json_dims(const char *doc, json_t *obj, const char *key, uint64_t min, uint64_t *dims, int *rank)
+{
+    json_t *list, *v;
+    TLY__TRY(tly__json_field(doc, obj, key, &list));
+    if (!json_is_array(list))
+        return tly__fail(TLY_EFORMAT, "%s: field '%s' must be a list of integers", doc, key);
+    if (json_array_size(list) > TLY_MAX_RANK)
+        return tly__fail(TLY_EUNSUPPORTED, "%s: rank %zu ('%s') is more than tally's limit of %d", doc,
+                         json_array_size(list), key, TLY_MAX_RANK);
+    size_t i;
+    json_array_foreach(list, i, v)
+    {
+        if (!json_is_integer(v) || json_integer_value(v) < (long long)min)
+            return tly__fail(TLY_EFORMAT, "%s: field '%s' must be a list of integers >= %llu (item %zu is not)", doc,
+                             key, (unsigned long long)min, i);
+        dims[i] = (uint64_t)json_integer_value(v);
+    }
+    *rank = (int)json_array_size(list);
+    return 0;
+}
+
+int tly__meta_check_grid(const char *doc, const struct tly_meta *m, int chunk_rank)
+{
+    if (chunk_rank != m->rank)
+        return tly__fail(TLY_EFORMAT, "%s: shape has %d dimensions but the chunk shape has %d", doc, m->rank,
+                         chunk_rank);
+    /* The engine holds a whole chunk in memory: it must be a size one object can have. */
+    uint64_t bytes = m->dtype.size;
+    for (int d = 0; d < m->rank; d++)
+        if (__builtin_mul_overflow(bytes, m->chunks[d], &bytes) || bytes > PTRDIFF_MAX)
+            return tly__fail(TLY_EUNSUPPORTED, "%s: a chunk is too large to hold in memory", doc);
+    return 0;
+}
+
+int tly__json_named(const char *doc, const char *what, json_t *v, const char **name, json_t **cfg)
+{
+    *cfg = NULL;
+    *name = json_string_value(v);
+    if (*name != NULL)
+        return 0;
+    *name = json_string_value(json_object_get(v, "name"));
+    if (*name == NULL)
+        return tly__fail(TLY_EFORMAT, "%s: %s must be an object with a 'name'", doc, what);
+    *cfg = json_object_get(v, "configuration");
+    if (*cfg != NULL && !json_is_object(*cfg))
+        return tly__fail(TLY_EFORMAT, "%s: %s '%s': 'configuration' must be an object", doc, what, *name);
+    return 0;
+}
+
+static int blosc_cname(const char *doc, json_t *v, struct tly_codec *c)
+{
+    const char *s = json_string_value(v);
+    if (s == NULL)
+        return tly__fail(TLY_EFORMAT, "%s: blosc 'cname' must be a string", doc);
+    for (size_t i = 0; i < sizeof blosc_cnames / sizeof blosc_cnames[0]; i++)
+        if (strcmp(s, blosc_cnames[i]) == 0) {
+            strcpy(c->blosc.cname, s); /* fits: one of the names above */
+            return 0;
+        }
+    return tly__fail(TLY_EUNSUPPORTED, "%s: blosc cname '%s' is not supported", doc, s);
+}
+
+int tly__blosc_common(const char *doc, json_t *cfg, struct tly_codec *c)
+{
+    long long v;
+    json_t *member;
+    strcpy(c->blosc.cname, "lz4");
+    c->blosc.clevel = 5;
+    c->blosc.blocksize = 0;
+    if ((member = json_object_get(cfg, "cname")) != NULL)
+        TLY__TRY(blosc_cname(doc, member, c));
+    if ((member = json_object_get(cfg, "clevel")) != NULL) {
+        TLY__TRY(tly__json_int(doc, "blosc 'clevel'", member, 0, 9, &v));
+        c->blosc.clevel = (int)v;
+    }
+    if ((member = json_object_get(cfg, "blocksize")) != NULL) {
+        TLY__TRY(tly__json_int(doc, "blosc 'blocksize'", member, 0, INT32_MAX, &v));
+        c->blosc.blocksize = (size_t)v;
+    }
+    return 0;
+}
+
+json_t *tly__json_dims_new(const uint64_t *dims, int rank)
+{
+    json_t *list = json_array();
+    for (int d = 0; list != NULL && d < rank; d++)
+        if (json_array_append_new(list, json_integer((json_int_t)dims[d])) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    return list;
+}
+
+json_t *tly__json_fill_placeholder(void)
+{
+    return json_string(PLACEHOLDER);
+}
+
+/* What tly_meta_emit() can write; a message says what is wrong otherwise. */
+static int check_emittable(const struct tly_meta *m)
+{
+    if (m->zarr_format != 2 && m->zarr_format != 3)
+        return tly__fail(TLY_EUSAGE, "metadata: zarr_format %d is neither 2 nor 3", m->zarr_format);
+    if (m->rank < 0 || m->rank > TLY_MAX_RANK)
+        return tly__fail(TLY_EUSAGE, "metadata: rank %d is out of range", m->rank);
+    if (m->separator != '.' && m->separator != '/')
+        return tly__fail(TLY_EUSAGE, "metadata: separator '%c' is neither '.' nor '/'", m->separator);
+    if (strcmp(tly_dtype_v3_name(&m->dtype), "?") == 0 || strchr("<>|", m->dtype.endian) == NULL ||
+        m->dtype.endian == '\0')
+        return tly__fail(TLY_EUSAGE, "metadata: dtype %c%u is not a tally dtype", m->dtype.kind,
+                         (unsigned)m->dtype.size);
+    if (m->codec.id == TLY_CODEC_BLOSC && memchr(m->codec.blosc.cname, '\0', sizeof m->codec.blosc.cname) == NULL)
+        return tly__fail(TLY_EUSAGE, "metadata: blosc cname is not terminated");
+    return 0;
+}
+
+/* @p raw with the fill-value stand-in replaced by @p fill and a newline added; allocated in @p stage. */
+static char *splice(const char *raw, const char *fill, enum tly_stage stage)
+{
+    const char *at = strstr(raw, PLACEHOLDER_DUMPED);
+    if (at == NULL) {
+        tly__fail(TLY_EINTERNAL, "metadata: fill value stand-in not found in the dumped document");
+        return NULL;
+    }
+    size_t head = (size_t)(at - raw), ph = strlen(PLACEHOLDER_DUMPED), nfill = strlen(fill);
+    size_t tail = strlen(at + ph);
+    char *text = NULL;
+    TLY_STAGE(stage)
+    {
+        text = malloc(head + nfill + tail + 2);
+    }
+    if (text == NULL)
+        return NULL;
+    /* JSON text, not payload */
+    memcpy(text, raw, head);
+    memcpy(text + head, fill, nfill);
+    memcpy(text + head + nfill, at + ph, tail);
+    memcpy(text + head + nfill + tail, "\n", 2);
+    return text;
+}
+
+char *tly_meta_emit(const struct tly_meta *m)
+{
+    /* The caller owns and frees the text: it is allocated in the caller's stage so the books balance. */
+    enum tly_stage caller = tly_stage_current();
+    char *text = NULL;
+    TLY_STAGE(TLY_META)
+    {
+        if (check_emittable(m) != 0)
+            break;
+        json_t *root = m->zarr_format == 2 ? tly__v2_doc(m) : tly__v3_doc(m);
+        /* zarr-python 2 writes sorted keys, 4-space indent, ASCII; zarrita writes 2-space indent. */
+        size_t flags = m->zarr_format == 2 ? JSON_INDENT(4) | JSON_SORT_KEYS | JSON_ENSURE_ASCII : JSON_INDENT(2);
+        char *raw = root ? json_dumps(root, flags) : NULL;
+        json_decref(root);
+        if (raw != NULL) {
+            char fill[TLY__FILL_CAP];
+            tly__fill_json(m, fill);
+            text = splice(raw, fill, caller);
+        }
+        free(raw);
+    }
+    return text;
+}
