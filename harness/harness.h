@@ -21,5 +21,8 @@ void tly_h_print_profile(FILE *f, const struct tly_mem_snapshot *before, const s
 const char *tly_h_bytes(char *buf, size_t cap, double bytes);
 
 int tly_h_demo(int argc, char **argv);
+int tly_h_cmd_put(int argc, char **argv);
+int tly_h_cmd_get(int argc, char **argv);
+int tly_h_cmd_info(int argc, char **argv);
 
 #endif

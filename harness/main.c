@@ -8,6 +8,14 @@
 static const char usage[] = "usage: tally <command> [options]\n"
                             "\n"
                             "commands:\n"
+                            "  put SRC.npy URL [--chunks 100,100] [--codec none|blosc[:cname=lz4,clevel=5,shuffle=1]|\n"
+                            "                  zstd[:level=3]] [--format v2|v3] [--separator .|/] [--overwrite]\n"
+                            "                  [--fsync] [--threads N] [--profile] [--json]\n"
+                            "                 write a .npy array as a Zarr array (URL: a directory)\n"
+                            "  get URL DST.npy [--region 0:10,5:20] [--threads N] [--profile] [--json]\n"
+                            "                 read a Zarr array (or a region of it) into a .npy file\n"
+                            "  info URL [--json]\n"
+                            "                 describe a Zarr array\n"
                             "  demo [DIR]     a short tour of the instrument (writes DIR/demo-timeline.json;\n"
                             "                 DIR defaults to reports/latest)\n"
                             "\n"
@@ -32,6 +40,12 @@ int main(int argc, char **argv)
         printf("tally %s\n", tly_version());
         return TLY_EXIT_OK;
     }
+    if (strcmp(cmd, "put") == 0)
+        return tly_h_cmd_put(argc - 1, argv + 1);
+    if (strcmp(cmd, "get") == 0)
+        return tly_h_cmd_get(argc - 1, argv + 1);
+    if (strcmp(cmd, "info") == 0)
+        return tly_h_cmd_info(argc - 1, argv + 1);
     if (strcmp(cmd, "demo") == 0)
         return tly_h_demo(argc - 1, argv + 1);
     fprintf(stderr, "tally: unknown command '%s'\n\n%s", cmd, usage);

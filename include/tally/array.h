@@ -18,9 +18,9 @@ extern "C" {
 
 /** A fixed-size numeric element type. */
 struct tly_dtype {
-    char kind;     /**< 'b' bool, 'i' signed int, 'u' unsigned int, 'f' float */
-    uint8_t size;  /**< bytes per element: 1, 2, 4 or 8 */
-    char endian;   /**< '<' little, '>' big, '|' not applicable (size 1) */
+    char kind;    /**< 'b' bool, 'i' signed int, 'u' unsigned int, 'f' float */
+    uint8_t size; /**< bytes per element: 1, 2, 4 or 8 */
+    char endian;  /**< '<' little, '>' big, '|' not applicable (size 1) */
 };
 
 /**
@@ -90,18 +90,18 @@ uint64_t tly_grid_chunks_in(const struct tly_grid *g, const struct tly_region *r
  * single run.
  */
 struct tly_runs {
-    int rank;                        /**< dimensions after merging (>= 1) */
-    size_t elem;                     /**< bytes per element */
-    uint64_t count[TLY_MAX_RANK];    /**< extent of the intersection per merged dim (elements) */
+    int rank;                            /**< dimensions after merging (>= 1) */
+    size_t elem;                         /**< bytes per element */
+    uint64_t count[TLY_MAX_RANK];        /**< extent of the intersection per merged dim (elements) */
     uint64_t chunk_stride[TLY_MAX_RANK]; /**< bytes between steps of each merged dim in the chunk */
     uint64_t buf_stride[TLY_MAX_RANK];   /**< ... and in the buffer */
-    uint64_t chunk_base;             /**< chunk byte offset of the first run */
-    uint64_t buf_base;               /**< buffer byte offset of the first run */
-    size_t run_bytes;                /**< bytes per run (count of the last merged dim x its stride) */
-    uint64_t nruns;                  /**< number of runs */
-    uint64_t chunk_bytes;            /**< bytes of the full-size chunk */
-    bool covers_chunk;               /**< the runs cover every valid element of the chunk */
-    bool whole_chunk;                /**< the runs cover the full-size chunk (no edge padding) */
+    uint64_t chunk_base;                 /**< chunk byte offset of the first run */
+    uint64_t buf_base;                   /**< buffer byte offset of the first run */
+    size_t run_bytes;                    /**< bytes per run (count of the last merged dim x its stride) */
+    uint64_t nruns;                      /**< number of runs */
+    uint64_t chunk_bytes;                /**< bytes of the full-size chunk */
+    bool covers_chunk;                   /**< the runs cover every valid element of the chunk */
+    bool whole_chunk;                    /**< the runs cover the full-size chunk (no edge padding) */
 };
 
 /** Plan how chunk @p idx (grid coordinates) meets region @p r; elements of @p elem bytes. */

@@ -92,7 +92,7 @@ static inline struct tly__stage_scope tly__stage_scope_begin(enum tly_stage s)
 #define TLY__CAT(a, b) TLY__CAT_(a, b)
 #define TLY__CAT_(a, b) a##b
 #define TLY__STAGE_SCOPE(s, sc)                                                                                        \
-    for (struct tly__stage_scope sc __attribute__((cleanup(tly__stage_scope_end))) = tly__stage_scope_begin(s);       \
+    for (struct tly__stage_scope sc __attribute__((cleanup(tly__stage_scope_end))) = tly__stage_scope_begin(s);        \
          sc.once; sc.once = 0)
 
 /** True when the allocation hooks are installed and seen to run. */
@@ -150,6 +150,9 @@ void tly_copy_note(size_t n);
 struct tly_mem_crosscheck {
     int64_t tracked_live_bytes;        /**< tly_mem_live_bytes() */
     uint64_t jemalloc_allocated_bytes; /**< jemalloc stats.allocated, after an epoch refresh */
+    /** stats.allocated when the hooks were installed: blocks the libraries' own start-up code
+     * allocated before tally could see them (tracked coverage compares against the rest) */
+    uint64_t jemalloc_allocated_at_start_bytes;
     uint64_t thread_allocated_bytes;   /**< jemalloc thread.allocated of the calling thread */
     uint64_t thread_deallocated_bytes; /**< jemalloc thread.deallocated of the calling thread */
     uint64_t thread_tracked_bytes;     /**< usable bytes the tracker saw this thread allocate */

@@ -10,16 +10,11 @@
 static __thread char msg[MSG_CAP] __attribute__((tls_model("initial-exec")));
 
 static const char *const names[] = {
-    [TLY_EFORMAT - TLY_EFORMAT] = "malformed input",
-    [TLY_EUNSUPPORTED - TLY_EFORMAT] = "not supported",
-    [TLY_ECODEC - TLY_EFORMAT] = "codec error",
-    [TLY_EHTTP - TLY_EFORMAT] = "HTTP request failed",
-    [TLY_EAUTH - TLY_EFORMAT] = "credentials refused",
-    [TLY_ENOTFOUND - TLY_EFORMAT] = "not found",
-    [TLY_EEXISTS - TLY_EFORMAT] = "already exists",
-    [TLY_EUSAGE - TLY_EFORMAT] = "bad usage",
-    [TLY_EBUDGET - TLY_EFORMAT] = "budget exceeded",
-    [TLY_EINTERNAL - TLY_EFORMAT] = "internal error",
+    [TLY_EFORMAT - TLY_EFORMAT] = "malformed input",   [TLY_EUNSUPPORTED - TLY_EFORMAT] = "not supported",
+    [TLY_ECODEC - TLY_EFORMAT] = "codec error",        [TLY_EHTTP - TLY_EFORMAT] = "HTTP request failed",
+    [TLY_EAUTH - TLY_EFORMAT] = "credentials refused", [TLY_ENOTFOUND - TLY_EFORMAT] = "not found",
+    [TLY_EEXISTS - TLY_EFORMAT] = "already exists",    [TLY_EUSAGE - TLY_EFORMAT] = "bad usage",
+    [TLY_EBUDGET - TLY_EFORMAT] = "budget exceeded",   [TLY_EINTERNAL - TLY_EFORMAT] = "internal error",
 };
 
 const char *tly_strerror(int err)

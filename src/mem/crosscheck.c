@@ -18,6 +18,30 @@ static uint64_t proc_status_bytes(const char *buf, const char *key)
     return strtoull(p + strlen(key), NULL, 10) * 1024u;
 }
 
+static uint64_t allocated_at_start;
+
+/* jemalloc's stats.allocated now, with this thread's tcache handed back first; 0 when unreadable. */
+static uint64_t je_allocated(void)
+{
+    /* Regions cached in this thread's tcache count as allocated in jemalloc's stats: hand them back
+     * first, so that stats.allocated is what the application holds. */
+    mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+    uint64_t epoch = 1;
+    size_t len = sizeof epoch;
+    if (mallctl("epoch", &epoch, &len, &epoch, sizeof epoch) != 0)
+        return 0;
+    size_t allocated = 0;
+    len = sizeof allocated;
+    if (mallctl("stats.allocated", &allocated, &len, NULL, 0) != 0)
+        return 0;
+    return allocated;
+}
+
+void tly__crosscheck_boot(void)
+{
+    allocated_at_start = je_allocated();
+}
+
 int tly_mem_crosscheck(struct tly_mem_crosscheck *out)
 {
     memset(out, 0, sizeof *out);
@@ -34,16 +58,11 @@ int tly_mem_crosscheck(struct tly_mem_crosscheck *out)
         out->rss_peak_bytes = proc_status_bytes(buf, "VmHWM:");
     }
 
-    uint64_t epoch = 1;
-    size_t len = sizeof epoch;
-    if (mallctl("epoch", &epoch, &len, &epoch, sizeof epoch) != 0)
+    out->jemalloc_allocated_bytes = je_allocated();
+    out->jemalloc_allocated_at_start_bytes = allocated_at_start;
+    if (out->jemalloc_allocated_bytes == 0)
         return TLY_EUNSUPPORTED;
-    size_t allocated = 0;
-    len = sizeof allocated;
-    if (mallctl("stats.allocated", &allocated, &len, NULL, 0) != 0)
-        return TLY_EUNSUPPORTED;
-    out->jemalloc_allocated_bytes = allocated;
-    len = sizeof out->thread_allocated_bytes;
+    size_t len = sizeof out->thread_allocated_bytes;
     mallctl("thread.allocated", &out->thread_allocated_bytes, &len, NULL, 0);
     len = sizeof out->thread_deallocated_bytes;
     mallctl("thread.deallocated", &out->thread_deallocated_bytes, &len, NULL, 0);

@@ -147,6 +147,7 @@ void tly__hooks_boot(void)
         off("malloc is not jemalloc's (valgrind, a sanitizer or a missing -ljemalloc): the hooks never ran");
         return;
     }
+    tly__crosscheck_boot();
     tracking = true;
     untracked_reason = NULL;
 }

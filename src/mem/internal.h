@@ -55,9 +55,9 @@ enum { TLY__TLS_NEW, TLY__TLS_OWNED, TLY__TLS_EXITED };
 
 /* The per-thread state. initial-exec TLS: reading it never allocates (no __tls_get_addr). */
 struct tly__tls {
-    uint8_t stage1;   /* current stage + 1; 0 means TLY_UNSTAGED */
-    uint8_t in_hook;  /* the hooks are running on this thread: do not re-enter */
-    uint8_t state;    /* TLY__TLS_* */
+    uint8_t stage1;  /* current stage + 1; 0 means TLY_UNSTAGED */
+    uint8_t in_hook; /* the hooks are running on this thread: do not re-enter */
+    uint8_t state;   /* TLY__TLS_* */
     struct tly__tblock *block;
 };
 
@@ -104,6 +104,9 @@ extern _Atomic int64_t tly__tl_gran;
 void tly__timeline_sample(int64_t live);
 void tly__timeline_peak(uint64_t t_ns, int64_t live, const int64_t stage_live[TLY_NSTAGES]);
 void tly__timeline_reset(uint64_t t0_ns, int64_t live, const int64_t stage_live[TLY_NSTAGES]);
+
+/* crosscheck.c */
+void tly__crosscheck_boot(void);
 
 /* hooks.c */
 void tly__hooks_boot(void);

@@ -231,8 +231,8 @@ TLY_TEST(mem, eight_threads_no_lost_updates)
     for (int s = 0; s < TLY_NSTAGES; s++)
         sum += b.stage[s].live_bytes;
     cr_expect_eq(sum, b.live_bytes, "stages sum to the process-wide live bytes");
-    cr_expect_eq(b.live_bytes - a.live_bytes, TLY_DELTA(a, b, TLY_UNSTAGED, live_bytes) +
-                                                  TLY_DELTA(a, b, TLY_HARNESS, live_bytes),
+    cr_expect_eq(b.live_bytes - a.live_bytes,
+                 TLY_DELTA(a, b, TLY_UNSTAGED, live_bytes) + TLY_DELTA(a, b, TLY_HARNESS, live_bytes),
                  "only unstaged bookkeeping (thread start/exit) may remain");
 }
 
@@ -347,8 +347,8 @@ TLY_TEST(mem, crosschecks_agree_with_the_tracker)
                   (long long)d_je);
     int64_t d_thread = (int64_t)(x1.thread_allocated_bytes - x0.thread_allocated_bytes);
     int64_t d_thread_tracked = (int64_t)(x1.thread_tracked_bytes - x0.thread_tracked_bytes);
-    cr_expect_leq(llabs(d_thread - d_thread_tracked), tol, "thread.allocated %lld vs tracked %lld",
-                  (long long)d_thread, (long long)d_thread_tracked);
+    cr_expect_leq(llabs(d_thread - d_thread_tracked), tol, "thread.allocated %lld vs tracked %lld", (long long)d_thread,
+                  (long long)d_thread_tracked);
     cr_expect_geq(x1.rss_peak_bytes, (uint64_t)N << 20, "VmHWM holds the 64 MiB touched");
     cr_expect_geq(x1.rss_peak_bytes, x1.rss_bytes);
     double coverage = (double)x1.tracked_live_bytes / (double)x1.jemalloc_allocated_bytes;
@@ -356,4 +356,3 @@ TLY_TEST(mem, crosschecks_agree_with_the_tracker)
     for (int i = 0; i < N; i++)
         free_in(TLY_PLAN, p[i]);
 }
-

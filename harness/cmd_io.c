@@ -1,0 +1,294 @@
+/* tally put / get / info: move .npy arrays into and out of Zarr arrays, measured. */
+#include <errno.h>
+#include <getopt.h>
+#include <jemalloc/jemalloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "harness.h"
+#include "npy.h"
+#include "result.h"
+#include "tally/tally.h"
+
+struct io_args {
+    const char *chunks, *codec, *format, *region, *separator;
+    bool overwrite, fsync, profile, json;
+    int threads;
+};
+
+static const struct option io_options[] = {
+    {"chunks", required_argument, NULL, 'c'},
+    {"codec", required_argument, NULL, 'C'},
+    {"format", required_argument, NULL, 'f'},
+    {"region", required_argument, NULL, 'r'},
+    {"separator", required_argument, NULL, 's'},
+    {"threads", required_argument, NULL, 't'},
+    {"overwrite", no_argument, NULL, 'o'},
+    {"fsync", no_argument, NULL, 'F'},
+    {"profile", no_argument, NULL, 'p'},
+    {"json", no_argument, NULL, 'j'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int fail(const char *cmd, int err)
+{
+    const char *msg = tly_errmsg();
+    fprintf(stderr, "tally %s: %s\n", cmd, msg[0] ? msg : tly_strerror(err));
+    return TLY_EXIT_ERROR;
+}
+
+static int usage_error(const char *cmd, const char *usage)
+{
+    fprintf(stderr, "usage: tally %s\n", usage);
+    (void)cmd;
+    return TLY_EXIT_ERROR;
+}
+
+/* Options anywhere (GNU getopt moves the positionals to the end); returns the first positional or -1. */
+static int parse_io_args(int argc, char **argv, struct io_args *a)
+{
+    memset(a, 0, sizeof *a);
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", io_options, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            a->chunks = optarg;
+            break;
+        case 'C':
+            a->codec = optarg;
+            break;
+        case 'f':
+            a->format = optarg;
+            break;
+        case 'r':
+            a->region = optarg;
+            break;
+        case 's':
+            a->separator = optarg;
+            break;
+        case 't':
+            a->threads = atoi(optarg);
+            break;
+        case 'o':
+            a->overwrite = true;
+            break;
+        case 'F':
+            a->fsync = true;
+            break;
+        case 'p':
+            a->profile = true;
+            break;
+        case 'j':
+            a->json = true;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return optind;
+}
+
+static int parse_dims(const char *s, int rank, uint64_t *out)
+{
+    const char *p = s;
+    for (int d = 0; d < rank; d++) {
+        char *end;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (end == p || v == 0 || (d + 1 < rank ? *end != ',' : *end != '\0'))
+            return tly__fail(TLY_EUSAGE, "--chunks '%s': want %d positive integers separated by commas", s, rank);
+        out[d] = v;
+        p = end + 1;
+    }
+    return 0;
+}
+
+static int build_meta(const struct io_args *a, const struct tly_npy *npy, struct tly_meta *m)
+{
+    memset(m, 0, sizeof *m);
+    m->zarr_format = 2;
+    if (a->format && strcmp(a->format, "v3") == 0)
+        m->zarr_format = 3;
+    else if (a->format && strcmp(a->format, "v2") != 0)
+        return tly__fail(TLY_EUSAGE, "--format '%s': want v2 or v3", a->format);
+    m->dtype = npy->dtype;
+    m->rank = npy->rank;
+    for (int d = 0; d < npy->rank; d++) {
+        m->shape[d] = npy->shape[d];
+        m->chunks[d] = npy->shape[d] ? npy->shape[d] : 1;
+    }
+    int err = a->chunks ? parse_dims(a->chunks, npy->rank, m->chunks) : 0;
+    if (!err)
+        err = tly_codec_parse(a->codec ? a->codec : "none", &m->codec);
+    if (err)
+        return err;
+    m->codec.blosc.typesize = m->dtype.size;
+    m->has_fill = true; /* zeros, as zarr-python's default fill_value 0 */
+    m->separator = m->zarr_format == 3 ? '/' : '.';
+    m->v3_default_keys = true;
+    if (a->separator) {
+        if (strcmp(a->separator, ".") != 0 && strcmp(a->separator, "/") != 0)
+            return tly__fail(TLY_EUSAGE, "--separator '%s': want . or /", a->separator);
+        m->separator = a->separator[0];
+    }
+    return 0;
+}
+
+static void report(const struct io_args *a, const struct tly_h_result *r)
+{
+    TLY_STAGE(TLY_HARNESS)
+    {
+        if (a->json) {
+            json_t *o = tly_h_result_json(r);
+            json_dumpf(o, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+            fputc('\n', stdout);
+            json_decref(o);
+        }
+        if (a->profile)
+            tly_h_result_print(a->json ? stderr : stdout, r);
+    }
+}
+
+int tly_h_cmd_put(int argc, char **argv)
+{
+    static const char usage[] = "put SRC.npy URL [--chunks 100,100] [--codec none|blosc[:cname=lz4,clevel=5,"
+                                "shuffle=1]|zstd[:level=3]] [--format v2|v3] [--separator .|/] [--overwrite] "
+                                "[--fsync] [--threads N] [--profile] [--json]";
+    struct io_args a;
+    int first = parse_io_args(argc, argv, &a);
+    if (first < 0 || argc - first != 2)
+        return usage_error("put", usage);
+    struct tly_npy npy;
+    struct tly_meta m;
+    int err;
+    TLY_STAGE(TLY_HARNESS)
+    {
+        err = tly_npy_map(argv[first], &npy);
+    }
+    if (err)
+        return fail("put", err);
+    err = build_meta(&a, &npy, &m);
+    if (err) {
+        tly_npy_unmap(&npy);
+        return fail("put", err);
+    }
+    struct tly_io_opts opts = {.threads = a.threads, .fsync = a.fsync};
+    struct tly_h_result r = {.op = "write", .meta = &m, .array_bytes = tly_npy_bytes(&npy)};
+    struct tly_array *arr = NULL;
+    struct tly_region reg;
+    tly_region_all(&reg, npy.rank, npy.shape);
+    tly_h_window_open(&r.win);
+    err = tly_array_create(argv[first + 1], &m, a.overwrite, &opts, &arr);
+    if (!err)
+        err = tly_array_write(arr, npy.data, &reg, &r.io);
+    tly_h_window_close(&r.win);
+    if (!err) {
+        r.store = tly_store_kind(tly_array_store(arr));
+        r.meta = tly_array_meta(arr);
+        report(&a, &r);
+    }
+    tly_array_close(arr);
+    tly_npy_unmap(&npy);
+    return err ? fail("put", err) : TLY_EXIT_OK;
+}
+
+int tly_h_cmd_get(int argc, char **argv)
+{
+    static const char usage[] = "get URL DST.npy [--region 0:10,5:20] [--threads N] [--profile] [--json]";
+    struct io_args a;
+    int first = parse_io_args(argc, argv, &a);
+    if (first < 0 || argc - first != 2)
+        return usage_error("get", usage);
+    struct tly_io_opts opts = {.threads = a.threads};
+    struct tly_array *arr;
+    int err = tly_array_open(argv[first], &opts, &arr);
+    if (err)
+        return fail("get", err);
+    const struct tly_meta *m = tly_array_meta(arr);
+    struct tly_npy npy = {.dtype = m->dtype, .rank = m->rank};
+    struct tly_region reg;
+    err = a.region ? tly_region_parse(a.region, m->rank, m->shape, &reg) : 0;
+    if (!a.region)
+        tly_region_all(&reg, m->rank, m->shape);
+    for (int d = 0; d < m->rank; d++)
+        npy.shape[d] = reg.stop[d] - reg.start[d];
+    struct tly_h_result r = {
+        .op = "read", .meta = m, .store = tly_store_kind(tly_array_store(arr)), .array_bytes = tly_npy_bytes(&npy)};
+    void *out = NULL;
+    if (!err) {
+        tly_h_window_open(&r.win);
+        TLY_STAGE(TLY_HARNESS)
+        {
+            out = malloc(r.array_bytes ? r.array_bytes : 1);
+        }
+        err = out ? tly_array_read(arr, out, &reg, &r.io) : tly__fail(-ENOMEM, "out of memory for the output");
+        tly_h_window_close(&r.win);
+        r.output_bytes = out ? malloc_usable_size(out) : 0;
+    }
+    if (!err) {
+        report(&a, &r);
+        TLY_STAGE(TLY_HARNESS)
+        {
+            err = tly_npy_write(argv[first + 1], &npy, out);
+        }
+    }
+    free(out);
+    tly_array_close(arr);
+    return err ? fail("get", err) : TLY_EXIT_OK;
+}
+
+static json_t *info_json(struct tly_array *arr)
+{
+    const struct tly_meta *m = tly_array_meta(arr);
+    char descr[8];
+    json_t *shape = json_array(), *chunks = json_array();
+    uint64_t nchunks = 1, bytes = m->dtype.size;
+    for (int d = 0; d < m->rank; d++) {
+        json_array_append_new(shape, json_integer((json_int_t)m->shape[d]));
+        json_array_append_new(chunks, json_integer((json_int_t)m->chunks[d]));
+        nchunks *= (m->shape[d] + m->chunks[d] - 1) / m->chunks[d];
+        bytes *= m->shape[d];
+    }
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:s, s:o}", "url",
+                          tly_store_url(tly_array_store(arr)), "store", tly_store_kind(tly_array_store(arr)), "format",
+                          m->zarr_format == 3 ? "v3" : "v2", "dtype", tly_dtype_numpy(&m->dtype, descr), "shape", shape,
+                          "chunks", chunks, "nchunks", (json_int_t)nchunks, "array_bytes", (json_int_t)bytes, "codec",
+                          tly_codec_name(m->codec.id), "codec_config", tly_h_codec_json(&m->codec));
+    char sep[2] = {m->separator, 0};
+    json_object_set_new(o, "separator", json_string(sep));
+    const char *attrs = m->zarr_format == 3 ? m->attributes_json : tly_array_zattrs(arr);
+    json_t *aj = attrs ? json_loads(attrs, 0, NULL) : NULL;
+    json_object_set_new(o, "attributes", aj ? aj : json_object());
+    return o;
+}
+
+int tly_h_cmd_info(int argc, char **argv)
+{
+    struct io_args a;
+    int first = parse_io_args(argc, argv, &a);
+    if (first < 0 || argc - first != 1)
+        return usage_error("info", "info URL [--json]");
+    struct tly_array *arr;
+    int err = tly_array_open(argv[first], NULL, &arr);
+    if (err)
+        return fail("info", err);
+    json_t *o = info_json(arr);
+    if (a.json) {
+        json_dumpf(o, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+    } else {
+        const char *k;
+        json_t *v;
+        json_object_foreach(o, k, v)
+        {
+            char *s = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            printf("%-13s %s\n", k, s ? s : json_string_value(v));
+            free(s);
+        }
+    }
+    json_decref(o);
+    tly_array_close(arr);
+    return TLY_EXIT_OK;
+}

@@ -1,0 +1,142 @@
+/* Measurement windows and result objects. */
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+#include "result.h"
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void tly_h_window_open(struct tly_h_window *w)
+{
+    memset(w, 0, sizeof *w);
+    tly_mem_reset_peaks();
+    tly_mem_snapshot(&w->before);
+    w->t0_ns = now_ns();
+}
+
+void tly_h_window_close(struct tly_h_window *w)
+{
+    w->wall_s = (double)(now_ns() - w->t0_ns) / 1e9;
+    tly_mem_snapshot(&w->after);
+    tly_mem_crosscheck(&w->xc);
+}
+
+double tly_h_coverage(const struct tly_mem_crosscheck *xc)
+{
+    double seen = (double)xc->jemalloc_allocated_bytes - (double)xc->jemalloc_allocated_at_start_bytes;
+    return seen > 0 ? (double)xc->tracked_live_bytes / seen : 0.0;
+}
+
+double tly_h_peak_extra_ratio(const struct tly_h_result *r)
+{
+    if (r->array_bytes == 0)
+        return 0;
+    double extra = (double)(r->win.after.peak_bytes - r->win.before.live_bytes) - (double)r->output_bytes;
+    return extra / (double)r->array_bytes;
+}
+
+json_t *tly_h_codec_json(const struct tly_codec *c)
+{
+    switch (c->id) {
+    case TLY_CODEC_BLOSC:
+        return json_pack("{s:s, s:s, s:i, s:i, s:I}", "id", "blosc", "cname", c->blosc.cname, "clevel", c->blosc.clevel,
+                         "shuffle", c->blosc.shuffle, "blocksize", (json_int_t)c->blosc.blocksize);
+    case TLY_CODEC_ZSTD:
+        return json_pack("{s:s, s:i, s:b}", "id", "zstd", "level", c->zstd.level, "checksum", c->zstd.checksum);
+    default:
+        return json_pack("{s:s}", "id", "none");
+    }
+}
+
+static json_t *dims_json(int rank, const uint64_t *v)
+{
+    json_t *a = json_array();
+    for (int d = 0; d < rank; d++)
+        json_array_append_new(a, json_integer((json_int_t)v[d]));
+    return a;
+}
+
+static json_t *stages_json(const struct tly_h_result *r)
+{
+    json_t *o = json_object();
+    const struct tly_mem_snapshot *b = &r->win.before, *a = &r->win.after;
+    for (int s = 0; s < TLY_NSTAGES; s++) {
+        const struct tly_stage_counters *x = &a->stage[s], *y = &b->stage[s];
+        uint64_t copy_bytes = x->copy_bytes - y->copy_bytes;
+        json_object_set_new(o, tly_stage_name((enum tly_stage)s),
+                            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "allocs",
+                                      (json_int_t)(x->allocs - y->allocs), "alloc_bytes",
+                                      (json_int_t)(x->alloc_bytes - y->alloc_bytes), "peak_bytes",
+                                      (json_int_t)(x->peak_bytes - y->live_bytes), "at_peak_bytes",
+                                      (json_int_t)(x->at_peak_bytes - y->live_bytes), "copy_bytes",
+                                      (json_int_t)copy_bytes, "copy_count", (json_int_t)(x->copies - y->copies),
+                                      "copies", r->array_bytes ? (double)copy_bytes / (double)r->array_bytes : 0.0));
+    }
+    return o;
+}
+
+json_t *tly_h_result_json(const struct tly_h_result *r)
+{
+    const struct tly_meta *m = r->meta;
+    char descr[8];
+    double ratio = tly_h_peak_extra_ratio(r);
+    const struct tly_mem_crosscheck *xc = &r->win.xc;
+    double coverage = tly_h_coverage(xc);
+    json_t *o = json_object();
+    json_object_set_new(o, "op", json_string(r->op));
+    json_object_set_new(o, "store", json_string(r->store));
+    json_object_set_new(o, "codec", json_string(tly_codec_name(m->codec.id)));
+    json_object_set_new(o, "codec_config", tly_h_codec_json(&m->codec));
+    json_object_set_new(o, "format", json_string(m->zarr_format == 3 ? "v3" : "v2"));
+    json_object_set_new(o, "dtype", json_string(tly_dtype_numpy(&m->dtype, descr)));
+    json_object_set_new(o, "shape", dims_json(m->rank, m->shape));
+    json_object_set_new(o, "chunks", dims_json(m->rank, m->chunks));
+    json_object_set_new(o, "array_bytes", json_integer((json_int_t)r->array_bytes));
+    json_object_set_new(o, "baseline_bytes", json_integer((json_int_t)r->win.before.live_bytes));
+    json_object_set_new(o, "output_bytes", json_integer((json_int_t)r->output_bytes));
+    json_object_set_new(o, "wall_s", json_real(r->win.wall_s));
+    json_object_set_new(o, "throughput_bps",
+                        json_real(r->win.wall_s > 0 ? (double)r->array_bytes / r->win.wall_s : 0.0));
+    json_object_set_new(o, "peak_bytes", json_integer((json_int_t)r->win.after.peak_bytes));
+    json_object_set_new(o, "peak_extra_ratio", json_real(ratio));
+    json_object_set_new(o, "extra_copies", json_integer((json_int_t)llround(ratio)));
+    json_object_set_new(o, "stages", stages_json(r));
+    json_object_set_new(o, "coverage",
+                        json_pack("{s:I, s:I, s:I, s:f, s:I}", "tracked_live_bytes", (json_int_t)xc->tracked_live_bytes,
+                                  "jemalloc_allocated_bytes", (json_int_t)xc->jemalloc_allocated_bytes,
+                                  "jemalloc_allocated_at_start_bytes",
+                                  (json_int_t)xc->jemalloc_allocated_at_start_bytes, "ratio", coverage,
+                                  "rss_peak_bytes", (json_int_t)xc->rss_peak_bytes));
+    json_object_set_new(o, "chunks_io",
+                        json_pack("{s:I, s:I, s:I, s:I}", "chunks", (json_int_t)r->io.chunks, "missing",
+                                  (json_int_t)r->io.missing, "read_modify_write", (json_int_t)r->io.rmw, "stored_bytes",
+                                  (json_int_t)r->io.stored_bytes));
+    json_object_set_new(o, "tracking", tly_mem_tracking() ? json_true() : json_false());
+    if (!tly_mem_tracking())
+        json_object_set_new(o, "untracked_reason", json_string(tly_mem_untracked_reason()));
+    return o;
+}
+
+void tly_h_result_print(FILE *f, const struct tly_h_result *r)
+{
+    char a[32], b[32];
+    double ratio = tly_h_peak_extra_ratio(r);
+    fprintf(f, "%s %s %s %s: %s in %.3f s (%.2f GB/s), %llu chunks (%llu missing, %llu read-modify-write)\n", r->op,
+            r->store, r->meta->zarr_format == 3 ? "v3" : "v2", tly_codec_name(r->meta->codec.id),
+            tly_h_bytes(a, sizeof a, (double)r->array_bytes), r->win.wall_s,
+            r->win.wall_s > 0 ? (double)r->array_bytes / r->win.wall_s / 1e9 : 0.0, (unsigned long long)r->io.chunks,
+            (unsigned long long)r->io.missing, (unsigned long long)r->io.rmw);
+    if (!tly_mem_tracking())
+        fprintf(f, "tracking is off: %s\n", tly_mem_untracked_reason());
+    tly_h_print_profile(f, &r->win.before, &r->win.after, r->array_bytes);
+    fprintf(f, "output %s; peak extra %.3f x array => %lld extra copies; coverage %.3f; peak RSS %s\n",
+            tly_h_bytes(a, sizeof a, (double)r->output_bytes), ratio, (long long)llround(ratio),
+            tly_h_coverage(&r->win.xc), tly_h_bytes(b, sizeof b, (double)r->win.xc.rss_peak_bytes));
+}

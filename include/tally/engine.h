@@ -1,0 +1,81 @@
+/**
+ * tally/engine.h — write and read regions of Zarr arrays, chunk by chunk, on worker threads, by
+ * the zero-copy path wherever one exists (ARCHITECTURE.md):
+ *
+ *   write, none   pwritev straight from the caller's memory (one iovec per contiguous run)
+ *   write, zstd   streaming compression reading the runs in place, output in bounded blocks
+ *   write, blosc  compress from the caller's memory when the chunk is contiguous there, else gather
+ *   read, none    preadv straight into the output's runs
+ *   read, codec   encoded bytes into a buffer, decoded straight into the output when the chunk is
+ *                 contiguous there, else decoded aside and scattered
+ *   missing chunk the fill value written into the output
+ *
+ * The caller's buffer holds exactly the region, in C order, in the array's dtype (byte order
+ * included: the engine never swaps bytes). A region that covers only part of a chunk is written by
+ * read-modify-write of that chunk. Every phase runs in its stage; every payload copy goes through
+ * the copy ledger.
+ */
+#ifndef TALLY_ENGINE_H
+#define TALLY_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tally/array.h"
+#include "tally/meta.h"
+#include "tally/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct tly_array;
+
+/** How an operation runs. Zero values mean the defaults. */
+struct tly_io_opts {
+    int threads; /**< worker threads (default: the number of online CPUs) */
+    bool fsync;  /**< make each chunk durable before the operation returns (off, like zarr-python) */
+};
+
+/** What an operation did. */
+struct tly_io_stats {
+    uint64_t chunks;       /**< chunks written or read */
+    uint64_t missing;      /**< chunks read that did not exist (filled) */
+    uint64_t rmw;          /**< chunks written by read-modify-write (region covered part of them) */
+    uint64_t stored_bytes; /**< encoded bytes written or read */
+};
+
+/**
+ * Create the array described by @p m at @p url (writing its metadata). An existing array there is
+ * refused with TLY_EEXISTS unless @p overwrite, which deletes its chunks first (keeping v2 .zattrs /
+ * v3 attributes). @p m is copied.
+ */
+int tly_array_create(const char *url, const struct tly_meta *m, bool overwrite, const struct tly_io_opts *opts,
+                     struct tly_array **out);
+
+/** Open the array at @p url (v3 zarr.json, else v2 .zarray). TLY_ENOTFOUND when there is none. */
+int tly_array_open(const char *url, const struct tly_io_opts *opts, struct tly_array **out);
+
+/** The array's metadata. */
+const struct tly_meta *tly_array_meta(const struct tly_array *a);
+
+/** The array's store (for its kind and URL). */
+struct tly_store *tly_array_store(struct tly_array *a);
+
+/** v2 .zattrs text of the array (NULL when it has none). */
+const char *tly_array_zattrs(const struct tly_array *a);
+
+/** Write region @p r of the array from @p buf. Stats into @p stats when not NULL. */
+int tly_array_write(struct tly_array *a, const void *buf, const struct tly_region *r, struct tly_io_stats *stats);
+
+/** Read region @p r of the array into @p buf. Stats into @p stats when not NULL. */
+int tly_array_read(struct tly_array *a, void *buf, const struct tly_region *r, struct tly_io_stats *stats);
+
+/** Close and free @p a (NULL is fine). */
+void tly_array_close(struct tly_array *a);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,45 @@
+/* Internal to src/engine. */
+#ifndef TLY__ENGINE_INTERNAL_H
+#define TLY__ENGINE_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "tally/engine.h"
+
+#define TLY__FILL_PATTERN_BYTES ((size_t)64 * 1024)
+
+struct tly_array {
+    struct tly_store *store;
+    struct tly_meta meta;
+    struct tly_grid grid;
+    struct tly_io_opts opts;
+    char *zattrs;          /* v2 .zattrs text, or NULL */
+    uint8_t *fill_pattern; /* TLY__FILL_PATTERN_BYTES of the fill value repeated */
+};
+
+/* Counters an operation's workers add to. */
+struct tly__op_stats {
+    _Atomic uint64_t chunks, missing, rmw, stored_bytes;
+};
+
+void tly__op_stats_out(struct tly__op_stats *s, struct tly_io_stats *out);
+
+/* workers.c: the one place that starts threads. Runs fn(ctx, i) for i in [0, n) on @p threads
+ * threads (the caller's among them); the first error stops the rest and is returned, with its
+ * message, on the calling thread. */
+typedef int (*tly__task_fn)(void *ctx, uint64_t i);
+int tly__run_tasks(int threads, uint64_t n, tly__task_fn fn, void *ctx);
+
+/* 0, or TLY_EUSAGE when @p r does not fit the array. */
+int tly__check_region(const struct tly_array *a, const struct tly_region *r);
+
+/* The i-th chunk (row-major over [lo, hi)) of a region's chunk range, into idx. */
+void tly__chunk_at(int rank, const uint64_t *lo, const uint64_t *hi, uint64_t i, uint64_t *idx);
+
+/* Fill @p n bytes at @p dst with the array's fill value (the pattern repeated). Not a copy. */
+void tly__fill(const struct tly_array *a, void *dst, size_t n);
+
+/* Fill the runs of @p rs in @p buf (the output region) with the fill value. */
+void tly__fill_runs(const struct tly_array *a, const struct tly_runs *rs, void *buf);
+
+#endif

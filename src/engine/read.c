@@ -1,0 +1,157 @@
+/*
+ * Reading a region: for each chunk it touches,
+ *
+ *   missing   the fill value written into the output's runs
+ *   none      preadv straight into the output's runs (runs adjacent in the chunk share a call)
+ *   codec     encoded bytes into a buffer, decoded straight into the output when the chunk lies
+ *             contiguously there, else decoded aside and scattered
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "engine/internal.h"
+#include "tally/codec.h"
+#include "tally/mem.h"
+
+struct rctx {
+    struct tly_array *a;
+    char *buf;
+    const struct tly_region *r;
+    uint64_t lo[TLY_MAX_RANK], hi[TLY_MAX_RANK];
+    struct tly__op_stats stats;
+};
+
+#define READ_BATCH 1024
+
+/* Uncompressed: read the runs straight into the output, one call per stretch of adjacent runs. */
+static int read_raw(struct tly_array *a, const char *key, const struct tly_runs *rs, char *out)
+{
+    struct iovec iov[READ_BATCH];
+    struct tly_runs_iter it;
+    uint64_t co, bo, start = 0, next = 0;
+    int n = 0, err = 0;
+    tly_runs_iter_init(&it, rs);
+    while (!err && tly_runs_next(&it, &co, &bo)) {
+        if (n > 0 && (co != next || n == READ_BATCH)) {
+            err = tly_store_readv(a->store, key, start, iov, n);
+            n = 0;
+        }
+        if (n == 0)
+            start = co;
+        iov[n++] = (struct iovec){out + bo, rs->run_bytes};
+        next = co + rs->run_bytes;
+    }
+    if (!err && n > 0)
+        err = tly_store_readv(a->store, key, start, iov, n);
+    return err;
+}
+
+/* Compressed: decode into the output when the chunk is contiguous there, else aside + scatter. */
+static int decode_into(struct tly_array *a, const struct tly_runs *rs, const void *enc, size_t n, char *out)
+{
+    const struct tly_codec *c = &a->meta.codec;
+    if (tly_runs_contiguous(rs))
+        return tly_codec_decode(c, out + rs->buf_base, rs->chunk_bytes, enc, n);
+    void *tmp;
+    TLY_STAGE(TLY_DECODE)
+    {
+        tmp = malloc(rs->chunk_bytes);
+    }
+    if (tmp == NULL)
+        return tly__fail(-ENOMEM, "out of memory for a %llu-byte chunk", (unsigned long long)rs->chunk_bytes);
+    int err = tly_codec_decode(c, tmp, rs->chunk_bytes, enc, n);
+    if (!err) {
+        struct tly_runs_iter it;
+        uint64_t co, bo;
+        tly_runs_iter_init(&it, rs);
+        TLY_STAGE(TLY_SCATTER)
+        {
+            while (tly_runs_next(&it, &co, &bo))
+                tly_copy(out + bo, (char *)tmp + co, rs->run_bytes);
+        }
+    }
+    TLY_STAGE(TLY_DECODE)
+    {
+        free(tmp);
+    }
+    return err;
+}
+
+static int read_one(void *arg, uint64_t i)
+{
+    struct rctx *x = arg;
+    struct tly_array *a = x->a;
+    uint64_t idx[TLY_MAX_RANK], size = 0;
+    struct tly_runs rs;
+    char key[512];
+    int err = 0;
+    TLY_STAGE(TLY_PLAN)
+    {
+        tly__chunk_at(a->grid.rank, x->lo, x->hi, i, idx);
+        tly_runs_plan(&a->grid, idx, x->r, a->meta.dtype.size, &rs);
+        if (tly_meta_chunk_key(&a->meta, idx, key, sizeof key) < 0)
+            err = tly__fail(TLY_EUSAGE, "chunk key too long");
+    }
+    if (err)
+        return err;
+    TLY_STAGE(TLY_GET)
+    {
+        err = tly_store_size(a->store, key, &size);
+    }
+    atomic_fetch_add(&x->stats.chunks, 1);
+    if (err == TLY_ENOTFOUND) {
+        tly_errclear();
+        TLY_STAGE(TLY_SCATTER)
+        {
+            tly__fill_runs(a, &rs, x->buf);
+        }
+        atomic_fetch_add(&x->stats.missing, 1);
+        return 0;
+    }
+    if (!err && a->meta.codec.id == TLY_CODEC_NONE) {
+        if (size != rs.chunk_bytes)
+            err = tly__fail(TLY_EFORMAT, "%llu bytes, expected %llu", (unsigned long long)size,
+                            (unsigned long long)rs.chunk_bytes);
+        else
+            TLY_STAGE(TLY_GET)
+            {
+                err = read_raw(a, key, &rs, x->buf);
+            }
+    } else if (!err) {
+        void *enc;
+        TLY_STAGE(TLY_GET)
+        {
+            enc = malloc(size ? size : 1);
+            struct iovec iov = {enc, size};
+            err = enc ? tly_store_readv(a->store, key, 0, &iov, 1) : tly__fail(-ENOMEM, "out of memory");
+        }
+        if (!err)
+            err = decode_into(a, &rs, enc, size, x->buf);
+        TLY_STAGE(TLY_GET)
+        {
+            free(enc);
+        }
+    }
+    atomic_fetch_add(&x->stats.stored_bytes, size);
+    if (err)
+        tly__err_prefix("chunk %s", key);
+    return err;
+}
+
+int tly_array_read(struct tly_array *a, void *buf, const struct tly_region *r, struct tly_io_stats *stats)
+{
+    int err = tly__check_region(a, r);
+    if (err)
+        return err;
+    struct rctx x = {.a = a, .buf = buf, .r = r};
+    uint64_t n;
+    TLY_STAGE(TLY_PLAN)
+    {
+        n = tly_grid_chunks_in(&a->grid, r, x.lo, x.hi);
+    }
+    err = n ? tly__run_tasks(a->opts.threads, n, read_one, &x) : 0;
+    tly__op_stats_out(&x.stats, stats);
+    return err;
+}

@@ -1,0 +1,105 @@
+/*
+ * Workers: run a task per chunk on a few threads. The first failure wins: the others stop taking
+ * chunks, and its code and message come back on the calling thread.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "engine/internal.h"
+
+#define MAX_THREADS 256
+
+struct job {
+    tly__task_fn fn;
+    void *ctx;
+    uint64_t n;
+    _Atomic uint64_t next;
+    _Atomic int err;
+    pthread_mutex_t mu;
+    char msg[1024];
+};
+
+static void *work(void *arg)
+{
+    struct job *j = arg;
+    for (;;) {
+        if (atomic_load_explicit(&j->err, memory_order_relaxed))
+            break;
+        uint64_t i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (i >= j->n)
+            break;
+        int err = j->fn(j->ctx, i);
+        if (err) {
+            pthread_mutex_lock(&j->mu);
+            if (atomic_load(&j->err) == 0) {
+                snprintf(j->msg, sizeof j->msg, "%s", tly_errmsg());
+                atomic_store(&j->err, err);
+            }
+            pthread_mutex_unlock(&j->mu);
+            break;
+        }
+    }
+    return NULL;
+}
+
+int tly__run_tasks(int threads, uint64_t n, tly__task_fn fn, void *ctx)
+{
+    if (threads <= 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cpus > 0 ? (int)cpus : 1;
+    }
+    if (threads > MAX_THREADS)
+        threads = MAX_THREADS;
+    if ((uint64_t)threads > n)
+        threads = (int)n;
+    struct job j = {.fn = fn, .ctx = ctx, .n = n};
+    pthread_mutex_init(&j.mu, NULL);
+    pthread_t th[MAX_THREADS];
+    int started = 0;
+    for (; started < threads - 1; started++)
+        if (pthread_create(&th[started], NULL, work, &j) != 0)
+            break; /* fewer threads is slower, not wrong */
+    work(&j);
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&j.mu);
+    int err = atomic_load(&j.err);
+    if (err)
+        tly__fail(err, "%s", j.msg);
+    return err;
+}
+
+void tly__chunk_at(int rank, const uint64_t *lo, const uint64_t *hi, uint64_t i, uint64_t *idx)
+{
+    for (int d = rank - 1; d >= 0; d--) {
+        uint64_t span = hi[d] - lo[d];
+        idx[d] = lo[d] + i % span;
+        i /= span;
+    }
+}
+
+void tly__op_stats_out(struct tly__op_stats *s, struct tly_io_stats *out)
+{
+    if (out == NULL)
+        return;
+    out->chunks = atomic_load(&s->chunks);
+    out->missing = atomic_load(&s->missing);
+    out->rmw = atomic_load(&s->rmw);
+    out->stored_bytes = atomic_load(&s->stored_bytes);
+}
+
+int tly__check_region(const struct tly_array *a, const struct tly_region *r)
+{
+    if (r->rank != a->grid.rank)
+        return tly__fail(TLY_EUSAGE, "region has %d dimensions, the array %d", r->rank, a->grid.rank);
+    for (int d = 0; d < r->rank; d++)
+        if (r->start[d] > r->stop[d] || r->stop[d] > a->grid.shape[d])
+            return tly__fail(TLY_EUSAGE, "region %llu:%llu of dimension %d is outside 0:%llu",
+                             (unsigned long long)r->start[d], (unsigned long long)r->stop[d], d,
+                             (unsigned long long)a->grid.shape[d]);
+    return 0;
+}

@@ -1,0 +1,323 @@
+/*
+ * Writing a region: each chunk it touches is planned into segments — runs of the caller's memory
+ * and runs of fill value for edge padding — in chunk order, and those segments go to the store:
+ *
+ *   none   the segments as iovecs to pwritev (no copy)
+ *   zstd   the segments streamed through the compressor in place, output in bounded blocks
+ *   blosc  the one segment when the chunk is contiguous, else the segments gathered into a buffer
+ *
+ * A chunk the region covers only partly is read (or filled), patched and written whole.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "common/err.h"
+#include "engine/internal.h"
+#include "tally/codec.h"
+#include "tally/mem.h"
+
+struct wctx {
+    struct tly_array *a;
+    const char *buf;
+    const struct tly_region *r;
+    uint64_t lo[TLY_MAX_RANK], hi[TLY_MAX_RANK];
+    struct tly__op_stats stats;
+};
+
+/* A chunk's content as pieces of memory, in chunk order; `pad` marks fill-value pieces. */
+struct segs {
+    struct iovec *iov;
+    bool *pad;
+    int n, cap;
+};
+
+static int segs_push(struct segs *s, const void *p, size_t len, bool pad)
+{
+    if (len == 0)
+        return 0;
+    if (s->n == s->cap) {
+        int cap = s->cap ? s->cap * 2 : 16;
+        struct iovec *iov = realloc(s->iov, (size_t)cap * sizeof *iov);
+        if (iov)
+            s->iov = iov;
+        bool *pd = iov ? realloc(s->pad, (size_t)cap * sizeof *pd) : NULL;
+        if (pd == NULL)
+            return tly__fail(-ENOMEM, "out of memory planning a chunk");
+        s->pad = pd;
+        s->cap = cap;
+    }
+    s->iov[s->n] = (struct iovec){(void *)p, len};
+    s->pad[s->n++] = pad;
+    return 0;
+}
+
+static int push_fill(struct segs *s, const struct tly_array *a, uint64_t len)
+{
+    while (len > 0) {
+        size_t k = len < TLY__FILL_PATTERN_BYTES ? (size_t)len : TLY__FILL_PATTERN_BYTES;
+        int err = segs_push(s, a->fill_pattern, k, true);
+        if (err)
+            return err;
+        len -= k;
+    }
+    return 0;
+}
+
+/* Segments of a chunk the region covers: its runs from @p src, fill value between them. */
+static int plan_segments(const struct tly_array *a, const struct tly_runs *rs, const char *src, struct segs *s)
+{
+    struct tly_runs_iter it;
+    uint64_t co, bo, pos = 0;
+    int err = 0;
+    tly_runs_iter_init(&it, rs);
+    while (!err && tly_runs_next(&it, &co, &bo)) {
+        if (co > pos)
+            err = push_fill(s, a, co - pos);
+        if (!err)
+            err = segs_push(s, src + bo, rs->run_bytes, false);
+        pos = co + rs->run_bytes;
+    }
+    if (!err && pos < rs->chunk_bytes)
+        err = push_fill(s, a, rs->chunk_bytes - pos);
+    return err;
+}
+
+struct sink {
+    struct tly_writer *w;
+    uint64_t bytes;
+};
+
+static int sink_write(void *arg, const void *data, size_t n)
+{
+    struct sink *sk = arg;
+    struct iovec iov = {(void *)data, n};
+    int err;
+    TLY_STAGE(TLY_PUT)
+    {
+        err = tly_writer_writev(sk->w, &iov, 1);
+    }
+    sk->bytes += n;
+    return err;
+}
+
+/* Encode the segments and write them under @p key; the stored size into @p stored. */
+static int put_chunk(struct tly_array *a, const char *key, const struct segs *s, uint64_t chunk_bytes, uint64_t *stored)
+{
+    const struct tly_codec *c = &a->meta.codec;
+    struct tly_writer *w;
+    int err;
+    TLY_STAGE(TLY_PUT)
+    {
+        err = tly_store_writer(a->store, key, &w);
+    }
+    if (err)
+        return err;
+    void *gathered = NULL, *enc = NULL;
+    if (c->id == TLY_CODEC_NONE) {
+        TLY_STAGE(TLY_PUT)
+        {
+            err = tly_writer_writev(w, s->iov, s->n);
+        }
+        *stored = chunk_bytes;
+    } else if (c->id == TLY_CODEC_ZSTD) {
+        size_t cap = ZSTD_CStreamOutSize();
+        struct sink sk = {w, 0};
+        TLY_STAGE(TLY_ENCODE)
+        {
+            enc = malloc(cap);
+        }
+        err = enc ? tly_zstd_encode_stream(c, s->iov, s->n, chunk_bytes, enc, cap, sink_write, &sk)
+                  : tly__fail(-ENOMEM, "out of memory for the zstd output buffer");
+        *stored = sk.bytes;
+    } else {
+        const void *src = s->n == 1 && !s->pad[0] ? s->iov[0].iov_base : NULL;
+        if (src == NULL) {
+            TLY_STAGE(TLY_GATHER)
+            {
+                gathered = malloc(chunk_bytes ? chunk_bytes : 1);
+                char *p = gathered;
+                for (int i = 0; p && i < s->n; p += s->iov[i].iov_len, i++) {
+                    if (s->pad[i])
+                        tly__fill(a, p, s->iov[i].iov_len);
+                    else
+                        tly_copy(p, s->iov[i].iov_base, s->iov[i].iov_len);
+                }
+            }
+            src = gathered;
+        }
+        size_t bound = tly_codec_bound(c, chunk_bytes), n = 0;
+        TLY_STAGE(TLY_ENCODE)
+        {
+            enc = src ? malloc(bound) : NULL;
+        }
+        err = enc ? tly_codec_encode(c, enc, bound, src, chunk_bytes, &n)
+                  : tly__fail(-ENOMEM, "out of memory for a %llu-byte chunk", (unsigned long long)chunk_bytes);
+        if (!err) {
+            struct iovec iov = {enc, n};
+            TLY_STAGE(TLY_PUT)
+            {
+                err = tly_writer_writev(w, &iov, 1);
+            }
+        }
+        *stored = n;
+    }
+    TLY_STAGE(TLY_PUT)
+    {
+        if (err)
+            tly_writer_abort(w);
+        else
+            err = tly_writer_commit(w);
+    }
+    /* Free in the stage that allocated: a small block's free is charged to the freeing stage. */
+    TLY_STAGE(TLY_GATHER)
+    {
+        free(gathered);
+    }
+    TLY_STAGE(TLY_ENCODE)
+    {
+        free(enc);
+    }
+    if (err)
+        tly__err_prefix("chunk %s", key);
+    return err;
+}
+
+/* Bring in the chunk's current content (or the fill value) for a read-modify-write. */
+static int load_chunk(struct tly_array *a, const char *key, void *dst, uint64_t chunk_bytes)
+{
+    uint64_t size;
+    int err;
+    TLY_STAGE(TLY_GET)
+    {
+        err = tly_store_size(a->store, key, &size);
+    }
+    if (err == TLY_ENOTFOUND) {
+        tly_errclear();
+        tly__fill(a, dst, chunk_bytes);
+        return 0;
+    }
+    if (err)
+        return err;
+    const struct tly_codec *c = &a->meta.codec;
+    if (c->id == TLY_CODEC_NONE) {
+        if (size != chunk_bytes)
+            return tly__fail(TLY_EFORMAT, "chunk %s: %llu bytes, expected %llu", key, (unsigned long long)size,
+                             (unsigned long long)chunk_bytes);
+        struct iovec iov = {dst, chunk_bytes};
+        TLY_STAGE(TLY_GET)
+        {
+            err = tly_store_readv(a->store, key, 0, &iov, 1);
+        }
+        return err;
+    }
+    void *enc;
+    TLY_STAGE(TLY_GET)
+    {
+        enc = malloc(size ? size : 1);
+        struct iovec iov = {enc, size};
+        err = enc ? tly_store_readv(a->store, key, 0, &iov, 1) : tly__fail(-ENOMEM, "out of memory");
+    }
+    if (!err)
+        err = tly_codec_decode(c, dst, chunk_bytes, enc, size);
+    TLY_STAGE(TLY_GET)
+    {
+        free(enc);
+    }
+    if (err)
+        tly__err_prefix("chunk %s", key);
+    return err;
+}
+
+/* A chunk the region covers only partly: load it, patch in the region's runs, write it whole. */
+static int rmw_chunk(struct wctx *x, const char *key, const struct tly_runs *rs, uint64_t *stored)
+{
+    struct tly_array *a = x->a;
+    void *cb;
+    TLY_STAGE(TLY_GATHER)
+    {
+        cb = malloc(rs->chunk_bytes);
+    }
+    if (cb == NULL)
+        return tly__fail(-ENOMEM, "chunk %s: out of memory", key);
+    int err = load_chunk(a, key, cb, rs->chunk_bytes);
+    if (!err) {
+        struct tly_runs_iter it;
+        uint64_t co, bo;
+        tly_runs_iter_init(&it, rs);
+        TLY_STAGE(TLY_GATHER)
+        {
+            while (tly_runs_next(&it, &co, &bo))
+                tly_copy((char *)cb + co, x->buf + bo, rs->run_bytes);
+        }
+        struct segs s = {0};
+        TLY_STAGE(TLY_PLAN)
+        {
+            err = segs_push(&s, cb, rs->chunk_bytes, false);
+        }
+        if (!err)
+            err = put_chunk(a, key, &s, rs->chunk_bytes, stored);
+        TLY_STAGE(TLY_PLAN)
+        {
+            free(s.iov);
+            free(s.pad);
+        }
+    }
+    TLY_STAGE(TLY_GATHER)
+    {
+        free(cb);
+    }
+    return err;
+}
+
+static int write_one(void *arg, uint64_t i)
+{
+    struct wctx *x = arg;
+    struct tly_array *a = x->a;
+    uint64_t idx[TLY_MAX_RANK];
+    struct tly_runs rs;
+    char key[512];
+    struct segs s = {0};
+    int err = 0;
+    TLY_STAGE(TLY_PLAN)
+    {
+        tly__chunk_at(a->grid.rank, x->lo, x->hi, i, idx);
+        tly_runs_plan(&a->grid, idx, x->r, a->meta.dtype.size, &rs);
+        if (tly_meta_chunk_key(&a->meta, idx, key, sizeof key) < 0)
+            err = tly__fail(TLY_EUSAGE, "chunk key too long");
+        else if (rs.covers_chunk)
+            err = plan_segments(a, &rs, x->buf, &s);
+    }
+    uint64_t stored = 0;
+    if (!err && rs.covers_chunk)
+        err = put_chunk(a, key, &s, rs.chunk_bytes, &stored);
+    else if (!err) {
+        err = rmw_chunk(x, key, &rs, &stored);
+        atomic_fetch_add(&x->stats.rmw, 1);
+    }
+    TLY_STAGE(TLY_PLAN)
+    {
+        free(s.iov);
+        free(s.pad);
+    }
+    atomic_fetch_add(&x->stats.chunks, 1);
+    atomic_fetch_add(&x->stats.stored_bytes, stored);
+    return err;
+}
+
+int tly_array_write(struct tly_array *a, const void *buf, const struct tly_region *r, struct tly_io_stats *stats)
+{
+    int err = tly__check_region(a, r);
+    if (err)
+        return err;
+    struct wctx x = {.a = a, .buf = buf, .r = r};
+    uint64_t n;
+    TLY_STAGE(TLY_PLAN)
+    {
+        n = tly_grid_chunks_in(&a->grid, r, x.lo, x.hi);
+    }
+    err = n ? tly__run_tasks(a->opts.threads, n, write_one, &x) : 0;
+    tly__op_stats_out(&x.stats, stats);
+    return err;
+}

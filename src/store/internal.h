@@ -1,0 +1,38 @@
+/* Internal to src/store: the interface each store implements. */
+#ifndef TLY__STORE_INTERNAL_H
+#define TLY__STORE_INTERNAL_H
+
+#include "tally/store.h"
+
+struct tly_store_ops {
+    const char *kind;
+    int (*size)(struct tly_store *st, const char *key, uint64_t *out);
+    int (*readv)(struct tly_store *st, const char *key, uint64_t offset, const struct iovec *iov, int niov);
+    int (*get)(struct tly_store *st, const char *key, char **data, size_t *n);
+    int (*put)(struct tly_store *st, const char *key, const void *data, size_t n);
+    int (*writer)(struct tly_store *st, const char *key, struct tly_writer **out);
+    int (*del)(struct tly_store *st, const char *key);
+    int (*clear)(struct tly_store *st);
+    void (*close)(struct tly_store *st);
+};
+
+struct tly_writer_ops {
+    int (*writev)(struct tly_writer *w, const struct iovec *iov, int niov);
+    int (*commit)(struct tly_writer *w);
+    void (*abort)(struct tly_writer *w);
+};
+
+/* The part every store shares; each store's struct begins with it. */
+struct tly_store {
+    const struct tly_store_ops *ops;
+    char *url;
+    struct tly_store_opts opts;
+};
+
+struct tly_writer {
+    const struct tly_writer_ops *ops;
+};
+
+int tly__local_open(const char *path, const struct tly_store_opts *opts, struct tly_store **out);
+
+#endif

@@ -1,0 +1,116 @@
+/* Store dispatch: URL to store, and the calls every store answers. */
+#include <string.h>
+
+#include "common/err.h"
+#include "store/internal.h"
+
+bool tly_store_key_valid(const char *key)
+{
+    if (key == NULL || key[0] == '\0' || key[0] == '/')
+        return false;
+    for (const char *p = key; *p;) {
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+            return false;
+        if (end == NULL)
+            break;
+        p = end + 1;
+        if (*p == '\0')
+            return false;
+    }
+    return strchr(key, '\\') == NULL;
+}
+
+int tly_store_open(const char *url, const struct tly_store_opts *opts, struct tly_store **out)
+{
+    static const struct tly_store_opts defaults = {0};
+    if (opts == NULL)
+        opts = &defaults;
+    if (url == NULL || url[0] == '\0')
+        return tly__fail(TLY_EUSAGE, "empty store URL");
+    if (strncmp(url, "file://", 7) == 0)
+        return tly__local_open(url + 7, opts, out);
+    if (strstr(url, "://") != NULL)
+        return tly__fail(TLY_EUSAGE, "store URL '%s': scheme not supported (a directory path or file://)", url);
+    return tly__local_open(url, opts, out);
+}
+
+void tly_store_close(struct tly_store *st)
+{
+    if (st)
+        st->ops->close(st);
+}
+
+const char *tly_store_kind(const struct tly_store *st)
+{
+    return st->ops->kind;
+}
+
+const char *tly_store_url(const struct tly_store *st)
+{
+    return st->url;
+}
+
+#define CHECK_KEY(key)                                                                                                 \
+    do {                                                                                                               \
+        if (!tly_store_key_valid(key))                                                                                 \
+            return tly__fail(TLY_EUSAGE, "key '%s' is not a valid relative key", key);                                 \
+    } while (0)
+
+int tly_store_size(struct tly_store *st, const char *key, uint64_t *out)
+{
+    CHECK_KEY(key);
+    return st->ops->size(st, key, out);
+}
+
+int tly_store_readv(struct tly_store *st, const char *key, uint64_t offset, const struct iovec *iov, int niov)
+{
+    CHECK_KEY(key);
+    return st->ops->readv(st, key, offset, iov, niov);
+}
+
+int tly_store_get(struct tly_store *st, const char *key, char **data, size_t *n)
+{
+    CHECK_KEY(key);
+    return st->ops->get(st, key, data, n);
+}
+
+int tly_store_put(struct tly_store *st, const char *key, const void *data, size_t n)
+{
+    CHECK_KEY(key);
+    return st->ops->put(st, key, data, n);
+}
+
+int tly_store_writer(struct tly_store *st, const char *key, struct tly_writer **out)
+{
+    CHECK_KEY(key);
+    return st->ops->writer(st, key, out);
+}
+
+int tly_writer_writev(struct tly_writer *w, const struct iovec *iov, int niov)
+{
+    return w->ops->writev(w, iov, niov);
+}
+
+int tly_writer_commit(struct tly_writer *w)
+{
+    return w->ops->commit(w);
+}
+
+void tly_writer_abort(struct tly_writer *w)
+{
+    if (w)
+        w->ops->abort(w);
+}
+
+int tly_store_delete(struct tly_store *st, const char *key)
+{
+    CHECK_KEY(key);
+    return st->ops->del(st, key);
+}
+
+int tly_store_clear(struct tly_store *st)
+{
+    return st->ops->clear(st);
+}

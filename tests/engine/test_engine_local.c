@@ -1,0 +1,265 @@
+/* engine: round trips on the local store for every codec and format, regions, fill, zero-copy paths. */
+#include <math.h>
+#include <string.h>
+
+#include "support.h"
+#include "tally/engine.h"
+#include "tally/error.h"
+#include "tmpdir.h"
+
+static char dir[256];
+
+static void setup(void)
+{
+    cr_assert_not_null(tly_test_mkdtemp(dir, sizeof dir));
+}
+
+static void teardown(void)
+{
+    tly_test_rmtree(dir);
+}
+
+TestSuite(engine, .init = setup, .fini = teardown);
+
+static void make_meta(struct tly_meta *m, int format, const char *codec, const char *dtype, int rank,
+                      const uint64_t *shape, const uint64_t *chunks)
+{
+    memset(m, 0, sizeof *m);
+    m->zarr_format = format;
+    cr_assert_eq(tly_dtype_from_numpy(dtype, &m->dtype), 0);
+    m->rank = rank;
+    for (int d = 0; d < rank; d++) {
+        m->shape[d] = shape[d];
+        m->chunks[d] = chunks[d];
+    }
+    cr_assert_eq(tly_codec_parse(codec, &m->codec), 0, "%s", tly_errmsg());
+    m->codec.blosc.typesize = m->dtype.size;
+    m->has_fill = true;
+    m->separator = format == 3 ? '/' : '.';
+    m->v3_default_keys = true;
+}
+
+static uint64_t elems(int rank, const uint64_t *shape)
+{
+    uint64_t n = 1;
+    for (int d = 0; d < rank; d++)
+        n *= shape[d];
+    return n;
+}
+
+static void pattern(uint8_t *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)((i * 2654435761u + seed) >> 13);
+}
+
+/* Write the whole array, read it back whole and by a region, compare. */
+static void round_trip(int format, const char *codec, const char *dtype, int rank, const uint64_t *shape,
+                       const uint64_t *chunks, int threads)
+{
+    struct tly_meta m;
+    make_meta(&m, format, codec, dtype, rank, shape, chunks);
+    size_t n = elems(rank, shape) * m.dtype.size;
+    uint8_t *src = malloc(n + 1), *back = malloc(n + 1);
+    pattern(src, n, 7);
+    char path[300];
+    snprintf(path, sizeof path, "%s/a-%d-%s-%s", dir, format, codec, dtype);
+    struct tly_io_opts opts = {.threads = threads};
+    struct tly_array *a;
+    struct tly_region all;
+    tly_region_all(&all, rank, shape);
+    cr_assert_eq(tly_array_create(path, &m, true, &opts, &a), 0, "%s", tly_errmsg());
+    struct tly_io_stats st;
+    cr_assert_eq(tly_array_write(a, src, &all, &st), 0, "%s", tly_errmsg());
+    tly_array_close(a);
+    cr_assert_eq(tly_array_open(path, &opts, &a), 0, "%s", tly_errmsg());
+    cr_expect_eq(tly_array_meta(a)->codec.id, m.codec.id);
+    memset(back, 0xEE, n);
+    cr_assert_eq(tly_array_read(a, back, &all, &st), 0, "%s", tly_errmsg());
+    cr_expect_eq(memcmp(src, back, n), 0, "%s %s %s: whole array equal", format == 3 ? "v3" : "v2", codec, dtype);
+    cr_expect_eq(st.missing, 0);
+    /* A region off the chunk boundaries. */
+    struct tly_region r = {.rank = rank};
+    for (int d = 0; d < rank; d++) {
+        r.start[d] = shape[d] / 3;
+        r.stop[d] = shape[d] - shape[d] / 4;
+    }
+    uint64_t rn = tly_region_count(&r) * m.dtype.size;
+    cr_assert_eq(tly_array_read(a, back, &r, NULL), 0, "%s", tly_errmsg());
+    /* compare element by element against src */
+    uint64_t pos[TLY_MAX_RANK] = {0};
+    size_t es = m.dtype.size;
+    for (uint64_t k = 0; k < rn / es; k++) {
+        uint64_t off = 0;
+        for (int d = 0; d < rank; d++)
+            off = off * shape[d] + r.start[d] + pos[d];
+        if (memcmp(back + k * es, src + off * es, es) != 0) {
+            cr_expect_fail("region element %llu differs", (unsigned long long)k);
+            break;
+        }
+        for (int d = rank - 1; d >= 0; d--) {
+            if (++pos[d] < r.stop[d] - r.start[d])
+                break;
+            pos[d] = 0;
+        }
+    }
+    tly_array_close(a);
+    free(src);
+    free(back);
+}
+
+TLY_TEST(engine, round_trip_every_codec_and_format)
+{
+    static const char *codecs[] = {"none", "zstd", "zstd:level=1", "blosc", "blosc:cname=zstd,clevel=3,shuffle=2"};
+    uint64_t shape[] = {37, 23, 5}, chunks[] = {10, 7, 5};
+    for (int f = 2; f <= 3; f++)
+        for (size_t c = 0; c < sizeof codecs / sizeof *codecs; c++)
+            round_trip(f, codecs[c], "<f4", 3, shape, chunks, 2);
+}
+
+TLY_TEST(engine, round_trip_dtypes_and_ranks)
+{
+    static const char *dtypes[] = {"|b1", "|i1", "<i2", ">i4", "<i8", "|u1", ">u2", "<u4", ">u8", "<f4", ">f8"};
+    uint64_t s1[] = {1001}, c1[] = {100};
+    uint64_t s4[] = {3, 4, 5, 6}, c4[] = {2, 3, 2, 4};
+    for (size_t i = 0; i < sizeof dtypes / sizeof *dtypes; i++) {
+        round_trip(2, "zstd", dtypes[i], 1, s1, c1, 1);
+        round_trip(3, "blosc", dtypes[i], 4, s4, c4, 3);
+    }
+    uint64_t s0[1] = {0};
+    round_trip(2, "none", "<f8", 0, s0, s0, 1);
+    round_trip(3, "zstd", "<f8", 0, s0, s0, 1);
+}
+
+TLY_TEST(engine, partial_writes_read_modify_write)
+{
+    uint64_t shape[] = {20, 30}, chunks[] = {8, 8};
+    static const char *codecs[] = {"none", "zstd", "blosc"};
+    for (size_t c = 0; c < 3; c++) {
+        struct tly_meta m;
+        make_meta(&m, c == 1 ? 3 : 2, codecs[c], "<i4", 2, shape, chunks);
+        m.fill[0] = 0xFF, m.fill[1] = 0xFF, m.fill[2] = 0xFF, m.fill[3] = 0xFF; /* -1 */
+        struct tly_array *a;
+        char path[300];
+        snprintf(path, sizeof path, "%s/rmw-%s", dir, codecs[c]);
+        cr_assert_eq(tly_array_create(path, &m, false, NULL, &a), 0, "%s", tly_errmsg());
+        int32_t block[5 * 7];
+        for (int i = 0; i < 35; i++)
+            block[i] = 1000 + i;
+        struct tly_region r = {2, {6, 5}, {11, 12}};
+        struct tly_io_stats st;
+        cr_assert_eq(tly_array_write(a, block, &r, &st), 0, "%s", tly_errmsg());
+        cr_expect_gt(st.rmw, 0);
+        int32_t all[20 * 30];
+        struct tly_region whole;
+        tly_region_all(&whole, 2, shape);
+        cr_assert_eq(tly_array_read(a, all, &whole, &st), 0, "%s", tly_errmsg());
+        cr_expect_gt(st.missing, 0, "chunks never written read as the fill value");
+        int bad = 0;
+        for (int y = 0; y < 20; y++)
+            for (int x = 0; x < 30; x++) {
+                bool in = y >= 6 && y < 11 && x >= 5 && x < 12;
+                int32_t want = in ? 1000 + (y - 6) * 7 + (x - 5) : -1;
+                bad += all[y * 30 + x] != want;
+            }
+        cr_expect_eq(bad, 0, "%s: %d elements differ after a partial write", codecs[c], bad);
+        tly_array_close(a);
+    }
+}
+
+TLY_TEST(engine, existing_array_needs_overwrite)
+{
+    uint64_t shape[] = {4}, chunks[] = {2};
+    struct tly_meta m;
+    make_meta(&m, 2, "none", "<f4", 1, shape, chunks);
+    struct tly_array *a;
+    cr_assert_eq(tly_array_create(dir, &m, false, NULL, &a), 0);
+    tly_array_close(a);
+    cr_expect_eq(tly_array_create(dir, &m, false, NULL, &a), TLY_EEXISTS);
+    cr_expect(strstr(tly_errmsg(), "overwrite") != NULL, "%s", tly_errmsg());
+    cr_expect_eq(tly_array_create(dir, &m, true, NULL, &a), 0);
+    tly_array_close(a);
+    char path[300];
+    snprintf(path, sizeof path, "%s/none-here", dir);
+    cr_expect_eq(tly_array_open(path, NULL, &a), TLY_ENOTFOUND);
+}
+
+TLY_TEST(engine, corrupt_chunks_are_named)
+{
+    uint64_t shape[] = {100}, chunks[] = {50};
+    static const char *codecs[] = {"none", "zstd", "blosc"};
+    for (int c = 0; c < 3; c++) {
+        struct tly_meta m;
+        make_meta(&m, 2, codecs[c], "<f8", 1, shape, chunks);
+        char path[300];
+        snprintf(path, sizeof path, "%s/corrupt-%s", dir, codecs[c]);
+        struct tly_array *a;
+        cr_assert_eq(tly_array_create(path, &m, false, NULL, &a), 0);
+        double v[100];
+        for (int i = 0; i < 100; i++)
+            v[i] = i;
+        struct tly_region all;
+        tly_region_all(&all, 1, shape);
+        cr_assert_eq(tly_array_write(a, v, &all, NULL), 0);
+        char chunk[350];
+        snprintf(chunk, sizeof chunk, "%s/1", path);
+        FILE *f = fopen(chunk, "r+b");
+        cr_assert_not_null(f);
+        fseek(f, 0, SEEK_END);
+        long len = ftell(f);
+        cr_assert_eq(ftruncate(fileno(f), len / 2), 0);
+        fclose(f);
+        int err = tly_array_read(a, v, &all, NULL);
+        cr_expect(err == TLY_EFORMAT || err == TLY_ECODEC, "%s: %d %s", codecs[c], err, tly_errmsg());
+        cr_expect(strstr(tly_errmsg(), "chunk 1") != NULL, "the message names the chunk: %s", tly_errmsg());
+        tly_array_close(a);
+    }
+}
+
+/* The zero-copy paths: what the copy ledger sees, per stage, for each path. */
+static void ledger(const char *codec, const uint64_t *chunks, double want_gather, double want_scatter)
+{
+    uint64_t shape[] = {64, 64};
+    struct tly_meta m;
+    make_meta(&m, 2, codec, "<f4", 2, shape, chunks);
+    size_t n = 64 * 64 * 4;
+    uint8_t *src = malloc(n), *back = malloc(n);
+    pattern(src, n, 3);
+    char path[300];
+    snprintf(path, sizeof path, "%s/ledger-%s-%llu", dir, codec, (unsigned long long)chunks[1]);
+    struct tly_array *a;
+    struct tly_region all;
+    tly_region_all(&all, 2, shape);
+    struct tly_mem_snapshot s0, s1, s2;
+    cr_assert_eq(tly_array_create(path, &m, false, NULL, &a), 0);
+    tly_mem_snapshot(&s0);
+    cr_assert_eq(tly_array_write(a, src, &all, NULL), 0, "%s", tly_errmsg());
+    tly_mem_snapshot(&s1);
+    cr_assert_eq(tly_array_read(a, back, &all, NULL), 0, "%s", tly_errmsg());
+    tly_mem_snapshot(&s2);
+    cr_expect_eq(memcmp(src, back, n), 0);
+    uint64_t total_w = 0, total_r = 0;
+    for (int s = 0; s < TLY_NSTAGES; s++) {
+        total_w += TLY_DELTA(s0, s1, s, copy_bytes);
+        total_r += TLY_DELTA(s1, s2, s, copy_bytes);
+    }
+    cr_expect_eq(TLY_DELTA(s0, s1, TLY_GATHER, copy_bytes), (uint64_t)(want_gather * n), "%s write gather", codec);
+    cr_expect_eq(total_w, TLY_DELTA(s0, s1, TLY_GATHER, copy_bytes), "%s write: no other copies", codec);
+    cr_expect_eq(TLY_DELTA(s1, s2, TLY_SCATTER, copy_bytes), (uint64_t)(want_scatter * n), "%s read scatter", codec);
+    cr_expect_eq(total_r, TLY_DELTA(s1, s2, TLY_SCATTER, copy_bytes), "%s read: no other copies", codec);
+    tly_array_close(a);
+    free(src);
+    free(back);
+}
+
+TLY_TEST(engine, zero_copy_paths_in_the_ledger)
+{
+    uint64_t rows[] = {16, 64};  /* chunks of whole rows: contiguous in the array */
+    uint64_t tiles[] = {16, 16}; /* tiles: strided */
+    ledger("none", rows, 0, 0);
+    ledger("none", tiles, 0, 0);
+    ledger("zstd", rows, 0, 0);
+    ledger("zstd", tiles, 0, 1); /* strided reads decode aside and scatter */
+    ledger("blosc", rows, 0, 0);
+    ledger("blosc", tiles, 1, 1); /* blosc needs contiguous input: strided chunks are gathered */
+}

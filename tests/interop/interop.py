@@ -1,0 +1,215 @@
+#!/usr/bin/python3
+"""Interop between tally and the Zarr implementations people use, both ways.
+
+  interop.py zarr-python TALLY   v2: zarr-python 2.13 (Debian's python3-zarr) opens what tally wrote,
+                                 and tally reads what zarr-python wrote, with equal values
+  interop.py zarrita TALLY       v3: the same with zarrita (npm), through tests/interop/zarrita_io.mjs
+
+Runs with /usr/bin/python3 (Debian's numpy and zarr). Prints one line per case and a closing
+"N passed, N failed" line; exits 1 when any case failed.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = {"passed": 0, "failed": 0}
+
+DTYPES = ["<f4", ">i4", "|u1", "<f8", "|b1", "<i8", ">u2", "<i2", ">f8"]
+SHAPES = [((37, 23), (10, 7)), ((5, 9, 11), (2, 4, 5)), ((1000,), (128,))]
+
+
+def data_for(dtype, shape, seed):
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    if dt.kind == "b":
+        return rng.random(shape) < 0.5
+    if dt.kind == "f":
+        return (rng.standard_normal(shape) * 1000).astype(dt)
+    info = np.iinfo(dt)
+    return rng.integers(info.min, info.max, size=shape, dtype=dt.newbyteorder("=")).astype(dt)
+
+
+def equal(a, b):
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False, f"shape/dtype {a.shape} {a.dtype} vs {b.shape} {b.dtype}"
+    if a.dtype.kind == "f":
+        ok = np.array_equal(a, b, equal_nan=True)
+    else:
+        ok = np.array_equal(a, b)
+    return ok, "" if ok else f"{int(np.sum(a != b))} elements differ"
+
+
+def check(name, ok, detail=""):
+    RESULTS["passed" if ok else "failed"] += 1
+    print(f"{'ok  ' if ok else 'FAIL'} {name}{'' if ok else ': ' + detail}", flush=True)
+
+
+def tally(tally_bin, *args):
+    p = subprocess.run([tally_bin, *args], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"tally {' '.join(args)} exited {p.returncode}: {p.stderr.strip()}")
+    return p.stdout
+
+
+def run_case(name, fn):
+    try:
+        fn()
+    except Exception as e:  # a case that cannot run is a failed case, with its reason
+        check(name, False, f"{type(e).__name__}: {e}")
+
+
+# ---------------------------------------------------------------- v2: zarr-python
+def zarr_python(tally_bin, work):
+    import numcodecs
+    import zarr
+
+    print(f"zarr-python {zarr.__version__}, numcodecs {numcodecs.__version__}")
+    codecs = {
+        "none": None,
+        "blosc": numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE),
+        "blosc:cname=zstd,clevel=3,shuffle=2": numcodecs.Blosc(cname="zstd", clevel=3,
+                                                               shuffle=numcodecs.Blosc.BITSHUFFLE),
+        "zstd:level=5": numcodecs.Zstd(level=5),
+    }
+    n = 0
+    for dtype in DTYPES:
+        for (shape, chunks) in SHAPES:
+            for codec, compressor in codecs.items():
+                for sep in (".", "/"):
+                    n += 1
+                    if n % 3 and not (dtype == "<f4"):
+                        continue  # every dtype, codec and separator is covered; not every product
+                    case = f"v2 {dtype} {shape} chunks {chunks} {codec} sep {sep}"
+                    src = data_for(dtype, shape, n)
+                    npy = os.path.join(work, f"src{n}.npy")
+                    np.save(npy, src)
+
+                    def tally_writes(case=case, src=src, npy=npy, codec=codec, sep=sep, chunks=chunks):
+                        d = os.path.join(work, f"t{n}")
+                        tally(tally_bin, "put", npy, d, "--chunks", ",".join(map(str, chunks)), "--codec", codec,
+                              "--separator", sep)
+                        z = zarr.open(d, mode="r")
+                        ok, why = equal(src, z[...])
+                        check(f"zarr-python reads tally's {case}", ok, why)
+
+                    def zarr_writes(case=case, src=src, compressor=compressor, sep=sep, chunks=chunks,
+                                    dtype=dtype):
+                        d = os.path.join(work, f"z{n}")
+                        fill = np.nan if np.dtype(dtype).kind == "f" else 0
+                        z = zarr.open(d, mode="w", shape=src.shape, chunks=chunks, dtype=dtype,
+                                      compressor=compressor, dimension_separator=sep, fill_value=fill)
+                        # leave the last chunks unwritten: tally must read them as the fill value
+                        part = tuple(slice(0, max(1, s - c)) for s, c in zip(src.shape, chunks))
+                        z[part] = src[part]
+                        out = os.path.join(work, f"z{n}.npy")
+                        tally(tally_bin, "get", d, out)
+                        ok, why = equal(z[...], np.load(out))
+                        check(f"tally reads zarr-python's {case}", ok, why)
+                        region = tuple(slice(s // 3, s - s // 4) for s in src.shape)
+                        spec = ",".join(f"{r.start}:{r.stop}" for r in region)
+                        tally(tally_bin, "get", d, out, "--region", spec)
+                        ok, why = equal(z[region], np.load(out))
+                        check(f"tally reads region {spec} of zarr-python's {case}", ok, why)
+
+                    run_case(case, tally_writes)
+                    run_case(case, zarr_writes)
+
+    # The memray-array workload shape, small: one chunk, and fill values zarr-python writes as strings.
+    def fill_values():
+        for fill in (np.nan, np.inf, -np.inf, 42.5):
+            d = os.path.join(work, f"fill{fill}")
+            z = zarr.open(d, mode="w", shape=(10, 10), chunks=(5, 5), dtype="<f8", fill_value=fill)
+            z[:5, :5] = 1.0
+            out = d + ".npy"
+            tally(tally_bin, "get", d, out)
+            ok, why = equal(z[...], np.load(out))
+            check(f"tally reads zarr-python fill_value {fill}", ok, why)
+
+    run_case("fill values", fill_values)
+
+
+# ---------------------------------------------------------------- v3: zarrita
+def zarrita(tally_bin, work):
+    node = shutil.which("node")
+    script = os.path.join(HERE, "zarrita_io.mjs")
+    if not os.path.isdir(os.path.join(HERE, "node_modules", "zarrita")):
+        check("zarrita installed", False, "tests/interop/node_modules/zarrita is missing: run scripts/deps")
+        return
+    print(f"zarrita {json.load(open(os.path.join(HERE, 'node_modules', 'zarrita', 'package.json')))['version']}")
+    v3names = {"<f4": "float32", "<f8": "float64", "|u1": "uint8", "<i2": "int16", "<i8": "int64",
+               "|b1": "bool", "<u4": "uint32", ">i4": "int32", ">f8": "float64"}
+    codecs = {
+        "none": [],
+        "zstd:level=3": [{"name": "zstd", "configuration": {"level": 3, "checksum": False}}],
+        "blosc": "blosc",
+    }
+    n = 0
+    for dtype, v3 in v3names.items():
+        for (shape, chunks) in SHAPES:
+            for codec, extra in codecs.items():
+                n += 1
+                case = f"v3 {dtype} {shape} chunks {chunks} {codec}"
+                src = data_for(dtype, shape, n)
+
+                def tally_writes(case=case, src=src, codec=codec, chunks=chunks):
+                    npy = os.path.join(work, f"v3src{n}.npy")
+                    np.save(npy, src)
+                    d = os.path.join(work, f"v3t{n}")
+                    tally(tally_bin, "put", npy, d, "--format", "v3", "--chunks", ",".join(map(str, chunks)),
+                          "--codec", codec)
+                    raw = os.path.join(work, f"v3t{n}.bin")
+                    p = subprocess.run([node, script, "read", d, raw], capture_output=True, text=True)
+                    if p.returncode != 0:
+                        raise RuntimeError(f"zarrita read: {p.stderr.strip()[-500:]}")
+                    got = np.fromfile(raw, dtype=np.dtype(dtype).newbyteorder("<")).reshape(src.shape)
+                    if np.dtype(dtype).kind == "b":
+                        got = got.astype(bool)
+                    ok, why = equal(src, got.astype(src.dtype))
+                    check(f"zarrita reads tally's {case}", ok, why)
+
+                def zarrita_writes(case=case, src=src, extra=extra, chunks=chunks, dtype=dtype, v3=v3):
+                    d = os.path.join(work, f"v3z{n}")
+                    raw = os.path.join(work, f"v3z{n}.bin")
+                    src.astype(np.dtype(dtype).newbyteorder("<")).tofile(raw)
+                    if extra == "blosc":
+                        extra = [{"name": "blosc", "configuration": {
+                            "cname": "lz4", "clevel": 5, "shuffle": "shuffle" if src.itemsize > 1 else "noshuffle",
+                            "typesize": src.itemsize, "blocksize": 0}}]
+                    endian = "big" if dtype[0] == ">" else "little"
+                    spec = {"shape": list(src.shape), "chunks": list(chunks), "data_type": v3,
+                            "codecs": [{"name": "bytes", "configuration": {"endian": endian}}] + extra}
+                    p = subprocess.run([node, script, "write", d, raw, json.dumps(spec)], capture_output=True,
+                                       text=True)
+                    if p.returncode != 0:
+                        raise RuntimeError(f"zarrita write: {p.stderr.strip()[-500:]}")
+                    out = os.path.join(work, f"v3z{n}.npy")
+                    tally(tally_bin, "get", d, out)
+                    ok, why = equal(src, np.load(out))
+                    check(f"tally reads zarrita's {case}", ok, why)
+
+                run_case(case, tally_writes)
+                run_case(case, zarrita_writes)
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in ("zarr-python", "zarrita"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    tally_bin = os.path.abspath(sys.argv[2])
+    work = tempfile.mkdtemp(prefix="tally-interop-")
+    try:
+        (zarr_python if sys.argv[1] == "zarr-python" else zarrita)(tally_bin, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed")
+    return 1 if RESULTS["failed"] or not RESULTS["passed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

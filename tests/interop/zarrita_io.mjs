@@ -1,0 +1,49 @@
+// The Zarr v3 interop partner: zarrita (npm) reads and writes arrays for tests/interop/interop.py.
+//   node zarrita_io.mjs read DIR OUT.bin        -> raw C-order bytes of the array; prints {shape, data_type}
+//   node zarrita_io.mjs write DIR IN.bin SPEC   -> creates a v3 array from SPEC (JSON) and writes IN.bin into it
+import * as zarr from "zarrita";
+import FileSystemStore from "@zarrita/storage/fs";
+import { readFileSync, writeFileSync } from "node:fs";
+
+const ctors = {
+  bool: Uint8Array, int8: Int8Array, int16: Int16Array, int32: Int32Array, int64: BigInt64Array,
+  uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, uint64: BigUint64Array,
+  float32: Float32Array, float64: Float64Array,
+};
+
+function stridesOf(shape) {
+  const s = new Array(shape.length);
+  let acc = 1;
+  for (let d = shape.length - 1; d >= 0; d--) { s[d] = acc; acc *= shape[d]; }
+  return s;
+}
+
+async function read(dir, out) {
+  const arr = await zarr.open(new FileSystemStore(dir), { kind: "array" });
+  const chunk = await zarr.get(arr);
+  const data = chunk.data;
+  // Typed arrays and zarrita's BoolArray both expose buffer, byteOffset and byteLength.
+  writeFileSync(out, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  console.log(JSON.stringify({ shape: arr.shape, data_type: arr.dtype }));
+}
+
+async function write(dir, input, specText) {
+  const spec = JSON.parse(specText);
+  const buf = readFileSync(input);
+  const Ctor = ctors[spec.data_type];
+  const copy = new Uint8Array(buf.byteLength);
+  copy.set(buf);
+  const data = new Ctor(copy.buffer, 0, buf.byteLength / Ctor.BYTES_PER_ELEMENT);
+  const root = zarr.root(new FileSystemStore(dir));
+  const arr = await zarr.create(root, {
+    shape: spec.shape, chunkShape: spec.chunks, dtype: spec.data_type,
+    codecs: spec.codecs, fillValue: spec.fill_value ?? 0,
+  });
+  const value = spec.data_type === "bool" ? new zarr.BoolArray(copy.buffer) : data;
+  await zarr.set(arr, null, { data: value, shape: spec.shape, stride: stridesOf(spec.shape) });
+}
+
+const [mode, dir, file, spec] = process.argv.slice(2);
+if (mode === "read") await read(dir, file);
+else if (mode === "write") await write(dir, file, spec);
+else { console.error("usage: zarrita_io.mjs read DIR OUT.bin | write DIR IN.bin SPEC"); process.exit(2); }

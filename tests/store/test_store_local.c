@@ -1,0 +1,161 @@
+/* store: the local filesystem store — keys, atomic writes, reads into caller memory, errors. */
+#include <dirent.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "support.h"
+#include "tally/error.h"
+#include "tally/store.h"
+#include "tmpdir.h"
+
+static char dir[256];
+
+static void setup(void)
+{
+    cr_assert_not_null(tly_test_mkdtemp(dir, sizeof dir));
+}
+
+static void teardown(void)
+{
+    tly_test_rmtree(dir);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+static int count_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+TLY_TEST(store, keys_cannot_escape_the_root)
+{
+    cr_expect(tly_store_key_valid("0.0"));
+    cr_expect(tly_store_key_valid("c/0/1"));
+    cr_expect(tly_store_key_valid(".zarray"));
+    cr_expect(!tly_store_key_valid("../x"));
+    cr_expect(!tly_store_key_valid("a/../../x"));
+    cr_expect(!tly_store_key_valid("/etc/passwd"));
+    cr_expect(!tly_store_key_valid("a//b"));
+    cr_expect(!tly_store_key_valid("a/./b"));
+    cr_expect(!tly_store_key_valid("a/"));
+    cr_expect(!tly_store_key_valid(""));
+    struct tly_store *st;
+    cr_assert_eq(tly_store_open(dir, NULL, &st), 0);
+    cr_expect_eq(tly_store_put(st, "../escape", "x", 1), TLY_EUSAGE);
+    cr_expect(strstr(tly_errmsg(), "../escape") != NULL, "%s", tly_errmsg());
+    tly_store_close(st);
+}
+
+TLY_TEST(store, put_get_readv_and_size)
+{
+    struct tly_store *st;
+    cr_assert_eq(tly_store_open(dir, NULL, &st), 0);
+    cr_assert_eq(tly_store_put(st, "c/0/1", "hello world", 11), 0);
+    uint64_t n;
+    cr_assert_eq(tly_store_size(st, "c/0/1", &n), 0);
+    cr_expect_eq(n, 11);
+    char a[5], b[3];
+    struct iovec iov[] = {{a, 5}, {b, 3}};
+    cr_assert_eq(tly_store_readv(st, "c/0/1", 2, iov, 2), 0);
+    cr_expect_eq(memcmp(a, "llo w", 5), 0);
+    cr_expect_eq(memcmp(b, "orl", 3), 0);
+    struct iovec too_much = {a, 5};
+    cr_expect_eq(tly_store_readv(st, "c/0/1", 8, &too_much, 1), TLY_EFORMAT, "short object");
+    cr_expect(strstr(tly_errmsg(), "truncated") != NULL, "%s", tly_errmsg());
+    char *data;
+    size_t len;
+    cr_assert_eq(tly_store_get(st, "c/0/1", &data, &len), 0);
+    cr_expect_str_eq(data, "hello world");
+    free(data);
+    cr_expect_eq(tly_store_size(st, "nope", &n), TLY_ENOTFOUND);
+    cr_expect_eq(tly_store_get(st, "c/9/9", &data, &len), TLY_ENOTFOUND);
+    cr_expect_eq(tly_store_delete(st, "c/0/1"), 0);
+    cr_expect_eq(tly_store_size(st, "c/0/1", &n), TLY_ENOTFOUND);
+    cr_expect_eq(tly_store_delete(st, "c/0/1"), 0, "deleting a missing key is fine");
+    tly_store_close(st);
+}
+
+TLY_TEST(store, writes_are_atomic)
+{
+    struct tly_store *st;
+    cr_assert_eq(tly_store_open(dir, &(struct tly_store_opts){.fsync = true}, &st), 0);
+    cr_assert_eq(tly_store_put(st, "k", "old", 3), 0);
+    struct tly_writer *w;
+    cr_assert_eq(tly_store_writer(st, "k", &w), 0);
+    struct iovec iov[] = {{"ne", 2}, {"w!", 2}};
+    cr_assert_eq(tly_writer_writev(w, iov, 2), 0);
+    char *data;
+    size_t n;
+    cr_assert_eq(tly_store_get(st, "k", &data, &n), 0);
+    cr_expect_str_eq(data, "old", "not visible before commit");
+    free(data);
+    tly_writer_abort(w);
+    cr_assert_eq(tly_store_get(st, "k", &data, &n), 0);
+    cr_expect_str_eq(data, "old", "an aborted write leaves the old object");
+    free(data);
+    cr_expect_eq(count_entries(dir), 1, "and no temporary file");
+    cr_assert_eq(tly_store_writer(st, "k", &w), 0);
+    cr_assert_eq(tly_writer_writev(w, iov, 2), 0);
+    cr_assert_eq(tly_writer_commit(w), 0);
+    cr_assert_eq(tly_store_get(st, "k", &data, &n), 0);
+    cr_expect_str_eq(data, "new!");
+    free(data);
+    tly_store_close(st);
+}
+
+TLY_TEST(store, many_iovecs_and_large_objects)
+{
+    enum { N = 5000, PIECE = 1000 };
+    static char src[N * PIECE], back[N * PIECE];
+    for (size_t i = 0; i < sizeof src; i++)
+        src[i] = (char)(i * 7);
+    struct iovec *iov = malloc(N * sizeof *iov), *riov = malloc(N * sizeof *riov);
+    for (int i = 0; i < N; i++) {
+        iov[i] = (struct iovec){src + (size_t)i * PIECE, PIECE};
+        riov[i] = (struct iovec){back + (size_t)i * PIECE, PIECE};
+    }
+    struct tly_store *st;
+    cr_assert_eq(tly_store_open(dir, NULL, &st), 0);
+    struct tly_writer *w;
+    cr_assert_eq(tly_store_writer(st, "big", &w), 0);
+    cr_assert_eq(tly_writer_writev(w, iov, N), 0, "more iovecs than IOV_MAX");
+    cr_assert_eq(tly_writer_commit(w), 0);
+    cr_assert_eq(tly_store_readv(st, "big", 0, riov, N), 0);
+    cr_expect_eq(memcmp(src, back, sizeof src), 0);
+    tly_store_close(st);
+    free(iov);
+    free(riov);
+}
+
+TLY_TEST(store, clear_refuses_a_directory_that_is_not_an_array)
+{
+    struct tly_store *st;
+    cr_assert_eq(tly_store_open(dir, NULL, &st), 0);
+    cr_assert_eq(tly_store_put(st, "precious.txt", "x", 1), 0);
+    cr_expect_eq(tly_store_clear(st), TLY_EUSAGE);
+    cr_expect_eq(count_entries(dir), 1);
+    cr_assert_eq(tly_store_put(st, ".zarray", "{}", 2), 0);
+    cr_assert_eq(tly_store_put(st, "a/b/c", "x", 1), 0);
+    cr_expect_eq(tly_store_clear(st), 0);
+    cr_expect_eq(count_entries(dir), 0);
+    tly_store_close(st);
+}
+
+TLY_TEST(store, missing_root_reads_as_not_found)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/does/not/exist", dir);
+    struct tly_store *st;
+    cr_assert_eq(tly_store_open(path, NULL, &st), 0);
+    uint64_t n;
+    cr_expect_eq(tly_store_size(st, ".zarray", &n), TLY_ENOTFOUND);
+    cr_expect_eq(tly_store_put(st, "x", "1", 1), 0, "the root is made on first write");
+    tly_store_close(st);
+    cr_expect_eq(tly_store_open("s3x://bucket/a", NULL, &st), TLY_EUSAGE);
+}
