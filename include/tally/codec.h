@@ -92,6 +92,31 @@ typedef int (*tly_sink_fn)(void *arg, const void *data, size_t n);
 int tly_zstd_encode_stream(const struct tly_codec *c, const struct iovec *iov, int niov, uint64_t total, void *out,
                            size_t out_cap, tly_sink_fn sink, void *arg);
 
+/**
+ * A zstd frame decoded as its bytes arrive (pushed: from file blocks, or from an HTTP body as it
+ * lands), so the encoded chunk is never held whole. Output goes either straight into one
+ * contiguous destination (no window buffer: zstd writes there directly), or in blocks of at most
+ * out_cap bytes through a sink (for a chunk that lies strided in the output).
+ */
+struct tly_zstd_dstream;
+
+/**
+ * Start decoding a frame of exactly @p dst_n decoded bytes. Give either @p dst (contiguous
+ * destination) or @p sink with @p out / @p out_cap (a buffer the caller owns, ideally
+ * ZSTD_DStreamOutSize()). Returns 0 and sets @p out_ds, or an error. Runs in stage decode.
+ */
+int tly_zstd_dstream_open(const struct tly_codec *c, void *dst, size_t dst_n, tly_sink_fn sink, void *arg,
+                          void *out, size_t out_cap, struct tly_zstd_dstream **out_ds);
+
+/** Feed the next @p n encoded bytes. TLY_ECODEC when they are not the frame expected. */
+int tly_zstd_dstream_feed(struct tly_zstd_dstream *ds, const void *in, size_t n);
+
+/**
+ * Finish: 0 when exactly one whole frame of dst_n bytes was decoded, else TLY_ECODEC ("truncated",
+ * "trailing bytes", "content size ..."). Frees @p ds (NULL is fine) either way.
+ */
+int tly_zstd_dstream_close(struct tly_zstd_dstream *ds);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,9 +5,13 @@
  * bytes between chunks.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
+/* For ZSTD_d_stableOutBuffer (experimental in 1.5, a plain parameter value; Debian ships it). */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 #include "codec/internal.h"
@@ -214,6 +218,133 @@ int tly_zstd_encode_stream(const struct tly_codec *c, const struct iovec *iov, i
             rc = stream(cctx, &o, iov, niov, total);
             ZSTD_freeCCtx(cctx);
         }
+    }
+    return rc;
+}
+
+/* ---- streaming decode ---- */
+
+struct tly_zstd_dstream {
+    ZSTD_DCtx *dctx;
+    ZSTD_outBuffer z; /* the destination, or the caller's block buffer */
+    tly_sink_fn sink; /* NULL: decoding straight into the destination */
+    void *arg;
+    enum tly_stage caller; /* the sink runs in the caller's stage */
+    size_t dst_n, produced;
+    bool header_checked, done;
+    unsigned char head[18]; /* the frame header (at most 18 bytes), when it arrives in pieces */
+    size_t head_n;
+};
+
+int tly_zstd_dstream_open(const struct tly_codec *c, void *dst, size_t dst_n, tly_sink_fn sink, void *arg, void *out,
+                          size_t out_cap, struct tly_zstd_dstream **out_ds)
+{
+    if (c == NULL || c->id != TLY_CODEC_ZSTD || out_ds == NULL || (sink == NULL && dst_n > 0 && dst == NULL) ||
+        (sink != NULL && (out == NULL || out_cap == 0)))
+        return tly__fail(TLY_EUSAGE, "zstd: stream decoding needs a zstd codec and a destination or a sink");
+    int rc = 0;
+    TLY_STAGE(TLY_DECODE)
+    {
+        struct tly_zstd_dstream *ds = calloc(1, sizeof *ds);
+        ZSTD_DCtx *dctx = ds ? ZSTD_createDCtx() : NULL;
+        if (dctx == NULL) {
+            free(ds);
+            rc = tly__fail(-ENOMEM, "zstd: cannot allocate a decompression context");
+        } else {
+            ds->dctx = dctx;
+            ds->sink = sink;
+            ds->arg = arg;
+            ds->dst_n = dst_n;
+            ds->z = sink ? (ZSTD_outBuffer){out, out_cap, 0} : (ZSTD_outBuffer){dst, dst_n, 0};
+            /* A destination that holds the whole frame and never moves lets zstd decode into it
+             * directly, without a window buffer of its own. */
+            if (sink == NULL)
+                ZSTD_DCtx_setParameter(dctx, ZSTD_d_stableOutBuffer, 1);
+            *out_ds = ds;
+        }
+    }
+    /* The caller's stage is taken outside the scope above, which would report decode. */
+    if (rc == 0)
+        (*out_ds)->caller = tly_stage_current();
+    return rc;
+}
+
+/* Check the frame's content size once its header is complete (it may come in several pieces). */
+static int check_header(struct tly_zstd_dstream *ds, const void *in, size_t n)
+{
+    size_t k = n < sizeof ds->head - ds->head_n ? n : sizeof ds->head - ds->head_n;
+    memcpy(ds->head + ds->head_n, in, k); /* at most 18 header bytes, not payload */
+    ds->head_n += k;
+    unsigned long long size = ZSTD_getFrameContentSize(ds->head, ds->head_n);
+    if (size == ZSTD_CONTENTSIZE_ERROR) {
+        /* Not enough bytes yet, or not a frame: decompression itself will say which. */
+        if (ds->head_n < sizeof ds->head)
+            return 0;
+        return tly__fail(TLY_ECODEC, "zstd: frame header corrupt");
+    }
+    if (size == ZSTD_CONTENTSIZE_UNKNOWN)
+        return tly__fail(TLY_ECODEC, "zstd: frame does not record its content size");
+    if (size != ds->dst_n)
+        return tly__fail(TLY_ECODEC, "zstd: frame content size %llu != expected %zu", size, ds->dst_n);
+    ds->header_checked = true;
+    return 0;
+}
+
+static int dstream_drain(struct tly_zstd_dstream *ds)
+{
+    if (ds->sink == NULL || ds->z.pos == 0)
+        return 0;
+    int rc;
+    TLY_STAGE(ds->caller)
+    {
+        rc = ds->sink(ds->arg, ds->z.dst, ds->z.pos);
+    }
+    ds->produced += ds->z.pos;
+    ds->z.pos = 0;
+    return rc > 0 ? tly__fail(TLY_EUSAGE, "zstd: stream sink returned %d", rc) : rc;
+}
+
+int tly_zstd_dstream_feed(struct tly_zstd_dstream *ds, const void *in, size_t n)
+{
+    int rc = 0;
+    if (!ds->header_checked && n > 0)
+        rc = check_header(ds, in, n);
+    ZSTD_inBuffer zin = {in, n, 0};
+    TLY_STAGE(TLY_DECODE)
+    {
+        while (rc == 0 && zin.pos < zin.size) {
+            if (ds->done) {
+                rc = tly__fail(TLY_ECODEC, "zstd: %zu trailing bytes after the frame", zin.size - zin.pos);
+                break;
+            }
+            size_t r = ZSTD_decompressStream(ds->dctx, &ds->z, &zin);
+            if (ZSTD_isError(r)) {
+                rc = zerr("stream decompression failed", r);
+                break;
+            }
+            ds->done = r == 0;
+            if (ds->sink && (ds->z.pos == ds->z.size || ds->done))
+                rc = dstream_drain(ds);
+        }
+    }
+    return rc;
+}
+
+int tly_zstd_dstream_close(struct tly_zstd_dstream *ds)
+{
+    if (ds == NULL)
+        return 0;
+    int rc = 0;
+    if (!ds->done)
+        rc = tly__fail(TLY_ECODEC, "zstd: frame truncated (ends before its last block)");
+    else if (ds->sink == NULL && ds->z.pos != ds->dst_n)
+        rc = tly__fail(TLY_ECODEC, "zstd: frame decoded to %zu bytes, expected %zu", ds->z.pos, ds->dst_n);
+    else if (ds->sink != NULL && ds->produced != ds->dst_n)
+        rc = tly__fail(TLY_ECODEC, "zstd: frame decoded to %zu bytes, expected %zu", ds->produced, ds->dst_n);
+    TLY_STAGE(TLY_DECODE)
+    {
+        ZSTD_freeDCtx(ds->dctx);
+        free(ds);
     }
     return rc;
 }

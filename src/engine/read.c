@@ -3,12 +3,15 @@
  *
  *   missing   the fill value written into the output's runs
  *   none      preadv straight into the output's runs (runs adjacent in the chunk share a call)
- *   codec     encoded bytes into a buffer, decoded straight into the output when the chunk lies
+ *   zstd      the encoded chunk read in blocks and decoded as it comes: straight into the output
+ *             when the chunk lies contiguously there, else through a small window, scattered
+ *   blosc     encoded bytes into a buffer, decoded straight into the output when the chunk lies
  *             contiguously there, else decoded aside and scattered
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zstd.h>
 
 #include "common/err.h"
 #include "engine/internal.h"
@@ -79,6 +82,97 @@ static int decode_into(struct tly_array *a, const struct tly_runs *rs, const voi
     return err;
 }
 
+/* Output of a streamed decode, scattered to the runs as it comes (the chunk is strided there). */
+struct scatter {
+    struct tly_runs_iter it;
+    size_t run_bytes;
+    char *out;
+    uint64_t pos;    /* chunk offset of the next byte the decoder produces */
+    uint64_t co, bo; /* the current run */
+    bool have_run;
+};
+
+static int scatter_sink(void *arg, const void *data, size_t n)
+{
+    struct scatter *sc = arg;
+    const char *p = data;
+    TLY_STAGE(TLY_SCATTER)
+    {
+        while (n > 0 && sc->have_run) {
+            size_t k;
+            if (sc->pos < sc->co) { /* bytes the region does not want (or edge padding) */
+                k = sc->co - sc->pos < n ? (size_t)(sc->co - sc->pos) : n;
+            } else {
+                uint64_t in_run = sc->pos - sc->co;
+                k = sc->run_bytes - in_run < n ? (size_t)(sc->run_bytes - in_run) : n;
+                tly_copy(sc->out + sc->bo + in_run, p, k);
+                if (in_run + k == sc->run_bytes)
+                    sc->have_run = tly_runs_next(&sc->it, &sc->co, &sc->bo);
+            }
+            p += k;
+            n -= k;
+            sc->pos += k;
+        }
+        sc->pos += n; /* past the last run: nothing more is wanted */
+    }
+    return 0;
+}
+
+#define ZSTD_IN_BLOCK ((size_t)1 << 20)
+
+/*
+ * zstd: the encoded chunk is read in blocks and decoded as it comes, straight into the output when
+ * the chunk is contiguous there, else through a small window scattered to the runs. The encoded
+ * chunk is never held whole.
+ */
+static int read_zstd(struct tly_array *a, const char *key, const struct tly_runs *rs, uint64_t size, char *out)
+{
+    size_t in_cap = size < ZSTD_IN_BLOCK ? (size_t)size : ZSTD_IN_BLOCK;
+    size_t win_cap = tly_runs_contiguous(rs) ? 0 : ZSTD_DStreamOutSize();
+    void *in, *win = NULL;
+    struct scatter sc = {.run_bytes = rs->run_bytes, .out = out};
+    struct tly_zstd_dstream *ds = NULL;
+    int err = 0;
+    TLY_STAGE(TLY_GET)
+    {
+        in = malloc(in_cap ? in_cap : 1);
+    }
+    TLY_STAGE(TLY_DECODE)
+    {
+        win = win_cap ? malloc(win_cap) : NULL;
+    }
+    if (in == NULL || (win_cap && win == NULL))
+        err = tly__fail(-ENOMEM, "out of memory for zstd stream buffers");
+    if (!err && win_cap) {
+        tly_runs_iter_init(&sc.it, rs);
+        sc.have_run = tly_runs_next(&sc.it, &sc.co, &sc.bo);
+        err = tly_zstd_dstream_open(&a->meta.codec, NULL, rs->chunk_bytes, scatter_sink, &sc, win, win_cap, &ds);
+    } else if (!err) {
+        err = tly_zstd_dstream_open(&a->meta.codec, out + rs->buf_base, rs->chunk_bytes, NULL, NULL, NULL, 0, &ds);
+    }
+    for (uint64_t off = 0; !err && off < size; off += in_cap) {
+        struct iovec iov = {in, size - off < in_cap ? (size_t)(size - off) : in_cap};
+        TLY_STAGE(TLY_GET)
+        {
+            err = tly_store_readv(a->store, key, off, &iov, 1);
+        }
+        if (!err)
+            err = tly_zstd_dstream_feed(ds, in, iov.iov_len);
+    }
+    int cerr = tly_zstd_dstream_close(ds);
+    if (!err)
+        err = cerr;
+    TLY_STAGE(TLY_GET)
+    {
+        free(in);
+    }
+    TLY_STAGE(TLY_DECODE)
+    {
+        free(win);
+    }
+    return err;
+}
+
 static int read_one(void *arg, uint64_t i)
 {
     struct rctx *x = arg;
@@ -119,6 +213,8 @@ static int read_one(void *arg, uint64_t i)
             {
                 err = read_raw(a, key, &rs, x->buf);
             }
+    } else if (!err && a->meta.codec.id == TLY_CODEC_ZSTD) {
+        err = read_zstd(a, key, &rs, size, x->buf);
     } else if (!err) {
         void *enc;
         TLY_STAGE(TLY_GET)

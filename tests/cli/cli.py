@@ -79,7 +79,7 @@ def zero_copy(tally, w):
     # chunks in flight, which for random floats is about the array itself)
     cases = [
         ("none", "2048,2048", 0, 0), ("none", "512,512", 0, 0),
-        ("zstd", "2048,2048", 0, None), ("zstd", "512,512", 0, 0),
+        ("zstd", "2048,2048", 0, 0), ("zstd", "512,512", 0, 0),
         ("blosc", "2048,2048", 1, None),
     ]
     for codec, chunks, wc, rc in cases:
@@ -151,11 +151,34 @@ def errors(tally, w):
     check("--help exits 0", run(tally, "--help").returncode == 0)
 
 
+def full_disk(tally, w):
+    """A full disk: a clear error naming errno and the chunk, and no torn or temporary file left."""
+    mnt = f"{w}/small-fs"
+    os.makedirs(mnt)
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt],
+                                           capture_output=True).returncode != 0:
+        print("skip full disk: mounting a 1 MiB tmpfs needs root")
+        return
+    try:
+        a = np.random.default_rng(3).random((1024, 1024), dtype=np.float32)  # 4 MiB into 1 MiB
+        np.save(f"{w}/full.npy", a)
+        p = run(tally, "put", f"{w}/full.npy", f"{mnt}/z", "--chunks", "128,1024", "--threads", "2")
+        check("full disk: exit 2", p.returncode == 2, p.returncode)
+        check("full disk: the message names errno and the chunk",
+              "No space left on device" in p.stderr and "chunk" in p.stderr, p.stderr.strip())
+        left = os.listdir(f"{mnt}/z") if os.path.isdir(f"{mnt}/z") else []
+        check("full disk: no temporary file left", not any(".tmp-" in f for f in left), left)
+        sizes = {f: os.path.getsize(f"{mnt}/z/{f}") for f in left if not f.startswith(".")}
+        check("full disk: every visible chunk is whole", all(v == 128 * 1024 * 4 for v in sizes.values()), sizes)
+    finally:
+        subprocess.run(["umount", mnt])
+
+
 def main():
     tally = os.path.abspath(sys.argv[1])
     w = tempfile.mkdtemp(prefix="tally-cli-")
     try:
-        for fn in (schema, zero_copy, errors):
+        for fn in (schema, zero_copy, errors, full_disk):
             try:
                 fn(tally, w)
             except Exception as e:
