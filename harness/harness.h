@@ -24,5 +24,6 @@ int tly_h_demo(int argc, char **argv);
 int tly_h_cmd_put(int argc, char **argv);
 int tly_h_cmd_get(int argc, char **argv);
 int tly_h_cmd_info(int argc, char **argv);
+int tly_h_cmd_gc(int argc, char **argv);
 
 #endif

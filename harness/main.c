@@ -16,6 +16,7 @@ static const char usage[] = "usage: tally <command> [options]\n"
                             "                 read a Zarr array (or a region of it) into a .npy file\n"
                             "  info URL [--json]\n"
                             "                 describe a Zarr array\n"
+                            "  gc URL         clean up what crashed writes left under URL\n"
                             "  demo [DIR]     a short tour of the instrument (writes DIR/demo-timeline.json;\n"
                             "                 DIR defaults to reports/latest)\n"
                             "\n"
@@ -46,6 +47,8 @@ int main(int argc, char **argv)
         return tly_h_cmd_get(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0)
         return tly_h_cmd_info(argc - 1, argv + 1);
+    if (strcmp(cmd, "gc") == 0)
+        return tly_h_cmd_gc(argc - 1, argv + 1);
     if (strcmp(cmd, "demo") == 0)
         return tly_h_demo(argc - 1, argv + 1);
     fprintf(stderr, "tally: unknown command '%s'\n\n%s", cmd, usage);

@@ -21,14 +21,20 @@ extern "C" {
 struct tly_store;
 struct tly_writer;
 
-/** Options of a store. */
+/** Options of a store. Zero values mean the defaults. */
 struct tly_store_opts {
-    bool fsync; /**< make each committed write durable (fsync the file and its directory) */
+    bool fsync;         /**< local: make each committed write durable (fsync the file and its directory) */
+    int io_concurrency; /**< S3: transfers in flight in the curl multi loop (default 32, TALLY_IO_CONCURRENCY) */
+    size_t part_size;   /**< S3: multipart part size (default 8 MiB, TALLY_PART_SIZE) */
 };
 
+/** Where streamed data goes, piece by piece; returns 0 or a negative error to stop. */
+typedef int (*tly_store_sink_fn)(void *arg, const void *data, size_t n);
+
 /**
- * Open the store for @p url: a directory path (created on first write) or file:// URL.
- * Returns 0 and sets @p out, or TLY_EUSAGE for a URL no store handles.
+ * Open the store for @p url: a directory path (created on first write), file://PATH, or
+ * s3://BUCKET/PREFIX (configured from the AWS environment). Returns 0 and sets @p out, or
+ * TLY_EUSAGE for a URL no store handles.
  */
 int tly_store_open(const char *url, const struct tly_store_opts *opts, struct tly_store **out);
 
@@ -52,6 +58,15 @@ int tly_store_size(struct tly_store *st, const char *key, uint64_t *out);
 int tly_store_readv(struct tly_store *st, const char *key, uint64_t offset, const struct iovec *iov, int niov);
 
 /**
+ * Stream the whole of object @p key through @p sink as it arrives, so that it is never held whole:
+ * the local store reads blocks into @p buf (@p cap bytes, the caller's); S3 hands the HTTP body's
+ * pieces straight from libcurl. Returns 0, TLY_ENOTFOUND, the sink's error, or an error naming
+ * the key.
+ */
+int tly_store_read_stream(struct tly_store *st, const char *key, void *buf, size_t cap, tly_store_sink_fn sink,
+                          void *arg);
+
+/**
  * Read the whole of a small object (metadata) into a malloc'd, NUL-terminated buffer: @p data and
  * @p n. Returns 0, TLY_ENOTFOUND or an error.
  */
@@ -63,7 +78,18 @@ int tly_store_put(struct tly_store *st, const char *key, const void *data, size_
 /** Start writing object @p key; nothing is visible under @p key until tly_writer_commit(). */
 int tly_store_writer(struct tly_store *st, const char *key, struct tly_writer **out);
 
-/** Append @p niov pieces of memory to the object (written from them directly). */
+/**
+ * Append @p niov pieces of memory that stay valid and unchanged until tly_writer_commit() or
+ * tly_writer_abort(): the store may reference them instead of copying (the local store writes
+ * them at once with pwritev; S3 streams them as the request body from the caller's memory).
+ */
+int tly_writer_add(struct tly_writer *w, const struct iovec *iov, int niov);
+
+/**
+ * Append @p niov pieces of memory the caller reuses as soon as this returns (a streaming
+ * encoder's output block). The local store writes them at once; S3 copies them (through the copy
+ * ledger) into a part buffer of bounded size, uploading parts as they fill.
+ */
 int tly_writer_writev(struct tly_writer *w, const struct iovec *iov, int niov);
 
 /** Publish the object under its key (atomically) and free @p w. On error nothing is published. */
@@ -81,6 +107,12 @@ int tly_store_delete(struct tly_store *st, const char *key);
  * not an array.
  */
 int tly_store_clear(struct tly_store *st);
+
+/**
+ * Clean up what crashed writes left under the store's root: local temporary files; S3 multipart
+ * uploads never completed or aborted. @p removed (may be NULL) gets how many were cleaned.
+ */
+int tly_store_gc(struct tly_store *st, uint64_t *removed);
 
 /** True when @p key is a valid relative key (no escape from the root). */
 bool tly_store_key_valid(const char *key);

@@ -120,10 +120,16 @@ static int scatter_sink(void *arg, const void *data, size_t n)
 
 #define ZSTD_IN_BLOCK ((size_t)1 << 20)
 
+static int feed_sink(void *arg, const void *data, size_t n)
+{
+    return tly_zstd_dstream_feed(arg, data, n);
+}
+
 /*
- * zstd: the encoded chunk is read in blocks and decoded as it comes, straight into the output when
- * the chunk is contiguous there, else through a small window scattered to the runs. The encoded
- * chunk is never held whole.
+ * zstd: the encoded chunk streams from the store into the decoder as it comes (local: 1 MiB
+ * blocks; S3: the HTTP body's pieces), decoded straight into the output when the chunk is
+ * contiguous there, else through a small window scattered to the runs. The encoded chunk is never
+ * held whole.
  */
 static int read_zstd(struct tly_array *a, const char *key, const struct tly_runs *rs, uint64_t size, char *out)
 {
@@ -150,15 +156,11 @@ static int read_zstd(struct tly_array *a, const char *key, const struct tly_runs
     } else if (!err) {
         err = tly_zstd_dstream_open(&a->meta.codec, out + rs->buf_base, rs->chunk_bytes, NULL, NULL, NULL, 0, &ds);
     }
-    for (uint64_t off = 0; !err && off < size; off += in_cap) {
-        struct iovec iov = {in, size - off < in_cap ? (size_t)(size - off) : in_cap};
+    if (!err)
         TLY_STAGE(TLY_GET)
         {
-            err = tly_store_readv(a->store, key, off, &iov, 1);
+            err = tly_store_read_stream(a->store, key, in, in_cap ? in_cap : 1, feed_sink, ds);
         }
-        if (!err)
-            err = tly_zstd_dstream_feed(ds, in, iov.iov_len);
-    }
     int cerr = tly_zstd_dstream_close(ds);
     if (!err)
         err = cerr;

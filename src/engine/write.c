@@ -118,7 +118,7 @@ static int put_chunk(struct tly_array *a, const char *key, const struct segs *s,
     if (c->id == TLY_CODEC_NONE) {
         TLY_STAGE(TLY_PUT)
         {
-            err = tly_writer_writev(w, s->iov, s->n);
+            err = tly_writer_add(w, s->iov, s->n); /* the caller's memory and the fill pattern: stable */
         }
         *stored = chunk_bytes;
     } else if (c->id == TLY_CODEC_ZSTD) {
@@ -158,7 +158,7 @@ static int put_chunk(struct tly_array *a, const char *key, const struct segs *s,
             struct iovec iov = {enc, n};
             TLY_STAGE(TLY_PUT)
             {
-                err = tly_writer_writev(w, &iov, 1);
+                err = tly_writer_add(w, &iov, 1); /* enc lives until the commit below */
             }
         }
         *stored = n;

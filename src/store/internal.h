@@ -8,15 +8,19 @@ struct tly_store_ops {
     const char *kind;
     int (*size)(struct tly_store *st, const char *key, uint64_t *out);
     int (*readv)(struct tly_store *st, const char *key, uint64_t offset, const struct iovec *iov, int niov);
+    int (*read_stream)(struct tly_store *st, const char *key, void *buf, size_t cap, tly_store_sink_fn sink,
+                       void *arg);
     int (*get)(struct tly_store *st, const char *key, char **data, size_t *n);
     int (*put)(struct tly_store *st, const char *key, const void *data, size_t n);
     int (*writer)(struct tly_store *st, const char *key, struct tly_writer **out);
     int (*del)(struct tly_store *st, const char *key);
     int (*clear)(struct tly_store *st);
+    int (*gc)(struct tly_store *st, uint64_t *removed);
     void (*close)(struct tly_store *st);
 };
 
 struct tly_writer_ops {
+    int (*add)(struct tly_writer *w, const struct iovec *iov, int niov);
     int (*writev)(struct tly_writer *w, const struct iovec *iov, int niov);
     int (*commit)(struct tly_writer *w);
     void (*abort)(struct tly_writer *w);

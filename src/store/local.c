@@ -196,6 +196,29 @@ static int local_readv(struct tly_store *base, const char *key, uint64_t offset,
     return err;
 }
 
+static int local_read_stream(struct tly_store *base, const char *key, void *buf, size_t cap, tly_store_sink_fn sink,
+                             void *arg)
+{
+    struct local *st = L(base);
+    int fd, err = open_key(st, key, &fd);
+    if (err)
+        return err;
+    for (uint64_t off = 0; !err;) {
+        ssize_t n = pread(fd, buf, cap, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            err = tly__fail_errno("%s/%s: read at %llu", st->root, key, (unsigned long long)off);
+        else if (n == 0)
+            break;
+        else
+            err = sink(arg, buf, (size_t)n);
+        off += n > 0 ? (uint64_t)n : 0;
+    }
+    close(fd);
+    return err;
+}
+
 static int local_get(struct tly_store *base, const char *key, char **data, size_t *n)
 {
     struct local *st = L(base);
@@ -296,7 +319,8 @@ static int writer_commit(struct tly_writer *base)
     return 0;
 }
 
-static const struct tly_writer_ops local_writer_ops = {writer_writev, writer_commit, writer_abort};
+/* Local files take stable and reused pieces alike: both are written before the call returns. */
+static const struct tly_writer_ops local_writer_ops = {writer_writev, writer_writev, writer_commit, writer_abort};
 
 static int local_writer(struct tly_store *base, const char *key, struct tly_writer **out)
 {
@@ -359,7 +383,7 @@ static int local_del(struct tly_store *base, const char *key)
     return 0;
 }
 
-/* nftw has no user argument: clear_errno is guarded by clear_mu. */
+/* nftw has no user argument: clear_errno and gc_removed are guarded by clear_mu. */
 static pthread_mutex_t clear_mu = PTHREAD_MUTEX_INITIALIZER;
 static int clear_errno;
 
@@ -397,6 +421,31 @@ static int local_clear(struct tly_store *base)
     return 0;
 }
 
+/* Temporary files of writes that never committed (a crash): ".<name>.tmp-<pid>-<n>". */
+static _Atomic uint64_t gc_removed;
+
+static int gc_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    const char *name = path + ftw->base;
+    if (type == FTW_F && name[0] == '.' && strstr(name, ".tmp-") != NULL && unlink(path) == 0)
+        atomic_fetch_add(&gc_removed, 1);
+    return 0;
+}
+
+static int local_gc(struct tly_store *base, uint64_t *removed)
+{
+    struct local *st = L(base);
+    if (root_fd(st, false) < 0)
+        return 0;
+    pthread_mutex_lock(&clear_mu);
+    atomic_store(&gc_removed, 0);
+    int r = nftw(st->root, gc_one, 16, FTW_PHYS);
+    *removed = atomic_load(&gc_removed);
+    pthread_mutex_unlock(&clear_mu);
+    return r == 0 ? 0 : tly__fail_errno("%s: walking the array for stale temporary files", st->root);
+}
+
 static void local_close(struct tly_store *base)
 {
     struct local *st = L(base);
@@ -412,11 +461,13 @@ static const struct tly_store_ops local_ops = {
     .kind = "local",
     .size = local_size,
     .readv = local_readv,
+    .read_stream = local_read_stream,
     .get = local_get,
     .put = local_put,
     .writer = local_writer,
     .del = local_del,
     .clear = local_clear,
+    .gc = local_gc,
     .close = local_close,
 };
 

@@ -70,6 +70,13 @@ int tly_store_readv(struct tly_store *st, const char *key, uint64_t offset, cons
     return st->ops->readv(st, key, offset, iov, niov);
 }
 
+int tly_store_read_stream(struct tly_store *st, const char *key, void *buf, size_t cap, tly_store_sink_fn sink,
+                          void *arg)
+{
+    CHECK_KEY(key);
+    return st->ops->read_stream(st, key, buf, cap, sink, arg);
+}
+
 int tly_store_get(struct tly_store *st, const char *key, char **data, size_t *n)
 {
     CHECK_KEY(key);
@@ -86,6 +93,11 @@ int tly_store_writer(struct tly_store *st, const char *key, struct tly_writer **
 {
     CHECK_KEY(key);
     return st->ops->writer(st, key, out);
+}
+
+int tly_writer_add(struct tly_writer *w, const struct iovec *iov, int niov)
+{
+    return w->ops->add(w, iov, niov);
 }
 
 int tly_writer_writev(struct tly_writer *w, const struct iovec *iov, int niov)
@@ -113,4 +125,13 @@ int tly_store_delete(struct tly_store *st, const char *key)
 int tly_store_clear(struct tly_store *st)
 {
     return st->ops->clear(st);
+}
+
+int tly_store_gc(struct tly_store *st, uint64_t *removed)
+{
+    uint64_t n = 0;
+    int err = st->ops->gc(st, &n);
+    if (removed)
+        *removed = n;
+    return err;
 }

@@ -159,3 +159,53 @@ TLY_TEST(store, missing_root_reads_as_not_found)
     tly_store_close(st);
     cr_expect_eq(tly_store_open("s3x://bucket/a", NULL, &st), TLY_EUSAGE);
 }
+
+struct acc {
+    char buf[64];
+    size_t n;
+    int calls;
+};
+
+static int acc_sink(void *arg, const void *data, size_t n)
+{
+    struct acc *a = arg;
+    memcpy(a->buf + a->n, data, n);
+    a->n += n;
+    a->calls++;
+    return a->calls == 100 ? TLY_EHTTP : 0;
+}
+
+TLY_TEST(store, read_stream_in_blocks)
+{
+    struct tly_store *st;
+    cr_assert_eq(tly_store_open(dir, NULL, &st), 0);
+    cr_assert_eq(tly_store_put(st, "s", "0123456789abcdefghij", 20), 0);
+    struct acc a = {0};
+    char block[6];
+    cr_assert_eq(tly_store_read_stream(st, "s", block, sizeof block, acc_sink, &a), 0);
+    cr_expect_eq(a.n, 20);
+    cr_expect_eq(memcmp(a.buf, "0123456789abcdefghij", 20), 0);
+    cr_expect_eq(a.calls, 4, "blocks of at most 6 bytes");
+    cr_expect_eq(tly_store_read_stream(st, "missing", block, sizeof block, acc_sink, &a), TLY_ENOTFOUND);
+    tly_store_close(st);
+}
+
+TLY_TEST(store, gc_removes_what_crashed_writes_left)
+{
+    struct tly_store *st;
+    cr_assert_eq(tly_store_open(dir, NULL, &st), 0);
+    cr_assert_eq(tly_store_put(st, "c/0/0", "x", 1), 0);
+    struct tly_writer *w;
+    cr_assert_eq(tly_store_writer(st, "c/0/1", &w), 0);
+    struct iovec iov = {"half", 4};
+    cr_assert_eq(tly_writer_writev(w, &iov, 1), 0);
+    /* a crash: the writer is never committed nor aborted */
+    uint64_t removed = 0;
+    cr_assert_eq(tly_store_gc(st, &removed), 0);
+    cr_expect_eq(removed, 1);
+    char path[400];
+    snprintf(path, sizeof path, "%s/c/0", dir);
+    cr_expect_eq(count_entries(path), 1, "only the committed chunk is left");
+    tly_writer_abort(w); /* frees it; the file is already gone */
+    tly_store_close(st);
+}
