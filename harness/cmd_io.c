@@ -107,33 +107,14 @@ static int parse_dims(const char *s, int rank, uint64_t *out)
 
 static int build_meta(const struct io_args *a, const struct tly_npy *npy, struct tly_meta *m)
 {
-    memset(m, 0, sizeof *m);
-    m->zarr_format = 2;
-    if (a->format && strcmp(a->format, "v3") == 0)
-        m->zarr_format = 3;
-    else if (a->format && strcmp(a->format, "v2") != 0)
-        return tly__fail(TLY_EUSAGE, "--format '%s': want v2 or v3", a->format);
-    m->dtype = npy->dtype;
-    m->rank = npy->rank;
-    for (int d = 0; d < npy->rank; d++) {
-        m->shape[d] = npy->shape[d];
-        m->chunks[d] = npy->shape[d] ? npy->shape[d] : 1;
-    }
-    int err = a->chunks ? parse_dims(a->chunks, npy->rank, m->chunks) : 0;
+    uint64_t chunks[TLY_MAX_RANK];
+    int err = a->chunks ? parse_dims(a->chunks, npy->rank, chunks) : 0;
     if (!err)
-        err = tly_codec_parse(a->codec ? a->codec : "none", &m->codec);
-    if (err)
-        return err;
-    m->codec.blosc.typesize = m->dtype.size;
-    m->has_fill = true; /* zeros, as zarr-python's default fill_value 0 */
-    m->separator = m->zarr_format == 3 ? '/' : '.';
-    m->v3_default_keys = true;
-    if (a->separator) {
-        if (strcmp(a->separator, ".") != 0 && strcmp(a->separator, "/") != 0)
-            return tly__fail(TLY_EUSAGE, "--separator '%s': want . or /", a->separator);
-        m->separator = a->separator[0];
-    }
-    return 0;
+        err = tly_h_build_meta(a->format, &npy->dtype, npy->rank, npy->shape, a->chunks ? chunks : NULL, a->codec,
+                               a->separator, m);
+    if (err && a->format && strstr(tly_errmsg(), "format '"))
+        tly__err_prefix("--format");
+    return err;
 }
 
 static void report(const struct io_args *a, const struct tly_h_result *r)

@@ -2,10 +2,12 @@
 #ifndef TLY_HARNESS_H
 #define TLY_HARNESS_H
 
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "tally/mem.h"
+#include "tally/meta.h"
 
 /** Exit statuses of the tally command. */
 enum { TLY_EXIT_OK = 0, TLY_EXIT_BUDGET = 1, TLY_EXIT_ERROR = 2 };
@@ -20,10 +22,22 @@ void tly_h_print_profile(FILE *f, const struct tly_mem_snapshot *before, const s
 /** Human-readable bytes ("95.4 MiB") into @p buf. */
 const char *tly_h_bytes(char *buf, size_t cap, double bytes);
 
+/** Metadata for a new array (chunks NULL: one chunk; fill 0; default separators). */
+int tly_h_build_meta(const char *format, const struct tly_dtype *dt, int rank, const uint64_t *shape,
+                     const uint64_t *chunks, const char *codec, const char *separator, struct tly_meta *m);
+
 int tly_h_demo(int argc, char **argv);
 int tly_h_cmd_put(int argc, char **argv);
 int tly_h_cmd_get(int argc, char **argv);
 int tly_h_cmd_info(int argc, char **argv);
 int tly_h_cmd_gc(int argc, char **argv);
+int tly_h_cmd_run(int argc, char **argv);
+int tly_h_cmd_scenario(int argc, char **argv);
+int tly_h_cmd_report(int argc, char **argv);
+int tly_h_cmd_check(int argc, char **argv);
+int tly_h_cmd_selftest(int argc, char **argv);
+
+/** Write copies.md, index.html and trace.json for @p results into @p dir. */
+int tly_h_report(const char *dir, json_t *results);
 
 #endif

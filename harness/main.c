@@ -17,6 +17,13 @@ static const char usage[] = "usage: tally <command> [options]\n"
                             "  info URL [--json]\n"
                             "                 describe a Zarr array\n"
                             "  gc URL         clean up what crashed writes left under URL\n"
+                            "  run [--filter REGEX] [--out DIR] [--scenarios FILE] [--list]\n"
+                            "                 run the scenario matrix (each scenario in its own process), check\n"
+                            "                 budgets, write DIR/results.json and the reports (DIR: reports/latest)\n"
+                            "  report [DIR]   write DIR/copies.md, index.html and trace.json from DIR/results.json\n"
+                            "  check --baseline FILE [DIR] [--tolerance R] [--update]\n"
+                            "                 compare a run with the committed baseline; fail on regressions\n"
+                            "  selftest       prove the instrument: planted copies are found in their stage\n"
                             "  demo [DIR]     a short tour of the instrument (writes DIR/demo-timeline.json;\n"
                             "                 DIR defaults to reports/latest)\n"
                             "\n"
@@ -49,6 +56,16 @@ int main(int argc, char **argv)
         return tly_h_cmd_info(argc - 1, argv + 1);
     if (strcmp(cmd, "gc") == 0)
         return tly_h_cmd_gc(argc - 1, argv + 1);
+    if (strcmp(cmd, "run") == 0)
+        return tly_h_cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "scenario") == 0)
+        return tly_h_cmd_scenario(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return tly_h_cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0)
+        return tly_h_cmd_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "selftest") == 0)
+        return tly_h_cmd_selftest(argc - 1, argv + 1);
     if (strcmp(cmd, "demo") == 0)
         return tly_h_demo(argc - 1, argv + 1);
     fprintf(stderr, "tally: unknown command '%s'\n\n%s", cmd, usage);

@@ -106,6 +106,9 @@ json_t *tly_h_result_json(const struct tly_h_result *r)
                         json_real(r->win.wall_s > 0 ? (double)r->array_bytes / r->win.wall_s : 0.0));
     json_object_set_new(o, "peak_bytes", json_integer((json_int_t)r->win.after.peak_bytes));
     json_object_set_new(o, "peak_extra_ratio", json_real(ratio));
+    json_object_set_new(
+        o, "peak_extra_bytes",
+        json_integer((json_int_t)(r->win.after.peak_bytes - r->win.before.live_bytes) - (json_int_t)r->output_bytes));
     json_object_set_new(o, "extra_copies", json_integer((json_int_t)llround(ratio)));
     json_object_set_new(o, "stages", stages_json(r));
     json_object_set_new(o, "coverage",
@@ -114,6 +117,8 @@ json_t *tly_h_result_json(const struct tly_h_result *r)
                                   "jemalloc_allocated_at_start_bytes",
                                   (json_int_t)xc->jemalloc_allocated_at_start_bytes, "ratio", coverage,
                                   "rss_peak_bytes", (json_int_t)xc->rss_peak_bytes));
+    json_object_set_new(json_object_get(o, "coverage"), "jemalloc_thread_peak_bytes",
+                        json_integer((json_int_t)xc->thread_peak_bytes));
     json_object_set_new(o, "chunks_io",
                         json_pack("{s:I, s:I, s:I, s:I}", "chunks", (json_int_t)r->io.chunks, "missing",
                                   (json_int_t)r->io.missing, "read_modify_write", (json_int_t)r->io.rmw, "stored_bytes",

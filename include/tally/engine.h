@@ -31,11 +31,17 @@ extern "C" {
 
 struct tly_array;
 
-/** How an operation runs. Zero values mean the defaults. */
+/** How an operation runs. Zero values mean the defaults, read from the environment when set. */
 struct tly_io_opts {
-    int threads; /**< worker threads (default: the number of online CPUs) */
-    bool fsync;  /**< make each chunk durable before the operation returns (off, like zarr-python) */
+    int threads;           /**< worker threads (TALLY_THREADS; default: the number of online CPUs) */
+    int io_concurrency;    /**< S3 transfers in flight (TALLY_IO_CONCURRENCY; default 32) */
+    uint64_t memory_limit; /**< in-flight buffer budget in bytes (TALLY_MEMORY_LIMIT; default 1 GiB) */
+    size_t part_size;      /**< S3 multipart part size (TALLY_PART_SIZE; default 8 MiB) */
+    bool fsync;            /**< make each chunk durable before the operation returns (off, like zarr-python) */
 };
+
+/** @p opts (NULL: all defaults) with every zero filled from the environment or the defaults. */
+struct tly_io_opts tly_io_opts_resolve(const struct tly_io_opts *opts);
 
 /** What an operation did. */
 struct tly_io_stats {
@@ -43,6 +49,9 @@ struct tly_io_stats {
     uint64_t missing;      /**< chunks read that did not exist (filled) */
     uint64_t rmw;          /**< chunks written by read-modify-write (region covered part of them) */
     uint64_t stored_bytes; /**< encoded bytes written or read */
+    uint64_t pool_peak;    /**< most bytes of in-flight buffer tickets at once */
+    uint64_t pool_waits;   /**< chunks that waited for the memory budget */
+    uint64_t pool_forced;  /**< chunks larger than the budget, run alone */
 };
 
 /**

@@ -146,6 +146,31 @@ void tly_copy(void *dst, const void *src, size_t n);
  */
 void tly_copy_note(size_t n);
 
+/*
+ * The planted defect, for `tally selftest`: with TALLY_PLANT=STAGE[:BYTES] in the environment (or
+ * tly_plant_set()), the first time the engine passes a plant point of STAGE it allocates BYTES
+ * (default 1 MiB) in that stage, fills them through the copy ledger, and holds them until
+ * tly_plant_release(). Off, a plant point costs one load and a compare.
+ */
+extern int tly__plant_stage; /* -1: off */
+void tly__plant_hit(void);
+
+/** A place in the engine where a defect of stage @p s can be planted. */
+static inline void tly_plant_point(enum tly_stage s)
+{
+    if (__builtin_expect(tly__plant_stage == (int)s, 0))
+        tly__plant_hit();
+}
+
+/** Plant @p bytes in stage @p s (-1: none). */
+void tly_plant_set(int s, size_t bytes);
+
+/** Free what was planted (the harness calls it after the measured window). */
+void tly_plant_release(void);
+
+/** Bytes planted so far (0 or the planted size). */
+size_t tly_plant_planted(void);
+
 /** Counters to cross-check the tracker with, read in one call. */
 struct tly_mem_crosscheck {
     int64_t tracked_live_bytes;        /**< tly_mem_live_bytes() */
@@ -156,6 +181,9 @@ struct tly_mem_crosscheck {
     uint64_t thread_allocated_bytes;   /**< jemalloc thread.allocated of the calling thread */
     uint64_t thread_deallocated_bytes; /**< jemalloc thread.deallocated of the calling thread */
     uint64_t thread_tracked_bytes;     /**< usable bytes the tracker saw this thread allocate */
+    /** jemalloc thread.peak.read: the calling thread's highest (allocated - deallocated) since the
+     * last tly_mem_reset_peaks() on this thread (jemalloc's own peak, to check the tracker's) */
+    uint64_t thread_peak_bytes;
     uint64_t rss_bytes;                /**< VmRSS */
     uint64_t rss_peak_bytes;           /**< VmHWM: the process's peak resident set */
 };

@@ -10,6 +10,7 @@
 static int setup(struct tly_array *a)
 {
     a->meta.codec.blosc.typesize = a->meta.dtype.size;
+    tly_plant_point(TLY_META);
     int err = tly_grid_init(&a->grid, a->meta.rank, a->meta.shape, a->meta.chunks);
     if (err)
         return err;
@@ -30,8 +31,8 @@ static struct tly_array *array_new(const struct tly_io_opts *opts)
     {
         a = calloc(1, sizeof *a);
     }
-    if (a && opts)
-        a->opts = *opts;
+    if (a)
+        a->opts = tly_io_opts_resolve(opts);
     return a;
 }
 
@@ -98,7 +99,7 @@ int tly_array_create(const char *url, const struct tly_meta *m, bool overwrite, 
     {
         a->meta = *m;
         a->meta.attributes_json = m->attributes_json ? strdup(m->attributes_json) : NULL;
-        struct tly_store_opts so = {.fsync = a->opts.fsync};
+        struct tly_store_opts so = {a->opts.fsync, a->opts.io_concurrency, a->opts.part_size};
         err = tly_store_open(url, &so, &a->store);
         if (!err)
             err = setup(a);
@@ -156,7 +157,7 @@ int tly_array_open(const char *url, const struct tly_io_opts *opts, struct tly_a
     int err = 0;
     TLY_STAGE(TLY_META)
     {
-        struct tly_store_opts so = {.fsync = a->opts.fsync};
+        struct tly_store_opts so = {a->opts.fsync, a->opts.io_concurrency, a->opts.part_size};
         err = tly_store_open(url, &so, &a->store);
         if (!err)
             err = open_meta(a);

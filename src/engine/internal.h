@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 
 #include "tally/engine.h"
+#include "tally/pool.h"
 
 #define TLY__FILL_PATTERN_BYTES ((size_t)64 * 1024)
 
@@ -22,7 +23,7 @@ struct tly__op_stats {
     _Atomic uint64_t chunks, missing, rmw, stored_bytes;
 };
 
-void tly__op_stats_out(struct tly__op_stats *s, struct tly_io_stats *out);
+void tly__op_stats_out(struct tly__op_stats *s, struct tly_pool *pool, struct tly_io_stats *out);
 
 /* workers.c: the one place that starts threads. Runs fn(ctx, i) for i in [0, n) on @p threads
  * threads (the caller's among them); the first error stops the rest and is returned, with its

@@ -23,6 +23,7 @@ struct rctx {
     char *buf;
     const struct tly_region *r;
     uint64_t lo[TLY_MAX_RANK], hi[TLY_MAX_RANK];
+    struct tly_pool *pool;
     struct tly__op_stats stats;
 };
 
@@ -55,13 +56,13 @@ static int read_raw(struct tly_array *a, const char *key, const struct tly_runs 
 static int decode_into(struct tly_array *a, const struct tly_runs *rs, const void *enc, size_t n, char *out)
 {
     const struct tly_codec *c = &a->meta.codec;
-    if (tly_runs_contiguous(rs))
-        return tly_codec_decode(c, out + rs->buf_base, rs->chunk_bytes, enc, n);
-    void *tmp;
     TLY_STAGE(TLY_DECODE)
     {
-        tmp = malloc(rs->chunk_bytes);
+        tly_plant_point(TLY_DECODE);
     }
+    if (tly_runs_contiguous(rs))
+        return tly_codec_decode(c, out + rs->buf_base, rs->chunk_bytes, enc, n);
+    void *tmp = tly_pool_alloc(rs->chunk_bytes);
     if (tmp == NULL)
         return tly__fail(-ENOMEM, "out of memory for a %llu-byte chunk", (unsigned long long)rs->chunk_bytes);
     int err = tly_codec_decode(c, tmp, rs->chunk_bytes, enc, n);
@@ -71,14 +72,12 @@ static int decode_into(struct tly_array *a, const struct tly_runs *rs, const voi
         tly_runs_iter_init(&it, rs);
         TLY_STAGE(TLY_SCATTER)
         {
+            tly_plant_point(TLY_SCATTER);
             while (tly_runs_next(&it, &co, &bo))
                 tly_copy(out + bo, (char *)tmp + co, rs->run_bytes);
         }
     }
-    TLY_STAGE(TLY_DECODE)
-    {
-        free(tmp);
-    }
+    tly_pool_free(tmp);
     return err;
 }
 
@@ -98,6 +97,7 @@ static int scatter_sink(void *arg, const void *data, size_t n)
     const char *p = data;
     TLY_STAGE(TLY_SCATTER)
     {
+        tly_plant_point(TLY_SCATTER);
         while (n > 0 && sc->have_run) {
             size_t k;
             if (sc->pos < sc->co) { /* bytes the region does not want (or edge padding) */
@@ -139,13 +139,11 @@ static int read_zstd(struct tly_array *a, const char *key, const struct tly_runs
     struct scatter sc = {.run_bytes = rs->run_bytes, .out = out};
     struct tly_zstd_dstream *ds = NULL;
     int err = 0;
-    TLY_STAGE(TLY_GET)
-    {
-        in = malloc(in_cap ? in_cap : 1);
-    }
+    in = tly_pool_alloc(in_cap);
+    win = win_cap ? tly_pool_alloc(win_cap) : NULL;
     TLY_STAGE(TLY_DECODE)
     {
-        win = win_cap ? malloc(win_cap) : NULL;
+        tly_plant_point(TLY_DECODE);
     }
     if (in == NULL || (win_cap && win == NULL))
         err = tly__fail(-ENOMEM, "out of memory for zstd stream buffers");
@@ -164,15 +162,22 @@ static int read_zstd(struct tly_array *a, const char *key, const struct tly_runs
     int cerr = tly_zstd_dstream_close(ds);
     if (!err)
         err = cerr;
-    TLY_STAGE(TLY_GET)
-    {
-        free(in);
-    }
-    TLY_STAGE(TLY_DECODE)
-    {
-        free(win);
-    }
+    tly_pool_free(in);
+    tly_pool_free(win);
     return err;
+}
+
+/* The most bytes of pool buffers reading this chunk holds at once (its ticket). */
+static uint64_t read_ticket(const struct tly_array *a, const struct tly_runs *rs, uint64_t size)
+{
+    switch (a->meta.codec.id) {
+    case TLY_CODEC_ZSTD:
+        return (size < ZSTD_IN_BLOCK ? size : ZSTD_IN_BLOCK) + (tly_runs_contiguous(rs) ? 0 : ZSTD_DStreamOutSize());
+    case TLY_CODEC_BLOSC:
+        return size + (tly_runs_contiguous(rs) ? 0 : rs->chunk_bytes);
+    default:
+        return 0;
+    }
 }
 
 static int read_one(void *arg, uint64_t i)
@@ -185,6 +190,7 @@ static int read_one(void *arg, uint64_t i)
     int err = 0;
     TLY_STAGE(TLY_PLAN)
     {
+        tly_plant_point(TLY_PLAN);
         tly__chunk_at(a->grid.rank, x->lo, x->hi, i, idx);
         tly_runs_plan(&a->grid, idx, x->r, a->meta.dtype.size, &rs);
         if (tly_meta_chunk_key(&a->meta, idx, key, sizeof key) < 0)
@@ -194,6 +200,7 @@ static int read_one(void *arg, uint64_t i)
         return err;
     TLY_STAGE(TLY_GET)
     {
+        tly_plant_point(TLY_GET);
         err = tly_store_size(a->store, key, &size);
     }
     atomic_fetch_add(&x->stats.chunks, 1);
@@ -205,6 +212,12 @@ static int read_one(void *arg, uint64_t i)
         }
         atomic_fetch_add(&x->stats.missing, 1);
         return 0;
+    }
+    uint64_t ticket = err ? 0 : read_ticket(a, &rs, size);
+    TLY_STAGE(TLY_POOL)
+    {
+        tly_plant_point(TLY_POOL);
+        tly_pool_acquire(x->pool, ticket);
     }
     if (!err && a->meta.codec.id == TLY_CODEC_NONE) {
         if (size != rs.chunk_bytes)
@@ -218,20 +231,17 @@ static int read_one(void *arg, uint64_t i)
     } else if (!err && a->meta.codec.id == TLY_CODEC_ZSTD) {
         err = read_zstd(a, key, &rs, size, x->buf);
     } else if (!err) {
-        void *enc;
+        void *enc = tly_pool_alloc(size);
         TLY_STAGE(TLY_GET)
         {
-            enc = malloc(size ? size : 1);
             struct iovec iov = {enc, size};
             err = enc ? tly_store_readv(a->store, key, 0, &iov, 1) : tly__fail(-ENOMEM, "out of memory");
         }
         if (!err)
             err = decode_into(a, &rs, enc, size, x->buf);
-        TLY_STAGE(TLY_GET)
-        {
-            free(enc);
-        }
+        tly_pool_free(enc);
     }
+    tly_pool_release(x->pool, ticket);
     atomic_fetch_add(&x->stats.stored_bytes, size);
     if (err)
         tly__err_prefix("chunk %s", key);
@@ -243,13 +253,16 @@ int tly_array_read(struct tly_array *a, void *buf, const struct tly_region *r, s
     int err = tly__check_region(a, r);
     if (err)
         return err;
-    struct rctx x = {.a = a, .buf = buf, .r = r};
+    struct rctx x = {.a = a, .buf = buf, .r = r, .pool = tly_pool_create(a->opts.memory_limit)};
+    if (x.pool == NULL)
+        return tly__fail(-ENOMEM, "out of memory");
     uint64_t n;
     TLY_STAGE(TLY_PLAN)
     {
         n = tly_grid_chunks_in(&a->grid, r, x.lo, x.hi);
     }
     err = n ? tly__run_tasks(a->opts.threads, n, read_one, &x) : 0;
-    tly__op_stats_out(&x.stats, stats);
+    tly__op_stats_out(&x.stats, x.pool, stats);
+    tly_pool_destroy(x.pool);
     return err;
 }

@@ -82,14 +82,63 @@ void tly__chunk_at(int rank, const uint64_t *lo, const uint64_t *hi, uint64_t i,
     }
 }
 
-void tly__op_stats_out(struct tly__op_stats *s, struct tly_io_stats *out)
+void tly__op_stats_out(struct tly__op_stats *s, struct tly_pool *pool, struct tly_io_stats *out)
 {
     if (out == NULL)
         return;
+    struct tly_pool_stats ps = {0};
+    if (pool)
+        tly_pool_stats(pool, &ps);
     out->chunks = atomic_load(&s->chunks);
     out->missing = atomic_load(&s->missing);
     out->rmw = atomic_load(&s->rmw);
     out->stored_bytes = atomic_load(&s->stored_bytes);
+    out->pool_peak = ps.peak_in_use;
+    out->pool_waits = ps.waits;
+    out->pool_forced = ps.forced;
+}
+
+/* A size from the environment: "1073741824", "64M", "1G", "512k" (binary multiples). 0 if unset/bad. */
+static uint64_t env_size(const char *name)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return 0;
+    char *end;
+    unsigned long long n = strtoull(v, &end, 10);
+    switch (*end) {
+    case 'k': case 'K': n <<= 10; end++; break;
+    case 'm': case 'M': n <<= 20; end++; break;
+    case 'g': case 'G': n <<= 30; end++; break;
+    default: break;
+    }
+    if (*end == 'i' || *end == 'B')
+        end += strspn(end, "iB");
+    return *end == '\0' ? n : 0;
+}
+
+struct tly_io_opts tly_io_opts_resolve(const struct tly_io_opts *opts)
+{
+    struct tly_io_opts o = opts ? *opts : (struct tly_io_opts){0};
+    if (o.threads <= 0)
+        o.threads = (int)env_size("TALLY_THREADS");
+    if (o.threads <= 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        o.threads = cpus > 0 ? (int)cpus : 1;
+    }
+    if (o.io_concurrency <= 0)
+        o.io_concurrency = (int)env_size("TALLY_IO_CONCURRENCY");
+    if (o.io_concurrency <= 0)
+        o.io_concurrency = 32;
+    if (o.memory_limit == 0)
+        o.memory_limit = env_size("TALLY_MEMORY_LIMIT");
+    if (o.memory_limit == 0)
+        o.memory_limit = (uint64_t)1 << 30;
+    if (o.part_size == 0)
+        o.part_size = (size_t)env_size("TALLY_PART_SIZE");
+    if (o.part_size == 0)
+        o.part_size = (size_t)8 << 20;
+    return o;
 }
 
 int tly__check_region(const struct tly_array *a, const struct tly_region *r)

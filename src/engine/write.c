@@ -23,6 +23,7 @@ struct wctx {
     const char *buf;
     const struct tly_region *r;
     uint64_t lo[TLY_MAX_RANK], hi[TLY_MAX_RANK];
+    struct tly_pool *pool;
     struct tly__op_stats stats;
 };
 
@@ -118,6 +119,7 @@ static int put_chunk(struct tly_array *a, const char *key, const struct segs *s,
     if (c->id == TLY_CODEC_NONE) {
         TLY_STAGE(TLY_PUT)
         {
+            tly_plant_point(TLY_PUT);
             err = tly_writer_add(w, s->iov, s->n); /* the caller's memory and the fill pattern: stable */
         }
         *stored = chunk_bytes;
@@ -126,7 +128,8 @@ static int put_chunk(struct tly_array *a, const char *key, const struct segs *s,
         struct sink sk = {w, 0};
         TLY_STAGE(TLY_ENCODE)
         {
-            enc = malloc(cap);
+            tly_plant_point(TLY_ENCODE);
+            enc = tly_pool_alloc(cap);
         }
         err = enc ? tly_zstd_encode_stream(c, s->iov, s->n, chunk_bytes, enc, cap, sink_write, &sk)
                   : tly__fail(-ENOMEM, "out of memory for the zstd output buffer");
@@ -136,7 +139,8 @@ static int put_chunk(struct tly_array *a, const char *key, const struct segs *s,
         if (src == NULL) {
             TLY_STAGE(TLY_GATHER)
             {
-                gathered = malloc(chunk_bytes ? chunk_bytes : 1);
+                tly_plant_point(TLY_GATHER);
+                gathered = tly_pool_alloc(chunk_bytes);
                 char *p = gathered;
                 for (int i = 0; p && i < s->n; p += s->iov[i].iov_len, i++) {
                     if (s->pad[i])
@@ -150,7 +154,8 @@ static int put_chunk(struct tly_array *a, const char *key, const struct segs *s,
         size_t bound = tly_codec_bound(c, chunk_bytes), n = 0;
         TLY_STAGE(TLY_ENCODE)
         {
-            enc = src ? malloc(bound) : NULL;
+            tly_plant_point(TLY_ENCODE);
+            enc = src ? tly_pool_alloc(bound) : NULL;
         }
         err = enc ? tly_codec_encode(c, enc, bound, src, chunk_bytes, &n)
                   : tly__fail(-ENOMEM, "out of memory for a %llu-byte chunk", (unsigned long long)chunk_bytes);
@@ -170,15 +175,8 @@ static int put_chunk(struct tly_array *a, const char *key, const struct segs *s,
         else
             err = tly_writer_commit(w);
     }
-    /* Free in the stage that allocated: a small block's free is charged to the freeing stage. */
-    TLY_STAGE(TLY_GATHER)
-    {
-        free(gathered);
-    }
-    TLY_STAGE(TLY_ENCODE)
-    {
-        free(enc);
-    }
+    tly_pool_free(gathered);
+    tly_pool_free(enc);
     if (err)
         tly__err_prefix("chunk %s", key);
     return err;
@@ -212,19 +210,15 @@ static int load_chunk(struct tly_array *a, const char *key, void *dst, uint64_t 
         }
         return err;
     }
-    void *enc;
+    void *enc = tly_pool_alloc(size);
     TLY_STAGE(TLY_GET)
     {
-        enc = malloc(size ? size : 1);
         struct iovec iov = {enc, size};
         err = enc ? tly_store_readv(a->store, key, 0, &iov, 1) : tly__fail(-ENOMEM, "out of memory");
     }
     if (!err)
         err = tly_codec_decode(c, dst, chunk_bytes, enc, size);
-    TLY_STAGE(TLY_GET)
-    {
-        free(enc);
-    }
+    tly_pool_free(enc);
     if (err)
         tly__err_prefix("chunk %s", key);
     return err;
@@ -234,11 +228,7 @@ static int load_chunk(struct tly_array *a, const char *key, void *dst, uint64_t 
 static int rmw_chunk(struct wctx *x, const char *key, const struct tly_runs *rs, uint64_t *stored)
 {
     struct tly_array *a = x->a;
-    void *cb;
-    TLY_STAGE(TLY_GATHER)
-    {
-        cb = malloc(rs->chunk_bytes);
-    }
+    void *cb = tly_pool_alloc(rs->chunk_bytes);
     if (cb == NULL)
         return tly__fail(-ENOMEM, "chunk %s: out of memory", key);
     int err = load_chunk(a, key, cb, rs->chunk_bytes);
@@ -248,6 +238,7 @@ static int rmw_chunk(struct wctx *x, const char *key, const struct tly_runs *rs,
         tly_runs_iter_init(&it, rs);
         TLY_STAGE(TLY_GATHER)
         {
+            tly_plant_point(TLY_GATHER);
             while (tly_runs_next(&it, &co, &bo))
                 tly_copy((char *)cb + co, x->buf + bo, rs->run_bytes);
         }
@@ -264,11 +255,20 @@ static int rmw_chunk(struct wctx *x, const char *key, const struct tly_runs *rs,
             free(s.pad);
         }
     }
-    TLY_STAGE(TLY_GATHER)
-    {
-        free(cb);
-    }
+    tly_pool_free(cb);
     return err;
+}
+
+/* The most bytes of pool buffers writing this chunk holds at once (its ticket). */
+static uint64_t write_ticket(const struct tly_array *a, const struct tly_runs *rs, const struct segs *s)
+{
+    const struct tly_codec *c = &a->meta.codec;
+    uint64_t n = rs->chunk_bytes;
+    uint64_t enc = c->id == TLY_CODEC_ZSTD ? ZSTD_CStreamOutSize() : c->id == TLY_CODEC_BLOSC ? tly_codec_bound(c, n) : 0;
+    if (!rs->covers_chunk) /* read-modify-write: the chunk, its old encoded bytes, the new ones */
+        return n + (c->id == TLY_CODEC_NONE ? 0 : tly_codec_bound(c, n)) + enc;
+    bool gather = c->id == TLY_CODEC_BLOSC && !(s->n == 1 && !s->pad[0]);
+    return enc + (gather ? n : 0);
 }
 
 static int write_one(void *arg, uint64_t i)
@@ -282,6 +282,7 @@ static int write_one(void *arg, uint64_t i)
     int err = 0;
     TLY_STAGE(TLY_PLAN)
     {
+        tly_plant_point(TLY_PLAN);
         tly__chunk_at(a->grid.rank, x->lo, x->hi, i, idx);
         tly_runs_plan(&a->grid, idx, x->r, a->meta.dtype.size, &rs);
         if (tly_meta_chunk_key(&a->meta, idx, key, sizeof key) < 0)
@@ -289,13 +290,19 @@ static int write_one(void *arg, uint64_t i)
         else if (rs.covers_chunk)
             err = plan_segments(a, &rs, x->buf, &s);
     }
-    uint64_t stored = 0;
+    uint64_t stored = 0, ticket = err ? 0 : write_ticket(a, &rs, &s);
+    TLY_STAGE(TLY_POOL)
+    {
+        tly_plant_point(TLY_POOL);
+        tly_pool_acquire(x->pool, ticket);
+    }
     if (!err && rs.covers_chunk)
         err = put_chunk(a, key, &s, rs.chunk_bytes, &stored);
     else if (!err) {
         err = rmw_chunk(x, key, &rs, &stored);
         atomic_fetch_add(&x->stats.rmw, 1);
     }
+    tly_pool_release(x->pool, ticket);
     TLY_STAGE(TLY_PLAN)
     {
         free(s.iov);
@@ -311,13 +318,16 @@ int tly_array_write(struct tly_array *a, const void *buf, const struct tly_regio
     int err = tly__check_region(a, r);
     if (err)
         return err;
-    struct wctx x = {.a = a, .buf = buf, .r = r};
+    struct wctx x = {.a = a, .buf = buf, .r = r, .pool = tly_pool_create(a->opts.memory_limit)};
+    if (x.pool == NULL)
+        return tly__fail(-ENOMEM, "out of memory");
     uint64_t n;
     TLY_STAGE(TLY_PLAN)
     {
         n = tly_grid_chunks_in(&a->grid, r, x.lo, x.hi);
     }
     err = n ? tly__run_tasks(a->opts.threads, n, write_one, &x) : 0;
-    tly__op_stats_out(&x.stats, stats);
+    tly__op_stats_out(&x.stats, x.pool, stats);
+    tly_pool_destroy(x.pool);
     return err;
 }

@@ -241,6 +241,7 @@ void tly_mem_snapshot(struct tly_mem_snapshot *out)
 
 void tly_mem_reset_peaks(void)
 {
+    tly__crosscheck_window_open();
     tly__spin_lock(&peak_mu);
     for (int s = 0; s < TLY_NSTAGES; s++) {
         int64_t v = atomic_load_explicit(&stage_live[s].live, memory_order_relaxed);

@@ -64,7 +64,14 @@ int tly_mem_crosscheck(struct tly_mem_crosscheck *out)
         return TLY_EUNSUPPORTED;
     size_t len = sizeof out->thread_allocated_bytes;
     mallctl("thread.allocated", &out->thread_allocated_bytes, &len, NULL, 0);
+    len = sizeof out->thread_peak_bytes;
+    mallctl("thread.peak.read", &out->thread_peak_bytes, &len, NULL, 0);
     len = sizeof out->thread_deallocated_bytes;
     mallctl("thread.deallocated", &out->thread_deallocated_bytes, &len, NULL, 0);
     return 0;
+}
+
+void tly__crosscheck_window_open(void)
+{
+    mallctl("thread.peak.reset", NULL, NULL, NULL, 0);
 }

@@ -107,6 +107,10 @@ void tly__timeline_reset(uint64_t t0_ns, int64_t live, const int64_t stage_live[
 
 /* crosscheck.c */
 void tly__crosscheck_boot(void);
+void tly__crosscheck_window_open(void);
+
+/* plant.c */
+void tly__plant_boot(void);
 
 /* hooks.c */
 void tly__hooks_boot(void);

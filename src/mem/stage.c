@@ -51,4 +51,5 @@ __attribute__((constructor(101))) static void tly__mem_ctor(void)
 {
     tly__counters_boot();
     tly__hooks_boot();
+    tly__plant_boot();
 }

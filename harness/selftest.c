@@ -1,0 +1,302 @@
+/*
+ * tally selftest: prove the instrument.
+ *
+ * 1. For each stage the local matrix exercises (and sign/http when an S3 endpoint is configured),
+ *    run a scenario that passes through that stage twice, in child processes: clean, and with a
+ *    defect planted in the stage (TALLY_PLANT: an extra allocation of half the array, filled
+ *    through the copy ledger and held to the end of the operation). The clean run must hold its
+ *    budgets; the planted one must show the planted bytes in that stage's copies, allocations and
+ *    at-peak split, and fail that stage's budget.
+ * 2. The tracker's peak against heaptrack's (Debian's heaptrack, on the same run) within 2%, and
+ *    against jemalloc's own thread.peak counter within 2%.
+ */
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "harness.h"
+#include "scenario.h"
+
+extern char **environ;
+
+struct probe {
+    const char *stage;
+    const char *op, *store, *codec, *layout;
+};
+
+/* Smaller arrays keep the selftest quick: 64 MiB, one chunk or strided tiles. */
+static const struct probe probes[] = {
+    {"plan", "write", "local", "none", "one"},      {"meta", "write", "local", "none", "one"},
+    {"pool", "write", "local", "zstd", "one"},      {"put", "write", "local", "none", "one"},
+    {"gather", "write", "local", "blosc", "tiles"}, {"encode", "write", "local", "zstd", "one"},
+    {"get", "read", "local", "none", "one"},        {"decode", "read", "local", "zstd", "one"},
+    {"scatter", "read", "local", "zstd", "tiles"},  {"sign", "write", "s3", "none", "one"},
+    {"http", "write", "s3", "none", "one"},
+};
+
+static json_t *probe_cell(const struct probe *p, json_t *rules)
+{
+    bool tiles = strcmp(p->layout, "tiles") == 0;
+    const char *spec = strcmp(p->codec, "blosc") == 0  ? "blosc:cname=lz4,clevel=5,shuffle=1"
+                       : strcmp(p->codec, "zstd") == 0 ? "zstd:level=3"
+                                                       : "none";
+    char name[128];
+    snprintf(name, sizeof name, "selftest-%s-%s-%s-%s", p->op, p->store, p->codec, tiles ? "strided" : "one-chunk");
+    json_t *cell = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[i,i], s:[i,i], s:i}", "scenario", name, "op",
+                             p->op, "store", p->store, "codec", p->codec, "codec_spec", spec, "format", "v2", "layout",
+                             tiles ? "strided" : "one-chunk", "dtype", "<f4", "shape", 4096, 4096, "chunks",
+                             tiles ? 2048 : 4096, tiles ? 1024 : 4096, "threads", 1);
+    json_object_set_new(cell, "budgets", tly_h_cell_budgets(rules, cell));
+    return cell;
+}
+
+/*
+ * Run `tally scenario CELL` with TALLY_PLANT=@p plant (NULL: none) and, with @p wrap, under that
+ * command (the result then comes through @p result_file, as a wrapper may print on stdout).
+ */
+static json_t *run_via(json_t *cell, const char *plant, char *const *wrap, const char *result_file)
+{
+    if (result_file)
+        setenv("TALLY_RESULT_FILE", result_file, 1);
+    char *spec = json_dumps(cell, JSON_COMPACT);
+    char *argv[16];
+    int k = 0;
+    for (; wrap && wrap[k]; k++)
+        argv[k] = wrap[k];
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = '\0';
+    argv[k++] = self;
+    argv[k++] = "scenario";
+    argv[k++] = spec;
+    argv[k] = NULL;
+    if (plant)
+        setenv("TALLY_PLANT", plant, 1);
+    else
+        unsetenv("TALLY_PLANT");
+    int out[2];
+    if (pipe(out) != 0)
+        return NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_addclose(&fa, out[0]);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    unsetenv("TALLY_PLANT");
+    close(out[1]);
+    free(spec);
+    if (rc != 0) {
+        close(out[0]);
+        return NULL;
+    }
+    FILE *f = fdopen(out[0], "r");
+    json_error_t je;
+    json_t *res = result_file ? NULL : json_loadf(f, JSON_DISABLE_EOF_CHECK, &je);
+    for (int ch; result_file && (ch = fgetc(f)) != EOF;) /* the wrapper's own chatter */
+        ;
+    fclose(f);
+    int status;
+    waitpid(pid, &status, 0);
+    if (result_file) {
+        res = json_load_file(result_file, 0, &je);
+        unsetenv("TALLY_RESULT_FILE");
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        json_decref(res);
+        return NULL;
+    }
+    return res;
+}
+
+static json_t *run(json_t *cell, const char *plant, char *const *wrap)
+{
+    return run_via(cell, plant, wrap, NULL);
+}
+
+static double stage_num(json_t *res, const char *stage, const char *field)
+{
+    return json_number_value(json_object_get(json_object_get(json_object_get(res, "stages"), stage), field));
+}
+
+static bool stage_budget_failed(json_t *lines, const char *stage)
+{
+    size_t i;
+    json_t *b;
+    json_array_foreach(lines, i, b)
+    {
+        const char *s = json_string_value(json_object_get(b, "stage"));
+        if (s && strcmp(s, stage) == 0 && !json_is_true(json_object_get(b, "ok")))
+            return true;
+    }
+    return false;
+}
+
+/* One stage: clean run holds budgets; planted run shows the defect in the stage and fails its budget. */
+static bool probe_stage(const struct probe *p, json_t *rules)
+{
+    json_t *cell = probe_cell(p, rules);
+    json_t *budgets = json_object_get(cell, "budgets");
+    uint64_t array = 4096 * 4096 * 4, plant = array / 2;
+    char env[64];
+    snprintf(env, sizeof env, "%s:%llu", p->stage, (unsigned long long)plant);
+    json_t *clean = run(cell, NULL, NULL), *planted = run(cell, env, NULL);
+    bool ok = clean && planted;
+    bool clean_ok = false, failed = false;
+    double dcopies = 0, dbytes = 0, datpeak = 0;
+    if (ok) {
+        json_t *l1 = tly_h_check_budgets(budgets, clean, &clean_ok);
+        bool planted_ok;
+        json_t *l2 = tly_h_check_budgets(budgets, planted, &planted_ok);
+        failed = stage_budget_failed(l2, p->stage);
+        json_decref(l1);
+        json_decref(l2);
+        dcopies = (stage_num(planted, p->stage, "copy_bytes") - stage_num(clean, p->stage, "copy_bytes")) / plant;
+        dbytes = (stage_num(planted, p->stage, "alloc_bytes") - stage_num(clean, p->stage, "alloc_bytes")) / plant;
+        datpeak = (stage_num(planted, p->stage, "at_peak_bytes") - stage_num(clean, p->stage, "at_peak_bytes")) / plant;
+        /* found: the planted copy (exactly), its allocation (at least, in usable bytes), held at the peak */
+        ok = clean_ok && failed && dcopies > 0.999 && dcopies < 1.001 && dbytes > 0.999 && datpeak > 0.95 &&
+             datpeak < 1.05;
+    }
+    printf("%-8s %-28s %-6s %8.3f %8.3f %8.3f %-7s %s\n", p->stage,
+           json_string_value(json_object_get(cell, "scenario")), clean_ok ? "ok" : "FAILED", dcopies, dbytes, datpeak,
+           failed ? "failed" : "held", ok ? "ok" : "FAILED");
+    json_decref(clean);
+    json_decref(planted);
+    json_decref(cell);
+    return ok;
+}
+
+static double heaptrack_peak(const char *file)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "heaptrack_print -f '%s' 2>/dev/null | grep 'peak heap memory consumption'", file);
+    FILE *p = popen(cmd, "r");
+    if (p == NULL)
+        return -1;
+    char line[256] = "";
+    char *got = fgets(line, sizeof line, p);
+    pclose(p);
+    const char *colon = got ? strchr(line, ':') : NULL;
+    if (colon == NULL)
+        return -1;
+    char *end;
+    double v = strtod(colon + 1, &end);
+    switch (*end) { /* heaptrack prints decimal units: 1K = 1000 */
+    case 'K':
+        v *= 1e3;
+        break;
+    case 'M':
+        v *= 1e6;
+        break;
+    case 'G':
+        v *= 1e9;
+        break;
+    default:
+        break;
+    }
+    return v;
+}
+
+/*
+ * The tracker's peak against heaptrack's and jemalloc's on one run: a zstd write, whose blocks are
+ * all close to their jemalloc size class (heaptrack counts requested bytes, the tracker usable
+ * ones), with no verification read after the window, so that the window holds the process's peak.
+ */
+static bool cross_peaks(json_t *rules)
+{
+    struct probe p = {"-", "write", "local", "zstd", "one"};
+    json_t *cell = probe_cell(&p, rules);
+    json_object_set_new(cell, "verify", json_false());
+    bool ok = true;
+    char dir[] = "/tmp/tally-heaptrack-XXXXXX";
+    if (system("command -v heaptrack >/dev/null 2>&1") != 0 || mkdtemp(dir) == NULL) {
+        printf("heaptrack: not installed (scripts/deps installs it): FAILED\n");
+        ok = false;
+    } else {
+        char out[256];
+        snprintf(out, sizeof out, "%s/run", dir);
+        char *wrap[] = {"heaptrack", "-o", out, NULL};
+        char result[300];
+        snprintf(result, sizeof result, "%s/result.json", dir);
+        json_t *res = run_via(cell, NULL, wrap, result);
+        char file[300];
+        snprintf(file, sizeof file, "%s.zst", out);
+        double ht = heaptrack_peak(file);
+        double ours = res ? (double)json_integer_value(json_object_get(res, "peak_bytes")) : -1;
+        double diff = ours > 0 && ht > 0 ? (ours - ht) / ht : 1;
+        bool good = ours > 0 && ht > 0 && diff < 0.02 && diff > -0.02;
+        printf("heaptrack: peak %.1f MB, tally %.1f MB: %+.2f%% (within 2%%: %s)\n", ht / 1e6, ours / 1e6, diff * 100,
+               good ? "ok" : "FAILED");
+        ok &= good;
+        json_decref(res);
+        char rm[400];
+        snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+        if (system(rm) != 0)
+            fprintf(stderr, "tally selftest: could not remove %s\n", dir);
+    }
+    json_t *res = run(cell, NULL, NULL);
+    if (res) {
+        json_t *cov = json_object_get(res, "coverage");
+        double je = (double)json_integer_value(json_object_get(cov, "jemalloc_thread_peak_bytes"));
+        double ours = (double)(json_integer_value(json_object_get(res, "peak_bytes")) -
+                               json_integer_value(json_object_get(res, "baseline_bytes")));
+        double diff = je > 0 ? (ours - je) / je : 1;
+        bool good = je > 0 && diff < 0.02 && diff > -0.02;
+        printf("jemalloc thread.peak: %.1f MB above the window's start, tally %.1f MB: %+.2f%% (within 2%%: %s)\n",
+               je / 1e6, ours / 1e6, diff * 100, good ? "ok" : "FAILED");
+        ok &= good;
+        json_decref(res);
+    } else {
+        printf("jemalloc thread.peak: the scenario did not run: FAILED\n");
+        ok = false;
+    }
+    json_decref(cell);
+    return ok;
+}
+
+int tly_h_cmd_selftest(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    if (!tly_mem_tracking()) {
+        /* 77: "skipped" to ctest (SKIP_RETURN_CODE), as in automake */
+        fprintf(stderr, "tally selftest: skipped: tracking is off: %s\n", tly_mem_untracked_reason());
+        return 77;
+    }
+    json_t *cells;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/scenarios/matrix.json",
+             access("scenarios/matrix.json", R_OK) == 0 ? "." : TALLY_SOURCE_DIR);
+    json_error_t je;
+    json_t *m = json_load_file(path, 0, &je);
+    if (m == NULL) {
+        fprintf(stderr, "tally selftest: %s: %s\n", path, je.text);
+        return TLY_EXIT_ERROR;
+    }
+    json_t *rules = json_object_get(m, "budgets");
+    (void)cells;
+    bool s3 = getenv("AWS_ENDPOINT_URL") && getenv("TALLY_S3_BUCKET");
+    printf("planted: half the array (32 MiB of a 64 MiB array), allocated in the stage and copied through the "
+           "ledger.\nfound: planted run minus clean run, as a fraction of the planted bytes.\n\n");
+    printf("%-8s %-28s %-6s %8s %8s %8s %-7s %s\n", "stage", "scenario", "clean", "copies", "allocs", "at-peak",
+           "budget", "result");
+    int bad = 0, n = 0;
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+        if (strcmp(probes[i].store, "s3") == 0 && !s3) {
+            printf("%-8s skipped: no S3 endpoint (AWS_ENDPOINT_URL, TALLY_S3_BUCKET)\n", probes[i].stage);
+            continue;
+        }
+        n++;
+        bad += !probe_stage(&probes[i], rules);
+    }
+    putchar('\n');
+    bool peaks = cross_peaks(rules);
+    json_decref(m);
+    printf("\ntally selftest: %d of %d stages proven%s\n", n - bad, n, peaks ? "; peaks agree" : "; peaks DISAGREE");
+    return bad || !peaks ? TLY_EXIT_BUDGET : TLY_EXIT_OK;
+}
