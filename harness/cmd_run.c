@@ -222,6 +222,80 @@ static void summary(FILE *f, json_t *results)
     }
 }
 
+static void xml_text(FILE *f, const char *s)
+{
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '<':
+            fputs("&lt;", f);
+            break;
+        case '>':
+            fputs("&gt;", f);
+            break;
+        case '&':
+            fputs("&amp;", f);
+            break;
+        case '"':
+            fputs("&quot;", f);
+            break;
+        default:
+            fputc(*s, f);
+        }
+    }
+}
+
+/* JUnit XML: a testcase per scenario; failed budgets as <failure>, skipped cells as <skipped>. */
+static int write_junit(const char *path, json_t *results)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return tly__fail_errno("%s", path);
+    size_t i, n = json_array_size(results), failures = 0, skipped = 0, errors = 0;
+    json_t *e;
+    json_array_foreach(results, i, e)
+    {
+        const char *st = json_string_value(json_object_get(e, "status"));
+        skipped += !strcmp(st, "skipped");
+        errors += !strcmp(st, "failed");
+        failures += !strcmp(st, "ok") && !json_is_true(json_object_get(e, "ok"));
+    }
+    fprintf(f,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"tally.matrix\" "
+            "tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\">\n",
+            n, failures, errors, skipped);
+    json_array_foreach(results, i, e)
+    {
+        const char *st = json_string_value(json_object_get(e, "status"));
+        fprintf(f, "<testcase classname=\"tally.matrix\" name=\"");
+        xml_text(f, json_string_value(json_object_get(e, "scenario")));
+        fprintf(f, "\" time=\"%.3f\">", json_number_value(json_object_get(e, "wall_s")));
+        if (!strcmp(st, "skipped") || !strcmp(st, "failed")) {
+            fprintf(f, "<%s message=\"", !strcmp(st, "skipped") ? "skipped" : "error");
+            xml_text(f, json_string_value(json_object_get(e, "reason")));
+            fprintf(f, "\"/>");
+        } else if (!json_is_true(json_object_get(e, "ok"))) {
+            fprintf(f, "<failure message=\"budget failed\">");
+            size_t j;
+            json_t *b;
+            json_array_foreach(json_object_get(e, "budgets"), j, b)
+            {
+                if (json_is_true(json_object_get(b, "ok")))
+                    continue;
+                const char *stage = json_string_value(json_object_get(b, "stage"));
+                char line[256];
+                snprintf(line, sizeof line, "%s%s%s = %.4g, limit %.4g\n", stage ? stage : "", stage ? " " : "",
+                         json_string_value(json_object_get(b, "name")), json_number_value(json_object_get(b, "actual")),
+                         json_number_value(json_object_get(b, "limit")));
+                xml_text(f, line);
+            }
+            fprintf(f, "</failure>");
+        }
+        fprintf(f, "</testcase>\n");
+    }
+    fprintf(f, "</testsuite>\n</testsuites>\n");
+    return fclose(f) == 0 ? 0 : tly__fail_errno("%s", path);
+}
+
 static int mkdirs(const char *dir)
 {
     char buf[4096];
@@ -239,12 +313,11 @@ static int mkdirs(const char *dir)
 
 int tly_h_cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {{"filter", required_argument, NULL, 'f'},
-                                         {"out", required_argument, NULL, 'o'},
-                                         {"scenarios", required_argument, NULL, 's'},
-                                         {"list", no_argument, NULL, 'l'},
-                                         {NULL, 0, NULL, 0}};
-    const char *filter = NULL, *out = "reports/latest", *file = NULL;
+    static const struct option opts[] = {
+        {"filter", required_argument, NULL, 'f'},    {"out", required_argument, NULL, 'o'},
+        {"scenarios", required_argument, NULL, 's'}, {"list", no_argument, NULL, 'l'},
+        {"junit", required_argument, NULL, 'j'},     {NULL, 0, NULL, 0}};
+    const char *filter = NULL, *out = "reports/latest", *file = NULL, *junit = NULL;
     bool list = false;
     optind = 1;
     for (int ch; (ch = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
@@ -261,8 +334,11 @@ int tly_h_cmd_run(int argc, char **argv)
         case 'l':
             list = true;
             break;
+        case 'j':
+            junit = optarg;
+            break;
         default:
-            fputs("usage: tally run [--filter REGEX] [--out DIR] [--scenarios FILE] [--list]\n", stderr);
+            fputs("usage: tally run [--filter REGEX] [--out DIR] [--scenarios FILE] [--list] [--junit FILE]\n", stderr);
             return TLY_EXIT_ERROR;
         }
     }
@@ -332,6 +408,10 @@ int tly_h_cmd_run(int argc, char **argv)
     {
         if (!json_is_true(json_object_get(c, "ok")))
             say_failures(c);
+    }
+    if (junit && write_junit(junit, results) != 0) {
+        fprintf(stderr, "tally run: %s\n", tly_errmsg());
+        errors++;
     }
     if (tly_h_report(out, results) != 0) {
         fprintf(stderr, "tally run: report: %s\n", tly_errmsg());

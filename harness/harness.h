@@ -36,6 +36,7 @@ int tly_h_cmd_scenario(int argc, char **argv);
 int tly_h_cmd_report(int argc, char **argv);
 int tly_h_cmd_check(int argc, char **argv);
 int tly_h_cmd_selftest(int argc, char **argv);
+int tly_h_cmd_peer(int argc, char **argv);
 
 /** Write copies.md, index.html and trace.json for @p results into @p dir. */
 int tly_h_report(const char *dir, json_t *results);

@@ -70,7 +70,32 @@ static json_t *distinct(json_t *results, const char *k)
     return out;
 }
 
-static void copies_table(FILE *f, json_t *results, const char *op, const char *title)
+static json_t *find_peer(json_t *peers, const char *op, const char *format, const char *layout, const char *codec)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(peers, i, e)
+    {
+        if (!strcmp(str(e, "op"), op) && !strcmp(str(e, "format"), format) && !strcmp(str(e, "layout"), layout) &&
+            !strcmp(str(e, "codec"), codec))
+            return e;
+    }
+    return NULL;
+}
+
+static void peer_cell(json_t *e, char *buf, size_t cap)
+{
+    if (e == NULL)
+        snprintf(buf, cap, " ");
+    else if (!strcmp(str(e, "status"), "ok"))
+        snprintf(buf, cap, "%lld", json_integer_value(json_object_get(e, "extra_copies")));
+    else if (!strcmp(str(e, "format"), "v3"))
+        snprintf(buf, cap, "no v3");
+    else
+        snprintf(buf, cap, "%s", str(e, "status"));
+}
+
+static void copies_table(FILE *f, json_t *results, json_t *peers, const char *op, const char *title)
 {
     fprintf(f, "## %s\n\nExtra copies: peak ≈ (1 + copies) × array (memray-array's method).\n\n", title);
     fprintf(f, "| store | format | layout | none | blosc | zstd |\n|---|---|---|---|---|---|\n");
@@ -90,6 +115,18 @@ static void copies_table(FILE *f, json_t *results, const char *op, const char *t
         if (any)
             fprintf(f, "| %s | %s | %s | %s | %s | %s |\n", json_string_value(s), json_string_value(fm),
                     json_string_value(l), cells[0], cells[1], cells[2]);
+        bool peer = false;
+        for (int k = 0; k < 3 && !strcmp(json_string_value(s), "local"); k++) {
+            json_t *e = find_peer(peers, op, json_string_value(fm), json_string_value(l), codecs[k]);
+            peer |= e != NULL;
+            peer_cell(e, cells[k], sizeof cells[k]);
+        }
+        if (peer)
+            fprintf(f, "| local, peer: %s | %s | %s | %s | %s | %s |\n",
+                    str(find_peer(peers, op, json_string_value(fm), json_string_value(l), "none"), "peer")[0]
+                        ? str(find_peer(peers, op, json_string_value(fm), json_string_value(l), "none"), "peer")
+                        : "zarr-python",
+                    json_string_value(fm), json_string_value(l), cells[0], cells[1], cells[2]);
     }
     fputc('\n', f);
     json_decref(stores);
@@ -129,7 +166,7 @@ static void split_table(FILE *f, json_t *results)
     fputc('\n', f);
 }
 
-static int write_copies_md(const char *dir, json_t *results)
+static int write_copies_md(const char *dir, json_t *results, json_t *peers)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/copies.md", dir);
@@ -138,8 +175,11 @@ static int write_copies_md(const char *dir, json_t *results)
         return tly__fail_errno("%s", path);
     fprintf(f, "# tally: copy counts\n\nEach cell is one scenario run in a process of its own "
                "(`tally run`; array: uniform random float32 in [0, 1)). Skipped cells say so.\n\n");
-    copies_table(f, results, "write", "Writes");
-    copies_table(f, results, "read", "Reads");
+    copies_table(f, results, peers, "write", "Writes");
+    copies_table(f, results, peers, "read", "Reads");
+    json_t *any = json_array_get(peers, 0);
+    if (any && json_object_get(any, "method"))
+        fprintf(f, "Peer rows: %s. Method: %s\n\n", str(any, "peer"), str(any, "method"));
     split_table(f, results);
     return fclose(f) == 0 ? 0 : tly__fail_errno("%s", path);
 }
@@ -339,7 +379,15 @@ static int write_trace(const char *dir, json_t *results)
 
 int tly_h_report(const char *dir, json_t *results)
 {
-    int err = write_copies_md(dir, results);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/peer.json", dir);
+    json_t *peers = json_load_file(path, 0, NULL);
+    if (!json_is_array(peers)) {
+        json_decref(peers);
+        peers = json_array();
+    }
+    int err = write_copies_md(dir, results, peers);
+    json_decref(peers);
     if (!err)
         err = write_index_html(dir, results);
     if (!err)

@@ -1,10 +1,13 @@
 #!/usr/bin/python3
-"""index.html renders in a real browser: run one scenario, open its report in headless Chromium
-(Debian's chromium), take a screenshot, and check the picture is not blank — it must hold the
-summary table's text and the timeline's coloured areas.
+"""The reports of `tally run`, as their readers meet them: index.html renders in a real browser (one
+scenario's report in headless Chromium, Debian's chromium: the screenshot is not blank — it holds the
+summary table's text and the timeline's coloured areas); trace.json is trace-event JSON (counter
+tracks per stage, as Perfetto reads it); --junit writes JUnit XML; and a copy planted in a stage
+makes `tally run` exit 1 naming that stage.
 
   render.py TALLY      prints the checks and "N passed, N failed"; exits 1 on any failure
 """
+import json
 import os
 import shutil
 import struct
@@ -12,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import zlib
+import xml.etree.ElementTree as ET
 
 RESULTS = {"passed": 0, "failed": 0}
 
@@ -69,11 +73,33 @@ def main():
     work = tempfile.mkdtemp(prefix="tally-render-")
     try:
         out = os.path.join(work, "report")
-        p = subprocess.run([tally, "run", "--filter", "^write-local-blosc-v2-strided$", "--out", out],
-                           capture_output=True, text=True)
+        p = subprocess.run([tally, "run", "--filter", "^write-local-blosc-v2-strided$", "--out", out,
+                            "--junit", f"{work}/junit.xml"], capture_output=True, text=True)
         check("tally run writes a report", p.returncode == 0 and os.path.exists(f"{out}/index.html"), p.stderr)
         for name in ("copies.md", "trace.json", "results.json"):
             check(f"{name} written", os.path.getsize(f"{out}/{name}") > 100)
+        trace = json.load(open(f"{out}/trace.json"))
+        events = trace["traceEvents"]
+        counters = [e for e in events if e.get("ph") == "C"]
+        meta = [e for e in events if e.get("ph") == "M" and e.get("name") == "process_name"]
+        check("trace.json: trace events with counter tracks per stage",
+              len(counters) > 2 and all({"name", "pid", "ts", "args"} <= set(e) for e in counters)
+              and {"pool", "gather", "encode", "harness"} <= set(counters[0]["args"]), counters[:1])
+        check("trace.json: the scenario names its process", meta and
+              meta[0]["args"]["name"] == "write-local-blosc-v2-strided", meta)
+        check("trace.json: counters in time order", all(a["ts"] <= b["ts"] for a, b in zip(counters, counters[1:])))
+        suite = ET.parse(f"{work}/junit.xml").getroot().find("testsuite")
+        check("--junit: JUnit XML with the scenario", suite is not None and suite.get("tests") == "1"
+              and suite.find("testcase").get("name") == "write-local-blosc-v2-strided")
+        # a planted copy fails the run, naming the stage
+        env = dict(os.environ, TALLY_PLANT="encode:10000000")
+        p = subprocess.run([tally, "run", "--filter", "^write-local-zstd-v2-one-chunk$", "--out", f"{work}/planted",
+                            "--junit", f"{work}/planted.xml"], capture_output=True, text=True, env=env)
+        check("a copy planted in encode: tally run exits 1", p.returncode == 1, p.returncode)
+        check("... and the message names the stage and the limit",
+              "stage encode copies" in p.stderr and "limit 0" in p.stderr, p.stderr[-300:])
+        failure = ET.parse(f"{work}/planted.xml").getroot().find("testsuite/testcase/failure")
+        check("... and JUnit records the failure", failure is not None and "encode copies" in failure.text)
         shot = os.path.join(work, "shot.png")
         p = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                             "--no-first-run", "--disable-background-networking", "--disable-component-update",
