@@ -14,7 +14,7 @@
 struct io_args {
     const char *chunks, *codec, *format, *region, *separator;
     bool overwrite, fsync, profile, json;
-    int threads;
+    struct tly_io_opts opts;
 };
 
 static const struct option io_options[] = {
@@ -24,6 +24,9 @@ static const struct option io_options[] = {
     {"region", required_argument, NULL, 'r'},
     {"separator", required_argument, NULL, 's'},
     {"threads", required_argument, NULL, 't'},
+    {"io-concurrency", required_argument, NULL, 'i'},
+    {"memory-limit", required_argument, NULL, 'm'},
+    {"part-size", required_argument, NULL, 'P'},
     {"overwrite", no_argument, NULL, 'o'},
     {"fsync", no_argument, NULL, 'F'},
     {"profile", no_argument, NULL, 'p'},
@@ -70,8 +73,25 @@ static int parse_io_args(int argc, char **argv, struct io_args *a)
             a->separator = optarg;
             break;
         case 't':
-            a->threads = atoi(optarg);
+            a->opts.threads = atoi(optarg);
             break;
+        case 'i':
+            a->opts.io_concurrency = atoi(optarg);
+            break;
+        case 'm':
+        case 'P': {
+            uint64_t v;
+            if (tly_size_parse(optarg, &v) != 0) {
+                fprintf(stderr, "tally: --%s '%s' is not a size (e.g. 64M, 1G)\n",
+                        ch == 'm' ? "memory-limit" : "part-size", optarg);
+                return -1;
+            }
+            if (ch == 'm')
+                a->opts.memory_limit = v;
+            else
+                a->opts.part_size = (size_t)v;
+            break;
+        }
         case 'o':
             a->overwrite = true;
             break;
@@ -134,9 +154,10 @@ static void report(const struct io_args *a, const struct tly_h_result *r)
 
 int tly_h_cmd_put(int argc, char **argv)
 {
-    static const char usage[] = "put SRC.npy URL [--chunks 100,100] [--codec none|blosc[:cname=lz4,clevel=5,"
-                                "shuffle=1]|zstd[:level=3]] [--format v2|v3] [--separator .|/] [--overwrite] "
-                                "[--fsync] [--threads N] [--profile] [--json]";
+    static const char usage[] =
+        "put SRC.npy URL [--chunks 100,100] [--codec none|blosc[:cname=lz4,clevel=5,"
+        "shuffle=1]|zstd[:level=3]] [--format v2|v3] [--separator .|/] [--overwrite] "
+        "[--fsync] [--threads N] [--io-concurrency N] [--memory-limit SIZE] [--part-size SIZE] [--profile] [--json]";
     struct io_args a;
     int first = parse_io_args(argc, argv, &a);
     if (first < 0 || argc - first != 2)
@@ -155,7 +176,8 @@ int tly_h_cmd_put(int argc, char **argv)
         tly_npy_unmap(&npy);
         return fail("put", err);
     }
-    struct tly_io_opts opts = {.threads = a.threads, .fsync = a.fsync};
+    struct tly_io_opts opts = a.opts;
+    opts.fsync = a.fsync;
     struct tly_h_result r = {.op = "write", .meta = &m, .array_bytes = tly_npy_bytes(&npy)};
     struct tly_array *arr = NULL;
     struct tly_region reg;
@@ -177,12 +199,13 @@ int tly_h_cmd_put(int argc, char **argv)
 
 int tly_h_cmd_get(int argc, char **argv)
 {
-    static const char usage[] = "get URL DST.npy [--region 0:10,5:20] [--threads N] [--profile] [--json]";
+    static const char usage[] = "get URL DST.npy [--region 0:10,5:20] [--threads N] [--io-concurrency N] "
+                                "[--memory-limit SIZE] [--profile] [--json]";
     struct io_args a;
     int first = parse_io_args(argc, argv, &a);
     if (first < 0 || argc - first != 2)
         return usage_error("get", usage);
-    struct tly_io_opts opts = {.threads = a.threads};
+    struct tly_io_opts opts = a.opts;
     struct tly_array *arr;
     int err = tly_array_open(argv[first], &opts, &arr);
     if (err)

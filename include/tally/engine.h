@@ -40,6 +40,9 @@ struct tly_io_opts {
     bool fsync;            /**< make each chunk durable before the operation returns (off, like zarr-python) */
 };
 
+/** Parse a byte size: "1073741824", "64M", "1GiB", "512k" (binary multiples). 0 or TLY_EUSAGE. */
+int tly_size_parse(const char *s, uint64_t *out);
+
 /** @p opts (NULL: all defaults) with every zero filled from the environment or the defaults. */
 struct tly_io_opts tly_io_opts_resolve(const struct tly_io_opts *opts);
 

@@ -9,6 +9,10 @@
 
 static int setup(struct tly_array *a)
 {
+    a->remote = strcmp(tly_store_kind(a->store), "local") != 0;
+    pthread_mutex_init(&a->gate_mu, NULL);
+    pthread_cond_init(&a->gate_cv, NULL);
+    a->gate_free = a->opts.threads;
     a->meta.codec.blosc.typesize = a->meta.dtype.size;
     tly_plant_point(TLY_META);
     int err = tly_grid_init(&a->grid, a->meta.rank, a->meta.shape, a->meta.chunks);
@@ -195,6 +199,8 @@ void tly_array_close(struct tly_array *a)
     {
         tly_store_close(a->store);
         tly_meta_free(&a->meta);
+        pthread_mutex_destroy(&a->gate_mu);
+        pthread_cond_destroy(&a->gate_cv);
         free(a->zattrs);
         free(a->fill_pattern);
         free(a);

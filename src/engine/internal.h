@@ -2,7 +2,9 @@
 #ifndef TLY__ENGINE_INTERNAL_H
 #define TLY__ENGINE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "tally/engine.h"
 #include "tally/pool.h"
@@ -11,11 +13,15 @@
 
 struct tly_array {
     struct tly_store *store;
+    bool remote; /* the store's latency is the network's: more workers than cores */
     struct tly_meta meta;
     struct tly_grid grid;
     struct tly_io_opts opts;
-    char *zattrs;          /* v2 .zattrs text, or NULL */
-    uint8_t *fill_pattern; /* TLY__FILL_PATTERN_BYTES of the fill value repeated */
+    char *zattrs;            /* v2 .zattrs text, or NULL */
+    uint8_t *fill_pattern;   /* TLY__FILL_PATTERN_BYTES of the fill value repeated */
+    pthread_mutex_t gate_mu; /* the codec gate */
+    pthread_cond_t gate_cv;
+    int gate_free;
 };
 
 /* Counters an operation's workers add to. */
@@ -30,6 +36,15 @@ void tly__op_stats_out(struct tly__op_stats *s, struct tly_pool *pool, struct tl
  * message, on the calling thread. */
 typedef int (*tly__task_fn)(void *ctx, uint64_t i);
 int tly__run_tasks(int threads, uint64_t n, tly__task_fn fn, void *ctx);
+
+/* Workers for an operation on @p a: `threads` locally; for a remote store, enough to keep
+ * io_concurrency transfers in flight (codec work is then limited to `threads` by tly__codec_*). */
+int tly__workers(const struct tly_array *a);
+
+/* The codec gate: at most `threads` workers run codec work at once (a remote store runs more workers
+ * than cores to keep transfers in flight). */
+void tly__codec_enter(struct tly_array *a);
+void tly__codec_leave(struct tly_array *a);
 
 /* 0, or TLY_EUSAGE when @p r does not fit the array. */
 int tly__check_region(const struct tly_array *a, const struct tly_region *r);

@@ -60,12 +60,18 @@ static int decode_into(struct tly_array *a, const struct tly_runs *rs, const voi
     {
         tly_plant_point(TLY_DECODE);
     }
-    if (tly_runs_contiguous(rs))
-        return tly_codec_decode(c, out + rs->buf_base, rs->chunk_bytes, enc, n);
+    if (tly_runs_contiguous(rs)) {
+        tly__codec_enter(a);
+        int rc = tly_codec_decode(c, out + rs->buf_base, rs->chunk_bytes, enc, n);
+        tly__codec_leave(a);
+        return rc;
+    }
     void *tmp = tly_pool_alloc(rs->chunk_bytes);
     if (tmp == NULL)
         return tly__fail(-ENOMEM, "out of memory for a %llu-byte chunk", (unsigned long long)rs->chunk_bytes);
+    tly__codec_enter(a);
     int err = tly_codec_decode(c, tmp, rs->chunk_bytes, enc, n);
+    tly__codec_leave(a);
     if (!err) {
         struct tly_runs_iter it;
         uint64_t co, bo;
@@ -261,7 +267,7 @@ int tly_array_read(struct tly_array *a, void *buf, const struct tly_region *r, s
     {
         n = tly_grid_chunks_in(&a->grid, r, x.lo, x.hi);
     }
-    err = n ? tly__run_tasks(a->opts.threads, n, read_one, &x) : 0;
+    err = n ? tly__run_tasks(tly__workers(a), n, read_one, &x) : 0;
     tly__op_stats_out(&x.stats, x.pool, stats);
     tly_pool_destroy(x.pool);
     return err;

@@ -98,23 +98,46 @@ void tly__op_stats_out(struct tly__op_stats *s, struct tly_pool *pool, struct tl
     out->pool_forced = ps.forced;
 }
 
-/* A size from the environment: "1073741824", "64M", "1G", "512k" (binary multiples). 0 if unset/bad. */
-static uint64_t env_size(const char *name)
+int tly_size_parse(const char *v, uint64_t *out)
 {
-    const char *v = getenv(name);
-    if (v == NULL || *v == '\0')
-        return 0;
+    if (v == NULL || *v < '0' || *v > '9')
+        return TLY_EUSAGE;
     char *end;
     unsigned long long n = strtoull(v, &end, 10);
+    int shift = 0;
     switch (*end) {
-    case 'k': case 'K': n <<= 10; end++; break;
-    case 'm': case 'M': n <<= 20; end++; break;
-    case 'g': case 'G': n <<= 30; end++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        end++;
+        break;
+    default:
+        break;
     }
-    if (*end == 'i' || *end == 'B')
+    if (shift && (*end == 'i' || *end == 'B'))
         end += strspn(end, "iB");
-    return *end == '\0' ? n : 0;
+    if (*end != '\0' || (shift && n > (UINT64_MAX >> shift)))
+        return TLY_EUSAGE;
+    *out = (uint64_t)n << shift;
+    return 0;
+}
+
+/* A size from the environment; 0 when unset or not a size. */
+static uint64_t env_size(const char *name)
+{
+    uint64_t n = 0;
+    const char *v = getenv(name);
+    return v && tly_size_parse(v, &n) == 0 ? n : 0;
 }
 
 struct tly_io_opts tly_io_opts_resolve(const struct tly_io_opts *opts)
@@ -151,4 +174,32 @@ int tly__check_region(const struct tly_array *a, const struct tly_region *r)
                              (unsigned long long)r->start[d], (unsigned long long)r->stop[d], d,
                              (unsigned long long)a->grid.shape[d]);
     return 0;
+}
+
+int tly__workers(const struct tly_array *a)
+{
+    if (a->remote && a->opts.io_concurrency > a->opts.threads)
+        return a->opts.io_concurrency;
+    return a->opts.threads;
+}
+
+void tly__codec_enter(struct tly_array *a)
+{
+    if (!a->remote)
+        return; /* workers == threads: the gate would never close */
+    pthread_mutex_lock(&a->gate_mu);
+    while (a->gate_free == 0)
+        pthread_cond_wait(&a->gate_cv, &a->gate_mu);
+    a->gate_free--;
+    pthread_mutex_unlock(&a->gate_mu);
+}
+
+void tly__codec_leave(struct tly_array *a)
+{
+    if (!a->remote)
+        return;
+    pthread_mutex_lock(&a->gate_mu);
+    a->gate_free++;
+    pthread_cond_signal(&a->gate_cv);
+    pthread_mutex_unlock(&a->gate_mu);
 }

@@ -157,8 +157,13 @@ static int put_chunk(struct tly_array *a, const char *key, const struct segs *s,
             tly_plant_point(TLY_ENCODE);
             enc = src ? tly_pool_alloc(bound) : NULL;
         }
-        err = enc ? tly_codec_encode(c, enc, bound, src, chunk_bytes, &n)
-                  : tly__fail(-ENOMEM, "out of memory for a %llu-byte chunk", (unsigned long long)chunk_bytes);
+        if (enc) {
+            tly__codec_enter(a);
+            err = tly_codec_encode(c, enc, bound, src, chunk_bytes, &n);
+            tly__codec_leave(a);
+        } else {
+            err = tly__fail(-ENOMEM, "out of memory for a %llu-byte chunk", (unsigned long long)chunk_bytes);
+        }
         if (!err) {
             struct iovec iov = {enc, n};
             TLY_STAGE(TLY_PUT)
@@ -216,8 +221,11 @@ static int load_chunk(struct tly_array *a, const char *key, void *dst, uint64_t 
         struct iovec iov = {enc, size};
         err = enc ? tly_store_readv(a->store, key, 0, &iov, 1) : tly__fail(-ENOMEM, "out of memory");
     }
-    if (!err)
+    if (!err) {
+        tly__codec_enter(a);
         err = tly_codec_decode(c, dst, chunk_bytes, enc, size);
+        tly__codec_leave(a);
+    }
     tly_pool_free(enc);
     if (err)
         tly__err_prefix("chunk %s", key);
@@ -264,7 +272,9 @@ static uint64_t write_ticket(const struct tly_array *a, const struct tly_runs *r
 {
     const struct tly_codec *c = &a->meta.codec;
     uint64_t n = rs->chunk_bytes;
-    uint64_t enc = c->id == TLY_CODEC_ZSTD ? ZSTD_CStreamOutSize() : c->id == TLY_CODEC_BLOSC ? tly_codec_bound(c, n) : 0;
+    uint64_t enc = c->id == TLY_CODEC_ZSTD    ? ZSTD_CStreamOutSize()
+                   : c->id == TLY_CODEC_BLOSC ? tly_codec_bound(c, n)
+                                              : 0;
     if (!rs->covers_chunk) /* read-modify-write: the chunk, its old encoded bytes, the new ones */
         return n + (c->id == TLY_CODEC_NONE ? 0 : tly_codec_bound(c, n)) + enc;
     bool gather = c->id == TLY_CODEC_BLOSC && !(s->n == 1 && !s->pad[0]);
@@ -326,7 +336,7 @@ int tly_array_write(struct tly_array *a, const void *buf, const struct tly_regio
     {
         n = tly_grid_chunks_in(&a->grid, r, x.lo, x.hi);
     }
-    err = n ? tly__run_tasks(a->opts.threads, n, write_one, &x) : 0;
+    err = n ? tly__run_tasks(tly__workers(a), n, write_one, &x) : 0;
     tly__op_stats_out(&x.stats, x.pool, stats);
     tly_pool_destroy(x.pool);
     return err;
