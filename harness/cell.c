@@ -29,7 +29,7 @@ static uint64_t word(uint64_t i)
 }
 
 /* Bytes [off, off + n) of the data stream (off a multiple of 8). Floats in [0, 1) for float32. */
-static void gen(void *dst, uint64_t off, size_t n, const struct tly_dtype *dt)
+void tly_h_gen(void *dst, uint64_t off, size_t n, const struct tly_dtype *dt)
 {
     unsigned char *out = dst;
     for (size_t i = 0; i < n; i += 8) {
@@ -42,10 +42,10 @@ static void gen(void *dst, uint64_t off, size_t n, const struct tly_dtype *dt)
     }
 }
 
-static void gen_all(void *dst, uint64_t n, const struct tly_dtype *dt)
+void tly_h_gen_all(void *dst, uint64_t n, const struct tly_dtype *dt)
 {
     for (uint64_t off = 0; off < n; off += VERIFY_BLOCK)
-        gen((char *)dst + off, off, n - off < VERIFY_BLOCK ? (size_t)(n - off) : VERIFY_BLOCK, dt);
+        tly_h_gen((char *)dst + off, off, n - off < VERIFY_BLOCK ? (size_t)(n - off) : VERIFY_BLOCK, dt);
 }
 
 static bool verify(const void *got, uint64_t n, const struct tly_dtype *dt)
@@ -53,7 +53,7 @@ static bool verify(const void *got, uint64_t n, const struct tly_dtype *dt)
     char block[4096];
     for (uint64_t off = 0; off < n; off += sizeof block) {
         size_t k = n - off < sizeof block ? (size_t)(n - off) : sizeof block;
-        gen(block, off, k, dt);
+        tly_h_gen(block, off, k, dt);
         if (memcmp(block, (const char *)got + off, k) != 0)
             return false;
     }
@@ -230,7 +230,7 @@ json_t *tly_h_cell_run(json_t *c)
     {
         data = malloc(bytes);
         if (data)
-            gen_all(data, bytes, &x.dtype);
+            tly_h_gen_all(data, bytes, &x.dtype);
     }
     if (data == NULL) {
         tly__fail(-ENOMEM, "out of memory for %llu bytes of data", (unsigned long long)bytes);

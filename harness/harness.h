@@ -26,7 +26,15 @@ const char *tly_h_bytes(char *buf, size_t cap, double bytes);
 int tly_h_build_meta(const char *format, const struct tly_dtype *dt, int rank, const uint64_t *shape,
                      const uint64_t *chunks, const char *codec, const char *separator, struct tly_meta *m);
 
+/** Bytes [off, off + n) of the test data stream (off a multiple of 8): uniform float32 in [0, 1). */
+void tly_h_gen(void *dst, uint64_t off, size_t n, const struct tly_dtype *dt);
+
+/** The first @p n bytes of the test data stream. */
+void tly_h_gen_all(void *dst, uint64_t n, const struct tly_dtype *dt);
+
 int tly_h_demo(int argc, char **argv);
+int tly_h_cmd_bench(int argc, char **argv);
+int tly_h_cmd_bench_cell(int argc, char **argv);
 int tly_h_cmd_put(int argc, char **argv);
 int tly_h_cmd_get(int argc, char **argv);
 int tly_h_cmd_info(int argc, char **argv);

@@ -71,6 +71,10 @@ int main(int argc, char **argv)
         return tly_h_cmd_selftest(argc - 1, argv + 1);
     if (strcmp(cmd, "peer") == 0)
         return tly_h_cmd_peer(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0)
+        return tly_h_cmd_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench-cell") == 0)
+        return tly_h_cmd_bench_cell(argc - 1, argv + 1);
     if (strcmp(cmd, "demo") == 0)
         return tly_h_demo(argc - 1, argv + 1);
     fprintf(stderr, "tally: unknown command '%s'\n\n%s", cmd, usage);

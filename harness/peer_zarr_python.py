@@ -39,11 +39,11 @@ def reset_hwm():
         return False
 
 
-def compressor(codec):
+def compressor(codec, zstd_level=3):
     if codec == "blosc":
         return numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
     if codec == "zstd":
-        return numcodecs.Zstd(level=3)
+        return numcodecs.Zstd(level=zstd_level)
     return None
 
 
@@ -71,14 +71,14 @@ def main():
             rss0 = vm_hwm()
             tracemalloc.start()
             t0 = time.perf_counter()
-            z = zarr.open(path, mode="w", shape=shape, chunks=chunks, dtype="<f4", compressor=compressor(cell["codec"]))
+            z = zarr.open(path, mode="w", shape=shape, chunks=chunks, dtype="<f4", compressor=compressor(cell["codec"], cell.get("zstd_level", 3)))
             z[...] = data
             wall = time.perf_counter() - t0
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             output = 0
         else:
-            z = zarr.open(path, mode="w", shape=shape, chunks=chunks, dtype="<f4", compressor=compressor(cell["codec"]))
+            z = zarr.open(path, mode="w", shape=shape, chunks=chunks, dtype="<f4", compressor=compressor(cell["codec"], cell.get("zstd_level", 3)))
             z[...] = data
             del data, z
             reset_hwm()
