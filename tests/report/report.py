@@ -118,8 +118,12 @@ def main():
                 total += 1
         check(f"screenshot {w}x{h} is not blank: {len(colours)} colours", len(colours) > 20)
         check(f"text is drawn: {100 * dark / total:.1f}% dark pixels", dark / total > 0.005)
-        check(f"the timeline's stage areas are drawn: {100 * coloured / total:.1f}% coloured pixels",
-              coloured / total > 0.01)
+        tracking = json.load(open(f"{out}/results.json"))[0].get("tracking", True)
+        if tracking:
+            check(f"the timeline's stage areas are drawn: {100 * coloured / total:.1f}% coloured pixels",
+                  coloured / total > 0.01)
+        else:  # ASan or valgrind own malloc: no timeline to draw
+            print("skip the timeline's areas: tracking is off in this build")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed")
