@@ -39,4 +39,7 @@ struct tly_writer {
 
 int tly__local_open(const char *path, const struct tly_store_opts *opts, struct tly_store **out);
 
+/* s3.c: @p url is s3://BUCKET[/PREFIX]; configured from the AWS environment (see s3.c). */
+int tly__s3_open(const char *url, const struct tly_store_opts *opts, struct tly_store **out);
+
 #endif

@@ -31,8 +31,10 @@ int tly_store_open(const char *url, const struct tly_store_opts *opts, struct tl
         return tly__fail(TLY_EUSAGE, "empty store URL");
     if (strncmp(url, "file://", 7) == 0)
         return tly__local_open(url + 7, opts, out);
+    if (strncmp(url, "s3://", 5) == 0)
+        return tly__s3_open(url, opts, out);
     if (strstr(url, "://") != NULL)
-        return tly__fail(TLY_EUSAGE, "store URL '%s': scheme not supported (a directory path or file://)", url);
+        return tly__fail(TLY_EUSAGE, "store URL '%s': scheme not supported (a directory path, file:// or s3://)", url);
     return tly__local_open(url, opts, out);
 }
 

@@ -1,0 +1,169 @@
+#!/usr/bin/python3
+"""tally put/get against a real S3 (radosgw from scripts/s3-server), checked by an independent client.
+
+  cli_s3.py TALLY     one line per check and "N passed, N failed"; exit 1 on a failure, 77 (skip)
+                      without a server
+
+- put then get round-trips equal for every codec and both formats, a chunk over the part size
+  (multipart) among them; nothing is left behind (no object, no multipart upload);
+- a region read asks only for the chunks it needs, uncompressed ones by range GETs of their rows;
+- a wrong secret exits 2 naming SignatureDoesNotMatch, and neither secret nor signature appears;
+- a missing bucket exits 2 naming NoSuchBucket;
+- TLS is verified: a self-signed endpoint is refused, and accepted with AWS_CA_BUNDLE or
+  TALLY_S3_CA_BUNDLE naming its certificate; connections are kept alive and reused.
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from s3util import S3, FaultProxy, Results, require_server  # noqa: E402
+
+require_server()
+TALLY = sys.argv[1]
+BUCKET = os.environ["TALLY_S3_BUCKET"]
+PREFIX = f"tally-test/cli-{os.getpid()}"
+s3 = S3()
+R = Results()
+
+
+def tally(*args, env=None):
+    return subprocess.run([TALLY, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def url(name):
+    return f"s3://{BUCKET}/{PREFIX}/{name}"
+
+
+def roundtrips(w):
+    rng = np.random.default_rng(5)
+    a = rng.random((300, 500), dtype=np.float32)
+    np.save(f"{w}/a.npy", a)
+    for fmt in ("v2", "v3"):
+        for codec in ("none", "zstd", "blosc", "zstd:level=5", "blosc:cname=zstd,clevel=3,shuffle=2"):
+            name = f"{fmt}-{codec.split(':')[0]}{'-cfg' if ':' in codec else ''}"
+            p = tally("put", f"{w}/a.npy", url(name), "--codec", codec, "--format", fmt, "--chunks", "128,128")
+            if not R.check(f"put {fmt} {codec}", p.returncode == 0, p.stderr):
+                continue
+            g = tally("get", url(name), f"{w}/b.npy")
+            R.check(f"get {fmt} {codec} equal", g.returncode == 0 and np.array_equal(np.load(f"{w}/b.npy"), a),
+                    g.stderr)
+    meta = s3.list_keys(f"{PREFIX}/v3-zstd/")
+    R.check("v3 keys: zarr.json and c/I/J", f"{PREFIX}/v3-zstd/zarr.json" in meta and
+            f"{PREFIX}/v3-zstd/c/2/3" in meta, meta[:5])
+    # One chunk of 26 MB: a multipart upload from the array's memory (none) or from the encoder's
+    # blocks (zstd, incompressible data), both over the 8 MiB part size.
+    big = rng.random((3000, 2200), dtype=np.float32)
+    np.save(f"{w}/big.npy", big)
+    for codec in ("none", "zstd"):
+        p = tally("put", f"{w}/big.npy", url(f"big-{codec}"), "--codec", codec, "--json")
+        R.check(f"put one 26 MB chunk ({codec}): multipart", p.returncode == 0, p.stderr)
+        g = tally("get", url(f"big-{codec}"), f"{w}/big2.npy")
+        R.check(f"get it back ({codec})", g.returncode == 0 and np.array_equal(np.load(f"{w}/big2.npy"), big), g.stderr)
+        status, hdrs, _ = s3.request("HEAD", f"{PREFIX}/big-{codec}/0.0")
+        R.check(f"stored as a multipart object ({codec})", status == 200 and re.search(r"-\d+\"?$", hdrs.get("ETag", "")),
+                hdrs.get("ETag"))
+    p = tally("put", f"{w}/a.npy", url("v2-none"), "--codec", "zstd")
+    R.check("put over an existing array needs --overwrite", p.returncode == 2 and "--overwrite" in p.stderr, p.stderr)
+    p = tally("put", f"{w}/a.npy", url("v2-none"), "--codec", "zstd", "--overwrite", "--chunks", "300,500")
+    g = tally("get", url("v2-none"), f"{w}/b.npy")
+    R.check("--overwrite replaces the array", p.returncode == 0 and g.returncode == 0 and
+            np.array_equal(np.load(f"{w}/b.npy"), a), p.stderr + g.stderr)
+    keys = s3.list_keys(f"{PREFIX}/v2-none/")
+    R.check("and clears the old chunks", sorted(k.rsplit("/", 1)[1] for k in keys) == [".zarray", "0.0"], keys)
+    R.check("no multipart upload left behind", s3.list_uploads(PREFIX + "/") == [], s3.list_uploads(PREFIX + "/"))
+
+
+def region_reads(w):
+    """Through a logging proxy: which objects a region read asks for, and how much."""
+    a = np.arange(400 * 600, dtype=np.int32).reshape(400, 600)
+    np.save(f"{w}/r.npy", a)
+    for codec in ("none", "zstd"):
+        p = tally("put", f"{w}/r.npy", url(f"region-{codec}"), "--codec", codec, "--chunks", "100,200")
+        R.check(f"put 4x3 chunks ({codec})", p.returncode == 0, p.stderr)
+    proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"])
+    env = dict(os.environ, AWS_ENDPOINT_URL=proxy.url)
+    for codec in ("none", "zstd"):
+        proxy.log.clear()
+        g = tally("get", url(f"region-{codec}"), f"{w}/s.npy", "--region", "150:170,150:390", env=env)
+        ok = g.returncode == 0 and np.array_equal(np.load(f"{w}/s.npy"), a[150:170, 150:390])
+        R.check(f"region read ({codec}) equal", ok, g.stderr)
+        gets = [e for e in proxy.log if e["method"] == "GET"]
+        chunk_gets = {e["target"].rsplit("/", 1)[1] for e in gets if not e["target"].split("?")[0].endswith(
+            (".zarray", "zarr.json", ".zattrs"))}
+        R.check(f"({codec}) only the chunks the region touches: 1.0 and 1.1", chunk_gets == {"1.0", "1.1"}, chunk_gets)
+        if codec == "none":
+            ranged = [e for e in gets if e["target"].endswith(("1.0", "1.1"))]
+            R.check("(none) range GETs", ranged and all("range" in e["headers"] for e in ranged),
+                    [e["headers"].get("range") for e in ranged])
+            fetched = sum(e["body_bytes"] for e in ranged)
+            R.check("(none) fetching the region's bytes, not the chunks'", fetched == 20 * 240 * 4,
+                    f"{fetched} bytes for a {20 * 240 * 4}-byte region of two {100 * 200 * 4}-byte chunks")
+    proxy.log.clear()
+    proxy.connections = 0
+    g = tally("get", url("region-none"), f"{w}/s.npy", "--region", "0:400,0:300", env=env)
+    R.check("connections are kept alive: far fewer than requests",
+            g.returncode == 0 and len(proxy.log) > 100 and proxy.connections <= 34,
+            f"{proxy.connections} connections for {len(proxy.log)} requests")
+    proxy.close()
+
+
+def tls(w):
+    here = os.path.dirname(os.path.abspath(__file__))
+    cert = f"{here}/tls/localhost.pem"
+    proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"], tls=(cert, f"{here}/tls/localhost.key"))
+    env = dict(os.environ, AWS_ENDPOINT_URL=proxy.url)
+    env.pop("AWS_CA_BUNDLE", None)
+    env.pop("TALLY_S3_CA_BUNDLE", None)
+    g = tally("get", url("v2-zstd"), f"{w}/t.npy", env=env)
+    R.check("TLS: an endpoint with an untrusted certificate is refused",
+            g.returncode == 2 and re.search(r"certificate|SSL", g.stderr), g.stderr)
+    for var in ("AWS_CA_BUNDLE", "TALLY_S3_CA_BUNDLE"):
+        g = tally("get", url("v2-zstd"), f"{w}/t.npy", env=dict(env, **{var: cert}))
+        R.check(f"TLS: trusted with {var}", g.returncode == 0 and np.array_equal(np.load(f"{w}/t.npy"),
+                                                                                np.load(f"{w}/a.npy")), g.stderr)
+    proxy.close()
+
+
+def errors(w):
+    np.save(f"{w}/e.npy", np.zeros((10, 10), dtype=np.float32))
+    secret = os.environ["AWS_SECRET_ACCESS_KEY"]
+    wrong = "WrongSecret" + secret[::-1]
+    env = dict(os.environ, AWS_SECRET_ACCESS_KEY=wrong)
+    for cmd in (["put", f"{w}/e.npy", url("denied")], ["get", url("v2-zstd"), f"{w}/x.npy"]):
+        p = tally(*cmd, env=env)
+        out = p.stdout + p.stderr
+        R.check(f"wrong secret: {cmd[0]} exits 2 with SignatureDoesNotMatch",
+                p.returncode == 2 and "SignatureDoesNotMatch" in p.stderr, (p.returncode, p.stderr))
+        R.check(f"wrong secret: {cmd[0]} prints no secret and no signature",
+                wrong not in out and secret not in out and "Signature=" not in out and "AWS4-HMAC" not in out, out)
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    p = tally("get", url("v2-zstd"), f"{w}/x.npy", env=env)
+    R.check("no credentials: exit 2 naming the variables", p.returncode == 2 and "AWS_ACCESS_KEY_ID" in p.stderr,
+            p.stderr)
+    for cmd in (["put", f"{w}/e.npy", "s3://tally-no-such-bucket/a"], ["get", "s3://tally-no-such-bucket/a", f"{w}/x.npy"]):
+        p = tally(*cmd)
+        R.check(f"missing bucket: {cmd[0]} exits 2 naming NoSuchBucket", p.returncode == 2 and "NoSuchBucket" in p.stderr,
+                (p.returncode, p.stderr))
+    p = tally("get", url("never-written"), f"{w}/x.npy")
+    R.check("missing array: exit 2", p.returncode == 2 and "no Zarr array" in p.stderr, p.stderr)
+
+
+def main():
+    with tempfile.TemporaryDirectory() as w:
+        try:
+            roundtrips(w)
+            region_reads(w)
+            tls(w)
+            errors(w)
+        finally:
+            s3.delete_prefix(PREFIX + "/")
+            R.check("the test's objects are deleted", s3.list_keys(PREFIX + "/") == [])
+    R.finish()
+
+
+main()
