@@ -92,6 +92,7 @@ static int parse_cell(json_t *c, struct cell *x)
         x->chunks[d] = (uint64_t)json_integer_value(json_array_get(chunks, (size_t)d));
     }
     x->opts.threads = (int)json_integer_value(json_object_get(c, "threads"));
+    x->opts.memory_limit = (uint64_t)json_integer_value(json_object_get(c, "memory_limit"));
     x->verify = !json_is_false(json_object_get(c, "verify"));
     return 0;
 }

@@ -110,6 +110,7 @@ static int expand_matrix(json_t *m, const char *path, json_t *cells)
         json_object_set(cell, "shape", json_object_get(lay, "shape"));
         json_object_set(cell, "chunks", json_object_get(lay, "chunks"));
         json_object_set_new(cell, "threads", json_integer(json_integer_value(json_object_get(m, "threads"))));
+        json_object_set_new(cell, "memory_limit", json_integer(json_integer_value(json_object_get(m, "memory_limit"))));
         json_object_set_new(cell, "budgets", tly_h_cell_budgets(rules, cell));
         json_array_append_new(cells, cell);
     }

@@ -50,6 +50,7 @@ static json_t *probe_cell(const struct probe *p, json_t *rules)
                              p->op, "store", p->store, "codec", p->codec, "codec_spec", spec, "format", "v2", "layout",
                              tiles ? "strided" : "one-chunk", "dtype", "<f4", "shape", 4096, 4096, "chunks",
                              tiles ? 2048 : 4096, tiles ? 1024 : 4096, "threads", 1);
+    json_object_set_new(cell, "memory_limit", json_integer(64 << 20));
     json_object_set_new(cell, "budgets", tly_h_cell_budgets(rules, cell));
     return cell;
 }
@@ -159,9 +160,11 @@ static bool probe_stage(const struct probe *p, json_t *rules)
         dcopies = (stage_num(planted, p->stage, "copy_bytes") - stage_num(clean, p->stage, "copy_bytes")) / plant;
         dbytes = (stage_num(planted, p->stage, "alloc_bytes") - stage_num(clean, p->stage, "alloc_bytes")) / plant;
         datpeak = (stage_num(planted, p->stage, "at_peak_bytes") - stage_num(clean, p->stage, "at_peak_bytes")) / plant;
-        /* found: the planted copy (exactly), its allocation (at least, in usable bytes), held at the peak */
-        ok = clean_ok && failed && dcopies > 0.999 && dcopies < 1.001 && dbytes > 0.999 && datpeak > 0.95 &&
-             datpeak < 1.05;
+        /* found: the planted copy (exactly: the ledger has no noise), its allocation and its share of the
+         * peak (within 2% and 5%: the stage's own allocations differ a little between two runs, e.g.
+         * libcurl's in http) */
+        ok = clean_ok && failed && dcopies > 0.999 && dcopies < 1.001 && dbytes > 0.98 && dbytes < 1.1 &&
+             datpeak > 0.95 && datpeak < 1.05;
     }
     printf("%-8s %-28s %-6s %8.3f %8.3f %8.3f %-7s %s\n", p->stage,
            json_string_value(json_object_get(cell, "scenario")), clean_ok ? "ok" : "FAILED", dcopies, dbytes, datpeak,

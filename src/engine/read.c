@@ -3,8 +3,9 @@
  *
  *   missing   the fill value written into the output's runs
  *   none      preadv straight into the output's runs (runs adjacent in the chunk share a call)
- *   zstd      the encoded chunk read in blocks and decoded as it comes: straight into the output
- *             when the chunk lies contiguously there, else through a small window, scattered
+ *   zstd      the encoded chunk streamed into the decoder as it arrives (local: 1 MiB blocks; S3:
+ *             the HTTP body's pieces, decoded on the S3 client's loop thread), straight into the
+ *             output when the chunk lies contiguously there, else through a small window, scattered
  *   blosc     encoded bytes into a buffer, decoded straight into the output when the chunk lies
  *             contiguously there, else decoded aside and scattered
  */
@@ -126,6 +127,14 @@ static int scatter_sink(void *arg, const void *data, size_t n)
 
 #define ZSTD_IN_BLOCK ((size_t)1 << 20)
 
+/* The block the local store reads into; a remote store hands over the HTTP body's own pieces. */
+static size_t zstd_in_cap(const struct tly_array *a, uint64_t size)
+{
+    if (a->remote)
+        return 0;
+    return size < ZSTD_IN_BLOCK ? (size_t)size : ZSTD_IN_BLOCK;
+}
+
 static int feed_sink(void *arg, const void *data, size_t n)
 {
     return tly_zstd_dstream_feed(arg, data, n);
@@ -139,19 +148,19 @@ static int feed_sink(void *arg, const void *data, size_t n)
  */
 static int read_zstd(struct tly_array *a, const char *key, const struct tly_runs *rs, uint64_t size, char *out)
 {
-    size_t in_cap = size < ZSTD_IN_BLOCK ? (size_t)size : ZSTD_IN_BLOCK;
+    size_t in_cap = zstd_in_cap(a, size);
     size_t win_cap = tly_runs_contiguous(rs) ? 0 : ZSTD_DStreamOutSize();
     void *in, *win = NULL;
     struct scatter sc = {.run_bytes = rs->run_bytes, .out = out};
     struct tly_zstd_dstream *ds = NULL;
     int err = 0;
-    in = tly_pool_alloc(in_cap);
+    in = in_cap ? tly_pool_alloc(in_cap) : NULL;
     win = win_cap ? tly_pool_alloc(win_cap) : NULL;
     TLY_STAGE(TLY_DECODE)
     {
         tly_plant_point(TLY_DECODE);
     }
-    if (in == NULL || (win_cap && win == NULL))
+    if ((in_cap && in == NULL) || (win_cap && win == NULL))
         err = tly__fail(-ENOMEM, "out of memory for zstd stream buffers");
     if (!err && win_cap) {
         tly_runs_iter_init(&sc.it, rs);
@@ -163,7 +172,7 @@ static int read_zstd(struct tly_array *a, const char *key, const struct tly_runs
     if (!err)
         TLY_STAGE(TLY_GET)
         {
-            err = tly_store_read_stream(a->store, key, in, in_cap ? in_cap : 1, feed_sink, ds);
+            err = tly_store_read_stream(a->store, key, in, in_cap, feed_sink, ds);
         }
     int cerr = tly_zstd_dstream_close(ds);
     if (!err)
@@ -178,7 +187,7 @@ static uint64_t read_ticket(const struct tly_array *a, const struct tly_runs *rs
 {
     switch (a->meta.codec.id) {
     case TLY_CODEC_ZSTD:
-        return (size < ZSTD_IN_BLOCK ? size : ZSTD_IN_BLOCK) + (tly_runs_contiguous(rs) ? 0 : ZSTD_DStreamOutSize());
+        return zstd_in_cap(a, size) + (tly_runs_contiguous(rs) ? 0 : ZSTD_DStreamOutSize());
     case TLY_CODEC_BLOSC:
         return size + (tly_runs_contiguous(rs) ? 0 : rs->chunk_bytes);
     default:

@@ -275,6 +275,11 @@ static uint64_t write_ticket(const struct tly_array *a, const struct tly_runs *r
     uint64_t enc = c->id == TLY_CODEC_ZSTD    ? ZSTD_CStreamOutSize()
                    : c->id == TLY_CODEC_BLOSC ? tly_codec_bound(c, n)
                                               : 0;
+    /* a remote store copies streamed output into multipart parts: at most two per writer */
+    if (c->id == TLY_CODEC_ZSTD && a->remote) {
+        uint64_t parts = 2 * (uint64_t)a->opts.part_size, bound = tly_codec_bound(c, n);
+        enc += bound < parts ? bound : parts;
+    }
     if (!rs->covers_chunk) /* read-modify-write: the chunk, its old encoded bytes, the new ones */
         return n + (c->id == TLY_CODEC_NONE ? 0 : tly_codec_bound(c, n)) + enc;
     bool gather = c->id == TLY_CODEC_BLOSC && !(s->n == 1 && !s->pad[0]);
