@@ -171,7 +171,7 @@ static int measure_codec(const struct spec *s, char *data, double *secs)
         /* decode into a fresh output, as the engine's read does (its page faults on both sides) */
         x.encode = false;
         t0 = now_s();
-        x.data = malloc(spec_bytes(s));
+        x.data = tly_h_alloc_output(spec_bytes(s));
         err = x.data ? par_run(s->threads, n, codec_one, &x) : -ENOMEM;
         t1 = now_s();
         free(x.data);
@@ -191,7 +191,7 @@ static int measure_raw_local(const struct spec *s, char *data, double *secs)
     int err = par_run(s->threads, spec_nchunks(s), raw_one, &r);
     *secs = now_s() - t0;
     if (!err && strcmp(s->op, "read") == 0) {
-        char *out = malloc(spec_bytes(s));
+        char *out = tly_h_alloc_output(spec_bytes(s));
         r = (struct raw){s, out, false};
         t0 = now_s();
         err = out ? par_run(s->threads, spec_nchunks(s), raw_one, &r) : -ENOMEM;
@@ -248,7 +248,7 @@ static int measure_raw_s3(const struct spec *s, char *data, double *secs)
     err = par_run(s->io, spec_nchunks(s), raws3_one, &r);
     *secs = now_s() - t0;
     if (!err && strcmp(s->op, "read") == 0) {
-        char *out = malloc(spec_bytes(s));
+        char *out = tly_h_alloc_output(spec_bytes(s));
         r = (struct raws3){s, st, out, false};
         t0 = now_s();
         err = out ? par_run(s->io, spec_nchunks(s), raws3_one, &r) : -ENOMEM;
@@ -294,7 +294,7 @@ static int measure_tally(const struct spec *s, char *data, double *secs, int64_t
             if (!err)
                 err = tly_array_write(a, data, &all, NULL);
         } else {
-            out = malloc(spec_bytes(s));
+            out = tly_h_alloc_output(spec_bytes(s));
             err = out ? tly_array_open(url, &o, &a) : -ENOMEM;
             if (!err)
                 err = tly_array_read(a, out, &all, NULL);
@@ -341,7 +341,7 @@ int tly_h_cmd_bench_cell(int argc, char **argv)
         json_decref(j);
         return TLY_EXIT_ERROR;
     }
-    char *data = malloc(spec_bytes(&s));
+    char *data = tly_h_alloc_output(spec_bytes(&s));
     if (data == NULL) {
         json_decref(j);
         return TLY_EXIT_ERROR;

@@ -148,7 +148,7 @@ static bool read_back(struct cell *x, const void *data, uint64_t bytes)
     void *back;
     TLY_STAGE(TLY_HARNESS)
     {
-        back = malloc(bytes);
+        back = tly_h_alloc_output(bytes);
     }
     bool ok = back && tly_array_open(x->url, &x->opts, &a) == 0;
     if (ok) {
@@ -257,7 +257,7 @@ json_t *tly_h_cell_run(json_t *c)
             tly_h_window_open(&r.win);
             TLY_STAGE(TLY_HARNESS)
             {
-                out = malloc(bytes);
+                out = tly_h_alloc_output(bytes);
             }
             err = out ? tly_array_open(x.url, &x.opts, &a) : tly__fail(-ENOMEM, "out of memory for the output");
             if (!err)

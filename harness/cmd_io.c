@@ -225,7 +225,7 @@ int tly_h_cmd_get(int argc, char **argv)
         tly_h_window_open(&r.win);
         TLY_STAGE(TLY_HARNESS)
         {
-            out = malloc(r.array_bytes ? r.array_bytes : 1);
+            out = tly_h_alloc_output(r.array_bytes ? r.array_bytes : 1);
         }
         err = out ? tly_array_read(arr, out, &reg, &r.io) : tly__fail(-ENOMEM, "out of memory for the output");
         tly_h_window_close(&r.win);

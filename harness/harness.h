@@ -32,6 +32,9 @@ void tly_h_gen(void *dst, uint64_t off, size_t n, const struct tly_dtype *dt);
 /** The first @p n bytes of the test data stream. */
 void tly_h_gen_all(void *dst, uint64_t n, const struct tly_dtype *dt);
 
+/** malloc() for a read's output (or a benchmark's buffer): large ones on transparent huge pages. */
+void *tly_h_alloc_output(size_t n);
+
 int tly_h_demo(int argc, char **argv);
 int tly_h_cmd_bench(int argc, char **argv);
 int tly_h_cmd_bench_cell(int argc, char **argv);
