@@ -480,6 +480,7 @@ static json_t *bench_row(const struct opts *o, const char *op, const char *store
             json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[I,I], s:[I,I]}", "scenario", name, "op", op, "store", "local",
                       "codec", codec, "format", "v2", "layout", l->name, "shape", (json_int_t)l->shape[0],
                       (json_int_t)l->shape[1], "chunks", (json_int_t)l->chunks[0], (json_int_t)l->chunks[1]);
+        json_object_set_new(cell, "dir", json_string(o->dir)); /* the same filesystem as tally's rows */
         if (!strcmp(codec, "zstd")) /* the peer's zstd at the bench's level */
             json_object_set_new(cell, "zstd_level", json_integer(1));
         zp = child(o, cell, false, script);

@@ -63,7 +63,7 @@ def main():
     shape, chunks = tuple(cell["shape"]), tuple(cell["chunks"])
     data = np.random.default_rng(0).random(shape, dtype=np.float32)
     nbytes = data.nbytes
-    work = tempfile.mkdtemp(prefix="tally-peer-")
+    work = tempfile.mkdtemp(prefix="tally-peer-", dir=cell.get("dir"))  # the bench's directory, when given
     path = os.path.join(work, "a")
     try:
         if cell["op"] == "write":
