@@ -306,6 +306,8 @@ static int measure_tally(const struct spec *s, char *data, double *secs, int64_t
     if (a)
         tly_store_clear(tly_array_store(a));
     tly_array_close(a);
+    if (strcmp(s->store, "local") == 0)
+        rmdir(url); /* clear empties the array's directory; the bench's own goes at the end */
     free(out);
     free(data);
     return err;
