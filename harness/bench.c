@@ -17,7 +17,6 @@
 #include <getopt.h>
 #include <jemalloc/jemalloc.h>
 #include <pthread.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +31,6 @@
 #include "harness.h"
 #include "result.h"
 #include "tally/tally.h"
-
-extern char **environ;
 
 static double now_s(void)
 {
@@ -388,41 +385,16 @@ static json_t *child(const struct opts *o, json_t *spec, bool untracked, const c
 {
     json_t *best = NULL;
     for (int r = 0; r < o->reps; r++) {
-        char *text = json_dumps(spec, JSON_COMPACT), self[4096];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        self[n > 0 ? n : 0] = '\0';
-        char *argv[] = {peer_script ? "/usr/bin/python3" : self, peer_script ? (char *)peer_script : "bench-cell", text,
-                        NULL};
-        int out[2];
-        if (pipe(out) != 0) {
-            free(text);
-            return best;
-        }
-        if (untracked)
-            setenv("TALLY_TRACK", "0", 1);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-        posix_spawn_file_actions_addclose(&fa, out[0]);
-        pid_t pid;
-        int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        unsetenv("TALLY_TRACK");
-        close(out[1]);
-        free(text);
-        if (rc != 0) {
-            close(out[0]);
-            return best;
-        }
+        char *text = json_dumps(spec, JSON_COMPACT);
+        char *argv[] = {peer_script ? "/usr/bin/python3" : "tally", peer_script ? (char *)peer_script : "bench-cell",
+                        text, NULL};
         char *buf = NULL;
-        size_t len = 0;
-        FILE *mem = open_memstream(&buf, &len), *in = fdopen(out[0], "r");
-        for (int ch; (ch = fgetc(in)) != EOF;)
-            fputc(ch, mem);
-        fclose(in);
-        fclose(mem);
-        int status;
-        waitpid(pid, &status, 0);
+        int status = 0;
+        int rc = tly_h_spawn(peer_script ? argv[0] : tly_h_self(), argv, "TALLY_TRACK", untracked ? "0" : NULL, &buf,
+                             NULL, &status);
+        free(text);
+        if (rc != 0)
+            return best;
         json_t *res = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? json_loads(buf, 0, NULL) : NULL;
         free(buf);
         if (res && peer_script) { /* the peer's result: throughput_bps */
@@ -483,7 +455,7 @@ static json_t *bench_row(const struct opts *o, const char *op, const char *store
                       "codec", codec, "format", "v2", "layout", l->name, "shape", (json_int_t)l->shape[0],
                       (json_int_t)l->shape[1], "chunks", (json_int_t)l->chunks[0], (json_int_t)l->chunks[1]);
         json_object_set_new(cell, "dir", json_string(o->dir)); /* the same filesystem as tally's rows */
-        if (!strcmp(codec, "zstd")) /* the peer's zstd at the bench's level */
+        if (!strcmp(codec, "zstd"))                            /* the peer's zstd at the bench's level */
             json_object_set_new(cell, "zstd_level", json_integer(1));
         zp = child(o, cell, false, script);
         json_decref(cell);

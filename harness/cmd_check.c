@@ -115,12 +115,9 @@ int tly_h_cmd_check(int argc, char **argv)
     char path[4200];
     snprintf(path, sizeof path, "%s/results.json", dir);
     json_error_t je;
-    json_t *results = json_load_file(path, 0, &je);
-    if (!json_is_array(results)) {
-        fprintf(stderr, "tally check: %s: %s\n", path, results ? "not a list of results" : je.text);
-        json_decref(results);
+    json_t *results = tly_h_load_results(dir, "check");
+    if (results == NULL)
         return TLY_EXIT_ERROR;
-    }
     json_t *base = json_load_file(baseline, 0, &je);
     if (base == NULL && !update) {
         fprintf(stderr, "tally check: %s: %s\n", baseline, je.text);

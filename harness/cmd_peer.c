@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -15,39 +16,14 @@
 
 static json_t *run_peer(const char *script, json_t *cell)
 {
-    char *spec = json_dumps(cell, JSON_COMPACT);
-    char *cmd;
-    /* the cell is JSON from our own file; quote it for the shell */
-    size_t n = strlen(spec), k = 0;
-    char *q = malloc(4 * n + 3);
-    q[k++] = '\'';
-    for (size_t i = 0; i < n; i++) {
-        if (spec[i] == '\'') {
-            memcpy(q + k, "'\\''", 4); /* shell quoting, not payload */
-            k += 4;
-        } else {
-            q[k++] = spec[i];
-        }
-    }
-    q[k++] = '\'';
-    q[k] = '\0';
+    char *spec = json_dumps(cell, JSON_COMPACT), *text = NULL;
+    char *argv[] = {"/usr/bin/python3", (char *)script, spec, NULL};
+    int status = 0;
     json_t *res = NULL;
-    if (asprintf(&cmd, "/usr/bin/python3 '%s' %s", script, q) >= 0) {
-        /* Read to the end before pclose: closing early could kill the child with SIGPIPE. */
-        FILE *p = popen(cmd, "r");
-        char *text = NULL;
-        size_t len = 0;
-        FILE *mem = open_memstream(&text, &len);
-        for (int ch; p && mem && (ch = fgetc(p)) != EOF;)
-            fputc(ch, mem);
-        if (mem)
-            fclose(mem);
-        if (p && pclose(p) == 0 && text)
-            res = json_loads(text, 0, NULL);
-        free(text);
-        free(cmd);
-    }
-    free(q);
+    if (tly_h_spawn(argv[0], argv, NULL, NULL, &text, NULL, &status) == 0 && WIFEXITED(status) &&
+        WEXITSTATUS(status) == 0)
+        res = json_loads(text ? text : "", 0, NULL);
+    free(text);
     free(spec);
     return res;
 }
@@ -69,8 +45,7 @@ int tly_h_cmd_peer(int argc, char **argv)
         }
     }
     char path[4200], script[4200];
-    snprintf(path, sizeof path, "%s/scenarios/matrix.json",
-             access("scenarios/matrix.json", R_OK) == 0 ? "." : TALLY_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s", tly_h_matrix_path());
     snprintf(script, sizeof script, "%s/harness/peer_zarr_python.py", TALLY_SOURCE_DIR);
     json_t *cells;
     if (tly_h_scenarios_load(path, &cells) != 0) {

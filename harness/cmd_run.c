@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <regex.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,43 +17,10 @@
 #include "scenario.h"
 #include "tally/tally.h"
 
-extern char **environ;
-
-/* The scenario file: --scenarios, else scenarios/matrix.json here, else in the source tree. */
+/* The scenario file: --scenarios, else the matrix. */
 static const char *scenarios_path(const char *given)
 {
-    static char buf[4096];
-    if (given)
-        return given;
-    if (access("scenarios/matrix.json", R_OK) == 0)
-        return "scenarios/matrix.json";
-    snprintf(buf, sizeof buf, "%s/scenarios/matrix.json", TALLY_SOURCE_DIR);
-    return buf;
-}
-
-/* Read all of @p fd into a malloc'd, NUL-terminated string. */
-static char *slurp(int fd)
-{
-    size_t n = 0, cap = 1 << 16;
-    char *buf = malloc(cap);
-    for (ssize_t k; buf && (k = read(fd, buf + n, cap - n - 1)) != 0;) {
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            break;
-        n += (size_t)k;
-        if (cap - n < 4096) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) {
-                free(buf);
-                return NULL;
-            }
-            buf = nb;
-        }
-    }
-    if (buf)
-        buf[n] = '\0';
-    return buf;
+    return given ? given : tly_h_matrix_path();
 }
 
 /* Run one cell in a child: `tally scenario CELL` or `PROGRAM --scenario CELL`. */
@@ -63,36 +29,14 @@ static json_t *run_child(json_t *cell, char **err_text, int *status)
     char *spec = json_dumps(cell, JSON_COMPACT);
     const char *prog = json_string_value(json_object_get(cell, "program_path"));
     char *argv[] = {prog ? (char *)prog : "tally", prog ? "--scenario" : "scenario", spec, NULL};
-    int out[2], errp[2];
-    if (pipe(out) != 0 || pipe(errp) != 0) {
-        free(spec);
-        return NULL;
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    posix_spawn_file_actions_addclose(&fa, errp[0]);
-    pid_t pid;
-    int rc = posix_spawn(&pid, prog ? prog : "/proc/self/exe", &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(out[1]);
-    close(errp[1]);
+    char *text = NULL;
+    int rc = tly_h_spawn(prog ? prog : tly_h_self(), argv, NULL, NULL, &text, err_text, status);
     free(spec);
     if (rc != 0) {
-        close(out[0]);
-        close(errp[0]);
-        *err_text = strdup(strerror(rc));
+        *err_text = strdup(strerror(-rc));
         *status = -1;
         return NULL;
     }
-    /* stderr is small (messages); drain stdout first, it carries the result. */
-    char *text = slurp(out[0]);
-    *err_text = slurp(errp[0]);
-    close(out[0]);
-    close(errp[0]);
-    waitpid(pid, status, 0);
     json_t *res = text ? json_loads(text, 0, NULL) : NULL;
     free(text);
     return res;

@@ -32,6 +32,21 @@ void tly_h_gen(void *dst, uint64_t off, size_t n, const struct tly_dtype *dt);
 /** The first @p n bytes of the test data stream. */
 void tly_h_gen_all(void *dst, uint64_t n, const struct tly_dtype *dt);
 
+/**
+ * Run @p path (a bare name: looked up on PATH) with @p argv, @p env_name set to @p env_value for it (NULL value: unset;
+ * NULL name: the environment as it is), and collect all it prints: stdout into *@p out, stderr into *@p err (malloc'd,
+ * NUL-terminated; either may be NULL to drop it). The wait status into @p status. Returns 0, or -errno when the child
+ * could not start.
+ */
+int tly_h_spawn(const char *path, char *const argv[], const char *env_name, const char *env_value, char **out,
+                char **err, int *status);
+
+/** The scenario matrix: scenarios/matrix.json here, else in the source tree tally was built from. */
+const char *tly_h_matrix_path(void);
+
+/** The path of the running tally command. */
+const char *tly_h_self(void);
+
 /** malloc() for a read's output (or a benchmark's buffer): large ones on transparent huge pages. */
 void *tly_h_alloc_output(size_t n);
 
@@ -48,6 +63,9 @@ int tly_h_cmd_report(int argc, char **argv);
 int tly_h_cmd_check(int argc, char **argv);
 int tly_h_cmd_selftest(int argc, char **argv);
 int tly_h_cmd_peer(int argc, char **argv);
+
+/** DIR/results.json as a list, or NULL after saying on stderr (as `tally CMD`) why not. */
+json_t *tly_h_load_results(const char *dir, const char *cmd);
 
 /** Write copies.md, index.html and trace.json for @p results into @p dir. */
 int tly_h_report(const char *dir, json_t *results);

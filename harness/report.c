@@ -395,18 +395,26 @@ int tly_h_report(const char *dir, json_t *results)
     return err;
 }
 
-int tly_h_cmd_report(int argc, char **argv)
+json_t *tly_h_load_results(const char *dir, const char *cmd)
 {
-    const char *dir = argc > 1 ? argv[1] : "reports/latest";
     char path[4200];
     snprintf(path, sizeof path, "%s/results.json", dir);
     json_error_t je;
     json_t *results = json_load_file(path, 0, &je);
     if (!json_is_array(results)) {
-        fprintf(stderr, "tally report: %s: %s\n", path, results ? "not a list of results" : je.text);
+        fprintf(stderr, "tally %s: %s: %s\n", cmd, path, results ? "not a list of results" : je.text);
         json_decref(results);
-        return TLY_EXIT_ERROR;
+        return NULL;
     }
+    return results;
+}
+
+int tly_h_cmd_report(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : "reports/latest";
+    json_t *results = tly_h_load_results(dir, "report");
+    if (results == NULL)
+        return TLY_EXIT_ERROR;
     int err = tly_h_report(dir, results);
     json_decref(results);
     if (err) {

@@ -130,8 +130,7 @@ static int add_programs(json_t *m, const char *path, const char *dir, json_t *ce
             return tly__fail(TLY_EFORMAT, "%s: scenario %zu needs 'scenario' and 'program'", path, i);
         json_t *cell = json_deep_copy(s);
         char *full, self[4096];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        self[n > 0 ? n : 0] = '\0';
+        snprintf(self, sizeof self, "%s", tly_h_self());
         char *slash = strrchr(self, '/');
         if (slash)
             *slash = '\0';

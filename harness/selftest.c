@@ -10,7 +10,6 @@
  * 2. The tracker's peak against heaptrack's (Debian's heaptrack, on the same run) within 2%, and
  *    against jemalloc's own thread.peak counter within 2%.
  */
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +19,6 @@
 #include "common/err.h"
 #include "harness.h"
 #include "scenario.h"
-
-extern char **environ;
 
 struct probe {
     const char *stage;
@@ -61,57 +58,26 @@ static json_t *probe_cell(const struct probe *p, json_t *rules)
  */
 static json_t *run_via(json_t *cell, const char *plant, char *const *wrap, const char *result_file)
 {
-    if (result_file)
-        setenv("TALLY_RESULT_FILE", result_file, 1);
     char *spec = json_dumps(cell, JSON_COMPACT);
     char *argv[16];
     int k = 0;
     for (; wrap && wrap[k]; k++)
         argv[k] = wrap[k];
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[n > 0 ? n : 0] = '\0';
-    argv[k++] = self;
+    argv[k++] = (char *)tly_h_self();
     argv[k++] = "scenario";
     argv[k++] = spec;
     argv[k] = NULL;
-    if (plant)
-        setenv("TALLY_PLANT", plant, 1);
-    else
-        unsetenv("TALLY_PLANT");
-    int out[2];
-    if (pipe(out) != 0)
-        return NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    unsetenv("TALLY_PLANT");
-    close(out[1]);
+    if (result_file) /* a wrapper (heaptrack) prints on stdout itself: the result comes in a file */
+        setenv("TALLY_RESULT_FILE", result_file, 1);
+    char *text = NULL;
+    int status = 0;
+    int rc = tly_h_spawn(argv[0], argv, "TALLY_PLANT", plant, &text, NULL, &status);
+    unsetenv("TALLY_RESULT_FILE");
     free(spec);
-    if (rc != 0) {
-        close(out[0]);
-        return NULL;
-    }
-    FILE *f = fdopen(out[0], "r");
-    json_error_t je;
-    json_t *res = result_file ? NULL : json_loadf(f, JSON_DISABLE_EOF_CHECK, &je);
-    for (int ch; result_file && (ch = fgetc(f)) != EOF;) /* the wrapper's own chatter */
-        ;
-    fclose(f);
-    int status;
-    waitpid(pid, &status, 0);
-    if (result_file) {
-        res = json_load_file(result_file, 0, &je);
-        unsetenv("TALLY_RESULT_FILE");
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        json_decref(res);
-        return NULL;
-    }
+    json_t *res = NULL;
+    if (rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        res = result_file ? json_load_file(result_file, 0, NULL) : json_loads(text ? text : "", 0, NULL);
+    free(text);
     return res;
 }
 
@@ -177,17 +143,16 @@ static bool probe_stage(const struct probe *p, json_t *rules)
 
 static double heaptrack_peak(const char *file)
 {
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "heaptrack_print -f '%s' 2>/dev/null | grep 'peak heap memory consumption'", file);
-    FILE *p = popen(cmd, "r");
-    if (p == NULL)
+    char *argv[] = {"heaptrack_print", "-f", (char *)file, NULL}, *text = NULL;
+    int status = 0;
+    if (tly_h_spawn(argv[0], argv, NULL, NULL, &text, NULL, &status) != 0)
         return -1;
-    char line[256] = "";
-    char *got = fgets(line, sizeof line, p);
-    pclose(p);
-    const char *colon = got ? strchr(line, ':') : NULL;
-    if (colon == NULL)
+    const char *line = text ? strstr(text, "peak heap memory consumption") : NULL;
+    const char *colon = line ? strchr(line, ':') : NULL;
+    if (colon == NULL) {
+        free(text);
         return -1;
+    }
     char *end;
     double v = strtod(colon + 1, &end);
     switch (*end) { /* heaptrack prints decimal units: 1K = 1000 */
@@ -203,6 +168,7 @@ static double heaptrack_peak(const char *file)
     default:
         break;
     }
+    free(text);
     return v;
 }
 
@@ -273,8 +239,7 @@ int tly_h_cmd_selftest(int argc, char **argv)
     }
     json_t *cells;
     char path[4200];
-    snprintf(path, sizeof path, "%s/scenarios/matrix.json",
-             access("scenarios/matrix.json", R_OK) == 0 ? "." : TALLY_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s", tly_h_matrix_path());
     json_error_t je;
     json_t *m = json_load_file(path, 0, &je);
     if (m == NULL) {

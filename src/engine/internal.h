@@ -29,13 +29,27 @@ struct tly__op_stats {
     _Atomic uint64_t chunks, missing, rmw, stored_bytes;
 };
 
-void tly__op_stats_out(struct tly__op_stats *s, struct tly_pool *pool, struct tly_io_stats *out);
+/* What the workers of one operation share: the array, the region, its chunk range, the pool of
+ * the array's memory budget, and the counters. Each operation's context embeds it. */
+struct tly__op {
+    struct tly_array *a;
+    const struct tly_region *r;
+    uint64_t lo[TLY_MAX_RANK], hi[TLY_MAX_RANK];
+    struct tly_pool *pool;
+    struct tly__op_stats stats;
+};
 
 /* workers.c: the one place that starts threads. Runs fn(ctx, i) for i in [0, n) on @p threads
  * threads (the caller's among them); the first error stops the rest and is returned, with its
  * message, on the calling thread. */
 typedef int (*tly__task_fn)(void *ctx, uint64_t i);
 int tly__run_tasks(int threads, uint64_t n, tly__task_fn fn, void *ctx);
+
+/* Run an operation: check region @p r of @p a, plan its chunk range into @p op, and run fn(ctx, i)
+ * for each of its chunks on the array's workers under a pool of its memory budget (@p ctx embeds
+ * @p op); the counters go to @p stats when not NULL. */
+int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region *r, tly__task_fn fn, void *ctx,
+                struct tly_io_stats *stats);
 
 /* Workers for an operation on @p a: `threads` locally; for a remote store, enough to keep
  * io_concurrency transfers in flight (codec work is then limited to `threads` by tly__codec_*). */

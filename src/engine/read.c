@@ -20,12 +20,8 @@
 #include "tally/mem.h"
 
 struct rctx {
-    struct tly_array *a;
+    struct tly__op op; /* first: tly__op_run() fills it */
     char *buf;
-    const struct tly_region *r;
-    uint64_t lo[TLY_MAX_RANK], hi[TLY_MAX_RANK];
-    struct tly_pool *pool;
-    struct tly__op_stats stats;
 };
 
 #define READ_BATCH 1024
@@ -198,7 +194,7 @@ static uint64_t read_ticket(const struct tly_array *a, const struct tly_runs *rs
 static int read_one(void *arg, uint64_t i)
 {
     struct rctx *x = arg;
-    struct tly_array *a = x->a;
+    struct tly_array *a = x->op.a;
     uint64_t idx[TLY_MAX_RANK], size = 0;
     struct tly_runs rs;
     char key[512];
@@ -206,8 +202,8 @@ static int read_one(void *arg, uint64_t i)
     TLY_STAGE(TLY_PLAN)
     {
         tly_plant_point(TLY_PLAN);
-        tly__chunk_at(a->grid.rank, x->lo, x->hi, i, idx);
-        tly_runs_plan(&a->grid, idx, x->r, a->meta.dtype.size, &rs);
+        tly__chunk_at(a->grid.rank, x->op.lo, x->op.hi, i, idx);
+        tly_runs_plan(&a->grid, idx, x->op.r, a->meta.dtype.size, &rs);
         if (tly_meta_chunk_key(&a->meta, idx, key, sizeof key) < 0)
             err = tly__fail(TLY_EUSAGE, "chunk key too long");
     }
@@ -218,21 +214,21 @@ static int read_one(void *arg, uint64_t i)
         tly_plant_point(TLY_GET);
         err = tly_store_size(a->store, key, &size);
     }
-    atomic_fetch_add(&x->stats.chunks, 1);
+    atomic_fetch_add(&x->op.stats.chunks, 1);
     if (err == TLY_ENOTFOUND) {
         tly_errclear();
         TLY_STAGE(TLY_SCATTER)
         {
             tly__fill_runs(a, &rs, x->buf);
         }
-        atomic_fetch_add(&x->stats.missing, 1);
+        atomic_fetch_add(&x->op.stats.missing, 1);
         return 0;
     }
     uint64_t ticket = err ? 0 : read_ticket(a, &rs, size);
     TLY_STAGE(TLY_POOL)
     {
         tly_plant_point(TLY_POOL);
-        tly_pool_acquire(x->pool, ticket);
+        tly_pool_acquire(x->op.pool, ticket);
     }
     if (!err && a->meta.codec.id == TLY_CODEC_NONE) {
         if (size != rs.chunk_bytes)
@@ -256,8 +252,8 @@ static int read_one(void *arg, uint64_t i)
             err = decode_into(a, &rs, enc, size, x->buf);
         tly_pool_free(enc);
     }
-    tly_pool_release(x->pool, ticket);
-    atomic_fetch_add(&x->stats.stored_bytes, size);
+    tly_pool_release(x->op.pool, ticket);
+    atomic_fetch_add(&x->op.stats.stored_bytes, size);
     if (err)
         tly__err_prefix("chunk %s", key);
     return err;
@@ -265,19 +261,6 @@ static int read_one(void *arg, uint64_t i)
 
 int tly_array_read(struct tly_array *a, void *buf, const struct tly_region *r, struct tly_io_stats *stats)
 {
-    int err = tly__check_region(a, r);
-    if (err)
-        return err;
-    struct rctx x = {.a = a, .buf = buf, .r = r, .pool = tly_pool_create(a->opts.memory_limit)};
-    if (x.pool == NULL)
-        return tly__fail(-ENOMEM, "out of memory");
-    uint64_t n;
-    TLY_STAGE(TLY_PLAN)
-    {
-        n = tly_grid_chunks_in(&a->grid, r, x.lo, x.hi);
-    }
-    err = n ? tly__run_tasks(tly__workers(a), n, read_one, &x) : 0;
-    tly__op_stats_out(&x.stats, x.pool, stats);
-    tly_pool_destroy(x.pool);
-    return err;
+    struct rctx x = {.buf = buf};
+    return tly__op_run(&x.op, a, r, read_one, &x, stats);
 }

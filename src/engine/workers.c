@@ -2,6 +2,7 @@
  * Workers: run a task per chunk on a few threads. The first failure wins: the others stop taking
  * chunks, and its code and message come back on the calling thread.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #include "common/err.h"
 #include "engine/internal.h"
+#include "tally/mem.h"
 
 #define MAX_THREADS 256
 
@@ -82,7 +84,7 @@ void tly__chunk_at(int rank, const uint64_t *lo, const uint64_t *hi, uint64_t i,
     }
 }
 
-void tly__op_stats_out(struct tly__op_stats *s, struct tly_pool *pool, struct tly_io_stats *out)
+static void op_stats_out(struct tly__op_stats *s, struct tly_pool *pool, struct tly_io_stats *out)
 {
     if (out == NULL)
         return;
@@ -202,4 +204,26 @@ void tly__codec_leave(struct tly_array *a)
     a->gate_free++;
     pthread_cond_signal(&a->gate_cv);
     pthread_mutex_unlock(&a->gate_mu);
+}
+
+int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region *r, tly__task_fn fn, void *ctx,
+                struct tly_io_stats *stats)
+{
+    int err = tly__check_region(a, r);
+    if (err)
+        return err;
+    op->a = a;
+    op->r = r;
+    op->pool = tly_pool_create(a->opts.memory_limit);
+    if (op->pool == NULL)
+        return tly__fail(-ENOMEM, "out of memory");
+    uint64_t n;
+    TLY_STAGE(TLY_PLAN)
+    {
+        n = tly_grid_chunks_in(&a->grid, r, op->lo, op->hi);
+    }
+    err = n ? tly__run_tasks(tly__workers(a), n, fn, ctx) : 0;
+    op_stats_out(&op->stats, op->pool, stats);
+    tly_pool_destroy(op->pool);
+    return err;
 }

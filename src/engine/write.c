@@ -19,12 +19,8 @@
 #include "tally/mem.h"
 
 struct wctx {
-    struct tly_array *a;
+    struct tly__op op; /* first: tly__op_run() fills it */
     const char *buf;
-    const struct tly_region *r;
-    uint64_t lo[TLY_MAX_RANK], hi[TLY_MAX_RANK];
-    struct tly_pool *pool;
-    struct tly__op_stats stats;
 };
 
 /* A chunk's content as pieces of memory, in chunk order; `pad` marks fill-value pieces. */
@@ -235,7 +231,7 @@ static int load_chunk(struct tly_array *a, const char *key, void *dst, uint64_t 
 /* A chunk the region covers only partly: load it, patch in the region's runs, write it whole. */
 static int rmw_chunk(struct wctx *x, const char *key, const struct tly_runs *rs, uint64_t *stored)
 {
-    struct tly_array *a = x->a;
+    struct tly_array *a = x->op.a;
     void *cb = tly_pool_alloc(rs->chunk_bytes);
     if (cb == NULL)
         return tly__fail(-ENOMEM, "chunk %s: out of memory", key);
@@ -289,7 +285,7 @@ static uint64_t write_ticket(const struct tly_array *a, const struct tly_runs *r
 static int write_one(void *arg, uint64_t i)
 {
     struct wctx *x = arg;
-    struct tly_array *a = x->a;
+    struct tly_array *a = x->op.a;
     uint64_t idx[TLY_MAX_RANK];
     struct tly_runs rs;
     char key[512];
@@ -298,8 +294,8 @@ static int write_one(void *arg, uint64_t i)
     TLY_STAGE(TLY_PLAN)
     {
         tly_plant_point(TLY_PLAN);
-        tly__chunk_at(a->grid.rank, x->lo, x->hi, i, idx);
-        tly_runs_plan(&a->grid, idx, x->r, a->meta.dtype.size, &rs);
+        tly__chunk_at(a->grid.rank, x->op.lo, x->op.hi, i, idx);
+        tly_runs_plan(&a->grid, idx, x->op.r, a->meta.dtype.size, &rs);
         if (tly_meta_chunk_key(&a->meta, idx, key, sizeof key) < 0)
             err = tly__fail(TLY_EUSAGE, "chunk key too long");
         else if (rs.covers_chunk)
@@ -309,40 +305,27 @@ static int write_one(void *arg, uint64_t i)
     TLY_STAGE(TLY_POOL)
     {
         tly_plant_point(TLY_POOL);
-        tly_pool_acquire(x->pool, ticket);
+        tly_pool_acquire(x->op.pool, ticket);
     }
     if (!err && rs.covers_chunk)
         err = put_chunk(a, key, &s, rs.chunk_bytes, &stored);
     else if (!err) {
         err = rmw_chunk(x, key, &rs, &stored);
-        atomic_fetch_add(&x->stats.rmw, 1);
+        atomic_fetch_add(&x->op.stats.rmw, 1);
     }
-    tly_pool_release(x->pool, ticket);
+    tly_pool_release(x->op.pool, ticket);
     TLY_STAGE(TLY_PLAN)
     {
         free(s.iov);
         free(s.pad);
     }
-    atomic_fetch_add(&x->stats.chunks, 1);
-    atomic_fetch_add(&x->stats.stored_bytes, stored);
+    atomic_fetch_add(&x->op.stats.chunks, 1);
+    atomic_fetch_add(&x->op.stats.stored_bytes, stored);
     return err;
 }
 
 int tly_array_write(struct tly_array *a, const void *buf, const struct tly_region *r, struct tly_io_stats *stats)
 {
-    int err = tly__check_region(a, r);
-    if (err)
-        return err;
-    struct wctx x = {.a = a, .buf = buf, .r = r, .pool = tly_pool_create(a->opts.memory_limit)};
-    if (x.pool == NULL)
-        return tly__fail(-ENOMEM, "out of memory");
-    uint64_t n;
-    TLY_STAGE(TLY_PLAN)
-    {
-        n = tly_grid_chunks_in(&a->grid, r, x.lo, x.hi);
-    }
-    err = n ? tly__run_tasks(tly__workers(a), n, write_one, &x) : 0;
-    tly__op_stats_out(&x.stats, x.pool, stats);
-    tly_pool_destroy(x.pool);
-    return err;
+    struct wctx x = {.buf = buf};
+    return tly__op_run(&x.op, a, r, write_one, &x, stats);
 }
