@@ -98,27 +98,39 @@ static int par_run(int threads, uint64_t n, int (*fn)(void *, uint64_t), void *c
     return atomic_load(&p.err);
 }
 
-/* raw local: chunk i is the i-th chunk-sized slice of the data, one file each */
+/* Ranges per chunk for a read with @p workers at once: the engine's rule (tly__readv). */
+static uint64_t read_ways(const struct spec *s, int workers)
+{
+    uint64_t n = spec_nchunks(s), ways = n < (uint64_t)workers ? (uint64_t)workers / n : 1;
+    uint64_t most = spec_chunk_bytes(s) / ((uint64_t)8 << 20);
+    return ways > most ? (most ? most : 1) : ways;
+}
+
+/* raw local: chunk i is the i-th chunk-sized slice of the data, one file each. Reads split a chunk
+ * into `ways` ranges when chunks are fewer than threads, as the engine does. */
 struct raw {
     const struct spec *s;
     char *data;
     bool write;
+    uint64_t ways;
 };
 
-static int raw_one(void *arg, uint64_t i)
+static int raw_one(void *arg, uint64_t t)
 {
     struct raw *r = arg;
+    uint64_t i = t / r->ways, part = t % r->ways;
     uint64_t cb = spec_chunk_bytes(r->s), total = spec_bytes(r->s), off = i * cb;
     size_t n = (size_t)(off + cb <= total ? cb : total - off);
+    size_t lo = (size_t)(n * part / r->ways), hi = (size_t)(n * (part + 1) / r->ways);
     char path[4200];
     snprintf(path, sizeof path, "%s/raw.%llu", r->s->dir, (unsigned long long)i);
     int fd = open(path, r->write ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY, 0644);
     if (fd < 0)
         return -errno;
-    size_t done = 0;
-    while (done < n) {
-        ssize_t k = r->write ? pwrite(fd, r->data + off + done, n - done, (off_t)done)
-                             : pread(fd, r->data + off + done, n - done, (off_t)done);
+    size_t done = lo;
+    while (done < hi) {
+        ssize_t k = r->write ? pwrite(fd, r->data + off + done, hi - done, (off_t)done)
+                             : pread(fd, r->data + off + done, hi - done, (off_t)done);
         if (k <= 0) {
             close(fd);
             return k < 0 ? -errno : -EIO;
@@ -152,12 +164,15 @@ static int codec_one(void *arg, uint64_t i)
     return tly_codec_decode(&x->c, x->data + off, n, x->enc[i], x->enc_n[i]);
 }
 
+/* Takes @p data (freed here, as measure_tally frees it before a timed read). */
 static int measure_codec(const struct spec *s, char *data, double *secs)
 {
     struct cod x = {.s = s, .data = data, .encode = true};
     uint64_t n = spec_nchunks(s);
     int err = tly_codec_parse(s->codec, &x.c);
     x.c.blosc.typesize = 4;
+    /* the same threads as the engine: a decode gets the idle threads' share when chunks are fewer */
+    x.c.threads = n < (uint64_t)s->threads ? s->threads / (int)n : 1;
     x.enc = calloc(n, sizeof *x.enc);
     x.enc_n = calloc(n, sizeof *x.enc_n);
     double t0 = now_s();
@@ -167,12 +182,15 @@ static int measure_codec(const struct spec *s, char *data, double *secs)
     if (!err && strcmp(s->op, "read") == 0) {
         /* decode into a fresh output, as the engine's read does (its page faults on both sides) */
         x.encode = false;
+        free(data); /* the process holds what the engine's read holds: the encoded chunks and the output */
+        data = NULL;
         t0 = now_s();
         x.data = tly_h_alloc_output(spec_bytes(s));
         err = x.data ? par_run(s->threads, n, codec_one, &x) : -ENOMEM;
         t1 = now_s();
         free(x.data);
     }
+    free(data);
     *secs = t1 - t0;
     for (uint64_t i = 0; i < n; i++)
         free(x.enc[i]);
@@ -181,21 +199,27 @@ static int measure_codec(const struct spec *s, char *data, double *secs)
     return err;
 }
 
+/* Takes @p data (freed here before a timed read, as measure_tally frees it). */
 static int measure_raw_local(const struct spec *s, char *data, double *secs)
 {
-    struct raw r = {s, data, true};
+    uint64_t n = spec_nchunks(s);
+    struct raw r = {s, data, true, 1};
     double t0 = now_s();
-    int err = par_run(s->threads, spec_nchunks(s), raw_one, &r);
+    int err = par_run(s->threads, n, raw_one, &r);
     *secs = now_s() - t0;
     if (!err && strcmp(s->op, "read") == 0) {
+        free(data);
+        data = NULL;
         char *out = tly_h_alloc_output(spec_bytes(s));
-        r = (struct raw){s, out, false};
+        r = (struct raw){s, out, false, read_ways(s, s->threads)};
+        uint64_t ways = r.ways;
         t0 = now_s();
-        err = out ? par_run(s->threads, spec_nchunks(s), raw_one, &r) : -ENOMEM;
+        err = out ? par_run(s->threads, n * ways, raw_one, &r) : -ENOMEM;
         *secs = now_s() - t0;
         free(out);
     }
-    for (uint64_t i = 0; i < spec_nchunks(s); i++) {
+    free(data);
+    for (uint64_t i = 0; i < n; i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/raw.%llu", s->dir, (unsigned long long)i);
         unlink(path);
@@ -209,11 +233,13 @@ struct raws3 {
     struct tly_store *st;
     char *data;
     bool write;
+    uint64_t ways; /* ranged GETs per object, as the engine splits a lone chunk's read */
 };
 
-static int raws3_one(void *arg, uint64_t i)
+static int raws3_one(void *arg, uint64_t t)
 {
     struct raws3 *r = arg;
+    uint64_t i = t / r->ways, part = t % r->ways;
     uint64_t cb = spec_chunk_bytes(r->s), total = spec_bytes(r->s), off = i * cb;
     size_t n = (size_t)(off + cb <= total ? cb : total - off);
     char key[64];
@@ -229,29 +255,36 @@ static int raws3_one(void *arg, uint64_t i)
         tly_writer_abort(w);
         return err;
     }
-    struct iovec iov = {r->data + off, n};
-    return tly_store_readv(r->st, key, 0, &iov, 1);
+    size_t lo = (size_t)(n * part / r->ways), hi = (size_t)(n * (part + 1) / r->ways);
+    struct iovec iov = {r->data + off + lo, hi - lo};
+    return tly_store_readv(r->st, key, lo, &iov, 1);
 }
 
+/* Takes @p data (freed here before a timed read, as measure_tally frees it). */
 static int measure_raw_s3(const struct spec *s, char *data, double *secs)
 {
     struct tly_store *st;
     struct tly_store_opts so = {.io_concurrency = s->io};
     int err = tly_store_open(s->dir, &so, &st);
-    if (err)
+    if (err) {
+        free(data);
         return err;
-    struct raws3 r = {s, st, data, true};
+    }
+    struct raws3 r = {s, st, data, true, 1};
     double t0 = now_s();
     err = par_run(s->io, spec_nchunks(s), raws3_one, &r);
     *secs = now_s() - t0;
     if (!err && strcmp(s->op, "read") == 0) {
+        free(data);
+        data = NULL;
         char *out = tly_h_alloc_output(spec_bytes(s));
-        r = (struct raws3){s, st, out, false};
+        r = (struct raws3){s, st, out, false, read_ways(s, s->io)};
         t0 = now_s();
-        err = out ? par_run(s->io, spec_nchunks(s), raws3_one, &r) : -ENOMEM;
+        err = out ? par_run(s->io, spec_nchunks(s) * r.ways, raws3_one, &r) : -ENOMEM;
         *secs = now_s() - t0;
         free(out);
     }
+    free(data);
     for (uint64_t i = 0; i < spec_nchunks(s); i++) {
         char key[64];
         snprintf(key, sizeof key, "raw/%llu", (unsigned long long)i);
@@ -354,10 +387,13 @@ int tly_h_cmd_bench_cell(int argc, char **argv)
         data = NULL; /* freed there */
     } else if (!strcmp(s.kind, "codec")) {
         err = measure_codec(&s, data, &secs);
+        data = NULL; /* freed there */
     } else if (!strcmp(s.kind, "raw") && !strcmp(s.store, "s3")) {
         err = measure_raw_s3(&s, data, &secs);
+        data = NULL; /* freed there */
     } else {
         err = measure_raw_local(&s, data, &secs);
+        data = NULL; /* freed there */
     }
     free(data);
     json_decref(j);

@@ -120,9 +120,9 @@ json_t *tly_h_result_json(const struct tly_h_result *r)
     json_object_set_new(json_object_get(o, "coverage"), "jemalloc_thread_peak_bytes",
                         json_integer((json_int_t)xc->thread_peak_bytes));
     json_object_set_new(o, "chunks_io",
-                        json_pack("{s:I, s:I, s:I, s:I}", "chunks", (json_int_t)r->io.chunks, "missing",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "chunks", (json_int_t)r->io.chunks, "missing",
                                   (json_int_t)r->io.missing, "read_modify_write", (json_int_t)r->io.rmw, "stored_bytes",
-                                  (json_int_t)r->io.stored_bytes));
+                                  (json_int_t)r->io.stored_bytes, "split_ranges", (json_int_t)r->io.split_ranges));
     json_object_set_new(o, "tracking", tly_mem_tracking() ? json_true() : json_false());
     if (!tly_mem_tracking())
         json_object_set_new(o, "untracked_reason", json_string(tly_mem_untracked_reason()));

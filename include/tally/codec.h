@@ -36,6 +36,10 @@ struct tly_codec {
         int level;    /**< -131072..22, default 3 */
         int checksum; /**< write a content checksum (v3 option), default 0 */
     } zstd;
+    /** Not metadata: threads a decode may run inside one chunk (blosc splits the chunk's blocks among
+     *  them; zstd, and every encode, ignore it). 0 or 1: the calling thread alone. The engine lends
+     *  a chunk the threads that have no chunk of their own. */
+    int threads;
 };
 
 /** Reset @p c to codec @p id with its defaults (typesize 1). */
@@ -105,8 +109,8 @@ struct tly_zstd_dstream;
  * destination) or @p sink with @p out / @p out_cap (a buffer the caller owns, ideally
  * ZSTD_DStreamOutSize()). Returns 0 and sets @p out_ds, or an error. Runs in stage decode.
  */
-int tly_zstd_dstream_open(const struct tly_codec *c, void *dst, size_t dst_n, tly_sink_fn sink, void *arg,
-                          void *out, size_t out_cap, struct tly_zstd_dstream **out_ds);
+int tly_zstd_dstream_open(const struct tly_codec *c, void *dst, size_t dst_n, tly_sink_fn sink, void *arg, void *out,
+                          size_t out_cap, struct tly_zstd_dstream **out_ds);
 
 /** Feed the next @p n encoded bytes. TLY_ECODEC when they are not the frame expected. */
 int tly_zstd_dstream_feed(struct tly_zstd_dstream *ds, const void *in, size_t n);

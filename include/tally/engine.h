@@ -55,6 +55,7 @@ struct tly_io_stats {
     uint64_t pool_peak;    /**< most bytes of in-flight buffer tickets at once */
     uint64_t pool_waits;   /**< chunks that waited for the memory budget */
     uint64_t pool_forced;  /**< chunks larger than the budget, run alone */
+    uint64_t split_ranges; /**< ranges read at once by reads split across idle workers (0: none split) */
 };
 
 /**

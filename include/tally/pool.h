@@ -21,11 +21,11 @@ struct tly_pool;
 
 /** What a pool did. */
 struct tly_pool_stats {
-    uint64_t budget;        /**< bytes */
-    uint64_t peak_in_use;   /**< most bytes of tickets out at once */
-    uint64_t tickets;       /**< tickets handed out */
-    uint64_t waits;         /**< tickets that had to wait */
-    uint64_t forced;        /**< tickets larger than the budget, run alone */
+    uint64_t budget;      /**< bytes */
+    uint64_t peak_in_use; /**< most bytes of tickets out at once */
+    uint64_t tickets;     /**< tickets handed out */
+    uint64_t waits;       /**< tickets that had to wait */
+    uint64_t forced;      /**< tickets larger than the budget, run alone */
 };
 
 /** A pool of @p budget bytes (0: no limit). Returns NULL when out of memory. */
@@ -44,7 +44,15 @@ void tly_pool_acquire(struct tly_pool *p, uint64_t n);
 /** Give back a ticket of @p n bytes. */
 void tly_pool_release(struct tly_pool *p, uint64_t n);
 
-/** A buffer of @p n bytes, allocated in stage pool (under a ticket the caller holds). */
+/**
+ * Ask for transparent huge pages over the 2 MiB-aligned part of [p, p + n) (madvise MADV_HUGEPAGE;
+ * a no-op below 4 MiB or where THP is off). Faulting in a GiB costs ~0.35 s in 4 KiB pages and
+ * ~0.07 s in 2 MiB pages on the machines measured; numpy asks the same for its large arrays.
+ */
+void tly_huge_pages(void *p, size_t n);
+
+/** A buffer of @p n bytes, allocated in stage pool (under a ticket the caller holds); huge pages
+ *  are asked for when it is large (tly_huge_pages). */
 void *tly_pool_alloc(size_t n);
 
 /** Free a buffer from tly_pool_alloc() (NULL is fine), in stage pool. */

@@ -1,7 +1,12 @@
 /*
  * blosc: c-blosc 1.x frames, as numcodecs writes them. Only the thread-safe _ctx calls are used
- * (the global-state calls share one lock and honour BLOSC_* environment variables), with one
- * internal thread: tally's workers are the parallelism.
+ * (the global-state calls share one lock and honour BLOSC_* environment variables).
+ *
+ * Threads inside a chunk: decompression takes the codec's `threads` (the engine lends a lone chunk
+ * its idle workers), since c-blosc's threads decode their blocks straight into the output.
+ * Compression always runs on the calling thread: c-blosc 1.x's threaded compressor compresses each
+ * block aside and memcpy()s it into place (a payload copy no ledger would see), in the order the
+ * threads finish (so the same array would not give the same bytes twice).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +25,12 @@
 size_t tly__blosc_bound(size_t n)
 {
     return n > SIZE_MAX - BLOSC_MAX_OVERHEAD ? SIZE_MAX : n + BLOSC_MAX_OVERHEAD;
+}
+
+/* c-blosc starts (and joins) its threads inside each _ctx call; more than it has blocks is no use. */
+static int internal_threads(int threads)
+{
+    return threads < 1 ? 1 : threads > 64 ? 64 : threads;
 }
 
 static int check_cname(const char *cname, size_t cap)
@@ -151,7 +162,7 @@ static int header(const void *src, size_t n, size_t *out_nbytes)
     return 0;
 }
 
-int tly__blosc_decode(void *dst, size_t dst_n, const void *src, size_t n)
+int tly__blosc_decode(int threads, void *dst, size_t dst_n, const void *src, size_t n)
 {
     size_t nbytes = 0;
     int rc = header(src, n, &nbytes);
@@ -162,7 +173,7 @@ int tly__blosc_decode(void *dst, size_t dst_n, const void *src, size_t n)
     /* blosc_decompress_ctx returns 0 for an error too, so an empty chunk is not handed to it. */
     if (nbytes == 0)
         return 0;
-    int r = blosc_decompress_ctx(src, dst, dst_n, 1);
+    int r = blosc_decompress_ctx(src, dst, dst_n, internal_threads(threads));
     if (r < 0 || (size_t)r != dst_n)
         return tly__fail(TLY_ECODEC, "blosc: decompression failed (%d): data corrupt", r);
     return 0;

@@ -39,7 +39,7 @@ int tly__blosc_set(struct tly_codec *c, const char *key, const char *val);
 int tly__blosc_encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n);
 
 /** Validate the frame's header against @p n and @p dst_n, then decompress with blosc_decompress_ctx. */
-int tly__blosc_decode(void *dst, size_t dst_n, const void *src, size_t n);
+int tly__blosc_decode(int threads, void *dst, size_t dst_n, const void *src, size_t n);
 
 /** nbytes from a validated frame header. */
 int tly__blosc_decoded_size(const void *src, size_t n, uint64_t *out);

@@ -163,7 +163,7 @@ static int decode(const struct tly_codec *c, void *dst, size_t dst_n, const void
     case TLY_CODEC_NONE:
         return tly__none_decode(dst, dst_n, src, n);
     case TLY_CODEC_BLOSC:
-        return tly__blosc_decode(dst, dst_n, src, n);
+        return tly__blosc_decode(c->threads, dst, dst_n, src, n);
     case TLY_CODEC_ZSTD:
         return tly__zstd_decode(dst, dst_n, src, n);
     default:

@@ -26,7 +26,7 @@ struct tly_array {
 
 /* Counters an operation's workers add to. */
 struct tly__op_stats {
-    _Atomic uint64_t chunks, missing, rmw, stored_bytes;
+    _Atomic uint64_t chunks, missing, rmw, stored_bytes, split_ranges;
 };
 
 /* What the workers of one operation share: the array, the region, its chunk range, the pool of
@@ -36,6 +36,8 @@ struct tly__op {
     const struct tly_region *r;
     uint64_t lo[TLY_MAX_RANK], hi[TLY_MAX_RANK];
     struct tly_pool *pool;
+    int codec_threads; /* threads a chunk's decode may use: the threads' share when chunks are fewer */
+    int read_ways;     /* ranges a chunk's read may be split into: the workers' share, likewise */
     struct tly__op_stats stats;
 };
 
@@ -55,10 +57,17 @@ int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region
  * io_concurrency transfers in flight (codec work is then limited to `threads` by tly__codec_*). */
 int tly__workers(const struct tly_array *a);
 
-/* The codec gate: at most `threads` workers run codec work at once (a remote store runs more workers
- * than cores to keep transfers in flight). */
-void tly__codec_enter(struct tly_array *a);
-void tly__codec_leave(struct tly_array *a);
+/* The array's codec for one chunk of @p op, behind the codec gate: at most `threads` workers run
+ * codec work at once (a remote store runs more workers than cores to keep transfers in flight).
+ * A decode may use op->codec_threads threads inside the chunk. */
+int tly__encode(struct tly__op *op, void *dst, size_t cap, const void *src, size_t n, size_t *out_n);
+int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, size_t n);
+
+/* tly_store_readv for one chunk of @p op: a large read is split into op->read_ways ranges of at
+ * least TLY__RANGE_MIN bytes read at once (parallel range GETs on S3, parallel preads locally),
+ * each straight into its part of @p iov. */
+#define TLY__RANGE_MIN ((uint64_t)8 << 20)
+int tly__readv(struct tly__op *op, const char *key, uint64_t offset, const struct iovec *iov, int niov);
 
 /* 0, or TLY_EUSAGE when @p r does not fit the array. */
 int tly__check_region(const struct tly_array *a, const struct tly_region *r);

@@ -27,7 +27,7 @@ struct rctx {
 #define READ_BATCH 1024
 
 /* Uncompressed: read the runs straight into the output, one call per stretch of adjacent runs. */
-static int read_raw(struct tly_array *a, const char *key, const struct tly_runs *rs, char *out)
+static int read_raw(struct tly__op *op, const char *key, const struct tly_runs *rs, char *out)
 {
     struct iovec iov[READ_BATCH];
     struct tly_runs_iter it;
@@ -36,39 +36,35 @@ static int read_raw(struct tly_array *a, const char *key, const struct tly_runs 
     tly_runs_iter_init(&it, rs);
     while (!err && tly_runs_next(&it, &co, &bo)) {
         if (n > 0 && (co != next || n == READ_BATCH)) {
-            err = tly_store_readv(a->store, key, start, iov, n);
+            err = tly__readv(op, key, start, iov, n);
             n = 0;
         }
         if (n == 0)
             start = co;
-        iov[n++] = (struct iovec){out + bo, rs->run_bytes};
+        if (n > 0 && (char *)iov[n - 1].iov_base + iov[n - 1].iov_len == out + bo)
+            iov[n - 1].iov_len += rs->run_bytes; /* adjacent in the output too: one piece */
+        else
+            iov[n++] = (struct iovec){out + bo, rs->run_bytes};
         next = co + rs->run_bytes;
     }
     if (!err && n > 0)
-        err = tly_store_readv(a->store, key, start, iov, n);
+        err = tly__readv(op, key, start, iov, n);
     return err;
 }
 
 /* Compressed: decode into the output when the chunk is contiguous there, else aside + scatter. */
-static int decode_into(struct tly_array *a, const struct tly_runs *rs, const void *enc, size_t n, char *out)
+static int decode_into(struct tly__op *op, const struct tly_runs *rs, const void *enc, size_t n, char *out)
 {
-    const struct tly_codec *c = &a->meta.codec;
     TLY_STAGE(TLY_DECODE)
     {
         tly_plant_point(TLY_DECODE);
     }
-    if (tly_runs_contiguous(rs)) {
-        tly__codec_enter(a);
-        int rc = tly_codec_decode(c, out + rs->buf_base, rs->chunk_bytes, enc, n);
-        tly__codec_leave(a);
-        return rc;
-    }
+    if (tly_runs_contiguous(rs))
+        return tly__decode(op, out + rs->buf_base, rs->chunk_bytes, enc, n);
     void *tmp = tly_pool_alloc(rs->chunk_bytes);
     if (tmp == NULL)
         return tly__fail(-ENOMEM, "out of memory for a %llu-byte chunk", (unsigned long long)rs->chunk_bytes);
-    tly__codec_enter(a);
-    int err = tly_codec_decode(c, tmp, rs->chunk_bytes, enc, n);
-    tly__codec_leave(a);
+    int err = tly__decode(op, tmp, rs->chunk_bytes, enc, n);
     if (!err) {
         struct tly_runs_iter it;
         uint64_t co, bo;
@@ -237,7 +233,7 @@ static int read_one(void *arg, uint64_t i)
         else
             TLY_STAGE(TLY_GET)
             {
-                err = read_raw(a, key, &rs, x->buf);
+                err = read_raw(&x->op, key, &rs, x->buf);
             }
     } else if (!err && a->meta.codec.id == TLY_CODEC_ZSTD) {
         err = read_zstd(a, key, &rs, size, x->buf);
@@ -246,10 +242,10 @@ static int read_one(void *arg, uint64_t i)
         TLY_STAGE(TLY_GET)
         {
             struct iovec iov = {enc, size};
-            err = enc ? tly_store_readv(a->store, key, 0, &iov, 1) : tly__fail(-ENOMEM, "out of memory");
+            err = enc ? tly__readv(&x->op, key, 0, &iov, 1) : tly__fail(-ENOMEM, "out of memory");
         }
         if (!err)
-            err = decode_into(a, &rs, enc, size, x->buf);
+            err = decode_into(&x->op, &rs, enc, size, x->buf);
         tly_pool_free(enc);
     }
     tly_pool_release(x->op.pool, ticket);

@@ -11,6 +11,7 @@
 
 #include "common/err.h"
 #include "engine/internal.h"
+#include "tally/codec.h"
 #include "tally/mem.h"
 
 #define MAX_THREADS 256
@@ -95,6 +96,7 @@ static void op_stats_out(struct tly__op_stats *s, struct tly_pool *pool, struct 
     out->missing = atomic_load(&s->missing);
     out->rmw = atomic_load(&s->rmw);
     out->stored_bytes = atomic_load(&s->stored_bytes);
+    out->split_ranges = atomic_load(&s->split_ranges);
     out->pool_peak = ps.peak_in_use;
     out->pool_waits = ps.waits;
     out->pool_forced = ps.forced;
@@ -185,7 +187,7 @@ int tly__workers(const struct tly_array *a)
     return a->opts.threads;
 }
 
-void tly__codec_enter(struct tly_array *a)
+static void codec_enter(struct tly_array *a)
 {
     if (!a->remote)
         return; /* workers == threads: the gate would never close */
@@ -196,7 +198,7 @@ void tly__codec_enter(struct tly_array *a)
     pthread_mutex_unlock(&a->gate_mu);
 }
 
-void tly__codec_leave(struct tly_array *a)
+static void codec_leave(struct tly_array *a)
 {
     if (!a->remote)
         return;
@@ -204,6 +206,79 @@ void tly__codec_leave(struct tly_array *a)
     a->gate_free++;
     pthread_cond_signal(&a->gate_cv);
     pthread_mutex_unlock(&a->gate_mu);
+}
+
+int tly__encode(struct tly__op *op, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
+{
+    codec_enter(op->a);
+    int err = tly_codec_encode(&op->a->meta.codec, dst, cap, src, n, out_n);
+    codec_leave(op->a);
+    return err;
+}
+
+int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, size_t n)
+{
+    struct tly_codec c = op->a->meta.codec;
+    c.threads = op->codec_threads;
+    codec_enter(op->a);
+    int err = tly_codec_decode(&c, dst, dst_n, src, n);
+    codec_leave(op->a);
+    return err;
+}
+
+/* Threads each chunk may use: with fewer chunks than threads, the idle ones' share. */
+static int share(int threads, uint64_t chunks)
+{
+    return chunks > 0 && chunks < (uint64_t)threads ? threads / (int)chunks : 1;
+}
+
+/* One range of a split read: bytes [lo, hi) of the whole, read into the matching slice of the pieces. */
+struct split {
+    struct tly__op *op;
+    const char *key;
+    uint64_t offset, total;
+    const struct iovec *iov;
+    int niov, ways;
+};
+
+static int read_range(void *arg, uint64_t i)
+{
+    struct split *sp = arg;
+    uint64_t lo = sp->total * i / (uint64_t)sp->ways, hi = sp->total * (i + 1) / (uint64_t)sp->ways;
+    struct iovec small[16], *sub = small;
+    int err = 0;
+    TLY_STAGE(TLY_GET)
+    {
+        if (sp->niov > 16)
+            sub = malloc((size_t)sp->niov * sizeof *sub);
+        int m = 0;
+        uint64_t at = 0; /* offset of piece j in the whole */
+        for (int j = 0; sub && j < sp->niov && at < hi; at += sp->iov[j].iov_len, j++) {
+            uint64_t a = at > lo ? at : lo, b = at + sp->iov[j].iov_len < hi ? at + sp->iov[j].iov_len : hi;
+            if (a < b)
+                sub[m++] = (struct iovec){(char *)sp->iov[j].iov_base + (a - at), (size_t)(b - a)};
+        }
+        err = sub ? tly_store_readv(sp->op->a->store, sp->key, sp->offset + lo, sub, m)
+                  : tly__fail(-ENOMEM, "out of memory");
+        if (sub != small)
+            free(sub);
+    }
+    return err;
+}
+
+int tly__readv(struct tly__op *op, const char *key, uint64_t offset, const struct iovec *iov, int niov)
+{
+    uint64_t total = 0;
+    for (int j = 0; j < niov; j++)
+        total += iov[j].iov_len;
+    uint64_t ways = total / TLY__RANGE_MIN;
+    if (ways > (uint64_t)op->read_ways)
+        ways = (uint64_t)op->read_ways;
+    if (ways < 2)
+        return tly_store_readv(op->a->store, key, offset, iov, niov);
+    struct split sp = {op, key, offset, total, iov, niov, (int)ways};
+    atomic_fetch_add(&op->stats.split_ranges, ways);
+    return tly__run_tasks((int)ways, ways, read_range, &sp);
 }
 
 int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region *r, tly__task_fn fn, void *ctx,
@@ -222,6 +297,8 @@ int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region
     {
         n = tly_grid_chunks_in(&a->grid, r, op->lo, op->hi);
     }
+    op->codec_threads = share(a->opts.threads, n);
+    op->read_ways = share(tly__workers(a), n);
     err = n ? tly__run_tasks(tly__workers(a), n, fn, ctx) : 0;
     op_stats_out(&op->stats, op->pool, stats);
     tly_pool_destroy(op->pool);

@@ -100,8 +100,9 @@ static int sink_write(void *arg, const void *data, size_t n)
 }
 
 /* Encode the segments and write them under @p key; the stored size into @p stored. */
-static int put_chunk(struct tly_array *a, const char *key, const struct segs *s, uint64_t chunk_bytes, uint64_t *stored)
+static int put_chunk(struct tly__op *op, const char *key, const struct segs *s, uint64_t chunk_bytes, uint64_t *stored)
 {
+    struct tly_array *a = op->a;
     const struct tly_codec *c = &a->meta.codec;
     struct tly_writer *w;
     int err;
@@ -154,9 +155,7 @@ static int put_chunk(struct tly_array *a, const char *key, const struct segs *s,
             enc = src ? tly_pool_alloc(bound) : NULL;
         }
         if (enc) {
-            tly__codec_enter(a);
-            err = tly_codec_encode(c, enc, bound, src, chunk_bytes, &n);
-            tly__codec_leave(a);
+            err = tly__encode(op, enc, bound, src, chunk_bytes, &n);
         } else {
             err = tly__fail(-ENOMEM, "out of memory for a %llu-byte chunk", (unsigned long long)chunk_bytes);
         }
@@ -184,8 +183,9 @@ static int put_chunk(struct tly_array *a, const char *key, const struct segs *s,
 }
 
 /* Bring in the chunk's current content (or the fill value) for a read-modify-write. */
-static int load_chunk(struct tly_array *a, const char *key, void *dst, uint64_t chunk_bytes)
+static int load_chunk(struct tly__op *op, const char *key, void *dst, uint64_t chunk_bytes)
 {
+    struct tly_array *a = op->a;
     uint64_t size;
     int err;
     TLY_STAGE(TLY_GET)
@@ -207,7 +207,7 @@ static int load_chunk(struct tly_array *a, const char *key, void *dst, uint64_t 
         struct iovec iov = {dst, chunk_bytes};
         TLY_STAGE(TLY_GET)
         {
-            err = tly_store_readv(a->store, key, 0, &iov, 1);
+            err = tly__readv(op, key, 0, &iov, 1);
         }
         return err;
     }
@@ -215,13 +215,10 @@ static int load_chunk(struct tly_array *a, const char *key, void *dst, uint64_t 
     TLY_STAGE(TLY_GET)
     {
         struct iovec iov = {enc, size};
-        err = enc ? tly_store_readv(a->store, key, 0, &iov, 1) : tly__fail(-ENOMEM, "out of memory");
+        err = enc ? tly__readv(op, key, 0, &iov, 1) : tly__fail(-ENOMEM, "out of memory");
     }
-    if (!err) {
-        tly__codec_enter(a);
-        err = tly_codec_decode(c, dst, chunk_bytes, enc, size);
-        tly__codec_leave(a);
-    }
+    if (!err)
+        err = tly__decode(op, dst, chunk_bytes, enc, size);
     tly_pool_free(enc);
     if (err)
         tly__err_prefix("chunk %s", key);
@@ -231,11 +228,10 @@ static int load_chunk(struct tly_array *a, const char *key, void *dst, uint64_t 
 /* A chunk the region covers only partly: load it, patch in the region's runs, write it whole. */
 static int rmw_chunk(struct wctx *x, const char *key, const struct tly_runs *rs, uint64_t *stored)
 {
-    struct tly_array *a = x->op.a;
     void *cb = tly_pool_alloc(rs->chunk_bytes);
     if (cb == NULL)
         return tly__fail(-ENOMEM, "chunk %s: out of memory", key);
-    int err = load_chunk(a, key, cb, rs->chunk_bytes);
+    int err = load_chunk(&x->op, key, cb, rs->chunk_bytes);
     if (!err) {
         struct tly_runs_iter it;
         uint64_t co, bo;
@@ -252,7 +248,7 @@ static int rmw_chunk(struct wctx *x, const char *key, const struct tly_runs *rs,
             err = segs_push(&s, cb, rs->chunk_bytes, false);
         }
         if (!err)
-            err = put_chunk(a, key, &s, rs->chunk_bytes, stored);
+            err = put_chunk(&x->op, key, &s, rs->chunk_bytes, stored);
         TLY_STAGE(TLY_PLAN)
         {
             free(s.iov);
@@ -308,7 +304,7 @@ static int write_one(void *arg, uint64_t i)
         tly_pool_acquire(x->op.pool, ticket);
     }
     if (!err && rs.covers_chunk)
-        err = put_chunk(a, key, &s, rs.chunk_bytes, &stored);
+        err = put_chunk(&x->op, key, &s, rs.chunk_bytes, &stored);
     else if (!err) {
         err = rmw_chunk(x, key, &rs, &stored);
         atomic_fetch_add(&x->op.stats.rmw, 1);

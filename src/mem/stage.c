@@ -1,4 +1,9 @@
-/* Stages: names and the thread-local scope. */
+/* Stages: names, the thread-local scope, and its inheritance by new threads. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mem/internal.h"
@@ -40,6 +45,56 @@ enum tly_stage tly_stage_enter(enum tly_stage s)
 void tly_stage_leave(enum tly_stage prev)
 {
     tly__tls.stage1 = (unsigned)prev < TLY_UNSTAGED ? (uint8_t)(prev + 1) : 0;
+}
+
+/*
+ * A thread starts in the stage of the thread that created it. Threads that libraries start on our
+ * behalf (c-blosc's decoders, inside stage decode) are then charged to the stage that asked for
+ * the work, and a small block allocated by one and freed by the other stays in one stage (blocks
+ * under TLY_MEM_LARGE are charged to the freeing thread's stage). This definition in the program
+ * comes before libc's in symbol lookup, for the shared libraries too; it hands the thread to the
+ * next pthread_create (libc's, or a sanitizer's).
+ */
+typedef int (*tly__create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+struct tly__start {
+    void *(*fn)(void *);
+    void *arg;
+    uint8_t stage1;
+};
+
+static void *tly__thread_start(void *p)
+{
+    struct tly__start st = *(struct tly__start *)p;
+    free(p); /* unstaged, as it was allocated */
+    tly__tls.stage1 = st.stage1;
+    return st.fn(st.arg);
+}
+
+int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    static _Atomic(tly__create_fn) next;
+    tly__create_fn create = atomic_load_explicit(&next, memory_order_acquire);
+    if (create == NULL) {
+        create = (tly__create_fn)dlsym(RTLD_NEXT, "pthread_create");
+        if (create == NULL)
+            return EAGAIN;
+        atomic_store_explicit(&next, create, memory_order_release);
+    }
+    /* The thread's bookkeeping (this record, glibc's thread control block and its TLS vector, kept
+     * with a cached stack after the thread ends) is nobody's pipeline work: unstaged. */
+    uint8_t stage1 = tly__tls.stage1;
+    tly__tls.stage1 = 0;
+    struct tly__start *st = malloc(sizeof *st);
+    int rc = EAGAIN;
+    if (st != NULL) {
+        *st = (struct tly__start){fn, arg, stage1};
+        rc = create(t, attr, tly__thread_start, st);
+        if (rc != 0)
+            free(st);
+    }
+    tly__tls.stage1 = stage1;
+    return rc;
 }
 
 /*

@@ -263,3 +263,74 @@ TLY_TEST(engine, zero_copy_paths_in_the_ledger)
     ledger("blosc", rows, 0, 0);
     ledger("blosc", tiles, 1, 1); /* blosc needs contiguous input: strided chunks are gathered */
 }
+
+/* A lone chunk larger than two ranges is read by all the workers at once (split ranges), and a
+ * blosc chunk is decoded with their threads; whole reads, strided regions and read-modify-write
+ * still give the array's bytes. */
+TLY_TEST(engine, lone_chunk_reads_split_across_workers)
+{
+    static const char *codecs[] = {"none", "blosc", "zstd"};
+    uint64_t shape[] = {2048, 3072}; /* float32: 24 MiB, one chunk */
+    size_t n = (size_t)shape[0] * shape[1] * 4;
+    uint8_t *src = malloc(n), *back = malloc(n);
+    cr_assert(src && back);
+    uint64_t x = 88172645463325252u; /* xorshift: bytes no codec shrinks, so blosc's chunk stays 24 MiB */
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        src[i] = (uint8_t)x;
+    }
+    for (size_t c = 0; c < sizeof codecs / sizeof *codecs; c++) {
+        struct tly_meta m;
+        make_meta(&m, 2, codecs[c], "<f4", 2, shape, shape);
+        char path[300];
+        snprintf(path, sizeof path, "%s/lone-%s", dir, codecs[c]);
+        struct tly_io_opts opts = {.threads = 4};
+        struct tly_array *a;
+        struct tly_region all, r = {.rank = 2, .start = {100, 10}, .stop = {2000, 3000}};
+        tly_region_all(&all, 2, shape);
+        cr_assert_eq(tly_array_create(path, &m, true, &opts, &a), 0, "%s", tly_errmsg());
+        cr_assert_eq(tly_array_write(a, src, &all, NULL), 0, "%s", tly_errmsg());
+        struct tly_io_stats whole, part;
+        memset(back, 0xEE, n);
+        cr_assert_eq(tly_array_read(a, back, &all, &whole), 0, "%s", tly_errmsg());
+        cr_expect_eq(memcmp(src, back, n), 0, "%s: whole array equal", codecs[c]);
+        cr_assert_eq(tly_array_read(a, back, &r, &part), 0, "%s", tly_errmsg());
+        size_t row = (r.stop[1] - r.start[1]) * 4;
+        bool same = true;
+        for (uint64_t i = r.start[0]; same && i < r.stop[0]; i++)
+            same = memcmp(back + (i - r.start[0]) * row, src + (i * shape[1] + r.start[1]) * 4, row) == 0;
+        cr_expect(same, "%s: region equal", codecs[c]);
+        struct tly_io_stats rows_st;
+        struct tly_region rows = {.rank = 2, .start = {100, 0}, .stop = {2000, 3072}};
+        cr_assert_eq(tly_array_read(a, back, &rows, &rows_st), 0, "%s", tly_errmsg());
+        cr_expect_eq(memcmp(back, src + 100 * shape[1] * 4, 1900 * shape[1] * 4), 0, "%s: rows equal", codecs[c]);
+        /* Ranges: blosc reads its whole 24 MiB chunk in 3 (the workers' share is 4, the 8 MiB floor
+         * allows 3); zstd streams it through its decoder and is never split; uncompressed, a strided
+         * region is read run by run, and whole rows (adjacent in the chunk and the output: one
+         * 22 MiB read) in 2. */
+        bool none = strcmp(codecs[c], "none") == 0, blosc = strcmp(codecs[c], "blosc") == 0;
+        cr_expect_eq(whole.split_ranges, none || blosc ? 3u : 0u, "%s: whole read in %llu ranges", codecs[c],
+                     (unsigned long long)whole.split_ranges);
+        cr_expect_eq(part.split_ranges, blosc ? 3u : 0u, "%s: strided region in %llu ranges", codecs[c],
+                     (unsigned long long)part.split_ranges);
+        cr_expect_eq(rows_st.split_ranges,
+                     none    ? 2u
+                     : blosc ? 3u
+                             : 0u,
+                     "%s: rows in %llu ranges", codecs[c], (unsigned long long)rows_st.split_ranges);
+        /* read-modify-write of a strided patch: the chunk is loaded by split reads too */
+        struct tly_region patch = {.rank = 2, .start = {1, 1}, .stop = {3, 5}};
+        float p[8] = {1, 2, 3, 4, 5, 6, 7, 8}, q[8] = {0};
+        struct tly_io_stats w;
+        cr_assert_eq(tly_array_write(a, p, &patch, &w), 0, "%s", tly_errmsg());
+        cr_expect_eq(w.rmw, 1u);
+        cr_assert_eq(tly_array_read(a, q, &patch, NULL), 0, "%s", tly_errmsg());
+        cr_expect_eq(memcmp(p, q, sizeof p), 0, "%s: patch read back", codecs[c]);
+        cr_assert_eq(tly_array_read(a, back, &all, NULL), 0, "%s", tly_errmsg());
+        cr_expect_eq(memcmp(back + 4 * shape[1] * 4, src + 4 * shape[1] * 4, n - 4 * shape[1] * 4), 0,
+                     "%s: rows after the patch unchanged", codecs[c]);
+        tly_array_close(a);
+    }
+    free(src);
+    free(back);
+}

@@ -3,6 +3,7 @@
  * the stage the caller set. Each library's one-time set-up runs in the suite's .init, before the
  * leak check's baseline.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,6 +145,65 @@ TLY_TEST(libs, blosc_allocations_land_in_encode_and_decode)
     cr_expect_geq(TLY_DELTA(a, b, TLY_DECODE, alloc_bytes), 16 << 10);
     cr_expect_eq(TLY_DELTA(a, b, TLY_ENCODE, live_bytes), 0);
     cr_expect_eq(TLY_DELTA(a, b, TLY_DECODE, live_bytes), 0);
+    free(src);
+    free(back);
+    free(dst);
+}
+
+struct in_thread {
+    void *volatile p;
+    enum tly_stage seen;
+};
+
+static void *allocate_in_thread(void *arg)
+{
+    struct in_thread *t = arg;
+    t->seen = tly_stage_current();
+    t->p = malloc(1000);
+    return NULL;
+}
+
+/* A thread starts in its creator's stage, so the threads libraries start for us (c-blosc's
+ * decoders) are charged to the stage that asked for the work; the thread's own bookkeeping is not. */
+TLY_TEST(libs, threads_start_in_their_creators_stage)
+{
+    TLY_REQUIRE_TRACKING();
+    struct in_thread t = {0};
+    struct tly_mem_snapshot a, b;
+    pthread_t th;
+    tly_mem_snapshot(&a);
+    TLY_STAGE(TLY_SCATTER)
+    {
+        cr_assert_eq(pthread_create(&th, NULL, allocate_in_thread, &t), 0);
+        pthread_join(th, NULL);
+    }
+    tly_mem_snapshot(&b);
+    cr_expect_eq(t.seen, TLY_SCATTER, "the thread began in stage %s", tly_stage_name(t.seen));
+    cr_expect_eq(TLY_DELTA(a, b, TLY_SCATTER, allocs), 1, "only the thread's own malloc is scatter's");
+    TLY_STAGE(TLY_SCATTER)
+    {
+        free(t.p);
+    }
+
+    /* c-blosc's threads: 4 MiB decoded on 4 of them, every block of theirs in decode and freed */
+    enum { N = 4 << 20 };
+    float *src = malloc(N), *back = malloc(N);
+    char *dst = malloc(N + BLOSC_MAX_OVERHEAD);
+    for (size_t i = 0; i < N / sizeof(float); i++)
+        src[i] = (float)i;
+    int n = blosc_compress_ctx(5, BLOSC_SHUFFLE, sizeof(float), N, src, dst, N + BLOSC_MAX_OVERHEAD, "lz4", 0, 1);
+    cr_assert_gt(n, 0);
+    int m = 0;
+    tly_mem_snapshot(&a);
+    TLY_STAGE(TLY_DECODE)
+    {
+        m = blosc_decompress_ctx(dst, back, N, 4);
+    }
+    tly_mem_snapshot(&b);
+    cr_assert_eq(m, N);
+    cr_expect_eq(memcmp(src, back, N), 0);
+    cr_expect_geq(TLY_DELTA(a, b, TLY_DECODE, allocs), 8, "4 threads' contexts and temporaries in decode");
+    cr_expect_eq(TLY_DELTA(a, b, TLY_DECODE, live_bytes), 0, "all freed, by the threads, in decode");
     free(src);
     free(back);
     free(dst);
