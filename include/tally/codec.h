@@ -9,6 +9,7 @@
 #ifndef TALLY_CODEC_H
 #define TALLY_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -80,6 +81,16 @@ int tly_codec_decode(const struct tly_codec *c, void *dst, size_t dst_n, const v
  * TLY_EUNSUPPORTED when the chunk records none (codec none; a zstd frame written without it).
  */
 int tly_codec_decoded_size(const struct tly_codec *c, const void *src, size_t n, uint64_t *out);
+
+/**
+ * The bytes the codec's library allocates for itself (contexts, its own buffers) to encode, or to
+ * decode, one chunk of @p n bytes: what a memory budget must count beside the chunk's buffers.
+ * zstd: the streaming context for the level and size (encode); the decoder context, plus its
+ * window when @p windowed (a chunk decoded through a window rather than straight into the output:
+ * frames with windows up to 8 MiB, which levels up to 19 write). blosc: its per-call temporaries.
+ * none: 0. In allocated bytes: the estimates plus jemalloc's size-class rounding.
+ */
+size_t tly_codec_workspace(const struct tly_codec *c, size_t n, bool decode, bool windowed);
 
 /** Where streaming encode sends each block of output as it is produced; returns 0 or an error. */
 typedef int (*tly_sink_fn)(void *arg, const void *data, size_t n);

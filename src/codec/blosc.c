@@ -22,15 +22,26 @@
 
 #define CNAMES "lz4, lz4hc, blosclz, zstd, zlib, snappy"
 
-size_t tly__blosc_bound(size_t n)
-{
-    return n > SIZE_MAX - BLOSC_MAX_OVERHEAD ? SIZE_MAX : n + BLOSC_MAX_OVERHEAD;
-}
-
 /* c-blosc starts (and joins) its threads inside each _ctx call; more than it has blocks is no use. */
 static int internal_threads(int threads)
 {
     return threads < 1 ? 1 : threads > 64 ? 64 : threads;
+}
+
+/* c-blosc 1.x's temporaries: two blocks a call (three a thread when it decodes on threads); its
+ * automatic block is at most 32 KiB x 16 (clevel 9) x 2 (the high-ratio codecs). */
+size_t tly__blosc_workspace(const struct tly_codec *c, size_t n, bool decode)
+{
+    size_t block = c->blosc.blocksize ? c->blosc.blocksize : (size_t)1 << 20;
+    if (block > n)
+        block = n;
+    int threads = decode && c->threads > 1 ? internal_threads(c->threads) : 0;
+    return (threads ? (size_t)threads * 3 * block : 2 * block) + 4096;
+}
+
+size_t tly__blosc_bound(size_t n)
+{
+    return n > SIZE_MAX - BLOSC_MAX_OVERHEAD ? SIZE_MAX : n + BLOSC_MAX_OVERHEAD;
 }
 
 static int check_cname(const char *cname, size_t cap)

@@ -29,6 +29,9 @@ int tly__none_decode(void *dst, size_t dst_n, const void *src, size_t n);
 /** @p n plus the blosc header; SIZE_MAX when that does not fit in a size_t. */
 size_t tly__blosc_bound(size_t n);
 
+/** See tly_codec_workspace(). */
+size_t tly__blosc_workspace(const struct tly_codec *c, size_t n, bool decode);
+
 /** 0 when @p c's blosc settings are valid, else TLY_EUSAGE naming the bad one. */
 int tly__blosc_check(const struct tly_codec *c);
 
@@ -46,6 +49,9 @@ int tly__blosc_decoded_size(const void *src, size_t n, uint64_t *out);
 
 /** ZSTD_compressBound(@p n); SIZE_MAX when @p n is too large for zstd. */
 size_t tly__zstd_bound(size_t n);
+
+/** See tly_codec_workspace(). */
+size_t tly__zstd_workspace(const struct tly_codec *c, size_t n, bool decode, bool windowed);
 
 /** 0 when @p c's zstd settings are valid, else TLY_EUSAGE naming the bad one. */
 int tly__zstd_check(const struct tly_codec *c);

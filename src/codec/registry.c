@@ -130,6 +130,24 @@ size_t tly_codec_bound(const struct tly_codec *c, size_t n)
     }
 }
 
+size_t tly_codec_workspace(const struct tly_codec *c, size_t n, bool decode, bool windowed)
+{
+    size_t asked;
+    switch (c ? c->id : TLY_CODEC_NONE) {
+    case TLY_CODEC_BLOSC:
+        asked = tly__blosc_workspace(c, n, decode);
+        break;
+    case TLY_CODEC_ZSTD:
+        asked = tly__zstd_workspace(c, n, decode, windowed);
+        break;
+    default:
+        return 0;
+    }
+    /* the libraries' estimates are requested bytes; jemalloc's size classes round each block up by
+     * at most a quarter, and the budget counts what is really taken */
+    return asked + asked / 4 + 16384;
+}
+
 static int encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
 {
     switch (c->id) {

@@ -24,6 +24,17 @@ size_t tly__zstd_bound(size_t n)
     return ZSTD_isError(b) ? SIZE_MAX : b;
 }
 
+#define WINDOW_MAX ((size_t)8 << 20) /* level 19's window; levels 20-22 (--ultra) go beyond */
+
+size_t tly__zstd_workspace(const struct tly_codec *c, size_t n, bool decode, bool windowed)
+{
+    if (!decode)
+        return ZSTD_estimateCStreamSize_usingCParams(ZSTD_getCParams(c->zstd.level, n, 0));
+    if (!windowed)
+        return ZSTD_estimateDCtxSize() + ZSTD_BLOCKSIZE_MAX; /* and its input buffer */
+    return ZSTD_estimateDStreamSize(n < WINDOW_MAX ? n : WINDOW_MAX);
+}
+
 int tly__zstd_check(const struct tly_codec *c)
 {
     if (c->zstd.level < ZSTD_minCLevel() || c->zstd.level > ZSTD_maxCLevel())

@@ -174,14 +174,20 @@ static int read_zstd(struct tly_array *a, const char *key, const struct tly_runs
     return err;
 }
 
-/* The most bytes of pool buffers reading this chunk holds at once (its ticket). */
-static uint64_t read_ticket(const struct tly_array *a, const struct tly_runs *rs, uint64_t size)
+/* The most bytes reading this chunk holds at once (its ticket): pool buffers and the codec's own
+ * workspace (zstd's decoder, c-blosc's temporaries). */
+static uint64_t read_ticket(const struct tly__op *op, const struct tly_runs *rs, uint64_t size)
 {
-    switch (a->meta.codec.id) {
+    const struct tly_array *a = op->a;
+    struct tly_codec c = a->meta.codec;
+    c.threads = op->codec_threads;
+    bool contiguous = tly_runs_contiguous(rs);
+    uint64_t work = tly_codec_workspace(&c, rs->chunk_bytes, true, !contiguous);
+    switch (c.id) {
     case TLY_CODEC_ZSTD:
-        return zstd_in_cap(a, size) + (tly_runs_contiguous(rs) ? 0 : ZSTD_DStreamOutSize());
+        return zstd_in_cap(a, size) + (contiguous ? 0 : ZSTD_DStreamOutSize()) + work;
     case TLY_CODEC_BLOSC:
-        return size + (tly_runs_contiguous(rs) ? 0 : rs->chunk_bytes);
+        return size + (contiguous ? 0 : rs->chunk_bytes) + work;
     default:
         return 0;
     }
@@ -220,7 +226,7 @@ static int read_one(void *arg, uint64_t i)
         atomic_fetch_add(&x->op.stats.missing, 1);
         return 0;
     }
-    uint64_t ticket = err ? 0 : read_ticket(a, &rs, size);
+    uint64_t ticket = err ? 0 : read_ticket(&x->op, &rs, size);
     TLY_STAGE(TLY_POOL)
     {
         tly_plant_point(TLY_POOL);

@@ -259,21 +259,28 @@ static int rmw_chunk(struct wctx *x, const char *key, const struct tly_runs *rs,
     return err;
 }
 
-/* The most bytes of pool buffers writing this chunk holds at once (its ticket). */
-static uint64_t write_ticket(const struct tly_array *a, const struct tly_runs *rs, const struct segs *s)
+/* The most bytes writing this chunk holds at once (its ticket): pool buffers and the codec's own
+ * workspace (zstd's context, c-blosc's temporaries). */
+static uint64_t write_ticket(const struct tly__op *op, const struct tly_runs *rs, const struct segs *s)
 {
+    const struct tly_array *a = op->a;
     const struct tly_codec *c = &a->meta.codec;
     uint64_t n = rs->chunk_bytes;
     uint64_t enc = c->id == TLY_CODEC_ZSTD    ? ZSTD_CStreamOutSize()
                    : c->id == TLY_CODEC_BLOSC ? tly_codec_bound(c, n)
                                               : 0;
+    enc += tly_codec_workspace(c, n, false, false);
     /* a remote store copies streamed output into multipart parts: at most two per writer */
     if (c->id == TLY_CODEC_ZSTD && a->remote) {
         uint64_t parts = 2 * (uint64_t)a->opts.part_size, bound = tly_codec_bound(c, n);
         enc += bound < parts ? bound : parts;
     }
-    if (!rs->covers_chunk) /* read-modify-write: the chunk, its old encoded bytes, the new ones */
-        return n + (c->id == TLY_CODEC_NONE ? 0 : tly_codec_bound(c, n)) + enc;
+    if (!rs->covers_chunk) { /* read-modify-write: the chunk, its old encoded bytes and their decoder, the new ones */
+        struct tly_codec dc = *c;
+        dc.threads = op->codec_threads;
+        return n + (c->id == TLY_CODEC_NONE ? 0 : tly_codec_bound(c, n) + tly_codec_workspace(&dc, n, true, false)) +
+               enc;
+    }
     bool gather = c->id == TLY_CODEC_BLOSC && !(s->n == 1 && !s->pad[0]);
     return enc + (gather ? n : 0);
 }
@@ -297,7 +304,7 @@ static int write_one(void *arg, uint64_t i)
         else if (rs.covers_chunk)
             err = plan_segments(a, &rs, x->buf, &s);
     }
-    uint64_t stored = 0, ticket = err ? 0 : write_ticket(a, &rs, &s);
+    uint64_t stored = 0, ticket = err ? 0 : write_ticket(&x->op, &rs, &s);
     TLY_STAGE(TLY_POOL)
     {
         tly_plant_point(TLY_POOL);

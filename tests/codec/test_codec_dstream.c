@@ -153,3 +153,80 @@ TLY_TEST(codec, dstream_into_a_destination_needs_no_window)
     free(dst);
     free(enc);
 }
+
+static int discard(void *arg, const void *data, size_t n)
+{
+    (void)arg, (void)data, (void)n;
+    return 0;
+}
+
+/* The stage's highest live bytes over the window opened by tly_mem_reset_peaks(), above its start. */
+static int64_t stage_peak(enum tly_stage s, const struct tly_mem_snapshot *start)
+{
+    struct tly_mem_snapshot now;
+    tly_mem_snapshot(&now);
+    return now.stage[s].peak_bytes - start->stage[s].live_bytes;
+}
+
+/* tly_codec_workspace() counts what the libraries allocate for themselves (memory budgets add it to
+ * a chunk's ticket): never below what they take, and not far above it. */
+TLY_TEST(codec, workspace_bounds_what_the_libraries_take)
+{
+    TLY_REQUIRE_TRACKING();
+    size_t n = 4 * MiB;
+    unsigned char *src = cu_alloc(n), *dst = cu_alloc(n), out[1 << 17];
+    cu_fill(src, n, 4, 3);
+    struct tly_mem_snapshot start;
+    for (int level = 1; level <= 3; level += 2) {
+        struct tly_codec c = cu_codec(TLY_CODEC_ZSTD);
+        c.zstd.level = level;
+        struct iovec iov = {src, n};
+        tly_mem_reset_peaks();
+        tly_mem_snapshot(&start);
+        int rc = tly_zstd_encode_stream(&c, &iov, 1, n, out, sizeof out, discard, NULL);
+        int64_t took = stage_peak(TLY_ENCODE, &start), ws = (int64_t)tly_codec_workspace(&c, n, false, false);
+        cr_assert_eq(rc, 0, "%s", tly_errmsg());
+        cr_expect(took <= ws && took >= ws / 2, "zstd level %d encode: took %lld, workspace %lld", level,
+                  (long long)took, (long long)ws);
+    }
+    struct tly_codec c = cu_codec(TLY_CODEC_ZSTD);
+    void *enc;
+    size_t en = encode(src, n, &enc);
+    for (int windowed = 0; windowed <= 1; windowed++) {
+        struct tly_zstd_dstream *ds;
+        tly_mem_reset_peaks();
+        tly_mem_snapshot(&start);
+        int rc = windowed ? tly_zstd_dstream_open(&c, NULL, n, discard, NULL, out, sizeof out, &ds)
+                          : tly_zstd_dstream_open(&c, dst, n, NULL, NULL, NULL, 0, &ds);
+        if (rc == 0)
+            rc = feed_all(ds, enc, en, 1 << 20);
+        int rc2 = tly_zstd_dstream_close(ds);
+        int64_t took = stage_peak(TLY_DECODE, &start), ws = (int64_t)tly_codec_workspace(&c, n, true, windowed);
+        cr_assert_eq(rc, 0, "%s", tly_errmsg());
+        cr_assert_eq(rc2, 0, "%s", tly_errmsg());
+        /* windowed: the bound allows any window up to 8 MiB; this 4 MiB frame's level-3 window is 2 MiB */
+        cr_expect(took <= ws && took >= ws / (windowed ? 4 : 2), "zstd decode (%s): took %lld, workspace %lld",
+                  windowed ? "windowed" : "in place", (long long)took, (long long)ws);
+    }
+    free(enc);
+    /* blosc: one thread encodes; a decode on 4 threads takes their temporaries */
+    struct tly_codec b = cu_codec(TLY_CODEC_BLOSC);
+    b.blosc.typesize = 4;
+    enc = cu_alloc(tly_codec_bound(&b, n));
+    tly_mem_reset_peaks();
+    tly_mem_snapshot(&start);
+    cr_assert_eq(tly_codec_encode(&b, enc, tly_codec_bound(&b, n), src, n, &en), 0, "%s", tly_errmsg());
+    int64_t took = stage_peak(TLY_ENCODE, &start), ws = (int64_t)tly_codec_workspace(&b, n, false, false);
+    cr_expect(took <= ws, "blosc encode: took %lld, workspace %lld", (long long)took, (long long)ws);
+    b.threads = 4;
+    tly_mem_reset_peaks();
+    tly_mem_snapshot(&start);
+    cr_assert_eq(tly_codec_decode(&b, dst, n, enc, en), 0, "%s", tly_errmsg());
+    took = stage_peak(TLY_DECODE, &start), ws = (int64_t)tly_codec_workspace(&b, n, true, false);
+    cr_expect(took <= ws && took > 0, "blosc decode on 4 threads: took %lld, workspace %lld", (long long)took,
+              (long long)ws);
+    cr_expect_eq(memcmp(src, dst, n), 0);
+    free(enc);
+    free(src);
+    free(dst);
+}
