@@ -114,7 +114,6 @@ void *tly_pool_alloc(size_t n)
     {
         b = malloc(n ? n : 1);
     }
-    tly_huge_pages(b, n);
     return b;
 }
 
