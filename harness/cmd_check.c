@@ -84,9 +84,9 @@ int tly_h_cmd_check(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     const char *baseline = NULL;
     struct tol t = {0, 0.05};
-    bool update = false;
+    bool update = false, bad = false;
     optind = 1;
-    for (int ch; (ch = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+    for (int ch; !bad && (ch = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (ch) {
         case 'b':
             baseline = optarg;
@@ -100,13 +100,12 @@ int tly_h_cmd_check(int argc, char **argv)
         case 'u':
             update = true;
             break;
-        default:
-            baseline = NULL;
-            optind = argc + 1;
+        default: /* an unknown option (getopt named it) or --help */
+            bad = true;
             break;
         }
     }
-    if (baseline == NULL || optind > argc || argc - optind > 1) {
+    if (bad || baseline == NULL || argc - optind > 1) {
         fputs("usage: tally check --baseline FILE [DIR] [--tolerance 0.05] [--copies-tolerance 0] [--update]\n",
               stderr);
         return TLY_EXIT_ERROR;

@@ -149,6 +149,15 @@ def errors(tally, w):
     check("no output left behind", not os.path.exists(f"{w}/c.npy"))
     check("usage: no arguments exits 2", run(tally).returncode == 2)
     check("--help exits 0", run(tally, "--help").returncode == 0)
+    # Every command refuses a word it does not know, at once, with its usage, and does nothing
+    # (no directory named after the word; a parser that looped would hit the timeout).
+    for cmd in ("put", "get", "info", "gc", "run", "report", "check", "selftest", "peer", "bench", "demo"):
+        try:
+            p = subprocess.run([tally, cmd, "--no-such-option"], capture_output=True, text=True, timeout=20, cwd=w)
+            ok, why = p.returncode == 2 and "usage" in p.stderr, f"exit {p.returncode}: {p.stderr.strip()[:120]}"
+        except subprocess.TimeoutExpired:
+            ok, why = False, "still running after 20 s"
+        check(f"{cmd} --no-such-option: exit 2 with usage", ok and not os.path.exists(f"{w}/--no-such-option"), why)
 
 
 def full_disk(tally, w):
