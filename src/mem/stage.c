@@ -68,7 +68,9 @@ static void *tly__thread_start(void *p)
     struct tly__start st = *(struct tly__start *)p;
     free(p); /* unstaged, as it was allocated */
     tly__tls.stage1 = st.stage1;
-    return st.fn(st.arg);
+    void *ret = st.fn(st.arg);
+    tly__tls.stage1 = 0; /* what the thread's exit frees (thread-local destructors) is bookkeeping too */
+    return ret;
 }
 
 int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
