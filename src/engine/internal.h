@@ -36,6 +36,7 @@ struct tly__op {
     const struct tly_region *r;
     uint64_t lo[TLY_MAX_RANK], hi[TLY_MAX_RANK];
     struct tly_pool *pool;
+    uint64_t nchunks;  /* chunks the operation touches */
     int codec_threads; /* threads a chunk's decode may use: the threads' share when chunks are fewer */
     int read_ways;     /* ranges a chunk's read may be split into: the workers' share, likewise */
     struct tly__op_stats stats;
@@ -62,6 +63,8 @@ int tly__workers(const struct tly_array *a);
  * A decode may use op->codec_threads threads inside the chunk. */
 int tly__encode(struct tly__op *op, void *dst, size_t cap, const void *src, size_t n, size_t *out_n);
 int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, size_t n);
+struct tly_zstd_dstream;
+int tly__feed(struct tly__op *op, struct tly_zstd_dstream *ds, const void *in, size_t n);
 
 /* tly_store_readv for one chunk of @p op: a large read is split into op->read_ways ranges of at
  * least TLY__RANGE_MIN bytes read at once (parallel range GETs on S3, parallel preads locally),

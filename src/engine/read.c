@@ -119,12 +119,19 @@ static int scatter_sink(void *arg, const void *data, size_t n)
 
 #define ZSTD_IN_BLOCK ((size_t)1 << 20)
 
-/* The block the local store reads into; a remote store hands over the HTTP body's own pieces. */
-static size_t zstd_in_cap(const struct tly_array *a, uint64_t size)
+/*
+ * The block of encoded bytes a zstd read holds: local, 1 MiB preads; remote, range GETs of up to
+ * the part size (one GET for most chunks), decoded on the worker so that chunks decode in parallel.
+ * A lone remote chunk (nothing to decode beside it) holds none: the HTTP body's own pieces go
+ * straight into its decoder on the client's loop thread.
+ */
+static size_t zstd_in_cap(const struct tly__op *op, uint64_t size)
 {
-    if (a->remote)
+    const struct tly_array *a = op->a;
+    if (a->remote && op->nchunks == 1)
         return 0;
-    return size < ZSTD_IN_BLOCK ? (size_t)size : ZSTD_IN_BLOCK;
+    size_t block = a->remote ? a->opts.part_size : ZSTD_IN_BLOCK;
+    return size < block ? (size_t)size : block;
 }
 
 static int feed_sink(void *arg, const void *data, size_t n)
@@ -132,15 +139,32 @@ static int feed_sink(void *arg, const void *data, size_t n)
     return tly_zstd_dstream_feed(arg, data, n);
 }
 
-/*
- * zstd: the encoded chunk streams from the store into the decoder as it comes (local: 1 MiB
- * blocks; S3: the HTTP body's pieces), decoded straight into the output when the chunk is
- * contiguous there, else through a small window scattered to the runs. The encoded chunk is never
- * held whole.
- */
-static int read_zstd(struct tly_array *a, const char *key, const struct tly_runs *rs, uint64_t size, char *out)
+/* Remote, in blocks: GET each range of the encoded chunk into @p in, then decode it here. */
+static int fetch_and_feed(struct tly__op *op, const char *key, uint64_t size, void *in, size_t in_cap,
+                          struct tly_zstd_dstream *ds)
 {
-    size_t in_cap = zstd_in_cap(a, size);
+    int err = 0;
+    for (uint64_t off = 0; !err && off < size; off += in_cap) {
+        struct iovec iov = {in, size - off < in_cap ? (size_t)(size - off) : in_cap};
+        TLY_STAGE(TLY_GET)
+        {
+            err = tly__readv(op, key, off, &iov, 1);
+        }
+        if (!err)
+            err = tly__feed(op, ds, in, iov.iov_len);
+    }
+    return err;
+}
+
+/*
+ * zstd: the encoded chunk streams from the store into the decoder (see zstd_in_cap), decoded
+ * straight into the output when the chunk is contiguous there, else through a small window
+ * scattered to the runs. The encoded chunk is held whole only when it fits in one block.
+ */
+static int read_zstd(struct tly__op *op, const char *key, const struct tly_runs *rs, uint64_t size, char *out)
+{
+    struct tly_array *a = op->a;
+    size_t in_cap = zstd_in_cap(op, size);
     size_t win_cap = tly_runs_contiguous(rs) ? 0 : ZSTD_DStreamOutSize();
     void *in, *win = NULL;
     struct scatter sc = {.run_bytes = rs->run_bytes, .out = out};
@@ -161,11 +185,14 @@ static int read_zstd(struct tly_array *a, const char *key, const struct tly_runs
     } else if (!err) {
         err = tly_zstd_dstream_open(&a->meta.codec, out + rs->buf_base, rs->chunk_bytes, NULL, NULL, NULL, 0, &ds);
     }
-    if (!err)
+    if (!err && a->remote && in_cap) {
+        err = fetch_and_feed(op, key, size, in, in_cap, ds);
+    } else if (!err) {
         TLY_STAGE(TLY_GET)
         {
             err = tly_store_read_stream(a->store, key, in, in_cap, feed_sink, ds);
         }
+    }
     int cerr = tly_zstd_dstream_close(ds);
     if (!err)
         err = cerr;
@@ -185,7 +212,7 @@ static uint64_t read_ticket(const struct tly__op *op, const struct tly_runs *rs,
     uint64_t work = tly_codec_workspace(&c, rs->chunk_bytes, true, !contiguous);
     switch (c.id) {
     case TLY_CODEC_ZSTD:
-        return zstd_in_cap(a, size) + (contiguous ? 0 : ZSTD_DStreamOutSize()) + work;
+        return zstd_in_cap(op, size) + (contiguous ? 0 : ZSTD_DStreamOutSize()) + work;
     case TLY_CODEC_BLOSC:
         return size + (contiguous ? 0 : rs->chunk_bytes) + work;
     default:
@@ -242,7 +269,7 @@ static int read_one(void *arg, uint64_t i)
                 err = read_raw(&x->op, key, &rs, x->buf);
             }
     } else if (!err && a->meta.codec.id == TLY_CODEC_ZSTD) {
-        err = read_zstd(a, key, &rs, size, x->buf);
+        err = read_zstd(&x->op, key, &rs, size, x->buf);
     } else if (!err) {
         void *enc = tly_pool_alloc(size);
         TLY_STAGE(TLY_GET)

@@ -226,6 +226,14 @@ int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, si
     return err;
 }
 
+int tly__feed(struct tly__op *op, struct tly_zstd_dstream *ds, const void *in, size_t n)
+{
+    codec_enter(op->a);
+    int err = tly_zstd_dstream_feed(ds, in, n);
+    codec_leave(op->a);
+    return err;
+}
+
 /* Threads each chunk may use: with fewer chunks than threads, the idle ones' share. */
 static int share(int threads, uint64_t chunks)
 {
@@ -297,6 +305,7 @@ int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region
     {
         n = tly_grid_chunks_in(&a->grid, r, op->lo, op->hi);
     }
+    op->nchunks = n;
     op->codec_threads = share(a->opts.threads, n);
     op->read_ways = share(tly__workers(a), n);
     err = n ? tly__run_tasks(tly__workers(a), n, fn, ctx) : 0;

@@ -68,9 +68,9 @@ static void *tly__thread_start(void *p)
     struct tly__start st = *(struct tly__start *)p;
     free(p); /* unstaged, as it was allocated */
     tly__tls.stage1 = st.stage1;
-    void *ret = st.fn(st.arg);
-    tly__tls.stage1 = 0; /* what the thread's exit frees (thread-local destructors) is bookkeeping too */
-    return ret;
+    /* The thread ends in its last stage: what thread-local destructors free was mostly allocated
+     * there (a resolver thread's getaddrinfo state, in http). */
+    return st.fn(st.arg);
 }
 
 int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)

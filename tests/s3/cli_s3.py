@@ -112,6 +112,40 @@ def region_reads(w):
     proxy.close()
 
 
+def big_chunk_reads(w):
+    """How big chunks are read, seen through a logging proxy: a lone uncompressed chunk by parallel
+    range GETs of at least 8 MiB; zstd chunks beside others by range GETs of at most the part size
+    (decoded on the workers); a lone zstd chunk by one streamed GET."""
+    rng = np.random.default_rng(9)
+    big = rng.random((6000, 2200), dtype=np.float32)  # two chunks of 26.4 MB, incompressible
+    np.save(f"{w}/big.npy", big)
+    for name, codec, chunks in (("lone-none", "none", "6000,2200"), ("pair-zstd", "zstd", "3000,2200"),
+                                ("lone-zstd", "zstd", "6000,2200")):
+        p = tally("put", f"{w}/big.npy", url(name), "--codec", codec, "--chunks", chunks)
+        R.check(f"put {name}", p.returncode == 0, p.stderr)
+    proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"])
+    env = dict(os.environ, AWS_ENDPOINT_URL=proxy.url)
+    try:
+        for name in ("lone-none", "pair-zstd", "lone-zstd"):
+            proxy.log.clear()
+            g = tally("get", url(name), f"{w}/big2.npy", "--threads", "2", env=env)
+            R.check(f"get {name} equal", g.returncode == 0 and np.array_equal(np.load(f"{w}/big2.npy"), big), g.stderr)
+            gets = [e for e in proxy.log if e["method"] == "GET" and re.search(r"/\d+\.\d+$", e["target"])]
+            sizes = sorted(e["body_bytes"] for e in gets)
+            ranged = all("range" in e["headers"] for e in gets)
+            if name == "lone-none":  # 52.8 MB in ranges of >= 8 MiB, at once
+                R.check("lone chunk: split into range GETs of at least 8 MiB", ranged and 2 <= len(gets) <= 6 and
+                        sum(sizes) == big.nbytes and sizes[0] >= 8 << 20, sizes)
+            elif name == "pair-zstd":  # each 26.4 MB chunk in blocks of the 8 MiB part size
+                R.check("zstd chunks beside others: range GETs of at most 8 MiB, several per chunk",
+                        ranged and len(gets) >= 4 and max(sizes) == 8 << 20, sizes)
+            else:
+                R.check("a lone zstd chunk: one streamed GET", len(gets) == 1 and "range" not in gets[0]["headers"],
+                        [(e["body_bytes"], e["headers"].get("range")) for e in gets])
+    finally:
+        proxy.close()
+
+
 def tls(w):
     here = os.path.dirname(os.path.abspath(__file__))
     cert = f"{here}/tls/localhost.pem"
@@ -158,6 +192,7 @@ def main():
         try:
             roundtrips(w)
             region_reads(w)
+            big_chunk_reads(w)
             tls(w)
             errors(w)
         finally:
