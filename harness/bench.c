@@ -101,12 +101,35 @@ static int par_run(int threads, uint64_t n, int (*fn)(void *, uint64_t), void *c
     return atomic_load(&p.err);
 }
 
-/* Ranges per chunk for a read with @p workers at once: the engine's rule (tly__readv). */
+/* The engine's rule for fewer chunks than workers: each chunk gets the idle ones' share. */
+static uint64_t share(const struct spec *s, int workers)
+{
+    uint64_t n = spec_nchunks(s);
+    return n < (uint64_t)workers ? (uint64_t)workers / n : 1;
+}
+
+/* Ranges per chunk for a read with @p workers at once: the share, in ranges of >= 8 MiB (tly__readv). */
 static uint64_t read_ways(const struct spec *s, int workers)
 {
-    uint64_t n = spec_nchunks(s), ways = n < (uint64_t)workers ? (uint64_t)workers / n : 1;
-    uint64_t most = spec_chunk_bytes(s) / ((uint64_t)8 << 20);
+    uint64_t ways = share(s, workers), most = spec_chunk_bytes(s) / ((uint64_t)8 << 20);
     return ways > most ? (most ? most : 1) : ways;
+}
+
+/* Task t of a split read: chunk t / ways at byte @p off of the data, n bytes, its part [lo, hi). */
+struct slice {
+    uint64_t chunk, off;
+    size_t n, lo, hi;
+};
+
+static struct slice slice_of(const struct spec *s, uint64_t t, uint64_t ways)
+{
+    struct slice sl = {.chunk = t / ways};
+    uint64_t part = t % ways, cb = spec_chunk_bytes(s), total = spec_bytes(s);
+    sl.off = sl.chunk * cb;
+    sl.n = (size_t)(sl.off + cb <= total ? cb : total - sl.off);
+    sl.lo = (size_t)(sl.n * part / ways);
+    sl.hi = (size_t)(sl.n * (part + 1) / ways);
+    return sl;
 }
 
 /* raw local: chunk i is the i-th chunk-sized slice of the data, one file each. Reads split a chunk
@@ -121,12 +144,11 @@ struct raw {
 static int raw_one(void *arg, uint64_t t)
 {
     struct raw *r = arg;
-    uint64_t i = t / r->ways, part = t % r->ways;
-    uint64_t cb = spec_chunk_bytes(r->s), total = spec_bytes(r->s), off = i * cb;
-    size_t n = (size_t)(off + cb <= total ? cb : total - off);
-    size_t lo = (size_t)(n * part / r->ways), hi = (size_t)(n * (part + 1) / r->ways);
+    struct slice sl = slice_of(r->s, t, r->ways);
+    uint64_t off = sl.off;
+    size_t lo = sl.lo, hi = sl.hi;
     char path[4200];
-    snprintf(path, sizeof path, "%s/raw.%llu", r->s->dir, (unsigned long long)i);
+    snprintf(path, sizeof path, "%s/raw.%llu", r->s->dir, (unsigned long long)sl.chunk);
     int fd = open(path, r->write ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY, 0644);
     if (fd < 0)
         return -errno;
@@ -175,7 +197,7 @@ static int measure_codec(const struct spec *s, char *data, double *secs)
     int err = tly_codec_parse(s->codec, &x.c);
     x.c.blosc.typesize = 4;
     /* the same threads as the engine: a decode gets the idle threads' share when chunks are fewer */
-    x.c.threads = n < (uint64_t)s->threads ? s->threads / (int)n : 1;
+    x.c.threads = (int)share(s, s->threads);
     x.enc = calloc(n, sizeof *x.enc);
     x.enc_n = calloc(n, sizeof *x.enc_n);
     double t0 = now_s();
@@ -242,11 +264,11 @@ struct raws3 {
 static int raws3_one(void *arg, uint64_t t)
 {
     struct raws3 *r = arg;
-    uint64_t i = t / r->ways, part = t % r->ways;
-    uint64_t cb = spec_chunk_bytes(r->s), total = spec_bytes(r->s), off = i * cb;
-    size_t n = (size_t)(off + cb <= total ? cb : total - off);
+    struct slice sl = slice_of(r->s, t, r->ways);
+    uint64_t off = sl.off;
+    size_t n = sl.n;
     char key[64];
-    snprintf(key, sizeof key, "raw/%llu", (unsigned long long)i);
+    snprintf(key, sizeof key, "raw/%llu", (unsigned long long)sl.chunk);
     if (r->write) {
         struct tly_writer *w;
         int err = tly_store_writer(r->st, key, &w);
@@ -258,9 +280,8 @@ static int raws3_one(void *arg, uint64_t t)
         tly_writer_abort(w);
         return err;
     }
-    size_t lo = (size_t)(n * part / r->ways), hi = (size_t)(n * (part + 1) / r->ways);
-    struct iovec iov = {r->data + off + lo, hi - lo};
-    return tly_store_readv(r->st, key, lo, &iov, 1);
+    struct iovec iov = {r->data + off + sl.lo, sl.hi - sl.lo};
+    return tly_store_readv(r->st, key, sl.lo, &iov, 1);
 }
 
 /* Takes @p data (freed here before a timed read, as measure_tally frees it). */
@@ -385,20 +406,15 @@ int tly_h_cmd_bench_cell(int argc, char **argv)
     double secs = 0;
     int64_t peak = 0;
     int err;
-    if (!strcmp(s.kind, "tally")) {
+    /* each measurement takes the array: a read frees it before its timed part */
+    if (!strcmp(s.kind, "tally"))
         err = measure_tally(&s, data, &secs, &peak);
-        data = NULL; /* freed there */
-    } else if (!strcmp(s.kind, "codec")) {
+    else if (!strcmp(s.kind, "codec"))
         err = measure_codec(&s, data, &secs);
-        data = NULL; /* freed there */
-    } else if (!strcmp(s.kind, "raw") && !strcmp(s.store, "s3")) {
+    else if (!strcmp(s.kind, "raw") && !strcmp(s.store, "s3"))
         err = measure_raw_s3(&s, data, &secs);
-        data = NULL; /* freed there */
-    } else {
+    else
         err = measure_raw_local(&s, data, &secs);
-        data = NULL; /* freed there */
-    }
-    free(data);
     json_decref(j);
     if (err) {
         fprintf(stderr, "tally bench-cell: %s\n", tly_errmsg()[0] ? tly_errmsg() : tly_strerror(err));

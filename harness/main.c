@@ -1,4 +1,5 @@
 /* The tally command: entry point and sub-command dispatch. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,13 +59,12 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "info") == 0)
         return tly_h_cmd_info(argc - 1, argv + 1);
     /* the commands without options of their own take no '-' words, and selftest no words at all */
-    static const char *const plain[] = {"gc", "report", "demo", "selftest"};
-    for (size_t k = 0; k < sizeof plain / sizeof *plain; k++)
-        for (int i = 2; strcmp(cmd, plain[k]) == 0 && i < argc; i++)
-            if (argv[i][0] == '-' || strcmp(cmd, "selftest") == 0) {
-                fprintf(stderr, "tally %s: unexpected argument '%s'\n\n%s", cmd, argv[i], usage);
-                return TLY_EXIT_ERROR;
-            }
+    bool plain = !strcmp(cmd, "gc") || !strcmp(cmd, "report") || !strcmp(cmd, "demo") || !strcmp(cmd, "selftest");
+    for (int i = 2; plain && i < argc; i++)
+        if (argv[i][0] == '-' || strcmp(cmd, "selftest") == 0) {
+            fprintf(stderr, "tally %s: unexpected argument '%s'\n\n%s", cmd, argv[i], usage);
+            return TLY_EXIT_ERROR;
+        }
     if (strcmp(cmd, "gc") == 0)
         return tly_h_cmd_gc(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)

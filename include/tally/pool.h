@@ -45,15 +45,6 @@ void tly_pool_acquire(struct tly_pool *p, uint64_t n);
 void tly_pool_release(struct tly_pool *p, uint64_t n);
 
 /**
- * Ask for transparent huge pages over the 2 MiB-aligned part of [p, p + n) (madvise MADV_HUGEPAGE;
- * a no-op below 4 MiB or where THP is off), for a caller's large output array, as numpy asks for
- * its own. Faulting in a GiB costs ~0.35 s in 4 KiB pages and ~0.07 s in 2 MiB pages here when
- * huge pages are at hand; when they are not, the kernel compacts memory in the fault (THP defrag
- * "madvise", Debian's default), so the cost varies from run to run.
- */
-void tly_huge_pages(void *p, size_t n);
-
-/**
  * A buffer of @p n bytes, allocated in stage pool (under a ticket the caller holds). Not on huge
  * pages: measured on a 1 GiB blosc chunk here, they made the write 0.91 s or 1.6-2.6 s from run to
  * run (compaction in the fault) where 4 KiB pages gave a steady 1.23-1.58 s.

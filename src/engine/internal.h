@@ -61,6 +61,8 @@ int tly__workers(const struct tly_array *a);
 /* The array's codec for one chunk of @p op, behind the codec gate: at most `threads` workers run
  * codec work at once (a remote store runs more workers than cores to keep transfers in flight).
  * A decode may use op->codec_threads threads inside the chunk. */
+/* The array's codec as @p op runs it: decodes on op->codec_threads threads. */
+struct tly_codec tly__op_codec(const struct tly__op *op);
 int tly__encode(struct tly__op *op, void *dst, size_t cap, const void *src, size_t n, size_t *out_n);
 int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, size_t n);
 struct tly_zstd_dstream;

@@ -205,9 +205,7 @@ static int read_zstd(struct tly__op *op, const char *key, const struct tly_runs 
  * workspace (zstd's decoder, c-blosc's temporaries). */
 static uint64_t read_ticket(const struct tly__op *op, const struct tly_runs *rs, uint64_t size)
 {
-    const struct tly_array *a = op->a;
-    struct tly_codec c = a->meta.codec;
-    c.threads = op->codec_threads;
+    struct tly_codec c = tly__op_codec(op);
     bool contiguous = tly_runs_contiguous(rs);
     uint64_t work = tly_codec_workspace(&c, rs->chunk_bytes, true, !contiguous);
     switch (c.id) {

@@ -216,10 +216,16 @@ int tly__encode(struct tly__op *op, void *dst, size_t cap, const void *src, size
     return err;
 }
 
-int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, size_t n)
+struct tly_codec tly__op_codec(const struct tly__op *op)
 {
     struct tly_codec c = op->a->meta.codec;
     c.threads = op->codec_threads;
+    return c;
+}
+
+int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, size_t n)
+{
+    struct tly_codec c = tly__op_codec(op);
     codec_enter(op->a);
     int err = tly_codec_decode(&c, dst, dst_n, src, n);
     codec_leave(op->a);

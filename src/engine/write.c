@@ -276,8 +276,7 @@ static uint64_t write_ticket(const struct tly__op *op, const struct tly_runs *rs
         enc += bound < parts ? bound : parts;
     }
     if (!rs->covers_chunk) { /* read-modify-write: the chunk, its old encoded bytes and their decoder, the new ones */
-        struct tly_codec dc = *c;
-        dc.threads = op->codec_threads;
+        struct tly_codec dc = tly__op_codec(op);
         return n + (c->id == TLY_CODEC_NONE ? 0 : tly_codec_bound(c, n) + tly_codec_workspace(&dc, n, true, false)) +
                enc;
     }

@@ -4,9 +4,7 @@
  */
 #include <pthread.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 
 #include "mem/internal.h"
 #include "tally/pool.h"
@@ -93,18 +91,6 @@ void tly_pool_acquire(struct tly_pool *p, uint64_t n)
 void tly_pool_release(struct tly_pool *p, uint64_t n)
 {
     give_ticket(p, n);
-}
-
-#define HUGE_PAGE ((size_t)2 << 20)
-
-void tly_huge_pages(void *p, size_t n)
-{
-    if (p == NULL || n < 2 * HUGE_PAGE)
-        return;
-    uintptr_t a = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
-    uintptr_t b = ((uintptr_t)p + n) & ~(uintptr_t)(HUGE_PAGE - 1);
-    if (b > a)
-        (void)madvise((void *)a, b - a, MADV_HUGEPAGE); /* advice: EINVAL without THP is fine */
 }
 
 void *tly_pool_alloc(size_t n)
