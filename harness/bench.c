@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "harness.h"
 #include "result.h"
 #include "tally/tally.h"
@@ -384,7 +384,7 @@ static int parse_spec(json_t *j, struct spec *s)
     s->memory_limit = (uint64_t)json_integer_value(json_object_get(j, "memory_limit"));
     if (!s->kind || !s->op || !s->store || !s->codec || !s->dir || !s->shape[0] || !s->chunks[0] || s->threads <= 0 ||
         s->io <= 0)
-        return tly__fail(TLY_EUSAGE, "bench cell: incomplete spec");
+        return tly_fail(TLY_EUSAGE, "bench cell: incomplete spec");
     return 0;
 }
 

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "harness.h"
 #include "result.h"
 #include "scenario.h"
@@ -82,7 +82,7 @@ static int parse_cell(json_t *c, struct cell *x)
     json_t *shape = json_object_get(c, "shape"), *chunks = json_object_get(c, "chunks");
     if (!x->scenario || !x->op || !x->store || !x->codec || !x->format || !json_is_array(shape) ||
         json_array_size(shape) != json_array_size(chunks) || json_array_size(shape) > TLY_MAX_RANK)
-        return tly__fail(TLY_EFORMAT, "cell: needs scenario, op, store, codec_spec, format, shape and chunks");
+        return tly_fail(TLY_EFORMAT, "cell: needs scenario, op, store, codec_spec, format, shape and chunks");
     int err = tly_dtype_from_numpy(json_string_value(json_object_get(c, "dtype")), &x->dtype);
     if (err)
         return err;
@@ -102,14 +102,14 @@ static int make_url(struct cell *x)
     if (strcmp(x->store, "s3") == 0) {
         const char *bucket = getenv("TALLY_S3_BUCKET");
         if (!bucket || !getenv("AWS_ENDPOINT_URL"))
-            return tly__fail(TLY_EUSAGE, "S3 cells need AWS_ENDPOINT_URL and TALLY_S3_BUCKET");
+            return tly_fail(TLY_EUSAGE, "S3 cells need AWS_ENDPOINT_URL and TALLY_S3_BUCKET");
         snprintf(x->url, sizeof x->url, "s3://%s/tally-run/%d-%s", bucket, (int)getpid(), x->scenario);
         return 0;
     }
     const char *base = getenv("TMPDIR");
     snprintf(x->tmpdir, sizeof x->tmpdir, "%s/tally-cell-XXXXXX", base && *base ? base : "/tmp");
     if (mkdtemp(x->tmpdir) == NULL)
-        return tly__fail_errno("%s", x->tmpdir);
+        return tly_fail_errno("%s", x->tmpdir);
     snprintf(x->url, sizeof x->url, "%s/array", x->tmpdir);
     return 0;
 }
@@ -146,7 +146,7 @@ static bool read_back(struct cell *x, const void *data, uint64_t bytes)
     struct tly_region all;
     tly_region_all(&all, x->rank, x->shape);
     void *back;
-    TLY_STAGE(TLY_HARNESS)
+    TLY_STAGE(TLY_CALLER)
     {
         back = tly_h_alloc_output(bytes);
     }
@@ -155,7 +155,7 @@ static bool read_back(struct cell *x, const void *data, uint64_t bytes)
         ok = tly_array_read(a, back, &all, NULL) == 0 && memcmp(back, data, bytes) == 0;
         tly_array_close(a);
     }
-    TLY_STAGE(TLY_HARNESS)
+    TLY_STAGE(TLY_CALLER)
     {
         free(back);
     }
@@ -203,8 +203,6 @@ static json_t *describe(struct cell *x, json_t *c, struct tly_h_result *r, bool 
     json_object_set_new(o, "pool",
                         json_pack("{s:I, s:I, s:I}", "peak_bytes", (json_int_t)r->io.pool_peak, "waits",
                                   (json_int_t)r->io.pool_waits, "forced", (json_int_t)r->io.pool_forced));
-    if (tly_plant_planted())
-        json_object_set_new(o, "planted_bytes", json_integer((json_int_t)tly_plant_planted()));
     json_object_set_new(o, "timeline", timeline_json());
     return o;
 }
@@ -227,14 +225,14 @@ json_t *tly_h_cell_run(json_t *c)
         .op = strcmp(x.op, "read") == 0 ? "read" : "write", .meta = &m, .store = x.store, .array_bytes = bytes};
     void *data, *out = NULL;
     bool verified = false;
-    TLY_STAGE(TLY_HARNESS)
+    TLY_STAGE(TLY_CALLER)
     {
         data = malloc(bytes);
         if (data)
             tly_h_gen_all(data, bytes, &x.dtype);
     }
     if (data == NULL) {
-        tly__fail(-ENOMEM, "out of memory for %llu bytes of data", (unsigned long long)bytes);
+        tly_fail(-ENOMEM, "out of memory for %llu bytes of data", (unsigned long long)bytes);
         cleanup(&x);
         return NULL;
     }
@@ -245,7 +243,7 @@ json_t *tly_h_cell_run(json_t *c)
         verified = !err && (!x.verify || read_back(&x, data, bytes));
     } else {
         err = write_array(&x, &m, data, NULL); /* the fixture, outside the window */
-        TLY_STAGE(TLY_HARNESS)
+        TLY_STAGE(TLY_CALLER)
         {
             free(data);
         }
@@ -255,11 +253,11 @@ json_t *tly_h_cell_run(json_t *c)
         tly_region_all(&all, x.rank, x.shape);
         if (!err) {
             tly_h_window_open(&r.win);
-            TLY_STAGE(TLY_HARNESS)
+            TLY_STAGE(TLY_CALLER)
             {
                 out = tly_h_alloc_output(bytes);
             }
-            err = out ? tly_array_open(x.url, &x.opts, &a) : tly__fail(-ENOMEM, "out of memory for the output");
+            err = out ? tly_array_open(x.url, &x.opts, &a) : tly_fail(-ENOMEM, "out of memory for the output");
             if (!err)
                 err = tly_array_read(a, out, &all, &r.io);
             tly_array_close(a);
@@ -268,10 +266,9 @@ json_t *tly_h_cell_run(json_t *c)
             verified = !err && (!x.verify || verify(out, bytes, &x.dtype));
         }
     }
-    tly_plant_release();
     json_t *o = NULL;
     if (!err)
-        TLY_STAGE(TLY_HARNESS)
+        TLY_STAGE(TLY_CALLER)
         {
             o = describe(&x, c, &r, verified);
         }

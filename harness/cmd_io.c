@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "harness.h"
 #include "npy.h"
 #include "result.h"
@@ -118,7 +118,7 @@ static int parse_dims(const char *s, int rank, uint64_t *out)
         char *end;
         unsigned long long v = strtoull(p, &end, 10);
         if (end == p || v == 0 || (d + 1 < rank ? *end != ',' : *end != '\0'))
-            return tly__fail(TLY_EUSAGE, "--chunks '%s': want %d positive integers separated by commas", s, rank);
+            return tly_fail(TLY_EUSAGE, "--chunks '%s': want %d positive integers separated by commas", s, rank);
         out[d] = v;
         p = end + 1;
     }
@@ -133,13 +133,13 @@ static int build_meta(const struct io_args *a, const struct tly_npy *npy, struct
         err = tly_h_build_meta(a->format, &npy->dtype, npy->rank, npy->shape, a->chunks ? chunks : NULL, a->codec,
                                a->separator, m);
     if (err && a->format && strstr(tly_errmsg(), "format '"))
-        tly__err_prefix("--format");
+        tly_err_prefix("--format");
     return err;
 }
 
 static void report(const struct io_args *a, const struct tly_h_result *r)
 {
-    TLY_STAGE(TLY_HARNESS)
+    TLY_STAGE(TLY_CALLER)
     {
         if (a->json) {
             json_t *o = tly_h_result_json(r);
@@ -165,7 +165,7 @@ int tly_h_cmd_put(int argc, char **argv)
     struct tly_npy npy;
     struct tly_meta m;
     int err;
-    TLY_STAGE(TLY_HARNESS)
+    TLY_STAGE(TLY_CALLER)
     {
         err = tly_npy_map(argv[first], &npy);
     }
@@ -223,17 +223,17 @@ int tly_h_cmd_get(int argc, char **argv)
     void *out = NULL;
     if (!err) {
         tly_h_window_open(&r.win);
-        TLY_STAGE(TLY_HARNESS)
+        TLY_STAGE(TLY_CALLER)
         {
             out = tly_h_alloc_output(r.array_bytes ? r.array_bytes : 1);
         }
-        err = out ? tly_array_read(arr, out, &reg, &r.io) : tly__fail(-ENOMEM, "out of memory for the output");
+        err = out ? tly_array_read(arr, out, &reg, &r.io) : tly_fail(-ENOMEM, "out of memory for the output");
         tly_h_window_close(&r.win);
         r.output_bytes = out ? malloc_usable_size(out) : 0;
     }
     if (!err) {
         report(&a, &r);
-        TLY_STAGE(TLY_HARNESS)
+        TLY_STAGE(TLY_CALLER)
         {
             err = tly_npy_write(argv[first + 1], &npy, out);
         }

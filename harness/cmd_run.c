@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "harness.h"
 #include "scenario.h"
 #include "tally/tally.h"
@@ -193,7 +193,7 @@ static int write_junit(const char *path, json_t *results)
 {
     FILE *f = fopen(path, "w");
     if (f == NULL)
-        return tly__fail_errno("%s", path);
+        return tly_fail_errno("%s", path);
     size_t i, n = json_array_size(results), failures = 0, skipped = 0, errors = 0;
     json_t *e;
     json_array_foreach(results, i, e)
@@ -237,7 +237,7 @@ static int write_junit(const char *path, json_t *results)
         fprintf(f, "</testcase>\n");
     }
     fprintf(f, "</testsuite>\n</testsuites>\n");
-    return fclose(f) == 0 ? 0 : tly__fail_errno("%s", path);
+    return fclose(f) == 0 ? 0 : tly_fail_errno("%s", path);
 }
 
 static int mkdirs(const char *dir)
@@ -251,7 +251,7 @@ static int mkdirs(const char *dir)
             *p = '/';
         }
     if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return tly__fail_errno("%s", dir);
+        return tly_fail_errno("%s", dir);
     return 0;
 }
 

@@ -30,7 +30,7 @@ int tly_h_demo(int argc, char **argv)
         return TLY_EXIT_ERROR;
     }
     float *array;
-    TLY_STAGE(TLY_HARNESS)
+    TLY_STAGE(TLY_CALLER)
     {
         array = malloc(ARRAY_BYTES);
         for (size_t i = 0; i < ARRAY_BYTES / sizeof *array; i++)

@@ -1,6 +1,6 @@
 /* The tally command's internals shared between its files. */
-#ifndef TLY_HARNESS_H
-#define TLY_HARNESS_H
+#ifndef TLY_CALLER_H
+#define TLY_CALLER_H
 
 #include <jansson.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /* Array metadata from command-line or scenario settings. */
 #include <string.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "harness.h"
 
 int tly_h_build_meta(const char *format, const struct tly_dtype *dt, int rank, const uint64_t *shape,
@@ -12,7 +12,7 @@ int tly_h_build_meta(const char *format, const struct tly_dtype *dt, int rank, c
     if (format && strcmp(format, "v3") == 0)
         m->zarr_format = 3;
     else if (format && strcmp(format, "v2") != 0)
-        return tly__fail(TLY_EUSAGE, "format '%s': want v2 or v3", format);
+        return tly_fail(TLY_EUSAGE, "format '%s': want v2 or v3", format);
     m->dtype = *dt;
     m->rank = rank;
     for (int d = 0; d < rank; d++) {
@@ -28,7 +28,7 @@ int tly_h_build_meta(const char *format, const struct tly_dtype *dt, int rank, c
     m->v3_default_keys = true;
     if (separator) {
         if (strcmp(separator, ".") != 0 && strcmp(separator, "/") != 0)
-            return tly__fail(TLY_EUSAGE, "separator '%s': want . or /", separator);
+            return tly_fail(TLY_EUSAGE, "separator '%s': want . or /", separator);
         m->separator = separator[0];
     }
     return 0;

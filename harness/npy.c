@@ -14,7 +14,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "npy.h"
 
 static const char magic[] = "\x93NUMPY";
@@ -43,20 +43,20 @@ static int parse_header(const char *path, const char *h, struct tly_npy *out)
     const char *v = dict_value(h, "descr");
     char descr[16];
     if (v == NULL || *v != '\'' || sscanf(v + 1, "%15[^']", descr) != 1)
-        return tly__fail(TLY_EFORMAT, "%s: .npy header has no 'descr' string", path);
+        return tly_fail(TLY_EFORMAT, "%s: .npy header has no 'descr' string", path);
     int err = tly_dtype_from_numpy(descr, &out->dtype);
     if (err) {
-        tly__err_prefix("%s", path);
+        tly_err_prefix("%s", path);
         return err;
     }
     v = dict_value(h, "fortran_order");
     if (v == NULL)
-        return tly__fail(TLY_EFORMAT, "%s: .npy header has no 'fortran_order'", path);
+        return tly_fail(TLY_EFORMAT, "%s: .npy header has no 'fortran_order'", path);
     if (strncmp(v, "True", 4) == 0)
-        return tly__fail(TLY_EUNSUPPORTED, "%s: Fortran-order .npy is not supported (save it in C order)", path);
+        return tly_fail(TLY_EUNSUPPORTED, "%s: Fortran-order .npy is not supported (save it in C order)", path);
     v = dict_value(h, "shape");
     if (v == NULL || *v != '(')
-        return tly__fail(TLY_EFORMAT, "%s: .npy header has no 'shape' tuple", path);
+        return tly_fail(TLY_EFORMAT, "%s: .npy header has no 'shape' tuple", path);
     out->rank = 0;
     for (v++;;) {
         while (isspace((unsigned char)*v) || *v == ',')
@@ -64,9 +64,9 @@ static int parse_header(const char *path, const char *h, struct tly_npy *out)
         if (*v == ')')
             break;
         if (!isdigit((unsigned char)*v))
-            return tly__fail(TLY_EFORMAT, "%s: .npy shape is not a tuple of integers", path);
+            return tly_fail(TLY_EFORMAT, "%s: .npy shape is not a tuple of integers", path);
         if (out->rank == TLY_MAX_RANK)
-            return tly__fail(TLY_EUNSUPPORTED, "%s: more than %d dimensions", path, TLY_MAX_RANK);
+            return tly_fail(TLY_EUNSUPPORTED, "%s: more than %d dimensions", path, TLY_MAX_RANK);
         char *end;
         out->shape[out->rank++] = strtoull(v, &end, 10);
         v = end;
@@ -89,10 +89,10 @@ int tly_npy_map(const char *path, struct tly_npy *out)
     memset(out, 0, sizeof *out);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return tly__fail_errno("%s", path);
+        return tly_fail_errno("%s", path);
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
-        int err = tly__fail_errno("%s: stat", path);
+        int err = tly_fail_errno("%s: stat", path);
         close(fd);
         return err;
     }
@@ -100,12 +100,12 @@ int tly_npy_map(const char *path, struct tly_npy *out)
     void *m = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
     close(fd);
     if (m == MAP_FAILED)
-        return size ? tly__fail_errno("%s: mmap", path) : tly__fail(TLY_EFORMAT, "%s: empty file", path);
+        return size ? tly_fail_errno("%s: mmap", path) : tly_fail(TLY_EFORMAT, "%s: empty file", path);
     const unsigned char *b = m;
     int err = 0;
     size_t hlen = 0, hstart = 0;
     if (size < 10 || memcmp(b, magic, 6) != 0) {
-        err = tly__fail(TLY_EFORMAT, "%s: not a .npy file (bad magic)", path);
+        err = tly_fail(TLY_EFORMAT, "%s: not a .npy file (bad magic)", path);
     } else if (b[6] == 1) {
         hlen = (size_t)b[8] | (size_t)b[9] << 8;
         hstart = 10;
@@ -113,17 +113,17 @@ int tly_npy_map(const char *path, struct tly_npy *out)
         hlen = (size_t)b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24;
         hstart = 12;
     } else {
-        err = tly__fail(TLY_EUNSUPPORTED, "%s: .npy format version %d", path, b[6]);
+        err = tly_fail(TLY_EUNSUPPORTED, "%s: .npy format version %d", path, b[6]);
     }
     if (!err && hstart + hlen > size)
-        err = tly__fail(TLY_EFORMAT, "%s: .npy header runs past the end of the file", path);
+        err = tly_fail(TLY_EFORMAT, "%s: .npy header runs past the end of the file", path);
     if (!err) {
         char *h = strndup((const char *)b + hstart, hlen);
-        err = h ? parse_header(path, h, out) : tly__fail(-ENOMEM, "out of memory");
+        err = h ? parse_header(path, h, out) : tly_fail(-ENOMEM, "out of memory");
         free(h);
     }
     if (!err && hstart + hlen + tly_npy_bytes(out) > size)
-        err = tly__fail(TLY_EFORMAT, "%s: %zu bytes of data, the header says %llu (truncated)", path,
+        err = tly_fail(TLY_EFORMAT, "%s: %zu bytes of data, the header says %llu (truncated)", path,
                         size - hstart - hlen, (unsigned long long)tly_npy_bytes(out));
     if (err) {
         munmap(m, size);
@@ -155,11 +155,11 @@ static int format_header(const struct tly_npy *npy, char *buf, size_t cap, size_
         n--; /* numpy writes (3, 4), but (3,) for one dimension */
     n += snprintf(dict + n, sizeof dict - (size_t)n, "), }");
     if (n >= (int)sizeof dict)
-        return tly__fail(TLY_EUSAGE, ".npy header too long");
+        return tly_fail(TLY_EUSAGE, ".npy header too long");
     size_t total = 10 + (size_t)n + 1;
     size_t padded = (total + 63) / 64 * 64;
     if (padded > cap || padded - 10 > 65535)
-        return tly__fail(TLY_EUSAGE, ".npy header too long");
+        return tly_fail(TLY_EUSAGE, ".npy header too long");
     size_t hlen = padded - 10;
     memcpy(buf, magic, 6); /* header bytes, not payload */
     buf[6] = 1;
@@ -182,10 +182,10 @@ int tly_npy_write(const char *path, const struct tly_npy *npy, const void *data)
         return err;
     char *tmp;
     if (asprintf(&tmp, "%s.tmp-%d", path, (int)getpid()) < 0)
-        return tly__fail(-ENOMEM, "out of memory");
+        return tly_fail(-ENOMEM, "out of memory");
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) {
-        err = tly__fail_errno("%s", tmp);
+        err = tly_fail_errno("%s", tmp);
         free(tmp);
         return err;
     }
@@ -196,7 +196,7 @@ int tly_npy_write(const char *path, const struct tly_npy *npy, const void *data)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0) {
-            err = tly__fail_errno("%s: write", path);
+            err = tly_fail_errno("%s: write", path);
             break;
         }
         left -= (uint64_t)w;
@@ -208,9 +208,9 @@ int tly_npy_write(const char *path, const struct tly_npy *npy, const void *data)
         }
     }
     if (close(fd) != 0 && !err)
-        err = tly__fail_errno("%s: close", path);
+        err = tly_fail_errno("%s: close", path);
     if (!err && rename(tmp, path) != 0)
-        err = tly__fail_errno("%s: rename into place", path);
+        err = tly_fail_errno("%s: rename into place", path);
     if (err)
         unlink(tmp);
     free(tmp);

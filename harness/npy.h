@@ -1,11 +1,11 @@
 /* .npy files for the command line. */
-#ifndef TLY_HARNESS_NPY_H
-#define TLY_HARNESS_NPY_H
+#ifndef TLY_CALLER_NPY_H
+#define TLY_CALLER_NPY_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tally/array.h"
+#include "tally/plan.h"
 
 struct tly_npy {
     struct tly_dtype dtype;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "harness.h"
 
 static const char *const colors[TLY_NSTAGES] = {
@@ -172,7 +172,7 @@ static int write_copies_md(const char *dir, json_t *results, json_t *peers)
     snprintf(path, sizeof path, "%s/copies.md", dir);
     FILE *f = fopen(path, "w");
     if (f == NULL)
-        return tly__fail_errno("%s", path);
+        return tly_fail_errno("%s", path);
     fprintf(f, "# tally: copy counts\n\nEach cell is one scenario run in a process of its own "
                "(`tally run`; array: uniform random float32 in [0, 1)). Skipped cells say so.\n\n");
     copies_table(f, results, peers, "write", "Writes");
@@ -181,7 +181,7 @@ static int write_copies_md(const char *dir, json_t *results, json_t *peers)
     if (any && json_object_get(any, "method"))
         fprintf(f, "Peer rows: %s. Method: %s\n\n", str(any, "peer"), str(any, "method"));
     split_table(f, results);
-    return fclose(f) == 0 ? 0 : tly__fail_errno("%s", path);
+    return fclose(f) == 0 ? 0 : tly_fail_errno("%s", path);
 }
 
 /* ---- index.html ---- */
@@ -286,7 +286,7 @@ static int write_index_html(const char *dir, json_t *results)
     snprintf(path, sizeof path, "%s/index.html", dir);
     FILE *f = fopen(path, "w");
     if (f == NULL)
-        return tly__fail_errno("%s", path);
+        return tly_fail_errno("%s", path);
     fprintf(f, "<!doctype html>\n<html><head><meta charset='utf-8'><title>tally: memory timelines</title>\n"
                "<style>body{font:14px sans-serif;margin:2em;color:#222}table{border-collapse:collapse}"
                "td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
@@ -333,7 +333,7 @@ static int write_index_html(const char *dir, json_t *results)
         fprintf(f, "</section>\n");
     }
     fprintf(f, "</body></html>\n");
-    return fclose(f) == 0 ? 0 : tly__fail_errno("%s", path);
+    return fclose(f) == 0 ? 0 : tly_fail_errno("%s", path);
 }
 
 /* ---- trace.json (Chrome trace-event format) ---- */
@@ -344,7 +344,7 @@ static int write_trace(const char *dir, json_t *results)
     snprintf(path, sizeof path, "%s/trace.json", dir);
     FILE *f = fopen(path, "w");
     if (f == NULL)
-        return tly__fail_errno("%s", path);
+        return tly_fail_errno("%s", path);
     fprintf(f, "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
     bool first = true;
     size_t i;
@@ -374,7 +374,7 @@ static int write_trace(const char *dir, json_t *results)
         }
     }
     fprintf(f, "\n]}\n");
-    return fclose(f) == 0 ? 0 : tly__fail_errno("%s", path);
+    return fclose(f) == 0 ? 0 : tly_fail_errno("%s", path);
 }
 
 int tly_h_report(const char *dir, json_t *results)

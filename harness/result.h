@@ -1,6 +1,6 @@
 /* A measured operation: the window around it and the result object every report shares. */
-#ifndef TLY_HARNESS_RESULT_H
-#define TLY_HARNESS_RESULT_H
+#ifndef TLY_CALLER_RESULT_H
+#define TLY_CALLER_RESULT_H
 
 #include <jansson.h>
 #include <stdint.h>

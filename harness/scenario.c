@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "harness.h"
 #include "scenario.h"
 
@@ -75,13 +75,13 @@ static int expand_matrix(json_t *m, const char *path, json_t *cells)
     json_t *axes = json_object_get(m, "axes"), *layouts = json_object_get(m, "layouts");
     json_t *codecs = json_object_get(m, "codecs"), *rules = json_object_get(m, "budgets");
     if (!json_is_object(axes) || !json_is_object(layouts) || !json_is_object(codecs))
-        return tly__fail(TLY_EFORMAT, "%s: needs objects 'axes', 'layouts' and 'codecs'", path);
+        return tly_fail(TLY_EFORMAT, "%s: needs objects 'axes', 'layouts' and 'codecs'", path);
     json_t *ax[NAXES];
     size_t n[NAXES], total = 1;
     for (int a = 0; a < NAXES; a++) {
         ax[a] = json_object_get(axes, axis_names[a]);
         if (!json_is_array(ax[a]) || json_array_size(ax[a]) == 0)
-            return tly__fail(TLY_EFORMAT, "%s: axis '%s' must be a non-empty list", path, axis_names[a]);
+            return tly_fail(TLY_EFORMAT, "%s: axis '%s' must be a non-empty list", path, axis_names[a]);
         n[a] = json_array_size(ax[a]);
         total *= n[a];
     }
@@ -98,7 +98,7 @@ static int expand_matrix(json_t *m, const char *path, json_t *cells)
         json_t *spec = json_object_get(codecs, codec ? codec : "");
         if (!json_is_object(lay) || !json_is_string(spec)) {
             json_decref(cell);
-            return tly__fail(TLY_EFORMAT, "%s: layout '%s' or codec '%s' is not defined", path, layout, codec);
+            return tly_fail(TLY_EFORMAT, "%s: layout '%s' or codec '%s' is not defined", path, layout, codec);
         }
         char name[256];
         snprintf(name, sizeof name, "%s-%s-%s-%s-%s", json_string_value(json_object_get(cell, "op")),
@@ -127,7 +127,7 @@ static int add_programs(json_t *m, const char *path, const char *dir, json_t *ce
         const char *name = json_string_value(json_object_get(s, "scenario"));
         const char *prog = json_string_value(json_object_get(s, "program"));
         if (!name || !prog)
-            return tly__fail(TLY_EFORMAT, "%s: scenario %zu needs 'scenario' and 'program'", path, i);
+            return tly_fail(TLY_EFORMAT, "%s: scenario %zu needs 'scenario' and 'program'", path, i);
         json_t *cell = json_deep_copy(s);
         char *full, self[4096];
         snprintf(self, sizeof self, "%s", tly_h_self());
@@ -137,7 +137,7 @@ static int add_programs(json_t *m, const char *path, const char *dir, json_t *ce
         /* "@NAME": a program built next to the tally command; else a path relative to the file */
         if ((prog[0] == '@' ? asprintf(&full, "%s/%s", self, prog + 1) : asprintf(&full, "%s/%s", dir, prog)) < 0) {
             json_decref(cell);
-            return tly__fail(-12, "out of memory");
+            return tly_fail(-12, "out of memory");
         }
         json_object_set_new(cell, "program_path", json_string(full));
         free(full);
@@ -153,7 +153,7 @@ int tly_h_scenarios_load(const char *path, json_t **out)
     json_error_t je;
     json_t *m = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (m == NULL)
-        return tly__fail(TLY_EFORMAT, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+        return tly_fail(TLY_EFORMAT, "%s:%d:%d: %s", path, je.line, je.column, je.text);
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');

@@ -1,6 +1,6 @@
 /* Scenarios: the matrix and custom programs as cells, and their budgets. */
-#ifndef TLY_HARNESS_SCENARIO_H
-#define TLY_HARNESS_SCENARIO_H
+#ifndef TLY_CALLER_SCENARIO_H
+#define TLY_CALLER_SCENARIO_H
 
 #include <jansson.h>
 #include <stdbool.h>

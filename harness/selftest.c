@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "harness.h"
 #include "scenario.h"
 

@@ -37,7 +37,7 @@ static inline void tly_leak_check_end(struct tly_leak_check *lc)
     struct tly_mem_snapshot end;
     tly_mem_snapshot(&end);
     for (int s = 0; s < TLY_NSTAGES; s++) {
-        if (s == TLY_UNSTAGED || s == TLY_HARNESS)
+        if (s == TLY_UNSTAGED || s == TLY_CALLER)
             continue;
         cr_expect_eq(end.stage[s].live_bytes, lc->at_start.stage[s].live_bytes, "leak in stage %s: %lld bytes",
                      tly_stage_name((enum tly_stage)s),

@@ -1,6 +1,6 @@
 /**
  * tally/engine.h — write and read regions of Zarr arrays, chunk by chunk, on worker threads, by
- * the zero-copy path wherever one exists (ARCHITECTURE.md):
+ * the zero-copy path wherever one exists (docs/design.md):
  *
  *   write, none   pwritev straight from the caller's memory (one iovec per contiguous run)
  *   write, zstd   streaming compression reading the runs in place, output in bounded blocks
@@ -21,7 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "tally/array.h"
+#include "tally/plan.h"
 #include "tally/meta.h"
 #include "tally/store.h"
 

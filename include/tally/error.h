@@ -22,7 +22,6 @@ enum {
     TLY_ENOTFOUND,       /**< no such array, bucket or object */
     TLY_EEXISTS,         /**< the target exists and overwrite was not asked for */
     TLY_EUSAGE,          /**< a bad argument or option */
-    TLY_EBUDGET,         /**< a budget failed (harness) */
     TLY_EINTERNAL,       /**< a bug: an invariant did not hold */
     TLY_ELAST
 };
@@ -35,6 +34,22 @@ const char *tly_errmsg(void);
 
 /** Clear the calling thread's error message. */
 void tly_errclear(void);
+
+/*
+ * Setting the message, for libtally and for programs built on it that report their own errors the
+ * same way (the tally command, scenario programs): a function fails with `return tly_fail(...)`,
+ * and each caller on the way up may put its context in front with tly_err_prefix(). A message
+ * names what failed (file, key, option, HTTP status) and never holds a secret.
+ */
+
+/** Set the calling thread's message from @p fmt and return @p err (a TLY_E* code or -errno). */
+int tly_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** As tly_fail(-errno, ...) with ": <strerror(errno)>" appended; reads errno first (EIO when 0). */
+int tly_fail_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/** Put "<fmt>: " in front of the calling thread's current message (context added on the way up). */
+void tly_err_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #ifdef __cplusplus
 }

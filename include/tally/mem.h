@@ -33,7 +33,11 @@
 extern "C" {
 #endif
 
-/** The stages of the data path (ARCHITECTURE.md). Adding one: an entry here and its name. */
+/**
+ * The stages of the data path (docs/design.md). Adding one: an entry here and its name.
+ * TLY_CALLER is the program that calls libtally (its own buffers: the array it writes, the output
+ * it reads into); reports show it, budgets never count it against the engine.
+ */
 enum tly_stage {
     TLY_PLAN,
     TLY_GATHER,
@@ -46,7 +50,7 @@ enum tly_stage {
     TLY_SIGN,
     TLY_HTTP,
     TLY_POOL,
-    TLY_HARNESS,
+    TLY_CALLER, /* the calling program's own work */
     TLY_UNSTAGED, /* a thread with no stage set */
     TLY_NSTAGES
 };
@@ -145,31 +149,6 @@ void tly_copy(void *dst, const void *src, size_t n);
  * tally asked for), in the calling thread's stage.
  */
 void tly_copy_note(size_t n);
-
-/*
- * The planted defect, for `tally selftest`: with TALLY_PLANT=STAGE[:BYTES] in the environment (or
- * tly_plant_set()), the first time the engine passes a plant point of STAGE it allocates BYTES
- * (default 1 MiB) in that stage, fills them through the copy ledger, and holds them until
- * tly_plant_release(). Off, a plant point costs one load and a compare.
- */
-extern int tly__plant_stage; /* -1: off */
-void tly__plant_hit(void);
-
-/** A place in the engine where a defect of stage @p s can be planted. */
-static inline void tly_plant_point(enum tly_stage s)
-{
-    if (__builtin_expect(tly__plant_stage == (int)s, 0))
-        tly__plant_hit();
-}
-
-/** Plant @p bytes in stage @p s (-1: none). */
-void tly_plant_set(int s, size_t bytes);
-
-/** Free what was planted (the harness calls it after the measured window). */
-void tly_plant_release(void);
-
-/** Bytes planted so far (0 or the planted size). */
-size_t tly_plant_planted(void);
 
 /** Counters to cross-check the tracker with, read in one call. */
 struct tly_mem_crosscheck {

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tally/array.h"
+#include "tally/plan.h"
 #include "tally/codec.h"
 
 #ifdef __cplusplus

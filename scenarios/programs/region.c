@@ -39,7 +39,7 @@ int main(int argc, char **argv)
     snprintf(url, sizeof url, "%s/a", dir);
     float *data = NULL, *out = NULL;
     struct tly_array *a = NULL;
-    TLY_STAGE(TLY_HARNESS)
+    TLY_STAGE(TLY_CALLER)
     {
         data = err ? NULL : malloc(10000 * 2500 * sizeof *data);
         for (size_t i = 0; data && i < 10000 * 2500; i++)
@@ -55,7 +55,7 @@ int main(int argc, char **argv)
     struct tly_h_result r = {.op = "read", .meta = &m, .store = "local", .array_bytes = tly_region_count(&region) * 4};
     if (!err) {
         tly_h_window_open(&r.win);
-        TLY_STAGE(TLY_HARNESS)
+        TLY_STAGE(TLY_CALLER)
         {
             out = malloc(r.array_bytes);
         }

@@ -15,7 +15,7 @@
 #include <blosc.h>
 
 #include "codec/internal.h"
-#include "common/err.h"
+#include "tally/error.h"
 
 /* blosc_compress_ctx takes size_t sizes but keeps them in int32_t inside. */
 #define BLOSC_MAX_CAP ((size_t)BLOSC_MAX_BUFFERSIZE + BLOSC_MAX_OVERHEAD)
@@ -47,9 +47,9 @@ size_t tly__blosc_bound(size_t n)
 static int check_cname(const char *cname, size_t cap)
 {
     if (memchr(cname, '\0', cap) == NULL)
-        return tly__fail(TLY_EUSAGE, "blosc: cname is not a terminated string");
+        return tly_fail(TLY_EUSAGE, "blosc: cname is not a terminated string");
     if (blosc_compname_to_compcode(cname) < 0)
-        return tly__fail(TLY_EUSAGE, "blosc: cname '%s' is unknown or not in this c-blosc build (" CNAMES ")", cname);
+        return tly_fail(TLY_EUSAGE, "blosc: cname '%s' is unknown or not in this c-blosc build (" CNAMES ")", cname);
     return 0;
 }
 
@@ -59,15 +59,15 @@ int tly__blosc_check(const struct tly_codec *c)
     if (rc)
         return rc;
     if (c->blosc.clevel < 0 || c->blosc.clevel > 9)
-        return tly__fail(TLY_EUSAGE, "blosc: clevel %d is not 0..9", c->blosc.clevel);
+        return tly_fail(TLY_EUSAGE, "blosc: clevel %d is not 0..9", c->blosc.clevel);
     if (c->blosc.shuffle < TLY_NOSHUFFLE || c->blosc.shuffle > TLY_BITSHUFFLE)
-        return tly__fail(TLY_EUSAGE, "blosc: shuffle %d is not 0 (none), 1 (byte) or 2 (bit)", c->blosc.shuffle);
+        return tly_fail(TLY_EUSAGE, "blosc: shuffle %d is not 0 (none), 1 (byte) or 2 (bit)", c->blosc.shuffle);
     if (c->blosc.blocksize > BLOSC_MAX_BUFFERSIZE)
-        return tly__fail(TLY_EUSAGE, "blosc: blocksize %zu is over c-blosc's limit of %d", c->blosc.blocksize,
+        return tly_fail(TLY_EUSAGE, "blosc: blocksize %zu is over c-blosc's limit of %d", c->blosc.blocksize,
                          BLOSC_MAX_BUFFERSIZE);
     /* c-blosc records typesizes over 255 as 1 (as numcodecs does); 0 or less is a caller's bug. */
     if (c->blosc.typesize < 1)
-        return tly__fail(TLY_EUSAGE, "blosc: typesize %d is not positive", c->blosc.typesize);
+        return tly_fail(TLY_EUSAGE, "blosc: typesize %d is not positive", c->blosc.typesize);
     return 0;
 }
 
@@ -94,7 +94,7 @@ int tly__blosc_set(struct tly_codec *c, const char *key, const char *val)
     int rc;
     if (strcmp(key, "cname") == 0) {
         if (strlen(val) >= sizeof c->blosc.cname || blosc_compname_to_compcode(val) < 0)
-            return tly__fail(TLY_EUSAGE, "blosc: cname '%s' is unknown or not in this c-blosc build (" CNAMES ")", val);
+            return tly_fail(TLY_EUSAGE, "blosc: cname '%s' is unknown or not in this c-blosc build (" CNAMES ")", val);
         snprintf(c->blosc.cname, sizeof c->blosc.cname, "%s", val);
         return 0;
     }
@@ -110,7 +110,7 @@ int tly__blosc_set(struct tly_codec *c, const char *key, const char *val)
             c->blosc.blocksize = (size_t)v;
         return rc;
     }
-    return tly__fail(TLY_EUSAGE, "blosc: unknown option '%s' (cname, clevel, shuffle, blocksize)", key);
+    return tly_fail(TLY_EUSAGE, "blosc: unknown option '%s' (cname, clevel, shuffle, blocksize)", key);
 }
 
 int tly__blosc_encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
@@ -119,15 +119,15 @@ int tly__blosc_encode(const struct tly_codec *c, void *dst, size_t cap, const vo
     if (rc)
         return rc;
     if (n > BLOSC_MAX_BUFFERSIZE)
-        return tly__fail(TLY_ECODEC, "blosc: a %zu-byte chunk is over c-blosc 1.x's limit of %d bytes", n,
+        return tly_fail(TLY_ECODEC, "blosc: a %zu-byte chunk is over c-blosc 1.x's limit of %d bytes", n,
                          BLOSC_MAX_BUFFERSIZE);
     size_t destsize = cap < BLOSC_MAX_CAP ? cap : BLOSC_MAX_CAP;
     int r = blosc_compress_ctx(c->blosc.clevel, c->blosc.shuffle, (size_t)c->blosc.typesize, n, src, dst, destsize,
                                c->blosc.cname, c->blosc.blocksize, 1);
     if (r < 0)
-        return tly__fail(TLY_ECODEC, "blosc: compression with %s failed (%d)", c->blosc.cname, r);
+        return tly_fail(TLY_ECODEC, "blosc: compression with %s failed (%d)", c->blosc.cname, r);
     if (r == 0) /* c-blosc's answer when the frame does not fit */
-        return tly__fail(TLY_ECODEC, "blosc: a %zu-byte chunk does not fit in %zu bytes (bound %zu)", n, cap,
+        return tly_fail(TLY_ECODEC, "blosc: a %zu-byte chunk does not fit in %zu bytes (bound %zu)", n, cap,
                          tly__blosc_bound(n));
     *out_n = (size_t)r;
     return 0;
@@ -142,32 +142,32 @@ int tly__blosc_encode(const struct tly_codec *c, void *dst, size_t cap, const vo
 static int header(const void *src, size_t n, size_t *out_nbytes)
 {
     if (n < BLOSC_MIN_HEADER_LENGTH)
-        return tly__fail(TLY_ECODEC, "blosc: chunk of %zu bytes is shorter than a blosc header (%d)", n,
+        return tly_fail(TLY_ECODEC, "blosc: chunk of %zu bytes is shorter than a blosc header (%d)", n,
                          BLOSC_MIN_HEADER_LENGTH);
     int version, versionlz;
     blosc_cbuffer_versions(src, &version, &versionlz);
     size_t nbytes, cbytes, blocksize;
     blosc_cbuffer_sizes(src, &nbytes, &cbytes, &blocksize);
     if (version == 0 || version > BLOSC_VERSION_FORMAT)
-        return tly__fail(TLY_ECODEC, "blosc: header corrupt (format version %d; this c-blosc reads 1..%d)", version,
+        return tly_fail(TLY_ECODEC, "blosc: header corrupt (format version %d; this c-blosc reads 1..%d)", version,
                          BLOSC_VERSION_FORMAT);
     if (blosc_cbuffer_validate(src, n, &nbytes) < 0)
-        return tly__fail(TLY_ECODEC, "blosc: header corrupt (records %zu compressed bytes, chunk has %zu)", cbytes, n);
+        return tly_fail(TLY_ECODEC, "blosc: header corrupt (records %zu compressed bytes, chunk has %zu)", cbytes, n);
     size_t typesize;
     int flags;
     blosc_cbuffer_metainfo(src, &typesize, &flags);
     if (typesize == 0)
-        return tly__fail(TLY_ECODEC, "blosc: header corrupt (typesize 0)");
+        return tly_fail(TLY_ECODEC, "blosc: header corrupt (typesize 0)");
     if (flags & BLOSC_MEMCPYED) {
         if (n - BLOSC_MIN_HEADER_LENGTH != nbytes)
-            return tly__fail(TLY_ECODEC, "blosc: header corrupt (uncompressed frame of %zu bytes records %zu)", n,
+            return tly_fail(TLY_ECODEC, "blosc: header corrupt (uncompressed frame of %zu bytes records %zu)", n,
                              nbytes);
     } else if (nbytes > 0) {
         if (blocksize == 0)
-            return tly__fail(TLY_ECODEC, "blosc: header corrupt (blocksize 0)");
+            return tly_fail(TLY_ECODEC, "blosc: header corrupt (blocksize 0)");
         size_t nblocks = nbytes / blocksize + (nbytes % blocksize != 0);
         if (nblocks > (n - BLOSC_MIN_HEADER_LENGTH) / sizeof(int32_t))
-            return tly__fail(TLY_ECODEC, "blosc: header corrupt (%zu blocks do not fit in %zu bytes)", nblocks, n);
+            return tly_fail(TLY_ECODEC, "blosc: header corrupt (%zu blocks do not fit in %zu bytes)", nblocks, n);
     }
     *out_nbytes = nbytes;
     return 0;
@@ -180,13 +180,13 @@ int tly__blosc_decode(int threads, void *dst, size_t dst_n, const void *src, siz
     if (rc)
         return rc;
     if (nbytes != dst_n)
-        return tly__fail(TLY_ECODEC, "blosc: chunk holds %zu bytes, expected %zu", nbytes, dst_n);
+        return tly_fail(TLY_ECODEC, "blosc: chunk holds %zu bytes, expected %zu", nbytes, dst_n);
     /* blosc_decompress_ctx returns 0 for an error too, so an empty chunk is not handed to it. */
     if (nbytes == 0)
         return 0;
     int r = blosc_decompress_ctx(src, dst, dst_n, internal_threads(threads));
     if (r < 0 || (size_t)r != dst_n)
-        return tly__fail(TLY_ECODEC, "blosc: decompression failed (%d): data corrupt", r);
+        return tly_fail(TLY_ECODEC, "blosc: decompression failed (%d): data corrupt", r);
     return 0;
 }
 

@@ -1,7 +1,7 @@
 /*
  * Internal to src/codec: what the registry (registry.c) calls in each codec file. The registry sets
  * the stage (encode or decode) and checks the arguments every codec shares; these functions do the
- * codec's own work and report failures through tly__fail() with the codec's name first.
+ * codec's own work and report failures through tly_fail() with the codec's name first.
  */
 #ifndef TLY__CODEC_INTERNAL_H
 #define TLY__CODEC_INTERNAL_H

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "codec/internal.h"
-#include "common/err.h"
+#include "tally/error.h"
 #include "tally/mem.h"
 
 static const char *const names[] = {
@@ -24,7 +24,7 @@ static const char *const names[] = {
 
 static int bad_id(const struct tly_codec *c)
 {
-    return tly__fail(TLY_EUSAGE, "codec: unknown codec id %d", (int)c->id);
+    return tly_fail(TLY_EUSAGE, "codec: unknown codec id %d", (int)c->id);
 }
 
 void tly_codec_defaults(struct tly_codec *c, enum tly_codec_id id)
@@ -47,14 +47,14 @@ int tly__codec_int(const char *codec, const char *key, const char *val, long lon
     /* strtoll alone would take "", " 5" and "5x". */
     const char *digits = (val[0] == '-' || val[0] == '+') ? val + 1 : val;
     if (!isdigit((unsigned char)digits[0]))
-        return tly__fail(TLY_EUSAGE, "%s: %s '%s' is not an integer", codec, key, val);
+        return tly_fail(TLY_EUSAGE, "%s: %s '%s' is not an integer", codec, key, val);
     char *end;
     errno = 0;
     long long v = strtoll(val, &end, 10);
     if (*end != '\0')
-        return tly__fail(TLY_EUSAGE, "%s: %s '%s' is not an integer", codec, key, val);
+        return tly_fail(TLY_EUSAGE, "%s: %s '%s' is not an integer", codec, key, val);
     if (errno == ERANGE || v < lo || v > hi)
-        return tly__fail(TLY_EUSAGE, "%s: %s '%s' is not %lld..%lld", codec, key, val, lo, hi);
+        return tly_fail(TLY_EUSAGE, "%s: %s '%s' is not %lld..%lld", codec, key, val, lo, hi);
     *out = v;
     return 0;
 }
@@ -67,7 +67,7 @@ static int set_option(struct tly_codec *c, const char *key, const char *val)
     case TLY_CODEC_ZSTD:
         return tly__zstd_set(c, key, val);
     default:
-        return tly__fail(TLY_EUSAGE, "%s: takes no options (got '%s')", tly_codec_name(c->id), key);
+        return tly_fail(TLY_EUSAGE, "%s: takes no options (got '%s')", tly_codec_name(c->id), key);
     }
 }
 
@@ -76,7 +76,7 @@ static int parse_options(struct tly_codec *c, const char *opts)
 {
     char buf[256];
     if ((size_t)snprintf(buf, sizeof buf, "%s", opts) >= sizeof buf)
-        return tly__fail(TLY_EUSAGE, "%s: options '%s' are too long", tly_codec_name(c->id), opts);
+        return tly_fail(TLY_EUSAGE, "%s: options '%s' are too long", tly_codec_name(c->id), opts);
     char *item = buf;
     for (;;) {
         char *next = strchr(item, ',');
@@ -84,7 +84,7 @@ static int parse_options(struct tly_codec *c, const char *opts)
             *next = '\0';
         char *eq = strchr(item, '=');
         if (eq == NULL || eq == item || eq[1] == '\0')
-            return tly__fail(TLY_EUSAGE, "%s: option '%s' is not key=value", tly_codec_name(c->id), item);
+            return tly_fail(TLY_EUSAGE, "%s: option '%s' is not key=value", tly_codec_name(c->id), item);
         *eq = '\0';
         int rc = set_option(c, item, eq + 1);
         if (rc)
@@ -98,7 +98,7 @@ static int parse_options(struct tly_codec *c, const char *opts)
 int tly_codec_parse(const char *spec, struct tly_codec *out)
 {
     if (spec == NULL)
-        return tly__fail(TLY_EUSAGE, "codec: no codec spec given");
+        return tly_fail(TLY_EUSAGE, "codec: no codec spec given");
     const char *colon = strchr(spec, ':');
     size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
     for (int id = 0; id < NCODECS; id++) {
@@ -111,7 +111,7 @@ int tly_codec_parse(const char *spec, struct tly_codec *out)
             *out = c; /* @p out is left as it was on an error */
         return rc;
     }
-    return tly__fail(TLY_EUSAGE, "codec '%.*s' is unknown (none, blosc, zstd)", (int)len, spec);
+    return tly_fail(TLY_EUSAGE, "codec '%.*s' is unknown (none, blosc, zstd)", (int)len, spec);
 }
 
 size_t tly_codec_bound(const struct tly_codec *c, size_t n)
@@ -165,7 +165,7 @@ static int encode(const struct tly_codec *c, void *dst, size_t cap, const void *
 int tly_codec_encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
 {
     if (c == NULL || out_n == NULL || (n > 0 && src == NULL) || (cap > 0 && dst == NULL))
-        return tly__fail(TLY_EUSAGE, "codec: encode: missing codec, buffer or size pointer");
+        return tly_fail(TLY_EUSAGE, "codec: encode: missing codec, buffer or size pointer");
     *out_n = 0;
     int rc = TLY_EINTERNAL; /* set by the stage's body, which always runs once */
     TLY_STAGE(TLY_ENCODE)
@@ -192,7 +192,7 @@ static int decode(const struct tly_codec *c, void *dst, size_t dst_n, const void
 int tly_codec_decode(const struct tly_codec *c, void *dst, size_t dst_n, const void *src, size_t n)
 {
     if (c == NULL || (n > 0 && src == NULL) || (dst_n > 0 && dst == NULL))
-        return tly__fail(TLY_EUSAGE, "codec: decode: missing codec or buffer");
+        return tly_fail(TLY_EUSAGE, "codec: decode: missing codec or buffer");
     int rc = TLY_EINTERNAL; /* set by the stage's body, which always runs once */
     TLY_STAGE(TLY_DECODE)
     {
@@ -204,10 +204,10 @@ int tly_codec_decode(const struct tly_codec *c, void *dst, size_t dst_n, const v
 int tly_codec_decoded_size(const struct tly_codec *c, const void *src, size_t n, uint64_t *out)
 {
     if (c == NULL || out == NULL || (n > 0 && src == NULL))
-        return tly__fail(TLY_EUSAGE, "codec: decoded size: missing codec, buffer or result pointer");
+        return tly_fail(TLY_EUSAGE, "codec: decoded size: missing codec, buffer or result pointer");
     switch (c->id) {
     case TLY_CODEC_NONE:
-        return tly__fail(TLY_EUNSUPPORTED, "none: an unencoded chunk records no decoded size");
+        return tly_fail(TLY_EUNSUPPORTED, "none: an unencoded chunk records no decoded size");
     case TLY_CODEC_BLOSC:
         return tly__blosc_decoded_size(src, n, out);
     case TLY_CODEC_ZSTD:

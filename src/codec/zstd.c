@@ -15,7 +15,7 @@
 #include <zstd.h>
 
 #include "codec/internal.h"
-#include "common/err.h"
+#include "tally/error.h"
 #include "tally/mem.h"
 
 size_t tly__zstd_bound(size_t n)
@@ -38,9 +38,9 @@ size_t tly__zstd_workspace(const struct tly_codec *c, size_t n, bool decode, boo
 int tly__zstd_check(const struct tly_codec *c)
 {
     if (c->zstd.level < ZSTD_minCLevel() || c->zstd.level > ZSTD_maxCLevel())
-        return tly__fail(TLY_EUSAGE, "zstd: level %d is not %d..%d", c->zstd.level, ZSTD_minCLevel(), ZSTD_maxCLevel());
+        return tly_fail(TLY_EUSAGE, "zstd: level %d is not %d..%d", c->zstd.level, ZSTD_minCLevel(), ZSTD_maxCLevel());
     if (c->zstd.checksum != 0 && c->zstd.checksum != 1)
-        return tly__fail(TLY_EUSAGE, "zstd: checksum %d is not 0 or 1", c->zstd.checksum);
+        return tly_fail(TLY_EUSAGE, "zstd: checksum %d is not 0 or 1", c->zstd.checksum);
     return 0;
 }
 
@@ -58,12 +58,12 @@ int tly__zstd_set(struct tly_codec *c, const char *key, const char *val)
             c->zstd.checksum = (int)v;
         return rc;
     }
-    return tly__fail(TLY_EUSAGE, "zstd: unknown option '%s' (level, checksum)", key);
+    return tly_fail(TLY_EUSAGE, "zstd: unknown option '%s' (level, checksum)", key);
 }
 
 static int zerr(const char *what, size_t r)
 {
-    return tly__fail(TLY_ECODEC, "zstd: %s: %s", what, ZSTD_getErrorName(r));
+    return tly_fail(TLY_ECODEC, "zstd: %s: %s", what, ZSTD_getErrorName(r));
 }
 
 /* A compression context with @p c's settings. */
@@ -74,7 +74,7 @@ static int cctx_new(const struct tly_codec *c, ZSTD_CCtx **out)
         return rc;
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
     if (cctx == NULL)
-        return tly__fail(-ENOMEM, "zstd: cannot allocate a compression context");
+        return tly_fail(-ENOMEM, "zstd: cannot allocate a compression context");
     size_t r;
     /* The content size flag is zstd's default; set anyway, since numcodecs depends on it. */
     if (ZSTD_isError(r = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, c->zstd.level)) ||
@@ -106,9 +106,9 @@ static int content_size(const void *src, size_t n, uint64_t *out)
 {
     unsigned long long s = ZSTD_getFrameContentSize(src, n);
     if (s == ZSTD_CONTENTSIZE_ERROR)
-        return tly__fail(TLY_ECODEC, "zstd: frame header corrupt or truncated (%zu bytes)", n);
+        return tly_fail(TLY_ECODEC, "zstd: frame header corrupt or truncated (%zu bytes)", n);
     if (s == ZSTD_CONTENTSIZE_UNKNOWN)
-        return tly__fail(TLY_EUNSUPPORTED, "zstd: frame does not record its content size");
+        return tly_fail(TLY_EUNSUPPORTED, "zstd: frame does not record its content size");
     *out = s;
     return 0;
 }
@@ -120,16 +120,16 @@ int tly__zstd_decode(void *dst, size_t dst_n, const void *src, size_t n)
     if (rc)
         return rc == TLY_EUNSUPPORTED ? TLY_ECODEC : rc; /* a chunk tally cannot check is refused */
     if (size != dst_n)
-        return tly__fail(TLY_ECODEC, "zstd: frame content size %llu != expected %zu", (unsigned long long)size, dst_n);
+        return tly_fail(TLY_ECODEC, "zstd: frame content size %llu != expected %zu", (unsigned long long)size, dst_n);
     ZSTD_DCtx *dctx = ZSTD_createDCtx();
     if (dctx == NULL)
-        return tly__fail(-ENOMEM, "zstd: cannot allocate a decompression context");
+        return tly_fail(-ENOMEM, "zstd: cannot allocate a decompression context");
     size_t r = ZSTD_decompressDCtx(dctx, dst, dst_n, src, n);
     ZSTD_freeDCtx(dctx);
     if (ZSTD_isError(r))
         return zerr("decompression failed", r);
     if (r != dst_n)
-        return tly__fail(TLY_ECODEC, "zstd: frame decoded to %zu bytes, expected %zu", r, dst_n);
+        return tly_fail(TLY_ECODEC, "zstd: frame decoded to %zu bytes, expected %zu", r, dst_n);
     return 0;
 }
 
@@ -157,7 +157,7 @@ static int drain(struct stream_out *o)
     }
     o->z.pos = 0;
     if (rc > 0)
-        return tly__fail(TLY_EUSAGE, "zstd: stream sink returned %d, not 0 or a negative code", rc);
+        return tly_fail(TLY_EUSAGE, "zstd: stream sink returned %d, not 0 or a negative code", rc);
     return rc;
 }
 
@@ -198,18 +198,18 @@ static int stream_args(const struct tly_codec *c, const struct iovec *iov, int n
                        size_t out_cap, tly_sink_fn sink)
 {
     if (c == NULL || c->id != TLY_CODEC_ZSTD)
-        return tly__fail(TLY_EUSAGE, "zstd: stream encoding needs a zstd codec");
+        return tly_fail(TLY_EUSAGE, "zstd: stream encoding needs a zstd codec");
     if (niov < 0 || (niov > 0 && iov == NULL) || out == NULL || out_cap == 0 || sink == NULL)
-        return tly__fail(TLY_EUSAGE, "zstd: stream encoding needs pieces, an output buffer and a sink");
+        return tly_fail(TLY_EUSAGE, "zstd: stream encoding needs pieces, an output buffer and a sink");
     uint64_t sum = 0;
     for (int i = 0; i < niov; i++) {
         if (iov[i].iov_len > UINT64_MAX - sum)
-            return tly__fail(TLY_EUSAGE, "zstd: stream pieces overflow a 64-bit size");
+            return tly_fail(TLY_EUSAGE, "zstd: stream pieces overflow a 64-bit size");
         sum += iov[i].iov_len;
     }
     /* Checked before any output, so a sink never sees part of a frame that would then fail. */
     if (sum != total)
-        return tly__fail(TLY_EUSAGE, "zstd: stream pieces hold %llu bytes, not the %llu given as total",
+        return tly_fail(TLY_EUSAGE, "zstd: stream pieces hold %llu bytes, not the %llu given as total",
                          (unsigned long long)sum, (unsigned long long)total);
     return 0;
 }
@@ -252,7 +252,7 @@ int tly_zstd_dstream_open(const struct tly_codec *c, void *dst, size_t dst_n, tl
 {
     if (c == NULL || c->id != TLY_CODEC_ZSTD || out_ds == NULL || (sink == NULL && dst_n > 0 && dst == NULL) ||
         (sink != NULL && (out == NULL || out_cap == 0)))
-        return tly__fail(TLY_EUSAGE, "zstd: stream decoding needs a zstd codec and a destination or a sink");
+        return tly_fail(TLY_EUSAGE, "zstd: stream decoding needs a zstd codec and a destination or a sink");
     int rc = 0;
     TLY_STAGE(TLY_DECODE)
     {
@@ -260,7 +260,7 @@ int tly_zstd_dstream_open(const struct tly_codec *c, void *dst, size_t dst_n, tl
         ZSTD_DCtx *dctx = ds ? ZSTD_createDCtx() : NULL;
         if (dctx == NULL) {
             free(ds);
-            rc = tly__fail(-ENOMEM, "zstd: cannot allocate a decompression context");
+            rc = tly_fail(-ENOMEM, "zstd: cannot allocate a decompression context");
         } else {
             ds->dctx = dctx;
             ds->sink = sink;
@@ -291,12 +291,12 @@ static int check_header(struct tly_zstd_dstream *ds, const void *in, size_t n)
         /* Not enough bytes yet, or not a frame: decompression itself will say which. */
         if (ds->head_n < sizeof ds->head)
             return 0;
-        return tly__fail(TLY_ECODEC, "zstd: frame header corrupt");
+        return tly_fail(TLY_ECODEC, "zstd: frame header corrupt");
     }
     if (size == ZSTD_CONTENTSIZE_UNKNOWN)
-        return tly__fail(TLY_ECODEC, "zstd: frame does not record its content size");
+        return tly_fail(TLY_ECODEC, "zstd: frame does not record its content size");
     if (size != ds->dst_n)
-        return tly__fail(TLY_ECODEC, "zstd: frame content size %llu != expected %zu", size, ds->dst_n);
+        return tly_fail(TLY_ECODEC, "zstd: frame content size %llu != expected %zu", size, ds->dst_n);
     ds->header_checked = true;
     return 0;
 }
@@ -312,7 +312,7 @@ static int dstream_drain(struct tly_zstd_dstream *ds)
     }
     ds->produced += ds->z.pos;
     ds->z.pos = 0;
-    return rc > 0 ? tly__fail(TLY_EUSAGE, "zstd: stream sink returned %d", rc) : rc;
+    return rc > 0 ? tly_fail(TLY_EUSAGE, "zstd: stream sink returned %d", rc) : rc;
 }
 
 int tly_zstd_dstream_feed(struct tly_zstd_dstream *ds, const void *in, size_t n)
@@ -325,7 +325,7 @@ int tly_zstd_dstream_feed(struct tly_zstd_dstream *ds, const void *in, size_t n)
     {
         while (rc == 0 && zin.pos < zin.size) {
             if (ds->done) {
-                rc = tly__fail(TLY_ECODEC, "zstd: %zu trailing bytes after the frame", zin.size - zin.pos);
+                rc = tly_fail(TLY_ECODEC, "zstd: %zu trailing bytes after the frame", zin.size - zin.pos);
                 break;
             }
             size_t r = ZSTD_decompressStream(ds->dctx, &ds->z, &zin);
@@ -347,11 +347,11 @@ int tly_zstd_dstream_close(struct tly_zstd_dstream *ds)
         return 0;
     int rc = 0;
     if (!ds->done)
-        rc = tly__fail(TLY_ECODEC, "zstd: frame truncated (ends before its last block)");
+        rc = tly_fail(TLY_ECODEC, "zstd: frame truncated (ends before its last block)");
     else if (ds->sink == NULL && ds->z.pos != ds->dst_n)
-        rc = tly__fail(TLY_ECODEC, "zstd: frame decoded to %zu bytes, expected %zu", ds->z.pos, ds->dst_n);
+        rc = tly_fail(TLY_ECODEC, "zstd: frame decoded to %zu bytes, expected %zu", ds->z.pos, ds->dst_n);
     else if (ds->sink != NULL && ds->produced != ds->dst_n)
-        rc = tly__fail(TLY_ECODEC, "zstd: frame decoded to %zu bytes, expected %zu", ds->produced, ds->dst_n);
+        rc = tly_fail(TLY_ECODEC, "zstd: frame decoded to %zu bytes, expected %zu", ds->produced, ds->dst_n);
     TLY_STAGE(TLY_DECODE)
     {
         ZSTD_freeDCtx(ds->dctx);

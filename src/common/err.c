@@ -1,4 +1,4 @@
-#include "common/err.h"
+#include "tally/error.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -14,7 +14,7 @@ static const char *const names[] = {
     [TLY_ECODEC - TLY_EFORMAT] = "codec error",        [TLY_EHTTP - TLY_EFORMAT] = "HTTP request failed",
     [TLY_EAUTH - TLY_EFORMAT] = "credentials refused", [TLY_ENOTFOUND - TLY_EFORMAT] = "not found",
     [TLY_EEXISTS - TLY_EFORMAT] = "already exists",    [TLY_EUSAGE - TLY_EFORMAT] = "bad usage",
-    [TLY_EBUDGET - TLY_EFORMAT] = "budget exceeded",   [TLY_EINTERNAL - TLY_EFORMAT] = "internal error",
+    [TLY_EINTERNAL - TLY_EFORMAT] = "internal error",
 };
 
 const char *tly_strerror(int err)
@@ -38,7 +38,7 @@ void tly_errclear(void)
     msg[0] = '\0';
 }
 
-int tly__fail(int err, const char *fmt, ...)
+int tly_fail(int err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -47,7 +47,7 @@ int tly__fail(int err, const char *fmt, ...)
     return err;
 }
 
-int tly__fail_errno(const char *fmt, ...)
+int tly_fail_errno(const char *fmt, ...)
 {
     int e = errno ? errno : EIO;
     va_list ap;
@@ -70,7 +70,7 @@ static size_t append(size_t at, const char *s)
     return at + k;
 }
 
-void tly__err_prefix(const char *fmt, ...)
+void tly_err_prefix(const char *fmt, ...)
 {
     char old[MSG_CAP];
     memcpy(old, msg, sizeof old); /* message text, not payload */

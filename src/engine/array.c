@@ -3,9 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "engine/internal.h"
 #include "tally/mem.h"
+#include "mem/plant.h"
 
 static int setup(struct tly_array *a)
 {
@@ -14,14 +15,14 @@ static int setup(struct tly_array *a)
     pthread_cond_init(&a->gate_cv, NULL);
     a->gate_free = a->opts.threads;
     a->meta.codec.blosc.typesize = a->meta.dtype.size;
-    tly_plant_point(TLY_META);
+    tly__plant_point(TLY_META);
     int err = tly_grid_init(&a->grid, a->meta.rank, a->meta.shape, a->meta.chunks);
     if (err)
         return err;
     if (a->meta.has_fill) {
         a->fill_pattern = malloc(TLY__FILL_PATTERN_BYTES);
         if (a->fill_pattern == NULL)
-            return tly__fail(-ENOMEM, "out of memory");
+            return tly_fail(-ENOMEM, "out of memory");
         for (size_t off = 0; off < TLY__FILL_PATTERN_BYTES; off += a->meta.dtype.size)
             memcpy(a->fill_pattern + off, a->meta.fill, a->meta.dtype.size); /* one element, not payload */
     }
@@ -74,7 +75,7 @@ static int create_meta(struct tly_array *a, bool overwrite)
     struct tly_meta *m = &a->meta;
     if (exists(a->store, ".zarray") || exists(a->store, "zarr.json")) {
         if (!overwrite)
-            return tly__fail(TLY_EEXISTS, "%s: an array exists there (use --overwrite to replace it)",
+            return tly_fail(TLY_EEXISTS, "%s: an array exists there (use --overwrite to replace it)",
                              tly_store_url(a->store));
         int err = keep_attributes(a, m);
         if (!err)
@@ -84,7 +85,7 @@ static int create_meta(struct tly_array *a, bool overwrite)
     }
     char *doc = tly_meta_emit(m);
     if (doc == NULL)
-        return tly__fail(-ENOMEM, "out of memory for the metadata");
+        return tly_fail(-ENOMEM, "out of memory for the metadata");
     int err = tly_store_put(a->store, tly_meta_key(m->zarr_format), doc, strlen(doc));
     free(doc);
     if (!err && a->zattrs)
@@ -97,7 +98,7 @@ int tly_array_create(const char *url, const struct tly_meta *m, bool overwrite, 
 {
     struct tly_array *a = array_new(opts);
     if (a == NULL)
-        return tly__fail(-ENOMEM, "out of memory");
+        return tly_fail(-ENOMEM, "out of memory");
     int err = 0;
     TLY_STAGE(TLY_META)
     {
@@ -127,21 +128,21 @@ static int open_meta(struct tly_array *a)
         err = tly_meta_parse_v3(text, n, &a->meta);
         free(text);
         if (err)
-            tly__err_prefix("%s/zarr.json", tly_store_url(a->store));
+            tly_err_prefix("%s/zarr.json", tly_store_url(a->store));
         return err;
     }
     if (err != TLY_ENOTFOUND)
         return err;
     err = tly_store_get(a->store, ".zarray", &text, &n);
     if (err == TLY_ENOTFOUND)
-        return tly__fail(TLY_ENOTFOUND, "%s: no Zarr array there (neither zarr.json nor .zarray)",
+        return tly_fail(TLY_ENOTFOUND, "%s: no Zarr array there (neither zarr.json nor .zarray)",
                          tly_store_url(a->store));
     if (err)
         return err;
     err = tly_meta_parse_v2(text, n, &a->meta);
     free(text);
     if (err) {
-        tly__err_prefix("%s/.zarray", tly_store_url(a->store));
+        tly_err_prefix("%s/.zarray", tly_store_url(a->store));
         return err;
     }
     err = tly_store_get(a->store, ".zattrs", &text, &n);
@@ -157,7 +158,7 @@ int tly_array_open(const char *url, const struct tly_io_opts *opts, struct tly_a
 {
     struct tly_array *a = array_new(opts);
     if (a == NULL)
-        return tly__fail(-ENOMEM, "out of memory");
+        return tly_fail(-ENOMEM, "out of memory");
     int err = 0;
     TLY_STAGE(TLY_META)
     {
@@ -205,4 +206,5 @@ void tly_array_close(struct tly_array *a)
         free(a->fill_pattern);
         free(a);
     }
+    tly__plant_release(); /* a planted defect lives as long as the array the operation used */
 }

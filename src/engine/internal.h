@@ -7,7 +7,7 @@
 #include <stdbool.h>
 
 #include "tally/engine.h"
-#include "tally/pool.h"
+#include "mem/pool.h"
 
 #define TLY__FILL_PATTERN_BYTES ((size_t)64 * 1024)
 

@@ -14,10 +14,11 @@
 #include <string.h>
 #include <zstd.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "engine/internal.h"
 #include "tally/codec.h"
 #include "tally/mem.h"
+#include "mem/plant.h"
 
 struct rctx {
     struct tly__op op; /* first: tly__op_run() fills it */
@@ -57,13 +58,13 @@ static int decode_into(struct tly__op *op, const struct tly_runs *rs, const void
 {
     TLY_STAGE(TLY_DECODE)
     {
-        tly_plant_point(TLY_DECODE);
+        tly__plant_point(TLY_DECODE);
     }
     if (tly_runs_contiguous(rs))
         return tly__decode(op, out + rs->buf_base, rs->chunk_bytes, enc, n);
     void *tmp = tly_pool_alloc(rs->chunk_bytes);
     if (tmp == NULL)
-        return tly__fail(-ENOMEM, "out of memory for a %llu-byte chunk", (unsigned long long)rs->chunk_bytes);
+        return tly_fail(-ENOMEM, "out of memory for a %llu-byte chunk", (unsigned long long)rs->chunk_bytes);
     int err = tly__decode(op, tmp, rs->chunk_bytes, enc, n);
     if (!err) {
         struct tly_runs_iter it;
@@ -71,7 +72,7 @@ static int decode_into(struct tly__op *op, const struct tly_runs *rs, const void
         tly_runs_iter_init(&it, rs);
         TLY_STAGE(TLY_SCATTER)
         {
-            tly_plant_point(TLY_SCATTER);
+            tly__plant_point(TLY_SCATTER);
             while (tly_runs_next(&it, &co, &bo))
                 tly_copy(out + bo, (char *)tmp + co, rs->run_bytes);
         }
@@ -96,7 +97,7 @@ static int scatter_sink(void *arg, const void *data, size_t n)
     const char *p = data;
     TLY_STAGE(TLY_SCATTER)
     {
-        tly_plant_point(TLY_SCATTER);
+        tly__plant_point(TLY_SCATTER);
         while (n > 0 && sc->have_run) {
             size_t k;
             if (sc->pos < sc->co) { /* bytes the region does not want (or edge padding) */
@@ -174,10 +175,10 @@ static int read_zstd(struct tly__op *op, const char *key, const struct tly_runs 
     win = win_cap ? tly_pool_alloc(win_cap) : NULL;
     TLY_STAGE(TLY_DECODE)
     {
-        tly_plant_point(TLY_DECODE);
+        tly__plant_point(TLY_DECODE);
     }
     if ((in_cap && in == NULL) || (win_cap && win == NULL))
-        err = tly__fail(-ENOMEM, "out of memory for zstd stream buffers");
+        err = tly_fail(-ENOMEM, "out of memory for zstd stream buffers");
     if (!err && win_cap) {
         tly_runs_iter_init(&sc.it, rs);
         sc.have_run = tly_runs_next(&sc.it, &sc.co, &sc.bo);
@@ -228,17 +229,17 @@ static int read_one(void *arg, uint64_t i)
     int err = 0;
     TLY_STAGE(TLY_PLAN)
     {
-        tly_plant_point(TLY_PLAN);
+        tly__plant_point(TLY_PLAN);
         tly__chunk_at(a->grid.rank, x->op.lo, x->op.hi, i, idx);
         tly_runs_plan(&a->grid, idx, x->op.r, a->meta.dtype.size, &rs);
         if (tly_meta_chunk_key(&a->meta, idx, key, sizeof key) < 0)
-            err = tly__fail(TLY_EUSAGE, "chunk key too long");
+            err = tly_fail(TLY_EUSAGE, "chunk key too long");
     }
     if (err)
         return err;
     TLY_STAGE(TLY_GET)
     {
-        tly_plant_point(TLY_GET);
+        tly__plant_point(TLY_GET);
         err = tly_store_size(a->store, key, &size);
     }
     atomic_fetch_add(&x->op.stats.chunks, 1);
@@ -254,12 +255,12 @@ static int read_one(void *arg, uint64_t i)
     uint64_t ticket = err ? 0 : read_ticket(&x->op, &rs, size);
     TLY_STAGE(TLY_POOL)
     {
-        tly_plant_point(TLY_POOL);
+        tly__plant_point(TLY_POOL);
         tly_pool_acquire(x->op.pool, ticket);
     }
     if (!err && a->meta.codec.id == TLY_CODEC_NONE) {
         if (size != rs.chunk_bytes)
-            err = tly__fail(TLY_EFORMAT, "%llu bytes, expected %llu", (unsigned long long)size,
+            err = tly_fail(TLY_EFORMAT, "%llu bytes, expected %llu", (unsigned long long)size,
                             (unsigned long long)rs.chunk_bytes);
         else
             TLY_STAGE(TLY_GET)
@@ -273,7 +274,7 @@ static int read_one(void *arg, uint64_t i)
         TLY_STAGE(TLY_GET)
         {
             struct iovec iov = {enc, size};
-            err = enc ? tly__readv(&x->op, key, 0, &iov, 1) : tly__fail(-ENOMEM, "out of memory");
+            err = enc ? tly__readv(&x->op, key, 0, &iov, 1) : tly_fail(-ENOMEM, "out of memory");
         }
         if (!err)
             err = decode_into(&x->op, &rs, enc, size, x->buf);
@@ -282,7 +283,7 @@ static int read_one(void *arg, uint64_t i)
     tly_pool_release(x->op.pool, ticket);
     atomic_fetch_add(&x->op.stats.stored_bytes, size);
     if (err)
-        tly__err_prefix("chunk %s", key);
+        tly_err_prefix("chunk %s", key);
     return err;
 }
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "engine/internal.h"
 #include "tally/codec.h"
 #include "tally/mem.h"
@@ -72,7 +72,7 @@ int tly__run_tasks(int threads, uint64_t n, tly__task_fn fn, void *ctx)
     pthread_mutex_destroy(&j.mu);
     int err = atomic_load(&j.err);
     if (err)
-        tly__fail(err, "%s", j.msg);
+        tly_fail(err, "%s", j.msg);
     return err;
 }
 
@@ -171,10 +171,10 @@ struct tly_io_opts tly_io_opts_resolve(const struct tly_io_opts *opts)
 int tly__check_region(const struct tly_array *a, const struct tly_region *r)
 {
     if (r->rank != a->grid.rank)
-        return tly__fail(TLY_EUSAGE, "region has %d dimensions, the array %d", r->rank, a->grid.rank);
+        return tly_fail(TLY_EUSAGE, "region has %d dimensions, the array %d", r->rank, a->grid.rank);
     for (int d = 0; d < r->rank; d++)
         if (r->start[d] > r->stop[d] || r->stop[d] > a->grid.shape[d])
-            return tly__fail(TLY_EUSAGE, "region %llu:%llu of dimension %d is outside 0:%llu",
+            return tly_fail(TLY_EUSAGE, "region %llu:%llu of dimension %d is outside 0:%llu",
                              (unsigned long long)r->start[d], (unsigned long long)r->stop[d], d,
                              (unsigned long long)a->grid.shape[d]);
     return 0;
@@ -273,7 +273,7 @@ static int read_range(void *arg, uint64_t i)
                 sub[m++] = (struct iovec){(char *)sp->iov[j].iov_base + (a - at), (size_t)(b - a)};
         }
         err = sub ? tly_store_readv(sp->op->a->store, sp->key, sp->offset + lo, sub, m)
-                  : tly__fail(-ENOMEM, "out of memory");
+                  : tly_fail(-ENOMEM, "out of memory");
         if (sub != small)
             free(sub);
     }
@@ -305,7 +305,7 @@ int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region
     op->r = r;
     op->pool = tly_pool_create(a->opts.memory_limit);
     if (op->pool == NULL)
-        return tly__fail(-ENOMEM, "out of memory");
+        return tly_fail(-ENOMEM, "out of memory");
     uint64_t n;
     TLY_STAGE(TLY_PLAN)
     {

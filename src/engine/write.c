@@ -13,10 +13,11 @@
 #include <string.h>
 #include <zstd.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "engine/internal.h"
 #include "tally/codec.h"
 #include "tally/mem.h"
+#include "mem/plant.h"
 
 struct wctx {
     struct tly__op op; /* first: tly__op_run() fills it */
@@ -41,7 +42,7 @@ static int segs_push(struct segs *s, const void *p, size_t len, bool pad)
             s->iov = iov;
         bool *pd = iov ? realloc(s->pad, (size_t)cap * sizeof *pd) : NULL;
         if (pd == NULL)
-            return tly__fail(-ENOMEM, "out of memory planning a chunk");
+            return tly_fail(-ENOMEM, "out of memory planning a chunk");
         s->pad = pd;
         s->cap = cap;
     }
@@ -116,7 +117,7 @@ static int put_chunk(struct tly__op *op, const char *key, const struct segs *s, 
     if (c->id == TLY_CODEC_NONE) {
         TLY_STAGE(TLY_PUT)
         {
-            tly_plant_point(TLY_PUT);
+            tly__plant_point(TLY_PUT);
             err = tly_writer_add(w, s->iov, s->n); /* the caller's memory and the fill pattern: stable */
         }
         *stored = chunk_bytes;
@@ -125,18 +126,18 @@ static int put_chunk(struct tly__op *op, const char *key, const struct segs *s, 
         struct sink sk = {w, 0};
         TLY_STAGE(TLY_ENCODE)
         {
-            tly_plant_point(TLY_ENCODE);
+            tly__plant_point(TLY_ENCODE);
             enc = tly_pool_alloc(cap);
         }
         err = enc ? tly_zstd_encode_stream(c, s->iov, s->n, chunk_bytes, enc, cap, sink_write, &sk)
-                  : tly__fail(-ENOMEM, "out of memory for the zstd output buffer");
+                  : tly_fail(-ENOMEM, "out of memory for the zstd output buffer");
         *stored = sk.bytes;
     } else {
         const void *src = s->n == 1 && !s->pad[0] ? s->iov[0].iov_base : NULL;
         if (src == NULL) {
             TLY_STAGE(TLY_GATHER)
             {
-                tly_plant_point(TLY_GATHER);
+                tly__plant_point(TLY_GATHER);
                 gathered = tly_pool_alloc(chunk_bytes);
                 char *p = gathered;
                 for (int i = 0; p && i < s->n; p += s->iov[i].iov_len, i++) {
@@ -151,13 +152,13 @@ static int put_chunk(struct tly__op *op, const char *key, const struct segs *s, 
         size_t bound = tly_codec_bound(c, chunk_bytes), n = 0;
         TLY_STAGE(TLY_ENCODE)
         {
-            tly_plant_point(TLY_ENCODE);
+            tly__plant_point(TLY_ENCODE);
             enc = src ? tly_pool_alloc(bound) : NULL;
         }
         if (enc) {
             err = tly__encode(op, enc, bound, src, chunk_bytes, &n);
         } else {
-            err = tly__fail(-ENOMEM, "out of memory for a %llu-byte chunk", (unsigned long long)chunk_bytes);
+            err = tly_fail(-ENOMEM, "out of memory for a %llu-byte chunk", (unsigned long long)chunk_bytes);
         }
         if (!err) {
             struct iovec iov = {enc, n};
@@ -178,7 +179,7 @@ static int put_chunk(struct tly__op *op, const char *key, const struct segs *s, 
     tly_pool_free(gathered);
     tly_pool_free(enc);
     if (err)
-        tly__err_prefix("chunk %s", key);
+        tly_err_prefix("chunk %s", key);
     return err;
 }
 
@@ -202,7 +203,7 @@ static int load_chunk(struct tly__op *op, const char *key, void *dst, uint64_t c
     const struct tly_codec *c = &a->meta.codec;
     if (c->id == TLY_CODEC_NONE) {
         if (size != chunk_bytes)
-            return tly__fail(TLY_EFORMAT, "chunk %s: %llu bytes, expected %llu", key, (unsigned long long)size,
+            return tly_fail(TLY_EFORMAT, "chunk %s: %llu bytes, expected %llu", key, (unsigned long long)size,
                              (unsigned long long)chunk_bytes);
         struct iovec iov = {dst, chunk_bytes};
         TLY_STAGE(TLY_GET)
@@ -215,13 +216,13 @@ static int load_chunk(struct tly__op *op, const char *key, void *dst, uint64_t c
     TLY_STAGE(TLY_GET)
     {
         struct iovec iov = {enc, size};
-        err = enc ? tly__readv(op, key, 0, &iov, 1) : tly__fail(-ENOMEM, "out of memory");
+        err = enc ? tly__readv(op, key, 0, &iov, 1) : tly_fail(-ENOMEM, "out of memory");
     }
     if (!err)
         err = tly__decode(op, dst, chunk_bytes, enc, size);
     tly_pool_free(enc);
     if (err)
-        tly__err_prefix("chunk %s", key);
+        tly_err_prefix("chunk %s", key);
     return err;
 }
 
@@ -230,7 +231,7 @@ static int rmw_chunk(struct wctx *x, const char *key, const struct tly_runs *rs,
 {
     void *cb = tly_pool_alloc(rs->chunk_bytes);
     if (cb == NULL)
-        return tly__fail(-ENOMEM, "chunk %s: out of memory", key);
+        return tly_fail(-ENOMEM, "chunk %s: out of memory", key);
     int err = load_chunk(&x->op, key, cb, rs->chunk_bytes);
     if (!err) {
         struct tly_runs_iter it;
@@ -238,7 +239,7 @@ static int rmw_chunk(struct wctx *x, const char *key, const struct tly_runs *rs,
         tly_runs_iter_init(&it, rs);
         TLY_STAGE(TLY_GATHER)
         {
-            tly_plant_point(TLY_GATHER);
+            tly__plant_point(TLY_GATHER);
             while (tly_runs_next(&it, &co, &bo))
                 tly_copy((char *)cb + co, x->buf + bo, rs->run_bytes);
         }
@@ -295,18 +296,18 @@ static int write_one(void *arg, uint64_t i)
     int err = 0;
     TLY_STAGE(TLY_PLAN)
     {
-        tly_plant_point(TLY_PLAN);
+        tly__plant_point(TLY_PLAN);
         tly__chunk_at(a->grid.rank, x->op.lo, x->op.hi, i, idx);
         tly_runs_plan(&a->grid, idx, x->op.r, a->meta.dtype.size, &rs);
         if (tly_meta_chunk_key(&a->meta, idx, key, sizeof key) < 0)
-            err = tly__fail(TLY_EUSAGE, "chunk key too long");
+            err = tly_fail(TLY_EUSAGE, "chunk key too long");
         else if (rs.covers_chunk)
             err = plan_segments(a, &rs, x->buf, &s);
     }
     uint64_t stored = 0, ticket = err ? 0 : write_ticket(&x->op, &rs, &s);
     TLY_STAGE(TLY_POOL)
     {
-        tly_plant_point(TLY_POOL);
+        tly__plant_point(TLY_POOL);
         tly_pool_acquire(x->op.pool, ticket);
     }
     if (!err && rs.covers_chunk)

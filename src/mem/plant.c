@@ -1,5 +1,5 @@
 /*
- * The planted defect (see mem.h): a known extra allocation and payload copy in one stage, so that
+ * The planted defect (see plant.h): a known extra allocation and payload copy in one stage, so that
  * `tally selftest` can show the instrument finds it there and the stage's budget fails.
  */
 #include <pthread.h>
@@ -7,14 +7,14 @@
 #include <string.h>
 
 #include "mem/internal.h"
+#include "mem/plant.h"
 
 int tly__plant_stage = -1;
 static size_t plant_bytes = (size_t)1 << 20;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static void *planted;
-static size_t planted_bytes;
 
-void tly_plant_set(int s, size_t bytes)
+void tly__plant_set(int s, size_t bytes)
 {
     pthread_mutex_lock(&mu);
     tly__plant_stage = s >= 0 && s < TLY_NSTAGES ? s : -1;
@@ -34,22 +34,16 @@ void tly__plant_hit(void)
             tly_copy(p + off, source, k);
         }
         planted = p;
-        planted_bytes = p ? plant_bytes : 0;
     }
     pthread_mutex_unlock(&mu);
 }
 
-void tly_plant_release(void)
+void tly__plant_release(void)
 {
     pthread_mutex_lock(&mu);
     free(planted);
     planted = NULL;
     pthread_mutex_unlock(&mu);
-}
-
-size_t tly_plant_planted(void)
-{
-    return planted_bytes;
 }
 
 /* TALLY_PLANT=STAGE[:BYTES], read once at start-up. */
@@ -65,5 +59,5 @@ void tly__plant_boot(void)
     memcpy(name, env, n); /* a stage name, not payload */
     name[n] = '\0';
     size_t bytes = env[n] == ':' ? (size_t)strtoull(env + n + 1, NULL, 10) : 0;
-    tly_plant_set(tly_stage_from_name(name), bytes);
+    tly__plant_set(tly_stage_from_name(name), bytes);
 }

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 
 #include "mem/internal.h"
-#include "tally/pool.h"
+#include "mem/pool.h"
 
 struct tly_pool {
     pthread_mutex_t mu;
@@ -93,6 +93,8 @@ void tly_pool_release(struct tly_pool *p, uint64_t n)
     give_ticket(p, n);
 }
 
+/* Not on huge pages: on a 1 GiB blosc chunk they made the write 0.91 s or 1.6-2.6 s from run to run
+ * (compaction in the page fault, THP defrag "madvise") where 4 KiB pages gave a steady 1.23-1.58 s. */
 void *tly_pool_alloc(size_t n)
 {
     void *b;

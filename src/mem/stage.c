@@ -13,7 +13,7 @@ __thread struct tly__tls tly__tls __attribute__((tls_model("initial-exec")));
 static const char *const stage_names[TLY_NSTAGES] = {
     [TLY_PLAN] = "plan",         [TLY_GATHER] = "gather", [TLY_ENCODE] = "encode",   [TLY_PUT] = "put",
     [TLY_GET] = "get",           [TLY_DECODE] = "decode", [TLY_SCATTER] = "scatter", [TLY_META] = "meta",
-    [TLY_SIGN] = "sign",         [TLY_HTTP] = "http",     [TLY_POOL] = "pool",       [TLY_HARNESS] = "harness",
+    [TLY_SIGN] = "sign",         [TLY_HTTP] = "http",     [TLY_POOL] = "pool",       [TLY_CALLER] = "caller",
     [TLY_UNSTAGED] = "unstaged",
 };
 

@@ -4,7 +4,7 @@
 
 #include <jansson.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "tally/mem.h"
 #include "tally/meta.h"
 

@@ -109,15 +109,15 @@ static int load(const char *doc, const char *text, size_t n, json_t **out)
     json_t *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &err);
     /* jansson leaves the error text empty where an allocation failed (it sets one for every syntax error). */
     if (root == NULL && (json_error_code(&err) == json_error_out_of_memory || err.text[0] == '\0'))
-        return tly__fail(-ENOMEM, "%s: out of memory parsing JSON", doc);
+        return tly_fail(-ENOMEM, "%s: out of memory parsing JSON", doc);
     if (root == NULL && text != NULL)
         root = load_requoted(text, n);
     if (root == NULL)
-        return tly__fail(TLY_EFORMAT, "%s: malformed JSON at line %d, column %d: %s", doc, err.line, err.column,
+        return tly_fail(TLY_EFORMAT, "%s: malformed JSON at line %d, column %d: %s", doc, err.line, err.column,
                          err.text);
     if (!json_is_object(root)) {
         json_decref(root);
-        return tly__fail(TLY_EFORMAT, "%s: not a JSON object", doc);
+        return tly_fail(TLY_EFORMAT, "%s: not a JSON object", doc);
     }
     *out = root;
     return 0;
@@ -145,13 +145,13 @@ int tly__meta_parse(const char *doc, const char *text, size_t n, struct tly_meta
 int tly__json_field(const char *doc, json_t *obj, const char *key, json_t **out)
 {
     *out = json_object_get(obj, key);
-    return *out ? 0 : tly__fail(TLY_EFORMAT, "%s: field '%s' is missing", doc, key);
+    return *out ? 0 : tly_fail(TLY_EFORMAT, "%s: field '%s' is missing", doc, key);
 }
 
 int tly__json_int(const char *doc, const char *what, json_t *v, long long lo, long long hi, long long *out)
 {
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
-        return tly__fail(TLY_EFORMAT, "%s: %s must be an integer in [%lld, %lld]", doc, what, lo, hi);
+        return tly_fail(TLY_EFORMAT, "%s: %s must be an integer in [%lld, %lld]", doc, what, lo, hi);
     *out = json_integer_value(v);
     return 0;
 }
@@ -161,15 +161,15 @@ int tly__json_dims(const char *doc, json_t *obj, const char *key, uint64_t min, 
     json_t *list, *v;
     TLY__TRY(tly__json_field(doc, obj, key, &list));
     if (!json_is_array(list))
-        return tly__fail(TLY_EFORMAT, "%s: field '%s' must be a list of integers", doc, key);
+        return tly_fail(TLY_EFORMAT, "%s: field '%s' must be a list of integers", doc, key);
     if (json_array_size(list) > TLY_MAX_RANK)
-        return tly__fail(TLY_EUNSUPPORTED, "%s: rank %zu ('%s') is more than tally's limit of %d", doc,
+        return tly_fail(TLY_EUNSUPPORTED, "%s: rank %zu ('%s') is more than tally's limit of %d", doc,
                          json_array_size(list), key, TLY_MAX_RANK);
     size_t i;
     json_array_foreach(list, i, v)
     {
         if (!json_is_integer(v) || json_integer_value(v) < (long long)min)
-            return tly__fail(TLY_EFORMAT, "%s: field '%s' must be a list of integers >= %llu (item %zu is not)", doc,
+            return tly_fail(TLY_EFORMAT, "%s: field '%s' must be a list of integers >= %llu (item %zu is not)", doc,
                              key, (unsigned long long)min, i);
         dims[i] = (uint64_t)json_integer_value(v);
     }
@@ -180,13 +180,13 @@ int tly__json_dims(const char *doc, json_t *obj, const char *key, uint64_t min, 
 int tly__meta_check_grid(const char *doc, const struct tly_meta *m, int chunk_rank)
 {
     if (chunk_rank != m->rank)
-        return tly__fail(TLY_EFORMAT, "%s: shape has %d dimensions but the chunk shape has %d", doc, m->rank,
+        return tly_fail(TLY_EFORMAT, "%s: shape has %d dimensions but the chunk shape has %d", doc, m->rank,
                          chunk_rank);
     /* The engine holds a whole chunk in memory: it must be a size one object can have. */
     uint64_t bytes = m->dtype.size;
     for (int d = 0; d < m->rank; d++)
         if (__builtin_mul_overflow(bytes, m->chunks[d], &bytes) || bytes > PTRDIFF_MAX)
-            return tly__fail(TLY_EUNSUPPORTED, "%s: a chunk is too large to hold in memory", doc);
+            return tly_fail(TLY_EUNSUPPORTED, "%s: a chunk is too large to hold in memory", doc);
     return 0;
 }
 
@@ -198,10 +198,10 @@ int tly__json_named(const char *doc, const char *what, json_t *v, const char **n
         return 0;
     *name = json_string_value(json_object_get(v, "name"));
     if (*name == NULL)
-        return tly__fail(TLY_EFORMAT, "%s: %s must be an object with a 'name'", doc, what);
+        return tly_fail(TLY_EFORMAT, "%s: %s must be an object with a 'name'", doc, what);
     *cfg = json_object_get(v, "configuration");
     if (*cfg != NULL && !json_is_object(*cfg))
-        return tly__fail(TLY_EFORMAT, "%s: %s '%s': 'configuration' must be an object", doc, what, *name);
+        return tly_fail(TLY_EFORMAT, "%s: %s '%s': 'configuration' must be an object", doc, what, *name);
     return 0;
 }
 
@@ -209,13 +209,13 @@ static int blosc_cname(const char *doc, json_t *v, struct tly_codec *c)
 {
     const char *s = json_string_value(v);
     if (s == NULL)
-        return tly__fail(TLY_EFORMAT, "%s: blosc 'cname' must be a string", doc);
+        return tly_fail(TLY_EFORMAT, "%s: blosc 'cname' must be a string", doc);
     for (size_t i = 0; i < sizeof blosc_cnames / sizeof blosc_cnames[0]; i++)
         if (strcmp(s, blosc_cnames[i]) == 0) {
             strcpy(c->blosc.cname, s); /* fits: one of the names above */
             return 0;
         }
-    return tly__fail(TLY_EUNSUPPORTED, "%s: blosc cname '%s' is not supported", doc, s);
+    return tly_fail(TLY_EUNSUPPORTED, "%s: blosc cname '%s' is not supported", doc, s);
 }
 
 int tly__blosc_common(const char *doc, json_t *cfg, struct tly_codec *c)
@@ -258,17 +258,17 @@ json_t *tly__json_fill_placeholder(void)
 static int check_emittable(const struct tly_meta *m)
 {
     if (m->zarr_format != 2 && m->zarr_format != 3)
-        return tly__fail(TLY_EUSAGE, "metadata: zarr_format %d is neither 2 nor 3", m->zarr_format);
+        return tly_fail(TLY_EUSAGE, "metadata: zarr_format %d is neither 2 nor 3", m->zarr_format);
     if (m->rank < 0 || m->rank > TLY_MAX_RANK)
-        return tly__fail(TLY_EUSAGE, "metadata: rank %d is out of range", m->rank);
+        return tly_fail(TLY_EUSAGE, "metadata: rank %d is out of range", m->rank);
     if (m->separator != '.' && m->separator != '/')
-        return tly__fail(TLY_EUSAGE, "metadata: separator '%c' is neither '.' nor '/'", m->separator);
+        return tly_fail(TLY_EUSAGE, "metadata: separator '%c' is neither '.' nor '/'", m->separator);
     if (strcmp(tly_dtype_v3_name(&m->dtype), "?") == 0 || strchr("<>|", m->dtype.endian) == NULL ||
         m->dtype.endian == '\0')
-        return tly__fail(TLY_EUSAGE, "metadata: dtype %c%u is not a tally dtype", m->dtype.kind,
+        return tly_fail(TLY_EUSAGE, "metadata: dtype %c%u is not a tally dtype", m->dtype.kind,
                          (unsigned)m->dtype.size);
     if (m->codec.id == TLY_CODEC_BLOSC && memchr(m->codec.blosc.cname, '\0', sizeof m->codec.blosc.cname) == NULL)
-        return tly__fail(TLY_EUSAGE, "metadata: blosc cname is not terminated");
+        return tly_fail(TLY_EUSAGE, "metadata: blosc cname is not terminated");
     return 0;
 }
 
@@ -277,7 +277,7 @@ static char *splice(const char *raw, const char *fill, enum tly_stage stage)
 {
     const char *at = strstr(raw, PLACEHOLDER_DUMPED);
     if (at == NULL) {
-        tly__fail(TLY_EINTERNAL, "metadata: fill value stand-in not found in the dumped document");
+        tly_fail(TLY_EINTERNAL, "metadata: fill value stand-in not found in the dumped document");
         return NULL;
     }
     size_t head = (size_t)(at - raw), ph = strlen(PLACEHOLDER_DUMPED), nfill = strlen(fill);

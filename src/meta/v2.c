@@ -12,7 +12,7 @@ static int parse_format(json_t *root)
     json_t *v;
     TLY__TRY(tly__json_field(DOC, root, "zarr_format", &v));
     if (!json_is_integer(v) || json_integer_value(v) != 2)
-        return tly__fail(TLY_EFORMAT, DOC ": field 'zarr_format' must be 2");
+        return tly_fail(TLY_EFORMAT, DOC ": field 'zarr_format' must be 2");
     return 0;
 }
 
@@ -21,12 +21,12 @@ static int parse_dtype(json_t *root, struct tly_dtype *dt)
     json_t *v;
     TLY__TRY(tly__json_field(DOC, root, "dtype", &v));
     if (json_is_array(v))
-        return tly__fail(TLY_EUNSUPPORTED, DOC ": dtype is not supported: structured dtype");
+        return tly_fail(TLY_EUNSUPPORTED, DOC ": dtype is not supported: structured dtype");
     if (!json_is_string(v))
-        return tly__fail(TLY_EFORMAT, DOC ": field 'dtype' must be a string");
+        return tly_fail(TLY_EFORMAT, DOC ": field 'dtype' must be a string");
     int rc = tly_dtype_from_numpy(json_string_value(v), dt);
     if (rc != 0)
-        tly__err_prefix(DOC);
+        tly_err_prefix(DOC);
     return rc;
 }
 
@@ -46,8 +46,8 @@ static int parse_order(json_t *root)
     if (s != NULL && strcmp(s, "C") == 0)
         return 0;
     if (s != NULL && strcmp(s, "F") == 0)
-        return tly__fail(TLY_EUNSUPPORTED, DOC ": order F (column-major) is not supported; only order C");
-    return tly__fail(TLY_EFORMAT, DOC ": field 'order' must be \"C\" or \"F\"");
+        return tly_fail(TLY_EUNSUPPORTED, DOC ": order F (column-major) is not supported; only order C");
+    return tly_fail(TLY_EFORMAT, DOC ": field 'order' must be \"C\" or \"F\"");
 }
 
 /* Filters change the stored bytes: refuse any, naming them ("delta, fixedscaleoffset"). */
@@ -57,7 +57,7 @@ static int parse_filters(json_t *root)
     if (v == NULL || json_is_null(v) || (json_is_array(v) && json_array_size(v) == 0))
         return 0;
     if (!json_is_array(v))
-        return tly__fail(TLY_EFORMAT, DOC ": field 'filters' must be null or a list");
+        return tly_fail(TLY_EFORMAT, DOC ": field 'filters' must be null or a list");
     char ids[256] = "";
     size_t i, len = 0;
     json_array_foreach(v, i, f)
@@ -66,7 +66,7 @@ static int parse_filters(json_t *root)
         int k = snprintf(ids + len, sizeof ids - len, "%s%s", i ? ", " : "", id ? id : "?");
         len = k < 0 || (size_t)k >= sizeof ids - len ? sizeof ids - 1 : len + (size_t)k;
     }
-    return tly__fail(TLY_EUNSUPPORTED, DOC ": filters are not supported (%s)", ids);
+    return tly_fail(TLY_EUNSUPPORTED, DOC ": filters are not supported (%s)", ids);
 }
 
 static int parse_blosc(json_t *cfg, struct tly_codec *c, const struct tly_dtype *dt)
@@ -93,7 +93,7 @@ static int parse_zstd(json_t *cfg, struct tly_codec *c)
         TLY__TRY(tly__json_int(DOC, "zstd 'level'", v, -131072, 22, &level));
     c->zstd.level = (int)level;
     if ((v = json_object_get(cfg, "checksum")) != NULL && !json_is_boolean(v))
-        return tly__fail(TLY_EFORMAT, DOC ": zstd 'checksum' must be true or false");
+        return tly_fail(TLY_EFORMAT, DOC ": zstd 'checksum' must be true or false");
     c->zstd.checksum = json_is_true(v);
     return 0;
 }
@@ -108,12 +108,12 @@ static int parse_compressor(json_t *root, struct tly_meta *m)
         return 0;
     const char *id = json_string_value(json_object_get(v, "id"));
     if (id == NULL)
-        return tly__fail(TLY_EFORMAT, DOC ": field 'compressor' must be null or an object with an 'id'");
+        return tly_fail(TLY_EFORMAT, DOC ": field 'compressor' must be null or an object with an 'id'");
     if (strcmp(id, "blosc") == 0)
         return parse_blosc(v, &m->codec, &m->dtype);
     if (strcmp(id, "zstd") == 0)
         return parse_zstd(v, &m->codec);
-    return tly__fail(TLY_EUNSUPPORTED, DOC ": compressor '%s' is not supported (only blosc, zstd or null)", id);
+    return tly_fail(TLY_EUNSUPPORTED, DOC ": compressor '%s' is not supported (only blosc, zstd or null)", id);
 }
 
 static int parse_fill(json_t *root, struct tly_meta *m)
@@ -131,7 +131,7 @@ static int parse_separator(json_t *root, struct tly_meta *m)
     if (v == NULL)
         s = ".";
     if (s == NULL || (strcmp(s, ".") != 0 && strcmp(s, "/") != 0))
-        return tly__fail(TLY_EFORMAT, DOC ": field 'dimension_separator' must be \".\" or \"/\"");
+        return tly_fail(TLY_EFORMAT, DOC ": field 'dimension_separator' must be \".\" or \"/\"");
     m->separator = s[0];
     return 0;
 }
@@ -179,6 +179,6 @@ json_t *tly__v2_doc(const struct tly_meta *m)
                   tly_dtype_numpy(&m->dtype, dtype), "fill_value", tly__json_fill_placeholder(), "filters", "order",
                   "C", "shape", tly__json_dims_new(m->shape, m->rank), "zarr_format", 2);
     if (root == NULL)
-        tly__fail(-ENOMEM, DOC ": out of memory building the document");
+        tly_fail(-ENOMEM, DOC ": out of memory building the document");
     return root;
 }

@@ -22,14 +22,14 @@ static int parse_format(json_t *root)
     json_t *v;
     TLY__TRY(tly__json_field(DOC, root, "zarr_format", &v));
     if (!json_is_integer(v) || json_integer_value(v) != 3)
-        return tly__fail(TLY_EFORMAT, DOC ": field 'zarr_format' must be 3");
+        return tly_fail(TLY_EFORMAT, DOC ": field 'zarr_format' must be 3");
     TLY__TRY(tly__json_field(DOC, root, "node_type", &v));
     const char *s = json_string_value(v);
     if (s != NULL && strcmp(s, "array") == 0)
         return 0;
     if (s != NULL && strcmp(s, "group") == 0)
-        return tly__fail(TLY_EUNSUPPORTED, DOC ": node_type 'group': this is a group, not an array");
-    return tly__fail(TLY_EFORMAT, DOC ": field 'node_type' must be \"array\"");
+        return tly_fail(TLY_EUNSUPPORTED, DOC ": node_type 'group': this is a group, not an array");
+    return tly_fail(TLY_EFORMAT, DOC ": field 'node_type' must be \"array\"");
 }
 
 static bool known(const char *key)
@@ -49,14 +49,14 @@ static int check_fields(json_t *root)
     {
         json_t *must = json_object_get(v, "must_understand");
         if (!known(key) && !json_is_false(must))
-            return tly__fail(TLY_EUNSUPPORTED, DOC ": field '%s' is an extension tally does not support", key);
+            return tly_fail(TLY_EUNSUPPORTED, DOC ": field '%s' is an extension tally does not support", key);
     }
     v = json_object_get(root, "storage_transformers");
     if (v != NULL && !json_is_array(v))
-        return tly__fail(TLY_EFORMAT, DOC ": field 'storage_transformers' must be a list");
+        return tly_fail(TLY_EFORMAT, DOC ": field 'storage_transformers' must be a list");
     if (json_array_size(v) > 0) {
         const char *name = json_string_value(json_object_get(json_array_get(v, 0), "name"));
-        return tly__fail(TLY_EUNSUPPORTED, DOC ": storage transformer '%s' is not supported", name ? name : "?");
+        return tly_fail(TLY_EUNSUPPORTED, DOC ": storage transformer '%s' is not supported", name ? name : "?");
     }
     return 0;
 }
@@ -68,10 +68,10 @@ static int parse_dtype(json_t *root, struct tly_dtype *dt)
     TLY__TRY(tly__json_field(DOC, root, "data_type", &v));
     TLY__TRY(tly__json_named(DOC, "data_type", v, &name, &cfg));
     if (!json_is_string(v))
-        return tly__fail(TLY_EUNSUPPORTED, DOC ": data_type '%s' is not supported (an extension type)", name);
+        return tly_fail(TLY_EUNSUPPORTED, DOC ": data_type '%s' is not supported (an extension type)", name);
     int rc = tly_dtype_from_v3(name, dt);
     if (rc != 0)
-        tly__err_prefix(DOC);
+        tly_err_prefix(DOC);
     return rc;
 }
 
@@ -84,9 +84,9 @@ static int parse_grid(json_t *root, struct tly_meta *m)
     TLY__TRY(tly__json_field(DOC, root, "chunk_grid", &v));
     TLY__TRY(tly__json_named(DOC, "chunk_grid", v, &name, &cfg));
     if (strcmp(name, "regular") != 0)
-        return tly__fail(TLY_EUNSUPPORTED, DOC ": chunk_grid '%s' is not supported (only regular)", name);
+        return tly_fail(TLY_EUNSUPPORTED, DOC ": chunk_grid '%s' is not supported (only regular)", name);
     if (cfg == NULL)
-        return tly__fail(TLY_EFORMAT, DOC ": chunk_grid 'regular' needs a configuration with 'chunk_shape'");
+        return tly_fail(TLY_EFORMAT, DOC ": chunk_grid 'regular' needs a configuration with 'chunk_shape'");
     TLY__TRY(tly__json_dims(DOC, cfg, "chunk_shape", 1, m->chunks, &chunk_rank));
     return tly__meta_check_grid(DOC, m, chunk_rank);
 }
@@ -99,14 +99,14 @@ static int parse_key_encoding(json_t *root, struct tly_meta *m)
     TLY__TRY(tly__json_named(DOC, "chunk_key_encoding", v, &name, &cfg));
     m->v3_default_keys = strcmp(name, "default") == 0;
     if (!m->v3_default_keys && strcmp(name, "v2") != 0)
-        return tly__fail(TLY_EUNSUPPORTED, DOC ": chunk_key_encoding '%s' is not supported (only default, v2)", name);
+        return tly_fail(TLY_EUNSUPPORTED, DOC ": chunk_key_encoding '%s' is not supported (only default, v2)", name);
     m->separator = m->v3_default_keys ? '/' : '.';
     v = json_object_get(cfg, "separator");
     const char *s = json_string_value(v);
     if (v == NULL)
         return 0;
     if (s == NULL || (strcmp(s, ".") != 0 && strcmp(s, "/") != 0))
-        return tly__fail(TLY_EFORMAT, DOC ": chunk_key_encoding separator must be \".\" or \"/\"");
+        return tly_fail(TLY_EFORMAT, DOC ": chunk_key_encoding separator must be \".\" or \"/\"");
     m->separator = s[0];
     return 0;
 }
@@ -118,9 +118,9 @@ static int parse_bytes(json_t *cfg, struct tly_dtype *dt)
     if (v == NULL && dt->size == 1)
         return 0;
     if (v == NULL)
-        return tly__fail(TLY_EFORMAT, DOC ": codec 'bytes' needs 'endian' for %s", tly_dtype_v3_name(dt));
+        return tly_fail(TLY_EFORMAT, DOC ": codec 'bytes' needs 'endian' for %s", tly_dtype_v3_name(dt));
     if (s == NULL || (strcmp(s, "little") != 0 && strcmp(s, "big") != 0))
-        return tly__fail(TLY_EFORMAT, DOC ": codec 'bytes': endian must be \"little\" or \"big\"");
+        return tly_fail(TLY_EFORMAT, DOC ": codec 'bytes': endian must be \"little\" or \"big\"");
     if (dt->size > 1)
         dt->endian = s[0] == 'b' ? '>' : '<';
     return 0;
@@ -144,7 +144,7 @@ static int parse_blosc(json_t *cfg, struct tly_codec *c)
             c->blosc.shuffle = i;
             return 0;
         }
-    return tly__fail(TLY_EFORMAT, DOC ": blosc 'shuffle' must be \"noshuffle\", \"shuffle\" or \"bitshuffle\"");
+    return tly_fail(TLY_EFORMAT, DOC ": blosc 'shuffle' must be \"noshuffle\", \"shuffle\" or \"bitshuffle\"");
 }
 
 static int parse_zstd(json_t *cfg, struct tly_codec *c)
@@ -156,7 +156,7 @@ static int parse_zstd(json_t *cfg, struct tly_codec *c)
     TLY__TRY(tly__json_int(DOC, "zstd 'level'", v, -131072, 22, &level));
     c->zstd.level = (int)level;
     if ((v = json_object_get(cfg, "checksum")) != NULL && !json_is_boolean(v))
-        return tly__fail(TLY_EFORMAT, DOC ": zstd 'checksum' must be true or false");
+        return tly_fail(TLY_EFORMAT, DOC ": zstd 'checksum' must be true or false");
     c->zstd.checksum = json_is_true(v);
     return 0;
 }
@@ -165,17 +165,17 @@ static int parse_codec(const char *name, json_t *cfg, struct tly_meta *m, enum c
 {
     if (strcmp(name, "bytes") == 0) {
         if (*at != CHAIN_START)
-            return tly__fail(TLY_EFORMAT, DOC ": codec 'bytes' must come first, once");
+            return tly_fail(TLY_EFORMAT, DOC ": codec 'bytes' must come first, once");
         *at = CHAIN_BYTES;
         return parse_bytes(cfg, &m->dtype);
     }
     bool zstd = strcmp(name, "zstd") == 0;
     if (!zstd && strcmp(name, "blosc") != 0)
-        return tly__fail(TLY_EUNSUPPORTED, DOC ": codec '%s' is not supported (only bytes, then blosc or zstd)", name);
+        return tly_fail(TLY_EUNSUPPORTED, DOC ": codec '%s' is not supported (only bytes, then blosc or zstd)", name);
     if (*at == CHAIN_COMPRESSED)
-        return tly__fail(TLY_EUNSUPPORTED, DOC ": codec '%s' after another compressor is not supported", name);
+        return tly_fail(TLY_EUNSUPPORTED, DOC ": codec '%s' after another compressor is not supported", name);
     if (zstd && cfg == NULL)
-        return tly__fail(TLY_EFORMAT, DOC ": codec 'zstd' needs a configuration with 'level'");
+        return tly_fail(TLY_EFORMAT, DOC ": codec 'zstd' needs a configuration with 'level'");
     *at = CHAIN_COMPRESSED;
     return zstd ? parse_zstd(cfg, &m->codec) : parse_blosc(cfg, &m->codec);
 }
@@ -188,7 +188,7 @@ static int parse_codecs(json_t *root, struct tly_meta *m)
     size_t i;
     TLY__TRY(tly__json_field(DOC, root, "codecs", &list));
     if (!json_is_array(list))
-        return tly__fail(TLY_EFORMAT, DOC ": field 'codecs' must be a list");
+        return tly_fail(TLY_EFORMAT, DOC ": field 'codecs' must be a list");
     m->codec = (struct tly_codec){.id = TLY_CODEC_NONE};
     /* Without a bytes codec, zarrita assumes {"endian": "little"}: so does tally. */
     m->dtype.endian = m->dtype.size == 1 ? '|' : '<';
@@ -212,14 +212,14 @@ static int parse_extras(json_t *root, struct tly_meta *m)
 {
     json_t *names = json_object_get(root, "dimension_names");
     if (names != NULL && !json_is_null(names) && (!json_is_array(names) || json_array_size(names) != (size_t)m->rank))
-        return tly__fail(TLY_EFORMAT, DOC ": field 'dimension_names' must be a list of %d names", m->rank);
+        return tly_fail(TLY_EFORMAT, DOC ": field 'dimension_names' must be a list of %d names", m->rank);
     json_t *attrs = json_object_get(root, "attributes");
     if (attrs == NULL)
         return 0;
     if (!json_is_object(attrs))
-        return tly__fail(TLY_EFORMAT, DOC ": field 'attributes' must be an object");
+        return tly_fail(TLY_EFORMAT, DOC ": field 'attributes' must be an object");
     m->attributes_json = json_dumps(attrs, JSON_COMPACT);
-    return m->attributes_json ? 0 : tly__fail(-ENOMEM, DOC ": out of memory copying 'attributes'");
+    return m->attributes_json ? 0 : tly_fail(-ENOMEM, DOC ": out of memory copying 'attributes'");
 }
 
 static int parse(json_t *root, struct tly_meta *m)
@@ -274,7 +274,7 @@ static json_t *attributes(const struct tly_meta *m)
     if (json_is_object(attrs))
         return attrs;
     json_decref(attrs);
-    tly__fail(TLY_EUSAGE, DOC ": attributes_json is not a JSON object (%s)", attrs ? "another JSON value" : err.text);
+    tly_fail(TLY_EUSAGE, DOC ": attributes_json is not a JSON object (%s)", attrs ? "another JSON value" : err.text);
     return NULL;
 }
 
@@ -290,6 +290,6 @@ json_t *tly__v3_doc(const struct tly_meta *m)
                              m->v3_default_keys ? "default" : "v2", "configuration", "separator", &m->separator, 1,
                              "fill_value", tly__json_fill_placeholder(), "codecs", codecs(m), "attributes", attrs);
     if (root == NULL)
-        tly__fail(-ENOMEM, DOC ": out of memory building the document");
+        tly_fail(-ENOMEM, DOC ": out of memory building the document");
     return root;
 }

@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "store/internal.h"
 
 #define IOV_BATCH 1024 /* IOV_MAX on Linux */
@@ -105,14 +105,14 @@ static int open_key(struct local *st, const char *key, int *fd)
 {
     int dir = root_fd(st, false);
     if (dir == -ENOENT)
-        return tly__fail(TLY_ENOTFOUND, "%s: no such directory", st->root);
+        return tly_fail(TLY_ENOTFOUND, "%s: no such directory", st->root);
     if (dir < 0)
-        return tly__fail(dir, "%s: %s", st->root, strerror(-dir));
+        return tly_fail(dir, "%s: %s", st->root, strerror(-dir));
     *fd = openat(dir, key, O_RDONLY | O_CLOEXEC);
     if (*fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR)
-            return tly__fail(TLY_ENOTFOUND, "%s/%s: not found", st->root, key);
-        return tly__fail_errno("%s/%s: open", st->root, key);
+            return tly_fail(TLY_ENOTFOUND, "%s/%s: not found", st->root, key);
+        return tly_fail_errno("%s/%s: open", st->root, key);
     }
     return 0;
 }
@@ -122,17 +122,17 @@ static int local_size(struct tly_store *base, const char *key, uint64_t *out)
     struct local *st = L(base);
     int dir = root_fd(st, false);
     if (dir == -ENOENT)
-        return tly__fail(TLY_ENOTFOUND, "%s: no such directory", st->root);
+        return tly_fail(TLY_ENOTFOUND, "%s: no such directory", st->root);
     if (dir < 0)
-        return tly__fail(dir, "%s: %s", st->root, strerror(-dir));
+        return tly_fail(dir, "%s: %s", st->root, strerror(-dir));
     struct stat sb;
     if (fstatat(dir, key, &sb, 0) != 0) {
         if (errno == ENOENT || errno == ENOTDIR)
-            return tly__fail(TLY_ENOTFOUND, "%s/%s: not found", st->root, key);
-        return tly__fail_errno("%s/%s: stat", st->root, key);
+            return tly_fail(TLY_ENOTFOUND, "%s/%s: not found", st->root, key);
+        return tly_fail_errno("%s/%s: stat", st->root, key);
     }
     if (!S_ISREG(sb.st_mode))
-        return tly__fail(TLY_EFORMAT, "%s/%s: not a regular file", st->root, key);
+        return tly_fail(TLY_EFORMAT, "%s/%s: not a regular file", st->root, key);
     *out = (uint64_t)sb.st_size;
     return 0;
 }
@@ -175,9 +175,9 @@ static int read_all(int fd, uint64_t off, const struct iovec *iov, int niov, con
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return tly__fail_errno("%s/%s: read at %llu", root, key, (unsigned long long)off);
+            return tly_fail_errno("%s/%s: read at %llu", root, key, (unsigned long long)off);
         if (n == 0)
-            return tly__fail(TLY_EFORMAT, "%s/%s: ends at byte %llu, before the data expected (truncated)", root, key,
+            return tly_fail(TLY_EFORMAT, "%s/%s: ends at byte %llu, before the data expected (truncated)", root, key,
                              (unsigned long long)off);
         off += (uint64_t)n;
         iov_advance(iov, niov, &i, &done, (size_t)n);
@@ -208,7 +208,7 @@ static int local_read_stream(struct tly_store *base, const char *key, void *buf,
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            err = tly__fail_errno("%s/%s: read at %llu", st->root, key, (unsigned long long)off);
+            err = tly_fail_errno("%s/%s: read at %llu", st->root, key, (unsigned long long)off);
         else if (n == 0)
             break;
         else
@@ -227,14 +227,14 @@ static int local_get(struct tly_store *base, const char *key, char **data, size_
         return err;
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
-        err = tly__fail_errno("%s/%s: stat", st->root, key);
+        err = tly_fail_errno("%s/%s: stat", st->root, key);
         close(fd);
         return err;
     }
     char *buf = malloc((size_t)sb.st_size + 1);
     if (buf == NULL) {
         close(fd);
-        return tly__fail(-ENOMEM, "%s/%s: out of memory for %lld bytes", st->root, key, (long long)sb.st_size);
+        return tly_fail(-ENOMEM, "%s/%s: out of memory for %lld bytes", st->root, key, (long long)sb.st_size);
     }
     struct iovec iov = {buf, (size_t)sb.st_size};
     err = read_all(fd, 0, &iov, 1, st->root, key);
@@ -261,7 +261,7 @@ static int writer_writev(struct tly_writer *base, const struct iovec *iov, int n
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return tly__fail_errno("%s/%s: write at %llu", w->st->root, w->key, (unsigned long long)w->off);
+            return tly_fail_errno("%s/%s: write at %llu", w->st->root, w->key, (unsigned long long)w->off);
         w->off += (uint64_t)n;
         iov_advance(iov, niov, &i, &done, (size_t)n);
     }
@@ -291,8 +291,8 @@ static int sync_parent(struct local *st, const char *key)
     char *slash = strrchr(buf, '/');
     int fd = slash ? (*slash = '\0', openat(st->root_fd, buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) : dup(st->root_fd);
     if (fd < 0)
-        return tly__fail_errno("%s/%s: open directory for fsync", st->root, key);
-    int err = fsync(fd) != 0 ? tly__fail_errno("%s/%s: fsync directory", st->root, key) : 0;
+        return tly_fail_errno("%s/%s: open directory for fsync", st->root, key);
+    int err = fsync(fd) != 0 ? tly_fail_errno("%s/%s: fsync directory", st->root, key) : 0;
     close(fd);
     return err;
 }
@@ -303,12 +303,12 @@ static int writer_commit(struct tly_writer *base)
     struct local *st = w->st;
     int err = 0;
     if (st->base.opts.fsync && fsync(w->fd) != 0)
-        err = tly__fail_errno("%s/%s: fsync", st->root, w->key);
+        err = tly_fail_errno("%s/%s: fsync", st->root, w->key);
     if (close(w->fd) != 0 && !err)
-        err = tly__fail_errno("%s/%s: close", st->root, w->key);
+        err = tly_fail_errno("%s/%s: close", st->root, w->key);
     w->fd = -1;
     if (!err && renameat(st->root_fd, w->tmp, st->root_fd, w->key) != 0)
-        err = tly__fail_errno("%s/%s: rename into place", st->root, w->key);
+        err = tly_fail_errno("%s/%s: rename into place", st->root, w->key);
     if (!err && st->base.opts.fsync)
         err = sync_parent(st, w->key);
     if (err) {
@@ -327,13 +327,13 @@ static int local_writer(struct tly_store *base, const char *key, struct tly_writ
     struct local *st = L(base);
     int dir = root_fd(st, true);
     if (dir < 0)
-        return tly__fail(dir, "%s: cannot create the array directory: %s", st->root, strerror(-dir));
+        return tly_fail(dir, "%s: cannot create the array directory: %s", st->root, strerror(-dir));
     int err = make_parents(dir, key);
     if (err)
-        return tly__fail(err, "%s/%s: cannot create its directory: %s", st->root, key, strerror(-err));
+        return tly_fail(err, "%s/%s: cannot create its directory: %s", st->root, key, strerror(-err));
     struct local_writer *w = calloc(1, sizeof *w);
     if (w == NULL)
-        return tly__fail(-ENOMEM, "%s/%s: out of memory", st->root, key);
+        return tly_fail(-ENOMEM, "%s/%s: out of memory", st->root, key);
     const char *slash = strrchr(key, '/');
     int dirlen = slash ? (int)(slash - key + 1) : 0;
     if (asprintf(&w->tmp, "%.*s.%s.tmp-%d-%u", dirlen, key, key + dirlen, (int)getpid(),
@@ -341,13 +341,13 @@ static int local_writer(struct tly_store *base, const char *key, struct tly_writ
         (w->key = strdup(key)) == NULL) {
         free(w->tmp);
         free(w);
-        return tly__fail(-ENOMEM, "%s/%s: out of memory", st->root, key);
+        return tly_fail(-ENOMEM, "%s/%s: out of memory", st->root, key);
     }
     w->base.ops = &local_writer_ops;
     w->st = st;
     w->fd = openat(dir, w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (w->fd < 0) {
-        err = tly__fail_errno("%s/%s: create", st->root, w->tmp);
+        err = tly_fail_errno("%s/%s: create", st->root, w->tmp);
         writer_free(w);
         return err;
     }
@@ -377,9 +377,9 @@ static int local_del(struct tly_store *base, const char *key)
     if (dir == -ENOENT)
         return 0;
     if (dir < 0)
-        return tly__fail(dir, "%s: %s", st->root, strerror(-dir));
+        return tly_fail(dir, "%s: %s", st->root, strerror(-dir));
     if (unlinkat(dir, key, 0) != 0 && errno != ENOENT)
-        return tly__fail_errno("%s/%s: delete", st->root, key);
+        return tly_fail_errno("%s/%s: delete", st->root, key);
     return 0;
 }
 
@@ -407,9 +407,9 @@ static int local_clear(struct tly_store *base)
     if (dir == -ENOENT)
         return 0;
     if (dir < 0)
-        return tly__fail(dir, "%s: %s", st->root, strerror(-dir));
+        return tly_fail(dir, "%s: %s", st->root, strerror(-dir));
     if (faccessat(dir, ".zarray", F_OK, 0) != 0 && faccessat(dir, "zarr.json", F_OK, 0) != 0)
-        return tly__fail(TLY_EUSAGE, "%s: not a Zarr array (no .zarray or zarr.json): refusing to delete its contents",
+        return tly_fail(TLY_EUSAGE, "%s: not a Zarr array (no .zarray or zarr.json): refusing to delete its contents",
                          st->root);
     pthread_mutex_lock(&clear_mu);
     clear_errno = 0;
@@ -417,7 +417,7 @@ static int local_clear(struct tly_store *base)
     int e = clear_errno;
     pthread_mutex_unlock(&clear_mu);
     if (r != 0)
-        return tly__fail(e ? -e : -EIO, "%s: cannot clear the old array: %s", st->root, strerror(e ? e : EIO));
+        return tly_fail(e ? -e : -EIO, "%s: cannot clear the old array: %s", st->root, strerror(e ? e : EIO));
     return 0;
 }
 
@@ -443,7 +443,7 @@ static int local_gc(struct tly_store *base, uint64_t *removed)
     int r = nftw(st->root, gc_one, 16, FTW_PHYS);
     *removed = atomic_load(&gc_removed);
     pthread_mutex_unlock(&clear_mu);
-    return r == 0 ? 0 : tly__fail_errno("%s: walking the array for stale temporary files", st->root);
+    return r == 0 ? 0 : tly_fail_errno("%s: walking the array for stale temporary files", st->root);
 }
 
 static void local_close(struct tly_store *base)
@@ -474,13 +474,13 @@ static const struct tly_store_ops local_ops = {
 int tly__local_open(const char *path, const struct tly_store_opts *opts, struct tly_store **out)
 {
     if (path[0] == '\0')
-        return tly__fail(TLY_EUSAGE, "empty directory path");
+        return tly_fail(TLY_EUSAGE, "empty directory path");
     struct local *st = calloc(1, sizeof *st);
     if (st == NULL || (st->root = strdup(path)) == NULL || (st->base.url = strdup(path)) == NULL) {
         if (st)
             free(st->root);
         free(st);
-        return tly__fail(-ENOMEM, "out of memory");
+        return tly_fail(-ENOMEM, "out of memory");
     }
     size_t len = strlen(st->root);
     while (len > 1 && st->root[len - 1] == '/')

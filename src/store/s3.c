@@ -42,7 +42,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "store/internal.h"
 #include "store/s3_internal.h"
 
@@ -179,7 +179,7 @@ static int req_init(struct s3 *st, struct tly__s3_req *r, const char *method, co
                               : "UNSIGNED-PAYLOAD");
     if (path.oom || url.oom || !r->path || !r->url || !r->host || !r->query || !r->what) {
         tly__s3_req_clear(r);
-        return tly__fail(-ENOMEM, "out of memory for an S3 request");
+        return tly_fail(-ENOMEM, "out of memory for an S3 request");
     }
     return 0;
 }
@@ -209,13 +209,13 @@ static int req_fail(const struct tly__s3_req *r)
     if (r->attempts > 1)
         snprintf(tries, sizeof tries, " (after %d attempts)", r->attempts);
     if (r->sink_err)
-        return tly__fail(r->sink_err, "s3 %s %s: %s", op, what,
+        return tly_fail(r->sink_err, "s3 %s %s: %s", op, what,
                          r->sink_msg[0] ? r->sink_msg : tly_strerror(r->sink_err));
     if (r->overflow)
-        return tly__fail(TLY_EFORMAT, "s3 %s %s: the reply holds more than the %llu bytes asked for", op, what,
+        return tly_fail(TLY_EFORMAT, "s3 %s %s: the reply holds more than the %llu bytes asked for", op, what,
                          (unsigned long long)r->resp_len);
     if (r->curl_code != 0)
-        return tly__fail(TLY_EHTTP, "s3 %s %s: %s%s", op, what, r->curl_error, tries);
+        return tly_fail(TLY_EHTTP, "s3 %s %s: %s%s", op, what, r->curl_error, tries);
     int err = TLY_EHTTP;
     if (r->status == 401 || r->status == 403)
         err = TLY_EAUTH;
@@ -224,9 +224,9 @@ static int req_fail(const struct tly__s3_req *r)
     else if (r->status == 416)
         err = TLY_EFORMAT; /* InvalidRange: the object ends before the range (truncated) */
     if (r->code[0] == '\0')
-        return tly__fail(err, "s3 %s %s: HTTP %ld%s%s", op, what, r->status, r->status == 404 ? " (not found)" : "",
+        return tly_fail(err, "s3 %s %s: HTTP %ld%s%s", op, what, r->status, r->status == 404 ? " (not found)" : "",
                          tries);
-    return tly__fail(err, "s3 %s %s: HTTP %ld %s%s%s%s%s", op, what, r->status, r->code, r->message[0] ? ": " : "",
+    return tly_fail(err, "s3 %s %s: HTTP %ld %s%s%s%s%s", op, what, r->status, r->code, r->message[0] ? ": " : "",
                      r->message, err == TLY_EFORMAT ? " (the object is shorter: truncated)" : "", tries);
 }
 
@@ -244,7 +244,7 @@ static int req_key(struct s3 *st, struct tly__s3_req *r, const char *method, con
 {
     char *k = full_key(st, key);
     if (k == NULL)
-        return tly__fail(-ENOMEM, "out of memory");
+        return tly_fail(-ENOMEM, "out of memory");
     int err = req_init(st, r, method, op, k, query);
     free(k);
     return err;
@@ -303,7 +303,7 @@ static int s3_size(struct tly_store *base, const char *key, uint64_t *out)
     if (err)
         err = head_failed(st, &r, key);
     else if (!r.have_length)
-        err = tly__fail(TLY_EHTTP, "s3 HEAD %s: no Content-Length in the reply", r.what);
+        err = tly_fail(TLY_EHTTP, "s3 HEAD %s: no Content-Length in the reply", r.what);
     else
         *out = r.content_length;
     tly__s3_req_clear(&r);
@@ -333,7 +333,7 @@ static int s3_readv(struct tly_store *base, const char *key, uint64_t offset, co
     r.resp_len = total;
     err = run(st, &r);
     if (!err && r.delivered != total)
-        err = tly__fail(
+        err = tly_fail(
             TLY_EFORMAT, "s3 GET %s: ends at byte %llu, before the %llu bytes asked for at %llu (truncated)", r.what,
             (unsigned long long)(offset + r.delivered), (unsigned long long)total, (unsigned long long)offset);
     tly__s3_req_clear(&r);
@@ -367,7 +367,7 @@ static int s3_get(struct tly_store *base, const char *key, char **data, size_t *
     r.resp = TLY__S3_RESP_BUF;
     err = run(st, &r);
     if (!err && r.buf == NULL && (r.buf = calloc(1, 1)) == NULL) /* an empty object */
-        err = tly__fail(-ENOMEM, "out of memory");
+        err = tly_fail(-ENOMEM, "out of memory");
     if (!err) {
         *data = r.buf;
         *n = r.buf_n;
@@ -453,7 +453,7 @@ static int wfail(struct s3_writer *w, int err)
 
 static int wfailed(struct s3_writer *w)
 {
-    return tly__fail(w->err, "%s", w->msg);
+    return tly_fail(w->err, "%s", w->msg);
 }
 
 static bool grow(void **arr, int *cap, int need, size_t elem)
@@ -474,7 +474,7 @@ static bool grow(void **arr, int *cap, int need, size_t elem)
 static int pend_push(struct s3_writer *w, void *p, size_t n)
 {
     if (!grow((void **)&w->pend, &w->pend_cap, w->npend + 1, sizeof *w->pend))
-        return wfail(w, tly__fail(-ENOMEM, "s3 %s: out of memory", w->key));
+        return wfail(w, tly_fail(-ENOMEM, "s3 %s: out of memory", w->key));
     w->pend[w->npend++] = (struct iovec){p, n};
     return 0;
 }
@@ -489,9 +489,9 @@ static int initiate(struct s3_writer *w)
     err = run(w->st, &r);
     struct tly__s3_xml x = {0};
     if (!err && (err = tly__s3_xml_parse(r.buf, r.buf_n, &x)) != 0)
-        tly__err_prefix("s3 CreateMultipartUpload %s", r.what);
+        tly_err_prefix("s3 CreateMultipartUpload %s", r.what);
     if (!err && (x.upload_id == NULL || x.upload_id[0] == '\0'))
-        err = tly__fail(TLY_EHTTP, "s3 CreateMultipartUpload %s: no UploadId in the reply", r.what);
+        err = tly_fail(TLY_EHTTP, "s3 CreateMultipartUpload %s: no UploadId in the reply", r.what);
     if (!err) {
         w->upload_id = x.upload_id;
         x.upload_id = NULL;
@@ -533,7 +533,7 @@ static void reap(struct s3_writer *w, struct part *p)
     if (!tly__s3_req_ok(&p->req))
         wfail(w, req_fail(&p->req));
     else if (p->req.etag[0] == '\0')
-        wfail(w, tly__fail(TLY_EHTTP, "s3 UploadPart %s: no ETag in the reply", p->req.what));
+        wfail(w, tly_fail(TLY_EHTTP, "s3 UploadPart %s: no ETag in the reply", p->req.what));
     free_blocks(p->blocks, p->nblocks);
     free(p->blocks);
     p->blocks = NULL;
@@ -550,12 +550,12 @@ static int cut_part(struct s3_writer *w)
             return wfail(w, err);
     }
     if (w->nparts == PARTS_MAX)
-        return wfail(w, tly__fail(TLY_EUSAGE, "s3 %s: more than %d parts of %zu bytes (raise TALLY_PART_SIZE)", w->key,
+        return wfail(w, tly_fail(TLY_EUSAGE, "s3 %s: more than %d parts of %zu bytes (raise TALLY_PART_SIZE)", w->key,
                                   PARTS_MAX, w->st->part_size));
     struct part *p = calloc(1, sizeof *p);
     if (p == NULL || !grow((void **)&w->parts, &w->parts_cap, w->nparts + 1, sizeof *w->parts)) {
         free(p);
-        return wfail(w, tly__fail(-ENOMEM, "s3 %s: out of memory", w->key));
+        return wfail(w, tly_fail(-ENOMEM, "s3 %s: out of memory", w->key));
     }
     w->parts[w->nparts++] = p;
     p->iov = w->pend;
@@ -574,7 +574,7 @@ static int cut_part(struct s3_writer *w)
             if (w->parts[i]->nblocks)
                 reap(w, w->parts[i]);
     char *q = upload_query(w->upload_id, w->nparts);
-    int err = q ? req_init(w->st, &p->req, "PUT", "UploadPart", w->key, q) : tly__fail(-ENOMEM, "out of memory");
+    int err = q ? req_init(w->st, &p->req, "PUT", "UploadPart", w->key, q) : tly_fail(-ENOMEM, "out of memory");
     free(q);
     if (!err)
         err = req_body(w->st, &p->req, p->iov, p->niov);
@@ -626,7 +626,7 @@ static int new_block(struct s3_writer *w, size_t want)
     }
     if (b == NULL || !grow((void **)&w->blocks, &w->blocks_cap, w->nblocks + 1, sizeof *w->blocks)) {
         free_blocks((void **)&b, b != NULL);
-        return wfail(w, tly__fail(-ENOMEM, "s3 %s: out of memory for a %zu-byte block", w->key, cap));
+        return wfail(w, tly_fail(-ENOMEM, "s3 %s: out of memory for a %zu-byte block", w->key, cap));
     }
     w->blocks[w->nblocks++] = b;
     w->owned += cap;
@@ -704,7 +704,7 @@ static void writer_abort(struct tly_writer *base)
     snprintf(saved, sizeof saved, "%s", tly_errmsg());
     abort_upload(w);
     writer_free(w);
-    tly__fail(0, "%s", saved);
+    tly_fail(0, "%s", saved);
 }
 
 /* The ETag S3 gives a multipart object: MD5 of the parts' binary MD5s, "-", the number of parts. */
@@ -756,7 +756,7 @@ static int complete(struct s3_writer *w)
     char *q = upload_query(w->upload_id, 0);
     struct tly__s3_req r;
     int err = q && !xml.oom ? req_init(w->st, &r, "POST", "CompleteMultipartUpload", w->key, q)
-                            : tly__fail(-ENOMEM, "out of memory");
+                            : tly_fail(-ENOMEM, "out of memory");
     free(q);
     if (!err) {
         struct iovec iov = {xml.p, xml.n};
@@ -801,7 +801,7 @@ static int writer_commit(struct tly_writer *base)
         snprintf(msg, sizeof msg, "%s", w->msg);
         abort_upload(w);
         writer_free(w);
-        return tly__fail(err, "%s", msg);
+        return tly_fail(err, "%s", msg);
     }
     writer_free(w);
     return 0;
@@ -815,7 +815,7 @@ static int s3_writer(struct tly_store *base, const char *key, struct tly_writer 
     struct s3_writer *w = calloc(1, sizeof *w);
     if (w == NULL || (w->key = full_key(st, key)) == NULL) {
         free(w);
-        return tly__fail(-ENOMEM, "out of memory");
+        return tly_fail(-ENOMEM, "out of memory");
     }
     w->base.ops = &s3_writer_ops;
     w->st = st;
@@ -831,7 +831,7 @@ static int list_page(struct s3 *st, bool uploads, const char *token, const char 
     struct tly__s3_str q = {0};
     char *prefix = full_key(st, "");
     if (prefix == NULL)
-        return tly__fail(-ENOMEM, "out of memory");
+        return tly_fail(-ENOMEM, "out of memory");
     if (uploads) {
         tly__s3_str_addf(&q, "max-uploads=%d&prefix=", st->list_page);
         tly__s3_uri_encode(&q, prefix, strlen(prefix), false);
@@ -853,7 +853,7 @@ static int list_page(struct s3 *st, bool uploads, const char *token, const char 
     }
     free(prefix);
     struct tly__s3_req r;
-    int err = q.oom ? tly__fail(-ENOMEM, "out of memory")
+    int err = q.oom ? tly_fail(-ENOMEM, "out of memory")
                     : req_init(st, &r, "GET", uploads ? "ListMultipartUploads" : "ListObjectsV2", NULL, q.p);
     tly__s3_str_free(&q);
     if (err)
@@ -864,7 +864,7 @@ static int list_page(struct s3 *st, bool uploads, const char *token, const char 
         r.what = NULL;
     err = run(st, &r);
     if (!err && (err = tly__s3_xml_parse(r.buf, r.buf_n, x)) != 0)
-        tly__err_prefix("s3 %s %s", r.op, r.what ? r.what : "");
+        tly_err_prefix("s3 %s %s", r.op, r.what ? r.what : "");
     tly__s3_req_clear(&r);
     return err;
 }
@@ -880,7 +880,7 @@ static int delete_listed(struct s3 *st, const struct tly__s3_xml *x, bool upload
 {
     struct tly__s3_req *rs = calloc(BATCH, sizeof *rs);
     if (rs == NULL)
-        return tly__fail(-ENOMEM, "out of memory");
+        return tly_fail(-ENOMEM, "out of memory");
     size_t plen = st->prefix[0] ? strlen(st->prefix) + 1 : 0;
     int err = 0;
     for (size_t i = 0; i < x->nkeys && !err;) {
@@ -891,7 +891,7 @@ static int delete_listed(struct s3 *st, const struct tly__s3_xml *x, bool upload
                 continue;
             char *q = uploads ? upload_query(x->upload_ids[i], 0) : NULL;
             err = uploads && q == NULL
-                      ? tly__fail(-ENOMEM, "out of memory")
+                      ? tly_fail(-ENOMEM, "out of memory")
                       : req_init(st, &rs[n], "DELETE", uploads ? "AbortMultipartUpload" : "DELETE", key, q);
             free(q);
             n += err == 0;
@@ -919,7 +919,7 @@ static int s3_clear(struct tly_store *base)
     if (err == TLY_ENOTFOUND)
         err = s3_size(base, "zarr.json", &size);
     if (err == TLY_ENOTFOUND)
-        return tly__fail(TLY_EUSAGE,
+        return tly_fail(TLY_EUSAGE,
                          "s3://%s/%s: not a Zarr array (no .zarray or zarr.json): refusing to delete its contents",
                          st->bucket, st->prefix);
     if (err)
@@ -937,7 +937,7 @@ static int s3_clear(struct tly_store *base)
             token = x.next_token;
             x.next_token = NULL;
             if (token == NULL)
-                err = tly__fail(TLY_EHTTP, "s3 ListObjectsV2 s3://%s/%s: truncated without a continuation token",
+                err = tly_fail(TLY_EHTTP, "s3 ListObjectsV2 s3://%s/%s: truncated without a continuation token",
                                 st->bucket, st->prefix);
         }
         tly__s3_xml_free(&x);
@@ -967,7 +967,7 @@ static int s3_gc(struct tly_store *base, uint64_t *removed)
             id_marker = x.next_upload_id_marker;
             x.next_key_marker = x.next_upload_id_marker = NULL;
             if (key_marker == NULL)
-                err = tly__fail(TLY_EHTTP, "s3 ListMultipartUploads s3://%s/%s: truncated without a key marker",
+                err = tly_fail(TLY_EHTTP, "s3 ListMultipartUploads s3://%s/%s: truncated without a key marker",
                                 st->bucket, st->prefix);
         }
         tly__s3_xml_free(&x);
@@ -1005,7 +1005,7 @@ static int env_size(const char *name, uint64_t dflt, uint64_t lo, uint64_t hi, u
     if (shift && (strcasecmp(end, "ib") == 0 || strcasecmp(end, "b") == 0))
         end += strlen(end);
     if (errno || end == v || *end != '\0' || x > (hi >> shift) || (x << shift) < lo)
-        return tly__fail(TLY_EUSAGE, "%s='%s': want a whole number from %llu to %llu", name, v, (unsigned long long)lo,
+        return tly_fail(TLY_EUSAGE, "%s='%s': want a whole number from %llu to %llu", name, v, (unsigned long long)lo,
                          (unsigned long long)hi);
     *out = x << shift;
     return 0;
@@ -1033,15 +1033,15 @@ static int parse_url(struct s3 *st, const char *url)
         p++;
     st->prefix = strdup(p);
     if (st->bucket == NULL || st->prefix == NULL)
-        return tly__fail(-ENOMEM, "out of memory");
+        return tly_fail(-ENOMEM, "out of memory");
     size_t plen = strlen(st->prefix);
     while (plen > 0 && st->prefix[plen - 1] == '/')
         st->prefix[--plen] = '\0';
     if (!bucket_valid(st->bucket))
-        return tly__fail(TLY_EUSAGE, "store URL '%s': '%s' is not a bucket name (3 to 63 of a-z 0-9 . - _)", url,
+        return tly_fail(TLY_EUSAGE, "store URL '%s': '%s' is not a bucket name (3 to 63 of a-z 0-9 . - _)", url,
                          st->bucket);
     if (plen > 0 && !tly_store_key_valid(st->prefix))
-        return tly__fail(TLY_EUSAGE, "store URL '%s': the prefix '%s' has an empty, '.' or '..' component", url,
+        return tly_fail(TLY_EUSAGE, "store URL '%s': the prefix '%s' has an empty, '.' or '..' component", url,
                          st->prefix);
     return 0;
 }
@@ -1054,15 +1054,15 @@ static int parse_endpoint(struct s3 *st)
         ep = env("AWS_ENDPOINT_URL");
     const char *style = env("TALLY_S3_ADDRESSING");
     if (style && strcmp(style, "path") != 0 && strcmp(style, "virtual") != 0)
-        return tly__fail(TLY_EUSAGE, "TALLY_S3_ADDRESSING='%s': want path or virtual", style);
+        return tly_fail(TLY_EUSAGE, "TALLY_S3_ADDRESSING='%s': want path or virtual", style);
     if (ep) {
         const char *rest = strstr(ep, "://");
         if (rest == NULL || (strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0))
-            return tly__fail(TLY_EUSAGE, "AWS_ENDPOINT_URL='%s': want http://HOST[:PORT] or https://HOST[:PORT]", ep);
+            return tly_fail(TLY_EUSAGE, "AWS_ENDPOINT_URL='%s': want http://HOST[:PORT] or https://HOST[:PORT]", ep);
         rest += 3;
         size_t n = strcspn(rest, "/?#");
         if (n == 0)
-            return tly__fail(TLY_EUSAGE, "AWS_ENDPOINT_URL='%s': no host", ep);
+            return tly_fail(TLY_EUSAGE, "AWS_ENDPOINT_URL='%s': no host", ep);
         st->scheme = strndup(ep, (size_t)(rest - 3 - ep));
         st->authority = strndup(rest, n);
         /* A custom endpoint (RGW, MinIO) is addressed by path unless told otherwise. */
@@ -1075,7 +1075,7 @@ static int parse_endpoint(struct s3 *st)
         st->virtual_host = style ? strcmp(style, "virtual") == 0 : strchr(st->bucket, '.') == NULL;
     }
     if (st->scheme == NULL || st->authority == NULL)
-        return tly__fail(-ENOMEM, "out of memory");
+        return tly_fail(-ENOMEM, "out of memory");
     return 0;
 }
 
@@ -1083,7 +1083,7 @@ static int parse_creds(struct s3 *st, const char *url)
 {
     const char *ak = env("AWS_ACCESS_KEY_ID"), *sk = env("AWS_SECRET_ACCESS_KEY"), *tok = env("AWS_SESSION_TOKEN");
     if (ak == NULL || sk == NULL)
-        return tly__fail(
+        return tly_fail(
             TLY_EAUTH,
             "%s: no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN "
             "for temporary ones)",
@@ -1092,7 +1092,7 @@ static int parse_creds(struct s3 *st, const char *url)
     st->creds.secret_key = strdup(sk);
     st->creds.session_token = tok ? strdup(tok) : NULL;
     if (!st->creds.access_key || !st->creds.secret_key || (tok && !st->creds.session_token))
-        return tly__fail(-ENOMEM, "out of memory");
+        return tly_fail(-ENOMEM, "out of memory");
     return 0;
 }
 
@@ -1105,14 +1105,14 @@ static int configure(struct s3 *st, const char *url, const struct tly_store_opts
     if (region == NULL)
         region = env("AWS_DEFAULT_REGION");
     if ((st->region = strdup(region ? region : "us-east-1")) == NULL)
-        return tly__fail(-ENOMEM, "out of memory");
+        return tly_fail(-ENOMEM, "out of memory");
     if ((err = parse_endpoint(st)) != 0 || (err = parse_creds(st, url)) != 0)
         return err;
     const char *ca = env("TALLY_S3_CA_BUNDLE");
     if (ca == NULL)
         ca = env("AWS_CA_BUNDLE");
     if (ca && (st->ca_file = strdup(ca)) == NULL)
-        return tly__fail(-ENOMEM, "out of memory");
+        return tly_fail(-ENOMEM, "out of memory");
     const char *sign = env("TALLY_S3_SIGN_PAYLOAD");
     st->sign_payload = sign && strcmp(sign, "0") != 0;
     uint64_t part, conc, retries, backoff, cto, lst, page;
@@ -1125,9 +1125,9 @@ static int configure(struct s3 *st, const char *url, const struct tly_store_opts
         (err = env_size("TALLY_S3_LIST_PAGE", 1000, 1, 1000, &page)))
         return err;
     if (opts->part_size && (opts->part_size < PART_MIN || opts->part_size > PART_MAX))
-        return tly__fail(TLY_EUSAGE, "part size %zu: S3 wants 5 MiB to 5 GiB", opts->part_size);
+        return tly_fail(TLY_EUSAGE, "part size %zu: S3 wants 5 MiB to 5 GiB", opts->part_size);
     if (opts->io_concurrency < 0 || opts->io_concurrency > 1024)
-        return tly__fail(TLY_EUSAGE, "I/O concurrency %d: want 1 to 1024", opts->io_concurrency);
+        return tly_fail(TLY_EUSAGE, "I/O concurrency %d: want 1 to 1024", opts->io_concurrency);
     st->part_size = opts->part_size ? opts->part_size : (size_t)part;
     st->list_page = (int)page;
     *ho = (struct tly__s3_http_opts){
@@ -1181,7 +1181,7 @@ int tly__s3_open(const char *url, const struct tly_store_opts *opts, struct tly_
     struct s3 *st = calloc(1, sizeof *st);
     if (st == NULL || (st->base.url = strdup(url)) == NULL) {
         free(st);
-        return tly__fail(-ENOMEM, "out of memory");
+        return tly_fail(-ENOMEM, "out of memory");
     }
     st->base.ops = &s3_ops;
     st->base.opts = *opts;

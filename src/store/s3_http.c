@@ -26,8 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "store/s3_internal.h"
+#include "mem/plant.h"
 
 #define ERRBODY_MAX ((size_t)64 * 1024) /* an error reply is a few hundred bytes; keep at most this */
 
@@ -306,7 +307,7 @@ static int sign_headers(struct tly__s3_http *h, struct tly__s3_req *r)
     int err;
     TLY_STAGE(TLY_SIGN)
     {
-        tly_plant_point(TLY_SIGN);
+        tly__plant_point(TLY_SIGN);
         err = tly__sigv4_sign(&sr, h->o.creds, h->o.sign_cache, false, &out);
     }
     if (err)
@@ -321,11 +322,11 @@ static int sign_headers(struct tly__s3_http *h, struct tly__s3_req *r)
         tly__sigv4_out_free(&out);
     }
     if (!ok)
-        return tly__fail(-ENOMEM, "out of memory for request headers");
+        return tly_fail(-ENOMEM, "out of memory for request headers");
     /* Not signed: no 100-continue round trip before each body; no default content type. */
     if (!add_header(r, "Expect:") ||
         !add_header(r, strcmp(r->method, "POST") == 0 ? "Content-Type: application/xml" : "Content-Type:"))
-        return tly__fail(-ENOMEM, "out of memory for request headers");
+        return tly_fail(-ENOMEM, "out of memory for request headers");
     return 0;
 }
 
@@ -368,7 +369,7 @@ static void fail_now(struct tly__s3_http *h, struct tly__s3_req *r, int err)
 
 static void begin_attempt(struct tly__s3_http *h, struct tly__s3_req *r)
 {
-    tly_plant_point(TLY_HTTP);
+    tly__plant_point(TLY_HTTP);
     r->attempts++;
     r->cur_status = 0;
     r->status = 0;
@@ -390,7 +391,7 @@ static void begin_attempt(struct tly__s3_http *h, struct tly__s3_req *r)
     if (e == NULL) {
         curl_slist_free_all(r->headers);
         r->headers = NULL;
-        fail_now(h, r, tly__fail(-ENOMEM, "out of memory for a transfer"));
+        fail_now(h, r, tly_fail(-ENOMEM, "out of memory for a transfer"));
         return;
     }
     curl_easy_reset(e); /* options only: the multi handle keeps the connections */
@@ -423,7 +424,7 @@ static void begin_attempt(struct tly__s3_http *h, struct tly__s3_req *r)
         r->headers = NULL;
         r->easy = NULL;
         curl_easy_cleanup(e);
-        fail_now(h, r, tly__fail(-ENOMEM, "cannot add a transfer to the curl multi handle"));
+        fail_now(h, r, tly_fail(-ENOMEM, "cannot add a transfer to the curl multi handle"));
         return;
     }
     h->active++;
@@ -594,7 +595,7 @@ int tly__s3_http_start(const struct tly__s3_http_opts *o, struct tly__s3_http **
 {
     pthread_once(&global_once, global_init);
     if (global_rc != CURLE_OK)
-        return tly__fail(TLY_EINTERNAL, "libcurl failed to initialise: %s", curl_easy_strerror(global_rc));
+        return tly_fail(TLY_EINTERNAL, "libcurl failed to initialise: %s", curl_easy_strerror(global_rc));
     int err = 0;
     TLY_STAGE(TLY_HTTP)
     {
@@ -604,7 +605,7 @@ int tly__s3_http_start(const struct tly__s3_http_opts *o, struct tly__s3_http **
         if (multi == NULL) {
             free(h);
             free(idle);
-            err = tly__fail(-ENOMEM, "out of memory for the S3 transfer loop");
+            err = tly_fail(-ENOMEM, "out of memory for the S3 transfer loop");
             break;
         }
         h->o = *o;
@@ -622,7 +623,7 @@ int tly__s3_http_start(const struct tly__s3_http_opts *o, struct tly__s3_http **
             pthread_mutex_destroy(&h->mu);
             free(idle);
             free(h);
-            err = tly__fail(-rc, "cannot start the S3 transfer thread: %s", strerror(rc));
+            err = tly_fail(-rc, "cannot start the S3 transfer thread: %s", strerror(rc));
             break;
         }
         *out = h;

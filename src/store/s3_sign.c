@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "store/s3_internal.h"
 
 static const char hexdigits[] = "0123456789abcdef";
@@ -38,7 +38,7 @@ int tly__sha256_hex(const struct iovec *iov, int niov, char hex[65])
     ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == sizeof md;
     EVP_MD_CTX_free(ctx);
     if (!ok)
-        return tly__fail(TLY_EINTERNAL, "SHA-256 failed (OpenSSL)");
+        return tly_fail(TLY_EINTERNAL, "SHA-256 failed (OpenSSL)");
     to_hex(md, sizeof md, hex);
     return 0;
 }
@@ -351,7 +351,7 @@ int tly__sigv4_sign(const struct tly__sigv4_req *r, const struct tly__s3_creds *
 {
     memset(out, 0, sizeof *out);
     if (r->amz_date == NULL || strlen(r->amz_date) != 16 || r->amz_date[8] != 'T')
-        return tly__fail(TLY_EINTERNAL, "SigV4: x-amz-date '%s' is not YYYYMMDDTHHMMSSZ",
+        return tly_fail(TLY_EINTERNAL, "SigV4: x-amz-date '%s' is not YYYYMMDDTHHMMSSZ",
                          r->amz_date ? r->amz_date : "");
     char date[9];
     memcpy(date, r->amz_date, 8); /* text, not payload */
@@ -371,16 +371,16 @@ int tly__sigv4_sign(const struct tly__sigv4_req *r, const struct tly__s3_creds *
 
     char creq_hash[65] = "";
     struct iovec civ = {creq.p, creq.n};
-    int err = creq.oom || names.oom ? tly__fail(-ENOMEM, "SigV4: out of memory") : tly__sha256_hex(&civ, 1, creq_hash);
+    int err = creq.oom || names.oom ? tly_fail(-ENOMEM, "SigV4: out of memory") : tly__sha256_hex(&civ, 1, creq_hash);
     if (!err) {
         tly__s3_str_addf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s", r->amz_date, date, r->region,
                          r->service, creq_hash);
         unsigned char key[32], sig[32];
         if (sts.oom)
-            err = tly__fail(-ENOMEM, "SigV4: out of memory");
+            err = tly_fail(-ENOMEM, "SigV4: out of memory");
         else if (!signing_key(cache, creds->secret_key, date, r->region, r->service, key) ||
                  !hmac(key, sizeof key, sts.p, sts.n, sig))
-            err = tly__fail(TLY_EINTERNAL, "SigV4: HMAC-SHA256 failed (OpenSSL)");
+            err = tly_fail(TLY_EINTERNAL, "SigV4: HMAC-SHA256 failed (OpenSSL)");
         OPENSSL_cleanse(key, sizeof key);
         if (!err) {
             to_hex(sig, sizeof sig, out->signature);
@@ -388,7 +388,7 @@ int tly__sigv4_sign(const struct tly__sigv4_req *r, const struct tly__s3_creds *
                 &auth, "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%.*s, Signature=%s",
                 creds->access_key, date, r->region, r->service, (int)names.n, names.p ? names.p : "", out->signature);
             if (auth.oom)
-                err = tly__fail(-ENOMEM, "SigV4: out of memory");
+                err = tly_fail(-ENOMEM, "SigV4: out of memory");
         }
     }
     if (!err) {

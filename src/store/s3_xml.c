@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "store/s3_internal.h"
 
 #define MAX_DEPTH 8
@@ -149,20 +149,20 @@ int tly__s3_xml_parse(const char *xml, size_t n, struct tly__s3_xml *out)
     struct parse ps = {.out = out};
     ps.p = XML_ParserCreate("UTF-8");
     if (ps.p == NULL)
-        return tly__fail(-ENOMEM, "out of memory for an XML parser");
+        return tly_fail(-ENOMEM, "out of memory for an XML parser");
     XML_SetUserData(ps.p, &ps);
     XML_SetElementHandler(ps.p, on_start, on_end);
     XML_SetCharacterDataHandler(ps.p, on_text);
     int err = 0;
     if (n > (size_t)INT32_MAX)
-        err = tly__fail(TLY_EFORMAT, "S3 reply: %zu bytes of XML is too large", n);
+        err = tly_fail(TLY_EFORMAT, "S3 reply: %zu bytes of XML is too large", n);
     else if (XML_Parse(ps.p, xml, (int)n, 1) != XML_STATUS_OK)
         err = ps.oom || XML_GetErrorCode(ps.p) == XML_ERROR_NO_MEMORY
-                  ? tly__fail(-ENOMEM, "out of memory parsing an S3 reply")
-                  : tly__fail(TLY_EFORMAT, "S3 reply: malformed XML at line %lu: %s",
+                  ? tly_fail(-ENOMEM, "out of memory parsing an S3 reply")
+                  : tly_fail(TLY_EFORMAT, "S3 reply: malformed XML at line %lu: %s",
                               (unsigned long)XML_GetCurrentLineNumber(ps.p), XML_ErrorString(XML_GetErrorCode(ps.p)));
     else if (ps.oom)
-        err = tly__fail(-ENOMEM, "out of memory parsing an S3 reply");
+        err = tly_fail(-ENOMEM, "out of memory parsing an S3 reply");
     XML_ParserFree(ps.p);
     tly__s3_str_free(&ps.text);
     free(ps.upload_key);

@@ -1,7 +1,7 @@
 /* Store dispatch: URL to store, and the calls every store answers. */
 #include <string.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "store/internal.h"
 
 bool tly_store_key_valid(const char *key)
@@ -28,13 +28,13 @@ int tly_store_open(const char *url, const struct tly_store_opts *opts, struct tl
     if (opts == NULL)
         opts = &defaults;
     if (url == NULL || url[0] == '\0')
-        return tly__fail(TLY_EUSAGE, "empty store URL");
+        return tly_fail(TLY_EUSAGE, "empty store URL");
     if (strncmp(url, "file://", 7) == 0)
         return tly__local_open(url + 7, opts, out);
     if (strncmp(url, "s3://", 5) == 0)
         return tly__s3_open(url, opts, out);
     if (strstr(url, "://") != NULL)
-        return tly__fail(TLY_EUSAGE, "store URL '%s': scheme not supported (a directory path, file:// or s3://)", url);
+        return tly_fail(TLY_EUSAGE, "store URL '%s': scheme not supported (a directory path, file:// or s3://)", url);
     return tly__local_open(url, opts, out);
 }
 
@@ -57,7 +57,7 @@ const char *tly_store_url(const struct tly_store *st)
 #define CHECK_KEY(key)                                                                                                 \
     do {                                                                                                               \
         if (!tly_store_key_valid(key))                                                                                 \
-            return tly__fail(TLY_EUSAGE, "key '%s' is not a valid relative key", key);                                 \
+            return tly_fail(TLY_EUSAGE, "key '%s' is not a valid relative key", key);                                 \
     } while (0)
 
 int tly_store_size(struct tly_store *st, const char *key, uint64_t *out)

@@ -19,7 +19,7 @@ FIELDS = ["op", "store", "codec", "codec_config", "format", "dtype", "shape", "c
           "extra_copies", "stages", "coverage"]
 STAGE_FIELDS = ["allocs", "alloc_bytes", "peak_bytes", "at_peak_bytes", "copy_bytes", "copies"]
 STAGES = ["plan", "gather", "encode", "put", "get", "decode", "scatter", "meta", "sign", "http", "pool",
-          "harness", "unstaged"]
+          "caller", "unstaged"]
 
 
 def check(name, ok, detail=""):

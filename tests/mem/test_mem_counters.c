@@ -232,7 +232,7 @@ TLY_TEST(mem, eight_threads_no_lost_updates)
         sum += b.stage[s].live_bytes;
     cr_expect_eq(sum, b.live_bytes, "stages sum to the process-wide live bytes");
     cr_expect_eq(b.live_bytes - a.live_bytes,
-                 TLY_DELTA(a, b, TLY_UNSTAGED, live_bytes) + TLY_DELTA(a, b, TLY_HARNESS, live_bytes),
+                 TLY_DELTA(a, b, TLY_UNSTAGED, live_bytes) + TLY_DELTA(a, b, TLY_CALLER, live_bytes),
                  "only unstaged bookkeeping (thread start/exit) may remain");
 }
 

@@ -84,7 +84,7 @@ def main():
         meta = [e for e in events if e.get("ph") == "M" and e.get("name") == "process_name"]
         check("trace.json: trace events with counter tracks per stage",
               len(counters) > 2 and all({"name", "pid", "ts", "args"} <= set(e) for e in counters)
-              and {"pool", "gather", "encode", "harness"} <= set(counters[0]["args"]), counters[:1])
+              and {"pool", "gather", "encode", "caller"} <= set(counters[0]["args"]), counters[:1])
         check("trace.json: the scenario names its process", meta and
               meta[0]["args"]["name"] == "write-local-blosc-v2-strided", meta)
         check("trace.json: counters in time order", all(a["ts"] <= b["ts"] for a, b in zip(counters, counters[1:])))

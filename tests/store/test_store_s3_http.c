@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "store/internal.h"
 #include "support.h"
 #include "tally/error.h"

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/err.h"
+#include "tally/error.h"
 #include "store/internal.h"
 #include "store/s3_internal.h"
 #include "support.h"
@@ -120,7 +120,7 @@ static int acc_sink(void *arg, const void *data, size_t n)
 {
     struct acc *a = arg;
     if (++a->calls == a->fail_at)
-        return tly__fail(TLY_ECODEC, "the sink says no");
+        return tly_fail(TLY_ECODEC, "the sink says no");
     cr_assert_leq(a->n + n, a->cap);
     memcpy(a->buf + a->n, data, n);
     a->n += n;

@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "tally/array.h"
+#include "tally/plan.h"
 
 static void plan_scalar(size_t elem, struct tly_runs *out)
 {

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "support.h"
-#include "tally/array.h"
+#include "tally/plan.h"
 #include "tally/error.h"
 
 TLY_TEST(array, dtype_numpy_strings)

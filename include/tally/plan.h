@@ -1,9 +1,9 @@
 /**
- * tally/array.h — dtypes, shapes, regions and chunk grids, and the runs that map a chunk onto a
+ * tally/plan.h — dtypes, shapes, regions and chunk grids, and the runs that map a chunk onto a
  * region of a C-order buffer (the plan stage).
  */
-#ifndef TALLY_ARRAY_H
-#define TALLY_ARRAY_H
+#ifndef TALLY_PLAN_H
+#define TALLY_PLAN_H
 
 #include <stdbool.h>
 #include <stddef.h>

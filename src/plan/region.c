@@ -2,8 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
-#include "tally/array.h"
+#include "tally/error.h"
+#include "tally/plan.h"
 
 void tly_region_all(struct tly_region *r, int rank, const uint64_t *shape)
 {
@@ -62,20 +62,20 @@ int tly_region_parse(const char *s, int rank, const uint64_t *shape, struct tly_
             b = a + 1;
         }
         if (!ok)
-            return tly__fail(TLY_EUSAGE, "region '%s': dimension %d: '%.*s' is not START:STOP", s, d, (int)len, p);
+            return tly_fail(TLY_EUSAGE, "region '%s': dimension %d: '%.*s' is not START:STOP", s, d, (int)len, p);
         if (a > b || b > shape[d])
-            return tly__fail(TLY_EUSAGE, "region '%s': dimension %d: %llu:%llu is outside 0:%llu", s, d,
+            return tly_fail(TLY_EUSAGE, "region '%s': dimension %d: %llu:%llu is outside 0:%llu", s, d,
                              (unsigned long long)a, (unsigned long long)b, (unsigned long long)shape[d]);
         out->start[d] = a;
         out->stop[d] = b;
         if (end == NULL) {
             if (d != rank - 1)
-                return tly__fail(TLY_EUSAGE, "region '%s' has %d dimensions, the array %d", s, d + 1, rank);
+                return tly_fail(TLY_EUSAGE, "region '%s' has %d dimensions, the array %d", s, d + 1, rank);
             return 0;
         }
         p = end + 1;
     }
     if (rank == 0 && *s == '\0')
         return 0;
-    return tly__fail(TLY_EUSAGE, "region '%s' has more dimensions than the array's %d", s, rank);
+    return tly_fail(TLY_EUSAGE, "region '%s' has more dimensions than the array's %d", s, rank);
 }

@@ -1,5 +1,5 @@
 /**
- * tally/pool.h — the buffer pool: every in-flight chunk buffer (gathered chunks, encoded bytes,
+ * The buffer pool (internal to libtally; the engine's workers use it): every in-flight chunk buffer (gathered chunks, encoded bytes,
  * decode space, stream windows) comes from here, within a byte budget.
  *
  * A chunk waits for a ticket rather than exceed the budget (aws-c-s3's ticketed buffer pool is the
@@ -7,8 +7,8 @@
  * (forced; counted in the stats, and said in reports). Buffers are allocated in stage pool, so the
  * pool's share of every peak is visible.
  */
-#ifndef TALLY_POOL_H
-#define TALLY_POOL_H
+#ifndef TLY__MEM_POOL_H
+#define TLY__MEM_POOL_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -45,9 +45,8 @@ void tly_pool_acquire(struct tly_pool *p, uint64_t n);
 void tly_pool_release(struct tly_pool *p, uint64_t n);
 
 /**
- * A buffer of @p n bytes, allocated in stage pool (under a ticket the caller holds). Not on huge
- * pages: measured on a 1 GiB blosc chunk here, they made the write 0.91 s or 1.6-2.6 s from run to
- * run (compaction in the fault) where 4 KiB pages gave a steady 1.23-1.58 s.
+ * A buffer of @p n bytes, allocated in stage pool (under a ticket the caller holds), on 4 KiB pages
+ * (see pool.c for why not huge pages).
  */
 void *tly_pool_alloc(size_t n);
 

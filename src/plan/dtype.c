@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
-#include "tally/array.h"
+#include "tally/error.h"
+#include "tally/plan.h"
 
 struct v3name {
     const char *name;
@@ -59,21 +59,21 @@ static const char *kind_name(char kind)
 int tly_dtype_from_numpy(const char *s, struct tly_dtype *out)
 {
     if (s == NULL || strlen(s) < 2)
-        return tly__fail(TLY_EFORMAT, "dtype '%s' is not a numpy type string", s ? s : "(null)");
+        return tly_fail(TLY_EFORMAT, "dtype '%s' is not a numpy type string", s ? s : "(null)");
     char endian = s[0], kind = s[1];
     if (endian == '=')
         endian = tly_dtype_swapped(&(struct tly_dtype){'u', 2, '<'}) ? '>' : '<';
     if (endian != '<' && endian != '>' && endian != '|')
-        return tly__fail(TLY_EFORMAT, "dtype '%s': unknown byte order '%c'", s, s[0]);
+        return tly_fail(TLY_EFORMAT, "dtype '%s': unknown byte order '%c'", s, s[0]);
     char *end;
     unsigned long size = strtoul(s + 2, &end, 10);
     if (*end != '\0' || end == s + 2 || !valid(kind, (unsigned)size))
-        return tly__fail(TLY_EUNSUPPORTED, "dtype '%s' is not supported: %s (only bool, int, uint, float32/64)", s,
+        return tly_fail(TLY_EUNSUPPORTED, "dtype '%s' is not supported: %s (only bool, int, uint, float32/64)", s,
                          kind_name(kind));
     if (size == 1)
         endian = '|';
     else if (endian == '|')
-        return tly__fail(TLY_EFORMAT, "dtype '%s': a %lu-byte type needs a byte order", s, size);
+        return tly_fail(TLY_EFORMAT, "dtype '%s': a %lu-byte type needs a byte order", s, size);
     *out = (struct tly_dtype){kind, (uint8_t)size, endian};
     return 0;
 }
@@ -91,7 +91,7 @@ int tly_dtype_from_v3(const char *name, struct tly_dtype *out)
             *out = (struct tly_dtype){v3names[i].kind, v3names[i].size, v3names[i].size == 1 ? '|' : '<'};
             return 0;
         }
-    return tly__fail(TLY_EUNSUPPORTED,
+    return tly_fail(TLY_EUNSUPPORTED,
                      "data_type '%s' is not supported (only bool, int8..int64, uint8..uint64, "
                      "float32, float64)",
                      name);

@@ -1,15 +1,15 @@
 /* The regular chunk grid: which chunks a region touches. */
-#include "common/err.h"
-#include "tally/array.h"
+#include "tally/error.h"
+#include "tally/plan.h"
 
 int tly_grid_init(struct tly_grid *g, int rank, const uint64_t *shape, const uint64_t *chunks)
 {
     if (rank < 0 || rank > TLY_MAX_RANK)
-        return tly__fail(TLY_EUSAGE, "rank %d is outside 0..%d", rank, TLY_MAX_RANK);
+        return tly_fail(TLY_EUSAGE, "rank %d is outside 0..%d", rank, TLY_MAX_RANK);
     g->rank = rank;
     for (int d = 0; d < rank; d++) {
         if (chunks[d] == 0)
-            return tly__fail(TLY_EUSAGE, "chunk dimension %d is 0", d);
+            return tly_fail(TLY_EUSAGE, "chunk dimension %d is 0", d);
         g->shape[d] = shape[d];
         g->chunks[d] = chunks[d];
         g->nchunks[d] = (shape[d] + chunks[d] - 1) / chunks[d];

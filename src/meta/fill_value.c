@@ -71,7 +71,7 @@ static uint64_t load(const uint8_t *in, const struct tly_dtype *dt)
 static int does_not_fit(const char *doc, json_t *v, const struct tly_dtype *dt)
 {
     char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-    int rc = tly__fail(TLY_EFORMAT, "%s: fill_value %s does not fit %s", doc, text ? text : "?", tly_dtype_v3_name(dt));
+    int rc = tly_fail(TLY_EFORMAT, "%s: fill_value %s does not fit %s", doc, text ? text : "?", tly_dtype_v3_name(dt));
     free(text);
     return rc;
 }
@@ -84,7 +84,7 @@ static int parse_bool(const char *doc, json_t *v, const struct tly_dtype *dt, ui
         return 0;
     }
     return json_is_number(v) ? does_not_fit(doc, v, dt)
-                             : tly__fail(TLY_EFORMAT, "%s: fill_value must be a boolean", doc);
+                             : tly_fail(TLY_EFORMAT, "%s: fill_value must be a boolean", doc);
 }
 
 /* A decimal string from the loader's quoting of an integer above INT64_MAX: only uint64 holds one. */
@@ -121,7 +121,7 @@ static int parse_int(const char *doc, json_t *v, const struct tly_dtype *dt, uin
         return w == 64 ? 0 : does_not_fit(doc, v, dt);
     if (!integral(v, &x))
         return json_is_number(v) ? does_not_fit(doc, v, dt)
-                                 : tly__fail(TLY_EFORMAT, "%s: fill_value must be an integer", doc);
+                                 : tly_fail(TLY_EFORMAT, "%s: fill_value must be an integer", doc);
     bool fits = dt->kind == 'u' ? x >= 0 && (w == 64 || (uint64_t)x < UINT64_C(1) << w)
                                 : w == 64 || (x >= -(INT64_C(1) << (w - 1)) && x < INT64_C(1) << (w - 1));
     if (!fits)
@@ -138,7 +138,7 @@ static int parse_hex(const char *doc, const char *s, const struct tly_dtype *dt,
     errno = 0;
     *bits = strtoull(s + 2, &end, 16);
     if (n != 2u * dt->size || strspn(s + 2, "0123456789abcdefABCDEF") != n || *end != '\0' || errno != 0)
-        return tly__fail(TLY_EFORMAT, "%s: fill_value '%s' must be 0x and %u hex digits", doc, s, 2u * dt->size);
+        return tly_fail(TLY_EFORMAT, "%s: fill_value '%s' must be 0x and %u hex digits", doc, s, 2u * dt->size);
     return 0;
 }
 
@@ -152,7 +152,7 @@ static int parse_float_string(const char *doc, const char *s, bool hex, const st
     else if (hex && strncmp(s, "0x", 2) == 0)
         return parse_hex(doc, s, dt, bits);
     else
-        return tly__fail(TLY_EFORMAT, "%s: fill_value '%s' is not a number, \"NaN\", \"Infinity\" or \"-Infinity\"%s",
+        return tly_fail(TLY_EFORMAT, "%s: fill_value '%s' is not a number, \"NaN\", \"Infinity\" or \"-Infinity\"%s",
                          doc, s, hex ? " or 0x hex" : "");
     return 0;
 }
@@ -162,7 +162,7 @@ static int parse_float(const char *doc, json_t *v, bool hex, const struct tly_dt
     if (json_is_string(v))
         return parse_float_string(doc, json_string_value(v), hex, dt, bits);
     if (!json_is_number(v))
-        return tly__fail(TLY_EFORMAT, "%s: fill_value must be a number or a string", doc);
+        return tly_fail(TLY_EFORMAT, "%s: fill_value must be a number or a string", doc);
     double d = json_number_value(v);
     if (dt->size == 8) {
         *bits = f64_bits(d);
