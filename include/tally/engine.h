@@ -23,6 +23,7 @@
 
 #include "tally/plan.h"
 #include "tally/meta.h"
+#include "tally/opts.h"
 #include "tally/store.h"
 
 #ifdef __cplusplus
@@ -40,11 +41,11 @@ struct tly_io_opts {
     bool fsync;            /**< make each chunk durable before the operation returns (off, like zarr-python) */
 };
 
-/** Parse a byte size: "1073741824", "64M", "1GiB", "512k" (binary multiples). 0 or TLY_EUSAGE. */
-int tly_size_parse(const char *s, uint64_t *out);
-
-/** @p opts (NULL: all defaults) with every zero filled from the environment or the defaults. */
-struct tly_io_opts tly_io_opts_resolve(const struct tly_io_opts *opts);
+/**
+ * @p opts (NULL: all defaults) into @p out, every zero filled from the environment or the default,
+ * every value checked against its range. Returns 0 or TLY_EUSAGE naming the option or variable.
+ */
+int tly_io_opts_resolve(const struct tly_io_opts *opts, struct tly_io_opts *out);
 
 /** What an operation did. */
 struct tly_io_stats {

@@ -29,16 +29,23 @@ static int setup(struct tly_array *a)
     return 0;
 }
 
-static struct tly_array *array_new(const struct tly_io_opts *opts)
+/* A new handle with its options resolved (a bad TALLY_* variable is an error here). */
+static int array_new(const struct tly_io_opts *opts, struct tly_array **out)
 {
+    struct tly_io_opts o;
+    int err = tly_io_opts_resolve(opts, &o);
+    if (err)
+        return err;
     struct tly_array *a;
     TLY_STAGE(TLY_META)
     {
         a = calloc(1, sizeof *a);
     }
-    if (a)
-        a->opts = tly_io_opts_resolve(opts);
-    return a;
+    if (a == NULL)
+        return tly_fail(-ENOMEM, "out of memory");
+    a->opts = o;
+    *out = a;
+    return 0;
 }
 
 /* Read the existing array's user attributes so an overwrite keeps them. */
@@ -96,10 +103,10 @@ static int create_meta(struct tly_array *a, bool overwrite)
 int tly_array_create(const char *url, const struct tly_meta *m, bool overwrite, const struct tly_io_opts *opts,
                      struct tly_array **out)
 {
-    struct tly_array *a = array_new(opts);
-    if (a == NULL)
-        return tly_fail(-ENOMEM, "out of memory");
-    int err = 0;
+    struct tly_array *a;
+    int err = array_new(opts, &a);
+    if (err)
+        return err;
     TLY_STAGE(TLY_META)
     {
         a->meta = *m;
@@ -156,10 +163,10 @@ static int open_meta(struct tly_array *a)
 
 int tly_array_open(const char *url, const struct tly_io_opts *opts, struct tly_array **out)
 {
-    struct tly_array *a = array_new(opts);
-    if (a == NULL)
-        return tly_fail(-ENOMEM, "out of memory");
-    int err = 0;
+    struct tly_array *a;
+    int err = array_new(opts, &a);
+    if (err)
+        return err;
     TLY_STAGE(TLY_META)
     {
         struct tly_store_opts so = {a->opts.fsync, a->opts.io_concurrency, a->opts.part_size};

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "tally/error.h"
+#include "common/opts.h"
 #include "engine/internal.h"
 #include "tally/codec.h"
 #include "tally/mem.h"
@@ -102,70 +103,30 @@ static void op_stats_out(struct tly__op_stats *s, struct tly_pool *pool, struct 
     out->pool_forced = ps.forced;
 }
 
-int tly_size_parse(const char *v, uint64_t *out)
-{
-    if (v == NULL || *v < '0' || *v > '9')
-        return TLY_EUSAGE;
-    char *end;
-    unsigned long long n = strtoull(v, &end, 10);
-    int shift = 0;
-    switch (*end) {
-    case 'k':
-    case 'K':
-        shift = 10;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        shift = 20;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        shift = 30;
-        end++;
-        break;
-    default:
-        break;
-    }
-    if (shift && (*end == 'i' || *end == 'B'))
-        end += strspn(end, "iB");
-    if (*end != '\0' || (shift && n > (UINT64_MAX >> shift)))
-        return TLY_EUSAGE;
-    *out = (uint64_t)n << shift;
-    return 0;
-}
-
-/* A size from the environment; 0 when unset or not a size. */
-static uint64_t env_size(const char *name)
-{
-    uint64_t n = 0;
-    const char *v = getenv(name);
-    return v && tly_size_parse(v, &n) == 0 ? n : 0;
-}
-
-struct tly_io_opts tly_io_opts_resolve(const struct tly_io_opts *opts)
+int tly_io_opts_resolve(const struct tly_io_opts *opts, struct tly_io_opts *out)
 {
     struct tly_io_opts o = opts ? *opts : (struct tly_io_opts){0};
-    if (o.threads <= 0)
-        o.threads = (int)env_size("TALLY_THREADS");
-    if (o.threads <= 0) {
+    uint64_t threads, conc, mem, part;
+    int err;
+    if ((err = tly__opt_resolve(TLY__OPT_THREADS, o.threads > 0 ? (uint64_t)o.threads : 0, &threads)) ||
+        (err = tly__opt_resolve(TLY__OPT_IO_CONCURRENCY, o.io_concurrency > 0 ? (uint64_t)o.io_concurrency : 0,
+                                &conc)) ||
+        (err = tly__opt_resolve(TLY__OPT_MEMORY_LIMIT, o.memory_limit, &mem)) ||
+        (err = tly__opt_resolve(TLY__OPT_PART_SIZE, o.part_size, &part)))
+        return err;
+    if (o.threads < 0 || o.io_concurrency < 0)
+        return tly_fail(TLY_EUSAGE, "threads %d, I/O concurrency %d: want positive counts", o.threads,
+                        o.io_concurrency);
+    if (threads == 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        o.threads = cpus > 0 ? (int)cpus : 1;
+        threads = cpus > 0 ? (uint64_t)cpus : 1;
     }
-    if (o.io_concurrency <= 0)
-        o.io_concurrency = (int)env_size("TALLY_IO_CONCURRENCY");
-    if (o.io_concurrency <= 0)
-        o.io_concurrency = 32;
-    if (o.memory_limit == 0)
-        o.memory_limit = env_size("TALLY_MEMORY_LIMIT");
-    if (o.memory_limit == 0)
-        o.memory_limit = (uint64_t)1 << 30;
-    if (o.part_size == 0)
-        o.part_size = (size_t)env_size("TALLY_PART_SIZE");
-    if (o.part_size == 0)
-        o.part_size = (size_t)8 << 20;
-    return o;
+    o.threads = (int)threads;
+    o.io_concurrency = (int)conc;
+    o.memory_limit = mem;
+    o.part_size = (size_t)part;
+    *out = o;
+    return 0;
 }
 
 int tly__check_region(const struct tly_array *a, const struct tly_region *r)

@@ -44,6 +44,7 @@
 
 #include "tally/error.h"
 #include "store/internal.h"
+#include "common/opts.h"
 #include "store/s3_internal.h"
 
 #define MIB ((size_t)1 << 20)
@@ -984,33 +985,6 @@ static const char *env(const char *name)
     return v && v[0] ? v : NULL;
 }
 
-/* A positive integer from the environment, with an optional K/M/G (binary) suffix. */
-static int env_size(const char *name, uint64_t dflt, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    const char *v = env(name);
-    *out = dflt;
-    if (v == NULL)
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    int shift = 0;
-    if (*end == 'k' || *end == 'K')
-        shift = 10;
-    else if (*end == 'm' || *end == 'M')
-        shift = 20;
-    else if (*end == 'g' || *end == 'G')
-        shift = 30;
-    end += shift != 0;
-    if (shift && (strcasecmp(end, "ib") == 0 || strcasecmp(end, "b") == 0))
-        end += strlen(end);
-    if (errno || end == v || *end != '\0' || x > (hi >> shift) || (x << shift) < lo)
-        return tly_fail(TLY_EUSAGE, "%s='%s': want a whole number from %llu to %llu", name, v, (unsigned long long)lo,
-                         (unsigned long long)hi);
-    *out = x << shift;
-    return 0;
-}
-
 static bool bucket_valid(const char *b)
 {
     size_t n = strlen(b);
@@ -1116,22 +1090,20 @@ static int configure(struct s3 *st, const char *url, const struct tly_store_opts
     const char *sign = env("TALLY_S3_SIGN_PAYLOAD");
     st->sign_payload = sign && strcmp(sign, "0") != 0;
     uint64_t part, conc, retries, backoff, cto, lst, page;
-    if ((err = env_size("TALLY_PART_SIZE", 8 * MIB, PART_MIN, PART_MAX, &part)) ||
-        (err = env_size("TALLY_IO_CONCURRENCY", 32, 1, 1024, &conc)) ||
-        (err = env_size("TALLY_S3_RETRIES", 5, 0, 100, &retries)) ||
-        (err = env_size("TALLY_S3_BACKOFF_MS", 100, 1, 60000, &backoff)) ||
-        (err = env_size("TALLY_S3_CONNECT_TIMEOUT", 10, 1, 600, &cto)) ||
-        (err = env_size("TALLY_S3_LOW_SPEED_TIME", 30, 1, 3600, &lst)) ||
-        (err = env_size("TALLY_S3_LIST_PAGE", 1000, 1, 1000, &page)))
+    if (opts->io_concurrency < 0)
+        return tly_fail(TLY_EUSAGE, "I/O concurrency %d: want a positive count", opts->io_concurrency);
+    if ((err = tly__opt_resolve(TLY__OPT_PART_SIZE, opts->part_size, &part)) ||
+        (err = tly__opt_resolve(TLY__OPT_IO_CONCURRENCY, (uint64_t)opts->io_concurrency, &conc)) ||
+        (err = tly__opt_resolve(TLY__OPT_S3_RETRIES, 0, &retries)) ||
+        (err = tly__opt_resolve(TLY__OPT_S3_BACKOFF_MS, 0, &backoff)) ||
+        (err = tly__opt_resolve(TLY__OPT_S3_CONNECT_TIMEOUT, 0, &cto)) ||
+        (err = tly__opt_resolve(TLY__OPT_S3_LOW_SPEED_TIME, 0, &lst)) ||
+        (err = tly__opt_resolve(TLY__OPT_S3_LIST_PAGE, 0, &page)))
         return err;
-    if (opts->part_size && (opts->part_size < PART_MIN || opts->part_size > PART_MAX))
-        return tly_fail(TLY_EUSAGE, "part size %zu: S3 wants 5 MiB to 5 GiB", opts->part_size);
-    if (opts->io_concurrency < 0 || opts->io_concurrency > 1024)
-        return tly_fail(TLY_EUSAGE, "I/O concurrency %d: want 1 to 1024", opts->io_concurrency);
-    st->part_size = opts->part_size ? opts->part_size : (size_t)part;
+    st->part_size = (size_t)part;
     st->list_page = (int)page;
     *ho = (struct tly__s3_http_opts){
-        .concurrency = opts->io_concurrency ? opts->io_concurrency : (int)conc,
+        .concurrency = (int)conc,
         .max_attempts = (int)retries + 1,
         .backoff_base_ms = (long)backoff,
         .backoff_cap_ms = 10000,
