@@ -50,7 +50,7 @@ enum tly_stage {
     TLY_SIGN,
     TLY_HTTP,
     TLY_POOL,
-    TLY_CALLER, /* the calling program's own work */
+    TLY_CALLER,   /* the calling program's own work */
     TLY_UNSTAGED, /* a thread with no stage set */
     TLY_NSTAGES
 };
@@ -163,8 +163,8 @@ struct tly_mem_crosscheck {
     /** jemalloc thread.peak.read: the calling thread's highest (allocated - deallocated) since the
      * last tly_mem_reset_peaks() on this thread (jemalloc's own peak, to check the tracker's) */
     uint64_t thread_peak_bytes;
-    uint64_t rss_bytes;                /**< VmRSS */
-    uint64_t rss_peak_bytes;           /**< VmHWM: the process's peak resident set */
+    uint64_t rss_bytes;      /**< VmRSS */
+    uint64_t rss_peak_bytes; /**< VmHWM: the process's peak resident set */
 };
 
 /**

@@ -58,6 +58,13 @@ int tly_meta_parse_v3(const char *json, size_t n, struct tly_meta *out);
  */
 char *tly_meta_emit(const struct tly_meta *m);
 
+/**
+ * The codec's configuration in numcodecs' terms as compact JSON text ({"id":"blosc","cname":"lz4",
+ * "clevel":5,"shuffle":1,"blocksize":0}, {"id":"zstd","level":3,"checksum":false}, {"id":"none"});
+ * a malloc'd string, or NULL when out of memory.
+ */
+char *tly_codec_config_json(const struct tly_codec *c);
+
 /** The metadata document's key: ".zarray" (2) or "zarr.json" (3); NULL for another format. */
 const char *tly_meta_key(int zarr_format);
 

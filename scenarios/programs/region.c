@@ -9,22 +9,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cell/result.h"
 #include "harness.h"
-#include "result.h"
-#include "tally/tally.h"
+#include "run/run.h"
 
 int main(int argc, char **argv)
 {
-    if (argc != 3 || strcmp(argv[1], "--scenario") != 0) {
-        fputs("usage: tally-scenario-region --scenario CELL_JSON\n", stderr);
+    struct tly_h_cell cell;
+    if (tly_h_program_cell(argc, argv, "tally-scenario-region", &cell) != 0)
         return TLY_EXIT_ERROR;
-    }
-    json_error_t je;
-    json_t *cell = json_loads(argv[2], 0, &je);
-    if (cell == NULL) {
-        fprintf(stderr, "tally-scenario-region: the cell is not JSON: %s\n", je.text);
-        return TLY_EXIT_ERROR;
-    }
     /* 100 MB of float32 in 100 chunks of 1 MB; the region straddles four of them. */
     uint64_t shape[2] = {10000, 2500}, chunks[2] = {1000, 250};
     struct tly_region all, region = {2, {900, 200}, {1100, 300}};
@@ -78,15 +71,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "tally-scenario-region: %s\n", tly_errmsg());
         return TLY_EXIT_ERROR;
     }
-    json_t *o = tly_h_result_json(&r);
-    json_object_set(o, "scenario", json_object_get(cell, "scenario"));
+    json_t *o = tly_h_result_json(&r, false);
+    json_object_set_new(o, "scenario", json_string(cell.scenario));
     json_object_set_new(o, "layout", json_string("region"));
     json_object_set_new(o, "chunks_read", json_integer((json_int_t)r.io.chunks));
     json_object_set_new(o, "verified", json_boolean(ok));
-    json_dumpf(o, stdout, JSON_COMPACT);
-    putchar('\n');
-    json_decref(o);
-    json_decref(cell);
+    tly_h_cell_release(&cell);
     free(out);
-    return TLY_EXIT_OK;
+    return tly_h_program_result("tally-scenario-region", o);
 }

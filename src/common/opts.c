@@ -21,10 +21,8 @@ struct def {
 /* Defaults of 0 are resolved by the caller (threads: the number of online CPUs). */
 static const struct def defs[TLY__OPT_COUNT] = {
     [TLY__OPT_THREADS] = {"TALLY_THREADS", "--threads", "worker threads", false, 1, 1024, 0},
-    [TLY__OPT_IO_CONCURRENCY] = {"TALLY_IO_CONCURRENCY", "--io-concurrency", "transfers in flight", false, 1, 1024,
-                                 32},
-    [TLY__OPT_MEMORY_LIMIT] = {"TALLY_MEMORY_LIMIT", "--memory-limit", "bytes", true, 64 * KIB, (uint64_t)1 << 50,
-                               GIB},
+    [TLY__OPT_IO_CONCURRENCY] = {"TALLY_IO_CONCURRENCY", "--io-concurrency", "transfers in flight", false, 1, 1024, 32},
+    [TLY__OPT_MEMORY_LIMIT] = {"TALLY_MEMORY_LIMIT", "--memory-limit", "bytes", true, 64 * KIB, (uint64_t)1 << 50, GIB},
     /* S3's multipart limits: parts of 5 MiB to 5 GiB */
     [TLY__OPT_PART_SIZE] = {"TALLY_PART_SIZE", "--part-size", "bytes", true, 5 * MIB, 5 * GIB, 8 * MIB},
     [TLY__OPT_S3_RETRIES] = {"TALLY_S3_RETRIES", NULL, "retries", false, 0, 100, 5},

@@ -83,7 +83,7 @@ static int create_meta(struct tly_array *a, bool overwrite)
     if (exists(a->store, ".zarray") || exists(a->store, "zarr.json")) {
         if (!overwrite)
             return tly_fail(TLY_EEXISTS, "%s: an array exists there (use --overwrite to replace it)",
-                             tly_store_url(a->store));
+                            tly_store_url(a->store));
         int err = keep_attributes(a, m);
         if (!err)
             err = tly_store_clear(a->store);
@@ -143,7 +143,7 @@ static int open_meta(struct tly_array *a)
     err = tly_store_get(a->store, ".zarray", &text, &n);
     if (err == TLY_ENOTFOUND)
         return tly_fail(TLY_ENOTFOUND, "%s: no Zarr array there (neither zarr.json nor .zarray)",
-                         tly_store_url(a->store));
+                        tly_store_url(a->store));
     if (err)
         return err;
     err = tly_meta_parse_v2(text, n, &a->meta);

@@ -261,7 +261,7 @@ static int read_one(void *arg, uint64_t i)
     if (!err && a->meta.codec.id == TLY_CODEC_NONE) {
         if (size != rs.chunk_bytes)
             err = tly_fail(TLY_EFORMAT, "%llu bytes, expected %llu", (unsigned long long)size,
-                            (unsigned long long)rs.chunk_bytes);
+                           (unsigned long long)rs.chunk_bytes);
         else
             TLY_STAGE(TLY_GET)
             {

@@ -109,8 +109,8 @@ int tly_io_opts_resolve(const struct tly_io_opts *opts, struct tly_io_opts *out)
     uint64_t threads, conc, mem, part;
     int err;
     if ((err = tly__opt_resolve(TLY__OPT_THREADS, o.threads > 0 ? (uint64_t)o.threads : 0, &threads)) ||
-        (err = tly__opt_resolve(TLY__OPT_IO_CONCURRENCY, o.io_concurrency > 0 ? (uint64_t)o.io_concurrency : 0,
-                                &conc)) ||
+        (err =
+             tly__opt_resolve(TLY__OPT_IO_CONCURRENCY, o.io_concurrency > 0 ? (uint64_t)o.io_concurrency : 0, &conc)) ||
         (err = tly__opt_resolve(TLY__OPT_MEMORY_LIMIT, o.memory_limit, &mem)) ||
         (err = tly__opt_resolve(TLY__OPT_PART_SIZE, o.part_size, &part)))
         return err;
@@ -136,8 +136,8 @@ int tly__check_region(const struct tly_array *a, const struct tly_region *r)
     for (int d = 0; d < r->rank; d++)
         if (r->start[d] > r->stop[d] || r->stop[d] > a->grid.shape[d])
             return tly_fail(TLY_EUSAGE, "region %llu:%llu of dimension %d is outside 0:%llu",
-                             (unsigned long long)r->start[d], (unsigned long long)r->stop[d], d,
-                             (unsigned long long)a->grid.shape[d]);
+                            (unsigned long long)r->start[d], (unsigned long long)r->stop[d], d,
+                            (unsigned long long)a->grid.shape[d]);
     return 0;
 }
 

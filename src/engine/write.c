@@ -204,7 +204,7 @@ static int load_chunk(struct tly__op *op, const char *key, void *dst, uint64_t c
     if (c->id == TLY_CODEC_NONE) {
         if (size != chunk_bytes)
             return tly_fail(TLY_EFORMAT, "chunk %s: %llu bytes, expected %llu", key, (unsigned long long)size,
-                             (unsigned long long)chunk_bytes);
+                            (unsigned long long)chunk_bytes);
         struct iovec iov = {dst, chunk_bytes};
         TLY_STAGE(TLY_GET)
         {

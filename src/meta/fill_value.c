@@ -153,7 +153,7 @@ static int parse_float_string(const char *doc, const char *s, bool hex, const st
         return parse_hex(doc, s, dt, bits);
     else
         return tly_fail(TLY_EFORMAT, "%s: fill_value '%s' is not a number, \"NaN\", \"Infinity\" or \"-Infinity\"%s",
-                         doc, s, hex ? " or 0x hex" : "");
+                        doc, s, hex ? " or 0x hex" : "");
     return 0;
 }
 
@@ -246,4 +246,11 @@ void tly__fill_json(const struct tly_meta *m, char *buf)
         snprintf(buf, TLY__FILL_CAP, "%llu", (unsigned long long)bits);
     else /* sign-extend the element to 64 bits */
         snprintf(buf, TLY__FILL_CAP, "%lld", (long long)(w < 64 && bits >> (w - 1) ? bits | ~UINT64_C(0) << w : bits));
+}
+
+int tly__fill_field(const char *doc, json_t *root, struct tly_meta *m)
+{
+    json_t *v;
+    int err = tly__json_field(doc, root, "fill_value", &v);
+    return err ? err : tly__fill_parse(doc, v, m);
 }

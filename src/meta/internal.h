@@ -75,6 +75,12 @@ json_t *tly__v3_doc(const struct tly_meta *m);
  */
 int tly__fill_parse(const char *doc, json_t *v, struct tly_meta *m);
 
+/** The document's required "fill_value" field, parsed into @p m (v2 and v3 alike). */
+int tly__fill_field(const char *doc, json_t *root, struct tly_meta *m);
+
+/** The codec's numcodecs configuration ({"id": "blosc", "cname": ...}; {"id": "none"}); a new reference. */
+json_t *tly__codec_config(const struct tly_codec *c);
+
 /**
  * The JSON text of @p m's fill value into @p buf (TLY__FILL_CAP bytes): 42, 0.5, "NaN", true, null.
  * v3 has no null: an array without a fill value gets its dtype's zero, which reads the same.

@@ -114,7 +114,7 @@ static int load(const char *doc, const char *text, size_t n, json_t **out)
         root = load_requoted(text, n);
     if (root == NULL)
         return tly_fail(TLY_EFORMAT, "%s: malformed JSON at line %d, column %d: %s", doc, err.line, err.column,
-                         err.text);
+                        err.text);
     if (!json_is_object(root)) {
         json_decref(root);
         return tly_fail(TLY_EFORMAT, "%s: not a JSON object", doc);
@@ -164,13 +164,13 @@ int tly__json_dims(const char *doc, json_t *obj, const char *key, uint64_t min, 
         return tly_fail(TLY_EFORMAT, "%s: field '%s' must be a list of integers", doc, key);
     if (json_array_size(list) > TLY_MAX_RANK)
         return tly_fail(TLY_EUNSUPPORTED, "%s: rank %zu ('%s') is more than tally's limit of %d", doc,
-                         json_array_size(list), key, TLY_MAX_RANK);
+                        json_array_size(list), key, TLY_MAX_RANK);
     size_t i;
     json_array_foreach(list, i, v)
     {
         if (!json_is_integer(v) || json_integer_value(v) < (long long)min)
             return tly_fail(TLY_EFORMAT, "%s: field '%s' must be a list of integers >= %llu (item %zu is not)", doc,
-                             key, (unsigned long long)min, i);
+                            key, (unsigned long long)min, i);
         dims[i] = (uint64_t)json_integer_value(v);
     }
     *rank = (int)json_array_size(list);
@@ -181,7 +181,7 @@ int tly__meta_check_grid(const char *doc, const struct tly_meta *m, int chunk_ra
 {
     if (chunk_rank != m->rank)
         return tly_fail(TLY_EFORMAT, "%s: shape has %d dimensions but the chunk shape has %d", doc, m->rank,
-                         chunk_rank);
+                        chunk_rank);
     /* The engine holds a whole chunk in memory: it must be a size one object can have. */
     uint64_t bytes = m->dtype.size;
     for (int d = 0; d < m->rank; d++)
@@ -266,7 +266,7 @@ static int check_emittable(const struct tly_meta *m)
     if (strcmp(tly_dtype_v3_name(&m->dtype), "?") == 0 || strchr("<>|", m->dtype.endian) == NULL ||
         m->dtype.endian == '\0')
         return tly_fail(TLY_EUSAGE, "metadata: dtype %c%u is not a tally dtype", m->dtype.kind,
-                         (unsigned)m->dtype.size);
+                        (unsigned)m->dtype.size);
     if (m->codec.id == TLY_CODEC_BLOSC && memchr(m->codec.blosc.cname, '\0', sizeof m->codec.blosc.cname) == NULL)
         return tly_fail(TLY_EUSAGE, "metadata: blosc cname is not terminated");
     return 0;

@@ -116,13 +116,6 @@ static int parse_compressor(json_t *root, struct tly_meta *m)
     return tly_fail(TLY_EUNSUPPORTED, DOC ": compressor '%s' is not supported (only blosc, zstd or null)", id);
 }
 
-static int parse_fill(json_t *root, struct tly_meta *m)
-{
-    json_t *v;
-    TLY__TRY(tly__json_field(DOC, root, "fill_value", &v));
-    return tly__fill_parse(DOC, v, m);
-}
-
 static int parse_separator(json_t *root, struct tly_meta *m)
 {
     json_t *v = json_object_get(root, "dimension_separator");
@@ -145,7 +138,7 @@ static int parse(json_t *root, struct tly_meta *m)
     TLY__TRY(parse_order(root));
     TLY__TRY(parse_filters(root));
     TLY__TRY(parse_compressor(root, m));
-    TLY__TRY(parse_fill(root, m));
+    TLY__TRY(tly__fill_field(DOC, root, m));
     return parse_separator(root, m);
 }
 
@@ -154,20 +147,37 @@ int tly_meta_parse_v2(const char *json, size_t n, struct tly_meta *out)
     return tly__meta_parse(DOC, json, n, out, parse);
 }
 
-/* numcodecs' get_config(): the compressor as zarr-python writes it (null for none). */
-static json_t *compressor(const struct tly_codec *c)
+json_t *tly__codec_config(const struct tly_codec *c)
 {
     switch (c->id) {
     case TLY_CODEC_BLOSC:
         return json_pack("{s:s, s:s, s:i, s:i, s:I}", "id", "blosc", "cname", c->blosc.cname, "clevel", c->blosc.clevel,
                          "shuffle", c->blosc.shuffle, "blocksize", (json_int_t)c->blosc.blocksize);
     case TLY_CODEC_ZSTD:
-        /* numcodecs 0.11 writes {"id", "level"}; "checksum" only when asked for, so that it still reads ours. */
-        return c->zstd.checksum ? json_pack("{s:s, s:i, s:b}", "id", "zstd", "level", c->zstd.level, "checksum", 1)
-                                : json_pack("{s:s, s:i}", "id", "zstd", "level", c->zstd.level);
+        return json_pack("{s:s, s:i, s:b}", "id", "zstd", "level", c->zstd.level, "checksum", c->zstd.checksum);
     default:
-        return json_null();
+        return json_pack("{s:s}", "id", "none");
     }
+}
+
+char *tly_codec_config_json(const struct tly_codec *c)
+{
+    json_t *j = tly__codec_config(c);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return text;
+}
+
+/* numcodecs' get_config(): the compressor as zarr-python writes it (null for none). */
+static json_t *compressor(const struct tly_codec *c)
+{
+    if (c->id == TLY_CODEC_NONE)
+        return json_null();
+    json_t *j = tly__codec_config(c);
+    /* numcodecs 0.11 writes {"id", "level"}; "checksum" only when asked for, so that it still reads ours. */
+    if (j && c->id == TLY_CODEC_ZSTD && !c->zstd.checksum)
+        json_object_del(j, "checksum");
+    return j;
 }
 
 json_t *tly__v2_doc(const struct tly_meta *m)

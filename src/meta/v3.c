@@ -201,13 +201,6 @@ static int parse_codecs(json_t *root, struct tly_meta *m)
     return 0;
 }
 
-static int parse_fill(json_t *root, struct tly_meta *m)
-{
-    json_t *v;
-    TLY__TRY(tly__json_field(DOC, root, "fill_value", &v));
-    return tly__fill_parse(DOC, v, m);
-}
-
 static int parse_extras(json_t *root, struct tly_meta *m)
 {
     json_t *names = json_object_get(root, "dimension_names");
@@ -231,7 +224,7 @@ static int parse(json_t *root, struct tly_meta *m)
     TLY__TRY(parse_grid(root, m));
     TLY__TRY(parse_key_encoding(root, m));
     TLY__TRY(parse_codecs(root, m)); /* before the fill value: it sets the byte order */
-    TLY__TRY(parse_fill(root, m));
+    TLY__TRY(tly__fill_field(DOC, root, m));
     return parse_extras(root, m);
 }
 

@@ -11,12 +11,10 @@ import subprocess
 import sys
 import tempfile
 
-RESULTS = {"passed": 0, "failed": 0}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+import tallytest as t  # noqa: E402
 
 
-def check(name, ok, detail=""):
-    RESULTS["passed" if ok else "failed"] += 1
-    print(f"{'ok  ' if ok else 'FAIL'} {name}{'' if ok or not detail else ': ' + str(detail)}", flush=True)
 
 
 def main():
@@ -24,27 +22,26 @@ def main():
     out = tempfile.mkdtemp(prefix="tally-bench-smoke-")
     try:
         p = subprocess.run([tally, "bench", "--quick", "--json", "--out", out], capture_output=True, text=True)
-        check("tally bench --quick --json exits 0", p.returncode == 0, p.stderr[-800:])
+        t.check("tally bench --quick --json exits 0", p.returncode == 0, p.stderr[-800:])
         doc = json.loads(p.stdout)
         m = doc.get("machine", {})
-        check("machine: cpus, mem_bytes, cpu_model, kernel", {"cpus", "mem_bytes", "cpu_model", "kernel"} <= set(m), m)
+        t.check("machine: cpus, mem_bytes, cpu_model, kernel", {"cpus", "mem_bytes", "cpu_model", "kernel"} <= set(m), m)
         rows = doc.get("rows", [])
         keys = {"name", "gbps", "ratio_to_raw", "ratio_to_codec_limit", "ratio_to_zarr_python", "ratio_to_untracked",
                 "peak_extra_bytes"}
-        check(f"{len(rows)} rows with the schema", rows and all(keys <= set(r) for r in rows),
+        t.check(f"{len(rows)} rows with the schema", rows and all(keys <= set(r) for r in rows),
               [r for r in rows if not keys <= set(r)][:1])
-        check("every row measured", all(isinstance(r["gbps"], (int, float)) and r["gbps"] > 0 for r in rows))
+        t.check("every row measured", all(isinstance(r["gbps"], (int, float)) and r["gbps"] > 0 for r in rows))
         for r in rows:
             none = "-none-" in r["name"]
             ok = (r["ratio_to_raw"] is not None) == none and (r["ratio_to_codec_limit"] is not None) == (not none)
-            check(f"{r['name']}: the ratios that apply, null where they do not", ok, r)
-        check("scaling table", isinstance(doc.get("scaling"), list) and len(doc["scaling"]) > 0)
-        check("bench.md and bench.json written", os.path.getsize(f"{out}/bench.md") > 100 and
+            t.check(f"{r['name']}: the ratios that apply, null where they do not", ok, r)
+        t.check("scaling table", isinstance(doc.get("scaling"), list) and len(doc["scaling"]) > 0)
+        t.check("bench.md and bench.json written", os.path.getsize(f"{out}/bench.md") > 100 and
               json.load(open(f"{out}/bench.json"))["rows"] == rows)
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed")
-    return 1 if RESULTS["failed"] else 0
+    return t.summary()
 
 
 if __name__ == "__main__":

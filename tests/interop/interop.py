@@ -17,8 +17,10 @@ import tempfile
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+import tallytest as t  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = {"passed": 0, "failed": 0}
 
 DTYPES = ["<f4", ">i4", "|u1", "<f8", "|b1", "<i8", ">u2", "<i2", ">f8"]
 SHAPES = [((37, 23), (10, 7)), ((5, 9, 11), (2, 4, 5)), ((1000,), (128,))]
@@ -45,10 +47,6 @@ def equal(a, b):
     return ok, "" if ok else f"{int(np.sum(a != b))} elements differ"
 
 
-def check(name, ok, detail=""):
-    RESULTS["passed" if ok else "failed"] += 1
-    print(f"{'ok  ' if ok else 'FAIL'} {name}{'' if ok else ': ' + detail}", flush=True)
-
 
 def tally(tally_bin, *args):
     p = subprocess.run([tally_bin, *args], capture_output=True, text=True)
@@ -61,7 +59,7 @@ def run_case(name, fn):
     try:
         fn()
     except Exception as e:  # a case that cannot run is a failed case, with its reason
-        check(name, False, f"{type(e).__name__}: {e}")
+        t.check(name, False, f"{type(e).__name__}: {e}")
 
 
 # ---------------------------------------------------------------- v2: zarr-python
@@ -96,7 +94,7 @@ def zarr_python(tally_bin, work):
                               "--separator", sep)
                         z = zarr.open(d, mode="r")
                         ok, why = equal(src, z[...])
-                        check(f"zarr-python reads tally's {case}", ok, why)
+                        t.check(f"zarr-python reads tally's {case}", ok, why)
 
                     def zarr_writes(case=case, src=src, compressor=compressor, sep=sep, chunks=chunks,
                                     dtype=dtype):
@@ -110,12 +108,12 @@ def zarr_python(tally_bin, work):
                         out = os.path.join(work, f"z{n}.npy")
                         tally(tally_bin, "get", d, out)
                         ok, why = equal(z[...], np.load(out))
-                        check(f"tally reads zarr-python's {case}", ok, why)
+                        t.check(f"tally reads zarr-python's {case}", ok, why)
                         region = tuple(slice(s // 3, s - s // 4) for s in src.shape)
                         spec = ",".join(f"{r.start}:{r.stop}" for r in region)
                         tally(tally_bin, "get", d, out, "--region", spec)
                         ok, why = equal(z[region], np.load(out))
-                        check(f"tally reads region {spec} of zarr-python's {case}", ok, why)
+                        t.check(f"tally reads region {spec} of zarr-python's {case}", ok, why)
 
                     run_case(case, tally_writes)
                     run_case(case, zarr_writes)
@@ -129,7 +127,7 @@ def zarr_python(tally_bin, work):
             out = d + ".npy"
             tally(tally_bin, "get", d, out)
             ok, why = equal(z[...], np.load(out))
-            check(f"tally reads zarr-python fill_value {fill}", ok, why)
+            t.check(f"tally reads zarr-python fill_value {fill}", ok, why)
 
     run_case("fill values", fill_values)
 
@@ -139,7 +137,7 @@ def zarrita(tally_bin, work):
     node = shutil.which("node")
     script = os.path.join(HERE, "zarrita_io.mjs")
     if not os.path.isdir(os.path.join(HERE, "node_modules", "zarrita")):
-        check("zarrita installed", False, "tests/interop/node_modules/zarrita is missing: run scripts/deps")
+        t.check("zarrita installed", False, "tests/interop/node_modules/zarrita is missing: run scripts/deps")
         return
     print(f"zarrita {json.load(open(os.path.join(HERE, 'node_modules', 'zarrita', 'package.json')))['version']}")
     v3names = {"<f4": "float32", "<f8": "float64", "|u1": "uint8", "<i2": "int16", "<i8": "int64",
@@ -171,7 +169,7 @@ def zarrita(tally_bin, work):
                     if np.dtype(dtype).kind == "b":
                         got = got.astype(bool)
                     ok, why = equal(src, got.astype(src.dtype))
-                    check(f"zarrita reads tally's {case}", ok, why)
+                    t.check(f"zarrita reads tally's {case}", ok, why)
 
                 def zarrita_writes(case=case, src=src, extra=extra, chunks=chunks, dtype=dtype, v3=v3):
                     d = os.path.join(work, f"v3z{n}")
@@ -191,7 +189,7 @@ def zarrita(tally_bin, work):
                     out = os.path.join(work, f"v3z{n}.npy")
                     tally(tally_bin, "get", d, out)
                     ok, why = equal(src, np.load(out))
-                    check(f"tally reads zarrita's {case}", ok, why)
+                    t.check(f"tally reads zarrita's {case}", ok, why)
 
                 run_case(case, tally_writes)
                 run_case(case, zarrita_writes)
@@ -207,8 +205,7 @@ def main():
         (zarr_python if sys.argv[1] == "zarr-python" else zarrita)(tally_bin, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed")
-    return 1 if RESULTS["failed"] or not RESULTS["passed"] else 0
+    return t.summary()
 
 
 if __name__ == "__main__":

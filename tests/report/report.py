@@ -17,12 +17,10 @@ import tempfile
 import zlib
 import xml.etree.ElementTree as ET
 
-RESULTS = {"passed": 0, "failed": 0}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+import tallytest as t  # noqa: E402
 
 
-def check(name, ok, detail=""):
-    RESULTS["passed" if ok else "failed"] += 1
-    print(f"{'ok  ' if ok else 'FAIL'} {name}{'' if ok or not detail else ': ' + str(detail)}", flush=True)
 
 
 def png_pixels(path):
@@ -67,46 +65,45 @@ def main():
     tally = os.path.abspath(sys.argv[1])
     chromium = shutil.which("chromium")
     if not chromium:
-        check("chromium installed (scripts/deps installs it)", False)
-        print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed")
-        return 1
+        t.check("chromium installed (scripts/deps installs it)", False)
+        return t.summary()
     work = tempfile.mkdtemp(prefix="tally-render-")
     try:
         out = os.path.join(work, "report")
         p = subprocess.run([tally, "run", "--filter", "^write-local-blosc-v2-strided$", "--out", out,
                             "--junit", f"{work}/junit.xml"], capture_output=True, text=True)
-        check("tally run writes a report", p.returncode == 0 and os.path.exists(f"{out}/index.html"), p.stderr)
+        t.check("tally run writes a report", p.returncode == 0 and os.path.exists(f"{out}/index.html"), p.stderr)
         for name in ("copies.md", "trace.json", "results.json"):
-            check(f"{name} written", os.path.getsize(f"{out}/{name}") > 100)
+            t.check(f"{name} written", os.path.getsize(f"{out}/{name}") > 100)
         trace = json.load(open(f"{out}/trace.json"))
         events = trace["traceEvents"]
         counters = [e for e in events if e.get("ph") == "C"]
         meta = [e for e in events if e.get("ph") == "M" and e.get("name") == "process_name"]
-        check("trace.json: trace events with counter tracks per stage",
+        t.check("trace.json: trace events with counter tracks per stage",
               len(counters) > 2 and all({"name", "pid", "ts", "args"} <= set(e) for e in counters)
               and {"pool", "gather", "encode", "caller"} <= set(counters[0]["args"]), counters[:1])
-        check("trace.json: the scenario names its process", meta and
+        t.check("trace.json: the scenario names its process", meta and
               meta[0]["args"]["name"] == "write-local-blosc-v2-strided", meta)
-        check("trace.json: counters in time order", all(a["ts"] <= b["ts"] for a, b in zip(counters, counters[1:])))
+        t.check("trace.json: counters in time order", all(a["ts"] <= b["ts"] for a, b in zip(counters, counters[1:])))
         suite = ET.parse(f"{work}/junit.xml").getroot().find("testsuite")
-        check("--junit: JUnit XML with the scenario", suite is not None and suite.get("tests") == "1"
+        t.check("--junit: JUnit XML with the scenario", suite is not None and suite.get("tests") == "1"
               and suite.find("testcase").get("name") == "write-local-blosc-v2-strided")
         # a planted copy fails the run, naming the stage
         env = dict(os.environ, TALLY_PLANT="encode:10000000")
         p = subprocess.run([tally, "run", "--filter", "^write-local-zstd-v2-one-chunk$", "--out", f"{work}/planted",
                             "--junit", f"{work}/planted.xml"], capture_output=True, text=True, env=env)
-        check("a copy planted in encode: tally run exits 1", p.returncode == 1, p.returncode)
-        check("... and the message names the stage and the limit",
+        t.check("a copy planted in encode: tally run exits 1", p.returncode == 1, p.returncode)
+        t.check("... and the message names the stage and the limit",
               "stage encode copies" in p.stderr and "limit 0" in p.stderr, p.stderr[-300:])
         failure = ET.parse(f"{work}/planted.xml").getroot().find("testsuite/testcase/failure")
-        check("... and JUnit records the failure", failure is not None and "encode copies" in failure.text)
+        t.check("... and JUnit records the failure", failure is not None and "encode copies" in failure.text)
         shot = os.path.join(work, "shot.png")
         p = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                             "--no-first-run", "--disable-background-networking", "--disable-component-update",
                             "--disable-sync", f"--user-data-dir={work}/profile", f"--screenshot={shot}",
                             "--window-size=900,900", f"file://{out}/index.html"],
                            capture_output=True, text=True, timeout=120)
-        check("chromium takes a screenshot", os.path.exists(shot), p.stderr[-500:])
+        t.check("chromium takes a screenshot", os.path.exists(shot), p.stderr[-500:])
         w, h, bpp, rows = png_pixels(shot)
         colours, dark, coloured, total = set(), 0, 0, 0
         for row in rows[::3]:
@@ -116,18 +113,17 @@ def main():
                 dark += r + g + b < 200
                 coloured += max(r, g, b) - min(r, g, b) > 60
                 total += 1
-        check(f"screenshot {w}x{h} is not blank: {len(colours)} colours", len(colours) > 20)
-        check(f"text is drawn: {100 * dark / total:.1f}% dark pixels", dark / total > 0.005)
+        t.check(f"screenshot {w}x{h} is not blank: {len(colours)} colours", len(colours) > 20)
+        t.check(f"text is drawn: {100 * dark / total:.1f}% dark pixels", dark / total > 0.005)
         tracking = json.load(open(f"{out}/results.json"))[0].get("tracking", True)
         if tracking:
-            check(f"the timeline's stage areas are drawn: {100 * coloured / total:.1f}% coloured pixels",
+            t.check(f"the timeline's stage areas are drawn: {100 * coloured / total:.1f}% coloured pixels",
                   coloured / total > 0.01)
         else:  # ASan or valgrind own malloc: no timeline to draw
             print("skip the timeline's areas: tracking is off in this build")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed")
-    return 1 if RESULTS["failed"] else 0
+    return t.summary()
 
 
 if __name__ == "__main__":

@@ -5,10 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tally/error.h"
-#include "harness.h"
-#include "npy.h"
-#include "result.h"
+#include "cell/result.h"
+#include "cli/cli.h"
+#include "cli/npy.h"
 #include "tally/tally.h"
 
 struct io_args {
@@ -31,31 +30,16 @@ static const struct option io_options[] = {
     {"fsync", no_argument, NULL, 'F'},
     {"profile", no_argument, NULL, 'p'},
     {"json", no_argument, NULL, 'j'},
-    {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
-static int fail(const char *cmd, int err)
-{
-    const char *msg = tly_errmsg();
-    fprintf(stderr, "tally %s: %s\n", cmd, msg[0] ? msg : tly_strerror(err));
-    return TLY_EXIT_ERROR;
-}
-
-static int usage_error(const char *cmd, const char *usage)
-{
-    fprintf(stderr, "usage: tally %s\n", usage);
-    (void)cmd;
-    return TLY_EXIT_ERROR;
-}
-
 /* Options anywhere (GNU getopt moves the positionals to the end); returns the first positional or -1. */
-static int parse_io_args(int argc, char **argv, struct io_args *a)
+static int parse_io_args(const char *cmd, int argc, char **argv, struct io_args *a)
 {
     memset(a, 0, sizeof *a);
-    optind = 1;
     int ch;
-    while ((ch = getopt_long(argc, argv, "h", io_options, NULL)) != -1) {
+    long long n;
+    while ((ch = tly_h_getopt(argc, argv, io_options)) != -1) {
         switch (ch) {
         case 'c':
             a->chunks = optarg;
@@ -73,23 +57,21 @@ static int parse_io_args(int argc, char **argv, struct io_args *a)
             a->separator = optarg;
             break;
         case 't':
-            a->opts.threads = atoi(optarg);
-            break;
         case 'i':
-            a->opts.io_concurrency = atoi(optarg);
+            if (tly_h_arg_int(cmd, ch == 't' ? "threads" : "io-concurrency", optarg, 1, 1024, &n) != 0)
+                return -1;
+            *(ch == 't' ? &a->opts.threads : &a->opts.io_concurrency) = (int)n;
             break;
         case 'm':
+            if (tly_h_arg_size(cmd, "memory-limit", optarg, (uint64_t)64 << 10, (uint64_t)1 << 50,
+                               &a->opts.memory_limit) != 0)
+                return -1;
+            break;
         case 'P': {
             uint64_t v;
-            if (tly_size_parse(optarg, &v) != 0) {
-                fprintf(stderr, "tally: --%s '%s' is not a size (e.g. 64M, 1G)\n",
-                        ch == 'm' ? "memory-limit" : "part-size", optarg);
+            if (tly_h_arg_size(cmd, "part-size", optarg, (uint64_t)5 << 20, (uint64_t)5 << 30, &v) != 0)
                 return -1;
-            }
-            if (ch == 'm')
-                a->opts.memory_limit = v;
-            else
-                a->opts.part_size = (size_t)v;
+            a->opts.part_size = (size_t)v;
             break;
         }
         case 'o':
@@ -142,7 +124,7 @@ static void report(const struct io_args *a, const struct tly_h_result *r)
     TLY_STAGE(TLY_CALLER)
     {
         if (a->json) {
-            json_t *o = tly_h_result_json(r);
+            json_t *o = tly_h_result_json(r, false);
             json_dumpf(o, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
             fputc('\n', stdout);
             json_decref(o);
@@ -154,14 +136,10 @@ static void report(const struct io_args *a, const struct tly_h_result *r)
 
 int tly_h_cmd_put(int argc, char **argv)
 {
-    static const char usage[] =
-        "put SRC.npy URL [--chunks 100,100] [--codec none|blosc[:cname=lz4,clevel=5,"
-        "shuffle=1]|zstd[:level=3]] [--format v2|v3] [--separator .|/] [--overwrite] "
-        "[--fsync] [--threads N] [--io-concurrency N] [--memory-limit SIZE] [--part-size SIZE] [--profile] [--json]";
     struct io_args a;
-    int first = parse_io_args(argc, argv, &a);
+    int first = parse_io_args("put", argc, argv, &a);
     if (first < 0 || argc - first != 2)
-        return usage_error("put", usage);
+        return tly_h_usage_error("put");
     struct tly_npy npy;
     struct tly_meta m;
     int err;
@@ -170,11 +148,11 @@ int tly_h_cmd_put(int argc, char **argv)
         err = tly_npy_map(argv[first], &npy);
     }
     if (err)
-        return fail("put", err);
+        return tly_h_fail_cmd("put", err);
     err = build_meta(&a, &npy, &m);
     if (err) {
         tly_npy_unmap(&npy);
-        return fail("put", err);
+        return tly_h_fail_cmd("put", err);
     }
     struct tly_io_opts opts = a.opts;
     opts.fsync = a.fsync;
@@ -194,22 +172,20 @@ int tly_h_cmd_put(int argc, char **argv)
     }
     tly_array_close(arr);
     tly_npy_unmap(&npy);
-    return err ? fail("put", err) : TLY_EXIT_OK;
+    return err ? tly_h_fail_cmd("put", err) : TLY_EXIT_OK;
 }
 
 int tly_h_cmd_get(int argc, char **argv)
 {
-    static const char usage[] = "get URL DST.npy [--region 0:10,5:20] [--threads N] [--io-concurrency N] "
-                                "[--memory-limit SIZE] [--profile] [--json]";
     struct io_args a;
-    int first = parse_io_args(argc, argv, &a);
+    int first = parse_io_args("get", argc, argv, &a);
     if (first < 0 || argc - first != 2)
-        return usage_error("get", usage);
+        return tly_h_usage_error("get");
     struct tly_io_opts opts = a.opts;
     struct tly_array *arr;
     int err = tly_array_open(argv[first], &opts, &arr);
     if (err)
-        return fail("get", err);
+        return tly_h_fail_cmd("get", err);
     const struct tly_meta *m = tly_array_meta(arr);
     struct tly_npy npy = {.dtype = m->dtype, .rank = m->rank};
     struct tly_region reg;
@@ -240,7 +216,7 @@ int tly_h_cmd_get(int argc, char **argv)
     }
     free(out);
     tly_array_close(arr);
-    return err ? fail("get", err) : TLY_EXIT_OK;
+    return err ? tly_h_fail_cmd("get", err) : TLY_EXIT_OK;
 }
 
 static json_t *info_json(struct tly_array *arr)
@@ -271,13 +247,13 @@ static json_t *info_json(struct tly_array *arr)
 int tly_h_cmd_info(int argc, char **argv)
 {
     struct io_args a;
-    int first = parse_io_args(argc, argv, &a);
+    int first = parse_io_args("info", argc, argv, &a);
     if (first < 0 || argc - first != 1)
-        return usage_error("info", "info URL [--json]");
+        return tly_h_usage_error("info");
     struct tly_array *arr;
     int err = tly_array_open(argv[first], NULL, &arr);
     if (err)
-        return fail("info", err);
+        return tly_h_fail_cmd("info", err);
     json_t *o = info_json(arr);
     if (a.json) {
         json_dumpf(o, stdout, JSON_INDENT(2));

@@ -10,7 +10,8 @@
 
 #include <zstd.h>
 
-#include "harness.h"
+#include "cell/result.h"
+#include "cli/cli.h"
 
 #define ARRAY_BYTES ((size_t)64 << 20)
 #define CHUNK_BYTES ((size_t)8 << 20)
@@ -20,10 +21,13 @@ static int write_chunk(FILE *out, const void *p, size_t n)
     return fwrite(p, 1, n, out) == n ? 0 : -EIO;
 }
 
-int tly_h_demo(int argc, char **argv)
+int tly_h_cmd_demo(int argc, char **argv)
 {
-    const char *dir = argc > 1 ? argv[1] : "reports/latest";
-    char path[4096];
+    static const struct option none[] = {{NULL, 0, NULL, 0}};
+    if (tly_h_getopt(argc, argv, none) != -1 || argc - optind > 1)
+        return tly_h_usage_error("demo");
+    const char *dir = optind < argc ? argv[optind] : "reports/latest";
+    char path[TLY_H_PATH];
     mkdir("reports", 0777);
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "tally demo: cannot create %s: %s\n", dir, strerror(errno));

@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
+#include "cli/cli.h"
+#include "report/report.h"
 
 struct tol {
     double copies; /* extra_copies: an integer, default 0 */
@@ -85,8 +86,7 @@ int tly_h_cmd_check(int argc, char **argv)
     const char *baseline = NULL;
     struct tol t = {0, 0.05};
     bool update = false, bad = false;
-    optind = 1;
-    for (int ch; !bad && (ch = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+    for (int ch; !bad && (ch = tly_h_getopt(argc, argv, opts)) != -1;) {
         switch (ch) {
         case 'b':
             baseline = optarg;
@@ -106,12 +106,10 @@ int tly_h_cmd_check(int argc, char **argv)
         }
     }
     if (bad || baseline == NULL || argc - optind > 1) {
-        fputs("usage: tally check --baseline FILE [DIR] [--tolerance 0.05] [--copies-tolerance 0] [--update]\n",
-              stderr);
-        return TLY_EXIT_ERROR;
+        return tly_h_usage_error("check");
     }
     const char *dir = optind < argc ? argv[optind] : "reports/latest";
-    char path[4200];
+    char path[TLY_H_PATH];
     snprintf(path, sizeof path, "%s/results.json", dir);
     json_error_t je;
     json_t *results = tly_h_load_results(dir, "check");

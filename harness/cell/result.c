@@ -1,10 +1,15 @@
-/* Measurement windows and result objects. */
+/* Measurement windows, the result object and the per-stage table. */
+#include <inttypes.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
 
+#include "cell/result.h"
 #include "harness.h"
-#include "result.h"
+
+/* The last closed window's timeline, taken as it closes (what follows, such as verification, is not the op's). */
+static struct tly_mem_sample timeline[TLY_TIMELINE_CAP + 2];
+static size_t timeline_n;
 
 static uint64_t now_ns(void)
 {
@@ -26,6 +31,27 @@ void tly_h_window_close(struct tly_h_window *w)
     w->wall_s = (double)(now_ns() - w->t0_ns) / 1e9;
     tly_mem_snapshot(&w->after);
     tly_mem_crosscheck(&w->xc);
+    timeline_n = tly_mem_timeline(timeline, TLY_TIMELINE_CAP + 2);
+    if (timeline_n > TLY_TIMELINE_CAP + 2)
+        timeline_n = TLY_TIMELINE_CAP + 2;
+}
+
+static json_t *timeline_json(void)
+{
+    const struct tly_mem_sample *s = timeline;
+    json_t *cols = json_pack("[s, s]", "t_s", "live"), *rows = json_array();
+    for (int k = 0; k < TLY_NSTAGES; k++)
+        json_array_append_new(cols, json_string(tly_stage_name((enum tly_stage)k)));
+    size_t peak = 0;
+    for (size_t i = 0; i < timeline_n; i++) {
+        json_t *row = json_pack("[f, I]", (double)s[i].t_ns / 1e9, (json_int_t)s[i].live_bytes);
+        for (int k = 0; k < TLY_NSTAGES; k++)
+            json_array_append_new(row, json_integer((json_int_t)s[i].stage_live[k]));
+        json_array_append_new(rows, row);
+        if (s[i].is_peak)
+            peak = i;
+    }
+    return json_pack("{s:o, s:o, s:I}", "columns", cols, "samples", rows, "peak_index", (json_int_t)peak);
 }
 
 double tly_h_coverage(const struct tly_mem_crosscheck *xc)
@@ -40,19 +66,6 @@ double tly_h_peak_extra_ratio(const struct tly_h_result *r)
         return 0;
     double extra = (double)(r->win.after.peak_bytes - r->win.before.live_bytes) - (double)r->output_bytes;
     return extra / (double)r->array_bytes;
-}
-
-json_t *tly_h_codec_json(const struct tly_codec *c)
-{
-    switch (c->id) {
-    case TLY_CODEC_BLOSC:
-        return json_pack("{s:s, s:s, s:i, s:i, s:I}", "id", "blosc", "cname", c->blosc.cname, "clevel", c->blosc.clevel,
-                         "shuffle", c->blosc.shuffle, "blocksize", (json_int_t)c->blosc.blocksize);
-    case TLY_CODEC_ZSTD:
-        return json_pack("{s:s, s:i, s:b}", "id", "zstd", "level", c->zstd.level, "checksum", c->zstd.checksum);
-    default:
-        return json_pack("{s:s}", "id", "none");
-    }
 }
 
 static json_t *dims_json(int rank, const uint64_t *v)
@@ -82,7 +95,7 @@ static json_t *stages_json(const struct tly_h_result *r)
     return o;
 }
 
-json_t *tly_h_result_json(const struct tly_h_result *r)
+json_t *tly_h_result_json(const struct tly_h_result *r, bool with_timeline)
 {
     const struct tly_meta *m = r->meta;
     char descr[8];
@@ -126,6 +139,11 @@ json_t *tly_h_result_json(const struct tly_h_result *r)
     json_object_set_new(o, "tracking", tly_mem_tracking() ? json_true() : json_false());
     if (!tly_mem_tracking())
         json_object_set_new(o, "untracked_reason", json_string(tly_mem_untracked_reason()));
+    json_object_set_new(o, "pool",
+                        json_pack("{s:I, s:I, s:I}", "peak_bytes", (json_int_t)r->io.pool_peak, "waits",
+                                  (json_int_t)r->io.pool_waits, "forced", (json_int_t)r->io.pool_forced));
+    if (with_timeline)
+        json_object_set_new(o, "timeline", timeline_json());
     return o;
 }
 
@@ -144,4 +162,29 @@ void tly_h_result_print(FILE *f, const struct tly_h_result *r)
     fprintf(f, "output %s; peak extra %.3f x array => %lld extra copies; coverage %.3f; peak RSS %s\n",
             tly_h_bytes(a, sizeof a, (double)r->output_bytes), ratio, (long long)llround(ratio),
             tly_h_coverage(&r->win.xc), tly_h_bytes(b, sizeof b, (double)r->win.xc.rss_peak_bytes));
+}
+
+void tly_h_print_profile(FILE *f, const struct tly_mem_snapshot *before, const struct tly_mem_snapshot *after,
+                         uint64_t array_bytes)
+{
+    char a[32], b[32], c[32], d[32];
+    fprintf(f, "%-9s %10s %12s %12s %12s %8s %12s\n", "stage", "allocs", "alloc bytes", "peak", "at peak", "copies",
+            "copy bytes");
+    for (int s = 0; s < TLY_NSTAGES; s++) {
+        const struct tly_stage_counters *x = &after->stage[s], *y = &before->stage[s];
+        uint64_t allocs = x->allocs - y->allocs;
+        uint64_t copy_bytes = x->copy_bytes - y->copy_bytes;
+        if (allocs == 0 && copy_bytes == 0 && x->peak_bytes == y->live_bytes)
+            continue;
+        fprintf(f, "%-9s %10" PRIu64 " %12s %12s %12s %8.2f %12s\n", tly_stage_name((enum tly_stage)s), allocs,
+                tly_h_bytes(a, sizeof a, (double)(x->alloc_bytes - y->alloc_bytes)),
+                tly_h_bytes(b, sizeof b, (double)(x->peak_bytes - y->live_bytes)),
+                tly_h_bytes(c, sizeof c, (double)(x->at_peak_bytes - y->live_bytes)),
+                array_bytes ? (double)copy_bytes / (double)array_bytes : 0.0,
+                tly_h_bytes(d, sizeof d, (double)copy_bytes));
+    }
+    double extra = array_bytes ? (double)(after->peak_bytes - before->live_bytes) / (double)array_bytes : 0;
+    fprintf(f, "array %s, baseline %s, peak %s (+%.2f x array)\n", tly_h_bytes(a, sizeof a, (double)array_bytes),
+            tly_h_bytes(b, sizeof b, (double)before->live_bytes), tly_h_bytes(c, sizeof c, (double)after->peak_bytes),
+            extra);
 }

@@ -16,9 +16,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tally/error.h"
+#include "cell/cell.h"
+#include "cli/cli.h"
 #include "harness.h"
-#include "scenario.h"
+#include "run/matrix.h"
+#include "run/run.h"
 
 struct probe {
     const char *stage;
@@ -48,42 +50,19 @@ static json_t *probe_cell(const struct probe *p, json_t *rules)
                              tiles ? "strided" : "one-chunk", "dtype", "<f4", "shape", 4096, 4096, "chunks",
                              tiles ? 2048 : 4096, tiles ? 1024 : 4096, "threads", 1);
     json_object_set_new(cell, "memory_limit", json_integer(64 << 20));
-    json_object_set_new(cell, "budgets", tly_h_cell_budgets(rules, cell));
+    json_object_set_new(cell, "budgets", tly_h_rules_budgets(rules, cell));
     return cell;
 }
 
-/*
- * Run `tally scenario CELL` with TALLY_PLANT=@p plant (NULL: none) and, with @p wrap, under that
- * command (the result then comes through @p result_file, as a wrapper may print on stdout).
- */
-static json_t *run_via(json_t *cell, const char *plant, char *const *wrap, const char *result_file)
-{
-    char *spec = json_dumps(cell, JSON_COMPACT);
-    char *argv[16];
-    int k = 0;
-    for (; wrap && wrap[k]; k++)
-        argv[k] = wrap[k];
-    argv[k++] = (char *)tly_h_self();
-    argv[k++] = "scenario";
-    argv[k++] = spec;
-    argv[k] = NULL;
-    if (result_file) /* a wrapper (heaptrack) prints on stdout itself: the result comes in a file */
-        setenv("TALLY_RESULT_FILE", result_file, 1);
-    char *text = NULL;
-    int status = 0;
-    int rc = tly_h_spawn(argv[0], argv, "TALLY_PLANT", plant, &text, NULL, &status);
-    unsetenv("TALLY_RESULT_FILE");
-    free(spec);
-    json_t *res = NULL;
-    if (rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        res = result_file ? json_load_file(result_file, 0, NULL) : json_loads(text ? text : "", 0, NULL);
-    free(text);
-    return res;
-}
-
+/* Run `tally scenario CELL` with TALLY_PLANT=@p plant (NULL: none) and, with @p wrap, under that command. */
 static json_t *run(json_t *cell, const char *plant, char *const *wrap)
 {
-    return run_via(cell, plant, wrap, NULL);
+    struct tly_h_env env = {"TALLY_PLANT", plant};
+    char reason[TLY_H_REASON];
+    json_t *res = tly_h_child_run(cell, &env, 1, wrap, reason);
+    if (res == NULL)
+        fprintf(stderr, "tally selftest: %s: %s\n", json_string_value(json_object_get(cell, "scenario")), reason);
+    return res;
 }
 
 static double stage_num(json_t *res, const char *stage, const char *field)
@@ -143,14 +122,15 @@ static bool probe_stage(const struct probe *p, json_t *rules)
 
 static double heaptrack_peak(const char *file)
 {
-    char *argv[] = {"heaptrack_print", "-f", (char *)file, NULL}, *text = NULL;
-    int status = 0;
-    if (tly_h_spawn(argv[0], argv, NULL, NULL, &text, NULL, &status) != 0)
+    char *argv[] = {"heaptrack_print", "-f", (char *)file, NULL};
+    struct tly_h_child ch;
+    if (tly_h_spawn(argv[0], argv, NULL, 0, false, &ch) != 0)
         return -1;
+    char *text = ch.out;
     const char *line = text ? strstr(text, "peak heap memory consumption") : NULL;
     const char *colon = line ? strchr(line, ':') : NULL;
     if (colon == NULL) {
-        free(text);
+        tly_h_child_free(&ch);
         return -1;
     }
     char *end;
@@ -168,7 +148,7 @@ static double heaptrack_peak(const char *file)
     default:
         break;
     }
-    free(text);
+    tly_h_child_free(&ch);
     return v;
 }
 
@@ -191,9 +171,7 @@ static bool cross_peaks(json_t *rules)
         char out[256];
         snprintf(out, sizeof out, "%s/run", dir);
         char *wrap[] = {"heaptrack", "-o", out, NULL};
-        char result[300];
-        snprintf(result, sizeof result, "%s/result.json", dir);
-        json_t *res = run_via(cell, NULL, wrap, result);
+        json_t *res = run(cell, NULL, wrap);
         char file[300];
         snprintf(file, sizeof file, "%s.zst", out);
         double ht = heaptrack_peak(file);
@@ -231,15 +209,16 @@ static bool cross_peaks(json_t *rules)
 
 int tly_h_cmd_selftest(int argc, char **argv)
 {
-    (void)argc, (void)argv;
+    static const struct option none[] = {{NULL, 0, NULL, 0}};
+    if (tly_h_getopt(argc, argv, none) != -1 || optind != argc)
+        return tly_h_usage_error("selftest");
     if (!tly_mem_tracking()) {
         /* 77: "skipped" to ctest (SKIP_RETURN_CODE), as in automake */
         fprintf(stderr, "tally selftest: skipped: tracking is off: %s\n", tly_mem_untracked_reason());
         return 77;
     }
-    json_t *cells;
-    char path[4200];
-    snprintf(path, sizeof path, "%s", tly_h_matrix_path());
+    char path[TLY_H_PATH];
+    tly_h_matrix_default(path);
     json_error_t je;
     json_t *m = json_load_file(path, 0, &je);
     if (m == NULL) {
@@ -247,8 +226,7 @@ int tly_h_cmd_selftest(int argc, char **argv)
         return TLY_EXIT_ERROR;
     }
     json_t *rules = json_object_get(m, "budgets");
-    (void)cells;
-    bool s3 = getenv("AWS_ENDPOINT_URL") && getenv("TALLY_S3_BUCKET");
+    bool s3 = tly_h_s3_configured();
     printf("planted: half the array (32 MiB of a 64 MiB array), allocated in the stage and copied through the "
            "ledger.\nfound: planted run minus clean run, as a fraction of the planted bytes.\n\n");
     printf("%-8s %-28s %-6s %8s %8s %8s %-7s %s\n", "stage", "scenario", "clean", "copies", "allocs", "at-peak",

@@ -124,7 +124,7 @@ int tly_npy_map(const char *path, struct tly_npy *out)
     }
     if (!err && hstart + hlen + tly_npy_bytes(out) > size)
         err = tly_fail(TLY_EFORMAT, "%s: %zu bytes of data, the header says %llu (truncated)", path,
-                        size - hstart - hlen, (unsigned long long)tly_npy_bytes(out));
+                       size - hstart - hlen, (unsigned long long)tly_npy_bytes(out));
     if (err) {
         munmap(m, size);
         return err;

@@ -10,20 +10,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "harness.h"
-#include "scenario.h"
+#include "run/matrix.h"
 #include "tally/error.h"
 
 static json_t *run_peer(const char *script, json_t *cell)
 {
-    char *spec = json_dumps(cell, JSON_COMPACT), *text = NULL;
+    char *spec = json_dumps(cell, JSON_COMPACT);
     char *argv[] = {"/usr/bin/python3", (char *)script, spec, NULL};
-    int status = 0;
+    struct tly_h_child ch;
     json_t *res = NULL;
-    if (tly_h_spawn(argv[0], argv, NULL, NULL, &text, NULL, &status) == 0 && WIFEXITED(status) &&
-        WEXITSTATUS(status) == 0)
-        res = json_loads(text ? text : "", 0, NULL);
-    free(text);
+    if (tly_h_spawn(argv[0], argv, NULL, 0, false, &ch) == 0 && WIFEXITED(ch.status) && WEXITSTATUS(ch.status) == 0)
+        res = json_loads(ch.out ? ch.out : "", 0, NULL);
+    tly_h_child_free(&ch);
     free(spec);
     return res;
 }
@@ -33,22 +33,21 @@ int tly_h_cmd_peer(int argc, char **argv)
     static const struct option opts[] = {
         {"filter", required_argument, NULL, 'f'}, {"out", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
     const char *filter = NULL, *out = "reports/latest";
-    optind = 1;
-    for (int ch; (ch = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+    for (int ch; (ch = tly_h_getopt(argc, argv, opts)) != -1;) {
         if (ch == 'f')
             filter = optarg;
         else if (ch == 'o')
             out = optarg;
-        else {
-            fputs("usage: tally peer [--filter REGEX] [--out DIR]\n", stderr);
-            return TLY_EXIT_ERROR;
-        }
+        else
+            return tly_h_usage_error("peer");
     }
-    char path[4200], script[4200];
-    snprintf(path, sizeof path, "%s", tly_h_matrix_path());
-    snprintf(script, sizeof script, "%s/harness/peer_zarr_python.py", TALLY_SOURCE_DIR);
+    if (optind != argc)
+        return tly_h_usage_error("peer");
+    char path[TLY_H_PATH], script[TLY_H_PATH];
+    tly_h_matrix_default(path);
+    tly_h_project_file("harness/run/peer_zarr_python.py", script);
     json_t *cells;
-    if (tly_h_scenarios_load(path, &cells) != 0) {
+    if (tly_h_matrix_load(path, &cells) != 0) {
         fprintf(stderr, "tally peer: %s\n", tly_errmsg());
         return TLY_EXIT_ERROR;
     }
@@ -94,6 +93,7 @@ int tly_h_cmd_peer(int argc, char **argv)
     snprintf(path, sizeof path, "%s/results.json", out);
     if (access(path, R_OK) == 0) {
         char *args[] = {"report", (char *)out, NULL};
+        optind = 1;
         rc = tly_h_cmd_report(2, args);
     }
     return errors ? TLY_EXIT_ERROR : rc;

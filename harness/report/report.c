@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tally/error.h"
+#include "cli/cli.h"
 #include "harness.h"
+#include "report/report.h"
+#include "tally/tally.h"
 
 static const char *const colors[TLY_NSTAGES] = {
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
@@ -168,7 +170,7 @@ static void split_table(FILE *f, json_t *results)
 
 static int write_copies_md(const char *dir, json_t *results, json_t *peers)
 {
-    char path[4200];
+    char path[TLY_H_PATH];
     snprintf(path, sizeof path, "%s/copies.md", dir);
     FILE *f = fopen(path, "w");
     if (f == NULL)
@@ -282,7 +284,7 @@ static void html_escape(FILE *f, const char *s)
 
 static int write_index_html(const char *dir, json_t *results)
 {
-    char path[4200];
+    char path[TLY_H_PATH];
     snprintf(path, sizeof path, "%s/index.html", dir);
     FILE *f = fopen(path, "w");
     if (f == NULL)
@@ -340,7 +342,7 @@ static int write_index_html(const char *dir, json_t *results)
 
 static int write_trace(const char *dir, json_t *results)
 {
-    char path[4200];
+    char path[TLY_H_PATH];
     snprintf(path, sizeof path, "%s/trace.json", dir);
     FILE *f = fopen(path, "w");
     if (f == NULL)
@@ -379,7 +381,7 @@ static int write_trace(const char *dir, json_t *results)
 
 int tly_h_report(const char *dir, json_t *results)
 {
-    char path[4200];
+    char path[TLY_H_PATH];
     snprintf(path, sizeof path, "%s/peer.json", dir);
     json_t *peers = json_load_file(path, 0, NULL);
     if (!json_is_array(peers)) {
@@ -397,7 +399,7 @@ int tly_h_report(const char *dir, json_t *results)
 
 json_t *tly_h_load_results(const char *dir, const char *cmd)
 {
-    char path[4200];
+    char path[TLY_H_PATH];
     snprintf(path, sizeof path, "%s/results.json", dir);
     json_error_t je;
     json_t *results = json_load_file(path, 0, &je);
@@ -411,7 +413,10 @@ json_t *tly_h_load_results(const char *dir, const char *cmd)
 
 int tly_h_cmd_report(int argc, char **argv)
 {
-    const char *dir = argc > 1 ? argv[1] : "reports/latest";
+    static const struct option none[] = {{NULL, 0, NULL, 0}};
+    if (tly_h_getopt(argc, argv, none) != -1 || argc - optind > 1)
+        return tly_h_usage_error("report");
+    const char *dir = optind < argc ? argv[optind] : "reports/latest";
     json_t *results = tly_h_load_results(dir, "report");
     if (results == NULL)
         return TLY_EXIT_ERROR;

@@ -1,0 +1,67 @@
+/*
+ * A measured operation: the window around it, and the result object every report shares (the
+ * figures are defined in docs/design.md, "The figures every report shares").
+ */
+#ifndef TLY_H_RESULT_H
+#define TLY_H_RESULT_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cell/cell.h"
+#include "tally/tally.h"
+
+/** The measurement window around one operation. */
+struct tly_h_window {
+    struct tly_mem_snapshot before, after;
+    struct tly_mem_crosscheck xc; /**< read when the window closes */
+    uint64_t t0_ns;
+    double wall_s;
+};
+
+/** Open the window: peaks restart here; baseline_bytes is the live bytes now. */
+void tly_h_window_open(struct tly_h_window *w);
+
+/** Close the window: counters, cross-checks, wall time and the timeline as of now. */
+void tly_h_window_close(struct tly_h_window *w);
+
+/** What was measured, and on what. */
+struct tly_h_result {
+    const char *op; /**< "write" | "read" */
+    const struct tly_meta *meta;
+    const char *store; /**< "local" | "s3" */
+    uint64_t array_bytes;
+    uint64_t output_bytes; /**< reads: heap bytes of the output allocated inside the window */
+    struct tly_io_stats io;
+    struct tly_h_window win;
+};
+
+/** (peak - baseline - output) / array: memray-array's figure before rounding. */
+double tly_h_peak_extra_ratio(const struct tly_h_result *r);
+
+/** Tracked live bytes over what jemalloc says the process allocated since the hooks went in. */
+double tly_h_coverage(const struct tly_mem_crosscheck *xc);
+
+/** The result object; a new reference. With @p timeline, the last closed window's timeline too. */
+json_t *tly_h_result_json(const struct tly_h_result *r, bool timeline);
+
+/** The per-stage table and the figures, for --profile. */
+void tly_h_result_print(FILE *f, const struct tly_h_result *r);
+
+/**
+ * Print the per-stage table of a window (the difference between @p before and @p after): allocs,
+ * alloc bytes, own peak, at-peak split, copied bytes as a multiple of @p array_bytes.
+ */
+void tly_h_print_profile(FILE *f, const struct tly_mem_snapshot *before, const struct tly_mem_snapshot *after,
+                         uint64_t array_bytes);
+
+/**
+ * Run cell @p c's operation through the engine at @p url inside the window of @p r (whose op, meta
+ * and store the caller set). A write writes @p *data (the caller keeps it). A read first writes the
+ * fixture from @p *data outside the window and frees it (*data becomes NULL), so that the process
+ * holds what a read holds; its output is allocated inside the window and returned in @p *out.
+ */
+int tly_h_measure_engine(const struct tly_h_cell *c, const char *url, void **data, struct tly_h_result *r, void **out);
+
+#endif

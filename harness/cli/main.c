@@ -1,0 +1,171 @@
+/* The tally command: one table of commands, one usage style, --help everywhere. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "tally/tally.h"
+
+struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *synopsis; /* the arguments, after "tally NAME" */
+    const char *summary;  /* one line */
+    const char *help;     /* the options, one per line, or NULL */
+    bool hidden;          /* the child side of another command */
+};
+
+static const struct command commands[] = {
+    {"put", tly_h_cmd_put, "SRC.npy URL [options]", "write a .npy array as a Zarr array (URL: a directory or s3://)",
+     "  --chunks 100,100         chunk shape (default: one chunk)\n"
+     "  --codec SPEC             none | blosc[:cname=lz4,clevel=5,shuffle=1,blocksize=0] | zstd[:level=3]\n"
+     "  --format v2|v3           Zarr format (default v2)\n"
+     "  --separator .|/          v2 dimension separator (default .)\n"
+     "  --overwrite              replace an array that is there\n"
+     "  --fsync                  make each chunk durable before returning\n"
+     "  --threads N              worker threads (1..1024; default: CPUs, TALLY_THREADS)\n"
+     "  --io-concurrency N       S3 transfers in flight (1..1024; default 32)\n"
+     "  --memory-limit SIZE      in-flight buffer budget (default 1G)\n"
+     "  --part-size SIZE         S3 multipart part size (5M..5G; default 8M)\n"
+     "  --profile                print the per-stage table and the figures\n"
+     "  --json                   print the result object\n",
+     false},
+    {"get", tly_h_cmd_get, "URL DST.npy [options]", "read a Zarr array, or a region of it, into a .npy file",
+     "  --region 0:10,5:20       the region to read (default: all)\n"
+     "  --threads N, --io-concurrency N, --memory-limit SIZE, --part-size SIZE   as for put\n"
+     "  --profile, --json        as for put\n",
+     false},
+    {"info", tly_h_cmd_info, "URL [--json]", "describe a Zarr array", "  --json                   as JSON\n", false},
+    {"gc", tly_h_cmd_gc, "URL", "clean up what crashed writes left under URL (temporary files, multipart uploads)",
+     NULL, false},
+    {"run", tly_h_cmd_run, "[options]", "run the scenario matrix, each cell in its own process, and check budgets",
+     "  --filter REGEX           run the cells whose name matches\n"
+     "  --out DIR                results.json and reports (default reports/latest)\n"
+     "  --scenarios FILE         the scenario file (default scenarios/matrix.json)\n"
+     "  --list                   list the cells and exit\n"
+     "  --junit FILE             JUnit XML of the cells\n",
+     false},
+    {"report", tly_h_cmd_report, "[DIR]", "write DIR/copies.md, index.html and trace.json from DIR/results.json", NULL,
+     false},
+    {"check", tly_h_cmd_check, "--baseline FILE [DIR] [options]",
+     "compare a run with the committed baseline; fail on regressions",
+     "  --baseline FILE          the baseline (reports/baseline.json)\n"
+     "  --tolerance R            peak_extra_ratio and copy volumes (default 0.05 of the array)\n"
+     "  --copies-tolerance N     extra_copies (default 0)\n"
+     "  --update                 rewrite the baseline from the run, deliberately\n",
+     false},
+    {"selftest", tly_h_cmd_selftest, "", "prove the instrument: planted copies are found in their stage", NULL, false},
+    {"peer", tly_h_cmd_peer, "[--filter REGEX] [--out DIR]",
+     "run the local cells with zarr-python 2.13 and add its rows to the tables", NULL, false},
+    {"bench", tly_h_cmd_bench, "[--quick] [--json] [--out DIR]",
+     "throughput against the machine's limits, zarr-python and untracked tally",
+     "  --quick                  a small array, one repetition\n"
+     "  --json                   print the bench document\n"
+     "  --out DIR                bench.json and bench.md (default reports/latest)\n",
+     false},
+    {"demo", tly_h_cmd_demo, "[DIR]", "a short tour of the instrument (writes DIR/demo-timeline.json)", NULL, false},
+    {"scenario", tly_h_cmd_scenario, "CELL_JSON", "the child side of tally run", NULL, true},
+    {"bench-cell", tly_h_cmd_bench_cell, "SPEC_JSON", "the child side of tally bench", NULL, true},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static const struct command *find(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static void usage_all(FILE *f)
+{
+    fputs("usage: tally <command> [options]      (tally <command> --help for its options)\n\ncommands:\n", f);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!commands[i].hidden)
+            fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fputs("\noptions:\n  -h, --help     this text\n  -V, --version  the version\n"
+          "\nexit status: 0 success, 1 a failed budget or regression, 2 an error\n",
+          f);
+}
+
+void tly_h_usage(const char *cmd, FILE *f)
+{
+    const struct command *c = find(cmd);
+    if (c == NULL)
+        return;
+    fprintf(f, "usage: tally %s%s%s\n\n%s\n", c->name, c->synopsis[0] ? " " : "", c->synopsis, c->summary);
+    if (c->help)
+        fprintf(f, "\noptions:\n%s", c->help);
+}
+
+int tly_h_usage_error(const char *cmd)
+{
+    tly_h_usage(cmd, stderr);
+    return TLY_EXIT_ERROR;
+}
+
+int tly_h_getopt(int argc, char **argv, const struct option *opts)
+{
+    return getopt_long(argc, argv, "", opts, NULL);
+}
+
+int tly_h_arg_int(const char *cmd, const char *name, const char *v, long long lo, long long hi, long long *out)
+{
+    int err = tly_int_parse(v, lo, hi, out);
+    if (err)
+        fprintf(stderr, "tally %s: --%s: %s\n", cmd, name, tly_errmsg());
+    return err;
+}
+
+int tly_h_arg_size(const char *cmd, const char *name, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    int err = tly_size_parse_range(v, lo, hi, out);
+    if (err)
+        fprintf(stderr, "tally %s: --%s: %s\n", cmd, name, tly_errmsg());
+    return err;
+}
+
+/* True when the command's words ask for help (before a "--", after which they are another program's). */
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return true;
+    return false;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress reaches a pipe as it happens */
+    if (argc < 2) {
+        usage_all(stderr);
+        return TLY_EXIT_ERROR;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        if (argc > 2 && find(argv[2])) {
+            tly_h_usage(argv[2], stdout);
+            return TLY_EXIT_OK;
+        }
+        usage_all(stdout);
+        return TLY_EXIT_OK;
+    }
+    if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("tally %s\n", tly_version());
+        return TLY_EXIT_OK;
+    }
+    const struct command *c = find(cmd);
+    if (c == NULL) {
+        fprintf(stderr, "tally: unknown command '%s'\n\n", cmd);
+        usage_all(stderr);
+        return TLY_EXIT_ERROR;
+    }
+    if (wants_help(argc - 1, argv + 1)) {
+        tly_h_usage(cmd, stdout);
+        return TLY_EXIT_OK;
+    }
+    optind = 1;
+    opterr = 1;
+    return c->fn(argc - 1, argv + 1);
+}

@@ -1,0 +1,237 @@
+/* The harness's shared helpers: paths, byte counts as text, child processes. */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tally/error.h"
+
+extern char **environ;
+
+int tly_h_pathf(char *buf, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, TLY_H_PATH, fmt, ap);
+    va_end(ap);
+    if (n < 0 || n >= TLY_H_PATH)
+        return tly_fail(TLY_EUSAGE, "path too long: %.60s...", buf);
+    return 0;
+}
+
+int tly_h_mkdirs(const char *dir)
+{
+    char buf[TLY_H_PATH];
+    int err = tly_h_pathf(buf, "%s", dir);
+    if (err)
+        return err;
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(buf, 0777);
+            *p = '/';
+        }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return tly_fail_errno("%s", dir);
+    return 0;
+}
+
+const char *tly_h_bytes(char *buf, size_t cap, double bytes)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = bytes < 0 ? -bytes : bytes;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, cap, u ? "%s%.1f %s" : "%s%.0f %s", bytes < 0 ? "-" : "", v, units[u]);
+    return buf;
+}
+
+const char *tly_h_self(void)
+{
+    static char self[TLY_H_PATH];
+    if (self[0] == '\0') {
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        self[n > 0 ? n : 0] = '\0';
+    }
+    return self;
+}
+
+const char *tly_h_self_dir(void)
+{
+    static char dir[TLY_H_PATH];
+    if (dir[0] == '\0') {
+        snprintf(dir, sizeof dir, "%s", tly_h_self());
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(dir, sizeof dir, ".");
+    }
+    return dir;
+}
+
+void tly_h_project_file(const char *rel, char *out)
+{
+    if (access(rel, R_OK) == 0)
+        snprintf(out, TLY_H_PATH, "%s", rel);
+    else
+        snprintf(out, TLY_H_PATH, "%s/%s", TALLY_SOURCE_DIR, rel);
+}
+
+double tly_h_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int tly_h_fail_cmd(const char *cmd, int err)
+{
+    const char *msg = tly_errmsg();
+    fprintf(stderr, "tally %s: %s\n", cmd, msg[0] ? msg : tly_strerror(err));
+    return TLY_EXIT_ERROR;
+}
+
+const char *tly_h_last_line(const char *s)
+{
+    static char buf[512];
+    if (s == NULL || *s == '\0')
+        return "no message";
+    size_t n = strlen(s);
+    while (n > 0 && s[n - 1] == '\n')
+        n--;
+    size_t start = n;
+    while (start > 0 && s[start - 1] != '\n')
+        start--;
+    snprintf(buf, sizeof buf, "%.*s", (int)(n - start), s + start);
+    return buf[0] ? buf : "no message";
+}
+
+/* The environment with @p env applied: a new array of pointers (into environ and env's own strings). */
+static char **child_environ(const struct tly_h_env *env, int nenv, char ***owned)
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **e = calloc(n + (size_t)nenv + 1, sizeof *e);
+    char **own = calloc((size_t)nenv + 1, sizeof *own);
+    if (e == NULL || own == NULL) {
+        free(e);
+        free(own);
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool replaced = false;
+        for (int j = 0; j < nenv; j++) {
+            size_t len = strlen(env[j].name);
+            replaced |= strncmp(environ[i], env[j].name, len) == 0 && environ[i][len] == '=';
+        }
+        if (!replaced)
+            e[k++] = environ[i];
+    }
+    for (int j = 0; j < nenv; j++)
+        if (env[j].value && asprintf(&own[j], "%s=%s", env[j].name, env[j].value) >= 0)
+            e[k++] = own[j];
+    *owned = own;
+    return e;
+}
+
+/* Append what @p fd has to @p mem; false at its end. */
+static bool drain(int fd, FILE *mem)
+{
+    char buf[65536];
+    ssize_t k = read(fd, buf, sizeof buf);
+    if (k < 0 && errno == EINTR)
+        return true;
+    if (k <= 0)
+        return false;
+    fwrite(buf, 1, (size_t)k, mem);
+    return true;
+}
+
+/* Collect the child's pipes (both at once: a child that fills one must not stall) and wait for it. */
+static void collect(pid_t pid, int po, int pe, struct tly_h_child *out)
+{
+    size_t on = 0, en = 0;
+    FILE *om = open_memstream(&out->out, &on), *em = pe >= 0 ? open_memstream(&out->err, &en) : NULL;
+    struct pollfd fds[2] = {{po, POLLIN, 0}, {pe, POLLIN, 0}};
+    for (int open_fds = pe >= 0 ? 2 : 1; open_fds > 0;) {
+        if (poll(fds, pe >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+            break;
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd >= 0 && (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) && !drain(fds[i].fd, i ? em : om)) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                open_fds--;
+            }
+        }
+    }
+    fclose(om);
+    if (em)
+        fclose(em);
+    while (waitpid(pid, &out->status, 0) < 0 && errno == EINTR)
+        ;
+}
+
+int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *env, int nenv, bool keep_err,
+                struct tly_h_child *out)
+{
+    memset(out, 0, sizeof *out);
+    int po[2], pe[2] = {-1, -1};
+    if (pipe2(po, O_CLOEXEC) != 0)
+        return -errno;
+    if (keep_err && pipe2(pe, O_CLOEXEC) != 0) {
+        int e = -errno;
+        close(po[0]);
+        close(po[1]);
+        return e;
+    }
+    char **owned = NULL, **envp = nenv ? child_environ(env, nenv, &owned) : environ;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, po[1], 1);
+    if (keep_err)
+        posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
+    pid_t pid;
+    int rc = envp == NULL        ? ENOMEM
+             : strchr(path, '/') ? posix_spawn(&pid, path, &fa, NULL, argv, envp)
+                                 : posix_spawnp(&pid, path, &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    if (nenv) {
+        for (int j = 0; owned && j < nenv; j++)
+            free(owned[j]);
+        free(owned);
+        if (envp != environ)
+            free(envp);
+    }
+    close(po[1]);
+    if (keep_err)
+        close(pe[1]);
+    if (rc != 0) {
+        close(po[0]);
+        if (keep_err)
+            close(pe[0]);
+        return -rc;
+    }
+    collect(pid, po[0], keep_err ? pe[0] : -1, out);
+    return 0;
+}
+
+void tly_h_child_free(struct tly_h_child *c)
+{
+    free(c->out);
+    free(c->err);
+    c->out = c->err = NULL;
+}
