@@ -35,7 +35,6 @@
  */
 #include <errno.h>
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,63 +53,6 @@
 #define BLOCK_MIN ((size_t)64 * 1024) /* writev blocks: large enough to be attributed exactly, */
 #define BLOCK_MAX ((size_t)2 << 20)   /* powers of two (no size-class rounding) up to this */
 #define BATCH 64                      /* deletes and aborts in flight per batch (clear, gc) */
-
-/* ---- strings ---- */
-
-void tly__s3_str_add(struct tly__s3_str *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->p + b->n, s, n); /* text the store composes, not payload */
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-void tly__s3_str_addf(struct tly__s3_str *b, const char *fmt, ...)
-{
-    char small[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->oom = true;
-        return;
-    }
-    if ((size_t)n < sizeof small) {
-        tly__s3_str_add(b, small, (size_t)n);
-        return;
-    }
-    char *big = malloc((size_t)n + 1);
-    if (big == NULL) {
-        b->oom = true;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    tly__s3_str_add(b, big, (size_t)n);
-    free(big);
-}
-
-void tly__s3_str_free(struct tly__s3_str *b)
-{
-    free(b->p);
-    *b = (struct tly__s3_str){0};
-}
 
 /* ---- the store ---- */
 
@@ -211,10 +153,10 @@ static int req_fail(const struct tly__s3_req *r)
         snprintf(tries, sizeof tries, " (after %d attempts)", r->attempts);
     if (r->sink_err)
         return tly_fail(r->sink_err, "s3 %s %s: %s", op, what,
-                         r->sink_msg[0] ? r->sink_msg : tly_strerror(r->sink_err));
+                        r->sink_msg[0] ? r->sink_msg : tly_strerror(r->sink_err));
     if (r->overflow)
         return tly_fail(TLY_EFORMAT, "s3 %s %s: the reply holds more than the %llu bytes asked for", op, what,
-                         (unsigned long long)r->resp_len);
+                        (unsigned long long)r->resp_len);
     if (r->curl_code != 0)
         return tly_fail(TLY_EHTTP, "s3 %s %s: %s%s", op, what, r->curl_error, tries);
     int err = TLY_EHTTP;
@@ -226,9 +168,9 @@ static int req_fail(const struct tly__s3_req *r)
         err = TLY_EFORMAT; /* InvalidRange: the object ends before the range (truncated) */
     if (r->code[0] == '\0')
         return tly_fail(err, "s3 %s %s: HTTP %ld%s%s", op, what, r->status, r->status == 404 ? " (not found)" : "",
-                         tries);
+                        tries);
     return tly_fail(err, "s3 %s %s: HTTP %ld %s%s%s%s%s", op, what, r->status, r->code, r->message[0] ? ": " : "",
-                     r->message, err == TLY_EFORMAT ? " (the object is shorter: truncated)" : "", tries);
+                    r->message, err == TLY_EFORMAT ? " (the object is shorter: truncated)" : "", tries);
 }
 
 /* Run @p r and wait for its answer: 0 or its error. */
@@ -334,9 +276,9 @@ static int s3_readv(struct tly_store *base, const char *key, uint64_t offset, co
     r.resp_len = total;
     err = run(st, &r);
     if (!err && r.delivered != total)
-        err = tly_fail(
-            TLY_EFORMAT, "s3 GET %s: ends at byte %llu, before the %llu bytes asked for at %llu (truncated)", r.what,
-            (unsigned long long)(offset + r.delivered), (unsigned long long)total, (unsigned long long)offset);
+        err = tly_fail(TLY_EFORMAT, "s3 GET %s: ends at byte %llu, before the %llu bytes asked for at %llu (truncated)",
+                       r.what, (unsigned long long)(offset + r.delivered), (unsigned long long)total,
+                       (unsigned long long)offset);
     tly__s3_req_clear(&r);
     return err;
 }
@@ -552,7 +494,7 @@ static int cut_part(struct s3_writer *w)
     }
     if (w->nparts == PARTS_MAX)
         return wfail(w, tly_fail(TLY_EUSAGE, "s3 %s: more than %d parts of %zu bytes (raise TALLY_PART_SIZE)", w->key,
-                                  PARTS_MAX, w->st->part_size));
+                                 PARTS_MAX, w->st->part_size));
     struct part *p = calloc(1, sizeof *p);
     if (p == NULL || !grow((void **)&w->parts, &w->parts_cap, w->nparts + 1, sizeof *w->parts)) {
         free(p);
@@ -921,8 +863,8 @@ static int s3_clear(struct tly_store *base)
         err = s3_size(base, "zarr.json", &size);
     if (err == TLY_ENOTFOUND)
         return tly_fail(TLY_EUSAGE,
-                         "s3://%s/%s: not a Zarr array (no .zarray or zarr.json): refusing to delete its contents",
-                         st->bucket, st->prefix);
+                        "s3://%s/%s: not a Zarr array (no .zarray or zarr.json): refusing to delete its contents",
+                        st->bucket, st->prefix);
     if (err)
         return err;
     char *token = NULL;
@@ -939,7 +881,7 @@ static int s3_clear(struct tly_store *base)
             x.next_token = NULL;
             if (token == NULL)
                 err = tly_fail(TLY_EHTTP, "s3 ListObjectsV2 s3://%s/%s: truncated without a continuation token",
-                                st->bucket, st->prefix);
+                               st->bucket, st->prefix);
         }
         tly__s3_xml_free(&x);
     } while (!err && token);
@@ -969,7 +911,7 @@ static int s3_gc(struct tly_store *base, uint64_t *removed)
             x.next_key_marker = x.next_upload_id_marker = NULL;
             if (key_marker == NULL)
                 err = tly_fail(TLY_EHTTP, "s3 ListMultipartUploads s3://%s/%s: truncated without a key marker",
-                                st->bucket, st->prefix);
+                               st->bucket, st->prefix);
         }
         tly__s3_xml_free(&x);
     } while (!err && key_marker);
@@ -1013,10 +955,10 @@ static int parse_url(struct s3 *st, const char *url)
         st->prefix[--plen] = '\0';
     if (!bucket_valid(st->bucket))
         return tly_fail(TLY_EUSAGE, "store URL '%s': '%s' is not a bucket name (3 to 63 of a-z 0-9 . - _)", url,
-                         st->bucket);
+                        st->bucket);
     if (plen > 0 && !tly_store_key_valid(st->prefix))
         return tly_fail(TLY_EUSAGE, "store URL '%s': the prefix '%s' has an empty, '.' or '..' component", url,
-                         st->prefix);
+                        st->prefix);
     return 0;
 }
 
@@ -1057,11 +999,10 @@ static int parse_creds(struct s3 *st, const char *url)
 {
     const char *ak = env("AWS_ACCESS_KEY_ID"), *sk = env("AWS_SECRET_ACCESS_KEY"), *tok = env("AWS_SESSION_TOKEN");
     if (ak == NULL || sk == NULL)
-        return tly_fail(
-            TLY_EAUTH,
-            "%s: no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN "
-            "for temporary ones)",
-            url);
+        return tly_fail(TLY_EAUTH,
+                        "%s: no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN "
+                        "for temporary ones)",
+                        url);
     st->creds.access_key = strdup(ak);
     st->creds.secret_key = strdup(sk);
     st->creds.session_token = tok ? strdup(tok) : NULL;
