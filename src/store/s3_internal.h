@@ -1,8 +1,13 @@
 /*
  * Internal to the S3 store: the map of its files, and every header they share (the tests include
- * this one).
+ * this one; each file includes only the headers it uses).
  *
- *   s3.c                 the store and writer operations, configuration, addressing, errors
+ *   s3.c, s3_store.h     the store: open, close, its operations' table; its state
+ *   s3_config.c          configuration: the URL, the AWS environment, credentials, the endpoint
+ *   s3_request.c         requests: addressing, bodies, running one, errors
+ *   s3_object.c          size, reads, put, delete
+ *   s3_writer.c          the writer: one PUT or a multipart upload
+ *   s3_list.c            listings: clear and gc
  *   s3_http.c, .h        the one libcurl multi loop (stage http), its thread, retries
  *   s3_sign.c, .h        SigV4 (stage sign): canonical request, string to sign, signature, key cache
  *   s3_xml.c, .h         S3's XML replies, parsed with expat
@@ -15,11 +20,6 @@
 #include "store/s3_sign.h"
 #include "store/s3_xml.h"
 #include "store/s3_http.h"
-
-/* ---- s3.c ---- */
-
-/** The URL and Host header a request for object @p key of S3 store @p st goes to (malloc'd):
- * how the addressing style and the endpoint resolve (tests). Returns 0 or -ENOMEM. */
-int tly__s3_object_url(struct tly_store *st, const char *key, char **url, char **host);
+#include "store/s3_store.h"
 
 #endif
