@@ -1,6 +1,7 @@
 /*
- * Internal to the S3 store: the libcurl multi loop's interface (s3_http.c): one S3 request, queued
- * by a caller and answered in place.
+ * Internal to the S3 store: the libcurl multi loop's interface (s3_http.c runs it, s3_http_attempt.c
+ * sends each attempt, s3_http_body.c moves the bodies): one S3 request, queued by a caller and
+ * answered in place.
  */
 #ifndef TLY__STORE_S3_HTTP_H
 #define TLY__STORE_S3_HTTP_H

@@ -8,7 +8,9 @@
  *   s3_object.c          size, reads, put, delete
  *   s3_writer.c          the writer: one PUT or a multipart upload
  *   s3_list.c            listings: clear and gc
- *   s3_http.c, .h        the one libcurl multi loop (stage http), its thread, retries
+ *   s3_http.c, .h        the one libcurl multi loop (stage http), its thread, the callers' side
+ *   s3_http_attempt.c    one attempt: signed headers, the transfer's setup, retries
+ *   s3_http_body.c       libcurl's body and header callbacks
  *   s3_sign.c, .h        SigV4 (stage sign): canonical request, string to sign, signature, key cache
  *   s3_xml.c, .h         S3's XML replies, parsed with expat
  *   s3_str.c, .h         the growable string the others compose text with
