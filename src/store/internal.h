@@ -8,8 +8,7 @@ struct tly_store_ops {
     const char *kind;
     int (*size)(struct tly_store *st, const char *key, uint64_t *out);
     int (*readv)(struct tly_store *st, const char *key, uint64_t offset, const struct iovec *iov, int niov);
-    int (*read_stream)(struct tly_store *st, const char *key, void *buf, size_t cap, tly_store_sink_fn sink,
-                       void *arg);
+    int (*read_stream)(struct tly_store *st, const char *key, void *buf, size_t cap, tly_store_sink_fn sink, void *arg);
     int (*get)(struct tly_store *st, const char *key, char **data, size_t *n);
     int (*put)(struct tly_store *st, const char *key, const void *data, size_t n);
     int (*writer)(struct tly_store *st, const char *key, struct tly_writer **out);
@@ -39,7 +38,7 @@ struct tly_writer {
 
 int tly__local_open(const char *path, const struct tly_store_opts *opts, struct tly_store **out);
 
-/* s3.c: @p url is s3://BUCKET[/PREFIX]; configured from the AWS environment (see s3.c). */
+/* s3.c: @p url is s3://BUCKET[/PREFIX]; configured from the AWS environment (see s3_config.c). */
 int tly__s3_open(const char *url, const struct tly_store_opts *opts, struct tly_store **out);
 
 #endif

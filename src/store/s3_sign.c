@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "tally/error.h"
-#include "store/s3_internal.h"
+#include "store/s3_sign.h"
 
 static const char hexdigits[] = "0123456789abcdef";
 
@@ -352,7 +352,7 @@ int tly__sigv4_sign(const struct tly__sigv4_req *r, const struct tly__s3_creds *
     memset(out, 0, sizeof *out);
     if (r->amz_date == NULL || strlen(r->amz_date) != 16 || r->amz_date[8] != 'T')
         return tly_fail(TLY_EINTERNAL, "SigV4: x-amz-date '%s' is not YYYYMMDDTHHMMSSZ",
-                         r->amz_date ? r->amz_date : "");
+                        r->amz_date ? r->amz_date : "");
     char date[9];
     memcpy(date, r->amz_date, 8); /* text, not payload */
     date[8] = '\0';

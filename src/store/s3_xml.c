@@ -5,11 +5,14 @@
  */
 #include <errno.h>
 #include <expat.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tally/error.h"
-#include "store/s3_internal.h"
+#include "store/s3_str.h"
+#include "store/s3_xml.h"
 
 #define MAX_DEPTH 8
 
@@ -160,7 +163,7 @@ int tly__s3_xml_parse(const char *xml, size_t n, struct tly__s3_xml *out)
         err = ps.oom || XML_GetErrorCode(ps.p) == XML_ERROR_NO_MEMORY
                   ? tly_fail(-ENOMEM, "out of memory parsing an S3 reply")
                   : tly_fail(TLY_EFORMAT, "S3 reply: malformed XML at line %lu: %s",
-                              (unsigned long)XML_GetCurrentLineNumber(ps.p), XML_ErrorString(XML_GetErrorCode(ps.p)));
+                             (unsigned long)XML_GetCurrentLineNumber(ps.p), XML_ErrorString(XML_GetErrorCode(ps.p)));
     else if (ps.oom)
         err = tly_fail(-ENOMEM, "out of memory parsing an S3 reply");
     XML_ParserFree(ps.p);

@@ -4,24 +4,6 @@
 #include "tally/error.h"
 #include "store/internal.h"
 
-bool tly_store_key_valid(const char *key)
-{
-    if (key == NULL || key[0] == '\0' || key[0] == '/')
-        return false;
-    for (const char *p = key; *p;) {
-        const char *end = strchr(p, '/');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
-            return false;
-        if (end == NULL)
-            break;
-        p = end + 1;
-        if (*p == '\0')
-            return false;
-    }
-    return strchr(key, '\\') == NULL;
-}
-
 int tly_store_open(const char *url, const struct tly_store_opts *opts, struct tly_store **out)
 {
     static const struct tly_store_opts defaults = {0};
@@ -57,7 +39,7 @@ const char *tly_store_url(const struct tly_store *st)
 #define CHECK_KEY(key)                                                                                                 \
     do {                                                                                                               \
         if (!tly_store_key_valid(key))                                                                                 \
-            return tly_fail(TLY_EUSAGE, "key '%s' is not a valid relative key", key);                                 \
+            return tly_fail(TLY_EUSAGE, "key '%s' is not a valid relative key", key);                                  \
     } while (0)
 
 int tly_store_size(struct tly_store *st, const char *key, uint64_t *out)

@@ -1,0 +1,98 @@
+/*
+ * Internal to the S3 store: the store's state, and what the store's files (s3.c, s3_config.c,
+ * s3_request.c, s3_object.c, s3_writer.c, s3_list.c; the map is in s3_internal.h) give each other.
+ */
+#ifndef TLY__STORE_S3_STORE_H
+#define TLY__STORE_S3_STORE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "store/internal.h"
+#include "store/s3_http.h"
+#include "store/s3_sign.h"
+
+struct tly__s3 {
+    struct tly_store base;
+    char *bucket;
+    char *prefix;    /* without leading or trailing '/'; "" for the bucket's root */
+    char *scheme;    /* "http" or "https" */
+    char *authority; /* host[:port] of the endpoint */
+    bool virtual_host;
+    char *region;
+    char *ca_file;
+    bool sign_payload;
+    size_t part_size;
+    int list_page;
+    struct tly__s3_creds creds;
+    struct tly__sigv4_cache cache;
+    struct tly__s3_http *http;
+    atomic_bool bucket_seen; /* a NoSuchKey proved the bucket exists: a bare 404 to HEAD is a missing key */
+};
+
+static inline struct tly__s3 *tly__s3_of(struct tly_store *st)
+{
+    return (struct tly__s3 *)st;
+}
+
+/* ---- s3_config.c ---- */
+
+/** Configure @p st from @p url (s3://BUCKET[/PREFIX]), the environment and @p opts; @p ho is how
+ * its loop is to run. Returns 0 or an error naming the URL, the variable or the option. */
+int tly__s3_configure(struct tly__s3 *st, const char *url, const struct tly_store_opts *opts,
+                      struct tly__s3_http_opts *ho);
+
+/* ---- s3_request.c ---- */
+
+/** The object's full key: PREFIX/KEY (malloc'd; NULL when out of memory). */
+char *tly__s3_full_key(const struct tly__s3 *st, const char *key);
+
+/** Fill @p r for @p method on object @p key (a full key; NULL: the bucket itself) with the query
+ * @p query (already encoded). Returns 0 or -ENOMEM. */
+int tly__s3_req_init(struct tly__s3 *st, struct tly__s3_req *r, const char *method, const char *op, const char *key,
+                     const char *query);
+
+/** As tly__s3_req_init() on object @p key relative to the prefix. */
+int tly__s3_req_key(struct tly__s3 *st, struct tly__s3_req *r, const char *method, const char *op, const char *key,
+                    const char *query);
+
+/** The request's body: @p niov pieces streamed in place; hashed first when payloads are signed. */
+int tly__s3_req_body(struct tly__s3 *st, struct tly__s3_req *r, const struct iovec *iov, int niov);
+
+/** The error of an answered request that failed, as a code and a message (never a credential). */
+int tly__s3_req_fail(const struct tly__s3_req *r);
+
+/** Run @p r and wait for its answer: 0 or its error. */
+int tly__s3_run(struct tly__s3 *st, struct tly__s3_req *r);
+
+/** "[partNumber=N&]uploadId=ID" (@p part 0: without the part), encoded for a query; malloc'd, NULL
+ * when out of memory. */
+char *tly__s3_upload_query(const char *upload_id, int part);
+
+/** The URL and Host header a request for object @p key of S3 store @p st goes to (malloc'd):
+ * how the addressing style and the endpoint resolve (tests). Returns 0 or -ENOMEM. */
+int tly__s3_object_url(struct tly_store *st, const char *key, char **url, char **host);
+
+/* ---- s3_object.c: the store's operations on one object ---- */
+
+int tly__s3_size(struct tly_store *base, const char *key, uint64_t *out);
+int tly__s3_readv(struct tly_store *base, const char *key, uint64_t offset, const struct iovec *iov, int niov);
+int tly__s3_read_stream(struct tly_store *base, const char *key, void *buf, size_t cap, tly_store_sink_fn sink,
+                        void *arg);
+int tly__s3_get(struct tly_store *base, const char *key, char **data, size_t *n);
+int tly__s3_put(struct tly_store *base, const char *key, const void *data, size_t n);
+int tly__s3_del(struct tly_store *base, const char *key);
+
+/* ---- s3_writer.c ---- */
+
+int tly__s3_writer(struct tly_store *base, const char *key, struct tly_writer **out);
+
+/* ---- s3_list.c ---- */
+
+int tly__s3_clear(struct tly_store *base);
+int tly__s3_gc(struct tly_store *base, uint64_t *removed);
+
+#endif
