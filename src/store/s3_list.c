@@ -116,7 +116,7 @@ int tly__s3_clear(struct tly_store *base)
     char *token = NULL;
     uint64_t n = 0;
     do {
-        struct tly__s3_xml x;
+        struct tly__s3_xml x = {0};
         err = list_page(st, false, token, NULL, &x);
         free(token);
         token = NULL;
@@ -144,7 +144,7 @@ int tly__s3_gc(struct tly_store *base, uint64_t *removed)
     char *key_marker = NULL, *id_marker = NULL;
     int err;
     do {
-        struct tly__s3_xml x;
+        struct tly__s3_xml x = {0};
         err = list_page(st, true, key_marker, id_marker, &x);
         free(key_marker);
         free(id_marker);
