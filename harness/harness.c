@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -234,4 +235,24 @@ void tly_h_child_free(struct tly_h_child *c)
     free(c->out);
     free(c->err);
     c->out = c->err = NULL;
+}
+
+json_t *tly_h_host_json(void)
+{
+    struct utsname u;
+    uname(&u);
+    char model[256] = "unknown", line[512];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            snprintf(model, sizeof model, "%s", strchr(line, ':') + 2);
+            model[strcspn(model, "\n")] = '\0';
+            break;
+        }
+    if (f)
+        fclose(f);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    uint64_t mem = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+    return json_pack("{s:i, s:I, s:s, s:s}", "cpus", (int)cpus, "mem_bytes", (json_int_t)mem, "cpu_model", model,
+                     "kernel", u.release);
 }

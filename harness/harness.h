@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 /** Exit statuses of the tally command. */
 enum { TLY_EXIT_OK = 0, TLY_EXIT_BUDGET = 1, TLY_EXIT_ERROR = 2, TLY_EXIT_SKIP = 77 };
 
@@ -66,6 +68,9 @@ int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *en
 
 /** Free what tly_h_spawn() collected. */
 void tly_h_child_free(struct tly_h_child *c);
+
+/** The machine: {"cpus", "mem_bytes", "cpu_model", "kernel"}; a new reference. */
+json_t *tly_h_host_json(void);
 
 /** The last non-empty line of @p s (for a one-line reason), in a static buffer; "no message" when none. */
 const char *tly_h_last_line(const char *s);

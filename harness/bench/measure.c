@@ -91,7 +91,8 @@ static uint64_t share(const struct spec *s, int workers)
     return n < (uint64_t)workers ? (uint64_t)workers / n : 1;
 }
 
-/* Ranges per chunk for a read with @p workers at once: the share, in ranges of >= 8 MiB (as the engine splits a lone chunk). */
+/* Ranges per chunk for a read with @p workers at once: the share, in ranges of >= 8 MiB (as the engine splits a lone
+ * chunk). */
 static uint64_t read_ways(const struct spec *s, int workers)
 {
     uint64_t ways = share(s, workers), most = spec_chunk_bytes(s) / ((uint64_t)8 << 20);

@@ -60,12 +60,36 @@ double tly_h_coverage(const struct tly_mem_crosscheck *xc)
     return seen > 0 ? (double)xc->tracked_live_bytes / seen : 0.0;
 }
 
+int64_t tly_h_peak_extra_bytes(const struct tly_h_result *r)
+{
+    return r->win.after.peak_bytes - r->win.before.live_bytes - (int64_t)r->output_bytes;
+}
+
 double tly_h_peak_extra_ratio(const struct tly_h_result *r)
 {
-    if (r->array_bytes == 0)
+    return r->array_bytes ? (double)tly_h_peak_extra_bytes(r) / (double)r->array_bytes : 0.0;
+}
+
+long long tly_h_extra_copies(int64_t extra_bytes, uint64_t array_bytes, bool *overhead_bound)
+{
+    *overhead_bound = extra_bytes < (int64_t)TLY_H_FIXED_OVERHEAD;
+    if (*overhead_bound || array_bytes == 0)
         return 0;
-    double extra = (double)(r->win.after.peak_bytes - r->win.before.live_bytes) - (double)r->output_bytes;
-    return extra / (double)r->array_bytes;
+    return llround((double)extra_bytes / (double)array_bytes);
+}
+
+void tly_h_extra_text(int64_t extra_bytes, uint64_t array_bytes, char *buf, size_t cap)
+{
+    char a[32];
+    bool bound;
+    long long copies = tly_h_extra_copies(extra_bytes, array_bytes, &bound);
+    double ratio = array_bytes ? (double)extra_bytes / (double)array_bytes : 0.0;
+    if (bound)
+        snprintf(buf, cap, "peak extra %s (%.3f x array): under the %d MiB fixed overhead, not counted as copies",
+                 tly_h_bytes(a, sizeof a, (double)extra_bytes), ratio, (int)(TLY_H_FIXED_OVERHEAD >> 20));
+    else
+        snprintf(buf, cap, "peak extra %s (%.3f x array) => %lld extra copies",
+                 tly_h_bytes(a, sizeof a, (double)extra_bytes), ratio, copies);
 }
 
 static json_t *dims_json(int rank, const uint64_t *v)
@@ -118,11 +142,12 @@ json_t *tly_h_result_json(const struct tly_h_result *r, bool with_timeline)
     json_object_set_new(o, "throughput_bps",
                         json_real(r->win.wall_s > 0 ? (double)r->array_bytes / r->win.wall_s : 0.0));
     json_object_set_new(o, "peak_bytes", json_integer((json_int_t)r->win.after.peak_bytes));
+    int64_t extra = tly_h_peak_extra_bytes(r);
+    bool bound = false;
     json_object_set_new(o, "peak_extra_ratio", json_real(ratio));
-    json_object_set_new(
-        o, "peak_extra_bytes",
-        json_integer((json_int_t)(r->win.after.peak_bytes - r->win.before.live_bytes) - (json_int_t)r->output_bytes));
-    json_object_set_new(o, "extra_copies", json_integer((json_int_t)llround(ratio)));
+    json_object_set_new(o, "peak_extra_bytes", json_integer((json_int_t)extra));
+    json_object_set_new(o, "extra_copies", json_integer(tly_h_extra_copies(extra, r->array_bytes, &bound)));
+    json_object_set_new(o, "overhead_bound", json_boolean(bound));
     json_object_set_new(o, "stages", stages_json(r));
     json_object_set_new(o, "coverage",
                         json_pack("{s:I, s:I, s:I, s:f, s:I}", "tracked_live_bytes", (json_int_t)xc->tracked_live_bytes,
@@ -149,8 +174,7 @@ json_t *tly_h_result_json(const struct tly_h_result *r, bool with_timeline)
 
 void tly_h_result_print(FILE *f, const struct tly_h_result *r)
 {
-    char a[32], b[32];
-    double ratio = tly_h_peak_extra_ratio(r);
+    char a[32], b[32], extra[160];
     fprintf(f, "%s %s %s %s: %s in %.3f s (%.2f GB/s), %llu chunks (%llu missing, %llu read-modify-write)\n", r->op,
             r->store, r->meta->zarr_format == 3 ? "v3" : "v2", tly_codec_name(r->meta->codec.id),
             tly_h_bytes(a, sizeof a, (double)r->array_bytes), r->win.wall_s,
@@ -159,8 +183,8 @@ void tly_h_result_print(FILE *f, const struct tly_h_result *r)
     if (!tly_mem_tracking())
         fprintf(f, "tracking is off: %s\n", tly_mem_untracked_reason());
     tly_h_print_profile(f, &r->win.before, &r->win.after, r->array_bytes);
-    fprintf(f, "output %s; peak extra %.3f x array => %lld extra copies; coverage %.3f; peak RSS %s\n",
-            tly_h_bytes(a, sizeof a, (double)r->output_bytes), ratio, (long long)llround(ratio),
+    tly_h_extra_text(tly_h_peak_extra_bytes(r), r->array_bytes, extra, sizeof extra);
+    fprintf(f, "output %s; %s; coverage %.3f; peak RSS %s\n", tly_h_bytes(a, sizeof a, (double)r->output_bytes), extra,
             tly_h_coverage(&r->win.xc), tly_h_bytes(b, sizeof b, (double)r->win.xc.rss_peak_bytes));
 }
 
@@ -168,8 +192,8 @@ void tly_h_print_profile(FILE *f, const struct tly_mem_snapshot *before, const s
                          uint64_t array_bytes)
 {
     char a[32], b[32], c[32], d[32];
-    fprintf(f, "%-9s %10s %12s %12s %12s %8s %12s\n", "stage", "allocs", "alloc bytes", "peak", "at peak", "copies",
-            "copy bytes");
+    fprintf(f, "%-9s %10s %12s %12s %12s %8s %12s\n", "stage", "allocs", "alloc bytes", "peak", "at peak", "copied",
+            "copied bytes");
     for (int s = 0; s < TLY_NSTAGES; s++) {
         const struct tly_stage_counters *x = &after->stage[s], *y = &before->stage[s];
         uint64_t allocs = x->allocs - y->allocs;

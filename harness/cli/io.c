@@ -4,6 +4,7 @@
 #include <jemalloc/jemalloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cell/result.h"
 #include "cli/cli.h"
@@ -12,7 +13,7 @@
 
 struct io_args {
     const char *chunks, *codec, *format, *region, *separator;
-    bool overwrite, fsync, profile, json;
+    bool overwrite, force, fsync, profile, json;
     struct tly_io_opts opts;
 };
 
@@ -27,6 +28,7 @@ static const struct option io_options[] = {
     {"memory-limit", required_argument, NULL, 'm'},
     {"part-size", required_argument, NULL, 'P'},
     {"overwrite", no_argument, NULL, 'o'},
+    {"force", no_argument, NULL, 'x'},
     {"fsync", no_argument, NULL, 'F'},
     {"profile", no_argument, NULL, 'p'},
     {"json", no_argument, NULL, 'j'},
@@ -76,6 +78,9 @@ static int parse_io_args(const char *cmd, int argc, char **argv, struct io_args 
         }
         case 'o':
             a->overwrite = true;
+            break;
+        case 'x':
+            a->force = true;
             break;
         case 'F':
             a->fsync = true;
@@ -181,6 +186,10 @@ int tly_h_cmd_get(int argc, char **argv)
     int first = parse_io_args("get", argc, argv, &a);
     if (first < 0 || argc - first != 2)
         return tly_h_usage_error("get");
+    if (!a.force && access(argv[first + 1], F_OK) == 0) {
+        fprintf(stderr, "tally get: %s exists: --force replaces it\n", argv[first + 1]);
+        return TLY_EXIT_ERROR;
+    }
     struct tly_io_opts opts = a.opts;
     struct tly_array *arr;
     int err = tly_array_open(argv[first], &opts, &arr);

@@ -32,6 +32,7 @@ static const struct command commands[] = {
      false},
     {"get", tly_h_cmd_get, "URL DST.npy [options]", "read a Zarr array, or a region of it, into a .npy file",
      "  --region 0:10,5:20       the region to read (default: all)\n"
+     "  --force                  replace DST.npy when it exists\n"
      "  --threads N, --io-concurrency N, --memory-limit SIZE, --part-size SIZE   as for put\n"
      "  --profile, --json        as for put\n",
      false},
@@ -43,7 +44,11 @@ static const struct command commands[] = {
      "  --out DIR                results.json and reports (default reports/latest)\n"
      "  --scenarios FILE         the scenario file (default scenarios/matrix.json)\n"
      "  --list                   list the cells and exit\n"
-     "  --junit FILE             JUnit XML of the cells\n",
+     "  --junit FILE             JUnit XML of the cells\n"
+     "  --shard K/N              run the K-th of N deterministic parts of the matrix (merge with report/check)\n"
+     "  --repeat N               run each cell N times: throughput is their median, with its range\n"
+     "  --allow-untracked        run even when tracking is off (sanitizers, valgrind); such cells are never\n"
+     "                           compared or written into a baseline\n",
      false},
     {"report", tly_h_cmd_report, "[DIR]", "write DIR/copies.md, index.html and trace.json from DIR/results.json", NULL,
      false},
@@ -153,6 +158,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
         printf("tally %s\n", tly_version());
+        const char *alloc = tly_mem_allocator_version();
+        printf("tracking: %s%s%s\njemalloc: %s\n", tly_mem_tracking() ? "on" : "off (",
+               tly_mem_tracking() ? "" : tly_mem_untracked_reason(), tly_mem_tracking() ? "" : ")",
+               alloc ? alloc : "unknown");
         return TLY_EXIT_OK;
     }
     const struct command *c = find(cmd);

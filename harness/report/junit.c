@@ -5,7 +5,7 @@
 #include "cell/cell.h"
 #include "report/report.h"
 
-static void xml_text(FILE *f, const char *s)
+void tly_h_xml_text(FILE *f, const char *s)
 {
     for (; s && *s; s++) {
         switch (*s) {
@@ -37,11 +37,11 @@ static void testcase(FILE *f, json_t *e)
 {
     const char *st = status_of(e);
     fprintf(f, "<testcase classname=\"tally.matrix\" name=\"");
-    xml_text(f, json_string_value(json_object_get(e, "scenario")));
+    tly_h_xml_text(f, json_string_value(json_object_get(e, "scenario")));
     fprintf(f, "\" time=\"%.3f\">", json_number_value(json_object_get(e, "wall_s")));
     if (!strcmp(st, "skipped") || !strcmp(st, "failed")) {
         fprintf(f, "<%s message=\"", !strcmp(st, "skipped") ? "skipped" : "error");
-        xml_text(f, json_string_value(json_object_get(e, "reason")));
+        tly_h_xml_text(f, json_string_value(json_object_get(e, "reason")));
         fprintf(f, "\"/>");
     } else if (!json_is_true(json_object_get(e, "ok"))) {
         fprintf(f, "<failure message=\"budget failed\">");
@@ -53,7 +53,7 @@ static void testcase(FILE *f, json_t *e)
                 continue;
             char line[256];
             tly_h_budget_line_text(b, line, sizeof line);
-            xml_text(f, line);
+            tly_h_xml_text(f, line);
             fputc('\n', f);
         }
         fprintf(f, "</failure>");

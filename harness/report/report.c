@@ -4,6 +4,7 @@
  * stage, peak marked; opens with no server), trace.json (Chrome trace events: a counter track per
  * stage, for Perfetto).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,8 +380,9 @@ static int write_trace(const char *dir, json_t *results)
     return fclose(f) == 0 ? 0 : tly_fail_errno("%s", path);
 }
 
-int tly_h_report(const char *dir, json_t *results)
+int tly_h_report(const char *dir, json_t *doc)
 {
+    json_t *results = tly_h_results_list(doc);
     char path[TLY_H_PATH];
     snprintf(path, sizeof path, "%s/peer.json", dir);
     json_t *peers = json_load_file(path, 0, NULL);
@@ -397,35 +399,43 @@ int tly_h_report(const char *dir, json_t *results)
     return err;
 }
 
-json_t *tly_h_load_results(const char *dir, const char *cmd)
+void tly_h_cell_key(json_t *entry, char *buf, size_t cap)
 {
-    char path[TLY_H_PATH];
-    snprintf(path, sizeof path, "%s/results.json", dir);
-    json_error_t je;
-    json_t *results = json_load_file(path, 0, &je);
-    if (!json_is_array(results)) {
-        fprintf(stderr, "tally %s: %s: %s\n", cmd, path, results ? "not a list of results" : je.text);
-        json_decref(results);
-        return NULL;
-    }
-    return results;
+    const char *impl = json_string_value(json_object_get(entry, "impl"));
+    snprintf(buf, cap, "%s/%s", impl ? impl : "tally", str(entry, "scenario"));
 }
 
 int tly_h_cmd_report(int argc, char **argv)
 {
-    static const struct option none[] = {{NULL, 0, NULL, 0}};
-    if (tly_h_getopt(argc, argv, none) != -1 || argc - optind > 1)
-        return tly_h_usage_error("report");
-    const char *dir = optind < argc ? argv[optind] : "reports/latest";
-    json_t *results = tly_h_load_results(dir, "report");
-    if (results == NULL)
-        return TLY_EXIT_ERROR;
-    int err = tly_h_report(dir, results);
-    json_decref(results);
-    if (err) {
-        fprintf(stderr, "tally report: %s\n", tly_errmsg());
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
+    const char *out = NULL;
+    for (int ch; (ch = tly_h_getopt(argc, argv, opts)) != -1;) {
+        if (ch != 'o')
+            return tly_h_usage_error("report");
+        out = optarg;
+    }
+    char *dflt[] = {"reports/latest"};
+    char **dirs = optind < argc ? argv + optind : dflt;
+    int n = optind < argc ? argc - optind : 1;
+    if (out == NULL && n > 1) {
+        fprintf(stderr, "tally report: several runs merge into one report: say where with --out DIR\n");
         return TLY_EXIT_ERROR;
     }
-    printf("tally report: %s/copies.md, %s/index.html, %s/trace.json\n", dir, dir, dir);
+    if (out == NULL)
+        out = dirs[0];
+    json_t *doc = tly_h_results_load(dirs, n, "report");
+    if (doc == NULL)
+        return TLY_EXIT_ERROR;
+    int err = tly_h_mkdirs(out);
+    char path[TLY_H_PATH];
+    if (!err && n > 1 && !(err = tly_h_pathf(path, "%s/results.json", out)) &&
+        json_dump_file(doc, path, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) != 0)
+        err = tly_fail(-EIO, "cannot write %s", path);
+    if (!err)
+        err = tly_h_report(out, doc);
+    json_decref(doc);
+    if (err)
+        return tly_h_fail_cmd("report", err);
+    printf("tally report: %s/copies.md, %s/index.html, %s/trace.json\n", out, out, out);
     return TLY_EXIT_OK;
 }

@@ -22,8 +22,85 @@ static json_t *entry_without_result(json_t *cell, const char *status, const char
                      reason, "ok", ok);
 }
 
-/* Run @p cell and return its entry for results.json; *errors++ when it could not run. */
-static json_t *run_cell(json_t *cell, int *errors, int *failed_budgets)
+struct run_opts {
+    const char *filter, *out, *file, *junit, *shard;
+    int shard_k, shard_n, repeat;
+    bool list, allow_untracked;
+};
+
+struct tally {
+    int errors, failed, untracked;
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Throughput over the repetitions: the median, and the range beside it. */
+static void add_throughput(json_t *res, const double *bps, int n)
+{
+    double v[64];
+    memcpy(v, bps, (size_t)n * sizeof *v); /* figures, not payload */
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    double median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    json_object_set_new(res, "throughput_bps", json_real(median));
+    json_object_set_new(
+        res, "throughput",
+        json_pack("{s:i, s:f, s:f, s:f}", "n", n, "median_bps", median, "min_bps", v[0], "max_bps", v[n - 1]));
+}
+
+/* Run the cell's child @p o->repeat times: the first's figures, the median of their throughputs. */
+static json_t *run_repeated(json_t *cell, const struct run_opts *o, char *reason)
+{
+    json_t *res = tly_h_child_run(cell, NULL, 0, NULL, reason);
+    if (res == NULL || o->repeat <= 1)
+        return res;
+    double bps[64];
+    int n = 0;
+    bps[n++] = json_number_value(json_object_get(res, "throughput_bps"));
+    while (n < o->repeat && n < 64) {
+        json_t *again = tly_h_child_run(cell, NULL, 0, NULL, reason);
+        if (again == NULL) {
+            json_decref(res);
+            return NULL;
+        }
+        bps[n++] = json_number_value(json_object_get(again, "throughput_bps"));
+        json_decref(again);
+    }
+    add_throughput(res, bps, n);
+    return res;
+}
+
+/* A result's budgets checked; the entry it becomes. */
+static json_t *judge(json_t *cell, json_t *res, const struct run_opts *o, struct tally *t)
+{
+    if (json_is_false(json_object_get(res, "tracking")) && !o->allow_untracked) {
+        char reason[TLY_H_REASON];
+        snprintf(reason, sizeof reason, "tracking is off (%s): nothing was measured (--allow-untracked to run anyway)",
+                 json_string_value(json_object_get(res, "untracked_reason")));
+        json_decref(res);
+        t->untracked++;
+        return entry_without_result(cell, "untracked", reason, false);
+    }
+    bool ok;
+    json_t *lines = tly_h_check_budgets(json_object_get(cell, "budgets"), res, &ok);
+    json_t *v = json_object_get(res, "verified");
+    if (v && !json_is_true(v)) {
+        json_array_append_new(lines, json_pack("{s:s, s:n, s:i, s:i, s:b}", "name", "verified", "stage", "limit", 1,
+                                               "actual", 0, "ok", 0));
+        ok = false;
+    }
+    json_object_set_new(res, "status", json_string("ok"));
+    json_object_set_new(res, "budgets", lines);
+    json_object_set_new(res, "ok", json_boolean(ok));
+    t->failed += !ok;
+    return res;
+}
+
+/* Run @p cell and return its entry for results.json. */
+static json_t *run_cell(json_t *cell, const struct run_opts *o, struct tally *t)
 {
     const char *store = json_string_value(json_object_get(cell, "store"));
     json_t *entry;
@@ -33,43 +110,34 @@ static json_t *run_cell(json_t *cell, int *errors, int *failed_budgets)
             true);
     } else {
         char reason[TLY_H_REASON];
-        json_t *res = tly_h_child_run(cell, NULL, 0, NULL, reason);
+        json_t *res = run_repeated(cell, o, reason);
         if (res == NULL) {
             entry = entry_without_result(cell, "failed", reason, false);
-            (*errors)++;
+            t->errors++;
         } else {
-            bool ok;
-            json_t *lines = tly_h_check_budgets(json_object_get(cell, "budgets"), res, &ok);
-            json_t *v = json_object_get(res, "verified");
-            if (v && !json_is_true(v)) {
-                json_array_append_new(lines, json_pack("{s:s, s:n, s:i, s:i, s:b}", "name", "verified", "stage",
-                                                       "limit", 1, "actual", 0, "ok", 0));
-                ok = false;
-            }
-            entry = res;
-            json_object_set_new(entry, "status", json_string("ok"));
-            json_object_set_new(entry, "budgets", lines);
-            json_object_set_new(entry, "ok", json_boolean(ok));
-            if (!ok)
-                (*failed_budgets)++;
+            entry = judge(cell, res, o, t);
         }
     }
     const char *k;
     json_t *v;
     json_object_foreach(cell, k, v) /* the cell's axes, for skipped and failed ones too */
     {
-        if (!json_object_get(entry, k) && strcmp(k, "budgets") && strcmp(k, "codec_spec") &&
-            strcmp(k, "program_path") && strcmp(k, "index"))
+        if (!json_object_get(entry, k) && strcmp(k, "budgets") && strcmp(k, "codec_spec") && strcmp(k, "program_path"))
             json_object_set(entry, k, v);
     }
+    if (!json_object_get(entry, "impl"))
+        json_object_set_new(entry, "impl", json_string("tally"));
+    if (!json_object_get(entry, "impl_index"))
+        json_object_set_new(entry, "impl_index", json_integer(0));
     return entry;
 }
 
 static void say_failures(json_t *entry)
 {
     const char *name = json_string_value(json_object_get(entry, "scenario"));
-    if (strcmp(json_string_value(json_object_get(entry, "status")), "failed") == 0) {
-        fprintf(stderr, "tally run: %s: could not run: %s\n", name,
+    const char *status = json_string_value(json_object_get(entry, "status"));
+    if (strcmp(status, "failed") == 0 || strcmp(status, "untracked") == 0) {
+        fprintf(stderr, "tally run: %s: %s: %s\n", name, strcmp(status, "failed") ? "untracked" : "could not run",
                 json_string_value(json_object_get(entry, "reason")));
         return;
     }
@@ -106,17 +174,11 @@ static void summary(FILE *f, json_t *results)
     }
 }
 
-struct run_opts {
-    const char *filter, *out, *file, *junit;
-    bool list;
-};
-
 /* The cells of the scenario file that the filter selects; NULL after saying why not. */
-static json_t *choose(const struct run_opts *o)
+static json_t *choose(const struct run_opts *o, char *path, size_t *total)
 {
-    char path[TLY_H_PATH];
     if (o->file)
-        snprintf(path, sizeof path, "%s", o->file);
+        snprintf(path, TLY_H_PATH, "%s", o->file);
     else
         tly_h_matrix_default(path);
     json_t *cells;
@@ -135,12 +197,21 @@ static json_t *choose(const struct run_opts *o)
     json_t *c;
     json_array_foreach(cells, i, c)
     {
-        if (!o->filter || regexec(&re, json_string_value(json_object_get(c, "scenario")), 0, NULL, 0) == 0)
+        bool mine = o->shard_n == 0 || i % (size_t)o->shard_n == (size_t)(o->shard_k - 1);
+        if (mine && (!o->filter || regexec(&re, json_string_value(json_object_get(c, "scenario")), 0, NULL, 0) == 0))
             json_array_append(chosen, c);
     }
     if (o->filter)
         regfree(&re);
+    *total = json_array_size(cells);
     json_decref(cells);
+    if (json_array_size(chosen) == 0) {
+        fprintf(stderr, "tally run: no cell of %s matches%s%s%s%s: nothing would be measured\n", path,
+                o->filter ? " --filter " : "", o->filter ? o->filter : "", o->shard ? " --shard " : "",
+                o->shard ? o->shard : "");
+        json_decref(chosen);
+        return NULL;
+    }
     return chosen;
 }
 
@@ -155,50 +226,99 @@ static void progress(bool tty, size_t i, size_t n, const char *name, json_t *ent
         fprintf(stderr, "[%zu/%zu] %s %s\n", i, n, name, status);
 }
 
-static int run_all(const struct run_opts *o, json_t *chosen)
+static int write_outputs(const struct run_opts *o, json_t *doc, int *errors)
+{
+    json_t *results = tly_h_results_list(doc);
+    char path[TLY_H_PATH];
+    snprintf(path, sizeof path, "%s/results.json", o->out);
+    if (json_dump_file(doc, path, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) != 0) {
+        fprintf(stderr, "tally run: cannot write %s\n", path);
+        (*errors)++;
+    }
+    if (o->junit && tly_h_write_junit(o->junit, results) != 0)
+        *errors += tly_h_fail_cmd("run", TLY_EUSAGE) != 0;
+    if (tly_h_report(o->out, doc) != 0)
+        *errors += tly_h_fail_cmd("run", TLY_EUSAGE) != 0;
+    return 0;
+}
+
+static int run_all(const struct run_opts *o, json_t *chosen, const char *matrix, size_t total)
 {
     if (tly_h_mkdirs(o->out) != 0)
         return tly_h_fail_cmd("run", TLY_EUSAGE);
     bool tty = isatty(2);
-    int errors = 0, failed = 0;
+    struct tally t = {0};
     size_t i, n = json_array_size(chosen);
-    json_t *c, *results = json_array();
+    json_t *c, *doc = tly_h_results_new(matrix, total, o->filter, o->shard);
+    json_t *results = tly_h_results_list(doc);
     json_array_foreach(chosen, i, c)
     {
         const char *name = json_string_value(json_object_get(c, "scenario"));
         progress(tty, i + 1, n, name, NULL);
-        json_t *entry = run_cell(c, &errors, &failed);
+        json_t *entry = run_cell(c, o, &t);
         progress(tty, i + 1, n, name, entry);
         json_array_append_new(results, entry);
     }
     if (tty)
         fputs("\r\033[K", stderr);
-    char path[TLY_H_PATH];
-    snprintf(path, sizeof path, "%s/results.json", o->out);
-    if (json_dump_file(results, path, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) != 0) {
-        fprintf(stderr, "tally run: cannot write %s\n", path);
-        errors++;
-    }
     summary(stdout, results);
     json_array_foreach(results, i, c) if (!json_is_true(json_object_get(c, "ok"))) say_failures(c);
-    if (o->junit && tly_h_write_junit(o->junit, results) != 0)
-        errors += tly_h_fail_cmd("run", TLY_EUSAGE) != 0;
-    if (tly_h_report(o->out, results) != 0)
-        errors += tly_h_fail_cmd("run", TLY_EUSAGE) != 0;
-    printf("results: %s (%zu scenarios: %d failed budgets, %d could not run)\n", path, n, failed, errors);
-    json_decref(results);
-    return errors ? TLY_EXIT_ERROR : failed ? TLY_EXIT_BUDGET : TLY_EXIT_OK;
+    write_outputs(o, doc, &t.errors);
+    printf("results: %s/results.json (%zu cells: %d failed budgets, %d could not run, %d untracked)\n", o->out, n,
+           t.failed, t.errors, t.untracked);
+    if (t.untracked)
+        fprintf(stderr, "tally run: %d cells measured nothing (tracking is off); the run fails closed\n", t.untracked);
+    json_decref(doc);
+    return t.errors || t.untracked ? TLY_EXIT_ERROR : t.failed ? TLY_EXIT_BUDGET : TLY_EXIT_OK;
+}
+
+/* --shard K/N: 1 <= K <= N <= 1000. */
+static int parse_shard(const char *v, struct run_opts *o)
+{
+    char k[32], n[32];
+    const char *slash = strchr(v, '/');
+    long long kk, nn;
+    if (!slash || (size_t)(slash - v) >= sizeof k || strlen(slash + 1) >= sizeof n) {
+        fprintf(stderr, "tally run: --shard '%s': want K/N, e.g. 1/3\n", v);
+        return TLY_EXIT_ERROR;
+    }
+    snprintf(k, sizeof k, "%.*s", (int)(slash - v), v);
+    snprintf(n, sizeof n, "%s", slash + 1);
+    if (tly_h_arg_int("run", "shard (N)", n, 1, 1000, &nn) || tly_h_arg_int("run", "shard (K)", k, 1, nn, &kk))
+        return TLY_EXIT_ERROR;
+    o->shard = v;
+    o->shard_k = (int)kk;
+    o->shard_n = (int)nn;
+    return 0;
 }
 
 int tly_h_cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"filter", required_argument, NULL, 'f'},    {"out", required_argument, NULL, 'o'},
-        {"scenarios", required_argument, NULL, 's'}, {"list", no_argument, NULL, 'l'},
-        {"junit", required_argument, NULL, 'j'},     {NULL, 0, NULL, 0}};
-    struct run_opts o = {.out = "reports/latest"};
+    static const struct option opts[] = {{"filter", required_argument, NULL, 'f'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"scenarios", required_argument, NULL, 's'},
+                                         {"list", no_argument, NULL, 'l'},
+                                         {"junit", required_argument, NULL, 'j'},
+                                         {"shard", required_argument, NULL, 'S'},
+                                         {"repeat", required_argument, NULL, 'r'},
+                                         {"allow-untracked", no_argument, NULL, 'u'},
+                                         {NULL, 0, NULL, 0}};
+    struct run_opts o = {.out = "reports/latest", .repeat = 1};
+    long long n;
     for (int ch; (ch = tly_h_getopt(argc, argv, opts)) != -1;) {
         switch (ch) {
+        case 'S':
+            if (parse_shard(optarg, &o) != 0)
+                return TLY_EXIT_ERROR;
+            break;
+        case 'r':
+            if (tly_h_arg_int("run", "repeat", optarg, 1, 64, &n) != 0)
+                return TLY_EXIT_ERROR;
+            o.repeat = (int)n;
+            break;
+        case 'u':
+            o.allow_untracked = true;
+            break;
         case 'f':
             o.filter = optarg;
             break;
@@ -220,7 +340,9 @@ int tly_h_cmd_run(int argc, char **argv)
     }
     if (optind != argc)
         return tly_h_usage_error("run");
-    json_t *chosen = choose(&o);
+    char matrix[TLY_H_PATH];
+    size_t total = 0;
+    json_t *chosen = choose(&o, matrix, &total);
     if (chosen == NULL)
         return TLY_EXIT_ERROR;
     int rc = TLY_EXIT_OK;
@@ -229,7 +351,7 @@ int tly_h_cmd_run(int argc, char **argv)
     if (o.list)
         json_array_foreach(chosen, i, c) puts(json_string_value(json_object_get(c, "scenario")));
     else
-        rc = run_all(&o, chosen);
+        rc = run_all(&o, chosen, matrix, total);
     json_decref(chosen);
     return rc;
 }

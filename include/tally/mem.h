@@ -105,6 +105,9 @@ bool tly_mem_tracking(void);
 /** Why tracking is off (e.g. "TALLY_TRACK=0", "sanitizer build ..."); NULL when it is on. */
 const char *tly_mem_untracked_reason(void);
 
+/** The allocator's version as jemalloc reports it ("5.3.0-0-g54eaed1d..."), or NULL when unknown. */
+const char *tly_mem_allocator_version(void);
+
 /** One stage's counters. Monotonic ones grow for the life of the process; subtract two snapshots. */
 struct tly_stage_counters {
     uint64_t allocs;          /**< allocation calls (malloc, calloc, realloc that moved, ...) */

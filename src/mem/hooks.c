@@ -161,3 +161,10 @@ const char *tly_mem_untracked_reason(void)
 {
     return untracked_reason;
 }
+
+const char *tly_mem_allocator_version(void)
+{
+    const char *version = NULL;
+    size_t len = sizeof version;
+    return mallctl("version", &version, &len, NULL, 0) == 0 ? version : NULL;
+}

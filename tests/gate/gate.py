@@ -1,0 +1,240 @@
+#!/usr/bin/python3
+"""The CI gate fails closed, says exactly what regressed, and reads its inputs strictly.
+
+Each hole a user found in the gate is a check here: a run that measured nothing, a baseline cell the
+run skipped, a filter that matched nothing, --update of a failed run, a regression line that does
+not name its figure, loose numbers and typos in budget files, --help, shards merged, the step summary
+and the JUnit file of the check, and small arrays read as copies.
+
+  gate.py TALLY      prints one line per check; exits 1 on any failure
+"""
+import json
+import os
+import shutil
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+import tallytest as t  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SMALL = os.path.join(HERE, "small.json")
+NO_S3 = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "TALLY_S3_BUCKET")}
+
+
+def run(tally, *args, env=None):
+    return t.run(tally, *args, env=env)
+
+
+def help_everywhere(tally):
+    p = run(tally, "--help")
+    t.check("tally --help exits 0 and lists bench", p.returncode == 0 and " bench " in p.stdout, p.stderr)
+    cmds = [line.split()[0] for line in p.stdout.split("commands:")[1].split("\n\n")[0].strip().splitlines()]
+    for c in cmds:
+        for style in (["--help"], ["-h"], ["--help", "--bogus"]):
+            q = run(tally, c, *style)
+            t.check(f"tally {c} {' '.join(style)} exits 0 with its usage",
+                    q.returncode == 0 and q.stdout.startswith(f"usage: tally {c}"), (q.returncode, q.stderr[-200:]))
+    q = run(tally, "run", "--bogus")
+    t.check("an unknown option: exit 2 and the usage on stderr", q.returncode == 2 and "usage: tally run" in q.stderr,
+            q.returncode)
+
+
+def strict_numbers(tally, w):
+    np_path = os.path.join(w, "a.npy")
+    with open(np_path, "wb") as f:  # a 16x16 float32 .npy, written by hand (no numpy needed)
+        header = "{'descr': '<f4', 'fortran_order': False, 'shape': (16, 16), }"
+        header += " " * (118 - len(header)) + "\n"
+        f.write(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + bytes(1024))
+    for bad in ("abc", "-3", "0", "2x", ""):
+        p = run(tally, "put", np_path, os.path.join(w, "z"), "--threads", bad)
+        t.check(f"put --threads '{bad}': exit 2 naming --threads", p.returncode == 2 and "--threads" in p.stderr,
+                (p.returncode, p.stderr))
+    p = run(tally, "put", np_path, os.path.join(w, "z"), "--memory-limit", "12Q")
+    t.check("put --memory-limit 12Q: exit 2 naming the option", p.returncode == 2 and "--memory-limit" in p.stderr,
+            p.stderr)
+    p = run(tally, "put", np_path, os.path.join(w, "z"), env=dict(os.environ, TALLY_THREADS="zz"))
+    t.check("TALLY_THREADS=zz: exit 2 naming the variable", p.returncode == 2 and "TALLY_THREADS" in p.stderr,
+            (p.returncode, p.stderr))
+    p = run(tally, "put", np_path, os.path.join(w, "z"), env=dict(os.environ, TALLY_PART_SIZE="1k"))
+    t.check("TALLY_PART_SIZE=1k (under S3's 5 MiB): exit 2 naming the variable and the range",
+            p.returncode == 2 and "TALLY_PART_SIZE" in p.stderr and "5242880" in p.stderr, p.stderr)
+    p = run(tally, "check", "--baseline", "x.json", "--tolerance", "abc")
+    t.check("check --tolerance abc: exit 2", p.returncode == 2 and "--tolerance" in p.stderr, p.stderr)
+    p = run(tally, "run", "--shard", "4/3")
+    t.check("run --shard 4/3: exit 2", p.returncode == 2 and "shard" in p.stderr, p.stderr)
+    assert run(tally, "put", np_path, os.path.join(w, "z")).returncode == 0
+    out = os.path.join(w, "b.npy")
+    open(out, "w").write("keep me")
+    p = run(tally, "get", os.path.join(w, "z"), out)
+    t.check("get onto an existing file without --force: exit 2, the file kept",
+            p.returncode == 2 and "--force" in p.stderr and open(out).read() == "keep me", p.stderr)
+    p = run(tally, "get", os.path.join(w, "z"), out, "--force")
+    t.check("get --force replaces it", p.returncode == 0 and os.path.getsize(out) == 128 + 1024, p.stderr)
+
+
+def typos(tally, w):
+    m = json.load(open(SMALL))
+    cases = [("budget figure", lambda d: d["budgets"][0].update(peak_extra_ratoi=0.1), "peak_extra_ratoi"),
+             ("stage name", lambda d: d["budgets"][0]["stages"].update(encdoe={"copies": 0}), "encdoe"),
+             ("stage figure", lambda d: d["budgets"][0]["stages"]["encode"].update(copeis=0), "copeis"),
+             ("top-level key", lambda d: d.update(thread=2), "thread"),
+             ("when key", lambda d: d["budgets"][1]["when"].update(codex="zstd"), "codex"),
+             ("wrong type", lambda d: d["budgets"][0].update(extra_copies="0"), "extra_copies"),
+             ("layout key", lambda d: d["layouts"]["tiles"].update(chunk=[1]), "chunk")]
+    for what, edit, key in cases:
+        d = json.loads(json.dumps(m))
+        edit(d)
+        f = os.path.join(w, "typo.json")
+        json.dump(d, open(f, "w"))
+        p = run(tally, "run", "--scenarios", f, "--out", os.path.join(w, "typo"))
+        t.check(f"a typo in a {what}: exit 2 at load naming the file and '{key}'",
+                p.returncode == 2 and key in p.stderr and "typo.json" in p.stderr and "[1/" not in p.stderr,
+                (p.returncode, p.stderr[-300:]))
+
+
+def results(d):
+    return json.load(open(os.path.join(d, "results.json")))
+
+
+def fail_closed(tally, w):
+    out = os.path.join(w, "untracked")
+    p = run(tally, "run", "--scenarios", SMALL, "--filter", "write-local-zstd", "--out", out,
+            env=dict(NO_S3, TALLY_TRACK="0"))
+    t.check("TALLY_TRACK=0 tally run: exit 2, the reason named", p.returncode == 2 and "TALLY_TRACK=0" in p.stdout + p.stderr,
+            (p.returncode, p.stderr[-300:]))
+    p = run(tally, "run", "--scenarios", SMALL, "--filter", "nomatch", "--out", os.path.join(w, "none"))
+    t.check("run --filter nomatch: exit 2, nothing measured", p.returncode == 2 and "nomatch" in p.stderr, p.stderr)
+    p = run(tally, "run", "--scenarios", SMALL, "--filter", "write-local-zstd", "--out", out, "--allow-untracked",
+            env=dict(NO_S3, TALLY_TRACK="0"))
+    doc = results(out)
+    t.check("--allow-untracked: the run completes, its cells say tracking false",
+            p.returncode == 0 and all(r.get("tracking") is False for r in doc["results"]), p.stderr[-300:])
+    return out
+
+
+def baseline_and_check(tally, w, untracked):
+    env = NO_S3
+    good = os.path.join(w, "good")
+    p = run(tally, "run", "--scenarios", SMALL, "--out", good, env=env)
+    t.check("the small matrix runs (S3 cells skipped without an endpoint)", p.returncode == 0, p.stderr[-500:])
+    doc = results(good)
+    t.check("results.json carries its provenance",
+            doc["schema"] == "tally-results/2" and all(k in doc for k in (
+                "tally_version", "git_commit", "date", "host", "jemalloc_version", "build_type", "tracking")), doc.keys())
+    base = os.path.join(w, "baseline.json")
+    p = run(tally, "check", "--baseline", base, good, "--update")
+    t.check("check --update writes a new baseline", p.returncode == 0 and os.path.exists(base), p.stderr)
+    p = run(tally, "check", "--baseline", base, good)
+    t.check("the same run against it: 0 regressions, exit 0", p.returncode == 0 and "0 regressions" in p.stdout,
+            p.stdout[-500:])
+    # a baseline cell the run skipped fails the check, unless a reason is given
+    b = json.load(open(base))
+    b["cells"]["tally/write-s3-none-v2-tiles"] = dict(b["cells"]["tally/write-local-none-v2-tiles"])
+    json.dump(b, open(base, "w"))
+    p = run(tally, "check", "--baseline", base, good)
+    t.check("a baseline cell the run skipped (no S3): check exits 1 naming it",
+            p.returncode == 1 and "MISSING" in p.stdout and "write-s3-none-v2-tiles" in p.stdout
+            and "no S3 endpoint" in p.stdout, p.stdout[-400:])
+    p = run(tally, "check", "--baseline", base, good, "--allow-missing", "no S3 on this runner")
+    t.check("... passes with --allow-missing REASON, which it repeats", p.returncode == 0 and "no S3 on this runner" in p.stdout,
+            p.stdout[-300:])
+    p = run(tally, "check", "--baseline", base, untracked)
+    t.check("an untracked run is never compared: check exits 1", p.returncode == 1 and "untracked" in p.stdout,
+            p.stdout[-300:])
+    before = open(base).read()
+    p = run(tally, "check", "--baseline", base, untracked, "--update")
+    t.check("--update refuses an untracked run; the baseline is unchanged",
+            p.returncode == 1 and open(base).read() == before, p.stderr[-300:])
+    return good, base
+
+
+def regression(tally, w, base):
+    planted = os.path.join(w, "planted")
+    p = run(tally, "run", "--scenarios", SMALL, "--filter", "local", "--out", planted,
+            env=dict(NO_S3, TALLY_PLANT="encode:2000000"))
+    t.check("a copy planted in encode fails the run's budgets (exit 1)", p.returncode == 1, p.returncode)
+    junit, summary = os.path.join(w, "check.xml"), os.path.join(w, "summary.md")
+    p = run(tally, "check", "--baseline", base, planted, "--allow-missing", "local cells only", "--junit", junit,
+            env=dict(os.environ, GITHUB_STEP_SUMMARY=summary))
+    line = [x for x in p.stdout.splitlines() if x.startswith("REGRESSION tally/write-local-zstd-v2-tiles stage encode")]
+    t.check("check exits 1 with a regression line naming cell, implementation, stage, figure, old, new, tolerance",
+            p.returncode == 1 and line and "copies: 0 -> 0.47" in line[0] and "(tolerance 0.05)" in line[0],
+            p.stdout[-600:])
+    suite = ET.parse(junit).getroot().find("testsuite")
+    fails = [c for c in suite.findall("testcase") if c.find("failure") is not None]
+    t.check("--junit: the check's failures in JUnit, one testcase per baseline cell",
+            suite.get("name") == "tally.check" and fails and int(suite.get("failures")) >= len(fails), suite.attrib)
+    text = open(summary).read() if os.path.exists(summary) else ""
+    t.check("$GITHUB_STEP_SUMMARY gets a Markdown table of the regressions",
+            "## tally check: failed" in text and "| REGRESSION |" in text and "stage encode copies" in text, text[:300])
+    before = open(base).read()
+    p = run(tally, "check", "--baseline", base, planted, "--update")
+    t.check("--update refuses a run with failed budgets; the baseline is unchanged",
+            p.returncode == 1 and open(base).read() == before and "budgets failed" in p.stderr, p.stderr[-300:])
+
+
+def shards(tally, w, good):
+    dirs = []
+    for k in (1, 2, 3):
+        d = os.path.join(w, f"shard{k}")
+        p = run(tally, "run", "--scenarios", SMALL, "--shard", f"{k}/3", "--out", d, env=NO_S3)
+        dirs.append(d)
+        t.check(f"run --shard {k}/3", p.returncode == 0, p.stderr[-300:])
+    names = [set(r["scenario"] for r in results(d)["results"]) for d in dirs]
+    t.check("the shards are disjoint and cover the matrix",
+            not (names[0] & names[1]) and not (names[1] & names[2]) and len(set.union(*names)) == 12, names)
+    merged = os.path.join(w, "merged")
+    p = run(tally, "report", *dirs, "--out", merged)
+    t.check("tally report merges the shards", p.returncode == 0, p.stderr)
+    a, b = open(os.path.join(merged, "copies.md")).read(), open(os.path.join(good, "copies.md")).read()
+    t.check("the merged copies.md equals the unsharded run's", a == b,
+            [x for x in zip(a.splitlines(), b.splitlines()) if x[0] != x[1]][:3])
+    p = run(tally, "report", dirs[0], dirs[0], "--out", merged)
+    t.check("a shard given twice is refused", p.returncode == 2 and "also in" in p.stderr, p.stderr)
+    old = os.path.join(w, "old")
+    os.makedirs(old)
+    json.dump(results(good)["results"], open(os.path.join(old, "results.json"), "w"))
+    p = run(tally, "check", "--baseline", os.path.join(w, "baseline.json"), old)
+    t.check("results of another schema (an older tally's bare list): check refuses, exit 2",
+            p.returncode == 2 and "schema" in p.stderr, p.stderr)
+
+
+def small_arrays(tally, w):
+    np_path = os.path.join(w, "s.npy")
+    with open(np_path, "wb") as f:  # 320 x 320 float32 = 400 KiB
+        header = "{'descr': '<f4', 'fortran_order': False, 'shape': (320, 320), }"
+        header += " " * (118 - len(header)) + "\n"
+        f.write(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + os.urandom(409600))
+    p = run(tally, "put", np_path, os.path.join(w, "sz"), "--codec", "zstd", "--profile")
+    t.check("a 400 KiB put --profile: its fixed overhead is not called copies",
+            p.returncode == 0 and "not counted as copies" in p.stdout and "extra copies" not in p.stdout, p.stdout[-300:])
+    p = run(tally, "put", np_path, os.path.join(w, "sz2"), "--codec", "zstd", "--json")
+    r = json.loads(p.stdout)
+    t.check("... and its result says 0 extra copies, overhead-bound, with the bytes beside it",
+            r["extra_copies"] == 0 and r["overhead_bound"] is True and r["peak_extra_bytes"] > 0, r["peak_extra_bytes"])
+
+
+def main():
+    tally = os.path.abspath(sys.argv[1])
+    w = tempfile.mkdtemp(prefix="tally-gate-")
+    try:
+        help_everywhere(tally)
+        strict_numbers(tally, w)
+        typos(tally, w)
+        small_arrays(tally, w)
+        if "tracking: off" in run(tally, "--version").stdout:
+            t.skip("fail-closed, baseline, regression and shard checks", "tracking is off in this build")
+        else:
+            untracked = fail_closed(tally, w)
+            good, base = baseline_and_check(tally, w, untracked)
+            regression(tally, w, base)
+            shards(tally, w, good)
+    finally:
+        shutil.rmtree(w, ignore_errors=True)
+    return t.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
