@@ -378,7 +378,7 @@ def run_cell(adapter, cell, marks):
 def emit(line, status_code):
     print(scrub(json.dumps(line)), flush=True)
     if line.get("status") == "failed":
-        print(scrub(f"{line.get('impl')}: {line.get('scenario')}: failed: {line.get('reason')}"), file=sys.stderr)
+        print(scrub(f"{line.get('impl')}: {line.get('scenario') or '?'}: failed: {line.get('reason')}"), file=sys.stderr)
     return status_code
 
 

@@ -270,7 +270,7 @@ function scrub(text) {
 
 function emit(line) {
   process.stdout.write(scrub(JSON.stringify(line)) + "\n");
-  if (line.status === "failed") process.stderr.write(scrub(`${IMPL}: ${line.scenario}: failed: ${line.reason}`) + "\n");
+  if (line.status === "failed") process.stderr.write(scrub(`${IMPL}: ${line.scenario ?? "?"}: failed: ${line.reason}`) + "\n");
   return line.status === "failed" ? 1 : 0;
 }
 
