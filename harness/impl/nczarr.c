@@ -4,7 +4,7 @@
  *
  * Built by CMake beside tally when pkg-config finds netcdf. The dataset is the URL
  * file://URL#mode=nczarr,zarr,file (pure Zarr v2: no _NCZARR_* keys; netCDF-C 4.9.0 needs the
- * storage kind "file" named, without it nc_create loops forever): a Zarr group at the cell's url,
+ * storage kind "file" named: without it nc_create loops and does not return): a Zarr group at the cell's url,
  * the array at url/array, with dimensions dim0.. (_ARRAY_DIMENSIONS). Write: nc_create, nc_def_dim,
  * nc_def_var, nc_def_var_chunking (the cell's chunks), nc_def_var_blosc / nc_def_var_zstandard,
  * nc_enddef, nc_put_var, nc_close. Read: nc_open, nc_inq_var, nc_get_var into a new buffer, nc_close.

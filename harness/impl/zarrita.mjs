@@ -14,8 +14,6 @@
 // Marks: through the preload's TALLY_MARK_FD ("begin write N", "end N": one write per line); unset:
 // unmarked. The data file (.npy) is parsed here: magic, version, header dict (descr, fortran_order,
 // shape), then the bytes; read before the window.
-import * as zarr from "zarrita";
-import FileSystemStore from "@zarrita/storage/fs";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as v8 from "node:v8";
@@ -27,6 +25,14 @@ const IMPL = "zarrita";
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 class Failure extends Error {}
+
+// zarrita and its store, imported when a cell runs (so that --probe answers without them).
+let zarr = null;
+let FileSystemStore = null;
+async function loadZarrita() {
+  zarr = await import("zarrita");
+  FileSystemStore = (await import("@zarrita/storage/fs")).default;
+}
 
 function version() {
   const pkg = JSON.parse(fs.readFileSync(path.join(HERE, "node_modules", "zarrita", "package.json"), "utf8"));
@@ -274,16 +280,18 @@ function emit(line) {
   return line.status === "failed" ? 1 : 0;
 }
 
-function probe() {
+async function probe() {
   try {
-    return { impl: IMPL, available: true, version: version() };
+    const v = version();
+    await loadZarrita();
+    return { impl: IMPL, available: true, version: v };
   } catch (e) {
     return { impl: IMPL, available: false, reason: `zarrita is not installed in ${path.join(HERE, "node_modules")} (scripts/deps runs npm ci there): ${e.message}` };
   }
 }
 
 async function main(argv) {
-  if (argv.length === 1 && argv[0] === "--probe") return emit(probe());
+  if (argv.length === 1 && argv[0] === "--probe") return emit(await probe());
   if (argv.length !== 2 || argv[0] !== "--cell") {
     process.stderr.write("usage: zarrita.mjs --probe | --cell FILE\n");
     return 2;
@@ -294,7 +302,12 @@ async function main(argv) {
   try {
     cell = loadCell(argv[1]);
     line.scenario = cell.scenario;
-    line.impl_version = version();
+    const p = await probe();
+    if (!p.available) {
+      Object.assign(line, { status: "skipped", reason: `${IMPL} is unavailable here: ${p.reason}` });
+      return emit(line);
+    }
+    line.impl_version = p.version;
     const why = skip(cell);
     if (why) {
       Object.assign(line, { status: "skipped", reason: why });
