@@ -49,8 +49,6 @@ class Gdal(tally_adapter.Adapter):
             return V3_REASON
         if cell["codec"] == "zstd" and cell["codec_config"].get("checksum"):
             return "GDAL 3.6's Zarr driver has no zstd checksum option"
-        if cell["codec"] == "blosc" and int(cell["codec_config"].get("shuffle", 1)) not in (0, 1, 2):
-            return f"blosc shuffle {cell['codec_config']['shuffle']} is not one of GDAL's NONE/BYTE/BIT"
         from osgeo import gdal_array
         import numpy as np
         if gdal_array.NumericTypeCodeToGDALTypeCode(np.dtype(cell["dtype"]).newbyteorder("=")) is None:

@@ -120,7 +120,7 @@ class Marks:
 
 
 # ------------------------------------------------------------------------------------------- cells
-def load_cell(path):
+def load_cell(path, line=None):
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -132,6 +132,8 @@ def load_cell(path):
         raise Failure(f"the cell file {path} is not JSON: {e}") from None
     if not isinstance(cell, dict):
         raise Failure(f"the cell file {path} is not a JSON object")
+    if line is not None and isinstance(cell.get("scenario"), str):
+        line["scenario"] = cell["scenario"]  # a failed line names the scenario when it can
     missing = [k for k in REQUIRED if k not in cell]
     if missing:
         raise Failure(f"the cell file {path} lacks {', '.join(missing)}")
@@ -147,6 +149,7 @@ def load_cell(path):
     cc = cell.setdefault("codec_config", {"id": cell["codec"]})
     if not isinstance(cc, dict) or cc.get("id") != cell["codec"]:
         raise Failure(f"the cell file {path}: codec_config {cc!r} does not match codec {cell['codec']!r}")
+    ints = {"blosc": ("clevel", "shuffle", "blocksize"), "zstd": ("level",), "none": ()}[cell["codec"]]
     if cell["codec"] == "blosc":
         cc.setdefault("cname", "lz4")
         cc.setdefault("clevel", 5)
@@ -155,6 +158,14 @@ def load_cell(path):
     elif cell["codec"] == "zstd":
         cc.setdefault("level", 3)
         cc.setdefault("checksum", False)
+    bad = [k for k in ints if not isinstance(cc[k], int) or isinstance(cc[k], bool)]
+    if bad or (cell["codec"] == "blosc" and (cc["shuffle"] not in (0, 1, 2) or not isinstance(cc["cname"], str))):
+        raise Failure(f"the cell file {path}: codec_config {cc!r} is not a valid {cell['codec']} configuration "
+                      "(integers clevel, shuffle 0/1/2, blocksize, level; a string cname)")
+    try:
+        np.dtype(cell["dtype"])
+    except TypeError:
+        raise Failure(f"the cell file {path}: dtype {cell['dtype']!r} is not a numpy dtype") from None
     cell.setdefault("threads", 1)
     cell.setdefault("verify", True)
     url = cell["url"]
@@ -412,8 +423,7 @@ def main(adapter, argv=None):
     try:
         if np is None:
             raise Failure(_NUMPY_ERROR)
-        cell = load_cell(argv[1])
-        line["scenario"] = cell["scenario"]
+        cell = load_cell(argv[1], line)
         p = probe_line(adapter)
         if not p["available"]:
             line.update(status="skipped", reason=f"{adapter.name} is unavailable here: {p['reason']}")
