@@ -230,6 +230,27 @@ int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *en
     return 0;
 }
 
+int tly_h_spawn_inherit(const char *path, char *const argv[], const struct tly_h_env *env, int nenv, int *status)
+{
+    char **owned = NULL, **envp = nenv ? child_environ(env, nenv, &owned) : environ;
+    pid_t pid;
+    int rc = envp == NULL ? ENOMEM
+             : strchr(path, '/') ? posix_spawn(&pid, path, NULL, NULL, argv, envp)
+                                 : posix_spawnp(&pid, path, NULL, NULL, argv, envp);
+    if (nenv) {
+        for (int j = 0; owned && j < nenv; j++)
+            free(owned[j]);
+        free(owned);
+        if (envp != environ)
+            free(envp);
+    }
+    if (rc != 0)
+        return -rc;
+    while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
 void tly_h_child_free(struct tly_h_child *c)
 {
     free(c->out);

@@ -66,6 +66,12 @@ struct tly_h_env {
 int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *env, int nenv, bool keep_err,
                 struct tly_h_child *out);
 
+/**
+ * Run @p path as tly_h_spawn() does, but with our stdin, stdout and stderr (the program talks to the
+ * user); its wait status into @p status. Returns 0, or -errno when it could not start (ENOENT: not found).
+ */
+int tly_h_spawn_inherit(const char *path, char *const argv[], const struct tly_h_env *env, int nenv, int *status);
+
 /** Free what tly_h_spawn() collected. */
 void tly_h_child_free(struct tly_h_child *c);
 

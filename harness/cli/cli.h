@@ -39,5 +39,6 @@ int tly_h_cmd_peer(int argc, char **argv);
 int tly_h_cmd_bench(int argc, char **argv);
 int tly_h_cmd_bench_cell(int argc, char **argv);
 int tly_h_cmd_demo(int argc, char **argv);
+int tly_h_cmd_profile(int argc, char **argv);
 
 #endif

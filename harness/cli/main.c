@@ -45,10 +45,23 @@ static const struct command commands[] = {
      "  --scenarios FILE         the scenario file (default scenarios/matrix.json)\n"
      "  --list                   list the cells and exit\n"
      "  --junit FILE             JUnit XML of the cells\n"
+     "  --impl NAME[,NAME]       implementations: tally (the engine, in process) and the matrix's adapters\n"
+     "                           (zarr-python, gdal, nczarr, zarrita, tensorstore); default all of them\n"
      "  --shard K/N              run the K-th of N deterministic parts of the matrix (merge with report/check)\n"
      "  --repeat N               run each cell N times: throughput is their median, with its range\n"
      "  --allow-untracked        run even when tracking is off (sanitizers, valgrind); such cells are never\n"
      "                           compared or written into a baseline\n",
+     false},
+    {"profile", tly_h_cmd_profile, "[options] [--] CMD [ARGS...]",
+     "run any program under the same instrument: memory and copies charged to the libraries that made them",
+     "  --out DIR                results.json and reports (default reports/profile)\n"
+     "  --array-bytes N          the array the program moves (ratios and extra copies against it)\n"
+     "  --name NAME              the implementation's name in the reports (default: CMD's file name)\n"
+     "  --budgets JSON           limits, as the matrix writes them, e.g. '{\"libraries\": {\"numpy\":\n"
+     "                           {\"copies\": 1.1}}}': exit 1 when one fails\n"
+     "  --json                   print the result object\n"
+     "The window is the whole process unless the program marks it (tly_mark_begin/end, docs/impl-protocol.md).\n"
+     "Exit status: CMD's; 127 CMD not found; 2 tally could not measure; 1 a budget failed.\n",
      false},
     {"report", tly_h_cmd_report, "[DIR]", "write DIR/copies.md, index.html and trace.json from DIR/results.json", NULL,
      false},
@@ -60,8 +73,8 @@ static const struct command commands[] = {
      "  --update                 rewrite the baseline from the run, deliberately\n",
      false},
     {"selftest", tly_h_cmd_selftest, "", "prove the instrument: planted copies are found in their stage", NULL, false},
-    {"peer", tly_h_cmd_peer, "[--filter REGEX] [--out DIR]",
-     "run the local cells with zarr-python 2.13 and add its rows to the tables", NULL, false},
+    {"peer", tly_h_cmd_peer, "[run options]", "zarr-python's cells: tally run --impl zarr-python",
+     NULL, false},
     {"bench", tly_h_cmd_bench, "[--quick] [--json] [--out DIR]",
      "throughput against the machine's limits, zarr-python and untracked tally",
      "  --quick                  a small array, one repetition\n"
@@ -131,10 +144,12 @@ int tly_h_arg_size(const char *cmd, const char *name, const char *v, uint64_t lo
     return err;
 }
 
-/* True when the command's words ask for help (before a "--", after which they are another program's). */
-static bool wants_help(int argc, char **argv)
+/* True when the command's words ask for help (before a "--", after which they are another program's;
+ * for profile, before CMD too). */
+static bool wants_help(const char *cmd, int argc, char **argv)
 {
-    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+    bool until_word = strcmp(cmd, "profile") == 0;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0 && !(until_word && argv[i][0] != '-'); i++)
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
             return true;
     return false;
@@ -170,7 +185,7 @@ int main(int argc, char **argv)
         usage_all(stderr);
         return TLY_EXIT_ERROR;
     }
-    if (wants_help(argc - 1, argv + 1)) {
+    if (wants_help(cmd, argc - 1, argv + 1)) {
         tly_h_usage(cmd, stdout);
         return TLY_EXIT_OK;
     }

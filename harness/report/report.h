@@ -41,6 +41,14 @@ int tly_h_write_junit(const char *path, json_t *results);
 /** @p s with XML's special characters escaped. */
 void tly_h_xml_text(FILE *f, const char *s);
 
+/* The report writers, and what they share. */
+int tly_h_write_copies_md(const char *dir, json_t *results);
+int tly_h_write_index_html(const char *dir, json_t *results);
+int tly_h_write_trace(const char *dir, json_t *results);
+const char *tly_h_str(json_t *o, const char *k);
+void tly_h_html_text(FILE *f, const char *s);
+const char *tly_h_series_color(const char *name, size_t column);
+
 /** An entry's cell name with its implementation: "tally/write-local-none-v2-one-chunk". */
 void tly_h_cell_key(json_t *entry, char *buf, size_t cap);
 

@@ -12,7 +12,8 @@ static const char *const axis_names[] = {"op", "store", "codec", "format", "layo
 
 static const char *const top_keys[] = {
     "about",   "axes",      "layouts", "codecs", "data", "threads", "memory_limit", "memory_limit_about",
-    "budgets", "scenarios", NULL};
+    "budgets", "scenarios", "impls", NULL};
+static const char *const impl_keys[] = {"command", "about", NULL};
 static const char *const layout_keys[] = {"dtype", "shape", "chunks", "about", NULL};
 static const char *const when_keys[] = {"op", "store", "codec", "format", "layout", "impl", "scenario", NULL};
 
@@ -256,8 +257,76 @@ static int finish_cells(json_t *m, const char *path, json_t *cells)
     return 0;
 }
 
-int tly_h_matrix_load(const char *path, json_t **out)
+/* A command word: "@NAME" is built next to tally; a relative path with a slash is relative to the file. */
+static int resolve_word(const char *w, const char *dir, json_t *out)
 {
+    char full[TLY_H_PATH];
+    int err = 0;
+    if (w[0] == '@')
+        err = tly_h_pathf(full, "%s/%s", tly_h_self_dir(), w + 1);
+    else if (w[0] != '/' && strchr(w, '/'))
+        err = tly_h_pathf(full, "%s/%s", dir, w);
+    else
+        snprintf(full, sizeof full, "%s", w);
+    if (!err)
+        json_array_append_new(out, json_string(full));
+    return err;
+}
+
+/* "impls": {NAME: {"command": [WORD...], "about": TEXT}}: validated, commands resolved. */
+static int load_impls(json_t *m, const char *path, json_t **out)
+{
+    char dir[TLY_H_PATH];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    json_t *impls = json_object_get(m, "impls");
+    *out = json_object();
+    if (impls == NULL)
+        return 0;
+    if (!json_is_object(impls))
+        return tly_fail(TLY_EFORMAT, "%s: 'impls' must be an object", path);
+    const char *name;
+    json_t *v;
+    json_object_foreach(impls, name, v)
+    {
+        char where[300];
+        snprintf(where, sizeof where, "impls.%s", name);
+        int err = only_keys(v, impl_keys, path, where);
+        if (err)
+            return err;
+        if (strcmp(name, "tally") == 0 || strchr(name, '/') || !*name)
+            return tly_fail(TLY_EFORMAT, "%s: impl name '%s' is taken or has a '/'", path, name);
+        json_t *cmd = json_object_get(v, "command"), *words = json_array();
+        size_t i;
+        json_t *w;
+        err = json_is_array(cmd) && json_array_size(cmd) > 0 && json_array_size(cmd) < 8
+                  ? 0
+                  : tly_fail(TLY_EFORMAT, "%s: %s.command must be a list of 1 to 7 words", path, where);
+        json_array_foreach(cmd, i, w)
+        {
+            if (!err)
+                err = json_is_string(w) ? resolve_word(json_string_value(w), dir, words)
+                                        : tly_fail(TLY_EFORMAT, "%s: %s.command[%zu] must be a string", path, where, i);
+        }
+        if (err) {
+            json_decref(words);
+            return err;
+        }
+        json_object_set_new(*out, name, json_pack("{s:o, s:O}", "command", words, "about",
+                                                  json_object_get(v, "about") ? json_object_get(v, "about")
+                                                                              : json_string("")));
+    }
+    return 0;
+}
+
+int tly_h_matrix_load(const char *path, struct tly_h_matrix *mx)
+{
+    memset(mx, 0, sizeof *mx);
+    snprintf(mx->path, sizeof mx->path, "%s", path);
     json_error_t je;
     json_t *m = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (m == NULL)
@@ -270,13 +339,32 @@ int tly_h_matrix_load(const char *path, json_t **out)
         err = add_programs(m, path, cells);
     if (!err)
         err = finish_cells(m, path, cells);
+    if (!err)
+        err = load_impls(m, path, &mx->impls);
+    mx->rules = json_incref(json_object_get(m, "budgets"));
+    mx->cells = cells;
     json_decref(m);
-    if (err) {
-        json_decref(cells);
-        return err;
-    }
-    *out = cells;
-    return 0;
+    if (err)
+        tly_h_matrix_free(mx);
+    return err;
+}
+
+void tly_h_matrix_free(struct tly_h_matrix *m)
+{
+    json_decref(m->cells);
+    json_decref(m->rules);
+    json_decref(m->impls);
+    m->cells = m->rules = m->impls = NULL;
+}
+
+json_t *tly_h_matrix_cell_for(const struct tly_h_matrix *m, json_t *cell, const char *impl, int impl_index)
+{
+    json_t *c = json_copy(cell);
+    json_object_set_new(c, "impl", json_string(impl));
+    json_object_set_new(c, "impl_index", json_integer(impl_index));
+    if (strcmp(impl, "tally") != 0)
+        json_object_set_new(c, "budgets", tly_h_rules_budgets(m->rules, c));
+    return c;
 }
 
 void tly_h_matrix_default(char *out)

@@ -9,11 +9,27 @@
 
 #include <jansson.h>
 
+#include "harness.h"
+
+/** A loaded scenario file. */
+struct tly_h_matrix {
+    json_t *cells; /**< tally's cells in matrix order, each with "index" and "budgets", validated */
+    json_t *rules; /**< the budget rules (a list) */
+    json_t *impls; /**< other implementations: name -> {"command": [...] (paths resolved), "about"} */
+    char path[TLY_H_PATH];
+};
+
+/** Load and validate the scenario file at @p path into @p m. */
+int tly_h_matrix_load(const char *path, struct tly_h_matrix *m);
+
+/** Free what tly_h_matrix_load() made. */
+void tly_h_matrix_free(struct tly_h_matrix *m);
+
 /**
- * Load the scenario file at @p path: a list of cell objects in matrix order (each with "index",
- * its position, and "budgets"), validated. A new reference into @p out.
+ * Matrix cell @p cell run by implementation @p impl (the @p impl_index-th of the run): a copy with
+ * "impl", "impl_index" and the budgets the rules give that implementation. A new reference.
  */
-int tly_h_matrix_load(const char *path, json_t **out);
+json_t *tly_h_matrix_cell_for(const struct tly_h_matrix *m, json_t *cell, const char *impl, int impl_index);
 
 /** The limits of every rule in @p rules whose "when" matches @p cell, merged in order; a new reference. */
 json_t *tly_h_rules_budgets(json_t *rules, json_t *cell);

@@ -12,8 +12,11 @@
 #include "cell/cell.h"
 #include "cli/cli.h"
 #include "report/report.h"
+#include "run/impl.h"
 #include "run/matrix.h"
 #include "run/run.h"
+
+#define MAX_IMPLS 16
 
 /* The entry of results.json for a cell that did not produce a result. */
 static json_t *entry_without_result(json_t *cell, const char *status, const char *reason, bool ok)
@@ -23,13 +26,21 @@ static json_t *entry_without_result(json_t *cell, const char *status, const char
 }
 
 struct run_opts {
-    const char *filter, *out, *file, *junit, *shard;
+    const char *filter, *out, *file, *junit, *shard, *impl_list;
     int shard_k, shard_n, repeat;
     bool list, allow_untracked;
 };
 
 struct tally {
     int errors, failed, untracked;
+};
+
+/* The implementations a run uses: tally's engine (impls[0] when chosen) and adapters. */
+struct impls {
+    struct tly_h_impl v[MAX_IMPLS];
+    int n;
+    struct tly_h_scratch scratch;
+    bool scratch_open;
 };
 
 static int cmp_double(const void *a, const void *b)
@@ -99,15 +110,44 @@ static json_t *judge(json_t *cell, json_t *res, const struct run_opts *o, struct
     return res;
 }
 
+static const struct tly_h_impl *impl_of(struct impls *im, json_t *cell)
+{
+    const char *name = json_string_value(json_object_get(cell, "impl"));
+    for (int i = 0; name && i < im->n; i++)
+        if (strcmp(im->v[i].name, name) == 0)
+            return &im->v[i];
+    return NULL;
+}
+
+/* An adapter's cell: skipped (with its reason), or judged like tally's. */
+static json_t *run_external(json_t *cell, struct impls *im, const struct run_opts *o, struct tally *t)
+{
+    char reason[TLY_H_REASON];
+    json_t *res = tly_h_impl_run(impl_of(im, cell), cell, &im->scratch, reason);
+    if (res == NULL) {
+        t->errors++;
+        return entry_without_result(cell, "failed", reason, false);
+    }
+    if (strcmp(json_string_value(json_object_get(res, "status")), "skipped") == 0) {
+        json_t *e = entry_without_result(cell, "skipped", json_string_value(json_object_get(res, "reason")), true);
+        json_decref(res);
+        return e;
+    }
+    return judge(cell, res, o, t);
+}
+
 /* Run @p cell and return its entry for results.json. */
-static json_t *run_cell(json_t *cell, const struct run_opts *o, struct tally *t)
+static json_t *run_cell(json_t *cell, struct impls *im, const struct run_opts *o, struct tally *t)
 {
     const char *store = json_string_value(json_object_get(cell, "store"));
+    const char *impl = json_string_value(json_object_get(cell, "impl"));
     json_t *entry;
     if (store && strcmp(store, "s3") == 0 && !tly_h_s3_configured()) {
         entry = entry_without_result(
             cell, "skipped", "no S3 endpoint: AWS_ENDPOINT_URL and TALLY_S3_BUCKET are not set (scripts/s3-server)",
             true);
+    } else if (impl && strcmp(impl, "tally") != 0) {
+        entry = run_external(cell, im, o, t);
     } else {
         char reason[TLY_H_REASON];
         json_t *res = run_repeated(cell, o, reason);
@@ -125,16 +165,13 @@ static json_t *run_cell(json_t *cell, const struct run_opts *o, struct tally *t)
         if (!json_object_get(entry, k) && strcmp(k, "budgets") && strcmp(k, "codec_spec") && strcmp(k, "program_path"))
             json_object_set(entry, k, v);
     }
-    if (!json_object_get(entry, "impl"))
-        json_object_set_new(entry, "impl", json_string("tally"));
-    if (!json_object_get(entry, "impl_index"))
-        json_object_set_new(entry, "impl_index", json_integer(0));
     return entry;
 }
 
 static void say_failures(json_t *entry)
 {
-    const char *name = json_string_value(json_object_get(entry, "scenario"));
+    char name[512];
+    tly_h_cell_key(entry, name, sizeof name);
     const char *status = json_string_value(json_object_get(entry, "status"));
     if (strcmp(status, "failed") == 0 || strcmp(status, "untracked") == 0) {
         fprintf(stderr, "tally run: %s: %s: %s\n", name, strcmp(status, "failed") ? "untracked" : "could not run",
@@ -155,18 +192,19 @@ static void say_failures(json_t *entry)
 
 static void summary(FILE *f, json_t *results)
 {
-    fprintf(f, "%-36s %-8s %7s %9s %9s %8s\n", "scenario", "status", "copies", "extra", "GB/s", "budgets");
+    fprintf(f, "%-48s %-9s %6s %9s %9s %8s\n", "cell", "status", "copies", "extra", "GB/s", "budgets");
     size_t i;
     json_t *e;
     json_array_foreach(results, i, e)
     {
         const char *status = json_string_value(json_object_get(e, "status"));
+        char name[512];
+        tly_h_cell_key(e, name, sizeof name);
         if (strcmp(status, "ok") != 0) {
-            fprintf(f, "%-36s %-8s %s\n", json_string_value(json_object_get(e, "scenario")), status,
-                    json_string_value(json_object_get(e, "reason")));
+            fprintf(f, "%-48s %-9s %s\n", name, status, json_string_value(json_object_get(e, "reason")));
             continue;
         }
-        fprintf(f, "%-36s %-8s %7lld %9.3f %9.2f %8s\n", json_string_value(json_object_get(e, "scenario")), status,
+        fprintf(f, "%-48s %-9s %6lld %9.3f %9.2f %8s\n", name, status,
                 json_integer_value(json_object_get(e, "extra_copies")),
                 json_number_value(json_object_get(e, "peak_extra_ratio")),
                 json_number_value(json_object_get(e, "throughput_bps")) / 1e9,
@@ -174,39 +212,41 @@ static void summary(FILE *f, json_t *results)
     }
 }
 
-/* The cells of the scenario file that the filter selects; NULL after saying why not. */
-static json_t *choose(const struct run_opts *o, char *path, size_t *total)
+static bool matches(regex_t *re, json_t *c, const char *impl)
 {
-    if (o->file)
-        snprintf(path, TLY_H_PATH, "%s", o->file);
-    else
-        tly_h_matrix_default(path);
-    json_t *cells;
-    if (tly_h_matrix_load(path, &cells) != 0) {
-        tly_h_fail_cmd("run", TLY_EFORMAT);
-        return NULL;
-    }
+    char key[512];
+    snprintf(key, sizeof key, "%s/%s", impl, json_string_value(json_object_get(c, "scenario")));
+    return regexec(re, json_string_value(json_object_get(c, "scenario")), 0, NULL, 0) == 0 ||
+           regexec(re, key, 0, NULL, 0) == 0;
+}
+
+/* The cells the filter and shard select, for each implementation of the run (tally's custom programs
+ * have no adapter), in matrix order; NULL after saying why not. */
+static json_t *choose(const struct run_opts *o, const struct tly_h_matrix *m, const struct impls *im)
+{
     regex_t re;
     if (o->filter && regcomp(&re, o->filter, REG_EXTENDED | REG_NOSUB) != 0) {
         fprintf(stderr, "tally run: --filter '%s' is not a regular expression\n", o->filter);
-        json_decref(cells);
         return NULL;
     }
     json_t *chosen = json_array();
     size_t i;
     json_t *c;
-    json_array_foreach(cells, i, c)
+    json_array_foreach(m->cells, i, c)
     {
-        bool mine = o->shard_n == 0 || i % (size_t)o->shard_n == (size_t)(o->shard_k - 1);
-        if (mine && (!o->filter || regexec(&re, json_string_value(json_object_get(c, "scenario")), 0, NULL, 0) == 0))
-            json_array_append(chosen, c);
+        if (o->shard_n && i % (size_t)o->shard_n != (size_t)(o->shard_k - 1))
+            continue;
+        for (int k = 0; k < im->n; k++) {
+            bool tally = strcmp(im->v[k].name, "tally") == 0;
+            if ((!tally && json_object_get(c, "program_path")) || (o->filter && !matches(&re, c, im->v[k].name)))
+                continue;
+            json_array_append_new(chosen, tly_h_matrix_cell_for(m, c, im->v[k].name, k));
+        }
     }
     if (o->filter)
         regfree(&re);
-    *total = json_array_size(cells);
-    json_decref(cells);
     if (json_array_size(chosen) == 0) {
-        fprintf(stderr, "tally run: no cell of %s matches%s%s%s%s: nothing would be measured\n", path,
+        fprintf(stderr, "tally run: no cell of %s matches%s%s%s%s: nothing would be measured\n", m->path,
                 o->filter ? " --filter " : "", o->filter ? o->filter : "", o->shard ? " --shard " : "",
                 o->shard ? o->shard : "");
         json_decref(chosen);
@@ -215,8 +255,45 @@ static json_t *choose(const struct run_opts *o, char *path, size_t *total)
     return chosen;
 }
 
-static void progress(bool tty, size_t i, size_t n, const char *name, json_t *entry)
+/* --impl NAME,NAME (default: tally and every adapter of the matrix); adapters probed. */
+static int choose_impls(const struct run_opts *o, const struct tly_h_matrix *m, struct impls *im)
 {
+    char list[1024];
+    const char *name;
+    json_t *v;
+    if (o->impl_list) {
+        snprintf(list, sizeof list, "%s", o->impl_list);
+    } else {
+        int n = snprintf(list, sizeof list, "tally");
+        json_object_foreach(m->impls, name, v) n += snprintf(list + n, sizeof list - (size_t)n, ",%s", name);
+    }
+    for (char *save, *w = strtok_r(list, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+        json_t *def = json_object_get(m->impls, w);
+        if (strcmp(w, "tally") != 0 && def == NULL) {
+            fprintf(stderr, "tally run: --impl '%s': %s names no such implementation (tally", w, m->path);
+            json_object_foreach(m->impls, name, v) fprintf(stderr, ", %s", name);
+            fprintf(stderr, ")\n");
+            return TLY_EXIT_ERROR;
+        }
+        if (im->n == MAX_IMPLS)
+            break;
+        struct tly_h_impl *x = &im->v[im->n++];
+        x->name = def ? json_object_iter_key(json_object_iter_at(m->impls, w)) : "tally";
+        x->command = json_object_get(def, "command");
+        x->available = true;
+        if (def)
+            tly_h_impl_probe(x);
+        if (def && !o->list)
+            fprintf(stderr, "impl %s: %s%s\n", x->name, x->available ? "available " : "unavailable: ",
+                    x->available ? x->version : x->reason);
+    }
+    return 0;
+}
+
+static void progress(bool tty, size_t i, size_t n, json_t *cell, json_t *entry)
+{
+    char name[512];
+    tly_h_cell_key(cell, name, sizeof name);
     const char *status = entry ? json_string_value(json_object_get(entry, "status")) : "...";
     if (entry && strcmp(status, "ok") == 0 && !json_is_true(json_object_get(entry, "ok")))
         status = "FAILED";
@@ -242,23 +319,32 @@ static int write_outputs(const struct run_opts *o, json_t *doc, int *errors)
     return 0;
 }
 
-static int run_all(const struct run_opts *o, json_t *chosen, const char *matrix, size_t total)
+static int run_all(const struct run_opts *o, json_t *chosen, const struct tly_h_matrix *m, struct impls *im)
 {
     if (tly_h_mkdirs(o->out) != 0)
         return tly_h_fail_cmd("run", TLY_EUSAGE);
+    if (im->n > 1 || strcmp(im->v[0].name, "tally") != 0) {
+        if (tly_h_scratch_open(&im->scratch) != 0)
+            return tly_h_fail_cmd("run", TLY_EUSAGE);
+        im->scratch_open = true;
+    }
     bool tty = isatty(2);
     struct tally t = {0};
     size_t i, n = json_array_size(chosen);
-    json_t *c, *doc = tly_h_results_new(matrix, total, o->filter, o->shard);
-    json_t *results = tly_h_results_list(doc);
+    json_t *c, *doc = tly_h_results_new(m->path, json_array_size(m->cells), o->filter, o->shard);
+    json_t *results = tly_h_results_list(doc), *names = json_array();
+    for (int k = 0; k < im->n; k++)
+        json_array_append_new(names, json_string(im->v[k].name));
+    json_object_set_new(doc, "impls", names);
     json_array_foreach(chosen, i, c)
     {
-        const char *name = json_string_value(json_object_get(c, "scenario"));
-        progress(tty, i + 1, n, name, NULL);
-        json_t *entry = run_cell(c, o, &t);
-        progress(tty, i + 1, n, name, entry);
+        progress(tty, i + 1, n, c, NULL);
+        json_t *entry = run_cell(c, im, o, &t);
+        progress(tty, i + 1, n, c, entry);
         json_array_append_new(results, entry);
     }
+    if (im->scratch_open)
+        tly_h_scratch_close(&im->scratch);
     if (tty)
         fputs("\r\033[K", stderr);
     summary(stdout, results);
@@ -302,6 +388,7 @@ int tly_h_cmd_run(int argc, char **argv)
                                          {"shard", required_argument, NULL, 'S'},
                                          {"repeat", required_argument, NULL, 'r'},
                                          {"allow-untracked", no_argument, NULL, 'u'},
+                                         {"impl", required_argument, NULL, 'i'},
                                          {NULL, 0, NULL, 0}};
     struct run_opts o = {.out = "reports/latest", .repeat = 1};
     long long n;
@@ -318,6 +405,9 @@ int tly_h_cmd_run(int argc, char **argv)
             break;
         case 'u':
             o.allow_untracked = true;
+            break;
+        case 'i':
+            o.impl_list = optarg;
             break;
         case 'f':
             o.filter = optarg;
@@ -340,19 +430,35 @@ int tly_h_cmd_run(int argc, char **argv)
     }
     if (optind != argc)
         return tly_h_usage_error("run");
-    char matrix[TLY_H_PATH];
-    size_t total = 0;
-    json_t *chosen = choose(&o, matrix, &total);
-    if (chosen == NULL)
+    char path[TLY_H_PATH];
+    if (o.file)
+        snprintf(path, sizeof path, "%s", o.file);
+    else
+        tly_h_matrix_default(path);
+    struct tly_h_matrix m;
+    if (tly_h_matrix_load(path, &m) != 0)
+        return tly_h_fail_cmd("run", TLY_EFORMAT);
+    struct impls im = {0};
+    int rc = choose_impls(&o, &m, &im);
+    json_t *chosen = rc ? NULL : choose(&o, &m, &im);
+    if (chosen == NULL) {
+        tly_h_matrix_free(&m);
         return TLY_EXIT_ERROR;
-    int rc = TLY_EXIT_OK;
+    }
     size_t i;
     json_t *c;
-    if (o.list)
-        json_array_foreach(chosen, i, c) puts(json_string_value(json_object_get(c, "scenario")));
-    else
-        rc = run_all(&o, chosen, matrix, total);
+    if (o.list) {
+        json_array_foreach(chosen, i, c)
+        {
+            char key[512];
+            tly_h_cell_key(c, key, sizeof key);
+            puts(key);
+        }
+    } else {
+        rc = run_all(&o, chosen, &m, &im);
+    }
     json_decref(chosen);
+    tly_h_matrix_free(&m);
     return rc;
 }
 

@@ -1,0 +1,30 @@
+/*
+ * Other programs under the same instrument: libtally-preload.so loaded after Debian's jemalloc with
+ * LD_PRELOAD (docs/impl-protocol.md). Where the two libraries are, the environment that loads them,
+ * and the result object the preload leaves when the measured window closes.
+ */
+#ifndef TLY_H_PRELOAD_H
+#define TLY_H_PRELOAD_H
+
+#include <jansson.h>
+
+#include "harness.h"
+
+/** Room for the LD_PRELOAD value tly_h_preload_env() builds. */
+#define TLY_H_PRELOAD_VALUE (3 * TLY_H_PATH)
+
+/**
+ * Fill @p env[0..1] with LD_PRELOAD (jemalloc, then the preload, then any LD_PRELOAD already set;
+ * the text in @p value, TLY_H_PRELOAD_VALUE bytes, which must outlive the spawn) and
+ * TALLY_PROFILE_OUT=@p out_file. Returns 0, or an error naming the library that is missing.
+ */
+int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file);
+
+/**
+ * The result the preload wrote to @p file, with the figures recomputed the harness's way (extra
+ * copies under the fixed overhead count as 0); NULL with tly_errmsg() set when there is none or it
+ * is not a result object.
+ */
+json_t *tly_h_preload_result(const char *file);
+
+#endif

@@ -1,0 +1,217 @@
+/*
+ * tally profile -- CMD: any program under the preload tracker (docs/impl-protocol.md). Its memory
+ * and copies are charged to the libraries that asked for them; the window is the whole process, or
+ * what the program marks. CMD talks to the user as usual and its exit status is passed through;
+ * tally's own failures are exit 2, a failed --budgets exit 1, and a command that cannot be found 127
+ * (as env and timeout do).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cell/cell.h"
+#include "cell/preload.h"
+#include "cell/result.h"
+#include "cli/cli.h"
+#include "report/report.h"
+
+struct profile_opts {
+    const char *out, *name, *budgets;
+    uint64_t array_bytes;
+    bool json;
+};
+
+/* With --array-bytes, the ratios are against that array (an unmarked process names none). */
+static void rescale(json_t *r, uint64_t array)
+{
+    if (array == 0)
+        return;
+    json_int_t extra = json_integer_value(json_object_get(r, "peak_extra_bytes"));
+    bool bound;
+    json_object_set_new(r, "array_bytes", json_integer((json_int_t)array));
+    json_object_set_new(r, "peak_extra_ratio", json_real((double)extra / (double)array));
+    json_object_set_new(r, "extra_copies", json_integer(tly_h_extra_copies(extra, array, &bound)));
+    json_object_set_new(r, "overhead_bound", json_boolean(bound));
+    const char *owners[] = {"libraries", "stages"}, *bytes[] = {"copied_bytes", "copy_bytes"};
+    for (int k = 0; k < 2; k++) {
+        const char *name;
+        json_t *v;
+        json_object_foreach(json_object_get(r, owners[k]), name, v) json_object_set_new(
+            v, "copies", json_real((double)json_integer_value(json_object_get(v, bytes[k])) / (double)array));
+    }
+}
+
+static void print_summary(FILE *f, json_t *r)
+{
+    char a[32], b[32], extra[200];
+    tly_h_extra_text(json_integer_value(json_object_get(r, "peak_extra_bytes")),
+                     (uint64_t)json_integer_value(json_object_get(r, "array_bytes")), extra, sizeof extra);
+    fprintf(f, "\ntally profile: %s window, %.3f s; array %s; peak %s; %s\n",
+            json_is_true(json_object_get(r, "marked")) ? "marked" : "whole-process",
+            json_number_value(json_object_get(r, "wall_s")),
+            tly_h_bytes(a, sizeof a, (double)json_integer_value(json_object_get(r, "array_bytes"))),
+            tly_h_bytes(b, sizeof b, (double)json_integer_value(json_object_get(r, "peak_bytes"))), extra);
+    fprintf(f, "%-24s %12s %12s %12s %10s\n", "library", "allocated", "own peak", "at peak", "copied");
+    const char *name;
+    json_t *v;
+    json_object_foreach(json_object_get(r, "libraries"), name, v)
+    {
+        char c[32], d[32], e[32];
+        fprintf(f, "%-24s %12s %12s %12s %10.2f\n", name,
+                tly_h_bytes(c, sizeof c, (double)json_integer_value(json_object_get(v, "alloc_bytes"))),
+                tly_h_bytes(d, sizeof d, (double)json_integer_value(json_object_get(v, "peak_bytes"))),
+                tly_h_bytes(e, sizeof e, (double)json_integer_value(json_object_get(v, "at_peak_bytes"))),
+                json_number_value(json_object_get(v, "copies")));
+    }
+    fprintf(f, "%-24s %12s %12s %12s\n", "mmap (anonymous, >= 1 MiB)", "",
+            tly_h_bytes(a, sizeof a, (double)json_integer_value(json_object_get(r, "mmap_peak_bytes"))),
+            tly_h_bytes(b, sizeof b, (double)json_integer_value(json_object_get(r, "mmap_bytes"))));
+    fprintf(f, "copied: by the library that called memcpy/memmove (64 KiB or more), x array; coverage %.3f\n",
+            json_number_value(json_object_get(json_object_get(r, "coverage"), "ratio")));
+}
+
+/* The result as a run of one cell: results.json and the reports in the --out directory. */
+static int write_reports(const struct profile_opts *o, json_t *entry)
+{
+    char path[TLY_H_PATH];
+    int err = tly_h_mkdirs(o->out);
+    if (!err)
+        err = tly_h_pathf(path, "%s/results.json", o->out);
+    if (err)
+        return err;
+    json_t *doc = tly_h_results_new("tally profile", 1, NULL, NULL);
+    json_array_append(tly_h_results_list(doc), entry);
+    err = json_dump_file(doc, path, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) ? tly_fail(-EIO, "cannot write %s", path)
+                                                                              : tly_h_report(o->out, doc);
+    json_decref(doc);
+    return err;
+}
+
+/* Budgets for the cell, as the matrix writes them: {"libraries": {"numpy": {"copies": 1.1}}, "extra_copies": 1}. */
+static int check_budgets(const struct profile_opts *o, json_t *entry, bool *ok)
+{
+    *ok = true;
+    if (o->budgets == NULL)
+        return 0;
+    json_error_t je;
+    json_t *b = json_loads(o->budgets, 0, &je);
+    int err = b ? tly_h_budgets_validate(b, "--budgets") : tly_fail(TLY_EUSAGE, "--budgets: %s", je.text);
+    if (!err) {
+        json_t *lines = tly_h_check_budgets(b, entry, ok);
+        size_t i;
+        json_t *l;
+        json_array_foreach(lines, i, l)
+        {
+            char text[256];
+            tly_h_budget_line_text(l, text, sizeof text);
+            fprintf(stderr, "tally profile: budget %s: %s\n", json_is_true(json_object_get(l, "ok")) ? "held" : "FAILED",
+                    text);
+        }
+        json_object_set_new(entry, "budgets", lines);
+        json_object_set_new(entry, "ok", json_boolean(*ok));
+    }
+    json_decref(b);
+    return err;
+}
+
+static int parse(int argc, char **argv, struct profile_opts *o)
+{
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"array-bytes", required_argument, NULL, 'a'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"budgets", required_argument, NULL, 'b'},
+                                         {NULL, 0, NULL, 0}};
+    *o = (struct profile_opts){.out = "reports/profile"};
+    /* "+": options end at CMD, so its own options stay its own */
+    for (int ch; (ch = getopt_long(argc, argv, "+", opts, NULL)) != -1;) {
+        if (ch == 'o')
+            o->out = optarg;
+        else if (ch == 'j')
+            o->json = true;
+        else if (ch == 'n')
+            o->name = optarg;
+        else if (ch == 'b')
+            o->budgets = optarg;
+        else if (ch != 'a' || tly_h_arg_size("profile", "array-bytes", optarg, 1, UINT64_MAX, &o->array_bytes))
+            return tly_h_usage_error("profile");
+    }
+    return optind < argc ? 0 : tly_h_usage_error("profile");
+}
+
+/* What became of CMD: its exit status to pass through, said on stderr when it is not plain. */
+static int cmd_status(const char *cmd, int rc, int status)
+{
+    if (rc == -ENOENT) {
+        fprintf(stderr, "tally profile: %s: command not found\n", cmd);
+        return 127;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "tally profile: %s: cannot run it: %s\n", cmd, strerror(-rc));
+        return rc == -EACCES ? 126 : TLY_EXIT_ERROR;
+    }
+    if (WIFSIGNALED(status)) {
+        fprintf(stderr, "tally profile: %s was killed by signal %d (%s)\n", cmd, WTERMSIG(status),
+                strsignal(WTERMSIG(status)));
+        return 128 + WTERMSIG(status);
+    }
+    return WEXITSTATUS(status);
+}
+
+int tly_h_cmd_profile(int argc, char **argv)
+{
+    struct profile_opts o;
+    if (parse(argc, argv, &o) != 0)
+        return TLY_EXIT_ERROR;
+    char **cmd = argv + optind, file[TLY_H_PATH], ld[TLY_H_PRELOAD_VALUE];
+    const char *tmp = getenv("TMPDIR");
+    struct tly_h_env env[2];
+    int fd = -1;
+    if (tly_h_pathf(file, "%s/tally-profile-XXXXXX", tmp && *tmp ? tmp : "/tmp") == 0)
+        fd = mkstemp(file);
+    if (fd < 0 || tly_h_preload_env(env, ld, file) != 0) {
+        if (fd >= 0)
+            unlink(file);
+        return fd < 0 ? tly_h_fail_cmd("profile", -errno) : tly_h_fail_cmd("profile", TLY_EUNSUPPORTED);
+    }
+    close(fd);
+    unlink(file); /* the preload writes it anew: an empty file must not pass for a result */
+    int status = 0, rc = tly_h_spawn_inherit(cmd[0], cmd, env, 2, &status);
+    int exit_code = cmd_status(cmd[0], rc, status);
+    json_t *r = rc == 0 ? tly_h_preload_result(file) : NULL;
+    unlink(file);
+    if (r == NULL) {
+        if (rc == 0)
+            fprintf(stderr, "tally profile: untracked: %s (a static binary, or a process that never started, ignores "
+                            "LD_PRELOAD)\n",
+                    tly_errmsg());
+        return exit_code ? exit_code : TLY_EXIT_ERROR;
+    }
+    rescale(r, o.array_bytes);
+    json_object_set_new(r, "impl", json_string(o.name ? o.name : strrchr(cmd[0], '/') ? strrchr(cmd[0], '/') + 1 : cmd[0]));
+    json_object_set_new(r, "scenario", json_string("profile"));
+    json_object_set_new(r, "status", json_string("ok"));
+    json_object_set_new(r, "ok", json_true());
+    bool tracked = json_is_true(json_object_get(r, "tracking")), ok = true;
+    if (!tracked)
+        fprintf(stderr, "tally profile: untracked: %s\n", json_string_value(json_object_get(r, "untracked_reason")));
+    int err = check_budgets(&o, r, &ok);
+    if (!err)
+        err = write_reports(&o, r);
+    if (o.json) {
+        json_dumpf(r, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+        fputc('\n', stdout);
+    } else if (tracked) {
+        print_summary(stderr, r);
+        fprintf(stderr, "reports: %s/results.json, copies.md, index.html, trace.json\n", o.out);
+    }
+    json_decref(r);
+    if (err)
+        tly_h_fail_cmd("profile", err);
+    if (exit_code)
+        return exit_code;
+    return err || !tracked ? TLY_EXIT_ERROR : ok ? TLY_EXIT_OK : TLY_EXIT_BUDGET;
+}

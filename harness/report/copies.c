@@ -1,0 +1,212 @@
+/*
+ * copies.md: the tables of a run. First memray-array's workload for every implementation (peak extra
+ * × array, the issue's and memray-array's shape), then extra copies per cell (a row per store, format,
+ * layout and implementation), then where each peak is and who copied (stages for tally's engine,
+ * libraries for other stacks).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "report/report.h"
+#include "tally/tally.h"
+
+static const char *const codecs[] = {"none", "blosc", "zstd"};
+
+const char *tly_h_str(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static bool is(json_t *e, const char *k, const char *v)
+{
+    return strcmp(tly_h_str(e, k), v) == 0;
+}
+
+/* The entry of @p results for (impl, op, store, format, layout, codec), or NULL. */
+static json_t *find(json_t *results, const char *impl, const char *op, const char *store, const char *format,
+                    const char *layout, const char *codec)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(results, i, e)
+    {
+        if (json_object_get(e, "program")) /* custom scenarios: not cells of these tables */
+            continue;
+        if (is(e, "impl", impl) && is(e, "op", op) && is(e, "store", store) && is(e, "format", format) &&
+            is(e, "layout", layout) && is(e, "codec", codec))
+            return e;
+    }
+    return NULL;
+}
+
+/* Distinct string values of key @p k over the results, in first-seen order. */
+static json_t *distinct(json_t *results, const char *k)
+{
+    json_t *out = json_array();
+    size_t i, j;
+    json_t *e, *v;
+    json_array_foreach(results, i, e)
+    {
+        json_t *val = json_object_get(e, k);
+        bool seen = !json_is_string(val) || json_object_get(e, "program");
+        json_array_foreach(out, j, v) seen |= json_equal(v, val);
+        if (!seen)
+            json_array_append(out, val);
+    }
+    return out;
+}
+
+static bool measured(json_t *e)
+{
+    return e && is(e, "status", "ok");
+}
+
+/* A cell of the extra-copies tables: the count, its caveats, or why there is none. */
+static void copies_text(json_t *e, char *buf, size_t cap)
+{
+    if (e == NULL)
+        snprintf(buf, cap, " ");
+    else if (!measured(e))
+        snprintf(buf, cap, "%s", is(e, "status", "skipped") ? "—" : tly_h_str(e, "status"));
+    else
+        snprintf(buf, cap, "%s%lld%s", json_is_true(json_object_get(e, "ok")) ? "" : "**",
+                 json_integer_value(json_object_get(e, "extra_copies")),
+                 json_is_true(json_object_get(e, "overhead_bound"))  ? "\u2020"
+                 : !json_is_true(json_object_get(e, "ok")) ? "** (budget)"
+                                                           : "");
+}
+
+static void copies_table(FILE *f, json_t *results, const char *op, const char *title)
+{
+    fprintf(f, "## %s: extra copies\n\nPeak ≈ (1 + copies) × array (memray-array's method). — the implementation "
+               "cannot do the cell (the reason is in results.json); † the peak extra is under the fixed overhead "
+               "(16 MiB), not copies; **bold** a failed budget.\n\n",
+            title);
+    fprintf(f, "| store | format | layout | impl | none | blosc | zstd |\n|---|---|---|---|---|---|---|\n");
+    json_t *stores = distinct(results, "store"), *formats = distinct(results, "format");
+    json_t *layouts = distinct(results, "layout"), *impls = distinct(results, "impl");
+    size_t a, b, c, d;
+    json_t *s, *fm, *l, *im;
+    json_array_foreach(stores, a, s) json_array_foreach(formats, b, fm) json_array_foreach(layouts, c, l)
+        json_array_foreach(impls, d, im)
+    {
+        char cells[3][64];
+        bool any = false;
+        for (int k = 0; k < 3; k++) {
+            json_t *e = find(results, json_string_value(im), op, json_string_value(s), json_string_value(fm),
+                             json_string_value(l), codecs[k]);
+            any |= measured(e);
+            copies_text(e, cells[k], sizeof cells[k]);
+        }
+        if (any)
+            fprintf(f, "| %s | %s | %s | %s | %s | %s | %s |\n", json_string_value(s), json_string_value(fm),
+                    json_string_value(l), json_string_value(im), cells[0], cells[1], cells[2]);
+    }
+    fputc('\n', f);
+    json_decref(stores);
+    json_decref(formats);
+    json_decref(layouts);
+    json_decref(impls);
+}
+
+/* memray-array's workload for each implementation: local, one chunk, in the format it writes. */
+static void headline(FILE *f, json_t *results)
+{
+    json_t *impls = distinct(results, "impl");
+    bool any = false;
+    size_t i;
+    json_t *im;
+    json_array_foreach(impls, i, im)
+    {
+        const char *name = json_string_value(im);
+        for (int v = 0; v < 2; v++) {
+            const char *format = v ? "v3" : "v2";
+            double r[6];
+            bool have = false;
+            for (int k = 0; k < 6; k++) {
+                json_t *e = find(results, name, k < 3 ? "write" : "read", "local", format, "one-chunk", codecs[k % 3]);
+                r[k] = measured(e) ? json_number_value(json_object_get(e, "peak_extra_ratio")) : -1;
+                have |= r[k] >= 0;
+            }
+            if (!have)
+                continue;
+            if (!any)
+                fprintf(f, "## memray-array's workload: 100 MB float32 in one chunk, local\n\nPeak extra × array "
+                           "(peak − baseline − output) / array, every implementation measured by the same hooks.\n\n"
+                           "| impl | format | write none | write blosc | write zstd | read none | read blosc | "
+                           "read zstd |\n|---|---|---|---|---|---|---|---|\n");
+            any = true;
+            fprintf(f, "| %s | %s |", name, format);
+            for (int k = 0; k < 6; k++)
+                r[k] >= 0 ? fprintf(f, " %.2f |", r[k]) : fprintf(f, " — |");
+            fputc('\n', f);
+            if (strcmp(name, "tally") != 0)
+                break; /* another stack: the format it writes (zarrita's is v3) */
+        }
+    }
+    if (any)
+        fputc('\n', f);
+    json_decref(impls);
+}
+
+/* "name 12.3, name 4.5" of an owner map's figure, MiB (@p mib) or × array. */
+static void owners_text(json_t *owners, const char *fig, bool mib, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    const char *k;
+    json_t *v;
+    json_object_foreach(owners, k, v)
+    {
+        double x = json_number_value(json_object_get(v, fig));
+        double shown = mib ? x / 1048576.0 : x;
+        if ((mib ? shown >= 0.05 : shown >= 0.005) && n < cap)
+            n += (size_t)snprintf(buf + n, cap - n, mib ? "%s%s %.1f" : "%s%s %.2f", n ? ", " : "", k, shown);
+    }
+    if (n == 0)
+        snprintf(buf, cap, "—");
+}
+
+static void split_table(FILE *f, json_t *results)
+{
+    fprintf(f, "## Where the peak is, and who copies\n\n"
+               "At peak: what each stage (tally) or library (other stacks) held at the moment of the process-wide "
+               "peak, above the baseline (MiB). Copied bytes (× array): payload bytes copied, by stage (tally's copy "
+               "ledger; http ≈ 1.0 is the copy into or out of libcurl's socket buffers) or by the library that "
+               "called memcpy/memmove (64 KiB or more).\n\n");
+    fprintf(f, "| impl | cell | peak extra × array | peak extra MiB | at peak (MiB) | copied bytes (× array) |\n"
+               "|---|---|---|---|---|---|\n");
+    size_t i;
+    json_t *e;
+    json_array_foreach(results, i, e)
+    {
+        if (!measured(e))
+            continue;
+        bool libs = json_object_get(e, "libraries") != NULL;
+        char at[600], cp[600];
+        owners_text(json_object_get(e, libs ? "libraries" : "stages"), "at_peak_bytes", true, at, sizeof at);
+        owners_text(json_object_get(e, libs ? "libraries" : "stages"), "copies", false, cp, sizeof cp);
+        fprintf(f, "| %s | %s | %.3f | %.1f | %s | %s |\n", json_object_get(e, "impl") ? tly_h_str(e, "impl") : "tally",
+                tly_h_str(e, "scenario"), json_number_value(json_object_get(e, "peak_extra_ratio")),
+                (double)json_integer_value(json_object_get(e, "peak_extra_bytes")) / 1048576.0, at, cp);
+    }
+    fputc('\n', f);
+}
+
+int tly_h_write_copies_md(const char *dir, json_t *results)
+{
+    char path[TLY_H_PATH];
+    snprintf(path, sizeof path, "%s/copies.md", dir);
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return tly_fail_errno("%s", path);
+    fprintf(f, "# tally: copy counts\n\nEach cell is one operation in a process of its own (`tally run`; array: "
+               "uniform random float32 in [0, 1)); other stacks run through their adapters (harness/impl) under the "
+               "same hooks, preloaded.\n\n");
+    headline(f, results);
+    copies_table(f, results, "write", "Writes");
+    copies_table(f, results, "read", "Reads");
+    split_table(f, results);
+    return fclose(f) == 0 ? 0 : tly_fail_errno("%s", path);
+}

@@ -1,0 +1,61 @@
+/* trace.json: the timelines as Chrome trace events (a counter track per cell), for Perfetto. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report/report.h"
+#include "tally/tally.h"
+
+static void counters(FILE *f, json_t *e, size_t pid)
+{
+    json_t *tl = json_object_get(e, "timeline"), *cols = json_object_get(tl, "columns");
+    size_t j;
+    json_t *r;
+    json_array_foreach(json_object_get(tl, "samples"), j, r)
+    {
+        fprintf(f, ",\n{\"name\":\"live bytes\",\"ph\":\"C\",\"pid\":%zu,\"tid\":0,\"ts\":%.3f,\"args\":{", pid,
+                json_number_value(json_array_get(r, 0)) * 1e6);
+        for (size_t k = 2; k < json_array_size(cols); k++) {
+            json_t *name = json_array_get(cols, k);
+            char *quoted = json_dumps(name, JSON_ENCODE_ANY);
+            fprintf(f, "%s%s:%lld", k > 2 ? "," : "", quoted ? quoted : "\"?\"",
+                    json_integer_value(json_array_get(r, k)));
+            free(quoted);
+        }
+        fprintf(f, "}}");
+    }
+}
+
+int tly_h_write_trace(const char *dir, json_t *results)
+{
+    char path[TLY_H_PATH];
+    snprintf(path, sizeof path, "%s/trace.json", dir);
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return tly_fail_errno("%s", path);
+    fprintf(f, "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
+    bool first = true;
+    size_t i;
+    json_t *e;
+    json_array_foreach(results, i, e)
+    {
+        if (strcmp(tly_h_str(e, "status"), "ok") != 0)
+            continue;
+        char key[512];
+        const char *impl = tly_h_str(e, "impl");
+        if (*impl && strcmp(impl, "tally") != 0)
+            tly_h_cell_key(e, key, sizeof key);
+        else
+            snprintf(key, sizeof key, "%s", tly_h_str(e, "scenario"));
+        json_t *name = json_pack("{s:s, s:s, s:I, s:I, s:{s:s}}", "name", "process_name", "ph", "M", "pid",
+                                 (json_int_t)i + 1, "tid", (json_int_t)0, "args", "name", key);
+        char *text = json_dumps(name, JSON_COMPACT);
+        fprintf(f, "%s%s", first ? "" : ",\n", text);
+        first = false;
+        free(text);
+        json_decref(name);
+        counters(f, e, i + 1);
+    }
+    fprintf(f, "\n]}\n");
+    return fclose(f) == 0 ? 0 : tly_fail_errno("%s", path);
+}
