@@ -6,6 +6,7 @@ usage: preload_test.py CASE --preload SO --jemalloc SO [--planted EXE] [--skip R
                   numpy holds both arrays at the peak, memcpy volume 1.00 charged to numpy
   numpy_unmarked  the same, whole process (no marks)
   planted         a C program and its libplanted.so: copy and block both 0.50 charged to libplanted
+  mmap            a 100 MB anonymous mapping grown to 200 MB with mremap: the "mmap" line, in the peak
   node            Node through TALLY_MARK_FD around a 100 MB Buffer
   bad_out         TALLY_PROFILE_OUT in a missing directory: exit status unchanged, a message
   no_jemalloc     the preload without jemalloc: exit status unchanged, tracking false and why
@@ -132,6 +133,17 @@ def case_planted(opts):
     check(near(r["peak_extra_ratio"], 0.50, 0.02), f"peak_extra_ratio {r['peak_extra_ratio']:.3f}", r)
     exe = os.path.basename(opts.planted)
     check(r["libraries"].get(exe, {}).get("copied_bytes", 0) == 0, "nothing copied charged to the program", r)
+
+
+def case_mmap(opts):
+    p, r = run(opts, [opts.planted, str(ARRAY), "0", "mmap"])
+    check(p.returncode == 0, "tally-planted mapped, grew and unmapped")
+    common(r, True)
+    check(r["mmap_count"] == 2, "the mapping and its mremap'd successor were counted", r)
+    check(r["mmap_peak_bytes"] >= 2 * ARRAY, f"mmap's own peak {r['mmap_peak_bytes']} >= 2 arrays", r)
+    check(r["mmap_bytes"] >= 2 * ARRAY and r["peak_extra_bytes"] >= 2 * ARRAY, "the mapping is in the peak", r)
+    check(r["timeline"]["samples"][-1][-1] == 0, "and gone at the end (munmap)", r)
+    check(r["coverage"]["tracked_live_bytes"] < ARRAY // 10, "coverage counts the heap, not the mapping", r)
 
 
 def case_node(opts):
