@@ -81,6 +81,9 @@ def common(r, marked):
     peak_row = tl["samples"][tl["peak_index"]]
     check(peak_row[1] == r["peak_bytes"], "the timeline's peak sample is the peak", r)
     check(sum(peak_row[2:]) == peak_row[1], "the peak sample's columns add up to live", r)
+    split = sum(v["at_peak_bytes"] for v in r["libraries"].values()) + r["small"]["at_peak_bytes"]
+    split += r["mmap_bytes"] - tl["samples"][0][-1]
+    check(split == r["peak_bytes"] - r["baseline_bytes"], "the at-peak split adds up to peak - baseline", r)
 
 
 def lib_at_peak_max(r):
