@@ -295,12 +295,6 @@ bool tly__obj_in_allocator(uintptr_t ra)
     return (ra >= je_lo && ra < je_hi) || (ra >= self_lo && ra < self_hi);
 }
 
-bool tly__obj_malloc_is_jemalloc(void)
-{
-    uintptr_t m = (uintptr_t)dlsym(RTLD_DEFAULT, "malloc");
-    return m >= je_lo && m < je_hi;
-}
-
 const char *tly__slot_name(unsigned slot)
 {
     return slot < TLY__LIB_MAX ? slot_names[slot] : "?";

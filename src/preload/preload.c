@@ -125,12 +125,14 @@ __attribute__((constructor(102))) static void tly__preload_ctor(void)
 
     bool found_jemalloc = tly__obj_boot() == 0;
     if (!tly_mem_tracking()) {
-        if (!found_jemalloc || !tly__obj_malloc_is_jemalloc())
+        /* src/mem's probe says the hooks never ran: here that means malloc is someone else's */
+        const char *why = tly_mem_untracked_reason();
+        if (!found_jemalloc || strstr(why, "never ran"))
             snprintf(reason, sizeof reason,
                      "malloc is not jemalloc's: LD_PRELOAD must name libjemalloc.so.2 before libtally-preload.so "
                      "(a program with an allocator of its own cannot be tracked)");
         else
-            snprintf(reason, sizeof reason, "%s", tly_mem_untracked_reason());
+            snprintf(reason, sizeof reason, "%s", why);
     }
     atomic_store(&tly__pl_large, tly__pl_settings[0]);
     atomic_store(&tly__pl_copy_min, tly__pl_settings[1]);

@@ -36,11 +36,10 @@ bool tly__pl_may_write_unmarked(void);  /* see preload.c: the run's first proces
 const char *tly__pl_untracked_reason(void);
 
 /* objects.c: the shared objects of the process, their short names and slots, the unwind */
-int tly__obj_boot(void);
+int tly__obj_boot(void);                    /* -1 when jemalloc is not among the process's objects */
 unsigned tly__obj_alloc_slot(size_t usize); /* a tly__lib_fn: the slot of a new block (in a hook) */
 unsigned tly__obj_copy_slot(uintptr_t ra);  /* the slot of a copy made from @p ra; NONE: our own */
 bool tly__obj_in_allocator(uintptr_t ra);   /* @p ra is in jemalloc or in the preload */
-bool tly__obj_malloc_is_jemalloc(void);
 const char *tly__slot_name(unsigned slot);
 const char *tly__slot_path(unsigned slot);
 
