@@ -67,7 +67,7 @@ static _Atomic(copy_chk_fn) real_memcpy_chk = fb_chk, real_memmove_chk = fb_chk,
 
 /* --- copies --- */
 
-static __attribute__((noinline)) void copy_seen(size_t n, uintptr_t ra)
+static void copy_seen(size_t n, uintptr_t ra)
 {
     unsigned slot = tly__obj_copy_slot(ra);
     if (slot == TLY__LIB_NONE)
@@ -76,46 +76,51 @@ static __attribute__((noinline)) void copy_seen(size_t n, uintptr_t ra)
     tly_copy_note(n); /* and in the calling thread's stage (tly_mark_push) */
 }
 
-#define COPY_SEEN(n)                                                                                                   \
-    do {                                                                                                               \
-        if (TLY__UNLIKELY((n) >= atomic_load_explicit(&tly__pl_copy_min, memory_order_relaxed)))                       \
-            copy_seen((n), (uintptr_t)__builtin_return_address(0));                                                    \
-    } while (0)
+/* Out of line, so that the common case (a small copy) is a compare and a tail call. */
+static __attribute__((noinline)) void *copy_slow(copy_fn f, void *d, const void *s, size_t n, uintptr_t ra)
+{
+    copy_seen(n, ra);
+    return f(d, s, n);
+}
+
+static __attribute__((noinline)) void *chk_slow(copy_chk_fn f, void *d, const void *s, size_t n, size_t dlen,
+                                                uintptr_t ra)
+{
+    copy_seen(n, ra);
+    return f(d, s, n, dlen);
+}
+
+#define LARGE_COPY(n) TLY__UNLIKELY((n) >= atomic_load_explicit(&tly__pl_copy_min, memory_order_relaxed))
+#define RA ((uintptr_t)__builtin_return_address(0))
 
 void *memcpy(void *d, const void *s, size_t n)
 {
-    COPY_SEEN(n);
-    return REAL(memcpy)(d, s, n);
+    return LARGE_COPY(n) ? copy_slow(REAL(memcpy), d, s, n, RA) : REAL(memcpy)(d, s, n);
 }
 
 void *memmove(void *d, const void *s, size_t n)
 {
-    COPY_SEEN(n);
-    return REAL(memmove)(d, s, n);
+    return LARGE_COPY(n) ? copy_slow(REAL(memmove), d, s, n, RA) : REAL(memmove)(d, s, n);
 }
 
 void *mempcpy(void *d, const void *s, size_t n)
 {
-    COPY_SEEN(n);
-    return REAL(mempcpy)(d, s, n);
+    return LARGE_COPY(n) ? copy_slow(REAL(mempcpy), d, s, n, RA) : REAL(mempcpy)(d, s, n);
 }
 
 void *__memcpy_chk(void *d, const void *s, size_t n, size_t dlen)
 {
-    COPY_SEEN(n);
-    return REAL(memcpy_chk)(d, s, n, dlen);
+    return LARGE_COPY(n) ? chk_slow(REAL(memcpy_chk), d, s, n, dlen, RA) : REAL(memcpy_chk)(d, s, n, dlen);
 }
 
 void *__memmove_chk(void *d, const void *s, size_t n, size_t dlen)
 {
-    COPY_SEEN(n);
-    return REAL(memmove_chk)(d, s, n, dlen);
+    return LARGE_COPY(n) ? chk_slow(REAL(memmove_chk), d, s, n, dlen, RA) : REAL(memmove_chk)(d, s, n, dlen);
 }
 
 void *__mempcpy_chk(void *d, const void *s, size_t n, size_t dlen)
 {
-    COPY_SEEN(n);
-    return REAL(mempcpy_chk)(d, s, n, dlen);
+    return LARGE_COPY(n) ? chk_slow(REAL(mempcpy_chk), d, s, n, dlen, RA) : REAL(mempcpy_chk)(d, s, n, dlen);
 }
 
 /* --- anonymous mappings --- */
@@ -241,19 +246,19 @@ static inline void *do_mmap(void *a, size_t len, int prot, int flags, int fd, of
 
 void *mmap(void *a, size_t len, int prot, int flags, int fd, off_t off)
 {
-    return do_mmap(a, len, prot, flags, fd, off, (uintptr_t)__builtin_return_address(0));
+    return do_mmap(a, len, prot, flags, fd, off, RA);
 }
 
 void *mmap64(void *a, size_t len, int prot, int flags, int fd, off_t off)
 {
-    return do_mmap(a, len, prot, flags, fd, off, (uintptr_t)__builtin_return_address(0));
+    return do_mmap(a, len, prot, flags, fd, off, RA);
 }
 
 int munmap(void *a, size_t len)
 {
     int rc = REAL(munmap)(a, len);
     if (rc == 0)
-        unmap_seen(a, len, (uintptr_t)__builtin_return_address(0));
+        unmap_seen(a, len, RA);
     return rc;
 }
 
@@ -264,8 +269,7 @@ void *mremap(void *a, size_t old, size_t len, int flags, ...)
     void *na = (flags & MREMAP_FIXED) ? va_arg(ap, void *) : NULL;
     va_end(ap);
     void *p = REAL(mremap)(a, old, len, flags, na);
-    if (p == MAP_FAILED || atomic_load_explicit(&nmaps, memory_order_relaxed) == 0 ||
-        tly__obj_in_allocator((uintptr_t)__builtin_return_address(0)))
+    if (p == MAP_FAILED || atomic_load_explicit(&nmaps, memory_order_relaxed) == 0 || tly__obj_in_allocator(RA))
         return p;
     /* A counted mapping keeps being counted, at its new size and place, in the same stage. */
     tly__spin_lock(&maps_mu);
