@@ -28,9 +28,11 @@ typedef void *(*copy_chk_fn)(void *, const void *, size_t, size_t);
 
 /* --- fallbacks, until the constructor has found libc's --- */
 
-/* memmove's semantics with the string instructions: no call that could come back here. */
+/* memmove's semantics with the string instructions (elsewhere, a loop of volatile bytes): nothing
+ * the compiler could turn back into a call to memcpy. */
 static void *fb_memmove(void *d, const void *s, size_t n)
 {
+#if defined(__x86_64__)
     unsigned char *dp = d;
     const unsigned char *sp = s;
     if (dp <= sp || dp >= sp + n) {
@@ -40,6 +42,16 @@ static void *fb_memmove(void *d, const void *s, size_t n)
         sp += n - 1;
         __asm__ volatile("std\n\trep movsb\n\tcld" : "+D"(dp), "+S"(sp), "+c"(n) : : "memory");
     }
+#else
+    volatile unsigned char *dp = d;
+    const volatile unsigned char *sp = s;
+    if (dp <= sp || dp >= sp + n)
+        for (size_t i = 0; i < n; i++)
+            dp[i] = sp[i];
+    else
+        for (size_t i = n; i > 0; i--)
+            dp[i - 1] = sp[i - 1];
+#endif
     return d;
 }
 
