@@ -96,7 +96,14 @@ static void find_out(void)
                 sizeof out_path - 8);
         return;
     }
-    snprintf(out_path, sizeof out_path, "%s", out);
+    /* absolute, in case the program changes directory before the window closes */
+    size_t at = 0;
+    if (out[0] != '/' && getcwd(out_path, sizeof out_path) &&
+        strlen(out_path) + strlen(out) + 2 < sizeof out_path - 8) {
+        at = strlen(out_path);
+        out_path[at++] = '/';
+    }
+    snprintf(out_path + at, sizeof out_path - at, "%s", out);
     out_existed = stat(out_path, &out_at_start) == 0;
     if (getpid() != root_pid)
         return; /* the first process has said what there is to say */
