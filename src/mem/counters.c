@@ -1,6 +1,6 @@
 /*
  * Counters: per-thread blocks of monotonic counters, process-wide and per-stage live bytes with
- * their peaks, and the split of the peak by stage.
+ * their peaks, and the split of the peak by stage (and by library slot, when the preload has any).
  *
  * Cost on the hot path (one malloc + free): two atomic adds each side (stage live, process live),
  * plain stores into the thread's own block, and a load-compare for each peak. The peak lock is
@@ -32,6 +32,7 @@ static _Atomic int64_t peak __attribute__((aligned(TLY__CACHELINE)));
 /* Guarded by peak_mu: the split of the peak, and when it happened. */
 static tly__spin peak_mu = TLY__SPIN_INIT;
 static int64_t at_peak[TLY_NSTAGES];
+static int64_t at_peak_lib[TLY__LIB_MAX];
 static uint64_t peak_time_ns;
 
 uint64_t tly__now_ns(void)
@@ -111,6 +112,15 @@ void tly__live_stages(int64_t out[TLY_NSTAGES])
         out[s] = atomic_load_explicit(&stage_live[s].live, memory_order_relaxed);
 }
 
+/* The library slots' live bytes into at_peak_lib, when there are slots; NULL when there are none. */
+static const int64_t *libs_at_peak(void)
+{
+    if (TLY__LIKELY(atomic_load_explicit(&tly__lib_count, memory_order_relaxed) == 0))
+        return NULL;
+    tly__lib_live(at_peak_lib);
+    return at_peak_lib;
+}
+
 static void new_peak(int64_t l)
 {
     tly__spin_lock(&peak_mu);
@@ -118,7 +128,7 @@ static void new_peak(int64_t l)
         atomic_store_explicit(&peak, l, memory_order_relaxed);
         tly__live_stages(at_peak);
         peak_time_ns = tly__now_ns();
-        tly__timeline_peak(peak_time_ns, l, at_peak);
+        tly__timeline_peak(peak_time_ns, l, at_peak, libs_at_peak());
     }
     tly__spin_unlock(&peak_mu);
 }
@@ -137,6 +147,27 @@ static inline void live_add(enum tly_stage s, int64_t d)
         tly__timeline_sample(l);
 }
 
+void tly__account_outside(enum tly_stage s, unsigned lib, int64_t d)
+{
+    if (d > 0)
+        tly__lib_alloc(lib, (uint64_t)d);
+    else
+        tly__lib_free(lib, (uint64_t)-d);
+    live_add(s, d);
+}
+
+/* The library slot a new large block is charged to (none unless the preload attributes them). Its
+ * slot is charged before the process's live bytes move, so that a peak this block makes sees it. */
+static unsigned lib_charge(size_t usize)
+{
+    tly__lib_fn of = atomic_load_explicit(&tly__lib_of, memory_order_relaxed);
+    if (TLY__LIKELY(of == NULL))
+        return TLY__LIB_NONE;
+    unsigned lib = of(usize);
+    tly__lib_alloc(lib, usize);
+    return lib;
+}
+
 void tly__account_alloc(struct tly__tls *t, void *ptr, size_t usize, size_t req)
 {
     enum tly_stage s = tly__stage_of(t);
@@ -145,7 +176,7 @@ void tly__account_alloc(struct tly__tls *t, void *ptr, size_t usize, size_t req)
     tly__bump(b, &b->alloc_bytes[s], usize);
     tly__bump(b, &b->alloc_req_bytes[s], req);
     if (usize >= TLY_MEM_LARGE)
-        tly__ptab_put((uintptr_t)ptr, usize, s);
+        tly__ptab_put((uintptr_t)ptr, usize, s, lib_charge(usize));
     live_add(s, (int64_t)usize);
 }
 
@@ -154,10 +185,12 @@ void tly__account_free(struct tly__tls *t, void *ptr, size_t usize)
     enum tly_stage s = tly__stage_of(t);
     if (usize >= TLY_MEM_LARGE) {
         size_t recorded;
+        unsigned lib;
         /* A large block missing from the table was allocated before tracking began: never counted. */
-        if (!tly__ptab_take((uintptr_t)ptr, &recorded, &s))
+        if (!tly__ptab_take((uintptr_t)ptr, &recorded, &s, &lib))
             return;
         usize = recorded;
+        tly__lib_free(lib, usize);
     }
     struct tly__tblock *b = tly__block(t);
     tly__bump(b, &b->frees[s], 1);
@@ -167,19 +200,29 @@ void tly__account_free(struct tly__tls *t, void *ptr, size_t usize)
 void tly__account_resize(struct tly__tls *t, void *ptr, size_t old_usize, size_t new_usize)
 {
     enum tly_stage s = tly__stage_of(t);
+    unsigned lib = TLY__LIB_NONE;
+    int64_t d = (int64_t)new_usize - (int64_t)old_usize;
     if (old_usize >= TLY_MEM_LARGE) {
         if (new_usize >= TLY_MEM_LARGE) {
-            if (!tly__ptab_resize((uintptr_t)ptr, new_usize, &s))
+            if (!tly__ptab_resize((uintptr_t)ptr, new_usize, &s, &lib))
                 return; /* allocated before tracking began */
+            tly__lib_grow(lib, d);
         } else {
             size_t recorded;
-            if (!tly__ptab_take((uintptr_t)ptr, &recorded, &s))
+            if (!tly__ptab_take((uintptr_t)ptr, &recorded, &s, &lib))
                 return;
+            tly__lib_grow(lib, -(int64_t)old_usize); /* the rest is a small block now */
         }
     } else if (new_usize >= TLY_MEM_LARGE) {
-        tly__ptab_put((uintptr_t)ptr, new_usize, s);
+        /* A small block grown in place into a large one: the whole block is the library's now (its
+         * allocation was counted as small; the library counts the bytes, not a new allocation). */
+        tly__lib_fn of = atomic_load_explicit(&tly__lib_of, memory_order_relaxed);
+        if (TLY__UNLIKELY(of != NULL)) {
+            lib = of(new_usize);
+            tly__lib_grow(lib, (int64_t)new_usize);
+        }
+        tly__ptab_put((uintptr_t)ptr, new_usize, s, lib);
     }
-    int64_t d = (int64_t)new_usize - (int64_t)old_usize;
     if (d > 0) {
         struct tly__tblock *b = tly__block(t);
         tly__bump(b, &b->alloc_bytes[s], (uint64_t)d);
@@ -217,7 +260,7 @@ static void add_block(struct tly_mem_snapshot *out, struct tly__tblock *b)
     }
 }
 
-void tly_mem_snapshot(struct tly_mem_snapshot *out)
+void tly__snapshot_libs(struct tly_mem_snapshot *out, struct tly__lib_counters libs[TLY__LIB_MAX])
 {
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&blocks_mu);
@@ -236,7 +279,17 @@ void tly_mem_snapshot(struct tly_mem_snapshot *out)
     out->live_bytes = atomic_load_explicit(&live, memory_order_relaxed);
     out->peak_bytes = atomic_load_explicit(&peak, memory_order_relaxed);
     out->peak_time_ns = peak_time_ns;
+    if (libs) {
+        tly__lib_read(libs);
+        for (unsigned i = 0; i < TLY__LIB_MAX; i++)
+            libs[i].at_peak_bytes = at_peak_lib[i];
+    }
     tly__spin_unlock(&peak_mu);
+}
+
+void tly_mem_snapshot(struct tly_mem_snapshot *out)
+{
+    tly__snapshot_libs(out, NULL);
 }
 
 void tly_mem_reset_peaks(void)
@@ -250,7 +303,10 @@ void tly_mem_reset_peaks(void)
     int64_t l = atomic_load_explicit(&live, memory_order_relaxed);
     atomic_store_explicit(&peak, l, memory_order_relaxed);
     tly__live_stages(at_peak);
+    tly__lib_reset_peaks();
+    tly__lib_live(at_peak_lib);
     peak_time_ns = tly__now_ns();
-    tly__timeline_reset(peak_time_ns, l, at_peak);
+    tly__timeline_reset(peak_time_ns, l, at_peak,
+                        atomic_load_explicit(&tly__lib_count, memory_order_relaxed) ? at_peak_lib : NULL);
     tly__spin_unlock(&peak_mu);
 }

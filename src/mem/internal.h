@@ -68,6 +68,34 @@ static inline enum tly_stage tly__stage_of(const struct tly__tls *t)
     return t->stage1 ? (enum tly_stage)(t->stage1 - 1) : TLY_UNSTAGED;
 }
 
+/*
+ * libs.c: the library dimension, beside the stages. The preload (src/preload) charges every block
+ * of TLY_MEM_LARGE bytes or more, every large copy and every large anonymous mapping to a slot it
+ * names (a shared library, or "mmap"); the engine never sets tly__lib_of, so it stays empty and
+ * costs the engine one load on its large-block path.
+ */
+#define TLY__LIB_MAX 64
+#define TLY__LIB_NONE 0xffu
+
+/* One slot's counters; live, peak and at_peak are absolute (not relative to a window). */
+struct tly__lib_counters {
+    uint64_t allocs, frees, alloc_bytes, copies, copy_bytes;
+    int64_t live_bytes, peak_bytes, at_peak_bytes;
+};
+
+/* The slot to charge a new block of @p usize bytes to (TLY__LIB_NONE: none); called inside the hooks. */
+typedef unsigned (*tly__lib_fn)(size_t usize);
+extern _Atomic(tly__lib_fn) tly__lib_of;
+extern _Atomic unsigned tly__lib_count; /* slots in use: 0 .. count-1 */
+
+void tly__lib_alloc(unsigned lib, uint64_t usize);
+void tly__lib_free(unsigned lib, uint64_t usize);
+void tly__lib_grow(unsigned lib, int64_t d);
+void tly__lib_copy(unsigned lib, uint64_t n);
+void tly__lib_live(int64_t out[TLY__LIB_MAX]);
+void tly__lib_reset_peaks(void);
+void tly__lib_read(struct tly__lib_counters out[TLY__LIB_MAX]);
+
 /* counters.c */
 struct tly__tblock *tly__block_slow(struct tly__tls *t);
 
@@ -89,21 +117,30 @@ void tly__account_alloc(struct tly__tls *t, void *ptr, size_t usize, size_t req)
 void tly__account_free(struct tly__tls *t, void *ptr, size_t usize);
 void tly__account_resize(struct tly__tls *t, void *ptr, size_t old_usize, size_t new_usize);
 void tly__live_stages(int64_t out[TLY_NSTAGES]);
+/* Memory the hooks cannot see (an anonymous mmap): @p d bytes into stage @p s, slot @p lib and the
+ * process's live bytes, so a large mapping counts in the peak. */
+void tly__account_outside(enum tly_stage s, unsigned lib, int64_t d);
+/* tly_mem_snapshot() and, when @p libs is not NULL, every library slot (at_peak_bytes taken at the
+ * same process-wide peak as the snapshot's). */
+void tly__snapshot_libs(struct tly_mem_snapshot *out, struct tly__lib_counters libs[TLY__LIB_MAX]);
 uint64_t tly__now_ns(void);
 uint64_t tly__thread_tracked_bytes(void);
 
-/* ptrtable.c: the stage that allocated each live block of TLY_MEM_LARGE bytes or more */
-void tly__ptab_put(uintptr_t p, size_t usize, enum tly_stage s);
-bool tly__ptab_take(uintptr_t p, size_t *usize, enum tly_stage *s);
-bool tly__ptab_resize(uintptr_t p, size_t new_usize, enum tly_stage *s);
+/* ptrtable.c: the stage (and library) that allocated each live block of TLY_MEM_LARGE bytes or more */
+void tly__ptab_put(uintptr_t p, size_t usize, enum tly_stage s, unsigned lib);
+bool tly__ptab_take(uintptr_t p, size_t *usize, enum tly_stage *s, unsigned *lib);
+bool tly__ptab_resize(uintptr_t p, size_t new_usize, enum tly_stage *s, unsigned *lib);
 size_t tly__ptab_count(void);
 
 /* timeline.c */
 extern _Atomic int64_t tly__tl_last;
 extern _Atomic int64_t tly__tl_gran;
 void tly__timeline_sample(int64_t live);
-void tly__timeline_peak(uint64_t t_ns, int64_t live, const int64_t stage_live[TLY_NSTAGES]);
-void tly__timeline_reset(uint64_t t0_ns, int64_t live, const int64_t stage_live[TLY_NSTAGES]);
+/* lib_live: every library slot's live bytes, or NULL while there are no slots */
+void tly__timeline_peak(uint64_t t_ns, int64_t live, const int64_t stage_live[TLY_NSTAGES], const int64_t *lib_live);
+void tly__timeline_reset(uint64_t t0_ns, int64_t live, const int64_t stage_live[TLY_NSTAGES], const int64_t *lib_live);
+/* tly_mem_timeline(), and each sample's library slots into @p lib_out when it is not NULL */
+size_t tly__timeline_read(struct tly_mem_sample *out, int64_t (*lib_out)[TLY__LIB_MAX], size_t cap);
 
 /* crosscheck.c */
 void tly__crosscheck_boot(void);

@@ -1,6 +1,6 @@
 /*
- * The pointer table: for every live block of TLY_MEM_LARGE bytes or more, the stage that allocated
- * it and its usable size, so that its free is charged to that stage.
+ * The pointer table: for every live block of TLY_MEM_LARGE bytes or more, the stage (and, under the
+ * preload, the library) that allocated it and its usable size, so that its free is charged there.
  *
  * Open addressing with linear probing and backward-shift deletion, in mmap'd memory (this runs
  * inside the allocation hooks: it must not call malloc). One mutex: large blocks are rare next to
@@ -13,8 +13,19 @@
 
 struct ent {
     uintptr_t key; /* 0 = empty */
-    uint64_t meta; /* usize << 8 | stage */
+    uint64_t meta; /* usize << 16 | lib << 8 | stage (a usable size needs far fewer than 48 bits) */
 };
+
+static uint64_t pack(size_t usize, enum tly_stage s, unsigned lib)
+{
+    return (uint64_t)usize << 16 | (uint64_t)(lib & 0xff) << 8 | (uint64_t)s;
+}
+
+static void unpack(uint64_t meta, enum tly_stage *s, unsigned *lib)
+{
+    *s = (enum tly_stage)(meta & 0xff);
+    *lib = (unsigned)(meta >> 8 & 0xff);
+}
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ent *tab;
@@ -96,7 +107,7 @@ static void erase(struct ent *e)
     count--;
 }
 
-void tly__ptab_put(uintptr_t p, size_t usize, enum tly_stage s)
+void tly__ptab_put(uintptr_t p, size_t usize, enum tly_stage s, unsigned lib)
 {
     pthread_mutex_lock(&mu);
     if ((count + 1) * 2 > cap && !grow()) {
@@ -106,30 +117,30 @@ void tly__ptab_put(uintptr_t p, size_t usize, enum tly_stage s)
     struct ent *e = find(p);
     if (e == NULL)
         count++;
-    insert_raw(tab, cap - 1, p, (uint64_t)usize << 8 | (uint64_t)s);
+    insert_raw(tab, cap - 1, p, pack(usize, s, lib));
     pthread_mutex_unlock(&mu);
 }
 
-bool tly__ptab_take(uintptr_t p, size_t *usize, enum tly_stage *s)
+bool tly__ptab_take(uintptr_t p, size_t *usize, enum tly_stage *s, unsigned *lib)
 {
     pthread_mutex_lock(&mu);
     struct ent *e = find(p);
     if (e) {
-        *usize = (size_t)(e->meta >> 8);
-        *s = (enum tly_stage)(e->meta & 0xff);
+        *usize = (size_t)(e->meta >> 16);
+        unpack(e->meta, s, lib);
         erase(e);
     }
     pthread_mutex_unlock(&mu);
     return e != NULL;
 }
 
-bool tly__ptab_resize(uintptr_t p, size_t new_usize, enum tly_stage *s)
+bool tly__ptab_resize(uintptr_t p, size_t new_usize, enum tly_stage *s, unsigned *lib)
 {
     pthread_mutex_lock(&mu);
     struct ent *e = find(p);
     if (e) {
-        *s = (enum tly_stage)(e->meta & 0xff);
-        e->meta = (uint64_t)new_usize << 8 | (uint64_t)*s;
+        unpack(e->meta, s, lib);
+        e->meta = pack(new_usize, *s, *lib);
     }
     pthread_mutex_unlock(&mu);
     return e != NULL;

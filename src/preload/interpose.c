@@ -1,0 +1,468 @@
+/*
+ * What the preload interposes on libc: the copy functions (memcpy, memmove, mempcpy and their
+ * fortified forms), the anonymous mappings (mmap, mremap, munmap), and the calls that can reach
+ * the mark descriptor (write and its kin; close and dup2, which may take its number away).
+ *
+ * Each forwards to libc's own implementation, found with dlsym(RTLD_NEXT) in the constructor;
+ * before that (other libraries' constructors may copy or map first) to a safe fallback. The cost
+ * when nothing is counted: one compare and an indirect call.
+ */
+#undef _FORTIFY_SOURCE
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "preload/preload.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+typedef void *(*copy_fn)(void *, const void *, size_t);
+typedef void *(*copy_chk_fn)(void *, const void *, size_t, size_t);
+
+/* --- fallbacks, until the constructor has found libc's --- */
+
+/* memmove's semantics with the string instructions (elsewhere, a loop of volatile bytes): nothing
+ * the compiler could turn back into a call to memcpy. */
+static void *fb_memmove(void *d, const void *s, size_t n)
+{
+#if defined(__x86_64__)
+    unsigned char *dp = d;
+    const unsigned char *sp = s;
+    if (dp <= sp || dp >= sp + n) {
+        __asm__ volatile("rep movsb" : "+D"(dp), "+S"(sp), "+c"(n) : : "memory");
+    } else if (n) {
+        dp += n - 1;
+        sp += n - 1;
+        __asm__ volatile("std\n\trep movsb\n\tcld" : "+D"(dp), "+S"(sp), "+c"(n) : : "memory");
+    }
+#else
+    volatile unsigned char *dp = d;
+    const volatile unsigned char *sp = s;
+    if (dp <= sp || dp >= sp + n)
+        for (size_t i = 0; i < n; i++)
+            dp[i] = sp[i];
+    else
+        for (size_t i = n; i > 0; i--)
+            dp[i - 1] = sp[i - 1];
+#endif
+    return d;
+}
+
+static void *fb_mempcpy(void *d, const void *s, size_t n)
+{
+    return (char *)fb_memmove(d, s, n) + n;
+}
+
+static void *fb_chk(void *d, const void *s, size_t n, size_t dlen)
+{
+    if (n > dlen)
+        abort(); /* what __chk_fail does, less the message */
+    return fb_memmove(d, s, n);
+}
+
+static void *fb_mempcpy_chk(void *d, const void *s, size_t n, size_t dlen)
+{
+    return (char *)fb_chk(d, s, n, dlen) + n;
+}
+
+static _Atomic(copy_fn) real_memcpy = fb_memmove, real_memmove = fb_memmove, real_mempcpy = fb_mempcpy;
+static _Atomic(copy_chk_fn) real_memcpy_chk = fb_chk, real_memmove_chk = fb_chk, real_mempcpy_chk = fb_mempcpy_chk;
+
+#define REAL(f) atomic_load_explicit(&real_##f, memory_order_relaxed)
+
+/* --- copies --- */
+
+static void copy_seen(size_t n, uintptr_t ra)
+{
+    unsigned slot = tly__obj_copy_slot(ra);
+    if (slot == TLY__LIB_NONE)
+        return; /* the preload's own */
+    tly__lib_copy(slot, n);
+    tly_copy_note(n); /* and in the calling thread's stage (tly_mark_push) */
+}
+
+/* Out of line, so that the common case (a small copy) is a compare and a tail call. */
+static __attribute__((noinline)) void *copy_slow(copy_fn f, void *d, const void *s, size_t n, uintptr_t ra)
+{
+    copy_seen(n, ra);
+    return f(d, s, n);
+}
+
+static __attribute__((noinline)) void *chk_slow(copy_chk_fn f, void *d, const void *s, size_t n, size_t dlen,
+                                                uintptr_t ra)
+{
+    copy_seen(n, ra);
+    return f(d, s, n, dlen);
+}
+
+#define LARGE_COPY(n) TLY__UNLIKELY((n) >= atomic_load_explicit(&tly__pl_copy_min, memory_order_relaxed))
+#define RA ((uintptr_t)__builtin_return_address(0))
+
+void *memcpy(void *d, const void *s, size_t n)
+{
+    return LARGE_COPY(n) ? copy_slow(REAL(memcpy), d, s, n, RA) : REAL(memcpy)(d, s, n);
+}
+
+void *memmove(void *d, const void *s, size_t n)
+{
+    return LARGE_COPY(n) ? copy_slow(REAL(memmove), d, s, n, RA) : REAL(memmove)(d, s, n);
+}
+
+void *mempcpy(void *d, const void *s, size_t n)
+{
+    return LARGE_COPY(n) ? copy_slow(REAL(mempcpy), d, s, n, RA) : REAL(mempcpy)(d, s, n);
+}
+
+void *__memcpy_chk(void *d, const void *s, size_t n, size_t dlen)
+{
+    return LARGE_COPY(n) ? chk_slow(REAL(memcpy_chk), d, s, n, dlen, RA) : REAL(memcpy_chk)(d, s, n, dlen);
+}
+
+void *__memmove_chk(void *d, const void *s, size_t n, size_t dlen)
+{
+    return LARGE_COPY(n) ? chk_slow(REAL(memmove_chk), d, s, n, dlen, RA) : REAL(memmove_chk)(d, s, n, dlen);
+}
+
+void *__mempcpy_chk(void *d, const void *s, size_t n, size_t dlen)
+{
+    return LARGE_COPY(n) ? chk_slow(REAL(mempcpy_chk), d, s, n, dlen, RA) : REAL(mempcpy_chk)(d, s, n, dlen);
+}
+
+/* --- anonymous mappings --- */
+
+#define MAX_MAPS 4096
+
+/* The mappings counted and not yet unmapped; rare (a megabyte or more, outside jemalloc). */
+struct map {
+    uintptr_t lo, hi;
+    uint8_t stage;
+};
+static struct map maps[MAX_MAPS];
+static _Atomic size_t nmaps;
+static tly__spin maps_mu = TLY__SPIN_INIT;
+
+/* Uncount [lo, hi) wherever it overlaps a counted mapping (under maps_mu). Returns the stage of
+ * the first overlap, or -1 when nothing was counted there. */
+static int uncount_locked(uintptr_t lo, uintptr_t hi)
+{
+    int stage = -1;
+    size_t n = atomic_load_explicit(&nmaps, memory_order_relaxed);
+    for (size_t i = 0; i < n;) {
+        struct map *m = &maps[i];
+        uintptr_t a = lo > m->lo ? lo : m->lo, b = hi < m->hi ? hi : m->hi;
+        if (a >= b) {
+            i++;
+            continue;
+        }
+        if (stage < 0)
+            stage = m->stage;
+        tly__account_outside((enum tly_stage)m->stage, TLY__SLOT_MMAP, -(int64_t)(b - a));
+        if (a == m->lo && b == m->hi) {
+            maps[i] = maps[--n];
+            continue;
+        }
+        if (a == m->lo) {
+            m->lo = b;
+        } else if (b == m->hi) {
+            m->hi = a;
+        } else if (n < MAX_MAPS) { /* a hole in the middle: two mappings now */
+            maps[n++] = (struct map){b, m->hi, m->stage};
+            m->hi = a;
+        } else { /* no room to remember the tail: uncount it now */
+            tly__account_outside((enum tly_stage)m->stage, TLY__SLOT_MMAP, -(int64_t)(m->hi - b));
+            m->hi = a;
+        }
+        i++;
+    }
+    atomic_store_explicit(&nmaps, n, memory_order_relaxed);
+    return stage;
+}
+
+static void count_map(uintptr_t lo, size_t len, enum tly_stage s)
+{
+    size_t n = atomic_load_explicit(&nmaps, memory_order_relaxed);
+    if (n == MAX_MAPS)
+        return; /* not remembered, so not counted either: its munmap will find nothing */
+    maps[n] = (struct map){lo, lo + len, (uint8_t)s};
+    atomic_store_explicit(&nmaps, n + 1, memory_order_relaxed);
+    tly__account_outside(s, TLY__SLOT_MMAP, (int64_t)len);
+}
+
+static void map_seen(void *p, size_t len, int prot, int flags, uintptr_t ra)
+{
+    if (tly__obj_in_allocator(ra))
+        return; /* jemalloc's own mappings hold the blocks the hooks count */
+    bool counted = (flags & MAP_ANONYMOUS) && prot != PROT_NONE &&
+                   len >= atomic_load_explicit(&tly__pl_mmap_min, memory_order_relaxed);
+    if (!counted && !((flags & MAP_FIXED) && atomic_load_explicit(&nmaps, memory_order_relaxed)))
+        return;
+    tly__spin_lock(&maps_mu);
+    if (flags & MAP_FIXED) /* replaces whatever was mapped there */
+        uncount_locked((uintptr_t)p, (uintptr_t)p + len);
+    if (counted)
+        count_map((uintptr_t)p, len, tly_stage_current());
+    tly__spin_unlock(&maps_mu);
+}
+
+static void unmap_seen(void *p, size_t len, uintptr_t ra)
+{
+    if (atomic_load_explicit(&nmaps, memory_order_relaxed) == 0 || tly__obj_in_allocator(ra))
+        return;
+    tly__spin_lock(&maps_mu);
+    uncount_locked((uintptr_t)p, (uintptr_t)p + len);
+    tly__spin_unlock(&maps_mu);
+}
+
+typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
+typedef int (*munmap_fn)(void *, size_t);
+typedef void *(*mremap_fn)(void *, size_t, size_t, int, ...);
+
+static void *fb_mmap(void *a, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return (void *)syscall(SYS_mmap, a, len, prot, flags, fd, off);
+}
+
+static int fb_munmap(void *a, size_t len)
+{
+    return (int)syscall(SYS_munmap, a, len);
+}
+
+static void *fb_mremap(void *a, size_t old, size_t len, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    void *na = (flags & MREMAP_FIXED) ? va_arg(ap, void *) : NULL;
+    va_end(ap);
+    return (void *)syscall(SYS_mremap, a, old, len, flags, na);
+}
+
+static _Atomic(mmap_fn) real_mmap = fb_mmap;
+static _Atomic(munmap_fn) real_munmap = fb_munmap;
+static _Atomic(mremap_fn) real_mremap = fb_mremap;
+
+static inline void *do_mmap(void *a, size_t len, int prot, int flags, int fd, off_t off, uintptr_t ra)
+{
+    void *p = REAL(mmap)(a, len, prot, flags, fd, off);
+    if (p != MAP_FAILED && (len >= atomic_load_explicit(&tly__pl_mmap_min, memory_order_relaxed) ||
+                            ((flags & MAP_FIXED) && atomic_load_explicit(&nmaps, memory_order_relaxed))))
+        map_seen(p, len, prot, flags, ra);
+    return p;
+}
+
+void *mmap(void *a, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return do_mmap(a, len, prot, flags, fd, off, RA);
+}
+
+void *mmap64(void *a, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return do_mmap(a, len, prot, flags, fd, off, RA);
+}
+
+int munmap(void *a, size_t len)
+{
+    int rc = REAL(munmap)(a, len);
+    if (rc == 0)
+        unmap_seen(a, len, RA);
+    return rc;
+}
+
+void *mremap(void *a, size_t old, size_t len, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    void *na = (flags & MREMAP_FIXED) ? va_arg(ap, void *) : NULL;
+    va_end(ap);
+    void *p = REAL(mremap)(a, old, len, flags, na);
+    if (p == MAP_FAILED || atomic_load_explicit(&nmaps, memory_order_relaxed) == 0 || tly__obj_in_allocator(RA))
+        return p;
+    /* A counted mapping keeps being counted, at its new size and place, in the same stage. */
+    tly__spin_lock(&maps_mu);
+    int stage = uncount_locked((uintptr_t)a, (uintptr_t)a + old);
+    if (stage >= 0) {
+        uncount_locked((uintptr_t)p, (uintptr_t)p + len); /* MREMAP_FIXED may replace a mapping */
+        count_map((uintptr_t)p, len, (enum tly_stage)stage);
+    }
+    tly__spin_unlock(&maps_mu);
+    return p;
+}
+
+/* --- the mark descriptor --- */
+
+typedef ssize_t (*write_fn)(int, const void *, size_t);
+typedef ssize_t (*writev_fn)(int, const struct iovec *, int);
+typedef ssize_t (*pwrite_fn)(int, const void *, size_t, off_t);
+typedef ssize_t (*pwritev_fn)(int, const struct iovec *, int, off_t);
+typedef int (*close_fn)(int);
+typedef int (*dup2_fn)(int, int);
+typedef int (*dup3_fn)(int, int, int);
+typedef int (*close_range_fn)(unsigned, unsigned, int);
+
+static ssize_t fb_write(int fd, const void *b, size_t n)
+{
+    return syscall(SYS_write, fd, b, n);
+}
+static ssize_t fb_writev(int fd, const struct iovec *v, int k)
+{
+    return syscall(SYS_writev, fd, v, k);
+}
+static ssize_t fb_pwrite(int fd, const void *b, size_t n, off_t o)
+{
+    return syscall(SYS_pwrite64, fd, b, n, o);
+}
+static ssize_t fb_pwritev(int fd, const struct iovec *v, int k, off_t o)
+{
+    return syscall(SYS_pwritev, fd, v, k, (unsigned long)o, (unsigned long)((uint64_t)o >> 32));
+}
+static int fb_close(int fd)
+{
+    return (int)syscall(SYS_close, fd);
+}
+static int fb_dup2(int a, int b)
+{
+    return (int)syscall(SYS_dup2, a, b);
+}
+static int fb_dup3(int a, int b, int f)
+{
+    return (int)syscall(SYS_dup3, a, b, f);
+}
+static int fb_close_range(unsigned a, unsigned b, int f)
+{
+    return (int)syscall(SYS_close_range, a, b, f);
+}
+
+static _Atomic(write_fn) real_write = fb_write;
+static _Atomic(writev_fn) real_writev = fb_writev;
+static _Atomic(pwrite_fn) real_pwrite = fb_pwrite, real_pwrite64 = fb_pwrite;
+static _Atomic(pwritev_fn) real_pwritev = fb_pwritev, real_pwritev64 = fb_pwritev;
+static _Atomic(close_fn) real_close = fb_close;
+static _Atomic(dup2_fn) real_dup2 = fb_dup2;
+static _Atomic(dup3_fn) real_dup3 = fb_dup3;
+static _Atomic(close_range_fn) real_close_range = fb_close_range;
+
+static inline bool is_mark_fd(int fd)
+{
+    return TLY__UNLIKELY(fd >= 0 && fd == atomic_load_explicit(&tly__mark_fd, memory_order_relaxed));
+}
+
+/*
+ * The program gives the descriptor's number away: marks stop, its writes go where it says. Not from
+ * a vfork child (Python's subprocess closes every descriptor there): it shares the parent's memory,
+ * and the parent keeps its descriptor. Its pid is not the one tly__mark_pid holds (a fork child's
+ * is, set by an atfork handler).
+ */
+static inline void mark_fd_lost(int lo, int hi)
+{
+    int fd = atomic_load_explicit(&tly__mark_fd, memory_order_relaxed);
+    if (TLY__UNLIKELY(fd >= lo && fd <= hi && fd >= 0) && getpid() == tly__mark_pid)
+        atomic_store_explicit(&tly__mark_fd, -1, memory_order_relaxed);
+}
+
+static ssize_t marks_writev(const struct iovec *v, int k)
+{
+    char buf[4096];
+    size_t n = 0, total = 0;
+    for (int i = 0; i < k; i++) {
+        size_t m = v[i].iov_len < sizeof buf - n ? v[i].iov_len : sizeof buf - n;
+        memcpy(buf + n, v[i].iov_base, m); /* a mark line, not payload */
+        n += m;
+        total += v[i].iov_len;
+    }
+    tly__marks_write(buf, n);
+    return (ssize_t)total;
+}
+
+ssize_t write(int fd, const void *b, size_t n)
+{
+    return is_mark_fd(fd) ? tly__marks_write(b, n) : REAL(write)(fd, b, n);
+}
+
+ssize_t writev(int fd, const struct iovec *v, int k)
+{
+    return is_mark_fd(fd) ? marks_writev(v, k) : REAL(writev)(fd, v, k);
+}
+
+ssize_t pwrite(int fd, const void *b, size_t n, off_t o)
+{
+    return is_mark_fd(fd) ? tly__marks_write(b, n) : REAL(pwrite)(fd, b, n, o);
+}
+
+ssize_t pwrite64(int fd, const void *b, size_t n, off_t o)
+{
+    return is_mark_fd(fd) ? tly__marks_write(b, n) : REAL(pwrite64)(fd, b, n, o);
+}
+
+ssize_t pwritev(int fd, const struct iovec *v, int k, off_t o)
+{
+    return is_mark_fd(fd) ? marks_writev(v, k) : REAL(pwritev)(fd, v, k, o);
+}
+
+ssize_t pwritev64(int fd, const struct iovec *v, int k, off_t o)
+{
+    return is_mark_fd(fd) ? marks_writev(v, k) : REAL(pwritev64)(fd, v, k, o);
+}
+
+int close(int fd)
+{
+    mark_fd_lost(fd, fd);
+    return REAL(close)(fd);
+}
+
+int dup2(int a, int b)
+{
+    if (a != b)
+        mark_fd_lost(b, b);
+    return REAL(dup2)(a, b);
+}
+
+int dup3(int a, int b, int flags)
+{
+    mark_fd_lost(b, b);
+    return REAL(dup3)(a, b, flags);
+}
+
+int close_range(unsigned lo, unsigned hi, int flags)
+{
+    if (!(flags & CLOSE_RANGE_CLOEXEC))
+        mark_fd_lost((int)(lo > INT_MAX ? INT_MAX : lo), (int)(hi > INT_MAX ? INT_MAX : hi));
+    return REAL(close_range)(lo, hi, flags);
+}
+
+/* --- start-up --- */
+
+#define RESOLVE(var, name)                                                                                             \
+    do {                                                                                                               \
+        void *f = dlsym(RTLD_NEXT, name);                                                                              \
+        if (f)                                                                                                         \
+            atomic_store_explicit(&var, (__typeof__(atomic_load(&var)))f, memory_order_relaxed);                       \
+    } while (0)
+
+void tly__interpose_boot(void)
+{
+    RESOLVE(real_memcpy, "memcpy");
+    RESOLVE(real_memmove, "memmove");
+    RESOLVE(real_mempcpy, "mempcpy");
+    RESOLVE(real_memcpy_chk, "__memcpy_chk");
+    RESOLVE(real_memmove_chk, "__memmove_chk");
+    RESOLVE(real_mempcpy_chk, "__mempcpy_chk");
+    RESOLVE(real_mmap, "mmap");
+    RESOLVE(real_munmap, "munmap");
+    RESOLVE(real_mremap, "mremap");
+    RESOLVE(real_write, "write");
+    RESOLVE(real_writev, "writev");
+    RESOLVE(real_pwrite, "pwrite");
+    RESOLVE(real_pwrite64, "pwrite64");
+    RESOLVE(real_pwritev, "pwritev");
+    RESOLVE(real_pwritev64, "pwritev64");
+    RESOLVE(real_close, "close");
+    RESOLVE(real_dup2, "dup2");
+    RESOLVE(real_dup3, "dup3");
+    RESOLVE(real_close_range, "close_range");
+}

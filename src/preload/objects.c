@@ -1,0 +1,334 @@
+/*
+ * The process's shared objects: where their code lies, what they are called, which library slot
+ * they are charged to; and the bounded unwind that finds, for a large block or a copy, the first
+ * frame outside the plumbing (libc, jemalloc, libstdc++, libgcc_s, ld.so and this preload).
+ *
+ * This runs inside the allocation hooks: static storage only, no malloc. The code ranges come from
+ * dl_iterate_phdr and are rebuilt when an address misses them and the loader has added or removed
+ * objects since (Python imports its extension modules late). A rebuild fills the table nobody
+ * reads, then swaps it in; a thread that finds a rebuild under way takes the miss instead of
+ * waiting (a thread inside dlopen may hold the loader's lock and be allocating).
+ */
+#include <dlfcn.h>
+#include <link.h>
+#include <string.h>
+#include <unwind.h>
+
+#include <jemalloc/jemalloc.h>
+
+#include "preload/preload.h"
+
+#define MAX_RANGES 1024
+#define POOL_BYTES (96 * 1024)
+#define MAX_DEPTH 48
+#define NAME_CAP 64
+#define PATH_CAP 512
+
+enum kind { K_MISS = -1, K_LIB, K_PLUMBING, K_SELF, K_JEMALLOC };
+
+struct range {
+    uintptr_t lo, hi; /* one executable segment */
+    uint32_t path;    /* offset into the table's pool */
+    uint8_t kind;
+    uint8_t slot; /* TLY__LIB_NONE until the object is first charged */
+};
+
+struct table {
+    size_t n, pool_used;
+    unsigned long long adds, subs; /* the loader's counters when it was built */
+    struct range r[MAX_RANGES];
+    char pool[POOL_BYTES];
+};
+
+static struct table tables[2];
+static struct table *cur; /* guarded by mu, as are the slots cached in it */
+static tly__spin mu = TLY__SPIN_INIT;
+static atomic_flag building = ATOMIC_FLAG_INIT;
+
+static char slot_names[TLY__LIB_MAX][NAME_CAP];
+static char slot_paths[TLY__LIB_MAX][PATH_CAP];
+
+static uintptr_t je_lo, je_hi, self_lo, self_hi;
+
+static void copy_str(char *dst, size_t cap, const char *src, size_t n)
+{
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n); /* a name, not payload */
+    dst[n] = '\0';
+}
+
+/* The file name, without the directory or version and ABI suffixes; a Python extension module in
+ * a package is named for its top-level package (numpy's _multiarray_umath.cpython-311-... -> numpy). */
+static void short_name(const char *path, char *out, size_t cap)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (strstr(base, ".cpython-") || strstr(base, ".abi3.so") || strstr(base, ".pypy")) {
+        const char *pkg = strstr(path, "-packages/");
+        const char *end = pkg ? strchr(pkg + strlen("-packages/"), '/') : NULL;
+        if (end) {
+            pkg += strlen("-packages/");
+            copy_str(out, cap, pkg, (size_t)(end - pkg));
+        } else {
+            copy_str(out, cap, base, strcspn(base, "."));
+        }
+        return;
+    }
+    for (const char *p = base; (p = strstr(p, ".so")) != NULL; p += 3)
+        if (p[3] == '\0' || p[3] == '.') {
+            copy_str(out, cap, base, (size_t)(p - base));
+            return;
+        }
+    copy_str(out, cap, base, strlen(base));
+}
+
+static bool plumbing(const char *path)
+{
+    static const char *const names[] = {"libc.so",       "libjemalloc", "libstdc++",  "libgcc_s",        "ld-linux",
+                                        "libpthread.so", "libdl.so",    "linux-vdso", "libtally-preload"};
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strncmp(base, names[i], strlen(names[i])) == 0)
+            return true;
+    return false;
+}
+
+static bool in_segments(const struct dl_phdr_info *info, uintptr_t a)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && a >= lo && a < lo + ph->p_memsz)
+            return true;
+    }
+    return false;
+}
+
+static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct table *t = arg;
+    t->adds = info->dlpi_adds;
+    t->subs = info->dlpi_subs;
+    const char *path = info->dlpi_name;
+    if (path == NULL || *path == '\0')
+        path = tly__pl_exe[0] ? tly__pl_exe : "[executable]";
+    enum kind k = K_LIB;
+    if (in_segments(info, (uintptr_t)&tly__obj_boot))
+        k = K_SELF;
+    else if (in_segments(info, (uintptr_t)&mallctl))
+        k = K_JEMALLOC;
+    else if (plumbing(path))
+        k = K_PLUMBING;
+    size_t len = strlen(path);
+    if (len >= PATH_CAP)
+        len = PATH_CAP - 1;
+    if (t->pool_used + len + 1 > POOL_BYTES)
+        return 0; /* out of room: its addresses will miss, and be charged as [unknown] */
+    uint32_t off = (uint32_t)t->pool_used;
+    copy_str(t->pool + off, len + 1, path, len);
+    t->pool_used += len + 1;
+    for (int i = 0; i < info->dlpi_phnum && t->n < MAX_RANGES; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        t->r[t->n++] = (struct range){lo, lo + ph->p_memsz, off, (uint8_t)k, TLY__LIB_NONE};
+    }
+    return 0;
+}
+
+static void build(struct table *t)
+{
+    t->n = 0;
+    t->pool_used = 0;
+    dl_iterate_phdr(add_object, t);
+    for (size_t i = 1; i < t->n; i++) { /* insertion sort by address: a few hundred ranges, rarely */
+        struct range x = t->r[i];
+        size_t j = i;
+        for (; j > 0 && t->r[j - 1].lo > x.lo; j--)
+            t->r[j] = t->r[j - 1];
+        t->r[j] = x;
+    }
+}
+
+static int read_gen(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    unsigned long long *g = arg;
+    g[0] = info->dlpi_adds;
+    g[1] = info->dlpi_subs;
+    return 1; /* the first object says it: stop */
+}
+
+/* Rebuild the table when the loader's objects changed; false when nothing changed or another thread
+ * is rebuilding. */
+static bool refresh(void)
+{
+    if (atomic_flag_test_and_set_explicit(&building, memory_order_acquire))
+        return false;
+    unsigned long long g[2] = {0, 0};
+    dl_iterate_phdr(read_gen, g);
+    tly__spin_lock(&mu);
+    struct table *c = cur;
+    bool changed = c == NULL || c->adds != g[0] || c->subs != g[1];
+    tly__spin_unlock(&mu);
+    if (changed) {
+        struct table *t = c == &tables[0] ? &tables[1] : &tables[0];
+        build(t);
+        tly__spin_lock(&mu);
+        cur = t;
+        tly__spin_unlock(&mu);
+    }
+    atomic_flag_clear_explicit(&building, memory_order_release);
+    return changed;
+}
+
+/* The slot of the object of range @p r (under mu): the slot of its short name, a new one, or OTHER. */
+static unsigned slot_for(struct table *t, struct range *r)
+{
+    if (r->slot != TLY__LIB_NONE)
+        return r->slot;
+    char name[NAME_CAP];
+    const char *path = t->pool + r->path;
+    short_name(path, name, sizeof name);
+    unsigned n = atomic_load_explicit(&tly__lib_count, memory_order_relaxed);
+    for (unsigned i = TLY__SLOT_FIRST_LIB; i < n; i++)
+        if (strcmp(slot_names[i], name) == 0)
+            return r->slot = (uint8_t)i;
+    if (n >= TLY__LIB_MAX)
+        return r->slot = TLY__SLOT_OTHER;
+    copy_str(slot_names[n], NAME_CAP, name, strlen(name));
+    copy_str(slot_paths[n], PATH_CAP, path, strlen(path));
+    atomic_store_explicit(&tly__lib_count, n + 1, memory_order_release);
+    return r->slot = (uint8_t)n;
+}
+
+static int classify_locked(uintptr_t a, unsigned *slot)
+{
+    struct table *t = cur;
+    if (t == NULL || t->n == 0)
+        return K_MISS;
+    size_t lo = 0, hi = t->n; /* the last range starting at or below a */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->r[mid].lo <= a)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    struct range *r = &t->r[lo];
+    if (a < r->lo || a >= r->hi)
+        return K_MISS;
+    if (r->kind == K_LIB)
+        *slot = slot_for(t, r);
+    return r->kind;
+}
+
+static int classify(uintptr_t a, unsigned *slot)
+{
+    tly__spin_lock(&mu);
+    int k = classify_locked(a, slot);
+    tly__spin_unlock(&mu);
+    if (k == K_MISS && refresh()) {
+        tly__spin_lock(&mu);
+        k = classify_locked(a, slot);
+        tly__spin_unlock(&mu);
+    }
+    return k;
+}
+
+struct walk {
+    unsigned slot;
+    int depth;
+};
+
+static _Unwind_Reason_Code step(struct _Unwind_Context *ctx, void *arg)
+{
+    struct walk *w = arg;
+    uintptr_t ip = (uintptr_t)_Unwind_GetIP(ctx);
+    if (ip == 0 || ++w->depth > MAX_DEPTH)
+        return _URC_END_OF_STACK;
+    unsigned slot = TLY__SLOT_UNKNOWN;
+    int k = classify(ip - 1, &slot); /* ip - 1: inside the call, even when it is a function's last */
+    if (k == K_LIB || k == K_MISS) {
+        w->slot = slot;
+        return _URC_END_OF_STACK;
+    }
+    return _URC_NO_REASON;
+}
+
+/* The slot of the first frame outside the plumbing. libgcc's unwinder reads .eh_frame (no frame
+ * pointers needed) and, warmed up by tly__obj_boot, does not allocate. */
+static unsigned unwind_slot(void)
+{
+    struct walk w = {TLY__SLOT_UNKNOWN, 0};
+    _Unwind_Backtrace(step, &w);
+    return w.slot;
+}
+
+unsigned tly__obj_alloc_slot(size_t usize)
+{
+    if (usize < atomic_load_explicit(&tly__pl_large, memory_order_relaxed))
+        return TLY__LIB_NONE;
+    return unwind_slot();
+}
+
+unsigned tly__obj_copy_slot(uintptr_t ra)
+{
+    unsigned slot = TLY__SLOT_UNKNOWN;
+    switch (classify(ra - 1, &slot)) {
+    case K_SELF:
+        return TLY__LIB_NONE;
+    case K_LIB:
+    case K_MISS:
+        return slot;
+    default: /* jemalloc's realloc, libstdc++'s std::copy: charge who called them */
+        return unwind_slot();
+    }
+}
+
+bool tly__obj_in_allocator(uintptr_t ra)
+{
+    return (ra >= je_lo && ra < je_hi) || (ra >= self_lo && ra < self_hi);
+}
+
+const char *tly__slot_name(unsigned slot)
+{
+    return slot < TLY__LIB_MAX ? slot_names[slot] : "?";
+}
+
+const char *tly__slot_path(unsigned slot)
+{
+    return slot < TLY__LIB_MAX ? slot_paths[slot] : "";
+}
+
+int tly__obj_boot(void)
+{
+    static const char *const fixed[TLY__SLOT_FIRST_LIB] = {
+        [TLY__SLOT_MMAP] = "mmap", [TLY__SLOT_UNKNOWN] = "[unknown]", [TLY__SLOT_OTHER] = "[other]"};
+    for (unsigned i = 0; i < TLY__SLOT_FIRST_LIB; i++)
+        copy_str(slot_names[i], NAME_CAP, fixed[i], strlen(fixed[i]));
+    refresh();
+    tly__spin_lock(&mu);
+    const struct table *t = cur;
+    for (size_t i = 0; t && i < t->n; i++) {
+        const struct range *r = &t->r[i];
+        uintptr_t *lo = r->kind == K_JEMALLOC ? &je_lo : r->kind == K_SELF ? &self_lo : NULL;
+        uintptr_t *hi = r->kind == K_JEMALLOC ? &je_hi : r->kind == K_SELF ? &self_hi : NULL;
+        if (lo == NULL)
+            continue;
+        if (*lo == 0 || r->lo < *lo)
+            *lo = r->lo;
+        if (r->hi > *hi)
+            *hi = r->hi;
+    }
+    tly__spin_unlock(&mu);
+    atomic_store_explicit(&tly__lib_count, TLY__SLOT_FIRST_LIB, memory_order_release);
+    /* The unwinder's first call binds its symbols and sets up its tables: do it here, not in a hook. */
+    (void)unwind_slot();
+    atomic_store_explicit(&tly__lib_of, tly__obj_alloc_slot, memory_order_release);
+    return je_hi > je_lo ? 0 : -1;
+}

@@ -1,0 +1,76 @@
+/*
+ * Internal to src/preload: the parts of libtally-preload.so, the tracker loaded into a process that
+ * was not built with tally (docs/impl-protocol.md). It adds to src/mem (the same hooks and
+ * counters) what a foreign process needs: attribution by shared library, the interposed copies and
+ * mappings, the marks and the result object.
+ */
+#ifndef TLY__PRELOAD_H
+#define TLY__PRELOAD_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mem/internal.h"
+
+/* Library slots with a fixed meaning; shared objects take the others as they are first charged. */
+enum {
+    TLY__SLOT_MMAP,    /* anonymous mappings outside jemalloc */
+    TLY__SLOT_UNKNOWN, /* no frame in a known shared object (JIT code, an unwind that ran out) */
+    TLY__SLOT_OTHER,   /* a library beyond TLY__LIB_MAX slots */
+    TLY__SLOT_FIRST_LIB
+};
+
+/* Settings (preload.c), SIZE_MAX until the constructor has read them: nothing counts before. */
+extern _Atomic size_t tly__pl_large;    /* TALLY_PROFILE_LARGE */
+extern _Atomic size_t tly__pl_copy_min; /* TALLY_PROFILE_COPY_MIN */
+extern _Atomic size_t tly__pl_mmap_min; /* TALLY_PROFILE_MMAP_MIN */
+extern char tly__pl_exe[PATH_MAX];      /* the executable's path */
+extern size_t tly__pl_settings[3];      /* large, copy_min, mmap_min as configured */
+extern uint64_t tly__pl_array_bytes;    /* TALLY_PROFILE_ARRAY_BYTES: an unmarked window's array */
+const char *tly__pl_out(void);          /* TALLY_PROFILE_OUT, or NULL */
+bool tly__pl_may_write_unmarked(void);  /* see preload.c: the run's first process, and no mark wrote */
+const char *tly__pl_untracked_reason(void);
+
+/* objects.c: the shared objects of the process, their short names and slots, the unwind */
+int tly__obj_boot(void);                    /* -1 when jemalloc is not among the process's objects */
+unsigned tly__obj_alloc_slot(size_t usize); /* a tly__lib_fn: the slot of a new block (in a hook) */
+unsigned tly__obj_copy_slot(uintptr_t ra);  /* the slot of a copy made from @p ra; NONE: our own */
+bool tly__obj_in_allocator(uintptr_t ra);   /* @p ra is in jemalloc or in the preload */
+const char *tly__slot_name(unsigned slot);
+const char *tly__slot_path(unsigned slot);
+
+/* interpose.c */
+void tly__interpose_boot(void);
+
+/* marks.c */
+extern _Atomic int tly__mark_fd;
+extern pid_t tly__mark_pid; /* the process whose descriptor it is */
+void tly__marks_boot(void);
+ssize_t tly__marks_write(const void *buf, size_t n);
+void tly__marks_exit(void);
+
+/* report.c: everything a closed window needs, taken before the report allocates anything */
+struct tly__figures {
+    bool marked, end_missing;
+    char op[64];
+    uint64_t array_bytes, output_bytes;
+    unsigned marks_ignored;
+    uint64_t t0_ns, t1_ns;
+    struct tly_mem_snapshot before, after;
+    struct tly__lib_counters lb[TLY__LIB_MAX], la[TLY__LIB_MAX];
+    unsigned nslots;
+    struct tly_mem_crosscheck xc;
+    bool xc_ok;
+    size_t tl_n;
+    struct tly_mem_sample *tl;
+    int64_t (*tl_lib)[TLY__LIB_MAX];
+};
+
+/* Write @p f to @p path (through PATH.tmp and a rename). Returns 0 or a negative errno. */
+int tly__report_write(const char *path, const struct tly__figures *f);
+
+#endif
