@@ -234,7 +234,7 @@ int tly_h_spawn_inherit(const char *path, char *const argv[], const struct tly_h
 {
     char **owned = NULL, **envp = nenv ? child_environ(env, nenv, &owned) : environ;
     pid_t pid;
-    int rc = envp == NULL ? ENOMEM
+    int rc = envp == NULL        ? ENOMEM
              : strchr(path, '/') ? posix_spawn(&pid, path, NULL, NULL, argv, envp)
                                  : posix_spawnp(&pid, path, NULL, NULL, argv, envp);
     if (nenv) {

@@ -37,7 +37,8 @@ static const struct key keys[] = {
     {"kind", JSON_STRING},
     {"about", JSON_STRING},
     {"index", JSON_INTEGER},
-    {"zstd_level", JSON_INTEGER}, {"impl_index", JSON_INTEGER},
+    {"zstd_level", JSON_INTEGER},
+    {"impl_index", JSON_INTEGER},
 };
 
 static bool type_ok(json_t *v, json_type t)

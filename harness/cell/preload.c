@@ -35,6 +35,7 @@ int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file)
         return tly_fail(TLY_EUSAGE, "LD_PRELOAD would be too long");
     env[0] = (struct tly_h_env){"LD_PRELOAD", value};
     env[1] = (struct tly_h_env){"TALLY_PROFILE_OUT", out_file};
+    env[2] = (struct tly_h_env){"TALLY_PROFILE_ROOT", NULL};
     return 0;
 }
 

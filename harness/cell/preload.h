@@ -13,10 +13,14 @@
 /** Room for the LD_PRELOAD value tly_h_preload_env() builds. */
 #define TLY_H_PRELOAD_VALUE (3 * TLY_H_PATH)
 
+/** Entries tly_h_preload_env() fills. */
+#define TLY_H_PRELOAD_NENV 3
+
 /**
- * Fill @p env[0..1] with LD_PRELOAD (jemalloc, then the preload, then any LD_PRELOAD already set;
- * the text in @p value, TLY_H_PRELOAD_VALUE bytes, which must outlive the spawn) and
- * TALLY_PROFILE_OUT=@p out_file. Returns 0, or an error naming the library that is missing.
+ * Fill @p env[0..TLY_H_PRELOAD_NENV) with LD_PRELOAD (jemalloc, then the preload, then any LD_PRELOAD
+ * already set; the text in @p value, TLY_H_PRELOAD_VALUE bytes, which must outlive the spawn),
+ * TALLY_PROFILE_OUT=@p out_file, and TALLY_PROFILE_ROOT unset (a preloaded tally's own mark of its
+ * root process must not pass to the program). Returns 0, or an error naming the missing library.
  */
 int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file);
 

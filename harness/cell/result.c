@@ -72,10 +72,9 @@ double tly_h_peak_extra_ratio(const struct tly_h_result *r)
 
 long long tly_h_extra_copies(int64_t extra_bytes, uint64_t array_bytes, bool *overhead_bound)
 {
-    *overhead_bound = extra_bytes < (int64_t)TLY_H_FIXED_OVERHEAD;
-    if (*overhead_bound || array_bytes == 0)
-        return 0;
-    return llround((double)extra_bytes / (double)array_bytes);
+    long long copies = array_bytes ? llround((double)extra_bytes / (double)array_bytes) : 0;
+    *overhead_bound = extra_bytes < (int64_t)TLY_H_FIXED_OVERHEAD && copies != 0;
+    return *overhead_bound ? 0 : copies;
 }
 
 void tly_h_extra_text(int64_t extra_bytes, uint64_t array_bytes, char *buf, size_t cap)

@@ -40,8 +40,8 @@ struct tly_h_result {
 /**
  * A peak extra below this is the engine's (or a stack's) fixed working set — codec contexts, pool
  * blocks, libcurl, thread state: measured at 0.2-2.3 MiB for one 400 KiB chunk here — not copies of
- * the array, however small the array. Such a cell reports 0 extra copies and says it is
- * overhead-bound, with the bytes beside it.
+ * the array, however small the array. A cell whose rounding such an extra drives reports 0 extra
+ * copies and says it is overhead-bound, with the bytes beside it.
  */
 #define TLY_H_FIXED_OVERHEAD ((int64_t)16 << 20)
 
@@ -53,7 +53,7 @@ double tly_h_peak_extra_ratio(const struct tly_h_result *r);
 
 /**
  * memray-array's extra copies, round(extra / array), except that an extra under the fixed overhead
- * counts as 0 (and sets @p overhead_bound).
+ * counts as 0 (and sets @p overhead_bound when that changed the count).
  */
 long long tly_h_extra_copies(int64_t extra_bytes, uint64_t array_bytes, bool *overhead_bound);
 

@@ -73,8 +73,7 @@ static const struct command commands[] = {
      "  --update                 rewrite the baseline from the run, deliberately\n",
      false},
     {"selftest", tly_h_cmd_selftest, "", "prove the instrument: planted copies are found in their stage", NULL, false},
-    {"peer", tly_h_cmd_peer, "[run options]", "zarr-python's cells: tally run --impl zarr-python",
-     NULL, false},
+    {"peer", tly_h_cmd_peer, "[run options]", "zarr-python's cells: tally run --impl zarr-python", NULL, false},
     {"bench", tly_h_cmd_bench, "[--quick] [--json] [--out DIR]",
      "throughput against the machine's limits, zarr-python and untracked tally",
      "  --quick                  a small array, one repetition\n"

@@ -70,9 +70,8 @@ static const struct {
     nc_type type;
     size_t size;
 } types[] = {
-    {"<f4", NC_FLOAT, 4}, {"<f8", NC_DOUBLE, 8}, {"|i1", NC_BYTE, 1}, {"|u1", NC_UBYTE, 1},
-    {"<i2", NC_SHORT, 2}, {"<u2", NC_USHORT, 2}, {"<i4", NC_INT, 4}, {"<u4", NC_UINT, 4},
-    {"<i8", NC_INT64, 8}, {"<u8", NC_UINT64, 8},
+    {"<f4", NC_FLOAT, 4},  {"<f8", NC_DOUBLE, 8}, {"|i1", NC_BYTE, 1}, {"|u1", NC_UBYTE, 1}, {"<i2", NC_SHORT, 2},
+    {"<u2", NC_USHORT, 2}, {"<i4", NC_INT, 4},    {"<u4", NC_UINT, 4}, {"<i8", NC_INT64, 8}, {"<u8", NC_UINT64, 8},
 };
 
 static const char *str_in(const char *file, json_t *o, const char *key, const char *const *allowed)
@@ -119,16 +118,14 @@ static int int_in(json_t *o, const char *key, int dflt)
 static int load_cell(const char *file, struct cell *c)
 {
     static const char *const ops[] = {"write", "read", NULL}, *const stores[] = {"local", "s3", NULL},
-                             *const formats[] = {"v2", "v3", NULL},
-                             *const codecs[] = {"none", "blosc", "zstd", NULL};
+                             *const formats[] = {"v2", "v3", NULL}, *const codecs[] = {"none", "blosc", "zstd", NULL};
     json_error_t err;
     memset(c, 0, sizeof *c);
     c->root = json_load_file(file, JSON_REJECT_DUPLICATES, &err);
     if (!c->root) {
         if (access(file, R_OK) != 0)
             return fail("cannot read the cell file %s: %s", file, strerror(errno));
-        return fail("the cell file %s is not JSON: %s (line %d, column %d)", file, err.text, err.line,
-                    err.column);
+        return fail("the cell file %s is not JSON: %s (line %d, column %d)", file, err.text, err.line, err.column);
     }
     if (!json_is_object(c->root))
         return fail("the cell file %s is not a JSON object", file);
@@ -283,13 +280,13 @@ out:
 }
 
 /* ------------------------------------------------------------------------------------ NCZarr */
-#define NC(call, what)                                                                                     \
-    do {                                                                                                   \
-        int rc_ = (call);                                                                                  \
-        if (rc_ != NC_NOERR) {                                                                             \
-            fail("%s: %s (%s)", what, nc_strerror(rc_), url);                                              \
-            goto out;                                                                                      \
-        }                                                                                                  \
+#define NC(call, what)                                                                                                 \
+    do {                                                                                                               \
+        int rc_ = (call);                                                                                              \
+        if (rc_ != NC_NOERR) {                                                                                         \
+            fail("%s: %s (%s)", what, nc_strerror(rc_), url);                                                          \
+            goto out;                                                                                                  \
+        }                                                                                                              \
     } while (0)
 
 /* Is filter ID usable for NCZarr here? Asked of a scratch dataset in TMPDIR, removed at once. */
@@ -434,8 +431,8 @@ static void *read_array(const struct cell *c, size_t nbytes)
     NC(nc_inq_varid(ncid, VAR, &varid), "nc_inq_varid(\"" VAR "\")");
     NC(nc_inq_var(ncid, varid, NULL, &type, &ndims, dimids, NULL), "nc_inq_var");
     if (type != c->type || ndims != c->ndim) {
-        fail("%s: the variable is of type %d with %d dimensions, the cell says %s with %d", url, type, ndims,
-             c->dtype, c->ndim);
+        fail("%s: the variable is of type %d with %d dimensions, the cell says %s with %d", url, type, ndims, c->dtype,
+             c->ndim);
         goto out;
     }
     for (int d = 0; d < ndims; d++) {
@@ -552,7 +549,7 @@ static int emit(json_t *line)
     if (failed)
         fprintf(stderr, "%s: %s: failed: %s\n", IMPL,
                 json_is_string(json_object_get(line, "scenario")) ? json_string_value(json_object_get(line, "scenario"))
-                                                                   : "?",
+                                                                  : "?",
                 json_string_value(json_object_get(line, "reason")));
     json_decref(line);
     return failed ? 1 : 0;

@@ -24,12 +24,26 @@ struct profile_opts {
     bool json;
 };
 
-/* With --array-bytes, the ratios are against that array (an unmarked process names none). */
-static void rescale(json_t *r, uint64_t array)
+/*
+ * The figures against the array: --array-bytes, else the one the marks named. Without marks the
+ * window is the whole process, so the program's own array is inside it: one array of the peak is
+ * taken to be that (memray-array's reading, peak ≈ (1 + copies) × array), as a read's output is.
+ */
+static void rescale(json_t *r, uint64_t given)
 {
-    if (array == 0)
+    uint64_t array = given ? given : (uint64_t)json_integer_value(json_object_get(r, "array_bytes"));
+    if (array == 0) {
+        json_object_set_new(r, "peak_extra_ratio", json_null());
+        json_object_set_new(r, "extra_copies", json_null());
         return;
-    json_int_t extra = json_integer_value(json_object_get(r, "peak_extra_bytes"));
+    }
+    bool marked = json_is_true(json_object_get(r, "marked"));
+    json_int_t extra = json_integer_value(json_object_get(r, "peak_bytes")) -
+                       json_integer_value(json_object_get(r, "baseline_bytes")) -
+                       (marked ? json_integer_value(json_object_get(r, "output_bytes")) : (json_int_t)array);
+    if (!marked)
+        json_object_set_new(r, "output_bytes", json_integer((json_int_t)array));
+    json_object_set_new(r, "peak_extra_bytes", json_integer(extra));
     bool bound;
     json_object_set_new(r, "array_bytes", json_integer((json_int_t)array));
     json_object_set_new(r, "peak_extra_ratio", json_real((double)extra / (double)array));
@@ -47,8 +61,11 @@ static void rescale(json_t *r, uint64_t array)
 static void print_summary(FILE *f, json_t *r)
 {
     char a[32], b[32], extra[200];
-    tly_h_extra_text(json_integer_value(json_object_get(r, "peak_extra_bytes")),
-                     (uint64_t)json_integer_value(json_object_get(r, "array_bytes")), extra, sizeof extra);
+    if (json_integer_value(json_object_get(r, "array_bytes")) > 0)
+        tly_h_extra_text(json_integer_value(json_object_get(r, "peak_extra_bytes")),
+                         (uint64_t)json_integer_value(json_object_get(r, "array_bytes")), extra, sizeof extra);
+    else
+        snprintf(extra, sizeof extra, "no array size (--array-bytes N, or the marks name it): no copy ratios");
     fprintf(f, "\ntally profile: %s window, %.3f s; array %s; peak %s; %s\n",
             json_is_true(json_object_get(r, "marked")) ? "marked" : "whole-process",
             json_number_value(json_object_get(r, "wall_s")),
@@ -85,7 +102,7 @@ static int write_reports(const struct profile_opts *o, json_t *entry)
     json_t *doc = tly_h_results_new("tally profile", 1, NULL, NULL);
     json_array_append(tly_h_results_list(doc), entry);
     err = json_dump_file(doc, path, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) ? tly_fail(-EIO, "cannot write %s", path)
-                                                                              : tly_h_report(o->out, doc);
+                                                                             : tly_h_report(o->out, doc);
     json_decref(doc);
     return err;
 }
@@ -107,8 +124,8 @@ static int check_budgets(const struct profile_opts *o, json_t *entry, bool *ok)
         {
             char text[256];
             tly_h_budget_line_text(l, text, sizeof text);
-            fprintf(stderr, "tally profile: budget %s: %s\n", json_is_true(json_object_get(l, "ok")) ? "held" : "FAILED",
-                    text);
+            fprintf(stderr, "tally profile: budget %s: %s\n",
+                    json_is_true(json_object_get(l, "ok")) ? "held" : "FAILED", text);
         }
         json_object_set_new(entry, "budgets", lines);
         json_object_set_new(entry, "ok", json_boolean(*ok));
@@ -119,12 +136,10 @@ static int check_budgets(const struct profile_opts *o, json_t *entry, bool *ok)
 
 static int parse(int argc, char **argv, struct profile_opts *o)
 {
-    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
-                                         {"array-bytes", required_argument, NULL, 'a'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"name", required_argument, NULL, 'n'},
-                                         {"budgets", required_argument, NULL, 'b'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"out", required_argument, NULL, 'o'},     {"array-bytes", required_argument, NULL, 'a'},
+        {"json", no_argument, NULL, 'j'},          {"name", required_argument, NULL, 'n'},
+        {"budgets", required_argument, NULL, 'b'}, {NULL, 0, NULL, 0}};
     *o = (struct profile_opts){.out = "reports/profile"};
     /* "+": options end at CMD, so its own options stay its own */
     for (int ch; (ch = getopt_long(argc, argv, "+", opts, NULL)) != -1;) {
@@ -168,7 +183,7 @@ int tly_h_cmd_profile(int argc, char **argv)
         return TLY_EXIT_ERROR;
     char **cmd = argv + optind, file[TLY_H_PATH], ld[TLY_H_PRELOAD_VALUE];
     const char *tmp = getenv("TMPDIR");
-    struct tly_h_env env[2];
+    struct tly_h_env env[TLY_H_PRELOAD_NENV];
     int fd = -1;
     if (tly_h_pathf(file, "%s/tally-profile-XXXXXX", tmp && *tmp ? tmp : "/tmp") == 0)
         fd = mkstemp(file);
@@ -179,19 +194,29 @@ int tly_h_cmd_profile(int argc, char **argv)
     }
     close(fd);
     unlink(file); /* the preload writes it anew: an empty file must not pass for a result */
-    int status = 0, rc = tly_h_spawn_inherit(cmd[0], cmd, env, 2, &status);
+    int status = 0, rc = tly_h_spawn_inherit(cmd[0], cmd, env, TLY_H_PRELOAD_NENV, &status);
     int exit_code = cmd_status(cmd[0], rc, status);
     json_t *r = rc == 0 ? tly_h_preload_result(file) : NULL;
     unlink(file);
     if (r == NULL) {
-        if (rc == 0)
-            fprintf(stderr, "tally profile: untracked: %s (a static binary, or a process that never started, ignores "
-                            "LD_PRELOAD)\n",
+        if (rc == 0 && WIFSIGNALED(status))
+            fprintf(stderr, "tally profile: no figures: the process was killed before the preload could write them\n");
+        else if (rc == 0)
+            fprintf(stderr,
+                    "tally profile: untracked: %s (a static binary, or a process that never started, ignores "
+                    "LD_PRELOAD)\n",
                     tly_errmsg());
         return exit_code ? exit_code : TLY_EXIT_ERROR;
     }
     rescale(r, o.array_bytes);
-    json_object_set_new(r, "impl", json_string(o.name ? o.name : strrchr(cmd[0], '/') ? strrchr(cmd[0], '/') + 1 : cmd[0]));
+    if (!json_is_true(json_object_get(r, "marked")) && json_integer_value(json_object_get(r, "array_bytes")) > 0)
+        json_object_set_new(r, "window_note",
+                            json_string("whole process: one array of the peak is taken to be the "
+                                        "program's own (peak ≈ (1 + copies) × array)"));
+    json_object_set_new(r, "impl",
+                        json_string(o.name                 ? o.name
+                                    : strrchr(cmd[0], '/') ? strrchr(cmd[0], '/') + 1
+                                                           : cmd[0]));
     json_object_set_new(r, "scenario", json_string("profile"));
     json_object_set_new(r, "status", json_string("ok"));
     json_object_set_new(r, "ok", json_true());

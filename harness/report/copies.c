@@ -72,16 +72,17 @@ static void copies_text(json_t *e, char *buf, size_t cap)
     else
         snprintf(buf, cap, "%s%lld%s", json_is_true(json_object_get(e, "ok")) ? "" : "**",
                  json_integer_value(json_object_get(e, "extra_copies")),
-                 json_is_true(json_object_get(e, "overhead_bound"))  ? "\u2020"
-                 : !json_is_true(json_object_get(e, "ok")) ? "** (budget)"
-                                                           : "");
+                 json_is_true(json_object_get(e, "overhead_bound")) ? "\u2020"
+                 : !json_is_true(json_object_get(e, "ok"))          ? "** (budget)"
+                                                                    : "");
 }
 
 static void copies_table(FILE *f, json_t *results, const char *op, const char *title)
 {
-    fprintf(f, "## %s: extra copies\n\nPeak ≈ (1 + copies) × array (memray-array's method). — the implementation "
-               "cannot do the cell (the reason is in results.json); † the peak extra is under the fixed overhead "
-               "(16 MiB), not copies; **bold** a failed budget.\n\n",
+    fprintf(f,
+            "## %s: extra copies\n\nPeak ≈ (1 + copies) × array (memray-array's method). — the implementation "
+            "cannot do the cell (the reason is in results.json); † the peak extra is under the fixed overhead "
+            "(16 MiB), not copies; **bold** a failed budget.\n\n",
             title);
     fprintf(f, "| store | format | layout | impl | none | blosc | zstd |\n|---|---|---|---|---|---|---|\n");
     json_t *stores = distinct(results, "store"), *formats = distinct(results, "format");

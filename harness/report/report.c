@@ -12,7 +12,6 @@
 #include "report/report.h"
 #include "tally/tally.h"
 
-
 int tly_h_report(const char *dir, json_t *doc)
 {
     json_t *results = tly_h_results_list(doc);

@@ -24,8 +24,15 @@ static void build_argv(json_t *command, char **tail, char **argv)
 /* The one JSON object line an adapter prints last; NULL when there is none. */
 static json_t *result_line(const char *out)
 {
-    const char *last = tly_h_last_line(out);
-    json_t *j = json_loads(last, 0, NULL);
+    if (out == NULL)
+        return NULL;
+    size_t n = strlen(out);
+    while (n > 0 && out[n - 1] == '\n')
+        n--;
+    size_t start = n;
+    while (start > 0 && out[start - 1] != '\n')
+        start--;
+    json_t *j = json_loadb(out + start, n - start, 0, NULL);
     if (j && !json_is_object(j)) {
         json_decref(j);
         j = NULL;
@@ -94,8 +101,8 @@ static int write_npy(const struct tly_h_cell *c, const char *path)
     int total = (10 + h + 1 + 63) / 64 * 64; /* the header is padded so the data starts 64-aligned */
     memset(header + h, ' ', (size_t)(total - 10 - h - 1));
     header[total - 10 - 1] = '\n';
-    unsigned char magic[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)((total - 10) & 0xff),
-                               (unsigned char)((total - 10) >> 8)};
+    unsigned char magic[10] = {
+        0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)((total - 10) & 0xff), (unsigned char)((total - 10) >> 8)};
     FILE *f = fopen(path, "wb");
     if (f == NULL)
         return tly_fail_errno("%s", path);
@@ -151,10 +158,10 @@ static int cell_file(struct tly_h_scratch *s, const struct tly_h_cell *c, const 
     if (err)
         return err;
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:O, s:O, s:O, s:i, s:I, s:s, s:s, s:b}",
-                          "scenario", c->scenario, "impl", c->impl, "op", c->op, "store", c->store, "format",
-                          c->format, "layout", c->layout, "codec", c->codec, "codec_config", tly_h_codec_json(&codec),
-                          "dtype", json_object_get(c->json, "dtype"), "shape", json_object_get(c->json, "shape"),
-                          "chunks", json_object_get(c->json, "chunks"), "threads", c->opts.threads, "memory_limit",
+                          "scenario", c->scenario, "impl", c->impl, "op", c->op, "store", c->store, "format", c->format,
+                          "layout", c->layout, "codec", c->codec, "codec_config", tly_h_codec_json(&codec), "dtype",
+                          json_object_get(c->json, "dtype"), "shape", json_object_get(c->json, "shape"), "chunks",
+                          json_object_get(c->json, "chunks"), "threads", c->opts.threads, "memory_limit",
                           (json_int_t)c->opts.memory_limit, "data_path", data, "url", url, "verify", c->verify);
     err = json_dump_file(j, path, JSON_COMPACT) == 0 ? 0 : tly_fail(-EIO, "cannot write %s", path);
     json_decref(j);
@@ -168,9 +175,9 @@ static json_t *merge(json_t *line, const char *result_file, const struct tly_h_i
     if (status && strcmp(status, "skipped") == 0)
         return json_pack("{s:s, s:O}", "status", "skipped", "reason", json_object_get(line, "reason"));
     if (!status || strcmp(status, "ok") != 0) {
-        snprintf(reason, TLY_H_REASON, "%s", json_string_value(json_object_get(line, "reason"))
-                                                 ? json_string_value(json_object_get(line, "reason"))
-                                                 : "the adapter's line has no status");
+        snprintf(reason, TLY_H_REASON, "%s",
+                 json_string_value(json_object_get(line, "reason")) ? json_string_value(json_object_get(line, "reason"))
+                                                                    : "the adapter's line has no status");
         return NULL;
     }
     json_t *r = tly_h_preload_result(result_file);
@@ -178,26 +185,28 @@ static json_t *merge(json_t *line, const char *result_file, const struct tly_h_i
         snprintf(reason, TLY_H_REASON, "%s", tly_errmsg());
         return NULL;
     }
+    json_object_set_new(r, "status", json_string("ok"));
     json_object_set_new(r, "impl_version", json_string(im->version));
     json_object_set(r, "verified", json_object_get(line, "verified"));
     json_object_set(r, "extra", json_object_get(line, "extra"));
     if (!json_is_true(json_object_get(r, "marked")))
-        json_object_set_new(r, "marked_note", json_string("the adapter's marks did not reach the preload: the "
-                                                           "figures are the whole process's"));
+        json_object_set_new(r, "marked_note",
+                            json_string("the adapter's marks did not reach the preload: the "
+                                        "figures are the whole process's"));
     return r;
 }
 
 static json_t *run_adapter(const struct tly_h_impl *im, const char *cellfile, const char *result_file, char *reason)
 {
     char *tail[] = {"--cell", (char *)cellfile, NULL}, *argv[16], ld[TLY_H_PRELOAD_VALUE];
-    struct tly_h_env env[2];
+    struct tly_h_env env[TLY_H_PRELOAD_NENV];
     if (tly_h_preload_env(env, ld, result_file) != 0) {
         snprintf(reason, TLY_H_REASON, "%s", tly_errmsg());
         return NULL;
     }
     build_argv(im->command, tail, argv);
     struct tly_h_child ch;
-    int rc = tly_h_spawn(argv[0], argv, env, 2, true, &ch);
+    int rc = tly_h_spawn(argv[0], argv, env, TLY_H_PRELOAD_NENV, true, &ch);
     json_t *line = rc == 0 ? result_line(ch.out) : NULL, *res = NULL;
     if (rc != 0)
         snprintf(reason, TLY_H_REASON, "%s: %s", argv[0], strerror(-rc));

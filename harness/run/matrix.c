@@ -10,9 +10,9 @@
 static const char *const axis_names[] = {"op", "store", "codec", "format", "layout", NULL};
 #define NAXES 5
 
-static const char *const top_keys[] = {
-    "about",   "axes",      "layouts", "codecs", "data", "threads", "memory_limit", "memory_limit_about",
-    "budgets", "scenarios", "impls", NULL};
+static const char *const top_keys[] = {"about",   "axes",      "layouts",      "codecs",
+                                       "data",    "threads",   "memory_limit", "memory_limit_about",
+                                       "budgets", "scenarios", "impls",        NULL};
 static const char *const impl_keys[] = {"command", "about", NULL};
 static const char *const layout_keys[] = {"dtype", "shape", "chunks", "about", NULL};
 static const char *const when_keys[] = {"op", "store", "codec", "format", "layout", "impl", "scenario", NULL};
@@ -316,9 +316,9 @@ static int load_impls(json_t *m, const char *path, json_t **out)
             json_decref(words);
             return err;
         }
-        json_object_set_new(*out, name, json_pack("{s:o, s:O}", "command", words, "about",
-                                                  json_object_get(v, "about") ? json_object_get(v, "about")
-                                                                              : json_string("")));
+        json_object_set_new(*out, name,
+                            json_pack("{s:o, s:O}", "command", words, "about",
+                                      json_object_get(v, "about") ? json_object_get(v, "about") : json_string("")));
     }
     return 0;
 }

@@ -128,7 +128,8 @@ static json_t *run_external(json_t *cell, struct impls *im, const struct run_opt
         t->errors++;
         return entry_without_result(cell, "failed", reason, false);
     }
-    if (strcmp(json_string_value(json_object_get(res, "status")), "skipped") == 0) {
+    const char *status = json_string_value(json_object_get(res, "status"));
+    if (status && strcmp(status, "skipped") == 0) {
         json_t *e = entry_without_result(cell, "skipped", json_string_value(json_object_get(res, "reason")), true);
         json_decref(res);
         return e;
@@ -284,8 +285,8 @@ static int choose_impls(const struct run_opts *o, const struct tly_h_matrix *m, 
         if (def)
             tly_h_impl_probe(x);
         if (def && !o->list)
-            fprintf(stderr, "impl %s: %s%s\n", x->name, x->available ? "available " : "unavailable: ",
-                    x->available ? x->version : x->reason);
+            fprintf(stderr, "impl %s: %s%s\n", x->name,
+                    x->available ? "available " : "unavailable: ", x->available ? x->version : x->reason);
     }
     return 0;
 }
@@ -380,16 +381,12 @@ static int parse_shard(const char *v, struct run_opts *o)
 
 int tly_h_cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {{"filter", required_argument, NULL, 'f'},
-                                         {"out", required_argument, NULL, 'o'},
-                                         {"scenarios", required_argument, NULL, 's'},
-                                         {"list", no_argument, NULL, 'l'},
-                                         {"junit", required_argument, NULL, 'j'},
-                                         {"shard", required_argument, NULL, 'S'},
-                                         {"repeat", required_argument, NULL, 'r'},
-                                         {"allow-untracked", no_argument, NULL, 'u'},
-                                         {"impl", required_argument, NULL, 'i'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"filter", required_argument, NULL, 'f'},    {"out", required_argument, NULL, 'o'},
+        {"scenarios", required_argument, NULL, 's'}, {"list", no_argument, NULL, 'l'},
+        {"junit", required_argument, NULL, 'j'},     {"shard", required_argument, NULL, 'S'},
+        {"repeat", required_argument, NULL, 'r'},    {"allow-untracked", no_argument, NULL, 'u'},
+        {"impl", required_argument, NULL, 'i'},      {NULL, 0, NULL, 0}};
     struct run_opts o = {.out = "reports/latest", .repeat = 1};
     long long n;
     for (int ch; (ch = tly_h_getopt(argc, argv, opts)) != -1;) {

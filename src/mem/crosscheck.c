@@ -34,6 +34,12 @@ static uint64_t je_allocated(void)
     len = sizeof allocated;
     if (mallctl("stats.allocated", &allocated, &len, NULL, 0) != 0)
         return 0;
+    /* Other threads' tcaches hold freed regions that stats still counts as allocated (a program with
+     * many threads, node's say, showed ~1% of "allocated" that nobody held): take them out too. */
+    size_t cached = 0;
+    len = sizeof cached;
+    if (mallctl("stats.arenas.4096.tcache_bytes", &cached, &len, NULL, 0) == 0 && cached <= allocated)
+        allocated -= cached;
     return allocated;
 }
 

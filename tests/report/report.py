@@ -72,7 +72,7 @@ def main():
         out = os.path.join(work, "report")
         # --allow-untracked: this test is about the reports, and runs under ASan (tracking off) too
         p = subprocess.run([tally, "run", "--filter", "^write-local-blosc-v2-strided$", "--out", out,
-                            "--junit", f"{work}/junit.xml", "--allow-untracked"], capture_output=True, text=True)
+                            "--junit", f"{work}/junit.xml", "--allow-untracked", "--impl", "tally"], capture_output=True, text=True)
         t.check("tally run writes a report", p.returncode == 0 and os.path.exists(f"{out}/index.html"), p.stderr)
         for name in ("copies.md", "trace.json", "results.json"):
             t.check(f"{name} written", os.path.getsize(f"{out}/{name}") > 100)
@@ -92,7 +92,7 @@ def main():
         # a planted copy fails the run, naming the stage
         env = dict(os.environ, TALLY_PLANT="encode:10000000")
         p = subprocess.run([tally, "run", "--filter", "^write-local-zstd-v2-one-chunk$", "--out", f"{work}/planted",
-                            "--junit", f"{work}/planted.xml", "--allow-untracked"], capture_output=True, text=True,
+                            "--junit", f"{work}/planted.xml", "--allow-untracked", "--impl", "tally"], capture_output=True, text=True,
                            env=env)
         t.check("a copy planted in encode: tally run exits 1", p.returncode == 1, p.returncode)
         t.check("... and the message names the stage and the limit",

@@ -1,0 +1,162 @@
+#!/usr/bin/python3
+"""Any stack under tally's instrument: `tally profile -- CMD` and `tally run --impl`.
+
+  profile.py TALLY PLANTED_EXE     prints one line per check; exits 1 on any failure, 77 when tracking is off
+
+- a 100 MB numpy array copied once (b = a.copy()), whole process: 1 extra copy, numpy holding both
+  arrays at the peak, a memcpy volume of 1.00 array charged to numpy;
+- a planted C library that copies half the array and keeps a half-array block: 0.50 +- 0.02 of both
+  charged to it, and a budget on that library fails the profile (exit 1);
+- bad input: a command not found (127), killed by a signal (128 + signal), a static binary (untracked,
+  exit 2), a program with an allocator of its own (untracked, exit 2), each with a clear message; the
+  program's own exit status passed through;
+- the matrix's implementations on memray-array's one-chunk cells: zarr-python's figures within 0.05
+  of the figures measured by hand with jemalloc's hooks (write 0.00 / 2.05 / 2.01, read 1.01 / 1.01 /
+  1.01 for none / blosc / zstd), coverage of 0.99 or more in every cell another stack ran, and an
+  adapter that prints garbage: that cell failed with the reason, every other cell kept.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+import tallytest as t  # noqa: E402
+
+ARRAY = 100_000_000
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+NUMPY_COPY = ("import numpy as np\n"
+              "a = np.random.default_rng(0).random(25_000_000, dtype=np.float32)\n"
+              "b = a.copy()\n"
+              "assert float(b[-1]) == float(a[-1])\n")
+
+
+def profile(tally, w, *args):
+    p = t.run(tally, "profile", "--out", os.path.join(w, "prof"), "--json", *args)
+    try:
+        r = json.loads(p.stdout[p.stdout.index("{"):])
+    except ValueError:
+        r = None
+    return p, r
+
+
+def numpy_copy(tally, w):
+    p, r = profile(tally, w, "--array-bytes", str(ARRAY), "--", "/usr/bin/python3", "-c", NUMPY_COPY)
+    t.check("tally profile -- python3 (numpy copy): exit 0 and a result", p.returncode == 0 and r, p.stderr[-400:])
+    if not r:
+        return
+    numpy = r["libraries"].get("numpy", {})
+    t.check(f"extra copies 1 (peak extra {r['peak_extra_ratio']:.3f} x array)", r["extra_copies"] == 1, r["peak_extra_ratio"])
+    t.check(f"numpy's extension holds both arrays at the peak ({numpy.get('at_peak_bytes', 0) / ARRAY:.3f} x array)",
+            1.98 <= numpy.get("at_peak_bytes", 0) / ARRAY <= 2.1, numpy)
+    t.check(f"a memcpy volume of 1.00 array charged to numpy ({numpy.get('copies', 0):.3f})",
+            abs(numpy.get("copies", 0) - 1.0) <= 0.02, numpy)
+    t.check("the result is an engine cell's object, by library", all(k in r for k in (
+        "peak_bytes", "peak_extra_ratio", "extra_copies", "timeline", "libraries", "coverage", "mmap_bytes",
+        "tracking", "impl")), sorted(r))
+    for name in ("results.json", "copies.md", "index.html", "trace.json"):
+        t.check(f"{name} written", os.path.getsize(os.path.join(w, "prof", name)) > 50)
+
+
+def planted(tally, w, exe):
+    p, r = profile(tally, w, "--budgets", '{"libraries": {"libplanted": {"copies": 0.1}}}', "--", exe, str(ARRAY))
+    lib = (r or {}).get("libraries", {}).get("libplanted", {})
+    t.check(f"the planted library's copy: 0.50 +- 0.02 ({lib.get('copies', 0):.3f})",
+            abs(lib.get("copies", 0) - 0.5) <= 0.02, lib)
+    t.check(f"... and its block at the peak: 0.50 +- 0.02 ({lib.get('at_peak_bytes', 0) / ARRAY:.3f})",
+            abs(lib.get("at_peak_bytes", 0) / ARRAY - 0.5) <= 0.02, lib)
+    t.check("a budget on that library fails: exit 1, naming it",
+            p.returncode == 1 and "library libplanted copies" in p.stderr, (p.returncode, p.stderr[-300:]))
+    p, r = profile(tally, w, "--", exe, "1000000", "7")
+    t.check("the program's exit status is passed through (7)", p.returncode == 7, p.returncode)
+
+
+def bad_input(tally, w):
+    p = t.run(tally, "profile", "--out", os.path.join(w, "bad"), "--", "no-such-command-here")
+    t.check("a command not found: exit 127, named", p.returncode == 127 and "no-such-command-here" in p.stderr
+            and "not found" in p.stderr, (p.returncode, p.stderr))
+    p = t.run(tally, "profile", "--out", os.path.join(w, "bad"), "--", "/bin/sh", "-c", "kill -9 $$")
+    t.check("a command killed by a signal: exit 137, said so", p.returncode == 137 and "signal 9" in p.stderr,
+            (p.returncode, p.stderr))
+    src = os.path.join(w, "own.c")
+    open(src, "w").write(
+        "#include <stdlib.h>\n#include <string.h>\n"
+        "static char heap[1 << 20]; static size_t used;\n"
+        "void *malloc(size_t n) { void *p = heap + used; used += (n + 15) & ~(size_t)15; return p; }\n"
+        "void free(void *p) { (void)p; }\n"
+        "void *calloc(size_t a, size_t b) { void *p = malloc(a * b); memset(p, 0, a * b); return p; }\n"
+        "void *realloc(void *p, size_t n) { void *q = malloc(n); if (p) memcpy(q, p, n); return q; }\n"
+        "int main(void) { char *x = malloc(100000); x[0] = 1; return x[0] - 1; }\n")
+    for name, flags in (("static", ["-static"]), ("own-allocator", [])):
+        exe = os.path.join(w, name)
+        c = subprocess.run(["cc", "-O1", *flags, "-o", exe, src], capture_output=True, text=True)
+        if c.returncode != 0:
+            t.skip(f"a {name} program", f"cc failed: {c.stderr[-200:]}")
+            continue
+        p = t.run(tally, "profile", "--out", os.path.join(w, "bad"), "--", exe)
+        t.check(f"a {name} program: exit 2, untracked, with the reason",
+                p.returncode == 2 and "untracked" in p.stderr, (p.returncode, p.stderr[-300:]))
+
+
+def impls(tally, w):
+    cells = os.path.join(w, "impls")
+    p = t.run(tally, "run", "--impl", "zarr-python,gdal,nczarr,zarrita,tensorstore", "--filter", "local-.*-one-chunk",
+              "--out", cells)
+    t.check("tally run --impl (one-chunk local cells of five stacks): exit 0", p.returncode == 0, p.stderr[-600:])
+    res = json.load(open(os.path.join(cells, "results.json")))["results"]
+    ran = [r for r in res if r["status"] == "ok"]
+    t.check(f"{len(ran)} cells ran, every other skipped with its reason",
+            len(ran) >= 18 and all(r.get("reason") for r in res if r["status"] == "skipped"),
+            [r for r in res if r["status"] not in ("ok", "skipped")][:2])
+    low = [(r["impl"], r["scenario"], r["coverage"]["ratio"]) for r in ran if r["coverage"]["ratio"] < 0.99]
+    t.check("coverage 0.99 or more in every cell another stack ran", not low, low)
+    hand = {"write": {"none": 0.00, "blosc": 2.05, "zstd": 2.01}, "read": {"none": 1.01, "blosc": 1.01, "zstd": 1.01}}
+    for r in ran:
+        if r["impl"] == "zarr-python" and r["format"] == "v2":
+            want = hand[r["op"]][r["codec"]]
+            t.check(f"zarr-python {r['op']} {r['codec']}: {r['peak_extra_ratio']:.3f} within 0.05 of {want:.2f}",
+                    abs(r["peak_extra_ratio"] - want) <= 0.05, r["peak_extra_ratio"])
+    ts = [r for r in res if r["impl"] == "tensorstore"]
+    t.check("tensorstore's cells say why they skip", ts and all(
+        r["status"] == "skipped" and "tensorstore" in r["reason"] for r in ts) or any(r["status"] == "ok" for r in ts),
+        ts[:1])
+    # an adapter that prints garbage: its cells fail with the reason, the run keeps every other cell
+    m = json.load(open(os.path.join(ROOT, "scenarios", "matrix.json")))
+    script = 'case "$1" in --probe) echo \'{"available": true, "version": "0"}\' ;; *) echo "not json at all" ;; esac'
+    m["impls"] = {"garbage": {"command": ["/bin/sh", "-c", script, "garbage"]}}
+    m["axes"]["layout"] = ["one-chunk"]
+    m["axes"]["store"] = ["local"]
+    m["axes"]["format"] = ["v2"]
+    m["axes"]["codec"] = ["none"]
+    m.pop("scenarios", None)
+    f = os.path.join(w, "garbage.json")
+    json.dump(m, open(f, "w"))
+    p = t.run(tally, "run", "--scenarios", f, "--impl", "tally,garbage", "--out", os.path.join(w, "g"))
+    res = json.load(open(os.path.join(w, "g", "results.json")))["results"]
+    bad = [r for r in res if r["impl"] == "garbage"]
+    good = [r for r in res if r["impl"] == "tally" and r["status"] == "ok"]
+    t.check("an adapter that prints garbage: its cells fail naming it, exit 2, tally's cells kept",
+            p.returncode == 2 and bad and all(r["status"] == "failed" and "result line" in r["reason"] for r in bad)
+            and len(good) == 2, (p.returncode, bad[:1]))
+
+
+def main():
+    tally, planted_exe = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    if "tracking: off" in t.run(tally, "--version").stdout:
+        print("skip: tracking is off in this build (sanitizers own malloc): the preload cannot run")
+        return 77
+    w = tempfile.mkdtemp(prefix="tally-profile-")
+    try:
+        numpy_copy(tally, w)
+        planted(tally, w, planted_exe)
+        bad_input(tally, w)
+        impls(tally, w)
+    finally:
+        shutil.rmtree(w, ignore_errors=True)
+    return t.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
