@@ -77,6 +77,10 @@ static void print_summary(FILE *f, json_t *r)
     json_object_foreach(json_object_get(r, "libraries"), name, v)
     {
         char c[32], d[32], e[32];
+        if (json_integer_value(json_object_get(v, "alloc_bytes")) == 0 &&
+            json_integer_value(json_object_get(v, "copied_bytes")) == 0 &&
+            json_integer_value(json_object_get(v, "at_peak_bytes")) == 0)
+            continue;
         fprintf(f, "%-24s %12s %12s %12s %10.2f\n", name,
                 tly_h_bytes(c, sizeof c, (double)json_integer_value(json_object_get(v, "alloc_bytes"))),
                 tly_h_bytes(d, sizeof d, (double)json_integer_value(json_object_get(v, "peak_bytes"))),

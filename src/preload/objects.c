@@ -3,6 +3,11 @@
  * they are charged to; and the bounded unwind that finds, for a large block or a copy, the first
  * frame outside the plumbing (libc, jemalloc, libstdc++, libgcc_s, ld.so and this preload).
  *
+ * An interpreter (python3.x, libpython, node) is a runtime: an extension that asks it for memory
+ * through its C API (numcodecs' PyBytes_FromStringAndSize for a compressed chunk) is charged for it,
+ * when its frame lies within RUNTIME_DEPTH frames above the interpreter's first; the interpreter is
+ * charged when none does (its own objects, pure Python code).
+ *
  * This runs inside the allocation hooks: static storage only, no malloc. The code ranges come from
  * dl_iterate_phdr and are rebuilt when an address misses them and the loader has added or removed
  * objects since (Python imports its extension modules late). A rebuild fills the table nobody
@@ -21,10 +26,11 @@
 #define MAX_RANGES 1024
 #define POOL_BYTES (96 * 1024)
 #define MAX_DEPTH 48
+#define RUNTIME_DEPTH 8
 #define NAME_CAP 64
 #define PATH_CAP 512
 
-enum kind { K_MISS = -1, K_LIB, K_PLUMBING, K_SELF, K_JEMALLOC };
+enum kind { K_MISS = -1, K_LIB, K_PLUMBING, K_SELF, K_JEMALLOC, K_RUNTIME };
 
 struct range {
     uintptr_t lo, hi; /* one executable segment */
@@ -95,6 +101,17 @@ static bool plumbing(const char *path)
     return false;
 }
 
+static bool runtime(const char *path)
+{
+    static const char *const names[] = {"python3", "libpython", "node", "libnode"};
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strncmp(base, names[i], strlen(names[i])) == 0)
+            return true;
+    return false;
+}
+
 static bool in_segments(const struct dl_phdr_info *info, uintptr_t a)
 {
     for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -122,6 +139,8 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
         k = K_JEMALLOC;
     else if (plumbing(path))
         k = K_PLUMBING;
+    else if (runtime(path))
+        k = K_RUNTIME;
     size_t len = strlen(path);
     if (len >= PATH_CAP)
         len = PATH_CAP - 1;
@@ -222,7 +241,7 @@ static int classify_locked(uintptr_t a, unsigned *slot)
     struct range *r = &t->r[lo];
     if (a < r->lo || a >= r->hi)
         return K_MISS;
-    if (r->kind == K_LIB)
+    if (r->kind == K_LIB || r->kind == K_RUNTIME)
         *slot = slot_for(t, r);
     return r->kind;
 }
@@ -241,8 +260,8 @@ static int classify(uintptr_t a, unsigned *slot)
 }
 
 struct walk {
-    unsigned slot;
-    int depth;
+    unsigned slot, runtime_slot;
+    int depth, runtime_left; /* runtime_left > 0: frames left to look for an extension above the interpreter */
 };
 
 static _Unwind_Reason_Code step(struct _Unwind_Context *ctx, void *arg)
@@ -253,20 +272,27 @@ static _Unwind_Reason_Code step(struct _Unwind_Context *ctx, void *arg)
         return _URC_END_OF_STACK;
     unsigned slot = TLY__SLOT_UNKNOWN;
     int k = classify(ip - 1, &slot); /* ip - 1: inside the call, even when it is a function's last */
-    if (k == K_LIB || k == K_MISS) {
+    if (k == K_LIB || (k == K_MISS && w->runtime_left == 0)) {
         w->slot = slot;
+        return _URC_END_OF_STACK;
+    }
+    if (k == K_RUNTIME && w->runtime_left == 0) {
+        w->runtime_slot = slot;
+        w->runtime_left = RUNTIME_DEPTH;
+    } else if (w->runtime_left > 0 && --w->runtime_left == 0) {
         return _URC_END_OF_STACK;
     }
     return _URC_NO_REASON;
 }
 
-/* The slot of the first frame outside the plumbing. libgcc's unwinder reads .eh_frame (no frame
- * pointers needed) and, warmed up by tly__obj_boot, does not allocate. */
+/* The slot of the first frame outside the plumbing (an interpreter's caller when it has one nearby).
+ * libgcc's unwinder reads .eh_frame (no frame pointers needed) and, warmed up by tly__obj_boot, does
+ * not allocate. */
 static unsigned unwind_slot(void)
 {
-    struct walk w = {TLY__SLOT_UNKNOWN, 0};
+    struct walk w = {TLY__SLOT_UNKNOWN, TLY__SLOT_UNKNOWN, 0, 0};
     _Unwind_Backtrace(step, &w);
-    return w.slot;
+    return w.slot != TLY__SLOT_UNKNOWN ? w.slot : w.runtime_slot;
 }
 
 unsigned tly__obj_alloc_slot(size_t usize)
@@ -285,7 +311,7 @@ unsigned tly__obj_copy_slot(uintptr_t ra)
     case K_LIB:
     case K_MISS:
         return slot;
-    default: /* jemalloc's realloc, libstdc++'s std::copy: charge who called them */
+    default: /* jemalloc's realloc, libstdc++'s std::copy, the interpreter: charge who called them */
         return unwind_slot();
     }
 }
