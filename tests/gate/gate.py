@@ -216,11 +216,32 @@ def small_arrays(tally, w):
             r["extra_copies"] == 0 and r["overhead_bound"] is True and r["peak_extra_bytes"] > 0, r["peak_extra_bytes"])
 
 
+def workflow():
+    """The example GitHub Actions workflow is valid YAML and runs exactly README's commands."""
+    import yaml  # Debian's python3-yaml
+    root = os.path.join(HERE, "..", "..")
+    wf = yaml.safe_load(open(os.path.join(root, ".github", "workflows", "tally.yml")))
+    steps = [st for job in wf["jobs"].values() for st in job["steps"]]
+    runs = [st["run"].replace("${{ matrix.shard }}", "K") for st in steps if "run" in st]
+    readme = open(os.path.join(root, "README.md")).read()
+    block = readme.split("## tally in your CI", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    lines = [x.strip() for x in block.strip().splitlines()]
+    t.check("the workflow parses, with jobs and steps", isinstance(wf.get("jobs"), dict) and len(runs) >= 4, runs)
+    t.check("every run step of the workflow is a command README gives", all(r in lines for r in runs),
+            [r for r in runs if r not in lines])
+    t.check("every command README gives is a step of the workflow", all(x in runs for x in lines),
+            [x for x in lines if x not in runs])
+    t.check("the reports are uploaded as artifacts, the check's verdicts into JUnit",
+            any("upload-artifact" in st.get("uses", "") for st in steps) and any("--junit" in r and " check " in r
+                                                                                   for r in runs))
+
+
 def main():
     tally = os.path.abspath(sys.argv[1])
     w = tempfile.mkdtemp(prefix="tally-gate-")
     try:
         help_everywhere(tally)
+        workflow()
         strict_numbers(tally, w)
         typos(tally, w)
         small_arrays(tally, w)
