@@ -78,7 +78,8 @@ json_t *tly_h_bench_fig_json(const double *v, int n, double max_spread);
  * (gbps, gbps_min, gbps_max, spread, the baselines' medians), every ratio with its range
  * (ratio_to_X, ratio_to_X_min, ratio_to_X_max; null where it does not apply, or where a figure it
  * needs is unstable or missing, or where it is above TLY_H_BENCH_LIMIT_SLACK to a physical limit),
- * and "unstable", "invalid", "status" (ok | unstable | invalid | error) and "reasons" (words).
+ * "withheld" (ratio -> why it is null though it applies: unstable | invalid | not measured), and
+ * "unstable", "invalid", "status" (ok | unstable | invalid | error) and "reasons" (words).
  */
 void tly_h_bench_judge(json_t *row);
 
@@ -86,10 +87,11 @@ void tly_h_bench_judge(json_t *row);
 extern const char *const tly_h_bench_ratio_keys[];
 
 /**
- * Compare bench documents @p old and @p new row by row (matched by "key"): per figure (gbps when
- * both measured the same array; every ratio), a change is significant only when the two [min, max]
- * ranges do not overlap and the medians differ by more than @p tolerance of the old one. Prints
- * one line per significant or apart figure and a summary on @p f. Returns the number of
+ * Compare bench documents @p old and @p new row by row (matched by "key"): per figure (every ratio;
+ * GB/s when both measured the same array), a change is significant only when the two [min, max]
+ * ranges do not overlap and the medians differ by more than @p tolerance of the old one. A ratio
+ * that drops so is a regression; GB/s that does is shown ("slower") but moves with the machine and
+ * is none. Prints one line per figure apart and a summary on @p f. Returns the number of
  * regressions, or -1 (with a message on stderr) when a document is not a bench document.
  */
 int tly_h_bench_compare(json_t *old, json_t *new, double tolerance, FILE *f);

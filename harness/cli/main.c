@@ -68,7 +68,8 @@ static const struct command commands[] = {
      "  --out DIR                bench.json and bench.md (default reports/latest)\n"
      "  --compare OLD NEW        compare two bench.json files row by row: a change counts only when\n"
      "                           the runs' [min, max] ranges are apart and the medians differ by more\n"
-     "                           than the tolerance; GB/s only between runs of the same array\n"
+     "                           than the tolerance; a ratio that drops so is a regression; GB/s (same\n"
+     "                           array only) is shown when it moves, and moves with the machine\n"
      "  --tolerance R            for --compare (default 0.10)\n"
      "exit status: 0; 1 when a row is invalid (a ratio above 1.05 to a physical limit) or --compare\n"
      "finds a regression; 2 when a measurement failed\n",

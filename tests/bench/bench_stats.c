@@ -159,16 +159,17 @@ Test(bench_compare, overlapping_ranges_are_noise)
 Test(bench_compare, apart_and_past_the_tolerance_is_a_regression)
 {
     double slower[5] = {0.80, 0.82, 0.79, 0.81, 0.80};
-    /* gbps, ratio_to_raw, ratio_to_layout_limit (and not ratio_to_untracked: both sides moved) */
-    cr_assert(compare(doc(steady, 1), doc(slower, 1), 0.10) == 3);
+    /* ratio_to_raw only: one chunk's ratio_to_layout_limit is the same ratio, counted once; both sides
+     * of ratio_to_untracked moved; GB/s does not gate */
+    cr_assert(compare(doc(steady, 1), doc(slower, 1), 0.10) == 1);
     cr_assert(compare(doc(slower, 1), doc(steady, 1), 0.10) == 0, "an improvement is no regression");
     cr_assert(compare(doc(steady, 1), doc(slower, 1), 0.25) == 0, "within a wider tolerance");
 }
 
-Test(bench_compare, a_slower_machine_moves_gbps_not_ratios)
+Test(bench_compare, a_slower_machine_moves_gbps_and_does_not_fail)
 {
     double slower[5] = {0.80, 0.82, 0.79, 0.81, 0.80};
-    cr_assert(compare(doc(steady, 1), doc(slower, 0.8), 0.10) == 1, "gbps only: the ratios held");
+    cr_assert(compare(doc(steady, 1), doc(slower, 0.8), 0.10) == 0, "GB/s moved, the ratios held: no regression");
 }
 
 Test(bench_compare, other_documents_are_refused)
