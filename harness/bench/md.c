@@ -25,6 +25,7 @@ enum show { TEXT, GBPS, SPREAD, RATIO, MIB, WHOLE, REAL };
 struct col {
     const char *head, *key;
     enum show show;
+    const char *fig; /* GB/s: the figure it is the median of (a row key naming one, or its name), or NULL */
 };
 
 /* A ratio with its range, "0.93 (0.88-0.98)"; why it is withheld; or "—" where it does not apply. */
@@ -62,6 +63,12 @@ static void cell(char *buf, size_t cap, json_t *row, const struct col *c, double
         snprintf(buf, cap, "%.0f", x);
     else
         snprintf(buf, cap, c->show == GBPS ? "%.2f" : "%.1f", x);
+    if (c->fig) { /* the median of an unstable figure: marked as the spread column marks it */
+        const char *name = json_string_value(json_object_get(row, c->fig));
+        json_t *fig = json_object_get(json_object_get(row, "figures"), name ? name : c->fig);
+        if (json_is_true(json_object_get(fig, "unstable")))
+            snprintf(buf + strlen(buf), cap - strlen(buf), " !");
+    }
 }
 
 /* A table of @p rows in columns @p cols. */
@@ -89,14 +96,14 @@ static void table(FILE *f, json_t *rows, const struct col *cols, size_t ncols, d
 static const struct col row_cols[] = {
     {"row", "name", TEXT},
     {"status", "status", TEXT},
-    {"GB/s", "gbps", GBPS},
+    {"GB/s", "gbps", GBPS, "tally"},
     {"spread", "spread", SPREAD},
-    {"limit GB/s", "baseline_gbps", GBPS},
-    {"layout limit GB/s", "layout_limit_gbps", GBPS},
+    {"limit GB/s", "baseline_gbps", GBPS, "limit"},
+    {"layout limit GB/s", "layout_limit_gbps", GBPS, "layout_limit"},
     {"ratio_to_raw", "ratio_to_raw", RATIO},
     {"ratio_to_codec_limit", "ratio_to_codec_limit", RATIO},
     {"ratio_to_layout_limit", "ratio_to_layout_limit", RATIO},
-    {"zarr-python GB/s", "zarr_python_gbps", GBPS},
+    {"zarr-python GB/s", "zarr_python_gbps", GBPS, "zarr_python"},
     {"ratio_to_zarr_python", "ratio_to_zarr_python", RATIO},
     {"ratio_to_untracked", "ratio_to_untracked", RATIO},
     {"peak extra MiB", "peak_extra_bytes", MIB},
@@ -119,21 +126,22 @@ static const struct col scaling_cols[] = {
 static void header(FILE *f, json_t *doc)
 {
     json_t *m = json_object_get(doc, "machine");
-    fprintf(f,
-            "# tally bench\n\nMachine: %lld CPUs, %.1f GiB, %s, Linux %s. GB/s = 10^9 bytes/s. %s run%s%s%s.\n\n"
-            "Each figure is the median of %lld repetitions, each in a process of its own; the kinds of a row "
-            "take turns, repetition by repetition, so that the machine's drift reaches them alike. Spread = "
-            "(max - min) / median; a figure whose spread is above %.0f%% is unstable (marked !) and gives no "
-            "ratio. Ratios are medians over medians, with the range their repetitions allow (min/max to "
-            "max/min). A ratio above %.2f to a physical limit (raw I/O, the codec alone, raw I/O into the "
-            "layout) is withheld and its row is invalid: the limit was mis-measured.\n\n",
-            json_integer_value(json_object_get(m, "cpus")),
-            (double)json_integer_value(json_object_get(m, "mem_bytes")) / 1073741824.0, str(m, "cpu_model"),
-            str(m, "kernel"), json_is_true(json_object_get(doc, "quick")) ? "A quick" : "A full",
-            json_is_string(json_object_get(doc, "filter")) ? " of the rows matching `" : "",
-            json_is_string(json_object_get(doc, "filter")) ? str(doc, "filter") : "",
-            json_is_string(json_object_get(doc, "filter")) ? "`" : "", json_integer_value(json_object_get(doc, "reps")),
-            100 * num(doc, "max_spread"), num(doc, "limit_slack"));
+    fprintf(
+        f,
+        "# tally bench\n\nMachine: %lld CPUs, %.1f GiB, %s, Linux %s. GB/s = 10^9 bytes/s. %s run%s%s%s.\n\n"
+        "Each figure is the median of %lld repetitions, each in a process of its own; the kinds of a row "
+        "take turns, repetition by repetition, so that the machine's drift reaches them alike. Spread = "
+        "(max - min) / median; a figure whose spread is above %.0f%% is unstable (its median marked !) and gives no "
+        "ratio. Ratios are medians over medians, with the range their repetitions allow (min/max to "
+        "max/min). A ratio above %.2f to a physical limit (raw I/O, the codec alone, raw I/O into the "
+        "layout) is withheld and its row is invalid: the limit was mis-measured.\n\n",
+        json_integer_value(json_object_get(m, "cpus")),
+        (double)json_integer_value(json_object_get(m, "mem_bytes")) / 1073741824.0, str(m, "cpu_model"),
+        str(m, "kernel"), json_is_true(json_object_get(doc, "quick")) ? "A quick" : "A full",
+        json_is_string(json_object_get(doc, "filter")) ? " of the rows matching `" : "",
+        json_is_string(json_object_get(doc, "filter")) ? str(doc, "filter") : "",
+        json_is_string(json_object_get(doc, "filter")) ? "`" : "", json_integer_value(json_object_get(doc, "reps")),
+        100 * num(doc, "max_spread"), num(doc, "limit_slack"));
     fprintf(f, "Memory policy: **%s**. %s\n\n%s\n\n", str(doc, "memory_policy"), str(doc, "memory_policy_about"),
             str(doc, "about"));
 }
