@@ -1,143 +1,34 @@
 /*
- * tally bench: throughput against the machine's own limits, measured in the same run. The rows and
+ * tally bench: throughput against the machine's own limits, measured in the same run; the rows and
  * the scaling table come from scenarios/bench.json. Every measurement runs in a child process of its
- * own (`tally bench-cell SPEC`, bench/measure.c), best of N:
- *   tally      the engine writes or reads the array (the row's figure; also its peak extra bytes)
- *   untracked  the same with TALLY_TRACK=0 (the hooks' cost)
- *   raw        pwrite/pread of the same bytes, chunk by chunk, same threads (local), or the S3
- *              client alone PUTting/GETting the same objects from/to memory, same concurrency (s3)
- *   codec      the codec alone on the same chunks from memory, same threads, no I/O
- *   zarr       zarr-python 2.13 on the same local workload (harness/run/peer_zarr_python.py)
+ * own (`tally bench-cell SPEC`, bench/measure.c, or bench/zarr_python.py), N repetitions of each
+ * kind taking turns (bench/row.c):
+ *   tally         the engine writes or reads the array (the row's figure; also its peak extra bytes)
+ *   untracked     the same with TALLY_TRACK=0 (the hooks' cost)
+ *   raw           pwrite/pread of the same bytes, each chunk a contiguous slice, same threads (local),
+ *                 or the S3 client alone PUTting/GETting the same objects, same concurrency (s3)
+ *   raw_layout    the same, each chunk's runs moved straight from or into their strided places in
+ *                 the array (pwritev/preadv; a PUT/GET with the runs as pieces): chunked rows only
+ *   codec         the codec alone on the same chunks in memory, same threads, no I/O
+ *   codec_layout  the same, gathering each chunk from its strided places before encoding, or
+ *                 scattering it after decoding: chunked compressed rows only
+ *   zarr_python   zarr-python 2.13 on the same local workload
  * Baselines follow the engine's rule for chunks fewer than threads: a read is split into ranges
- * among them (at least 8 MiB each), and a decode gets their share of threads. Before a timed read
- * every kind frees the source array, so each process holds what the engine's read holds. Rows
- * report GB/s (10^9 bytes/s) with ratio_to_raw (uncompressed rows), ratio_to_codec_limit
- * (compressed rows), ratio_to_zarr_python (local rows) and ratio_to_untracked.
+ * among them (at least 8 MiB each), and a decode gets their share of threads. Every kind follows one
+ * memory policy (bench/measure.c). Figures are medians with their spread; ratios, and the verdicts
+ * unstable and invalid, come from bench/stats.c; --compare is bench/compare.c.
  */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench/bench.h"
 #include "cli/cli.h"
-#include "harness.h"
 #include "tally/tally.h"
-
-struct opts {
-    bool quick, json;
-    const char *out;
-    int reps;
-    json_t *plan;           /* scenarios/bench.json */
-    char dir[TLY_H_PATH];   /* local scratch */
-    char s3url[TLY_H_PATH]; /* s3://bucket/tally-bench-PID, or "" */
-};
-
-/* Run one measurement in a child (best of reps); its result, or NULL. */
-static json_t *child(const struct opts *o, json_t *spec, bool untracked, const char *peer_script)
-{
-    json_t *best = NULL;
-    for (int r = 0; r < o->reps; r++) {
-        char *text = json_dumps(spec, JSON_COMPACT);
-        char *argv[] = {peer_script ? "/usr/bin/python3" : "tally", peer_script ? (char *)peer_script : "bench-cell",
-                        text, NULL};
-        struct tly_h_env env = {"TALLY_TRACK", untracked ? "0" : NULL};
-        struct tly_h_child ch;
-        int rc = tly_h_spawn(peer_script ? argv[0] : tly_h_self(), argv, &env, 1, false, &ch);
-        free(text);
-        if (rc != 0)
-            return best;
-        json_t *res = WIFEXITED(ch.status) && WEXITSTATUS(ch.status) == 0 ? json_loads(ch.out, 0, NULL) : NULL;
-        tly_h_child_free(&ch);
-        if (res && peer_script) { /* the peer's result: throughput_bps */
-            json_object_set_new(res, "gbps",
-                                json_real(json_number_value(json_object_get(res, "throughput_bps")) / 1e9));
-        }
-        double g = json_number_value(json_object_get(res, "gbps"));
-        if (res && (!best || g > json_number_value(json_object_get(best, "gbps")))) {
-            json_decref(best);
-            best = res;
-        } else {
-            json_decref(res);
-        }
-    }
-    return best;
-}
-
-static json_t *make_spec(const struct opts *o, const char *kind, const char *op, const char *store,
-                         const char *codec_spec, const uint64_t *shape, const uint64_t *chunks, int threads, int io,
-                         uint64_t mem)
-{
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[I,I], s:[I,I], s:i, s:i, s:I}", "scenario", "bench",
-                     "kind", kind, "op", op, "store", store, "codec_spec", codec_spec, "dir",
-                     strcmp(store, "s3") ? o->dir : o->s3url, "dtype",
-                     json_string_value(json_object_get(o->plan, "dtype")), "shape", (json_int_t)shape[0],
-                     (json_int_t)shape[1], "chunks", (json_int_t)chunks[0], (json_int_t)chunks[1], "threads", threads,
-                     "io_concurrency", io, "memory_limit", (json_int_t)mem);
-}
-
-static json_t *ratio(json_t *num, json_t *den)
-{
-    double a = json_number_value(json_object_get(num, "gbps")), b = json_number_value(json_object_get(den, "gbps"));
-    return num && den && b > 0 ? json_real(a / b) : json_null();
-}
-
-struct layout {
-    const char *name;
-    uint64_t shape[2], chunks[2];
-};
-
-static json_t *bench_row(const struct opts *o, const char *op, const char *store, const char *codec,
-                         const char *codec_spec, const struct layout *l, int threads, int io, uint64_t mem)
-{
-    char name[128];
-    snprintf(name, sizeof name, "%s-%s-%s-%s", op, store, codec, l->name);
-    fprintf(stderr, "bench %s ...\n", name);
-    json_t *spec = make_spec(o, "tally", op, store, codec_spec, l->shape, l->chunks, threads, io, mem);
-    json_t *t = child(o, spec, false, NULL), *u = child(o, spec, true, NULL);
-    json_decref(spec);
-    bool none = strcmp(codec, "none") == 0, local = strcmp(store, "local") == 0;
-    spec = make_spec(o, none ? "raw" : "codec", op, store, codec_spec, l->shape, l->chunks, threads, io, mem);
-    json_t *base = child(o, spec, false, NULL);
-    json_decref(spec);
-    json_t *zp = NULL;
-    if (local) {
-        char script[TLY_H_PATH];
-        tly_h_project_file("harness/run/peer_zarr_python.py", script);
-        json_t *cell =
-            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[I,I], s:[I,I]}", "scenario", name, "op", op, "store", "local",
-                      "codec", codec, "format", "v2", "layout", l->name, "shape", (json_int_t)l->shape[0],
-                      (json_int_t)l->shape[1], "chunks", (json_int_t)l->chunks[0], (json_int_t)l->chunks[1]);
-        json_object_set_new(cell, "dir", json_string(o->dir)); /* the same filesystem as tally's rows */
-        if (!strcmp(codec, "zstd"))                            /* the peer's zstd at the bench's level */
-            json_object_set(cell, "zstd_level", json_object_get(o->plan, "zarr_python_zstd_level"));
-        zp = child(o, cell, false, script);
-        json_decref(cell);
-    }
-    json_t *row =
-        json_pack("{s:s, s:f, s:o, s:o, s:o, s:o, s:o}", "name", name, "gbps",
-                  json_number_value(json_object_get(t, "gbps")), "ratio_to_raw", none ? ratio(t, base) : json_null(),
-                  "ratio_to_codec_limit", none ? json_null() : ratio(t, base), "ratio_to_zarr_python",
-                  local ? ratio(t, zp) : json_null(), "ratio_to_untracked", ratio(t, u), "peak_extra_bytes",
-                  t ? json_integer(json_integer_value(json_object_get(t, "peak_extra_bytes"))) : json_null());
-    json_object_set_new(row, "baseline_gbps", json_real(json_number_value(json_object_get(base, "gbps"))));
-    json_object_set_new(row, "zarr_python_gbps",
-                        zp ? json_real(json_number_value(json_object_get(zp, "gbps"))) : json_null());
-    json_object_set_new(row, "untracked_gbps", json_real(json_number_value(json_object_get(u, "gbps"))));
-    json_object_set_new(row, "threads", json_integer(threads));
-    json_object_set_new(row, "memory_limit", json_integer((json_int_t)mem));
-    if (!t)
-        json_object_set_new(row, "error", json_string("the tally measurement did not run"));
-    json_decref(t);
-    json_decref(u);
-    json_decref(base);
-    json_decref(zp);
-    return row;
-}
 
 static json_t *machine(void)
 {
@@ -159,72 +50,9 @@ static json_t *machine(void)
                      "kernel", u.release);
 }
 
-static void write_md(FILE *f, json_t *doc)
+static bool wanted(const struct tly_h_bench *b, const char *name)
 {
-    json_t *m = json_object_get(doc, "machine");
-    fprintf(f,
-            "# tally bench\n\nMachine: %lld CPUs, %.1f GiB, %s, Linux %s. GB/s = 10^9 bytes/s. Each figure is "
-            "the best of %lld runs, each in a process of its own, in the same run as its baselines.\n\n",
-            json_integer_value(json_object_get(m, "cpus")),
-            (double)json_integer_value(json_object_get(m, "mem_bytes")) / 1073741824.0,
-            json_string_value(json_object_get(m, "cpu_model")), json_string_value(json_object_get(m, "kernel")),
-            json_integer_value(json_object_get(doc, "reps")));
-    fprintf(f, "%s\n\n", json_string_value(json_object_get(doc, "about")));
-    fprintf(f, "| row | GB/s | baseline GB/s | ratio_to_raw | ratio_to_codec_limit | zarr-python GB/s | "
-               "ratio_to_zarr_python | ratio_to_untracked | peak extra MiB |\n|---|---|---|---|---|---|---|---|---|\n");
-    size_t i;
-    json_t *r;
-    json_array_foreach(json_object_get(doc, "rows"), i, r)
-    {
-        char cells[6][32];
-        const char *keys[] = {"ratio_to_raw",         "ratio_to_codec_limit", "zarr_python_gbps",
-                              "ratio_to_zarr_python", "ratio_to_untracked",   "baseline_gbps"};
-        for (int k = 0; k < 6; k++) {
-            json_t *v = json_object_get(r, keys[k]);
-            snprintf(cells[k], sizeof cells[k], json_is_number(v) ? "%.2f" : "—", json_number_value(v));
-        }
-        fprintf(f, "| %s | %.2f | %s | %s | %s | %s | %s | %s | %.1f |\n",
-                json_string_value(json_object_get(r, "name")), json_number_value(json_object_get(r, "gbps")), cells[5],
-                cells[0], cells[1], cells[2], cells[3], cells[4],
-                (double)json_integer_value(json_object_get(r, "peak_extra_bytes")) / 1048576.0);
-    }
-    fprintf(f, "\n## Scaling\n\nThe same array, chunks per dimension x threads (x io-concurrency for S3); "
-               "memory limit as above.\n\n| store | codec | chunks per dim | chunk MiB | threads | io | write GB/s | "
-               "read GB/s | write peak extra MiB | read peak extra MiB |\n|---|---|---|---|---|---|---|---|---|---|\n");
-    json_array_foreach(json_object_get(doc, "scaling"), i, r)
-    {
-        fprintf(f, "| %s | %s | %lld | %.1f | %lld | %lld | %.2f | %.2f | %.1f | %.1f |\n",
-                json_string_value(json_object_get(r, "store")), json_string_value(json_object_get(r, "codec")),
-                json_integer_value(json_object_get(r, "chunks_per_dim")),
-                json_number_value(json_object_get(r, "chunk_mib")), json_integer_value(json_object_get(r, "threads")),
-                json_integer_value(json_object_get(r, "io_concurrency")),
-                json_number_value(json_object_get(r, "write_gbps")), json_number_value(json_object_get(r, "read_gbps")),
-                (double)json_integer_value(json_object_get(r, "write_peak_extra_bytes")) / 1048576.0,
-                (double)json_integer_value(json_object_get(r, "read_peak_extra_bytes")) / 1048576.0);
-    }
-}
-
-static json_t *scaling_row(const struct opts *o, const char *store, const char *codec, const char *spec_text,
-                           uint64_t side, uint64_t per_dim, int threads, int io, uint64_t mem)
-{
-    uint64_t shape[2] = {side, side}, chunks[2] = {side / per_dim, side / per_dim};
-    fprintf(stderr, "scaling %s %s %llux%llu threads %d io %d ...\n", store, codec, (unsigned long long)per_dim,
-            (unsigned long long)per_dim, threads, io);
-    json_t *ws = make_spec(o, "tally", "write", store, spec_text, shape, chunks, threads, io, mem);
-    json_t *rs = make_spec(o, "tally", "read", store, spec_text, shape, chunks, threads, io, mem);
-    json_t *w = child(o, ws, false, NULL), *r = child(o, rs, false, NULL);
-    json_t *row =
-        json_pack("{s:s, s:s, s:I, s:f, s:i, s:i, s:f, s:f, s:I, s:I}", "store", store, "codec", codec,
-                  "chunks_per_dim", (json_int_t)per_dim, "chunk_mib", (double)(chunks[0] * chunks[1] * 4) / 1048576.0,
-                  "threads", threads, "io_concurrency", io, "write_gbps", json_number_value(json_object_get(w, "gbps")),
-                  "read_gbps", json_number_value(json_object_get(r, "gbps")), "write_peak_extra_bytes",
-                  (json_int_t)json_integer_value(json_object_get(w, "peak_extra_bytes")), "read_peak_extra_bytes",
-                  (json_int_t)json_integer_value(json_object_get(r, "peak_extra_bytes")));
-    json_decref(ws);
-    json_decref(rs);
-    json_decref(w);
-    json_decref(r);
-    return row;
+    return !b->has_filter || regexec(&b->filter, name, 0, NULL, 0) == 0;
 }
 
 /* An integer of the plan, or "cpus" (the machine's). */
@@ -233,120 +61,217 @@ static int plan_int(json_t *v, int cpus)
     return json_is_string(v) && !strcmp(json_string_value(v), "cpus") ? cpus : (int)json_integer_value(v);
 }
 
-static void run_rows(struct opts *o, bool s3, int threads, json_t *rows)
+static uint64_t plan_side(const struct tly_h_bench *b)
 {
-    const char *which = o->quick ? "quick" : "full";
-    uint64_t side = (uint64_t)json_integer_value(json_object_get(json_object_get(o->plan, "side"), which));
-    int io = (int)json_integer_value(json_object_get(o->plan, "io_concurrency"));
-    uint64_t mem = (uint64_t)json_integer_value(json_object_get(o->plan, "memory_limit"));
+    return (uint64_t)json_integer_value(json_object_get(json_object_get(b->plan, "side"), b->quick ? "quick" : "full"));
+}
+
+/* The case every row and scaling row starts from: the plan's array, threads, io and memory limit. */
+static struct tly_h_bench_case base_case(const struct tly_h_bench *b, const char *store, int threads)
+{
+    uint64_t side = plan_side(b);
+    return (struct tly_h_bench_case){.store = store,
+                                     .codec = "none",
+                                     .codec_spec = "none",
+                                     .shape = {side, side},
+                                     .chunks = {side, side},
+                                     .threads = threads,
+                                     .io = (int)json_integer_value(json_object_get(b->plan, "io_concurrency")),
+                                     .mem = (uint64_t)json_integer_value(json_object_get(b->plan, "memory_limit"))};
+}
+
+static void run_rows(struct tly_h_bench *b, bool s3, int threads, json_t *rows)
+{
     size_t si, li, oi;
-    json_t *store, *lay, *op;
-    json_array_foreach(json_object_get(o->plan, "stores"), si, store)
+    json_t *store, *lay, *op, *spec;
+    const char *codec;
+    json_array_foreach(json_object_get(b->plan, "stores"), si, store)
     {
         if (!strcmp(json_string_value(store), "s3") && !s3)
             continue;
-        json_array_foreach(json_object_get(o->plan, "layouts"), li, lay)
+        json_array_foreach(json_object_get(b->plan, "layouts"), li, lay)
         {
+            struct tly_h_bench_case c = base_case(b, json_string_value(store), threads);
             uint64_t cs = (uint64_t)json_integer_value(json_object_get(lay, "chunk_side"));
-            struct layout l = {NULL, {side, side}, {cs ? cs : side, cs ? cs : side}};
-            char name[64];
-            uint64_t n = (side / l.chunks[0]) * (side / l.chunks[1]);
-            snprintf(name, sizeof name, "%llux%lluMiB", (unsigned long long)n,
-                     (unsigned long long)(l.chunks[0] * l.chunks[1] * 4 >> 20));
-            l.name = json_string_value(json_object_get(lay, "name")) ? json_string_value(json_object_get(lay, "name"))
-                                                                     : name;
-            const char *codec;
-            json_t *spec;
-            json_object_foreach(json_object_get(o->plan, "codecs"), codec, spec)
+            c.chunks[0] = c.chunks[1] = cs ? cs : c.shape[0];
+            char counted[64];
+            snprintf(counted, sizeof counted, "%llux%lluMiB",
+                     (unsigned long long)((c.shape[0] / c.chunks[0]) * (c.shape[1] / c.chunks[1])),
+                     (unsigned long long)(c.chunks[0] * c.chunks[1] * 4 >> 20));
+            const char *lname = json_string_value(json_object_get(lay, "name"));
+            const char *lkey = json_string_value(json_object_get(lay, "key"));
+            c.layout_key = lkey ? lkey : lname ? lname : counted;
+            json_object_foreach(json_object_get(b->plan, "codecs"), codec, spec)
             {
-                json_array_foreach(json_object_get(o->plan, "ops"), oi, op)
+                json_array_foreach(json_object_get(b->plan, "ops"), oi, op)
                 {
-                    json_array_append_new(rows, bench_row(o, json_string_value(op), json_string_value(store), codec,
-                                                          json_string_value(spec), &l, threads, io, mem));
+                    c.op = json_string_value(op);
+                    c.codec = codec;
+                    c.codec_spec = json_string_value(spec);
+                    snprintf(c.name, sizeof c.name, "%s-%s-%s-%s", c.op, c.store, codec, lname ? lname : counted);
+                    snprintf(c.key, sizeof c.key, "%s-%s-%s-%s", c.op, c.store, codec, c.layout_key);
+                    if (wanted(b, c.name))
+                        json_array_append_new(rows, tly_h_bench_row(b, &c));
                 }
             }
         }
     }
 }
 
-static void run_scaling(struct opts *o, bool s3, int cpus, json_t *scaling)
+static void scaling_one(struct tly_h_bench *b, const char *store, uint64_t per_dim, int threads, int io,
+                        json_t *scaling)
 {
-    const char *which = o->quick ? "quick" : "full";
-    uint64_t side = (uint64_t)json_integer_value(json_object_get(json_object_get(o->plan, "side"), which));
-    int io = (int)json_integer_value(json_object_get(o->plan, "io_concurrency"));
-    uint64_t mem = (uint64_t)json_integer_value(json_object_get(o->plan, "memory_limit"));
-    json_t *sc = json_object_get(o->plan, "scaling");
-    json_t *per_dims = json_object_get(json_object_get(sc, "chunks_per_dim"), which);
-    size_t pi, ti, k;
-    json_t *pd, *t, *ios;
+    struct tly_h_bench_case c = base_case(b, store, threads > 0 ? threads : 1);
+    c.chunks[0] = c.chunks[1] = c.shape[0] / per_dim;
+    c.io = io;
+    snprintf(c.name, sizeof c.name, "scaling-%s-none-%llux%llu-t%d%s", store, (unsigned long long)per_dim,
+             (unsigned long long)per_dim, c.threads, strcmp(store, "s3") ? "" : "-io");
+    if (!strcmp(store, "s3"))
+        snprintf(c.name + strlen(c.name), sizeof c.name - strlen(c.name), "%d", io);
+    snprintf(c.key, sizeof c.key, "%s", c.name);
+    if (wanted(b, c.name))
+        json_array_append_new(scaling, tly_h_bench_scaling_row(b, &c, per_dim));
+}
+
+static void run_scaling(struct tly_h_bench *b, bool s3, int cpus, json_t *scaling)
+{
+    json_t *sc = json_object_get(b->plan, "scaling");
+    json_t *per_dims = json_object_get(json_object_get(sc, "chunks_per_dim"), b->quick ? "quick" : "full");
+    int io = (int)json_integer_value(json_object_get(b->plan, "io_concurrency"));
+    size_t pi, k;
+    json_t *pd, *t;
     json_array_foreach(per_dims, pi, pd)
     {
-        json_array_foreach(json_object_get(sc, "threads"), ti, t)
+        json_array_foreach(json_object_get(sc, "threads"), k, t)
         {
-            int th = plan_int(t, cpus);
-            json_array_append_new(scaling, scaling_row(o, "local", "none", "none", side,
-                                                       (uint64_t)json_integer_value(pd), th > 0 ? th : 1, io, mem));
+            scaling_one(b, "local", (uint64_t)json_integer_value(pd), plan_int(t, cpus), io, scaling);
         }
     }
-    if (!s3 || o->quick)
+    if (!s3 || b->quick)
         return;
     json_array_foreach(per_dims, pi, pd)
     {
-        json_array_foreach(json_object_get(sc, "s3_io_concurrency"), k, ios)
+        json_array_foreach(json_object_get(sc, "s3_io_concurrency"), k, t)
         {
-            json_array_append_new(scaling, scaling_row(o, "s3", "none", "none", side, (uint64_t)json_integer_value(pd),
-                                                       cpus, (int)json_integer_value(ios), mem));
+            scaling_one(b, "s3", (uint64_t)json_integer_value(pd), cpus, (int)json_integer_value(t), scaling);
         }
     }
 }
 
-static int write_outputs(struct opts *o, json_t *doc)
+static int write_outputs(const struct tly_h_bench *b, json_t *doc)
 {
     char path[TLY_H_PATH];
-    int err = tly_h_mkdirs(o->out);
+    int err = tly_h_mkdirs(b->out);
     if (!err)
-        err = tly_h_pathf(path, "%s/bench.json", o->out);
+        err = tly_h_pathf(path, "%s/bench.json", b->out);
     if (!err && json_dump_file(doc, path, JSON_INDENT(2) | JSON_REAL_PRECISION(5)) != 0)
         err = tly_fail(-EIO, "cannot write %s", path);
-    FILE *f = err || tly_h_pathf(path, "%s/bench.md", o->out) ? NULL : fopen(path, "w");
+    FILE *f = err || tly_h_pathf(path, "%s/bench.md", b->out) ? NULL : fopen(path, "w");
     if (f) {
-        write_md(f, doc);
+        tly_h_bench_write_md(f, doc);
         fclose(f);
     }
-    if (o->json) {
+    if (b->json) {
         json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(5));
         putchar('\n');
     } else {
-        write_md(stdout, doc);
+        tly_h_bench_write_md(stdout, doc);
     }
     return err;
 }
 
-int tly_h_cmd_bench(int argc, char **argv)
+static const char about[] =
+    "Rows: tally with the plan's memory limit and one thread per CPU (S3: the plan's transfers in flight). "
+    "Limits: raw = pwrite/pread of the same bytes in one file per chunk, each chunk a contiguous slice of the "
+    "array, with the same threads (local), or the S3 client alone PUTting/GETting the same objects from/to memory "
+    "with the same concurrency (s3); codec = the codec alone on the same chunks in memory with the same threads. "
+    "Where a row's chunks lie strided in the array (the chunked rows), the layout's limits move the same bytes "
+    "into the same strided places by the simplest code: raw_layout = pwritev/preadv of each chunk's runs (S3: "
+    "one PUT/GET per chunk with the runs as its pieces), codec_layout = the codec alone, gathering each chunk "
+    "before encoding or scattering it after decoding; ratio_to_layout_limit is the target, ratio_to_raw and "
+    "ratio_to_codec_limit say what the layout costs. Elsewhere the layout's limit is the contiguous one. "
+    "zarr-python 2.13 runs the same local workload; untracked = tally with TALLY_TRACK=0. With fewer chunks than "
+    "threads (the one-chunk rows), the engine and its limits split a chunk's read into ranges among them and "
+    "decode blosc on their share of threads.";
+
+static const char policy_about[] =
+    "No kind pays for fresh memory in its timed pass: the array a write reads and the output a read fills are "
+    "allocated and touched before it, as are a limit's working buffers; every kind (tally, its limits, "
+    "zarr-python) runs its operation once untimed and then once timed in the same process, with its allocator "
+    "told to keep freed pages (jemalloc: decay -1; glibc: no mmap'd blocks, no trimming), so the buffers an "
+    "operation allocates inside itself (tally's pool, zarr-python's chunk buffers) are pages it already has; "
+    "what a write wrote is removed after each pass, so both passes create their files or objects. A read frees "
+    "the source array first, so each process holds what a read holds. The figures are steady-state ones; the "
+    "first touch of fresh memory, which on a VM can cost more than the work, is in none of them.";
+
+/* A real number in [lo, hi] for option @p name; -1 with a message when it is not one. */
+static int arg_real(const char *name, const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (end == v || *end != '\0' || errno != 0 || !(d >= lo && d <= hi)) {
+        fprintf(stderr, "tally bench: --%s: '%s' is not a number from %g to %g\n", name, v, lo, hi);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+/* The options into @p b; compare set for --compare. 0, or TLY_EXIT_ERROR after a message. */
+static int parse(int argc, char **argv, struct tly_h_bench *b, bool *compare, double *tolerance)
 {
     static const struct option lo[] = {{"quick", no_argument, NULL, 'q'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"out", required_argument, NULL, 'o'},
+                                       {"reps", required_argument, NULL, 'r'},
+                                       {"filter", required_argument, NULL, 'f'},
+                                       {"max-spread", required_argument, NULL, 's'},
+                                       {"compare", no_argument, NULL, 'c'},
+                                       {"tolerance", required_argument, NULL, 't'},
                                        {NULL, 0, NULL, 0}};
-    struct opts o = {.out = "reports/latest", .reps = 3};
+    long long reps = b->reps;
     for (int ch; (ch = tly_h_getopt(argc, argv, lo)) != -1;) {
+        int bad = 0;
         if (ch == 'q')
-            o.quick = true;
+            b->quick = true;
         else if (ch == 'j')
-            o.json = true;
+            b->json = true;
         else if (ch == 'o')
-            o.out = optarg;
+            b->out = optarg;
+        else if (ch == 'r')
+            bad = tly_h_arg_int("bench", "reps", optarg, TLY_H_BENCH_MIN_REPS, TLY_H_BENCH_MAX_REPS, &reps);
+        else if (ch == 'f')
+            b->filter_text = optarg;
+        else if (ch == 's')
+            bad = arg_real("max-spread", optarg, 0, 100, &b->max_spread);
+        else if (ch == 'c')
+            *compare = true;
+        else if (ch == 't')
+            bad = arg_real("tolerance", optarg, 0, 100, tolerance);
         else
             return tly_h_usage_error("bench");
+        if (bad)
+            return TLY_EXIT_ERROR;
     }
-    if (optind != argc)
+    b->reps = (int)reps;
+    if (optind != argc - (*compare ? 2 : 0))
         return tly_h_usage_error("bench");
-    if (o.quick)
-        o.reps = 1;
+    if (b->filter_text && regcomp(&b->filter, b->filter_text, REG_EXTENDED | REG_NOSUB) != 0) {
+        fprintf(stderr, "tally bench: --filter: '%s' is not a regular expression\n", b->filter_text);
+        return TLY_EXIT_ERROR;
+    }
+    b->has_filter = b->filter_text != NULL;
+    return 0;
+}
+
+/* The plan and the scratch directory; 0 or TLY_EXIT_ERROR after a message. */
+static int prepare(struct tly_h_bench *b)
+{
     char planfile[TLY_H_PATH];
     tly_h_project_file("scenarios/bench.json", planfile);
     json_error_t je;
-    if ((o.plan = json_load_file(planfile, JSON_REJECT_DUPLICATES, &je)) == NULL) {
+    if ((b->plan = json_load_file(planfile, JSON_REJECT_DUPLICATES, &je)) == NULL) {
         fprintf(stderr, "tally bench: %s:%d: %s\n", planfile, je.line, je.text);
         return TLY_EXIT_ERROR;
     }
@@ -355,35 +280,73 @@ int tly_h_cmd_bench(int argc, char **argv)
     const char *base = getenv("TALLY_BENCH_DIR");
     if (!base)
         base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    if (tly_h_pathf(o.dir, "%s/tally-bench-XXXXXX", base) != 0 || mkdtemp(o.dir) == NULL) {
-        fprintf(stderr, "tally bench: %s: %s\n", o.dir, strerror(errno));
-        json_decref(o.plan);
+    if (tly_h_pathf(b->dir, "%s/tally-bench-XXXXXX", base) != 0 || mkdtemp(b->dir) == NULL) {
+        fprintf(stderr, "tally bench: %s: %s\n", b->dir, strerror(errno));
         return TLY_EXIT_ERROR;
     }
-    bool s3 = getenv("AWS_ENDPOINT_URL") && getenv("TALLY_S3_BUCKET");
-    if (s3)
-        snprintf(o.s3url, sizeof o.s3url, "s3://%s/tally-bench-%d", getenv("TALLY_S3_BUCKET"), (int)getpid());
+    if (getenv("AWS_ENDPOINT_URL") && getenv("TALLY_S3_BUCKET"))
+        snprintf(b->s3url, sizeof b->s3url, "s3://%s/tally-bench-%d", getenv("TALLY_S3_BUCKET"), (int)getpid());
+    return 0;
+}
+
+/* The exit status of a run: 2 when a measurement failed, 1 when a row is invalid; a summary line. */
+static int verdict(const struct tly_h_bench *b, json_t *doc)
+{
+    int n[4] = {0};
+    const char *words[4] = {"ok", "unstable", "invalid", "error"};
+    const char *tables[2] = {"rows", "scaling"};
+    for (int t = 0; t < 2; t++) {
+        size_t i;
+        json_t *r;
+        json_array_foreach(json_object_get(doc, tables[t]), i, r)
+        {
+            for (int w = 0; w < 4; w++)
+                n[w] += !strcmp(json_string_value(json_object_get(r, "status")), words[w]);
+        }
+    }
+    fprintf(stderr, "tally bench: %d ok, %d unstable, %d invalid, %d with errors\n", n[0], n[1], n[2], n[3]);
+    return b->failures || n[3] ? TLY_EXIT_ERROR : n[2] ? TLY_EXIT_BUDGET : TLY_EXIT_OK;
+}
+
+int tly_h_cmd_bench(int argc, char **argv)
+{
+    struct tly_h_bench b = {.out = "reports/latest", .reps = TLY_H_BENCH_MIN_REPS, .max_spread = 0.25};
+    bool compare = false;
+    double tolerance = 0.10;
+    int rc = parse(argc, argv, &b, &compare, &tolerance);
+    if (rc != 0 || compare) {
+        if (b.has_filter)
+            regfree(&b.filter);
+        return rc != 0 ? rc : tly_h_bench_compare_files(argv[optind], argv[optind + 1], tolerance);
+    }
+    if ((rc = prepare(&b)) != 0) {
+        json_decref(b.plan);
+        if (b.has_filter)
+            regfree(&b.filter);
+        return rc;
+    }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = cpus > 0 ? (int)cpus : 1;
     json_t *rows = json_array(), *scaling = json_array();
-    run_rows(&o, s3, threads, rows);
-    run_scaling(&o, s3, threads, scaling);
-    rmdir(o.dir);
-    json_t *doc = json_pack("{s:o, s:o, s:o, s:i, s:s}", "machine", machine(), "rows", rows, "scaling", scaling, "reps",
-                            o.reps, "about",
-                            "Rows: tally with a 64 MiB memory limit and one thread per CPU (S3: 32 transfers in "
-                            "flight). Baselines: raw = pwrite/pread of the same bytes in chunk-sized files with the "
-                            "same threads (local), or the S3 client alone PUTting/GETting the same objects from/to "
-                            "memory with the same concurrency (s3); codec limit = the codec alone on the same chunks "
-                            "from memory with the same threads; zarr-python 2.13 on the same workload; untracked = "
-                            "tally with TALLY_TRACK=0. With fewer chunks than threads (the one-chunk rows), the engine "
-                            "and its baselines split a chunk's read into ranges among them and decode blosc on their "
-                            "share of threads.");
-    int rc = write_outputs(&o, doc) ? tly_h_fail_cmd("bench", -EIO) : TLY_EXIT_OK;
-    size_t i;
-    json_t *r;
-    json_array_foreach(rows, i, r) if (json_object_get(r, "error")) rc = TLY_EXIT_ERROR;
+    run_rows(&b, b.s3url[0] != '\0', threads, rows);
+    run_scaling(&b, b.s3url[0] != '\0', threads, scaling);
+    rmdir(b.dir);
+    uint64_t side = plan_side(&b);
+    json_t *doc =
+        json_pack("{s:s, s:o, s:b, s:i, s:f, s:f, s:s, s:s, s:o, s:I, s:o, s:o, s:s}", "schema", TLY_H_BENCH_SCHEMA,
+                  "machine", machine(), "quick", b.quick, "reps", b.reps, "max_spread", b.max_spread, "limit_slack",
+                  TLY_H_BENCH_LIMIT_SLACK, "memory_policy", TLY_H_BENCH_MEMORY_POLICY, "memory_policy_about",
+                  policy_about, "filter", b.filter_text ? json_string(b.filter_text) : json_null(), "array_bytes",
+                  (json_int_t)(side * side * 4), "rows", rows, "scaling", scaling, "about", about);
+    if (json_array_size(rows) + json_array_size(scaling) == 0) {
+        fprintf(stderr, "tally bench: --filter '%s' matches no row\n", b.filter_text ? b.filter_text : "");
+        rc = TLY_EXIT_ERROR;
+    } else {
+        rc = write_outputs(&b, doc) ? tly_h_fail_cmd("bench", -EIO) : verdict(&b, doc);
+    }
     json_decref(doc);
-    json_decref(o.plan);
+    json_decref(b.plan);
+    if (b.has_filter)
+        regfree(&b.filter);
     return rc;
 }

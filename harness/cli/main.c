@@ -74,11 +74,22 @@ static const struct command commands[] = {
      false},
     {"selftest", tly_h_cmd_selftest, "", "prove the instrument: planted copies are found in their stage", NULL, false},
     {"peer", tly_h_cmd_peer, "[run options]", "zarr-python's cells: tally run --impl zarr-python", NULL, false},
-    {"bench", tly_h_cmd_bench, "[--quick] [--json] [--out DIR]",
+    {"bench", tly_h_cmd_bench, "[options] | --compare OLD.json NEW.json [--tolerance R]",
      "throughput against the machine's limits, zarr-python and untracked tally",
-     "  --quick                  a small array, one repetition\n"
+     "  --quick                  a small array (64 MiB), the same repetitions\n"
+     "  --reps N                 repetitions of every figure, each in its own process (5..99; default 5)\n"
+     "  --filter REGEX           the rows (and scaling rows) whose name matches\n"
+     "  --max-spread R           a figure whose (max - min) / median is above R is unstable: no ratio\n"
+     "                           (default 0.25)\n"
      "  --json                   print the bench document\n"
-     "  --out DIR                bench.json and bench.md (default reports/latest)\n",
+     "  --out DIR                bench.json and bench.md (default reports/latest)\n"
+     "  --compare OLD NEW        compare two bench.json files row by row: a change counts only when\n"
+     "                           the runs' [min, max] ranges are apart and the medians differ by more\n"
+     "                           than the tolerance; a ratio that drops so is a regression; GB/s (same\n"
+     "                           array only) is shown when it moves, and moves with the machine\n"
+     "  --tolerance R            for --compare (default 0.10)\n"
+     "exit status: 0; 1 when a row is invalid (a ratio above 1.05 to a physical limit) or --compare\n"
+     "finds a regression; 2 when a measurement failed\n",
      false},
     {"demo", tly_h_cmd_demo, "[DIR]", "a short tour of the instrument (writes DIR/demo-timeline.json)", NULL, false},
     {"scenario", tly_h_cmd_scenario, "CELL_JSON", "the child side of tally run", NULL, true},

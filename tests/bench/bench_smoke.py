@@ -1,11 +1,15 @@
 #!/usr/bin/python3
-"""`tally bench --quick --json` runs and prints the documented schema. A smoke test: no figure is
-asserted (throughput is the benchmark's to measure, not a unit test's).
+"""`tally bench --quick --json --filter ...` runs a few rows and prints the documented schema
+(tally-bench/2): medians with their spreads, ratios null where a figure is unstable or a limit was
+beaten, the layout's limits on strided rows; --help, --filter and --reps answer as documented. A
+smoke test: no figure is asserted (throughput is the benchmark's to measure, not a unit test's), so
+a run may exit 1 (a row invalid) as long as it says why.
 
   bench_smoke.py TALLY     prints the checks and "N passed, N failed"
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,31 +18,101 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 import tallytest as t  # noqa: E402
 
+# One strided uncompressed read, one compressed one-chunk write, one scaling row: about a minute on 2 cores.
+FILTER = "^(read-local-none-16x4MiB|write-local-zstd-one-chunk|scaling-local-none-4x4-t1)$"
+RATIOS = ("ratio_to_raw", "ratio_to_codec_limit", "ratio_to_layout_limit", "ratio_to_zarr_python",
+          "ratio_to_untracked")
+FIGURE = {"gbps", "gbps_min", "gbps_max", "spread", "unstable", "reps"}
 
+
+def check_figures(r, reps):
+    figs = r.get("figures", {})
+    t.check(f"{r['name']}: every figure has its median, range, spread and {reps} repetitions",
+            figs and all(FIGURE <= set(f) and len(f["reps"]) == reps for f in figs.values()), figs)
+    t.check(f"{r['name']}: each median lies in its range", all(
+        f["gbps_min"] <= f["gbps"] <= f["gbps_max"] for f in figs.values() if f["gbps"] is not None))
+    strided = r["strided"]
+    layout = ("raw_layout" if "-none-" in r["name"] else "codec_layout") if strided else r["limit"]
+    t.check(f"{r['name']}: the layout's limit is {layout}", r["layout_limit"] == layout and layout in figs, r)
+
+
+def check_ratios(r):
+    figs = r["figures"]
+    shaky = {name for name, f in figs.items() if f["unstable"] or f["gbps"] is None}
+    none = "-none-" in r["name"]
+    for k in RATIOS:
+        den = {"ratio_to_raw": "raw", "ratio_to_codec_limit": "codec", "ratio_to_layout_limit": r["layout_limit"],
+               "ratio_to_zarr_python": "zarr_python", "ratio_to_untracked": "untracked"}[k]
+        applies = den in figs
+        v, why = r[k], r["withheld"].get(k)
+        if not applies:
+            t.check(f"{r['name']}: {k} does not apply, null", v is None and why is None, r)
+        elif "tally" in shaky or den in shaky:
+            t.check(f"{r['name']}: {k} null, its figures unstable", v is None and why in ("unstable", "not measured"),
+                    r)
+        elif why == "invalid":
+            t.check(f"{r['name']}: {k} withheld as invalid, and the row says so", v is None and r["invalid"]
+                    and any(k in s and "invalid" in s for s in r["reasons"]), r)
+        else:
+            t.check(f"{r['name']}: {k} = {v:.3g} within its range, at most 1.05 if a physical limit",
+                    r[k + "_min"] <= v <= r[k + "_max"] and (v <= 1.05 or k in ("ratio_to_zarr_python",
+                                                             "ratio_to_untracked") or den == "codec_layout"), r)
+    t.check(f"{r['name']}: ratio_to_raw only on uncompressed rows",
+            ("raw" in figs) == none and ("codec" in figs) == (not none), sorted(figs))
+    status = "invalid" if r["invalid"] else "unstable" if r["unstable"] else "ok"
+    t.check(f"{r['name']}: status {r['status']}, with reasons when not ok",
+            r["status"] in (status, "error") and (r["status"] == "ok") == (not r["reasons"]), r)
 
 
 def main():
     tally = os.path.abspath(sys.argv[1])
+    p = t.run(tally, "bench", "--help")
+    t.check("tally bench --help exits 0 and names --filter, --reps, --compare",
+            p.returncode == 0 and all(o in p.stdout for o in ("--filter", "--reps", "--compare", "--tolerance")),
+            p.stdout + p.stderr)
+    p = t.run(tally, "bench", "--quick", "--reps", "3")
+    t.check("--reps below 5 is refused (exit 2)", p.returncode == 2, p.stderr)
+    p = t.run(tally, "bench", "--quick", "--filter", "^no-such-row$", "--out", tempfile.gettempdir())
+    t.check("a filter that matches no row is an error (exit 2)", p.returncode == 2 and "matches no row" in p.stderr,
+            p.stderr)
+
     out = tempfile.mkdtemp(prefix="tally-bench-smoke-")
     try:
-        p = subprocess.run([tally, "bench", "--quick", "--json", "--out", out], capture_output=True, text=True)
-        t.check("tally bench --quick --json exits 0", p.returncode == 0, p.stderr[-800:])
+        p = subprocess.run([tally, "bench", "--quick", "--json", "--filter", FILTER, "--out", out],
+                           capture_output=True, text=True)
         doc = json.loads(p.stdout)
+        rows = doc.get("rows", [])
+        invalid = any(r["invalid"] for r in rows)
+        t.check(f"tally bench --quick exits {1 if invalid else 0} ({'a row invalid' if invalid else 'none invalid'})",
+                p.returncode == (1 if invalid else 0), p.stderr[-800:])
+        t.check("schema tally-bench/2, 5 repetitions, the memory policy named",
+                doc.get("schema") == "tally-bench/2" and doc.get("reps") == 5 and doc.get("memory_policy") ==
+                "prefaulted" and doc.get("max_spread") == 0.25, {k: doc.get(k) for k in ("schema", "reps")})
         m = doc.get("machine", {})
         t.check("machine: cpus, mem_bytes, cpu_model, kernel", {"cpus", "mem_bytes", "cpu_model", "kernel"} <= set(m), m)
-        rows = doc.get("rows", [])
-        keys = {"name", "gbps", "ratio_to_raw", "ratio_to_codec_limit", "ratio_to_zarr_python", "ratio_to_untracked",
-                "peak_extra_bytes"}
+        names = [r["name"] for r in rows] + [r["name"] for r in doc.get("scaling", [])]
+        t.check("--filter: the rows that match and no others", sorted(names) == sorted(
+            ["read-local-none-16x4MiB", "write-local-zstd-one-chunk", "scaling-local-none-4x4-t1"]), names)
+        keys = {"name", "key", "gbps", "gbps_min", "gbps_max", "spread", "peak_extra_bytes", "unstable", "invalid",
+                "status", "reasons", "withheld"} | set(RATIOS) | {k + s for k in RATIOS for s in ("_min", "_max")}
         t.check(f"{len(rows)} rows with the schema", rows and all(keys <= set(r) for r in rows),
-              [r for r in rows if not keys <= set(r)][:1])
-        t.check("every row measured", all(isinstance(r["gbps"], (int, float)) and r["gbps"] > 0 for r in rows))
+                [sorted(keys - set(r)) for r in rows])
         for r in rows:
-            none = "-none-" in r["name"]
-            ok = (r["ratio_to_raw"] is not None) == none and (r["ratio_to_codec_limit"] is not None) == (not none)
-            t.check(f"{r['name']}: the ratios that apply, null where they do not", ok, r)
-        t.check("scaling table", isinstance(doc.get("scaling"), list) and len(doc["scaling"]) > 0)
-        t.check("bench.md and bench.json written", os.path.getsize(f"{out}/bench.md") > 100 and
-              json.load(open(f"{out}/bench.json"))["rows"] == rows)
+            check_figures(r, 5)
+            check_ratios(r)
+        for r in doc.get("scaling", []):
+            t.check(f"{r['name']}: write and read medians with their spreads",
+                    {"write_gbps", "write_gbps_min", "write_gbps_max", "write_spread", "read_gbps", "read_spread",
+                     "status"} <= set(r), r)
+        md = open(f"{out}/bench.md").read()
+        t.check("bench.md: medians and spreads, the policy, and rows not ok in words",
+                "median" in md and "prefaulted" in md and all(
+                    re.search(rf"\*\*{re.escape(r['name'])}\*\* is {r['status']}", md) for r in rows
+                    if r["status"] != "ok"), md[-1500:])
+        t.check("bench.json is the printed document", json.load(open(f"{out}/bench.json"))["rows"] == rows)
+        p = t.run(tally, "bench", "--compare", f"{out}/bench.json", f"{out}/bench.json")
+        t.check("--compare of a run with itself: exit 0, no regression", p.returncode == 0 and
+                "0 regressions" in p.stdout, p.stdout + p.stderr)
     finally:
         shutil.rmtree(out, ignore_errors=True)
     return t.summary()

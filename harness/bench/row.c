@@ -1,0 +1,179 @@
+/*
+ * tally bench's rows, measured: every kind of a row (tally, untracked, its limit, its layout's
+ * limit, zarr-python) runs once per repetition, each time in a child process of its own, the kinds
+ * of one repetition one after another and each repetition starting at the next kind, so that slow
+ * drift of the machine reaches them all alike. The figures and the row's verdict come from stats.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "bench/bench.h"
+
+#define MAX_KINDS 5
+
+/* One kind of a row: its figure's name, and its repetitions so far. */
+struct kind {
+    const char *fig;  /* the figure's name in the row */
+    const char *kind; /* bench-cell's kind ("tally" for untracked too); NULL: zarr-python */
+    bool untracked;   /* TALLY_TRACK=0 */
+    json_t *spec;     /* what the child measures */
+    double gbps[TLY_H_BENCH_MAX_REPS];
+    int64_t peak[TLY_H_BENCH_MAX_REPS];
+    int n;
+    char why[256]; /* the last failure, or "" */
+};
+
+/* The child's spec for a case and kind. */
+static json_t *spec_of(const struct tly_h_bench *b, const struct tly_h_bench_case *c, const char *kind)
+{
+    bool s3 = strcmp(c->store, "s3") == 0;
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[I,I], s:[I,I], s:i, s:i, s:I}", "scenario", c->name,
+                     "kind", kind ? kind : "zarr_python", "op", c->op, "store", c->store, "codec", c->codec,
+                     "codec_spec", c->codec_spec, "dir", s3 ? b->s3url : b->dir, "dtype",
+                     json_string_value(json_object_get(b->plan, "dtype")), "shape", (json_int_t)c->shape[0],
+                     (json_int_t)c->shape[1], "chunks", (json_int_t)c->chunks[0], (json_int_t)c->chunks[1], "threads",
+                     c->threads, "io_concurrency", c->io, "memory_limit", (json_int_t)c->mem);
+}
+
+/* One repetition of kind @p k in a child; appends its figure, or notes why it failed. */
+static void measure_once(struct kind *k)
+{
+    char script[TLY_H_PATH];
+    char *text = json_dumps(k->spec, JSON_COMPACT);
+    tly_h_project_file("harness/bench/zarr_python.py", script);
+    char *argv[] = {k->kind ? "tally" : "/usr/bin/python3", k->kind ? "bench-cell" : script, text, NULL};
+    struct tly_h_env env = {"TALLY_TRACK", k->untracked ? "0" : NULL};
+    struct tly_h_child ch = {0};
+    int rc = text ? tly_h_spawn(k->kind ? tly_h_self() : argv[0], argv, &env, 1, true, &ch) : -1;
+    free(text);
+    bool ran = rc == 0 && WIFEXITED(ch.status) && WEXITSTATUS(ch.status) == 0;
+    json_t *res = ran ? json_loads(ch.out, 0, NULL) : NULL;
+    double g = json_number_value(json_object_get(res, "gbps"));
+    if (res && g > 0) {
+        k->gbps[k->n] = g;
+        k->peak[k->n++] = (int64_t)json_integer_value(json_object_get(res, "peak_extra_bytes"));
+    } else {
+        snprintf(k->why, sizeof k->why, "%s", rc != 0 ? "could not start" : tly_h_last_line(ch.err));
+    }
+    json_decref(res);
+    tly_h_child_free(&ch);
+}
+
+/* Every repetition of every kind, interleaved: repetition r runs the kinds from the r-th on. */
+static void measure_all(const struct tly_h_bench *b, struct kind *k, int nk)
+{
+    for (int r = 0; r < b->reps; r++)
+        for (int j = 0; j < nk; j++)
+            measure_once(&k[(r + j) % nk]);
+}
+
+/* The kind's figure; with its median peak when it is tally's. */
+static json_t *figure(const struct tly_h_bench *b, const struct kind *k)
+{
+    json_t *f = tly_h_bench_fig_json(k->gbps, k->n, b->max_spread);
+    if (k->kind && !k->untracked && strcmp(k->kind, "tally") == 0 && k->n)
+        json_object_set_new(f, "peak_extra_bytes", json_integer(tly_h_bench_median_i(k->peak, k->n)));
+    if (k->why[0])
+        json_object_set_new(f, "error", json_string(k->why));
+    return f;
+}
+
+static void progress(const struct tly_h_bench *b, const char *name, const struct kind *k, int nk, const char *status)
+{
+    fprintf(stderr, "  %s:", name);
+    for (int i = 0; i < nk; i++) {
+        struct tly_h_bench_fig f;
+        tly_h_bench_fig_of(k[i].gbps, k[i].n, &f);
+        fprintf(stderr, " %s %.2f (%.0f%%)%s", k[i].fig, f.med, 100 * f.spread, f.spread > b->max_spread ? "!" : "");
+    }
+    fprintf(stderr, " -> %s\n", status);
+}
+
+/* True when a chunk of @p c lies strided in the array (a trailing dimension is cut). */
+static bool strided(const struct tly_h_bench_case *c)
+{
+    return c->chunks[1] < c->shape[1];
+}
+
+json_t *tly_h_bench_row(struct tly_h_bench *b, const struct tly_h_bench_case *c)
+{
+    bool none = strcmp(c->codec, "none") == 0, local = strcmp(c->store, "local") == 0;
+    const char *limit = none ? "raw" : "codec", *layout = !strided(c) ? limit : none ? "raw_layout" : "codec_layout";
+    struct kind k[MAX_KINDS] = {{.fig = "tally", .kind = "tally"},
+                                {.fig = "untracked", .kind = "tally", .untracked = true},
+                                {.fig = limit, .kind = limit}};
+    int nk = 3;
+    if (strided(c))
+        k[nk++] = (struct kind){.fig = layout, .kind = layout};
+    if (local)
+        k[nk++] = (struct kind){.fig = "zarr_python", .kind = NULL};
+    fprintf(stderr, "bench %s (%d kinds x %d) ...\n", c->name, nk, b->reps);
+    for (int i = 0; i < nk; i++)
+        k[i].spec = spec_of(b, c, k[i].kind);
+    measure_all(b, k, nk);
+    json_t *figs = json_object();
+    for (int i = 0; i < nk; i++) {
+        json_object_set_new(figs, k[i].fig, figure(b, &k[i]));
+        json_decref(k[i].spec);
+    }
+    uint64_t bytes = c->shape[0] * c->shape[1] * 4, n = (c->shape[0] / c->chunks[0]) * (c->shape[1] / c->chunks[1]);
+    json_t *row = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:i, s:i, s:I, s:s, s:s, s:o}", "name",
+                            c->name, "key", c->key, "op", c->op, "store", c->store, "codec", c->codec, "layout",
+                            c->layout_key, "array_bytes", (json_int_t)bytes, "chunks", (json_int_t)n, "strided",
+                            strided(c), "threads", c->threads, "io_concurrency", c->io, "memory_limit",
+                            (json_int_t)c->mem, "limit", limit, "layout_limit", layout, "figures", figs);
+    tly_h_bench_judge(row);
+    const char *status = json_string_value(json_object_get(row, "status"));
+    progress(b, c->name, k, nk, status);
+    b->failures += strcmp(status, "error") == 0;
+    return row;
+}
+
+/* A scaling figure into the row: NAME_gbps, NAME_gbps_min, NAME_gbps_max, NAME_spread,
+ * NAME_unstable, NAME_peak_extra_bytes. */
+static void scaling_fig(const struct tly_h_bench *b, json_t *row, const struct kind *k, json_t *reasons)
+{
+    const char *name = k->fig;
+    json_t *f = figure(b, k);
+    const char *keys[] = {"gbps", "gbps_min", "gbps_max", "spread", "unstable", "peak_extra_bytes"};
+    for (int i = 0; i < 6; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "%s_%s", name, keys[i]);
+        json_t *v = json_object_get(f, keys[i]);
+        json_object_set(row, key, v ? v : json_null());
+    }
+    if (json_is_true(json_object_get(f, "unstable")))
+        json_array_append_new(reasons, json_sprintf("%s: unstable, its repetitions spread %.0f%% of the median", name,
+                                                    100 * json_number_value(json_object_get(f, "spread"))));
+    if (k->why[0])
+        json_array_append_new(reasons, json_sprintf("%s: not measured (%s)", name, k->why));
+    json_decref(f);
+}
+
+json_t *tly_h_bench_scaling_row(struct tly_h_bench *b, const struct tly_h_bench_case *c, uint64_t per_dim)
+{
+    struct tly_h_bench_case w = *c, r = *c;
+    w.op = "write";
+    r.op = "read";
+    struct kind k[2] = {{.fig = "write", .kind = "tally", .spec = spec_of(b, &w, "tally")},
+                        {.fig = "read", .kind = "tally", .spec = spec_of(b, &r, "tally")}};
+    fprintf(stderr, "scaling %s (write and read x %d) ...\n", c->name, b->reps);
+    measure_all(b, k, 2);
+    json_t *reasons = json_array();
+    json_t *row =
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:i, s:i}", "name", c->name, "key", c->key, "store", c->store,
+                  "codec", c->codec, "array_bytes", (json_int_t)(c->shape[0] * c->shape[1] * 4), "chunks_per_dim",
+                  (json_int_t)per_dim, "chunk_mib", (double)(c->chunks[0] * c->chunks[1] * 4) / 1048576.0, "threads",
+                  c->threads, "io_concurrency", c->io);
+    scaling_fig(b, row, &k[0], reasons);
+    scaling_fig(b, row, &k[1], reasons);
+    bool failed = k[0].why[0] || k[1].why[0];
+    json_object_set_new(row, "status", json_string(failed ? "error" : json_array_size(reasons) ? "unstable" : "ok"));
+    json_object_set_new(row, "reasons", reasons);
+    b->failures += failed;
+    progress(b, c->name, k, 2, json_string_value(json_object_get(row, "status")));
+    json_decref(k[0].spec);
+    json_decref(k[1].spec);
+    return row;
+}

@@ -1,0 +1,179 @@
+/* tally bench's statistics, verdicts and --compare on synthetic figures: no timing is measured here. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "bench/bench.h"
+
+/* A figure from repetitions, as row.c makes one (max spread 0.25). */
+static json_t *fig(const double *v, int n)
+{
+    return tly_h_bench_fig_json(v, n, 0.25);
+}
+
+/* A row with tally, untracked, its limit and optionally a layout limit; judged. */
+static json_t *row(const char *limit, const char *layout, json_t *t, json_t *u, json_t *l, json_t *ly)
+{
+    json_t *figs = json_pack("{s:o, s:o, s:o}", "tally", t, "untracked", u, limit, l);
+    if (ly)
+        json_object_set_new(figs, layout, ly);
+    json_t *r = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:o}", "name", "read-local-none-x", "key",
+                          "read-local-none-x", "op", "read", "array_bytes", (json_int_t)1 << 26, "limit", limit,
+                          "layout_limit", layout ? layout : limit, "figures", figs);
+    tly_h_bench_judge(r);
+    return r;
+}
+
+static double num(json_t *o, const char *k)
+{
+    return json_number_value(json_object_get(o, k));
+}
+
+static const char *status(json_t *r)
+{
+    return json_string_value(json_object_get(r, "status"));
+}
+
+static const char *withheld(json_t *r, const char *k)
+{
+    return json_string_value(json_object_get(json_object_get(r, "withheld"), k));
+}
+
+static const double steady[5] = {1.00, 0.98, 1.02, 0.99, 1.01}, limit_v[5] = {2.0, 2.1, 1.9, 2.0, 2.05};
+
+Test(bench_stats, median_range_and_spread)
+{
+    struct tly_h_bench_fig f;
+    double odd[5] = {5, 1, 4, 2, 3}, even[4] = {4, 1, 3, 2};
+    tly_h_bench_fig_of(odd, 5, &f);
+    cr_assert(f.n == 5 && f.med == 3 && f.min == 1 && f.max == 5);
+    cr_assert(fabs(f.spread - 4.0 / 3.0) < 1e-12);
+    cr_assert(odd[0] == 5, "the repetitions are not reordered");
+    tly_h_bench_fig_of(even, 4, &f);
+    cr_assert(f.med == 2.5);
+    tly_h_bench_fig_of(NULL, 0, &f);
+    cr_assert(f.n == 0 && f.med == 0);
+    int64_t peaks[4] = {40, 10, 30, 20};
+    cr_assert(tly_h_bench_median_i(peaks, 4) == 25);
+}
+
+Test(bench_stats, a_figure_that_spreads_is_unstable)
+{
+    double wide[5] = {1.0, 1.5, 1.1, 1.2, 1.0};
+    json_t *a = fig(steady, 5), *b = fig(wide, 5), *none = fig(NULL, 0);
+    cr_assert(json_is_false(json_object_get(a, "unstable")));
+    cr_assert(json_is_true(json_object_get(b, "unstable")), "spread 0.45 > 0.25");
+    cr_assert(json_array_size(json_object_get(b, "reps")) == 5);
+    cr_assert(json_is_null(json_object_get(none, "gbps")));
+    json_decref(a);
+    json_decref(b);
+    json_decref(none);
+}
+
+Test(bench_stats, stable_figures_give_ratios_with_their_ranges)
+{
+    json_t *r = row("raw", NULL, fig(steady, 5), fig(steady, 5), fig(limit_v, 5), NULL);
+    cr_assert_str_eq(status(r), "ok");
+    cr_assert(fabs(num(r, "ratio_to_raw") - 0.5) < 1e-9);
+    cr_assert(fabs(num(r, "ratio_to_raw_min") - 0.98 / 2.1) < 1e-9);
+    cr_assert(fabs(num(r, "ratio_to_raw_max") - 1.02 / 1.9) < 1e-9);
+    cr_assert(fabs(num(r, "ratio_to_layout_limit") - 0.5) < 1e-9, "one chunk: the layout's limit is the raw one");
+    cr_assert(json_is_null(json_object_get(r, "ratio_to_codec_limit")) && !withheld(r, "ratio_to_codec_limit"),
+              "a ratio that does not apply is null, and not withheld");
+    cr_assert(json_is_null(json_object_get(r, "ratio_to_zarr_python")));
+    cr_assert(fabs(num(r, "gbps") - 1.0) < 1e-9 && fabs(num(r, "baseline_gbps") - 2.0) < 1e-9);
+    json_decref(r);
+}
+
+Test(bench_stats, an_unstable_figure_gives_no_ratio)
+{
+    double wide[5] = {1.0, 2.0, 1.1, 1.2, 1.0};
+    json_t *r = row("codec", NULL, fig(steady, 5), fig(steady, 5), fig(wide, 5), NULL);
+    cr_assert_str_eq(status(r), "unstable");
+    cr_assert(json_is_null(json_object_get(r, "ratio_to_codec_limit")));
+    cr_assert_str_eq(withheld(r, "ratio_to_codec_limit"), "unstable");
+    cr_assert(json_is_number(json_object_get(r, "ratio_to_untracked")), "the stable pair keeps its ratio");
+    cr_assert(json_array_size(json_object_get(r, "reasons")) == 1);
+    json_decref(r);
+    r = row("codec", NULL, fig(wide, 5), fig(steady, 5), fig(steady, 5), NULL);
+    cr_assert(json_is_null(json_object_get(r, "ratio_to_untracked")), "tally unstable: no ratio at all");
+    cr_assert(json_is_number(json_object_get(r, "gbps")), "its median is still reported");
+    json_decref(r);
+}
+
+Test(bench_stats, beating_a_physical_limit_is_invalid)
+{
+    json_t *r = row("raw", "raw_layout", fig(limit_v, 5), fig(steady, 5), fig(steady, 5), fig(limit_v, 5));
+    cr_assert_str_eq(status(r), "invalid");
+    cr_assert(json_is_true(json_object_get(r, "invalid")));
+    cr_assert(json_is_null(json_object_get(r, "ratio_to_raw")), "withheld, not reported");
+    cr_assert_str_eq(withheld(r, "ratio_to_raw"), "invalid");
+    cr_assert(json_is_number(json_object_get(r, "ratio_to_layout_limit")), "1.0 to the layout's limit is fine");
+    json_decref(r);
+    /* the codec's strided code is a target, not a physical limit: the engine may stream where it gathers */
+    double half[5] = {0.5, 0.5, 0.5, 0.5, 0.5};
+    r = row("codec", "codec_layout", fig(steady, 5), fig(steady, 5), fig(steady, 5), fig(half, 5));
+    cr_assert_str_eq(status(r), "ok");
+    cr_assert(fabs(num(r, "ratio_to_layout_limit") - 2.0) < 1e-9);
+    json_decref(r);
+}
+
+Test(bench_stats, a_figure_that_did_not_run_is_an_error)
+{
+    json_t *missing = fig(NULL, 0);
+    json_object_set_new(missing, "error", json_string("could not start"));
+    json_t *r = row("raw", NULL, fig(steady, 5), fig(steady, 5), missing, NULL);
+    cr_assert_str_eq(status(r), "error");
+    cr_assert_str_eq(withheld(r, "ratio_to_raw"), "not measured");
+    json_decref(r);
+}
+
+/* A bench document of one judged row whose tally figure is @p t. */
+static json_t *doc(const double *t, double limit_scale)
+{
+    double l[5];
+    for (int i = 0; i < 5; i++)
+        l[i] = limit_v[i] * limit_scale;
+    json_t *rows = json_array();
+    json_array_append_new(rows, row("raw", NULL, fig(t, 5), fig(t, 5), fig(l, 5), NULL));
+    return json_pack("{s:s, s:i, s:b, s:I, s:o, s:[]}", "schema", TLY_H_BENCH_SCHEMA, "reps", 5, "quick", 1,
+                     "array_bytes", (json_int_t)1 << 26, "rows", rows, "scaling");
+}
+
+static int compare(json_t *a, json_t *b, double tol)
+{
+    FILE *devnull = fopen("/dev/null", "w");
+    int r = tly_h_bench_compare(a, b, tol, devnull);
+    fclose(devnull);
+    json_decref(a);
+    json_decref(b);
+    return r;
+}
+
+Test(bench_compare, overlapping_ranges_are_noise)
+{
+    double slower[5] = {0.80, 0.98, 0.79, 0.81, 0.80}; /* 20% slower median, but the ranges meet */
+    cr_assert(compare(doc(steady, 1), doc(slower, 1), 0.10) == 0);
+}
+
+Test(bench_compare, apart_and_past_the_tolerance_is_a_regression)
+{
+    double slower[5] = {0.80, 0.82, 0.79, 0.81, 0.80};
+    /* ratio_to_raw only: one chunk's ratio_to_layout_limit is the same ratio, counted once; both sides
+     * of ratio_to_untracked moved; GB/s does not gate */
+    cr_assert(compare(doc(steady, 1), doc(slower, 1), 0.10) == 1);
+    cr_assert(compare(doc(slower, 1), doc(steady, 1), 0.10) == 0, "an improvement is no regression");
+    cr_assert(compare(doc(steady, 1), doc(slower, 1), 0.25) == 0, "within a wider tolerance");
+}
+
+Test(bench_compare, a_slower_machine_moves_gbps_and_does_not_fail)
+{
+    double slower[5] = {0.80, 0.82, 0.79, 0.81, 0.80};
+    cr_assert(compare(doc(steady, 1), doc(slower, 0.8), 0.10) == 0, "GB/s moved, the ratios held: no regression");
+}
+
+Test(bench_compare, other_documents_are_refused)
+{
+    json_t *old = json_pack("{s:s, s:[]}", "schema", "tally-bench/1", "rows");
+    cr_assert(compare(old, doc(steady, 1), 0.10) == -1);
+}
