@@ -23,32 +23,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "bench/bench.h"
 #include "cli/cli.h"
 #include "tally/tally.h"
-
-static json_t *machine(void)
-{
-    struct utsname u;
-    uname(&u);
-    char model[256] = "unknown", line[512];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
-            snprintf(model, sizeof model, "%s", strchr(line, ':') + 2);
-            model[strcspn(model, "\n")] = '\0';
-            break;
-        }
-    if (f)
-        fclose(f);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    uint64_t mem = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
-    return json_pack("{s:i, s:I, s:s, s:s}", "cpus", (int)cpus, "mem_bytes", (json_int_t)mem, "cpu_model", model,
-                     "kernel", u.release);
-}
 
 static bool wanted(const struct tly_h_bench *b, const char *name)
 {
@@ -332,12 +311,12 @@ int tly_h_cmd_bench(int argc, char **argv)
     run_scaling(&b, b.s3url[0] != '\0', threads, scaling);
     rmdir(b.dir);
     uint64_t side = plan_side(&b);
-    json_t *doc =
-        json_pack("{s:s, s:o, s:b, s:i, s:f, s:f, s:s, s:s, s:o, s:I, s:o, s:o, s:s}", "schema", TLY_H_BENCH_SCHEMA,
-                  "machine", machine(), "quick", b.quick, "reps", b.reps, "max_spread", b.max_spread, "limit_slack",
-                  TLY_H_BENCH_LIMIT_SLACK, "memory_policy", TLY_H_BENCH_MEMORY_POLICY, "memory_policy_about",
-                  policy_about, "filter", b.filter_text ? json_string(b.filter_text) : json_null(), "array_bytes",
-                  (json_int_t)(side * side * 4), "rows", rows, "scaling", scaling, "about", about);
+    json_t *doc = json_pack("{s:s, s:o, s:b, s:i, s:f, s:f, s:s, s:s, s:o, s:I, s:o, s:o, s:s}", "schema",
+                            TLY_H_BENCH_SCHEMA, "machine", tly_h_host_json(), "quick", b.quick, "reps", b.reps,
+                            "max_spread", b.max_spread, "limit_slack", TLY_H_BENCH_LIMIT_SLACK, "memory_policy",
+                            TLY_H_BENCH_MEMORY_POLICY, "memory_policy_about", policy_about, "filter",
+                            b.filter_text ? json_string(b.filter_text) : json_null(), "array_bytes",
+                            (json_int_t)(side * side * 4), "rows", rows, "scaling", scaling, "about", about);
     if (json_array_size(rows) + json_array_size(scaling) == 0) {
         fprintf(stderr, "tally bench: --filter '%s' matches no row\n", b.filter_text ? b.filter_text : "");
         rc = TLY_EXIT_ERROR;

@@ -8,7 +8,7 @@ numcodecs Blosc(cname, clevel, shuffle, blocksize) or Zstd(level); numcodecs' bl
 cell's threads. The array is at the cell's url itself. Skips v3 (zarr-python 2.13's "v3" is a pre-spec
 draft) and S3 (s3fs, fsspec's S3 filesystem, is not packaged in Debian 12).
 
-Extra figure (as harness/peer_zarr_python.py measured it, memray-array's method): tracemalloc is
+Extra figure (as the earlier peer script measured it, memray-array's method): tracemalloc is
 started just outside the marks and stopped just after them, so it sees the same window; numpy
 registers its buffers with tracemalloc, so array-sized allocations are traced.
 peak_extra_ratio = (traced peak - output bytes) / array bytes, extra_copies = its rounding.
