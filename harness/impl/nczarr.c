@@ -33,38 +33,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "nczarr.h"
+
 extern void tly_mark_begin(const char *op, unsigned long long array_bytes) __attribute__((weak));
 extern void tly_mark_end(unsigned long long output_bytes) __attribute__((weak));
 
-#define IMPL "nczarr"
-#define VAR "array"
-#define MAXDIM 32
-
-/* ------------------------------------------------------------------------------------ reasons */
-static char reason[4096];
-
-__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-/* ------------------------------------------------------------------------------------ the cell */
-struct cell {
-    json_t *root;
-    const char *scenario, *op, *store, *format, *codec, *dtype, *data_path, *url;
-    int ndim;
-    size_t shape[MAXDIM], chunks[MAXDIM];
-    const char *cname;
-    int clevel, shuffle, blocksize, level, checksum;
-    bool verify;
-    nc_type type;
-    size_t elsize;
-};
-
+/* The dtypes the adapter writes: numpy's descr, netCDF's type, bytes. */
 static const struct {
     const char *descr;
     nc_type type;
@@ -74,217 +48,12 @@ static const struct {
     {"<u2", NC_USHORT, 2}, {"<i4", NC_INT, 4},    {"<u4", NC_UINT, 4}, {"<i8", NC_INT64, 8}, {"<u8", NC_UINT64, 8},
 };
 
-static const char *str_in(const char *file, json_t *o, const char *key, const char *const *allowed)
-{
-    json_t *v = json_object_get(o, key);
-    if (!json_is_string(v)) {
-        fail("the cell file %s: %s is missing or not a string", file, key);
-        return NULL;
-    }
-    const char *s = json_string_value(v);
-    if (!allowed)
-        return s;
-    for (int i = 0; allowed[i]; i++)
-        if (strcmp(s, allowed[i]) == 0)
-            return s;
-    fail("the cell file %s: %s is \"%s\", not one of the matrix's values", file, key, s);
-    return NULL;
-}
-
-static int dims_in(const char *file, json_t *o, const char *key, size_t *out, size_t min)
-{
-    json_t *a = json_object_get(o, key);
-    if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > MAXDIM)
-        return fail("the cell file %s: %s must be a list of 1 to %d integers", file, key, MAXDIM);
-    for (size_t i = 0; i < json_array_size(a); i++) {
-        json_t *n = json_array_get(a, i);
-        if (!json_is_integer(n) || json_integer_value(n) < (json_int_t)min)
-            return fail("the cell file %s: %s[%zu] must be an integer >= %zu", file, key, i, min);
-        out[i] = (size_t)json_integer_value(n);
-    }
-    return (int)json_array_size(a);
-}
-
-static int int_in(json_t *o, const char *key, int dflt)
-{
-    json_t *v = o ? json_object_get(o, key) : NULL;
-    if (json_is_integer(v))
-        return (int)json_integer_value(v);
-    if (json_is_boolean(v))
-        return json_is_true(v);
-    return dflt;
-}
-
-static int load_cell(const char *file, struct cell *c)
-{
-    static const char *const ops[] = {"write", "read", NULL}, *const stores[] = {"local", "s3", NULL},
-                             *const formats[] = {"v2", "v3", NULL}, *const codecs[] = {"none", "blosc", "zstd", NULL};
-    json_error_t err;
-    memset(c, 0, sizeof *c);
-    c->root = json_load_file(file, JSON_REJECT_DUPLICATES, &err);
-    if (!c->root) {
-        if (access(file, R_OK) != 0)
-            return fail("cannot read the cell file %s: %s", file, strerror(errno));
-        return fail("the cell file %s is not JSON: %s (line %d, column %d)", file, err.text, err.line, err.column);
-    }
-    if (!json_is_object(c->root))
-        return fail("the cell file %s is not a JSON object", file);
-    json_t *o = c->root;
-    if (!(c->scenario = str_in(file, o, "scenario", NULL)) || !(c->op = str_in(file, o, "op", ops)) ||
-        !(c->store = str_in(file, o, "store", stores)) || !(c->format = str_in(file, o, "format", formats)) ||
-        !(c->codec = str_in(file, o, "codec", codecs)) || !(c->dtype = str_in(file, o, "dtype", NULL)) ||
-        !(c->data_path = str_in(file, o, "data_path", NULL)) || !(c->url = str_in(file, o, "url", NULL)))
-        return -1;
-    int n = dims_in(file, o, "shape", c->shape, 0);
-    if (n < 0)
-        return -1;
-    int m = dims_in(file, o, "chunks", c->chunks, 1);
-    if (m < 0)
-        return -1;
-    if (m != n)
-        return fail("the cell file %s: shape and chunks differ in length (%d, %d)", file, n, m);
-    c->ndim = n;
-    json_t *cc = json_object_get(o, "codec_config");
-    if (cc) {
-        json_t *id = json_object_get(cc, "id");
-        if (!json_is_object(cc) || !json_is_string(id) || strcmp(json_string_value(id), c->codec) != 0)
-            return fail("the cell file %s: codec_config does not match codec \"%s\"", file, c->codec);
-    }
-    json_t *cn = cc ? json_object_get(cc, "cname") : NULL;
-    c->cname = json_is_string(cn) ? json_string_value(cn) : "lz4";
-    c->clevel = int_in(cc, "clevel", 5);
-    c->shuffle = int_in(cc, "shuffle", 1);
-    c->blocksize = int_in(cc, "blocksize", 0);
-    c->level = int_in(cc, "level", 3);
-    c->checksum = int_in(cc, "checksum", 0);
-    json_t *v = json_object_get(o, "verify");
-    c->verify = v ? json_is_true(v) : true;
-    if (strcmp(c->store, "local") == 0 && c->url[0] != '/')
-        return fail("the cell file %s: a local url must be an absolute path, not \"%s\"", file, c->url);
-    return 0;
-}
-
-/* ------------------------------------------------------------------------------------ files */
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    if (remove(path) != 0) {
-        fail("cleanup: cannot remove %s: %s", path, strerror(errno));
-        return 1;
-    }
-    return 0;
-}
-
-static int remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return 0;
-    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
-}
-
-static char *dataset_url(const char *dir)
-{
-    static const char mode[] = "#mode=nczarr,zarr,file";
-    size_t n = strlen("file://") + strlen(dir) + sizeof mode;
-    char *u = malloc(n);
-    if (u)
-        snprintf(u, n, "file://%s%s", dir, mode);
-    return u;
-}
-
-/* The .npy data file: magic, version, header (descr, fortran_order, shape), then the bytes. */
-static void *load_npy(const struct cell *c, size_t nbytes)
-{
-    FILE *f = fopen(c->data_path, "rb");
-    if (!f) {
-        if (errno == ENOENT)
-            fail("the data file %s does not exist", c->data_path);
-        else
-            fail("cannot open the data file %s: %s", c->data_path, strerror(errno));
-        return NULL;
-    }
-    unsigned char pre[12];
-    char *header = NULL;
-    void *data = NULL;
-    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
-        fail("the data file %s is not a .npy file (no \\x93NUMPY magic)", c->data_path);
-        goto out;
-    }
-    size_t hlen;
-    if (pre[6] == 1) {
-        hlen = (size_t)pre[8] | (size_t)pre[9] << 8;
-    } else if (pre[6] == 2 || pre[6] == 3) {
-        if (fread(pre + 10, 1, 2, f) != 2) {
-            fail("the data file %s: truncated header", c->data_path);
-            goto out;
-        }
-        hlen = (size_t)pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
-    } else {
-        fail("the data file %s: .npy format version %d", c->data_path, pre[6]);
-        goto out;
-    }
-    if (hlen > 1 << 20 || !(header = calloc(1, hlen + 1)) || fread(header, 1, hlen, f) != hlen) {
-        fail("the data file %s: truncated or oversized header", c->data_path);
-        goto out;
-    }
-    /* The header is a Python dict literal; the dtype and the order are checked, then the shape. */
-    char want[160];
-    snprintf(want, sizeof want, "'descr': '%s'", c->dtype);
-    if (!strstr(header, want)) {
-        fail("the data file %s does not hold %s: its header is %s", c->data_path, c->dtype, header);
-        goto out;
-    }
-    if (!strstr(header, "'fortran_order': False")) {
-        fail("the data file %s is in Fortran order", c->data_path);
-        goto out;
-    }
-    char *sh = strstr(header, "'shape': (");
-    if (!sh) {
-        fail("the data file %s: no shape in its header", c->data_path);
-        goto out;
-    }
-    sh += strlen("'shape': (");
-    for (int d = 0; d < c->ndim; d++) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(sh, &end, 10);
-        if (end == sh || errno || v != c->shape[d]) {
-            fail("the data file %s: its shape (%s does not match the cell's", c->data_path, sh);
-            goto out;
-        }
-        sh = end;
-        while (*sh == ',' || *sh == ' ')
-            sh++;
-    }
-    if (*sh != ')') {
-        fail("the data file %s: its shape has more dimensions than the cell's", c->data_path);
-        goto out;
-    }
-    if (posix_memalign(&data, 64, nbytes ? nbytes : 1) != 0) {
-        data = NULL;
-        fail("out of memory for the data (%zu bytes)", nbytes);
-        goto out;
-    }
-    if (fread(data, 1, nbytes, f) != nbytes) {
-        fail("the data file %s holds fewer than the %zu bytes of its shape", c->data_path, nbytes);
-        free(data);
-        data = NULL;
-    }
-out:
-    free(header);
-    fclose(f);
-    return data;
-}
-
 /* ------------------------------------------------------------------------------------ NCZarr */
 #define NC(call, what)                                                                                                 \
     do {                                                                                                               \
         int rc_ = (call);                                                                                              \
         if (rc_ != NC_NOERR) {                                                                                         \
-            fail("%s: %s (%s)", what, nc_strerror(rc_), url);                                                          \
+            nczarr_fail("%s: %s (%s)", what, nc_strerror(rc_), url);                                                   \
             goto out;                                                                                                  \
         }                                                                                                              \
     } while (0)
@@ -296,12 +65,12 @@ static int filter_avail(unsigned id, int *avail)
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/tally-nczarr-probe-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(dir))
-        return fail("mkdtemp %s: %s", dir, strerror(errno));
+        return nczarr_fail("mkdtemp %s: %s", dir, strerror(errno));
     strncat(dir, "/d", sizeof dir - strlen(dir) - 1);
-    char *url = dataset_url(dir);
+    char *url = nczarr_dataset_url(dir);
     int ncid = -1, ret = -1;
     if (!url) {
-        fail("out of memory");
+        nczarr_fail("out of memory");
         goto out;
     }
     NC(nc_create(url, NC_NETCDF4 | NC_CLOBBER, &ncid), "nc_create of a scratch dataset");
@@ -313,7 +82,7 @@ out:
         nc_abort(ncid);
     free(url);
     dir[strlen(dir) - 2] = '\0';
-    remove_tree(dir);
+    nczarr_remove_tree(dir);
     return ret;
 }
 
@@ -334,7 +103,7 @@ static const char *version(void)
     return v;
 }
 
-/* A reason to skip the cell, or NULL (reason set and *err on an error). */
+/* A reason to skip the cell, or NULL (the reason set and *err on an error). */
 static const char *skip(struct cell *c, int *err)
 {
     static char why[1024];
@@ -381,10 +150,10 @@ static const char *skip(struct cell *c, int *err)
 
 static int write_array(const struct cell *c, const void *data)
 {
-    char *url = dataset_url(c->url);
+    char *url = nczarr_dataset_url(c->url);
     int ncid = -1, varid, dimids[MAXDIM], ret = -1;
     if (!url)
-        return fail("out of memory");
+        return nczarr_fail("out of memory");
     NC(nc_create(url, NC_NETCDF4 | NC_NOCLOBBER, &ncid), "nc_create");
     for (int d = 0; d < c->ndim; d++) {
         char name[16];
@@ -419,33 +188,33 @@ out:
 
 static void *read_array(const struct cell *c, size_t nbytes)
 {
-    char *url = dataset_url(c->url);
+    char *url = nczarr_dataset_url(c->url);
     int ncid = -1, varid, ndims, dimids[NC_MAX_VAR_DIMS];
     nc_type type;
     void *out = NULL;
     if (!url) {
-        fail("out of memory");
+        nczarr_fail("out of memory");
         return NULL;
     }
     NC(nc_open(url, NC_NOWRITE, &ncid), "nc_open");
     NC(nc_inq_varid(ncid, VAR, &varid), "nc_inq_varid(\"" VAR "\")");
     NC(nc_inq_var(ncid, varid, NULL, &type, &ndims, dimids, NULL), "nc_inq_var");
     if (type != c->type || ndims != c->ndim) {
-        fail("%s: the variable is of type %d with %d dimensions, the cell says %s with %d", url, type, ndims, c->dtype,
-             c->ndim);
+        nczarr_fail("%s: the variable is of type %d with %d dimensions, the cell says %s with %d", url, type, ndims,
+                    c->dtype, c->ndim);
         goto out;
     }
     for (int d = 0; d < ndims; d++) {
         size_t len;
         NC(nc_inq_dimlen(ncid, dimids[d], &len), "nc_inq_dimlen");
         if (len != c->shape[d]) {
-            fail("%s: dimension %d is %zu long, the cell says %zu", url, d, len, c->shape[d]);
+            nczarr_fail("%s: dimension %d is %zu long, the cell says %zu", url, d, len, c->shape[d]);
             goto out;
         }
     }
     if (posix_memalign(&out, 64, nbytes ? nbytes : 1) != 0) {
         out = NULL;
-        fail("out of memory for the output (%zu bytes)", nbytes);
+        nczarr_fail("out of memory for the output (%zu bytes)", nbytes);
         goto out;
     }
     NC(nc_get_var(ncid, varid, out), "nc_get_var");
@@ -477,7 +246,7 @@ static int verify(const struct cell *c, const void *out, const void *data, size_
     size_t n = 0, count = nbytes / c->elsize;
     for (size_t i = 0; i < count; i++)
         n += memcmp((const char *)out + i * c->elsize, (const char *)data + i * c->elsize, c->elsize) != 0;
-    return fail("verify: %zu of %zu elements read back from %s differ from %s", n, count, c->url, c->data_path);
+    return nczarr_fail("verify: %zu of %zu elements read back from %s differ from %s", n, count, c->url, c->data_path);
 }
 
 static int run_cell(const struct cell *c, json_t *extra, bool *verified)
@@ -486,15 +255,15 @@ static int run_cell(const struct cell *c, json_t *extra, bool *verified)
     for (int d = 0; d < c->ndim; d++)
         nbytes *= c->shape[d];
     bool write = strcmp(c->op, "write") == 0;
-    void *data = load_npy(c, nbytes), *out = NULL;
+    void *data = nczarr_load_npy(c, nbytes), *out = NULL;
     int ret = -1;
     if (!data)
         return -1;
     if (!write) {
         if (write_array(c, data) != 0) {
-            char inner[sizeof reason];
-            snprintf(inner, sizeof inner, "%s", reason);
-            fail("writing the read fixture to %s: %s", c->url, inner);
+            char inner[sizeof nczarr_reason];
+            snprintf(inner, sizeof inner, "%s", nczarr_reason);
+            nczarr_fail("writing the read fixture to %s: %s", c->url, inner);
             goto out;
         }
         free(data);
@@ -518,12 +287,12 @@ static int run_cell(const struct cell *c, json_t *extra, bool *verified)
         goto out;
     if (c->verify) {
         if (write && !(out = read_array(c, nbytes))) {
-            char inner[sizeof reason];
-            snprintf(inner, sizeof inner, "%s", reason);
-            fail("reading %s back to verify: %s", c->url, inner);
+            char inner[sizeof nczarr_reason];
+            snprintf(inner, sizeof inner, "%s", nczarr_reason);
+            nczarr_fail("reading %s back to verify: %s", c->url, inner);
             goto out;
         }
-        if (!write && !(data = load_npy(c, nbytes)))
+        if (!write && !(data = nczarr_load_npy(c, nbytes)))
             goto out;
         if (verify(c, out, data, nbytes) != 0)
             goto out;
@@ -562,7 +331,7 @@ static int probe(void)
     json_object_set_new(line, "impl", json_string(IMPL));
     if (filter_avail(H5Z_FILTER_BLOSC, &blosc) != 0 || filter_avail(H5Z_FILTER_ZSTD, &zstd) != 0) {
         json_object_set_new(line, "available", json_false());
-        json_object_set_new(line, "reason", json_string(reason));
+        json_object_set_new(line, "reason", json_string(nczarr_reason));
     } else {
         json_object_set_new(line, "available", json_true());
         json_object_set_new(line, "version", json_string(version()));
@@ -586,7 +355,7 @@ int main(int argc, char **argv)
     const char *status = "failed";
     json_object_set_new(line, "impl", json_string(IMPL));
     json_object_set_new(line, "impl_version", json_string(version()));
-    if (load_cell(argv[2], &c) != 0)
+    if (nczarr_load_cell(argv[2], &c) != 0)
         goto done;
     json_object_set_new(line, "scenario", json_string(c.scenario));
     int err;
@@ -595,20 +364,20 @@ int main(int argc, char **argv)
         goto done;
     if (why) {
         status = "skipped";
-        snprintf(reason, sizeof reason, "%s", why);
+        snprintf(nczarr_reason, sizeof nczarr_reason, "%s", why);
         goto done;
     }
     struct stat st;
     if (stat(c.data_path, &st) != 0) {
-        fail("the data file %s does not exist", c.data_path);
+        nczarr_fail("the data file %s does not exist", c.data_path);
         goto done;
     }
     if (lstat(c.url, &st) == 0) {
-        fail("%s already exists (the url must be a directory that does not exist yet)", c.url);
+        nczarr_fail("%s already exists (the url must be a directory that does not exist yet)", c.url);
         goto done;
     }
     if (strpbrk(c.url, " #?%")) {
-        fail("%s: NCZarr takes the path inside a URL, and it holds a character that would need escaping", c.url);
+        nczarr_fail("%s: NCZarr takes the path inside a URL, and it holds a character that would need escaping", c.url);
         goto done;
     }
     claimed = true;
@@ -616,20 +385,20 @@ int main(int argc, char **argv)
         status = "ok";
 done:
     if (claimed) {
-        char before[sizeof reason];
-        snprintf(before, sizeof before, "%s", reason);
-        if (remove_tree(c.url) != 0) {
+        char before[sizeof nczarr_reason];
+        snprintf(before, sizeof before, "%s", nczarr_reason);
+        if (nczarr_remove_tree(c.url) != 0) {
             if (strcmp(status, "failed") == 0) {
-                char cleanup[sizeof reason];
-                snprintf(cleanup, sizeof cleanup, "%s", reason);
-                snprintf(reason, sizeof reason, "%.2000s; %.2000s", before, cleanup);
+                char cleanup[sizeof nczarr_reason];
+                snprintf(cleanup, sizeof cleanup, "%s", nczarr_reason);
+                snprintf(nczarr_reason, sizeof nczarr_reason, "%.2000s; %.2000s", before, cleanup);
             }
             status = "failed";
         }
     }
     json_object_set_new(line, "status", json_string(status));
     if (strcmp(status, "ok") != 0)
-        json_object_set_new(line, "reason", json_string(reason));
+        json_object_set_new(line, "reason", json_string(nczarr_reason));
     json_object_set_new(line, "verified", json_boolean(verified));
     json_object_set_new(line, "extra", extra);
     json_decref(c.root);
