@@ -45,6 +45,14 @@ int tly_h_mkdirs(const char *dir)
     return 0;
 }
 
+bool tly_h_word_in(const char *const *words, const char *word)
+{
+    for (int i = 0; words[i]; i++)
+        if (strcmp(words[i], word) == 0)
+            return true;
+    return false;
+}
+
 const char *tly_h_bytes(char *buf, size_t cap, double bytes)
 {
     static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -149,6 +157,27 @@ static char **child_environ(const struct tly_h_env *env, int nenv, char ***owned
     return e;
 }
 
+/*
+ * posix_spawn(p) of @p path (a bare name is looked up on PATH) with @p env applied to our environment;
+ * the child's pid into @p pid. Returns 0 or an errno.
+ */
+static int start(const char *path, char *const argv[], const struct tly_h_env *env, int nenv,
+                 const posix_spawn_file_actions_t *fa, pid_t *pid)
+{
+    char **owned = NULL, **envp = nenv ? child_environ(env, nenv, &owned) : environ;
+    int rc = envp == NULL        ? ENOMEM
+             : strchr(path, '/') ? posix_spawn(pid, path, fa, NULL, argv, envp)
+                                 : posix_spawnp(pid, path, fa, NULL, argv, envp);
+    if (nenv) {
+        for (int j = 0; owned && j < nenv; j++)
+            free(owned[j]);
+        free(owned);
+        if (envp != environ)
+            free(envp);
+    }
+    return rc;
+}
+
 /* Append what @p fd has to @p mem; false at its end. */
 static bool drain(int fd, FILE *mem)
 {
@@ -199,24 +228,14 @@ int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *en
         close(po[1]);
         return e;
     }
-    char **owned = NULL, **envp = nenv ? child_environ(env, nenv, &owned) : environ;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, po[1], 1);
     if (keep_err)
         posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
     pid_t pid;
-    int rc = envp == NULL        ? ENOMEM
-             : strchr(path, '/') ? posix_spawn(&pid, path, &fa, NULL, argv, envp)
-                                 : posix_spawnp(&pid, path, &fa, NULL, argv, envp);
+    int rc = start(path, argv, env, nenv, &fa, &pid);
     posix_spawn_file_actions_destroy(&fa);
-    if (nenv) {
-        for (int j = 0; owned && j < nenv; j++)
-            free(owned[j]);
-        free(owned);
-        if (envp != environ)
-            free(envp);
-    }
     close(po[1]);
     if (keep_err)
         close(pe[1]);
@@ -232,18 +251,8 @@ int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *en
 
 int tly_h_spawn_inherit(const char *path, char *const argv[], const struct tly_h_env *env, int nenv, int *status)
 {
-    char **owned = NULL, **envp = nenv ? child_environ(env, nenv, &owned) : environ;
     pid_t pid;
-    int rc = envp == NULL        ? ENOMEM
-             : strchr(path, '/') ? posix_spawn(&pid, path, NULL, NULL, argv, envp)
-                                 : posix_spawnp(&pid, path, NULL, NULL, argv, envp);
-    if (nenv) {
-        for (int j = 0; owned && j < nenv; j++)
-            free(owned[j]);
-        free(owned);
-        if (envp != environ)
-            free(envp);
-    }
+    int rc = start(path, argv, env, nenv, NULL, &pid);
     if (rc != 0)
         return -rc;
     while (waitpid(pid, status, 0) < 0 && errno == EINTR)

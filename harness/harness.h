@@ -25,6 +25,9 @@ int tly_h_pathf(char *buf, const char *fmt, ...) __attribute__((format(printf, 2
 /** mkdir -p. 0 or an error naming the directory. */
 int tly_h_mkdirs(const char *dir);
 
+/** True when @p word is one of @p words (a NULL-terminated list). */
+bool tly_h_word_in(const char *const *words, const char *word);
+
 /** Human-readable bytes ("95.4 MiB") into @p buf. */
 const char *tly_h_bytes(char *buf, size_t cap, double bytes);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cell/cell.h"
+#include "harness.h"
 
 /* The figures a budget may limit, at the top of a result, per stage, and per library (other stacks). */
 static const char *const top_figures[] = {"extra_copies", "peak_extra_ratio", "peak_extra_bytes",
@@ -15,14 +16,6 @@ static const char *const stage_figures[] = {"allocs",     "alloc_bytes", "peak_b
 static const char *const library_figures[] = {"allocs",       "alloc_bytes", "peak_bytes", "at_peak_bytes",
                                               "copied_bytes", "copies",      NULL};
 
-static bool listed(const char *const *names, const char *k)
-{
-    for (int i = 0; names[i]; i++)
-        if (strcmp(names[i], k) == 0)
-            return true;
-    return false;
-}
-
 static int limits(json_t *o, const char *where, const char *path, const char *const *figures)
 {
     if (!json_is_object(o))
@@ -31,7 +24,7 @@ static int limits(json_t *o, const char *where, const char *path, const char *co
     json_t *v;
     json_object_foreach(o, k, v)
     {
-        if (!listed(figures, k))
+        if (!tly_h_word_in(figures, k))
             return tly_fail(TLY_EFORMAT, "%s: budgets%s: unknown figure '%s'", where, path, k);
         if (!json_is_number(v))
             return tly_fail(TLY_EFORMAT, "%s: budgets%s.%s must be a number", where, path, k);
@@ -63,7 +56,7 @@ int tly_h_budgets_validate(json_t *budgets, const char *where)
                 if (err)
                     return err;
             }
-        } else if (!listed(top_figures, k)) {
+        } else if (!tly_h_word_in(top_figures, k)) {
             return tly_fail(TLY_EFORMAT, "%s: budgets: unknown figure '%s'", where, k);
         } else if (!json_is_number(v)) {
             return tly_fail(TLY_EFORMAT, "%s: budgets.%s must be a number", where, k);

@@ -17,14 +17,6 @@ static const char *const impl_keys[] = {"command", "about", NULL};
 static const char *const layout_keys[] = {"dtype", "shape", "chunks", "about", NULL};
 static const char *const when_keys[] = {"op", "store", "codec", "format", "layout", "impl", "scenario", NULL};
 
-static bool listed(const char *const *names, const char *k)
-{
-    for (int i = 0; names[i]; i++)
-        if (strcmp(names[i], k) == 0)
-            return true;
-    return false;
-}
-
 static int only_keys(json_t *o, const char *const *allowed, const char *path, const char *where)
 {
     if (!json_is_object(o))
@@ -33,7 +25,7 @@ static int only_keys(json_t *o, const char *const *allowed, const char *path, co
     json_t *v;
     json_object_foreach(o, k, v)
     {
-        if (!listed(allowed, k))
+        if (!tly_h_word_in(allowed, k))
             return tly_fail(TLY_EFORMAT, "%s: %s: unknown key '%s'", path, where, k);
     }
     return 0;
@@ -194,16 +186,22 @@ static int expand_matrix(json_t *m, const char *path, json_t *cells)
     return err;
 }
 
-/* Custom scenarios: {"scenarios": [{"scenario": NAME, "program": PATH, ..., "budgets": {...}}]}. */
-static int add_programs(json_t *m, const char *path, json_t *cells)
+/* The directory of file @p path (relative paths in the file are relative to it). */
+static void dir_of(const char *path, char *dir)
 {
-    char dir[TLY_H_PATH];
-    snprintf(dir, sizeof dir, "%s", path);
+    snprintf(dir, TLY_H_PATH, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash)
         *slash = '\0';
     else
-        snprintf(dir, sizeof dir, ".");
+        snprintf(dir, TLY_H_PATH, ".");
+}
+
+/* Custom scenarios: {"scenarios": [{"scenario": NAME, "program": PATH, ..., "budgets": {...}}]}. */
+static int add_programs(json_t *m, const char *path, json_t *cells)
+{
+    char dir[TLY_H_PATH];
+    dir_of(path, dir);
     json_t *list = json_object_get(m, "scenarios");
     if (list && !json_is_array(list))
         return tly_fail(TLY_EFORMAT, "%s: 'scenarios' must be a list", path);
@@ -277,12 +275,7 @@ static int resolve_word(const char *w, const char *dir, json_t *out)
 static int load_impls(json_t *m, const char *path, json_t **out)
 {
     char dir[TLY_H_PATH];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *slash = '\0';
-    else
-        snprintf(dir, sizeof dir, ".");
+    dir_of(path, dir);
     json_t *impls = json_object_get(m, "impls");
     *out = json_object();
     if (impls == NULL)
