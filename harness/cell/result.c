@@ -135,7 +135,7 @@ json_t *tly_h_result_json(const struct tly_h_result *r, bool with_timeline)
     json_object_set_new(o, "shape", dims_json(m->rank, m->shape));
     json_object_set_new(o, "chunks", dims_json(m->rank, m->chunks));
     json_object_set_new(o, "array_bytes", json_integer((json_int_t)r->array_bytes));
-    json_object_set_new(o, "baseline_bytes", json_integer((json_int_t)r->win.before.live_bytes));
+    json_object_set_new(o, "before_bytes", json_integer((json_int_t)r->win.before.live_bytes));
     json_object_set_new(o, "output_bytes", json_integer((json_int_t)r->output_bytes));
     json_object_set_new(o, "wall_s", json_real(r->win.wall_s));
     json_object_set_new(o, "throughput_bps",
@@ -207,7 +207,7 @@ void tly_h_print_profile(FILE *f, const struct tly_mem_snapshot *before, const s
                 tly_h_bytes(d, sizeof d, (double)copy_bytes));
     }
     double extra = array_bytes ? (double)(after->peak_bytes - before->live_bytes) / (double)array_bytes : 0;
-    fprintf(f, "array %s, baseline %s, peak %s (+%.2f x array)\n", tly_h_bytes(a, sizeof a, (double)array_bytes),
+    fprintf(f, "array %s, before %s, peak %s (+%.2f x array)\n", tly_h_bytes(a, sizeof a, (double)array_bytes),
             tly_h_bytes(b, sizeof b, (double)before->live_bytes), tly_h_bytes(c, sizeof c, (double)after->peak_bytes),
             extra);
 }

@@ -20,7 +20,7 @@ struct tly_h_window {
     double wall_s;
 };
 
-/** Open the window: peaks restart here; baseline_bytes is the live bytes now. */
+/** Open the window: peaks restart here; before_bytes is the live bytes now. */
 void tly_h_window_open(struct tly_h_window *w);
 
 /** Close the window: counters, cross-checks, wall time and the timeline as of now. */
@@ -45,10 +45,10 @@ struct tly_h_result {
  */
 #define TLY_H_FIXED_OVERHEAD ((int64_t)16 << 20)
 
-/** peak - baseline - output, in bytes. */
+/** peak - before - output, in bytes (before: tracked live bytes when the window opened). */
 int64_t tly_h_peak_extra_bytes(const struct tly_h_result *r);
 
-/** (peak - baseline - output) / array: memray-array's figure before rounding. */
+/** (peak - before - output) / array: memray-array's figure before rounding. */
 double tly_h_peak_extra_ratio(const struct tly_h_result *r);
 
 /**

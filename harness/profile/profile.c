@@ -39,7 +39,7 @@ static void rescale(json_t *r, uint64_t given)
     }
     bool marked = json_is_true(json_object_get(r, "marked"));
     json_int_t extra = json_integer_value(json_object_get(r, "peak_bytes")) -
-                       json_integer_value(json_object_get(r, "baseline_bytes")) -
+                       json_integer_value(json_object_get(r, "before_bytes")) -
                        (marked ? json_integer_value(json_object_get(r, "output_bytes")) : (json_int_t)array);
     if (!marked)
         json_object_set_new(r, "output_bytes", json_integer((json_int_t)array));

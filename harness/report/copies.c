@@ -134,7 +134,7 @@ static void headline(FILE *f, json_t *results)
                 continue;
             if (!any)
                 fprintf(f, "## memray-array's workload: 100 MB float32 in one chunk, local\n\nPeak extra × array "
-                           "(peak − baseline − output) / array, every implementation measured by the same hooks.\n\n"
+                           "(peak − before − output) / array, every implementation measured by the same hooks.\n\n"
                            "| impl | format | write none | write blosc | write zstd | read none | read blosc | "
                            "read zstd |\n|---|---|---|---|---|---|---|---|\n");
             any = true;
@@ -173,7 +173,7 @@ static void split_table(FILE *f, json_t *results)
 {
     fprintf(f, "## Where the peak is, and who copies\n\n"
                "At peak: what each stage (tally) or library (other stacks) held at the moment of the process-wide "
-               "peak, above the baseline (MiB). Copied bytes (× array): payload bytes copied, by stage (tally's copy "
+               "peak, above what was live before the operation (MiB). Copied bytes (× array): payload bytes copied, by stage (tally's copy "
                "ledger; http ≈ 1.0 is the copy into or out of libcurl's socket buffers) or by the library that "
                "called memcpy/memmove (64 KiB or more).\n\n");
     fprintf(f, "| impl | cell | peak extra × array | peak extra MiB | at peak (MiB) | copied bytes (× array) |\n"

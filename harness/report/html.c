@@ -186,10 +186,10 @@ int tly_h_write_index_html(const char *dir, json_t *results)
         fprintf(f, "<section id='s%zu'><h3>", i);
         tly_h_html_text(f, key);
         fprintf(f,
-                "</h3><p>array %.1f MiB, baseline %.1f MiB, peak %.1f MiB: peak extra %.1f MiB (%.3f × array), "
+                "</h3><p>array %.1f MiB, before %.1f MiB, peak %.1f MiB: peak extra %.1f MiB (%.3f × array), "
                 "%lld extra copies; %.2f GB/s</p>\n",
                 (double)json_integer_value(json_object_get(e, "array_bytes")) / 1048576.0,
-                (double)json_integer_value(json_object_get(e, "baseline_bytes")) / 1048576.0,
+                (double)json_integer_value(json_object_get(e, "before_bytes")) / 1048576.0,
                 (double)json_integer_value(json_object_get(e, "peak_bytes")) / 1048576.0,
                 (double)json_integer_value(json_object_get(e, "peak_extra_bytes")) / 1048576.0,
                 json_number_value(json_object_get(e, "peak_extra_ratio")),

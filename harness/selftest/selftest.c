@@ -192,7 +192,7 @@ static bool cross_peaks(json_t *rules)
         json_t *cov = json_object_get(res, "coverage");
         double je = (double)json_integer_value(json_object_get(cov, "jemalloc_thread_peak_bytes"));
         double ours = (double)(json_integer_value(json_object_get(res, "peak_bytes")) -
-                               json_integer_value(json_object_get(res, "baseline_bytes")));
+                               json_integer_value(json_object_get(res, "before_bytes")));
         double diff = je > 0 ? (ours - je) / je : 1;
         bool good = je > 0 && diff < 0.02 && diff > -0.02;
         printf("jemalloc thread.peak: %.1f MB above the window's start, tally %.1f MB: %+.2f%% (within 2%%: %s)\n",

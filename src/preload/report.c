@@ -3,7 +3,7 @@
  * preload carries no JSON library, and the figures were taken before anything here allocates.
  *
  * Library, stage and small figures are relative to the window's start, as an engine cell's stages
- * are; process-wide peak, baseline and the timeline are absolute live bytes.
+ * are; process-wide peak, the live bytes before the window and the timeline are absolute live bytes.
  */
 #include <errno.h>
 #include <math.h>
@@ -191,7 +191,7 @@ static void emit(FILE *f, const struct tly__figures *x)
         fputs("null", f);
     fprintf(f, ", \"marks_ignored\": %u, \"end_missing\": %s,\n", x->marks_ignored, x->end_missing ? "true" : "false");
     fprintf(f,
-            "  \"array_bytes\": %llu, \"baseline_bytes\": %lld, \"output_bytes\": %llu, \"peak_bytes\": %lld, "
+            "  \"array_bytes\": %llu, \"before_bytes\": %lld, \"output_bytes\": %llu, \"peak_bytes\": %lld, "
             "\"peak_extra_bytes\": %lld, \"peak_extra_ratio\": ",
             (unsigned long long)x->array_bytes, (long long)b->live_bytes, (unsigned long long)x->output_bytes,
             (long long)a->peak_bytes, (long long)extra);

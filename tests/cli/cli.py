@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import tallytest as t  # noqa: E402
 
 FIELDS = ["op", "store", "codec", "codec_config", "format", "dtype", "shape", "chunks", "array_bytes",
-          "baseline_bytes", "output_bytes", "wall_s", "throughput_bps", "peak_bytes", "peak_extra_ratio",
+          "before_bytes", "output_bytes", "wall_s", "throughput_bps", "peak_bytes", "peak_extra_ratio",
           "extra_copies", "stages", "coverage"]
 STAGE_FIELDS = ["allocs", "alloc_bytes", "peak_bytes", "at_peak_bytes", "copy_bytes", "copies"]
 STAGES = ["plan", "gather", "encode", "put", "get", "decode", "scatter", "meta", "sign", "http", "pool",

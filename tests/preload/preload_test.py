@@ -83,7 +83,7 @@ def common(r, marked):
     check(sum(peak_row[2:]) == peak_row[1], "the peak sample's columns add up to live", r)
     split = sum(v["at_peak_bytes"] for v in r["libraries"].values()) + r["small"]["at_peak_bytes"]
     split += r["mmap_bytes"] - tl["samples"][0][-1]
-    check(split == r["peak_bytes"] - r["baseline_bytes"], "the at-peak split adds up to peak - baseline", r)
+    check(split == r["peak_bytes"] - r["before_bytes"], "the at-peak split adds up to peak - baseline", r)
 
 
 def lib_at_peak_max(r):
@@ -116,7 +116,7 @@ def case_numpy_unmarked(opts):
     check(p.returncode == 0, "the script ran")
     common(r, False)
     check(r["op"] is None and r["array_bytes"] == ARRAY, "array_bytes from TALLY_PROFILE_ARRAY_BYTES", r)
-    check(r["baseline_bytes"] < 1 << 20, "the whole-process window starts near nothing", r)
+    check(r["before_bytes"] < 1 << 20, "the whole-process window starts near nothing", r)
     lib = r["libraries"]["numpy"]
     check(lib["at_peak_bytes"] >= 2 * ARRAY, "numpy holds both arrays at the peak", r)
     check(lib["live_bytes"] == 0 and lib["frees"] == lib["allocs"], "numpy's arrays were freed by exit", r)
