@@ -195,8 +195,9 @@ static void split_table(FILE *f, json_t *results)
     fputc('\n', f);
 }
 
-int tly_h_write_copies_md(const char *dir, json_t *results)
+int tly_h_write_copies_md(const char *dir, json_t *doc)
 {
+    json_t *results = json_object_get(doc, "results"), *host = json_object_get(doc, "host");
     char path[TLY_H_PATH];
     snprintf(path, sizeof path, "%s/copies.md", dir);
     FILE *f = fopen(path, "w");
@@ -205,6 +206,13 @@ int tly_h_write_copies_md(const char *dir, json_t *results)
     fprintf(f, "# tally: copy counts\n\nEach cell is one operation in a process of its own (`tally run`; array: "
                "uniform random float32 in [0, 1)); other stacks run through their adapters (harness/impl) under the "
                "same hooks, preloaded.\n\n");
+    const char *commit = tly_h_str(doc, "git_commit");
+    fprintf(f, "Run: tally %s, commit %.12s%s, %s; %lld CPUs (%s), %.1f GiB, Linux %s; build %s.\n\n",
+            tly_h_str(doc, "tally_version"), *commit ? commit : "unknown",
+            json_is_true(json_object_get(doc, "git_dirty")) ? " (with uncommitted changes)" : "", tly_h_str(doc, "date"),
+            json_integer_value(json_object_get(host, "cpus")), tly_h_str(host, "cpu_model"),
+            (double)json_integer_value(json_object_get(host, "mem_bytes")) / 1073741824.0, tly_h_str(host, "kernel"),
+            tly_h_str(doc, "build_type"));
     headline(f, results);
     copies_table(f, results, "write", "Writes");
     copies_table(f, results, "read", "Reads");

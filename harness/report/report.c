@@ -15,7 +15,7 @@
 int tly_h_report(const char *dir, json_t *doc)
 {
     json_t *results = tly_h_results_list(doc);
-    int err = tly_h_write_copies_md(dir, results);
+    int err = tly_h_write_copies_md(dir, doc);
     if (!err)
         err = tly_h_write_index_html(dir, results);
     if (!err)

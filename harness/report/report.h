@@ -42,7 +42,7 @@ int tly_h_write_junit(const char *path, json_t *results);
 void tly_h_xml_text(FILE *f, const char *s);
 
 /* The report writers, and what they share. */
-int tly_h_write_copies_md(const char *dir, json_t *results);
+int tly_h_write_copies_md(const char *dir, json_t *doc);
 int tly_h_write_index_html(const char *dir, json_t *results);
 int tly_h_write_trace(const char *dir, json_t *results);
 const char *tly_h_str(json_t *o, const char *k);
