@@ -40,7 +40,8 @@ static const struct command commands[] = {
     {"gc", tly_h_cmd_gc, "URL", "clean up what crashed writes left under URL (temporary files, multipart uploads)",
      NULL, false},
     {"run", tly_h_cmd_run, "[options]", "run the scenario matrix, each cell in its own process, and check budgets",
-     "  --filter REGEX           run the cells whose name matches\n"
+     "  --filter REGEX           run the cells whose name (or impl/name) matches\n"
+     "  --exclude REGEX          and not those whose name (or impl/name) matches\n"
      "  --out DIR                results.json and reports (default reports/latest)\n"
      "  --scenarios FILE         the scenario file (default scenarios/matrix.json)\n"
      "  --list                   list the cells and exit\n"

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +18,10 @@
 #include "tally/tally.h"
 
 struct check_opts {
-    const char *baseline, *allow_missing, *junit, *summary;
+    const char *baseline, *allow_missing, *allow_only, *junit, *summary;
     double ratio_tol, copies_tol, throughput_tol;
     bool update, fail_on_throughput;
+    regex_t only; /* --allow-missing-only, compiled */
 };
 
 static void add(json_t *lines, const char *kind, const char *cell, const char *figure, const char *owner, double old,
@@ -179,7 +181,8 @@ static int check_all(json_t *lines, json_t *cells, json_t *run, const struct che
             else
                 snprintf(reason, sizeof reason, "%s", why);
             bool failed = e && !strcmp(why, "failed");
-            const char *kind = failed ? TLY_H_FAILED : o->allow_missing ? TLY_H_ALLOWED : TLY_H_MISSING;
+            bool allowed = o->allow_missing && (!o->allow_only || regexec(&o->only, key, 0, NULL, 0) == 0);
+            const char *kind = failed ? TLY_H_FAILED : allowed ? TLY_H_ALLOWED : TLY_H_MISSING;
             add(lines, kind, key, NULL, NULL, 0, 0, 0, reason);
             bad += strcmp(kind, TLY_H_ALLOWED) != 0;
             continue;
@@ -314,7 +317,8 @@ static int report_lines(const struct check_opts *o, json_t *lines, json_t *cells
            "slower\n",
            compared, o->baseline, counts[0], counts[1], counts[2], counts[3]);
     if (o->allow_missing)
-        printf("tally check: missing cells allowed: %s\n", o->allow_missing);
+        printf("tally check: missing cells allowed%s%s: %s\n", o->allow_only ? " when they match " : "",
+               o->allow_only ? o->allow_only : "", o->allow_missing);
     int rc = bad ? TLY_EXIT_BUDGET : TLY_EXIT_OK;
     const char *summary = o->summary ? o->summary : getenv("GITHUB_STEP_SUMMARY");
     if (o->junit && tly_h_check_junit(o->junit, lines, cells, o->fail_on_throughput) != 0)
@@ -332,6 +336,7 @@ static int parse_opts(int argc, char **argv, struct check_opts *o)
                                          {"throughput-tolerance", required_argument, NULL, 'T'},
                                          {"fail-on-throughput", no_argument, NULL, 'F'},
                                          {"allow-missing", required_argument, NULL, 'm'},
+                                         {"allow-missing-only", required_argument, NULL, 'M'},
                                          {"junit", required_argument, NULL, 'j'},
                                          {"summary", required_argument, NULL, 's'},
                                          {"update", no_argument, NULL, 'u'},
@@ -374,6 +379,13 @@ static int parse_opts(int argc, char **argv, struct check_opts *o)
             }
             o->allow_missing = optarg;
             break;
+        case 'M':
+            if (regcomp(&o->only, optarg, REG_EXTENDED | REG_NOSUB) != 0) {
+                fprintf(stderr, "tally check: --allow-missing-only '%s' is not a regular expression\n", optarg);
+                return TLY_EXIT_ERROR;
+            }
+            o->allow_only = optarg;
+            break;
         case 'j':
             o->junit = optarg;
             break;
@@ -386,6 +398,10 @@ static int parse_opts(int argc, char **argv, struct check_opts *o)
         default:
             return tly_h_usage_error("check");
         }
+    }
+    if (o->allow_only && !o->allow_missing) {
+        fprintf(stderr, "tally check: --allow-missing-only narrows --allow-missing REASON: give the reason too\n");
+        return TLY_EXIT_ERROR;
     }
     return o->baseline ? 0 : tly_h_usage_error("check");
 }

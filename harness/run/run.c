@@ -26,7 +26,7 @@ static json_t *entry_without_result(json_t *cell, const char *status, const char
 }
 
 struct run_opts {
-    const char *filter, *out, *file, *junit, *shard, *impl_list;
+    const char *filter, *exclude, *out, *file, *junit, *shard, *impl_list;
     int shard_k, shard_n, repeat;
     bool list, allow_untracked;
 };
@@ -225,9 +225,15 @@ static bool matches(regex_t *re, json_t *c, const char *impl)
  * have no adapter), in matrix order; NULL after saying why not. */
 static json_t *choose(const struct run_opts *o, const struct tly_h_matrix *m, const struct impls *im)
 {
-    regex_t re;
+    regex_t re, ex;
     if (o->filter && regcomp(&re, o->filter, REG_EXTENDED | REG_NOSUB) != 0) {
         fprintf(stderr, "tally run: --filter '%s' is not a regular expression\n", o->filter);
+        return NULL;
+    }
+    if (o->exclude && regcomp(&ex, o->exclude, REG_EXTENDED | REG_NOSUB) != 0) {
+        fprintf(stderr, "tally run: --exclude '%s' is not a regular expression\n", o->exclude);
+        if (o->filter)
+            regfree(&re);
         return NULL;
     }
     json_t *chosen = json_array();
@@ -239,13 +245,16 @@ static json_t *choose(const struct run_opts *o, const struct tly_h_matrix *m, co
             continue;
         for (int k = 0; k < im->n; k++) {
             bool tally = strcmp(im->v[k].name, "tally") == 0;
-            if ((!tally && json_object_get(c, "program_path")) || (o->filter && !matches(&re, c, im->v[k].name)))
+            if ((!tally && json_object_get(c, "program_path")) || (o->filter && !matches(&re, c, im->v[k].name)) ||
+                (o->exclude && matches(&ex, c, im->v[k].name)))
                 continue;
             json_array_append_new(chosen, tly_h_matrix_cell_for(m, c, im->v[k].name, k));
         }
     }
     if (o->filter)
         regfree(&re);
+    if (o->exclude)
+        regfree(&ex);
     if (json_array_size(chosen) == 0) {
         fprintf(stderr, "tally run: no cell of %s matches%s%s%s%s: nothing would be measured\n", m->path,
                 o->filter ? " --filter " : "", o->filter ? o->filter : "", o->shard ? " --shard " : "",
@@ -337,6 +346,7 @@ static int run_all(const struct run_opts *o, json_t *chosen, const struct tly_h_
     for (int k = 0; k < im->n; k++)
         json_array_append_new(names, json_string(im->v[k].name));
     json_object_set_new(doc, "impls", names);
+    json_object_set_new(doc, "exclude", o->exclude ? json_string(o->exclude) : json_null());
     json_array_foreach(chosen, i, c)
     {
         progress(tty, i + 1, n, c, NULL);
@@ -381,12 +391,17 @@ static int parse_shard(const char *v, struct run_opts *o)
 
 int tly_h_cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"filter", required_argument, NULL, 'f'},    {"out", required_argument, NULL, 'o'},
-        {"scenarios", required_argument, NULL, 's'}, {"list", no_argument, NULL, 'l'},
-        {"junit", required_argument, NULL, 'j'},     {"shard", required_argument, NULL, 'S'},
-        {"repeat", required_argument, NULL, 'r'},    {"allow-untracked", no_argument, NULL, 'u'},
-        {"impl", required_argument, NULL, 'i'},      {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"filter", required_argument, NULL, 'f'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"exclude", required_argument, NULL, 'x'},
+                                         {"scenarios", required_argument, NULL, 's'},
+                                         {"list", no_argument, NULL, 'l'},
+                                         {"junit", required_argument, NULL, 'j'},
+                                         {"shard", required_argument, NULL, 'S'},
+                                         {"repeat", required_argument, NULL, 'r'},
+                                         {"allow-untracked", no_argument, NULL, 'u'},
+                                         {"impl", required_argument, NULL, 'i'},
+                                         {NULL, 0, NULL, 0}};
     struct run_opts o = {.out = "reports/latest", .repeat = 1};
     long long n;
     for (int ch; (ch = tly_h_getopt(argc, argv, opts)) != -1;) {
@@ -408,6 +423,9 @@ int tly_h_cmd_run(int argc, char **argv)
             break;
         case 'f':
             o.filter = optarg;
+            break;
+        case 'x':
+            o.exclude = optarg;
             break;
         case 'o':
             o.out = optarg;
