@@ -192,3 +192,11 @@ int tly_mem_timeline_write_json(FILE *f)
     pthread_mutex_unlock(&buf_mu);
     return ferror(f) ? -EIO : 0;
 }
+
+uint64_t tly_mem_window_start_ns(void)
+{
+    lock();
+    uint64_t t = t0;
+    unlock();
+    return t;
+}
