@@ -10,8 +10,10 @@
  *   busy_ns     wall time in the stage, less what was waiting
  *   waiting_ns  time the thread was blocked there: on a pool ticket, the codec gate or the S3 loop's
  *               poll (recorded where it blocks, tly_wait_begin/end), and on the engine's workers the
- *               off-CPU part of get and put (HTTP answers, pread/pwrite blocked): CLOCK_THREAD_CPUTIME_ID
- *               is read at the edges of those intervals, on worker threads only
+ *               part of get and put spent off the CPU: blocked (HTTP answers, pread/pwrite), or
+ *               runnable while every CPU ran something else (TLY_WAIT_CPU); the thread's
+ *               /proc/thread-self/schedstat (time run, time waiting to run) is read at the edges of
+ *               those intervals, on worker threads only (a descriptor per worker, kept open)
  *
  * Nothing here allocates; the counters live in the tracker's per-thread blocks. The event ring is
  * mapped once by tly_trace_start(), before a measured window, outside jemalloc (so it is in no
@@ -34,12 +36,13 @@ extern "C" {
 enum tly_wait {
     TLY_WAIT_TICKET, /**< a pool ticket: the memory budget was taken */
     TLY_WAIT_GATE,   /**< the codec gate: --threads codec calls were running */
-    TLY_WAIT_IO,     /**< off-CPU inside get or put on a worker: HTTP answers, blocked pread/pwrite */
+    TLY_WAIT_IO,     /**< blocked inside get or put on a worker: HTTP answers, pread/pwrite */
     TLY_WAIT_POLL,   /**< the S3 loop thread idle in curl_multi_poll: nothing to send or receive */
+    TLY_WAIT_CPU,    /**< runnable inside get or put on a worker, but every CPU ran something else */
     TLY_NWAITS
 };
 
-/** The wait's name ("ticket", "gate", "io", "poll"); "?" out of range. */
+/** The wait's name ("ticket", "gate", "io", "poll", "cpu"); "?" out of range. */
 const char *tly_wait_name(enum tly_wait w);
 
 /** True when time accounting is on (see above). */

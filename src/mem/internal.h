@@ -72,7 +72,8 @@ struct tly__tls {
     uint8_t worker_depth; /* inside tly_time_worker(true) calls */
     uint32_t tid;         /* gettid(), once */
     struct tly__tblock *block;
-    uint64_t since, cpu_since, waited, worker_since;
+    int32_t sched_fd1; /* /proc/thread-self/schedstat's descriptor + 1 (0: not opened; -1: none) */
+    uint64_t since, cpu_since, runq_since, waited, worker_since;
     uint64_t copy_pending; /* payload bytes copied since the last copy event (traces) */
 };
 

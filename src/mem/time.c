@@ -3,9 +3,11 @@
  * busy and waiting; waits by what was waited for; worker time; S3 requests in flight.
  *
  * Cost: one CLOCK_MONOTONIC read per transition (enter or leave to another stage), plain stores
- * into the thread's own block; on the engine's workers, a CLOCK_THREAD_CPUTIME_ID read at the edges
- * of get and put intervals (a few per chunk). Nothing allocates. See tally/timing.h.
+ * into the thread's own block; on the engine's workers, one pread of the thread's schedstat at the
+ * edges of get and put intervals (a few per chunk; about what a CLOCK_THREAD_CPUTIME_ID read costs,
+ * and it also says how long the thread waited for a CPU). Nothing allocates. See tally/timing.h.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -18,8 +20,11 @@ bool tly__time_enabled;
 
 static _Atomic uint64_t http_requests, http_in_flight_ns;
 
-static const char *const wait_names[TLY_NWAITS] = {
-    [TLY_WAIT_TICKET] = "ticket", [TLY_WAIT_GATE] = "gate", [TLY_WAIT_IO] = "io", [TLY_WAIT_POLL] = "poll"};
+static const char *const wait_names[TLY_NWAITS] = {[TLY_WAIT_TICKET] = "ticket",
+                                                   [TLY_WAIT_GATE] = "gate",
+                                                   [TLY_WAIT_IO] = "io",
+                                                   [TLY_WAIT_POLL] = "poll",
+                                                   [TLY_WAIT_CPU] = "cpu"};
 
 const char *tly_wait_name(enum tly_wait w)
 {
@@ -46,11 +51,36 @@ uint32_t tly__tid(struct tly__tls *t)
     return t->tid;
 }
 
-static uint64_t cpu_now(void)
+static uint64_t parse_u64(const char **p)
 {
+    uint64_t v = 0;
+    while (**p == ' ')
+        (*p)++;
+    for (; **p >= '0' && **p <= '9'; (*p)++)
+        v = v * 10 + (uint64_t)(**p - '0');
+    return v;
+}
+
+/* The thread's time on the CPU, and waiting to run (0 without schedstat: the CPU clock alone). */
+static void sched_now(struct tly__tls *t, uint64_t *run, uint64_t *runq)
+{
+    if (t->sched_fd1 == 0) {
+        int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+        t->sched_fd1 = fd >= 0 ? fd + 1 : -1;
+    }
+    char buf[96];
+    ssize_t n = t->sched_fd1 > 0 ? pread(t->sched_fd1 - 1, buf, sizeof buf - 1, 0) : -1;
+    if (n > 0) {
+        buf[n] = '\0';
+        const char *p = buf;
+        *run = parse_u64(&p);
+        *runq = parse_u64(&p);
+        return;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    *run = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    *runq = 0;
 }
 
 static inline bool io_stage(enum tly_stage s)
@@ -58,16 +88,30 @@ static inline bool io_stage(enum tly_stage s)
     return s == TLY_GET || s == TLY_PUT;
 }
 
-/* Charge the interval [t->since, now) to stage @p s; its waits were charged as they ended. */
-static void charge(struct tly__tls *t, struct tly__tblock *b, enum tly_stage s, uint64_t now, uint64_t cpu)
+static void add_wait(struct tly__tblock *b, enum tly_stage s, enum tly_wait why, uint64_t d)
+{
+    if (d == 0)
+        return;
+    tly__bump(b, &b->waiting_ns[s], d);
+    tly__bump(b, &b->wait_ns[why], d);
+}
+
+/* Charge the interval [t->since, now) to stage @p s; its explicit waits were charged as they
+ * ended. A worker's get or put: the part off the CPU is waiting (for a CPU, as schedstat says,
+ * else blocked: the I/O's own), beyond the waits already recorded. */
+static void charge(struct tly__tls *t, struct tly__tblock *b, enum tly_stage s, uint64_t now, uint64_t run,
+                   uint64_t runq)
 {
     uint64_t d = now > t->since ? now - t->since : 0, w = t->waited;
     if (t->cpu_valid) {
-        uint64_t on = cpu > t->cpu_since ? cpu - t->cpu_since : 0;
-        uint64_t off = d > on ? d - on : 0;
-        if (off > w) { /* blocked beyond the waits already recorded: the I/O's own */
-            tly__bump(b, &b->waiting_ns[s], off - w);
-            tly__bump(b, &b->wait_ns[TLY_WAIT_IO], off - w);
+        uint64_t on = run > t->cpu_since ? run - t->cpu_since : 0;
+        uint64_t off = d > on ? d - on : 0, queued = runq > t->runq_since ? runq - t->runq_since : 0;
+        if (queued > off)
+            queued = off;
+        if (off > w) {
+            uint64_t more = off - w, cpu = queued < more ? queued : more;
+            add_wait(b, s, TLY_WAIT_CPU, cpu);
+            add_wait(b, s, TLY_WAIT_IO, more - cpu);
             w = off;
         }
     }
@@ -83,17 +127,18 @@ static void publish(struct tly__tblock *b, struct tly__tls *t, enum tly_stage s)
 
 void tly__time_switch(struct tly__tls *t, enum tly_stage from, enum tly_stage to, bool enter)
 {
-    uint64_t now = tly__now_ns(), cpu = 0;
+    uint64_t now = tly__now_ns(), run = 0, runq = 0;
     struct tly__tblock *b = tly__block(t);
     bool cpu_next = t->worker_depth && io_stage(to);
     if (t->cpu_valid || cpu_next)
-        cpu = cpu_now();
+        sched_now(t, &run, &runq);
     if (t->since && !b->shared)
-        charge(t, b, from, now, cpu);
+        charge(t, b, from, now, run, runq);
     t->since = now;
     t->waited = 0;
     t->cpu_valid = cpu_next;
-    t->cpu_since = cpu;
+    t->cpu_since = run;
+    t->runq_since = runq;
     if (!b->shared)
         publish(b, t, to);
     if (atomic_load_explicit(&tly__trace_on, memory_order_relaxed)) {
@@ -118,8 +163,14 @@ void tly__time_thread_exit(struct tly__tls *t)
         return;
     uint64_t now = tly__now_ns();
     struct tly__tblock *b = t->block;
+    uint64_t run = 0, runq = 0;
+    if (t->cpu_valid)
+        sched_now(t, &run, &runq);
     if (t->since)
-        charge(t, b, tly__stage_of(t), now, t->cpu_valid ? cpu_now() : 0);
+        charge(t, b, tly__stage_of(t), now, run, runq);
+    if (t->sched_fd1 > 0)
+        close(t->sched_fd1 - 1);
+    t->sched_fd1 = -1;
     if (t->worker_depth && t->worker_since)
         tly__bump(b, &b->worker_ns, now - t->worker_since);
     t->since = 0;

@@ -4,6 +4,7 @@
  * bounds are the test's own clock around the same code, never a fixed duration.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -157,7 +158,12 @@ TLY_TEST(time, a_workers_get_and_put_split_into_working_and_off_cpu)
     cr_expect_geq(D(a, b, waiting_ns, TLY_GET), 29 * MS, "get waiting %llu",
                   (unsigned long long)D(a, b, waiting_ns, TLY_GET));
     cr_expect_geq(D(a, b, busy_ns, TLY_PUT), 20 * MS);
-    cr_expect_geq(D(a, b, wait_ns, TLY_WAIT_IO), D(a, b, waiting_ns, TLY_GET));
+    /* off the CPU: blocked (the sleep), or runnable while the CPUs ran other work */
+    cr_expect_geq(D(a, b, wait_ns, TLY_WAIT_IO), 29 * MS, "asleep is blocked, not waiting for a CPU: io %llu cpu %llu",
+                  (unsigned long long)D(a, b, wait_ns, TLY_WAIT_IO),
+                  (unsigned long long)D(a, b, wait_ns, TLY_WAIT_CPU));
+    cr_expect_eq(D(a, b, wait_ns, TLY_WAIT_IO) + D(a, b, wait_ns, TLY_WAIT_CPU),
+                 D(a, b, waiting_ns, TLY_GET) + D(a, b, waiting_ns, TLY_PUT));
     cr_expect_geq(b.worker_ns - a.worker_ns, 50 * MS);
     cr_expect_leq(b.worker_ns - a.worker_ns, w.wall);
     uint64_t all = 0;
@@ -181,11 +187,19 @@ TLY_TEST(time, outside_a_worker_get_is_all_busy)
     cr_expect_eq(b.worker_ns, a.worker_ns);
 }
 
+struct sleeper {
+    _Atomic int in;
+    _Atomic int out;
+};
+
 static void *sleeper(void *arg)
 {
+    struct sleeper *s = arg;
     TLY_STAGE(TLY_DECODE)
     {
-        sleep_ns(*(uint64_t *)arg);
+        atomic_store(&s->in, 1);
+        while (!atomic_load(&s->out))
+            sleep_ns(1 * MS);
     }
     return NULL;
 }
@@ -193,17 +207,18 @@ static void *sleeper(void *arg)
 TLY_TEST(time, an_interval_in_progress_counts_up_to_the_snapshot)
 {
     require_time();
-    uint64_t ns = 60 * MS;
     struct tly_time_snapshot a, b;
+    struct sleeper sl = {0};
     pthread_t th;
     tly_time_snapshot(&a);
-    pthread_create(&th, NULL, sleeper, &ns);
-    sleep_ns(30 * MS);
-    uint64_t t0 = mono();
+    pthread_create(&th, NULL, sleeper, &sl);
+    while (!atomic_load(&sl.in))
+        sleep_ns(1 * MS);
+    sleep_ns(30 * MS); /* the thread is in decode all along */
     tly_time_snapshot(&b);
+    atomic_store(&sl.out, 1);
     pthread_join(th, NULL);
-    (void)t0;
-    cr_expect_geq(D(a, b, busy_ns, TLY_DECODE), 20 * MS, "decode so far: %llu",
+    cr_expect_geq(D(a, b, busy_ns, TLY_DECODE), 30 * MS, "decode so far: %llu",
                   (unsigned long long)D(a, b, busy_ns, TLY_DECODE));
     cr_expect_leq(D(a, b, busy_ns, TLY_DECODE), b.t_ns - a.t_ns);
 }
@@ -233,6 +248,7 @@ TLY_TEST(time, wait_names)
     cr_expect_str_eq(tly_wait_name(TLY_WAIT_GATE), "gate");
     cr_expect_str_eq(tly_wait_name(TLY_WAIT_IO), "io");
     cr_expect_str_eq(tly_wait_name(TLY_WAIT_POLL), "poll");
+    cr_expect_str_eq(tly_wait_name(TLY_WAIT_CPU), "cpu");
     cr_expect_str_eq(tly_wait_name(TLY_NWAITS), "?");
 }
 
