@@ -108,6 +108,7 @@ static void op_stats_out(struct tly__op_stats *s, struct tly_pool *pool, struct 
     out->pool_forced = ps.forced;
     out->workers = s->workers;
     out->threads = s->threads;
+    out->io_concurrency = s->io_concurrency;
 }
 
 int tly_io_opts_resolve(const struct tly_io_opts *opts, struct tly_io_opts *out)
@@ -332,6 +333,7 @@ int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region
     op->read_ways = share(tly__workers(a), n);
     op->stats.workers = (uint64_t)tly__workers(a) < n ? (uint64_t)tly__workers(a) : n;
     op->stats.threads = a->opts.threads;
+    op->stats.io_concurrency = a->opts.io_concurrency;
     struct chunk_task ct = {op, fn, ctx};
     err = n ? tly__run_tasks(tly__workers(a), n, chunk_task, &ct) : 0;
     op_stats_out(&op->stats, op->pool, stats);
