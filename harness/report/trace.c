@@ -1,4 +1,9 @@
-/* trace.json: the timelines as Chrome trace events (a counter track per cell), for Perfetto. */
+/*
+ * trace.json: each cell as a process of Chrome trace events, for Perfetto (ui.perfetto.dev opens
+ * the Chrome JSON format): its threads' slices (stage scopes, chunks, codec calls, waits, S3
+ * requests), copies as instants, flows from a chunk's encode to its put, as the cell recorded them
+ * (cell/events.c), and its memory timeline as a counter track of live bytes per stage.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +28,23 @@ static void counters(FILE *f, json_t *e, size_t pid)
             free(quoted);
         }
         fprintf(f, "}}");
+    }
+}
+
+/* The cell's own events (recorded with pid 0), as process @p pid. */
+static void slices(FILE *f, json_t *e, size_t pid)
+{
+    size_t j;
+    json_t *ev;
+    json_array_foreach(json_object_get(e, "trace"), j, ev)
+    {
+        json_t *copy = json_copy(ev);
+        json_object_set_new(copy, "pid", json_integer((json_int_t)pid));
+        char *text = json_dumps(copy, JSON_COMPACT | JSON_REAL_PRECISION(12));
+        if (text)
+            fprintf(f, ",\n%s", text);
+        free(text);
+        json_decref(copy);
     }
 }
 
@@ -54,6 +76,7 @@ int tly_h_write_trace(const char *dir, json_t *results)
         first = false;
         free(text);
         json_decref(name);
+        slices(f, e, i + 1);
         counters(f, e, i + 1);
     }
     fprintf(f, "\n]}\n");
