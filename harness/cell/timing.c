@@ -97,19 +97,22 @@ json_t *tly_h_bottleneck(json_t *stage_time, json_t *time)
                  cap < threads ? "more chunks would use the idle threads" : "raise --threads");
     } else if (io >= 0.5) {
         resource = remote ? "http" : "storage";
-        of_threads(a, sizeof a, codec_busy, cap);
+        char busy[96] = "";
+        if (codec_busy >= 0.005) { /* "; encode busy 0.30 of 2 threads" (none when there is no codec work) */
+            of_threads(a, sizeof a, codec_busy, cap);
+            snprintf(busy, sizeof busy, "; %s busy %s", codec, a);
+        }
         double in_flight = num(time, "http_in_flight");
         if (remote)
             snprintf(text, sizeof text,
                      "http-bound: workers waited %.0f%% of the time for HTTP answers, %.1f requests in flight on "
-                     "average (--io-concurrency %.0f); %s busy %s; %s",
-                     100 * io, in_flight, io_conc, codec, a,
+                     "average (--io-concurrency %.0f)%s; %s",
+                     100 * io, in_flight, io_conc, busy,
                      in_flight >= 0.75 * io_conc ? "raise --io-concurrency" : "the store's bandwidth is the limit");
         else
             snprintf(text, sizeof text,
-                     "storage-bound: workers were blocked in pread/pwrite %.0f%% of the time; %s busy %s; the "
-                     "disk is the limit",
-                     100 * io, codec, a);
+                     "storage-bound: workers were blocked in pread/pwrite %.0f%% of the time%s; the disk is the limit",
+                     100 * io, busy);
     } else if (cpu >= 0.25) {
         resource = "cpu";
         of_threads(a, sizeof a, codec_busy, cap);
