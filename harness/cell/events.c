@@ -5,7 +5,9 @@
  * a chunk's encode to its put and from a put to the requests it sent. Slices on one track nest: an
  * S3 request sits on its worker's track when it nests there (one at a time, inside a put); requests
  * a worker has in flight together go on lanes of that worker ("worker 1 · requests 2"), each inside
- * the span of the put that sent it. report/trace.c adds the process and the memory counters.
+ * the span of the put that sent it. Times are whole nanoseconds from the window's start ("ts_ns",
+ * "dur_ns"; trace.json writes Chrome's "ts" and "dur" in µs). report/trace.c adds the process and
+ * the memory counters.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +37,12 @@ struct open {
     uint8_t stage;
     bool before; /* begun before the window (its end names it) */
     const struct tly_event *ev;
+    uint64_t t0; /* 0: its event's time */
 };
+
+/* A stage scope entered again this soon after the same scope at the same depth ended (put_chunk's
+ * writer_add then writer_commit) continues that slice: one put, not two a hair apart. */
+#define REENTER_NS 20000
 
 struct thr {
     uint32_t tid;
@@ -45,6 +52,8 @@ struct thr {
     int lanes;
     struct open stack[MAX_DEPTH];
     int depth;
+    size_t last;    /* the slice this thread closed last, + 1 (0: none) */
+    int last_depth; /* the depth it was at */
 };
 
 struct build {
@@ -56,6 +65,12 @@ struct build {
     json_t *out; /* the Chrome events */
     int flow_id;
 };
+
+/* Nanoseconds since the window opened (the trace's times are whole ns; trace.json writes them in µs). */
+static json_int_t ns(const struct build *b, uint64_t t)
+{
+    return t > b->t0 ? (json_int_t)(t - b->t0) : 0;
+}
 
 static struct thr *thread_of(struct build *b, uint32_t tid)
 {
@@ -121,13 +136,14 @@ static void close_top(struct build *b, struct thr *t, uint64_t now)
     }
     if (o->cat == C_STAGE && o->stage == TLY_UNSTAGED)
         return; /* a thread between scopes: not a slice */
-    add_slice(b, t->tid, e && !o->before ? e->t_ns : b->t0, now, o->cat, o->stage, name, args);
+    if (add_slice(b, t->tid, o->t0 ? o->t0 : e && !o->before ? e->t_ns : b->t0, now, o->cat, o->stage, name, args))
+        t->last = b->n, t->last_depth = t->depth;
 }
 
 static void push(struct thr *t, enum cat c, uint8_t stage, const struct tly_event *e)
 {
     if (t->depth < MAX_DEPTH)
-        t->stack[t->depth++] = (struct open){c, stage, false, e};
+        t->stack[t->depth++] = (struct open){c, stage, false, e, 0};
 }
 
 /* Pop to the innermost open item of category @p c (and stage, for stages), closing what is above it
@@ -202,9 +218,18 @@ static void read_ring(struct build *b)
             while (t->depth > 0)
                 close_top(b, t, e->t_ns);
             break;
-        case TLY_EV_STAGE_BEGIN:
+        case TLY_EV_STAGE_BEGIN: {
+            struct slice *prev = t->last == b->n && t->last && t->last_depth == t->depth ? &b->s[b->n - 1] : NULL;
             push(t, C_STAGE, e->stage, e);
+            if (prev && prev->cat == C_STAGE && prev->stage == e->stage && e->t_ns - prev->t1 <= REENTER_NS &&
+                prev->tid == t->tid && t->depth > 0) {
+                t->stack[t->depth - 1].t0 = prev->t0; /* the same scope again: continue its slice */
+                json_decref(prev->args);
+                b->n--;
+                t->last = 0;
+            }
             break;
+        }
         case TLY_EV_STAGE_END:
             pop_to(b, t, C_STAGE, e->stage, e->t_ns);
             close_top(b, t, e->t_ns);
@@ -235,11 +260,10 @@ static void read_ring(struct build *b)
             break;
         }
         case TLY_EV_COPY:
-            json_array_append_new(b->out,
-                                  json_pack("{s:s, s:s, s:s, s:s, s:f, s:i, s:I, s:{s:I, s:s}}", "name", "copy", "cat",
-                                            "copy", "ph", "i", "s", "t", "ts", (double)(e->t_ns - b->t0) / 1e3, "pid",
-                                            0, "tid", (json_int_t)t->tid, "args", "bytes", (json_int_t)e->a, "stage",
-                                            tly_stage_name((enum tly_stage)e->stage)));
+            json_array_append_new(b->out, json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:I, s:{s:I, s:s}}", "name", "copy",
+                                                    "cat", "copy", "ph", "i", "s", "t", "ts_ns", ns(b, e->t_ns), "pid",
+                                                    0, "tid", (json_int_t)t->tid, "args", "bytes", (json_int_t)e->a,
+                                                    "stage", tly_stage_name((enum tly_stage)e->stage)));
             break;
         case TLY_EV_WORKER:
             t->worker |= e->c != 0;
@@ -290,19 +314,15 @@ static void place_requests(struct build *b)
     }
 }
 
-static double us(const struct build *b, uint64_t t)
-{
-    return t > b->t0 ? (double)(t - b->t0) / 1e3 : 0.0;
-}
-
 static void flow(struct build *b, uint32_t from_tid, uint64_t from_t, uint32_t to_tid, uint64_t to_t, const char *name)
 {
     int id = ++b->flow_id;
-    json_array_append_new(b->out, json_pack("{s:s, s:s, s:s, s:i, s:f, s:i, s:I}", "name", name, "cat", "flow", "ph",
-                                            "s", "id", id, "ts", us(b, from_t), "pid", 0, "tid", (json_int_t)from_tid));
     json_array_append_new(b->out,
-                          json_pack("{s:s, s:s, s:s, s:s, s:i, s:f, s:i, s:I}", "name", name, "cat", "flow", "ph", "f",
-                                    "bp", "e", "id", id, "ts", us(b, to_t), "pid", 0, "tid", (json_int_t)to_tid));
+                          json_pack("{s:s, s:s, s:s, s:i, s:I, s:i, s:I}", "name", name, "cat", "flow", "ph", "s", "id",
+                                    id, "ts_ns", ns(b, from_t), "pid", 0, "tid", (json_int_t)from_tid));
+    json_array_append_new(b->out,
+                          json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:I}", "name", name, "cat", "flow", "ph", "f",
+                                    "bp", "e", "id", id, "ts_ns", ns(b, to_t), "pid", 0, "tid", (json_int_t)to_tid));
 }
 
 static bool is_encode(const struct slice *s)
@@ -393,10 +413,10 @@ json_t *tly_h_trace_events(uint64_t t0_ns, uint64_t t1_ns, uint64_t *dropped)
         struct slice *s = &b.s[i];
         if (s->cat == C_HTTP && s->tid != s->worker_tid)
             json_object_set_new(s->args, "worker_tid", json_integer((json_int_t)s->worker_tid));
-        json_array_append_new(b.out, json_pack("{s:s, s:s, s:s, s:f, s:f, s:i, s:I, s:o}", "name", s->name, "cat",
-                                               cat_names[s->cat], "ph", "X", "ts", us(&b, s->t0), "dur",
-                                               (double)(s->t1 - s->t0) / 1e3, "pid", 0, "tid", (json_int_t)s->tid,
-                                               "args", s->args));
+        json_array_append_new(b.out, json_pack("{s:s, s:s, s:s, s:I, s:I, s:i, s:I, s:o}", "name", s->name, "cat",
+                                               cat_names[s->cat], "ph", "X", "ts_ns", ns(&b, s->t0), "dur_ns",
+                                               (json_int_t)(s->t1 - s->t0), "pid", 0, "tid", (json_int_t)s->tid, "args",
+                                               s->args));
     }
     flows(&b);
     free(b.s);

@@ -150,7 +150,7 @@ static void copy_marks(FILE *f, json_t *e, const struct chart *c)
             continue;
         json_t *args = json_object_get(ev, "args");
         int s = tly_stage_from_name(tly_h_str(args, "stage"));
-        double x = tly_h_fig_x(json_number_value(json_object_get(ev, "ts")) / 1e6, c->tmax);
+        double x = tly_h_fig_x(json_number_value(json_object_get(ev, "ts_ns")) / 1e9, c->tmax);
         if (s < 0 || (int)x == last_x[s])
             continue;
         last_x[s] = (int)x;

@@ -98,8 +98,8 @@ static int by_sort(const void *a, const void *b)
 
 static int by_length(const void *a, const void *b)
 {
-    double x = json_number_value(json_object_get(*(json_t *const *)a, "dur"));
-    double y = json_number_value(json_object_get(*(json_t *const *)b, "dur"));
+    double x = json_number_value(json_object_get(*(json_t *const *)a, "dur_ns"));
+    double y = json_number_value(json_object_get(*(json_t *const *)b, "dur_ns"));
     return (x < y) - (x > y); /* longest first: nested scopes paint over their parents */
 }
 
@@ -131,8 +131,8 @@ static size_t tracks_of(json_t *trace, struct track *out, size_t cap)
 
 static void slice_rect(FILE *f, json_t *ev, double tmax, double y, double min_w)
 {
-    double ts = json_number_value(json_object_get(ev, "ts")) / 1e6,
-           dur = json_number_value(json_object_get(ev, "dur")) / 1e6;
+    double ts = json_number_value(json_object_get(ev, "ts_ns")) / 1e9,
+           dur = json_number_value(json_object_get(ev, "dur_ns")) / 1e9;
     double x0 = tly_h_fig_x(ts, tmax), x1 = tly_h_fig_x(ts + dur, tmax);
     if (x1 - x0 < min_w)
         return;
@@ -215,7 +215,8 @@ void tly_h_html_stage_bar(FILE *f, json_t *e)
     }
     if (!json_is_object(st))
         return;
-    /* each stage at least 3 px wide, the rest in proportion to its busy and waiting time */
+    /* each stage at least 12 px wide (a stage that takes a millisecond still shows), the rest of the
+     * bar in proportion to its busy and waiting time */
     double total = 0;
     int shown = 0;
     const char *k;
@@ -231,7 +232,7 @@ void tly_h_html_stage_bar(FILE *f, json_t *e)
     }
     if (total <= 0)
         return;
-    double w = TLY_H_FIG_W - TLY_H_FIG_L - TLY_H_FIG_R - 3.0 * shown, x = TLY_H_FIG_L;
+    double w = TLY_H_FIG_W - TLY_H_FIG_L - TLY_H_FIG_R - 12.0 * shown, x = TLY_H_FIG_L;
     int rows = (shown + 5) / 6;
     double h = 30 + 15.0 * rows;
     fprintf(f, "<svg class='stagebar' viewBox='0 0 %.0f %.0f' width='%.0f' height='%.0f' role='img'>", TLY_H_FIG_W, h,
@@ -246,7 +247,8 @@ void tly_h_html_stage_bar(FILE *f, json_t *e)
             continue;
         double busy = json_number_value(json_object_get(v, "busy_s"));
         double wait = json_number_value(json_object_get(v, "waiting_s"));
-        double bw = 1.5 + busy / total * w, ww = 1.5 + wait / total * w;
+        double seg = 12 + (busy + wait) / total * w;
+        double bw = busy + wait > 0 ? seg * busy / (busy + wait) : seg, ww = seg - bw;
         char tip[200];
         snprintf(tip, sizeof tip, "%s: busy %.4f s (%.2f threads), waiting %.4f s", k, busy,
                  json_number_value(json_object_get(v, "busy_threads")), wait);

@@ -31,7 +31,17 @@ static void counters(FILE *f, json_t *e, size_t pid)
     }
 }
 
-/* The cell's own events (recorded with pid 0), as process @p pid. */
+/* A time of the cell's trace (whole ns) as Chrome's µs. */
+static void us_key(json_t *ev, const char *from, const char *to)
+{
+    json_t *v = json_object_get(ev, from);
+    if (v) {
+        json_object_set_new(ev, to, json_real((double)json_integer_value(v) / 1e3));
+        json_object_del(ev, from);
+    }
+}
+
+/* The cell's own events (recorded with pid 0, times in ns), as process @p pid. */
 static void slices(FILE *f, json_t *e, size_t pid)
 {
     size_t j;
@@ -40,7 +50,9 @@ static void slices(FILE *f, json_t *e, size_t pid)
     {
         json_t *copy = json_copy(ev);
         json_object_set_new(copy, "pid", json_integer((json_int_t)pid));
-        char *text = json_dumps(copy, JSON_COMPACT | JSON_REAL_PRECISION(12));
+        us_key(copy, "ts_ns", "ts");
+        us_key(copy, "dur_ns", "dur");
+        char *text = json_dumps(copy, JSON_COMPACT | JSON_REAL_PRECISION(16));
         if (text)
             fprintf(f, ",\n%s", text);
         free(text);

@@ -3,9 +3,10 @@
 scenario's report in headless Chromium, Debian's chromium: the screenshot is not blank — it holds the
 summary table's text and the timeline's coloured areas); trace.json is trace-event JSON (counter
 tracks per stage, as Perfetto reads it); --junit writes JUnit XML; and a copy planted in a stage
-makes `tally run` exit 1 naming that stage.
+makes `tally run` exit 1 naming that stage. Then (report_time.py) the trace's slices and flows, the
+page's stage colours, the screenshots of two cells, and an S3 write's requests in its trace.
 
-  render.py TALLY      prints the checks and "N passed, N failed"; exits 1 on any failure
+  report.py TALLY [SHOTS_DIR]      prints the checks and "N passed, N failed"; exits 1 on any failure
 """
 import json
 import os
@@ -19,6 +20,7 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 import tallytest as t  # noqa: E402
+import report_time  # noqa: E402
 
 
 
@@ -123,6 +125,10 @@ def main():
                   coloured / total > 0.01)
         else:  # ASan or valgrind own malloc: no timeline to draw
             print("skip the timeline's areas: tracking is off in this build")
+        report_time.check_trace(trace, json.load(open(f"{out}/results.json"))["results"][0])
+        report_time.check_colours(chromium, work, out, png_pixels)
+        shots = sys.argv[2] if len(sys.argv) > 2 else os.path.join(work, "shots")
+        report_time.check_screenshots(tally, chromium, work, shots, png_pixels)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return t.summary()
