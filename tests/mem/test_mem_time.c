@@ -379,3 +379,25 @@ TLY_TEST(trace, copies_add_up_per_thread_into_events)
     cr_expect_eq(starts, 1);
     cr_expect_eq(exits, 1);
 }
+
+TLY_TEST(timeline, a_small_array_samples_every_percent_of_it)
+{
+    TLY_REQUIRE_TRACKING();
+    static struct tly_mem_sample tl[64];
+    void *p[6];
+    size_t n[2];
+    for (int pass = 0; pass < 2; pass++) {
+        tly_mem_timeline_grain(pass == 0 ? (uint64_t)1 << 20 : 0); /* 1% of 1 MiB; then the default */
+        tly_mem_reset_peaks();
+        TLY_STAGE(TLY_GATHER)
+        {
+            for (int i = 0; i < 6; i++)
+                p[i] = malloc(12 * 1024);
+            for (int i = 0; i < 6; i++)
+                free(p[i]);
+        }
+        n[pass] = tly_mem_timeline(tl, 64);
+    }
+    cr_expect_geq(n[0], 12, "12 KiB steps of a 1 MiB array: a sample each (%zu)", n[0]);
+    cr_expect_lt(n[1], n[0], "the 64 KiB default takes fewer (%zu)", n[1]);
+}
