@@ -86,6 +86,12 @@ struct tly__tblock *tly__block_slow(struct tly__tls *t)
             break;
         }
     }
+    /* A thread timed before it had a block: its interval in progress shows in snapshots from now. */
+    if (t->since && t->block != &retired) {
+        atomic_store_explicit(&t->block->open_stage, (int)tly__stage_of(t), memory_order_relaxed);
+        atomic_store_explicit(&t->block->open_waited, t->waited, memory_order_relaxed);
+        atomic_store_explicit(&t->block->open_since, t->since, memory_order_release);
+    }
     /* The key was made first thing at start-up, so its slot is static: this does not allocate. */
     if (t->block != &retired && exit_key_ok) {
         uint8_t in = t->in_hook;
