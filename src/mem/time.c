@@ -8,6 +8,7 @@
  * and it also says how long the thread waited for a CPU). Nothing allocates. See tally/timing.h.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -36,8 +37,18 @@ bool tly_time_on(void)
     return tly__time_enabled;
 }
 
+/* A forked child is another thread: the schedstat it opened was its parent's. */
+static void forked_child(void)
+{
+    struct tly__tls *t = &tly__tls;
+    if (t->sched_fd1 > 0)
+        close(t->sched_fd1 - 1);
+    t->sched_fd1 = 0;
+}
+
 void tly__time_boot(void)
 {
+    pthread_atfork(NULL, NULL, forked_child);
     const char *track = getenv("TALLY_TRACK"), *time_env = getenv("TALLY_TIME");
     tly__time_enabled = !(track && strcmp(track, "0") == 0) && !(time_env && strcmp(time_env, "0") == 0);
     if (tly__time_enabled)
