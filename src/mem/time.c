@@ -136,7 +136,8 @@ static void publish(struct tly__tblock *b, struct tly__tls *t, enum tly_stage s)
     atomic_store_explicit(&b->open_since, t->since, memory_order_release);
 }
 
-void tly__time_switch(struct tly__tls *t, enum tly_stage from, enum tly_stage to, bool enter)
+/* Close the thread's interval at now (spent in @p from) and open one in @p to. */
+static void turn(struct tly__tls *t, enum tly_stage from, enum tly_stage to)
 {
     uint64_t now = tly__now_ns(), run = 0, runq = 0;
     struct tly__tblock *b = tly__block(t);
@@ -152,6 +153,11 @@ void tly__time_switch(struct tly__tls *t, enum tly_stage from, enum tly_stage to
     t->runq_since = runq;
     if (!b->shared)
         publish(b, t, to);
+}
+
+void tly__time_switch(struct tly__tls *t, enum tly_stage from, enum tly_stage to, bool enter)
+{
+    turn(t, from, to);
     if (atomic_load_explicit(&tly__trace_on, memory_order_relaxed)) {
         tly__trace_copies_flush(t);
         tly__trace_put(t, enter ? TLY_EV_STAGE_BEGIN : TLY_EV_STAGE_END, (uint8_t)(enter ? to : from), 0, 0,
@@ -222,11 +228,16 @@ void tly_time_worker(bool on)
     if (!tly__time_enabled)
         return;
     struct tly__tls *t = &tly__tls;
+    enum tly_stage s = tly__stage_of(t);
     if (on && t->worker_depth++ == 0) {
+        if (io_stage(s)) /* a thread started inside get (a split read's): its get is split from now */
+            turn(t, s, s);
         t->worker_since = tly__now_ns();
         if (atomic_load_explicit(&tly__trace_on, memory_order_relaxed))
             tly__trace_put(t, TLY_EV_WORKER, (uint8_t)tly__stage_of(t), 0, 0, 1, NULL);
     } else if (!on && t->worker_depth > 0 && --t->worker_depth == 0) {
+        if (t->cpu_valid)
+            turn(t, s, s);
         struct tly__tblock *b = tly__block(t);
         if (!b->shared)
             tly__bump(b, &b->worker_ns, tly__now_ns() - t->worker_since);

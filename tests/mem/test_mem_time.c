@@ -192,6 +192,34 @@ struct sleeper {
     _Atomic int out;
 };
 
+static void *born_in_get(void *arg)
+{
+    (void)arg;
+    tly_time_worker(true); /* as a split read's helper: started inside get, a worker from here */
+    TLY_STAGE(TLY_GET)     /* the stage it is in: no transition */
+    {
+        sleep_ns(30 * MS);
+    }
+    tly_time_worker(false);
+    return NULL;
+}
+
+TLY_TEST(time, a_worker_started_inside_get_splits_it_from_then)
+{
+    require_time();
+    struct tly_time_snapshot a, b;
+    pthread_t th;
+    tly_time_snapshot(&a);
+    TLY_STAGE(TLY_GET)
+    {
+        pthread_create(&th, NULL, born_in_get, NULL);
+    }
+    pthread_join(th, NULL);
+    tly_time_snapshot(&b);
+    cr_expect_geq(D(a, b, wait_ns, TLY_WAIT_IO), 29 * MS, "its sleep is blocked I/O, not busy: io %llu busy %llu",
+                  (unsigned long long)D(a, b, wait_ns, TLY_WAIT_IO), (unsigned long long)D(a, b, busy_ns, TLY_GET));
+}
+
 static void *sleeper(void *arg)
 {
     struct sleeper *s = arg;
