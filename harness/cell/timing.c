@@ -103,12 +103,19 @@ json_t *tly_h_bottleneck(json_t *stage_time, json_t *time)
             snprintf(busy, sizeof busy, "; %s busy %s", codec, a);
         }
         double in_flight = num(time, "http_in_flight");
+        double loop = num(json_object_get(stage_time, "http"), "busy_s") / wall; /* one S3 loop thread */
+        char advice[96];
+        if (loop >= 0.75)
+            snprintf(advice, sizeof advice, "the S3 client's loop thread was busy %.0f%% of the time: it is the limit",
+                     100 * fmin(loop, 1.0));
+        else
+            snprintf(advice, sizeof advice, "%s",
+                     in_flight >= 0.75 * io_conc ? "raise --io-concurrency" : "the store's bandwidth is the limit");
         if (remote)
             snprintf(text, sizeof text,
                      "http-bound: workers waited %.0f%% of the time for HTTP answers, %.1f requests in flight on "
                      "average (--io-concurrency %.0f)%s; %s",
-                     100 * io, in_flight, io_conc, busy,
-                     in_flight >= 0.75 * io_conc ? "raise --io-concurrency" : "the store's bandwidth is the limit");
+                     100 * io, in_flight, io_conc, busy, advice);
         else
             snprintf(text, sizeof text,
                      "storage-bound: workers were blocked in pread/pwrite %.0f%% of the time%s; the disk is the limit",

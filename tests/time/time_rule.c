@@ -78,6 +78,9 @@ Test(rule, http_when_workers_wait_for_answers_half_their_time)
     st = json_pack("{s:o}", "put", stage(0.05, 1.5));
     verdict(st, time_of(0, 0, 1.5, 0, true, 7.5, 8), s, sizeof s);
     cr_expect(strstr(s, "raise --io-concurrency") && !strstr(s, "busy"), "the transfers all in flight: %s", s);
+    st = json_pack("{s:o, s:o}", "get", stage(0.01, 1.8), "http", stage(0.9, 0.05));
+    verdict(st, time_of(0, 0, 1.8, 0, true, 7.5, 1), s, sizeof s);
+    cr_expect(strstr(s, "the S3 client's loop thread was busy 90% of the time: it is the limit"), "%s", s);
 }
 
 Test(rule, storage_locally)
