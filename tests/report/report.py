@@ -126,7 +126,7 @@ def main():
         else:  # ASan or valgrind own malloc: no timeline to draw
             print("skip the timeline's areas: tracking is off in this build")
         report_time.check_trace(trace, json.load(open(f"{out}/results.json"))["results"][0])
-        report_time.check_colours(chromium, work, out, png_pixels)
+        report_time.check_colours(chromium, work, out, png_pixels, tracking)
         shots = sys.argv[2] if len(sys.argv) > 2 else os.path.join(work, "shots")
         report_time.check_screenshots(tally, chromium, work, shots, png_pixels)
     finally:
