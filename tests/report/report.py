@@ -10,6 +10,7 @@ page's stage colours, the screenshots of two cells, and an S3 write's requests i
 """
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -101,6 +102,10 @@ def main():
               "stage encode copies" in p.stderr and "limit 0" in p.stderr, p.stderr[-300:])
         failure = ET.parse(f"{work}/planted.xml").getroot().find("testsuite/testcase/failure")
         t.check("... and JUnit records the failure", failure is not None and "encode copies" in failure.text)
+        page = open(f"{work}/planted/index.html").read()
+        t.check("... and index.html names the failed budget beside the cell's chart",
+                re.search(r"class='failed'><b>failed budgets</b><ul>(<li>[^<]*</li>)*<li>stage encode copies = "
+                          r"[\d.]+, limit 0</li>", page) is not None and page.index("class='failed'") < page.index("class='memory'"))
         shot = os.path.join(work, "shot.png")
         p = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                             "--no-first-run", "--disable-background-networking", "--disable-component-update",
