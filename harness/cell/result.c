@@ -207,6 +207,25 @@ void tly_h_result_print(FILE *f, const struct tly_h_result *r)
     tly_h_extra_text(tly_h_peak_extra_bytes(r), r->array_bytes, extra, sizeof extra);
     fprintf(f, "output %s; %s; coverage %.3f; peak RSS %s\n", tly_h_bytes(a, sizeof a, (double)r->output_bytes), extra,
             tly_h_coverage(&r->win.xc), tly_h_bytes(b, sizeof b, (double)r->win.xc.rss_peak_bytes));
+    if (!tly_time_on())
+        return;
+    json_t *st = NULL, *time = tly_h_time_json(&r->win.time_before, &r->win.time_after, r->win.wall_s, &r->io,
+                                               strcmp(r->store, "s3") == 0, &st);
+    json_t *bn = tly_h_bottleneck(st, time);
+    const char *k;
+    json_t *v;
+    fprintf(f, "time:");
+    json_object_foreach(st, k, v)
+    {
+        double busy = json_number_value(json_object_get(v, "busy_s")),
+               wait = json_number_value(json_object_get(v, "waiting_s"));
+        if (busy + wait >= 0.0005)
+            fprintf(f, wait >= 0.0005 ? " %s %.3f s (%.3f s waiting)" : " %s %.3f s", k, busy + wait, wait);
+    }
+    fprintf(f, "\n%s\n", json_string_value(json_object_get(bn, "sentence")));
+    json_decref(bn);
+    json_decref(st);
+    json_decref(time);
 }
 
 void tly_h_print_profile(FILE *f, const struct tly_mem_snapshot *before, const struct tly_mem_snapshot *after,
