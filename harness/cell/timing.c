@@ -122,11 +122,15 @@ json_t *tly_h_bottleneck(json_t *stage_time, json_t *time)
                      100 * io, busy);
     } else if (cpu >= 0.25) {
         resource = "cpu";
-        of_threads(a, sizeof a, codec_busy, cap);
+        char busy[96] = "";
+        if (codec_busy >= 0.005) {
+            of_threads(a, sizeof a, codec_busy, cap);
+            snprintf(busy, sizeof busy, "; %s busy %s", codec, a);
+        }
         snprintf(text, sizeof text,
                  "cpu-bound: workers waited %.0f%% of the time for a CPU inside get/put (runnable while every core "
-                 "ran other work); %s busy %s; the machine is busier than --threads %.0f",
-                 100 * cpu, codec, a, threads);
+                 "ran other work)%s; the machine is busier than --threads %.0f",
+                 100 * cpu, busy, threads);
     } else {
         /* no resource saturated: name the busiest engine stage */
         const char *top = NULL;
