@@ -20,7 +20,7 @@ static const char *str(json_t *o, const char *key)
 }
 
 /* How a column shows its figure. */
-enum show { TEXT, GBPS, SPREAD, RATIO, MIB, WHOLE, REAL };
+enum show { TEXT, GBPS, SPREAD, RATIO, MIB, WHOLE, REAL, VERDICT };
 
 struct col {
     const char *head, *key;
@@ -51,6 +51,8 @@ static void cell(char *buf, size_t cap, json_t *row, const struct col *c, double
     double x = json_number_value(v);
     if (c->show == TEXT)
         snprintf(buf, cap, "%s", str(row, c->key));
+    else if (c->show == VERDICT)
+        snprintf(buf, cap, json_is_object(v) ? "**%s**: %s" : "—", str(v, "resource"), str(v, "sentence"));
     else if (c->show == RATIO)
         ratio(buf, cap, row, c->key);
     else if (!json_is_number(v))
@@ -85,7 +87,7 @@ static void table(FILE *f, json_t *rows, const struct col *cols, size_t ncols, d
     json_array_foreach(rows, i, r)
     {
         for (size_t k = 0; k < ncols; k++) {
-            char buf[64];
+            char buf[512];
             cell(buf, sizeof buf, r, &cols[k], max);
             fprintf(f, "| %s ", buf);
         }
@@ -107,6 +109,7 @@ static const struct col row_cols[] = {
     {"ratio_to_zarr_python", "ratio_to_zarr_python", RATIO},
     {"ratio_to_untracked", "ratio_to_untracked", RATIO},
     {"peak extra MiB", "peak_extra_bytes", MIB},
+    {"bound by (tally's median repetition)", "bottleneck", VERDICT},
 };
 
 static const struct col scaling_cols[] = {

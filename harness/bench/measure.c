@@ -62,6 +62,8 @@ int tly_h_bench_time(const struct tly_h_bench_pass *p, struct tly_h_bench_timing
     err = p->run(p->ctx);
     t->secs = tly_h_now_s() - t0;
     tly_h_window_close(&w);
+    t->time_before = w.time_before;
+    t->time_after = w.time_after;
     t->peak_extra = w.after.peak_bytes - w.before.live_bytes;
     if (p->undo)
         p->undo(p->ctx);
@@ -178,6 +180,7 @@ struct eng {
     char url[TLY_H_PATH];
     const void *src;
     void *out;
+    struct tly_io_stats io; /* the last pass's */
 };
 
 static int eng_write(void *ctx)
@@ -186,7 +189,7 @@ static int eng_write(void *ctx)
     struct tly_array *a = NULL;
     int err = tly_array_create(e->url, &e->m, true, &e->s->cell->opts, &a);
     if (!err)
-        err = tly_array_write(a, e->src, &e->all, NULL);
+        err = tly_array_write(a, e->src, &e->all, &e->io);
     tly_array_close(a);
     return err;
 }
@@ -197,7 +200,7 @@ static int eng_read(void *ctx)
     struct tly_array *a = NULL;
     int err = tly_array_open(e->url, &e->s->cell->opts, &a);
     if (!err)
-        err = tly_array_read(a, e->out, &e->all, NULL);
+        err = tly_array_read(a, e->out, &e->all, &e->io);
     tly_array_close(a);
     return err;
 }
@@ -213,6 +216,9 @@ static void eng_undo(void *ctx)
     if (!e->s->s3)
         rmdir(e->url); /* clear empties the array's directory; the bench's own goes at the end */
 }
+
+/* The timed pass's stage time and bottleneck (tally's kind, with time accounting on), for bench-cell's output. */
+static json_t *pass_time;
 
 /* Takes @p data (a read frees it before its passes). */
 static int measure_tally(const struct tly_h_bspec *s, char *data, struct tly_h_bench_timing *t)
@@ -233,6 +239,11 @@ static int measure_tally(const struct tly_h_bspec *s, char *data, struct tly_h_b
     }
     if (!err)
         err = tly_h_bench_time_read(s, &p, out, t);
+    if (!err && tly_time_on()) {
+        json_t *st = NULL, *time = tly_h_time_json(&t->time_before, &t->time_after, t->secs, &e.io, s->s3, &st);
+        pass_time =
+            json_pack("{s:o, s:o, s:o}", "stage_time", st, "time", time, "bottleneck", tly_h_bottleneck(st, time));
+    }
     if (s->read)
         eng_undo(&e);
     free(out);
@@ -306,8 +317,15 @@ int tly_h_cmd_bench_cell(int argc, char **argv)
         tly_h_cell_release(&cell);
         return tly_h_fail_cmd("bench-cell", err);
     }
-    printf("{\"wall_s\": %.6f, \"gbps\": %.6f, \"peak_extra_bytes\": %lld, \"memory_policy\": \"%s\"}\n", t.secs,
-           t.secs > 0 ? (double)s.bytes / t.secs / 1e9 : 0.0, (long long)t.peak_extra, TLY_H_BENCH_MEMORY_POLICY);
+    json_t *res =
+        json_pack("{s:f, s:f, s:I, s:s}", "wall_s", t.secs, "gbps", t.secs > 0 ? (double)s.bytes / t.secs / 1e9 : 0.0,
+                  "peak_extra_bytes", (json_int_t)t.peak_extra, "memory_policy", TLY_H_BENCH_MEMORY_POLICY);
+    if (pass_time)
+        json_object_update(res, pass_time);
+    json_decref(pass_time);
+    json_dumpf(res, stdout, JSON_COMPACT | JSON_REAL_PRECISION(7));
+    putchar('\n');
+    json_decref(res);
     tly_h_cell_release(&cell);
     return TLY_EXIT_OK;
 }

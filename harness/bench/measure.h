@@ -34,7 +34,8 @@ struct tly_h_bench_pass {
 /** What a timed pass took. */
 struct tly_h_bench_timing {
     double secs;
-    int64_t peak_extra; /**< tracked peak above what was live when the pass began */
+    int64_t peak_extra;                               /**< tracked peak above what was live when the pass began */
+    struct tly_time_snapshot time_before, time_after; /**< where its time went (tally/timing.h) */
 };
 
 /**

@@ -4,6 +4,7 @@
  * of one repetition one after another and each repetition starting at the next kind, so that slow
  * drift of the machine reaches them all alike. The figures and the row's verdict come from stats.c.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -20,6 +21,7 @@ struct kind {
     json_t *spec;     /* what the child measures */
     double gbps[TLY_H_BENCH_MAX_REPS];
     int64_t peak[TLY_H_BENCH_MAX_REPS];
+    json_t *time[TLY_H_BENCH_MAX_REPS]; /* tally's: the pass's stage time and bottleneck, or NULL */
     int n;
     char why[256]; /* the last failure, or "" */
 };
@@ -52,6 +54,10 @@ static void measure_once(struct kind *k)
     double g = json_number_value(json_object_get(res, "gbps"));
     if (res && g > 0) {
         k->gbps[k->n] = g;
+        k->time[k->n] = json_object_get(res, "bottleneck")
+                            ? json_pack("{s:O, s:O, s:O}", "stage_time", json_object_get(res, "stage_time"), "time",
+                                        json_object_get(res, "time"), "bottleneck", json_object_get(res, "bottleneck"))
+                            : NULL;
         k->peak[k->n++] = (int64_t)json_integer_value(json_object_get(res, "peak_extra_bytes"));
     } else {
         snprintf(k->why, sizeof k->why, "%s", rc != 0 ? "could not start" : tly_h_last_line(ch.err));
@@ -66,6 +72,30 @@ static void measure_all(const struct tly_h_bench *b, struct kind *k, int nk)
     for (int r = 0; r < b->reps; r++)
         for (int j = 0; j < nk; j++)
             measure_once(&k[(r + j) % nk]);
+}
+
+/* Where tally's time went in its median repetition: stage_time, time and bottleneck into @p row (and
+ * how many repetitions were bound by the same resource). The kind's time objects are freed. */
+static void median_time(struct kind *k, json_t *row)
+{
+    int best = -1;
+    struct tly_h_bench_fig f;
+    tly_h_bench_fig_of(k->gbps, k->n, &f);
+    for (int i = 0; i < k->n; i++)
+        if (k->time[i] && (best < 0 || fabs(k->gbps[i] - f.med) < fabs(k->gbps[best] - f.med)))
+            best = i;
+    if (best >= 0) {
+        const char *res = json_string_value(json_object_get(json_object_get(k->time[best], "bottleneck"), "resource"));
+        int same = 0;
+        for (int i = 0; i < k->n; i++)
+            same +=
+                k->time[i] &&
+                !strcmp(json_string_value(json_object_get(json_object_get(k->time[i], "bottleneck"), "resource")), res);
+        json_object_update(row, k->time[best]);
+        json_object_set_new(json_object_get(row, "bottleneck"), "agreeing_reps", json_integer(same));
+    }
+    for (int i = 0; i < k->n; i++)
+        json_decref(k->time[i]);
 }
 
 /* The kind's figure; with its median peak when it is tally's. */
@@ -124,6 +154,10 @@ json_t *tly_h_bench_row(struct tly_h_bench *b, const struct tly_h_bench_case *c)
                             strided(c), "threads", c->threads, "io_concurrency", c->io, "memory_limit",
                             (json_int_t)c->mem, "limit", limit, "layout_limit", layout, "figures", figs);
     tly_h_bench_judge(row);
+    median_time(&k[0], row);
+    for (int i = 1; i < nk; i++)
+        for (int r = 0; r < k[i].n; r++)
+            json_decref(k[i].time[r]);
     const char *status = json_string_value(json_object_get(row, "status"));
     progress(b, c->name, k, nk, status);
     b->failures += strcmp(status, "error") == 0;
@@ -160,6 +194,9 @@ json_t *tly_h_bench_scaling_row(struct tly_h_bench *b, const struct tly_h_bench_
                         {.fig = "read", .kind = "tally", .spec = spec_of(b, &r, "tally")}};
     fprintf(stderr, "scaling %s (write and read x %d) ...\n", c->name, b->reps);
     measure_all(b, k, 2);
+    for (int i = 0; i < 2; i++)
+        for (int rep = 0; rep < k[i].n; rep++)
+            json_decref(k[i].time[rep]);
     json_t *reasons = json_array();
     json_t *row =
         json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:i, s:i}", "name", c->name, "key", c->key, "store", c->store,

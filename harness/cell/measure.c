@@ -41,6 +41,7 @@ int tly_h_measure_engine(const struct tly_h_cell *c, const char *url, void **dat
 {
     *out = NULL;
     r->array_bytes = tly_h_cell_bytes(c);
+    tly_mem_timeline_grain(r->array_bytes); /* a sample per 1% of a small array's bytes */
     if (r->op[0] == 'w') {
         tly_h_window_open(&r->win);
         int err = write_array(c, url, r->meta, *data, &r->io);

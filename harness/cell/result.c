@@ -10,6 +10,8 @@
 /* The last closed window's timeline, taken as it closes (what follows, such as verification, is not the op's). */
 static struct tly_mem_sample timeline[TLY_TIMELINE_CAP + 2];
 static size_t timeline_n;
+static bool trace_windows;
+static uint64_t trace_t0, trace_t1; /* the last traced window, on the timeline's clock */
 
 static uint64_t now_ns(void)
 {
@@ -18,17 +20,31 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+void tly_h_window_trace(bool on)
+{
+    trace_windows = on;
+}
+
 void tly_h_window_open(struct tly_h_window *w)
 {
     memset(w, 0, sizeof *w);
+    w->traced = trace_windows && tly_time_on() && tly_trace_start(0) == 0;
     tly_mem_reset_peaks();
     tly_mem_snapshot(&w->before);
+    tly_time_snapshot(&w->time_before);
     w->t0_ns = now_ns();
 }
 
 void tly_h_window_close(struct tly_h_window *w)
 {
-    w->wall_s = (double)(now_ns() - w->t0_ns) / 1e9;
+    w->t1_ns = now_ns();
+    w->wall_s = (double)(w->t1_ns - w->t0_ns) / 1e9;
+    tly_time_snapshot(&w->time_after);
+    if (w->traced) {
+        tly_trace_stop();
+        trace_t0 = tly_mem_window_start_ns();
+        trace_t1 = w->t1_ns;
+    }
     tly_mem_snapshot(&w->after);
     tly_mem_crosscheck(&w->xc);
     timeline_n = tly_mem_timeline(timeline, TLY_TIMELINE_CAP + 2);
@@ -166,8 +182,14 @@ json_t *tly_h_result_json(const struct tly_h_result *r, bool with_timeline)
     json_object_set_new(o, "pool",
                         json_pack("{s:I, s:I, s:I}", "peak_bytes", (json_int_t)r->io.pool_peak, "waits",
                                   (json_int_t)r->io.pool_waits, "forced", (json_int_t)r->io.pool_forced));
+    tly_h_time_into(o, &r->win, &r->io, strcmp(r->store, "s3") == 0);
     if (with_timeline)
         json_object_set_new(o, "timeline", timeline_json());
+    if (with_timeline && r->win.traced) {
+        uint64_t dropped = 0;
+        json_object_set_new(o, "trace", tly_h_trace_events(trace_t0, trace_t1, &dropped));
+        json_object_set_new(o, "trace_dropped", json_integer((json_int_t)dropped));
+    }
     return o;
 }
 
@@ -185,6 +207,25 @@ void tly_h_result_print(FILE *f, const struct tly_h_result *r)
     tly_h_extra_text(tly_h_peak_extra_bytes(r), r->array_bytes, extra, sizeof extra);
     fprintf(f, "output %s; %s; coverage %.3f; peak RSS %s\n", tly_h_bytes(a, sizeof a, (double)r->output_bytes), extra,
             tly_h_coverage(&r->win.xc), tly_h_bytes(b, sizeof b, (double)r->win.xc.rss_peak_bytes));
+    if (!tly_time_on())
+        return;
+    json_t *st = NULL, *time = tly_h_time_json(&r->win.time_before, &r->win.time_after, r->win.wall_s, &r->io,
+                                               strcmp(r->store, "s3") == 0, &st);
+    json_t *bn = tly_h_bottleneck(st, time);
+    const char *k;
+    json_t *v;
+    fprintf(f, "time:");
+    json_object_foreach(st, k, v)
+    {
+        double busy = json_number_value(json_object_get(v, "busy_s")),
+               wait = json_number_value(json_object_get(v, "waiting_s"));
+        if (busy + wait >= 0.0005)
+            fprintf(f, wait >= 0.0005 ? " %s %.3f s (%.3f s waiting)" : " %s %.3f s", k, busy + wait, wait);
+    }
+    fprintf(f, "\n%s\n", json_string_value(json_object_get(bn, "sentence")));
+    json_decref(bn);
+    json_decref(st);
+    json_decref(time);
 }
 
 void tly_h_print_profile(FILE *f, const struct tly_mem_snapshot *before, const struct tly_mem_snapshot *after,

@@ -15,16 +15,49 @@
 /** The measurement window around one operation. */
 struct tly_h_window {
     struct tly_mem_snapshot before, after;
+    struct tly_time_snapshot time_before, time_after;
     struct tly_mem_crosscheck xc; /**< read when the window closes */
-    uint64_t t0_ns;
+    uint64_t t0_ns, t1_ns;
     double wall_s;
+    bool traced; /**< the event ring recorded the window */
 };
 
-/** Open the window: peaks restart here; before_bytes is the live bytes now. */
+/**
+ * Open the window: peaks restart here; before_bytes is the live bytes now. While tly_h_window_trace
+ * is on, the event ring records it (mapped before the peaks restart: in no figure).
+ */
 void tly_h_window_open(struct tly_h_window *w);
 
-/** Close the window: counters, cross-checks, wall time and the timeline as of now. */
+/** Close the window: counters, cross-checks, time, wall time and the timeline as of now. */
 void tly_h_window_close(struct tly_h_window *w);
+
+/** Record the next windows' events for a trace (tally run's cells do; the bench does not). */
+void tly_h_window_trace(bool on);
+
+/**
+ * The last closed window's events as Chrome trace events (pid 0: the report sets it), times from
+ * @p t0_ns (the window's start on the timeline's clock) to @p t1_ns; the events the ring dropped in
+ * @p dropped (cell/events.c).
+ */
+json_t *tly_h_trace_events(uint64_t t0_ns, uint64_t t1_ns, uint64_t *dropped);
+
+/**
+ * The window's time (cell/timing.c): per stage {busy_s, waiting_s, busy_fraction (of the workers'
+ * capacity: wall x workers), busy_threads (busy over wall)} into @p stage_time, and the operation's
+ * {wall_s, workers, threads, io_concurrency, chunks, remote, worker_s, waits {ticket_s, gate_s,
+ * io_s, poll_s}, http_requests, http_in_flight} as the return value. New references.
+ */
+json_t *tly_h_time_json(const struct tly_time_snapshot *a, const struct tly_time_snapshot *b, double wall_s,
+                        const struct tly_io_stats *io, bool remote, json_t **stage_time);
+
+/**
+ * The bottleneck verdict of a stage-time table and its operation's time (README, "Where the time
+ * goes"): {resource, sentence, inputs}; a new reference.
+ */
+json_t *tly_h_bottleneck(json_t *stage_time, json_t *time);
+
+/** "stage_time", "time" and "bottleneck" of window @p w into result @p o (null when time is off). */
+void tly_h_time_into(json_t *o, const struct tly_h_window *w, const struct tly_io_stats *io, bool remote);
 
 /** What was measured, and on what. */
 struct tly_h_result {

@@ -92,6 +92,19 @@ static void print_summary(FILE *f, json_t *r)
             tly_h_bytes(b, sizeof b, (double)json_integer_value(json_object_get(r, "mmap_bytes"))));
     fprintf(f, "copied: by the library that called memcpy/memmove (64 KiB or more), x array; coverage %.3f\n",
             json_number_value(json_object_get(json_object_get(r, "coverage"), "ratio")));
+    json_t *st = json_object_get(r, "stage_time");
+    if (!json_is_object(st)) {
+        fprintf(f, "time: %s\n",
+                json_string_value(json_object_get(r, "stage_time_about"))
+                    ? json_string_value(json_object_get(r, "stage_time_about"))
+                    : "not measured");
+        return;
+    }
+    fprintf(f, "time by the marks' stages:");
+    json_object_foreach(st, name, v)
+        fprintf(f, " %s %.3f s", name,
+                json_number_value(json_object_get(v, "busy_s")) + json_number_value(json_object_get(v, "waiting_s")));
+    fputc('\n', f);
 }
 
 /* The result as a run of one cell: results.json and the reports in the --out directory. */

@@ -1,4 +1,9 @@
-/* trace.json: the timelines as Chrome trace events (a counter track per cell), for Perfetto. */
+/*
+ * trace.json: each cell as a process of Chrome trace events, for Perfetto (ui.perfetto.dev opens
+ * the Chrome JSON format): its threads' slices (stage scopes, chunks, codec calls, waits, S3
+ * requests), copies as instants, flows from a chunk's encode to its put, as the cell recorded them
+ * (cell/events.c), and its memory timeline as a counter track of live bytes per stage.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +28,35 @@ static void counters(FILE *f, json_t *e, size_t pid)
             free(quoted);
         }
         fprintf(f, "}}");
+    }
+}
+
+/* A time of the cell's trace (whole ns) as Chrome's µs. */
+static void us_key(json_t *ev, const char *from, const char *to)
+{
+    json_t *v = json_object_get(ev, from);
+    if (v) {
+        json_object_set_new(ev, to, json_real((double)json_integer_value(v) / 1e3));
+        json_object_del(ev, from);
+    }
+}
+
+/* The cell's own events (recorded with pid 0, times in ns), as process @p pid. */
+static void slices(FILE *f, json_t *e, size_t pid)
+{
+    size_t j;
+    json_t *ev;
+    json_array_foreach(json_object_get(e, "trace"), j, ev)
+    {
+        json_t *copy = json_copy(ev);
+        json_object_set_new(copy, "pid", json_integer((json_int_t)pid));
+        us_key(copy, "ts_ns", "ts");
+        us_key(copy, "dur_ns", "dur");
+        char *text = json_dumps(copy, JSON_COMPACT | JSON_REAL_PRECISION(16));
+        if (text)
+            fprintf(f, ",\n%s", text);
+        free(text);
+        json_decref(copy);
     }
 }
 
@@ -54,6 +88,7 @@ int tly_h_write_trace(const char *dir, json_t *results)
         first = false;
         free(text);
         json_decref(name);
+        slices(f, e, i + 1);
         counters(f, e, i + 1);
     }
     fprintf(f, "\n]}\n");

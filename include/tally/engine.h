@@ -57,6 +57,9 @@ struct tly_io_stats {
     uint64_t pool_waits;   /**< chunks that waited for the memory budget */
     uint64_t pool_forced;  /**< chunks larger than the budget, run alone */
     uint64_t split_ranges; /**< ranges read at once by reads split across idle workers (0: none split) */
+    uint64_t workers;      /**< threads the chunks ran on (remote stores: up to the I/O concurrency) */
+    int threads;           /**< codec work running at once at most (the threads option) */
+    int io_concurrency;    /**< S3 transfers in flight at most (the io_concurrency option) */
 };
 
 /**

@@ -184,6 +184,12 @@ struct tly_mem_sample {
     bool is_peak; /**< this is the window's process-wide peak */
 };
 
+/**
+ * The next windows' timelines sample every change of live bytes of 1% of @p array_bytes, when that
+ * is finer than the default 64 KiB (at least 4 KiB; 0: the default).
+ */
+void tly_mem_timeline_grain(uint64_t array_bytes);
+
 /** Most samples a timeline holds (it thins itself by halves past this, never losing the peak). */
 #define TLY_TIMELINE_CAP 2048
 

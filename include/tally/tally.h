@@ -3,6 +3,7 @@
  *
  *   error.h   errors as values, messages with context (tly_fail, tly_errmsg)
  *   mem.h     the tracker: stages, counters, copy ledger, timeline, cross-checks
+ *   timing.h  where the time goes: busy and waiting per stage, waits, the event ring
  *   plan.h    dtypes, regions, chunk grids and runs (the plan stage)
  *   codec.h   none, blosc, zstd into caller buffers
  *   meta.h    Zarr v2/v3 metadata
@@ -22,6 +23,7 @@
 #include "tally/meta.h"
 #include "tally/plan.h"
 #include "tally/store.h"
+#include "tally/timing.h"
 #include "tally/version.h"
 
 #endif

@@ -27,6 +27,9 @@ struct tly_array {
 /* Counters an operation's workers add to. */
 struct tly__op_stats {
     _Atomic uint64_t chunks, missing, rmw, stored_bytes, split_ranges;
+    uint64_t workers; /* threads the chunks ran on */
+    int threads;      /* codec work at once at most (--threads) */
+    int io_concurrency;
 };
 
 /* What the workers of one operation share: the array, the region, its chunk range, the pool of

@@ -1,6 +1,8 @@
 /*
  * Workers: run a task per chunk on a few threads. The first failure wins: the others stop taking
- * chunks, and its code and message come back on the calling thread.
+ * chunks, and its code and message come back on the calling thread. Each runs as one of the
+ * engine's workers for time accounting (tally/timing.h), and while a trace is on each chunk, codec
+ * call and wait for the codec gate is an event of its thread.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -14,6 +16,7 @@
 #include "engine/internal.h"
 #include "tally/codec.h"
 #include "tally/mem.h"
+#include "tally/timing.h"
 
 #define MAX_THREADS 256
 
@@ -30,6 +33,7 @@ struct job {
 static void *work(void *arg)
 {
     struct job *j = arg;
+    tly_time_worker(true);
     for (;;) {
         if (atomic_load_explicit(&j->err, memory_order_relaxed))
             break;
@@ -47,6 +51,7 @@ static void *work(void *arg)
             break;
         }
     }
+    tly_time_worker(false);
     return NULL;
 }
 
@@ -101,6 +106,9 @@ static void op_stats_out(struct tly__op_stats *s, struct tly_pool *pool, struct 
     out->pool_peak = ps.peak_in_use;
     out->pool_waits = ps.waits;
     out->pool_forced = ps.forced;
+    out->workers = s->workers;
+    out->threads = s->threads;
+    out->io_concurrency = s->io_concurrency;
 }
 
 int tly_io_opts_resolve(const struct tly_io_opts *opts, struct tly_io_opts *out)
@@ -148,15 +156,32 @@ int tly__workers(const struct tly_array *a)
     return a->opts.threads;
 }
 
-static void codec_enter(struct tly_array *a)
+/* Through the gate for codec work of stage @p s; the time spent waiting there is a gate wait in s. */
+static void codec_enter(struct tly_array *a, enum tly_stage s)
 {
     if (!a->remote)
         return; /* workers == threads: the gate would never close */
     pthread_mutex_lock(&a->gate_mu);
-    while (a->gate_free == 0)
-        pthread_cond_wait(&a->gate_cv, &a->gate_mu);
+    if (a->gate_free == 0)
+        TLY_STAGE(s)
+        {
+            uint64_t t0 = tly_wait_begin();
+            while (a->gate_free == 0)
+                pthread_cond_wait(&a->gate_cv, &a->gate_mu);
+            tly_wait_end(t0, TLY_WAIT_GATE);
+        }
     a->gate_free--;
     pthread_mutex_unlock(&a->gate_mu);
+}
+
+/* A codec call's events, while a trace is on: "blosc encode" with the bytes in, then out. */
+static void codec_event(const struct tly_array *a, bool begin, const char *what, uint64_t bytes, int err)
+{
+    if (!tly_trace_on())
+        return;
+    char name[32];
+    snprintf(name, sizeof name, "%s %s", tly_codec_name(a->meta.codec.id), what);
+    tly_trace_note(begin ? TLY_EV_CODEC_BEGIN : TLY_EV_CODEC_END, bytes, 0, err != 0, name);
 }
 
 static void codec_leave(struct tly_array *a)
@@ -171,8 +196,10 @@ static void codec_leave(struct tly_array *a)
 
 int tly__encode(struct tly__op *op, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
 {
-    codec_enter(op->a);
+    codec_enter(op->a, TLY_ENCODE);
+    codec_event(op->a, true, "encode", n, 0);
     int err = tly_codec_encode(&op->a->meta.codec, dst, cap, src, n, out_n);
+    codec_event(op->a, false, "encode", *out_n, err);
     codec_leave(op->a);
     return err;
 }
@@ -187,16 +214,20 @@ struct tly_codec tly__op_codec(const struct tly__op *op)
 int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, size_t n)
 {
     struct tly_codec c = tly__op_codec(op);
-    codec_enter(op->a);
+    codec_enter(op->a, TLY_DECODE);
+    codec_event(op->a, true, "decode", n, 0);
     int err = tly_codec_decode(&c, dst, dst_n, src, n);
+    codec_event(op->a, false, "decode", dst_n, err);
     codec_leave(op->a);
     return err;
 }
 
 int tly__feed(struct tly__op *op, struct tly_zstd_dstream *ds, const void *in, size_t n)
 {
-    codec_enter(op->a);
+    codec_enter(op->a, TLY_DECODE);
+    codec_event(op->a, true, "decode", n, 0);
     int err = tly_zstd_dstream_feed(ds, in, n);
+    codec_event(op->a, false, "decode", 0, err);
     codec_leave(op->a);
     return err;
 }
@@ -256,6 +287,31 @@ int tly__readv(struct tly__op *op, const char *key, uint64_t offset, const struc
     return tly__run_tasks((int)ways, ways, read_range, &sp);
 }
 
+/* An operation's chunk task, with its begin and end events (key, bytes) while a trace is on. */
+struct chunk_task {
+    struct tly__op *op;
+    tly__task_fn fn;
+    void *ctx;
+};
+
+static int chunk_task(void *arg, uint64_t i)
+{
+    struct chunk_task *ct = arg;
+    if (!tly_trace_on())
+        return ct->fn(ct->ctx, i);
+    const struct tly_array *a = ct->op->a;
+    uint64_t idx[TLY_MAX_RANK];
+    char key[256];
+    tly__chunk_at(a->grid.rank, ct->op->lo, ct->op->hi, i, idx);
+    if (tly_meta_chunk_key(&a->meta, idx, key, sizeof key) < 0)
+        key[0] = '\0';
+    uint64_t bytes = tly_grid_chunk_elems(&a->grid) * a->meta.dtype.size;
+    tly_trace_note(TLY_EV_CHUNK_BEGIN, bytes, i, 0, key);
+    int err = ct->fn(ct->ctx, i);
+    tly_trace_note(TLY_EV_CHUNK_END, bytes, i, err != 0, key);
+    return err;
+}
+
 int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region *r, tly__task_fn fn, void *ctx,
                 struct tly_io_stats *stats)
 {
@@ -275,7 +331,11 @@ int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region
     op->nchunks = n;
     op->codec_threads = share(a->opts.threads, n);
     op->read_ways = share(tly__workers(a), n);
-    err = n ? tly__run_tasks(tly__workers(a), n, fn, ctx) : 0;
+    op->stats.workers = (uint64_t)tly__workers(a) < n ? (uint64_t)tly__workers(a) : n;
+    op->stats.threads = a->opts.threads;
+    op->stats.io_concurrency = a->opts.io_concurrency;
+    struct chunk_task ct = {op, fn, ctx};
+    err = n ? tly__run_tasks(tly__workers(a), n, chunk_task, &ct) : 0;
     op_stats_out(&op->stats, op->pool, stats);
     tly_pool_destroy(op->pool);
     return err;

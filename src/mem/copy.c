@@ -16,4 +16,6 @@ void tly_copy_note(size_t n)
     struct tly__tblock *b = tly__block(t);
     tly__bump(b, &b->copies[s], 1);
     tly__bump(b, &b->copy_bytes[s], n);
+    if (atomic_load_explicit(&tly__trace_on, memory_order_relaxed))
+        tly__trace_copy(t, n);
 }

@@ -52,6 +52,7 @@ static void fold(struct tly__tblock *dst, struct tly__tblock *src)
         atomic_fetch_add(&dst->copies[s], atomic_exchange(&src->copies[s], 0));
         atomic_fetch_add(&dst->copy_bytes[s], atomic_exchange(&src->copy_bytes[s], 0));
     }
+    tly__time_fold(dst, src);
 }
 
 /* Runs at thread exit (pthread key destructor): fold the thread's counters into `retired`. */
@@ -61,6 +62,7 @@ static void on_thread_exit(void *arg)
     struct tly__tls *t = &tly__tls;
     uint8_t in = t->in_hook;
     t->in_hook = 1;
+    tly__time_thread_exit(t);
     pthread_mutex_lock(&blocks_mu);
     fold(&retired, b);
     atomic_store(&b->in_use, 0);
@@ -83,6 +85,12 @@ struct tly__tblock *tly__block_slow(struct tly__tls *t)
             t->block = &blocks[i];
             break;
         }
+    }
+    /* A thread timed before it had a block: its interval in progress shows in snapshots from now. */
+    if (t->since && t->block != &retired) {
+        atomic_store_explicit(&t->block->open_stage, (int)tly__stage_of(t), memory_order_relaxed);
+        atomic_store_explicit(&t->block->open_waited, t->waited, memory_order_relaxed);
+        atomic_store_explicit(&t->block->open_since, t->since, memory_order_release);
     }
     /* The key was made first thing at start-up, so its slot is static: this does not allocate. */
     if (t->block != &retired && exit_key_ok) {
@@ -285,6 +293,19 @@ void tly__snapshot_libs(struct tly_mem_snapshot *out, struct tly__lib_counters l
             libs[i].at_peak_bytes = at_peak_lib[i];
     }
     tly__spin_unlock(&peak_mu);
+}
+
+void tly_time_snapshot(struct tly_time_snapshot *out)
+{
+    memset(out, 0, sizeof *out);
+    out->t_ns = tly__now_ns();
+    pthread_mutex_lock(&blocks_mu);
+    for (int i = 0; i < MAX_BLOCKS; i++)
+        if (atomic_load_explicit(&blocks[i].in_use, memory_order_acquire))
+            tly__time_add_block(out, &blocks[i], out->t_ns);
+    tly__time_add_block(out, &retired, out->t_ns);
+    pthread_mutex_unlock(&blocks_mu);
+    tly__time_http(out);
 }
 
 void tly_mem_snapshot(struct tly_mem_snapshot *out)

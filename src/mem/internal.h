@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "tally/mem.h"
+#include "tally/timing.h"
 
 #define TLY__LIKELY(x) __builtin_expect(!!(x), 1)
 #define TLY__UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -47,6 +48,14 @@ struct tly__tblock {
     _Atomic uint64_t alloc_req_bytes[TLY_NSTAGES];
     _Atomic uint64_t copies[TLY_NSTAGES];
     _Atomic uint64_t copy_bytes[TLY_NSTAGES];
+    /* time (time.c): charged at each stage transition; the interval in progress published for
+     * snapshots (open_since 0: none) */
+    _Atomic uint64_t busy_ns[TLY_NSTAGES];
+    _Atomic uint64_t waiting_ns[TLY_NSTAGES];
+    _Atomic uint64_t wait_ns[TLY_NWAITS];
+    _Atomic uint64_t worker_ns;
+    _Atomic uint64_t open_since, open_waited;
+    _Atomic int open_stage;
     _Atomic int in_use;
     bool shared;
 } __attribute__((aligned(TLY__CACHELINE)));
@@ -58,7 +67,14 @@ struct tly__tls {
     uint8_t stage1;  /* current stage + 1; 0 means TLY_UNSTAGED */
     uint8_t in_hook; /* the hooks are running on this thread: do not re-enter */
     uint8_t state;   /* TLY__TLS_* */
+    /* time.c: the interval in progress (since 0: not timing this thread yet) */
+    uint8_t cpu_valid;    /* cpu_since was read at the interval's start (a worker's get or put) */
+    uint8_t worker_depth; /* inside tly_time_worker(true) calls */
+    uint32_t tid;         /* gettid(), once */
     struct tly__tblock *block;
+    int32_t sched_fd1; /* /proc/thread-self/schedstat's descriptor + 1 (0: not opened; -1: none) */
+    uint64_t since, cpu_since, runq_since, waited, worker_since;
+    uint64_t copy_pending; /* payload bytes copied since the last copy event (traces) */
 };
 
 extern __thread struct tly__tls tly__tls __attribute__((tls_model("initial-exec")));
@@ -141,6 +157,26 @@ void tly__timeline_peak(uint64_t t_ns, int64_t live, const int64_t stage_live[TL
 void tly__timeline_reset(uint64_t t0_ns, int64_t live, const int64_t stage_live[TLY_NSTAGES], const int64_t *lib_live);
 /* tly_mem_timeline(), and each sample's library slots into @p lib_out when it is not NULL */
 size_t tly__timeline_read(struct tly_mem_sample *out, int64_t (*lib_out)[TLY__LIB_MAX], size_t cap);
+
+/* time.c */
+extern bool tly__time_enabled;
+void tly__time_boot(void);
+/* the calling thread moves from stage @p from to @p to (they differ) */
+void tly__time_switch(struct tly__tls *t, enum tly_stage from, enum tly_stage to, bool enter);
+void tly__time_thread_start(struct tly__tls *t);
+/* the thread ends: its interval in progress is charged (before its block is folded) */
+void tly__time_thread_exit(struct tly__tls *t);
+void tly__time_add_block(struct tly_time_snapshot *out, struct tly__tblock *b, uint64_t now);
+void tly__time_fold(struct tly__tblock *dst, struct tly__tblock *src);
+void tly__time_http(struct tly_time_snapshot *out);
+uint32_t tly__tid(struct tly__tls *t);
+
+/* trace.c */
+extern _Atomic bool tly__trace_on;
+void tly__trace_put(struct tly__tls *t, enum tly_event_kind kind, uint8_t stage, uint64_t a, uint64_t b, unsigned c,
+                    const char *text);
+void tly__trace_copies_flush(struct tly__tls *t);
+void tly__trace_copy(struct tly__tls *t, size_t n);
 
 /* crosscheck.c */
 void tly__crosscheck_boot(void);

@@ -1,6 +1,7 @@
 /*
  * The buffer pool: tickets against a byte budget. A ticket that does not fit waits on a condition
- * variable; one larger than the budget waits for an idle pool and then runs alone.
+ * variable (the time is counted as the thread's ticket wait); one larger than the budget waits for
+ * an idle pool and then runs alone.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -45,14 +46,18 @@ void tly_pool_destroy(struct tly_pool *p)
     }
 }
 
-/* Wait for a ticket of @p n bytes; called with mu held. */
+/* Wait for a ticket of @p n bytes; called with mu held. The time it waits is the thread's waiting
+ * (tally/timing.h: TLY_WAIT_TICKET), in its stage (the engine takes tickets in stage pool). */
 static void take_ticket(struct tly_pool *p, uint64_t n)
 {
     bool waited = false;
+    uint64_t t0 = 0;
     if (p->budget == 0) {
         /* no limit */
     } else if (n > p->budget) {
         while (p->in_use > 0 || p->forced_running) {
+            if (!waited)
+                t0 = tly_wait_begin();
             pthread_cond_wait(&p->cv, &p->mu);
             waited = true;
         }
@@ -60,6 +65,8 @@ static void take_ticket(struct tly_pool *p, uint64_t n)
         p->st.forced++;
     } else {
         while (p->forced_running || p->in_use + n > p->budget) {
+            if (!waited)
+                t0 = tly_wait_begin();
             pthread_cond_wait(&p->cv, &p->mu);
             waited = true;
         }
@@ -69,6 +76,8 @@ static void take_ticket(struct tly_pool *p, uint64_t n)
         p->st.peak_in_use = p->in_use;
     p->st.tickets++;
     p->st.waits += waited;
+    if (waited)
+        tly_wait_end(t0, TLY_WAIT_TICKET);
 }
 
 static void give_ticket(struct tly_pool *p, uint64_t n)

@@ -35,16 +35,26 @@ enum tly_stage tly_stage_current(void)
     return tly__stage_of(&tly__tls);
 }
 
+/* A transition to another stage is where time is charged (time.c): the interval that ends was spent
+ * in the stage being left. A scope of the stage the thread is already in costs nothing more. */
 enum tly_stage tly_stage_enter(enum tly_stage s)
 {
-    enum tly_stage prev = tly__stage_of(&tly__tls);
-    tly__tls.stage1 = (unsigned)s < TLY_UNSTAGED ? (uint8_t)(s + 1) : 0;
+    struct tly__tls *t = &tly__tls;
+    uint8_t to = (unsigned)s < TLY_UNSTAGED ? (uint8_t)(s + 1) : 0;
+    enum tly_stage prev = tly__stage_of(t);
+    if (to != t->stage1 && tly__time_enabled)
+        tly__time_switch(t, prev, to ? (enum tly_stage)(to - 1) : TLY_UNSTAGED, true);
+    t->stage1 = to;
     return prev;
 }
 
 void tly_stage_leave(enum tly_stage prev)
 {
-    tly__tls.stage1 = (unsigned)prev < TLY_UNSTAGED ? (uint8_t)(prev + 1) : 0;
+    struct tly__tls *t = &tly__tls;
+    uint8_t to = (unsigned)prev < TLY_UNSTAGED ? (uint8_t)(prev + 1) : 0;
+    if (to != t->stage1 && tly__time_enabled)
+        tly__time_switch(t, tly__stage_of(t), to ? (enum tly_stage)(to - 1) : TLY_UNSTAGED, false);
+    t->stage1 = to;
 }
 
 /*
@@ -68,6 +78,7 @@ static void *tly__thread_start(void *p)
     struct tly__start st = *(struct tly__start *)p;
     free(p); /* unstaged, as it was allocated */
     tly__tls.stage1 = st.stage1;
+    tly__time_thread_start(&tly__tls);
     /* The thread ends in its last stage: what thread-local destructors free was mostly allocated
      * there (a resolver thread's getaddrinfo state, in http). */
     return st.fn(st.arg);
@@ -107,6 +118,7 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *)
 __attribute__((constructor(101))) static void tly__mem_ctor(void)
 {
     tly__counters_boot();
+    tly__time_boot();
     tly__hooks_boot();
     tly__plant_boot();
 }

@@ -2,7 +2,8 @@
  * The memory timeline: (time, live bytes by stage, and by library slot when the preload has any)
  * samples of the current window.
  *
- * A sample is taken when process-wide live bytes have moved by at least `gran` since the last one.
+ * A sample is taken when process-wide live bytes have moved by at least `gran` since the last one:
+ * 64 KiB, or 1% of the window's array when that is less (tly_mem_timeline_grain; at least 4 KiB).
  * When the buffer fills, every other sample is dropped and `gran` doubles, so the timeline stays
  * bounded whatever the run's length; the peak is kept apart from the buffer and merged back in
  * time order when read, so thinning never loses it.
@@ -14,9 +15,11 @@
 #include "mem/internal.h"
 
 #define GRAN0 ((int64_t)64 * 1024)
+#define GRAN_MIN ((int64_t)4 * 1024)
 
 _Atomic int64_t tly__tl_last;
 _Atomic int64_t tly__tl_gran = GRAN0;
+static _Atomic int64_t gran0 = GRAN0; /* the grain a window starts with (tly_mem_timeline_grain) */
 
 static tly__spin mu = TLY__SPIN_INIT;
 static uint64_t t0;
@@ -106,7 +109,7 @@ void tly__timeline_reset(uint64_t t0_ns, int64_t live, const int64_t stage_live[
     lock();
     t0 = t0_ns;
     n = 0;
-    atomic_store_explicit(&tly__tl_gran, GRAN0, memory_order_relaxed);
+    atomic_store_explicit(&tly__tl_gran, atomic_load(&gran0), memory_order_relaxed);
     put(t0_ns, live, stage_live, lib_live);
     peak_sample = samples[0];
     peak_sample.is_peak = true;
@@ -191,4 +194,18 @@ int tly_mem_timeline_write_json(FILE *f)
     fprintf(f, "],\"peak_index\":%zu}", peak_index);
     pthread_mutex_unlock(&buf_mu);
     return ferror(f) ? -EIO : 0;
+}
+
+void tly_mem_timeline_grain(uint64_t array_bytes)
+{
+    int64_t g = (int64_t)(array_bytes / 100);
+    atomic_store(&gran0, array_bytes == 0 || g > GRAN0 ? GRAN0 : g < GRAN_MIN ? GRAN_MIN : g);
+}
+
+uint64_t tly_mem_window_start_ns(void)
+{
+    lock();
+    uint64_t t = t0;
+    unlock();
+    return t;
 }

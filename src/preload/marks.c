@@ -43,6 +43,7 @@ static void open_window(bool marked, const char *op, uint64_t array_bytes)
     fig.array_bytes = array_bytes;
     tly_mem_reset_peaks();
     tly__snapshot_libs(&fig.before, fig.lb);
+    tly_time_snapshot(&fig.time_before);
     fig.t0_ns = tly__now_ns();
     window_pid = getpid();
     state = marked ? W_MARKED : W_PROCESS;
@@ -51,6 +52,7 @@ static void open_window(bool marked, const char *op, uint64_t array_bytes)
 static void close_window(uint64_t output_bytes, bool end_missing)
 {
     fig.t1_ns = tly__now_ns();
+    tly_time_snapshot(&fig.time_after);
     tly__snapshot_libs(&fig.after, fig.la);
     fig.nslots = atomic_load_explicit(&tly__lib_count, memory_order_acquire);
     fig.xc_ok = tly_mem_crosscheck(&fig.xc) == 0;

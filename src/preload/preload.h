@@ -61,6 +61,7 @@ struct tly__figures {
     unsigned marks_ignored;
     uint64_t t0_ns, t1_ns;
     struct tly_mem_snapshot before, after;
+    struct tly_time_snapshot time_before, time_after; /* the marks' push/pop stages' time */
     struct tly__lib_counters lb[TLY__LIB_MAX], la[TLY__LIB_MAX];
     unsigned nslots;
     struct tly_mem_crosscheck xc;

@@ -131,6 +131,42 @@ static void stages(FILE *f, const struct tly__figures *x)
     fputs("\n  },\n", f);
 }
 
+/* Time by stage: only the marks' push/pop set stages in a foreign process, so without them the whole
+ * window is unstaged and its time is nobody's in particular (said, not guessed). */
+static void stage_time(FILE *f, const struct tly__figures *x)
+{
+    const struct tly_time_snapshot *a = &x->time_after, *b = &x->time_before;
+    double wall = (double)(x->t1_ns - x->t0_ns) / 1e9, staged = 0;
+    for (int s = 0; s < TLY_NSTAGES; s++)
+        if (s != TLY_UNSTAGED)
+            staged += (double)(a->busy_ns[s] - b->busy_ns[s] + a->waiting_ns[s] - b->waiting_ns[s]);
+    if (!tly_time_on() || staged <= 0 || wall <= 0) {
+        fputs("  \"stage_time\": null, \"stage_time_about\": ", f);
+        jstr(f, tly_time_on() ? "time is not attributable without marks: no stage was pushed (tly_mark_push, or "
+                                "'push STAGE' lines on TALLY_MARK_FD), so the whole window was unstaged"
+                              : "time accounting is off (TALLY_TRACK=0 or TALLY_TIME=0)");
+        fputs(",\n", f);
+        return;
+    }
+    fputs("  \"stage_time\": {", f);
+    bool first = true;
+    for (int s = 0; s < TLY_NSTAGES; s++) {
+        double busy = (double)(a->busy_ns[s] - b->busy_ns[s]) / 1e9;
+        double waiting = (double)(a->waiting_ns[s] - b->waiting_ns[s]) / 1e9;
+        if (busy <= 0 && waiting <= 0)
+            continue;
+        fputs(first ? "\n    " : ",\n    ", f);
+        first = false;
+        jstr(f, tly_stage_name((enum tly_stage)s));
+        fprintf(f, ": {\"busy_s\": %.6f, \"waiting_s\": %.6f, \"busy_fraction\": %.6f, \"busy_threads\": %.6f}", busy,
+                waiting, busy / wall, busy / wall);
+    }
+    fputs("\n  },\n  \"stage_time_about\": ", f);
+    jstr(f, "the marks' push/pop stages: wall time each thread spent in each pushed stage (unstaged: the rest), "
+            "over the window's wall time");
+    fputs(",\n", f);
+}
+
 static void coverage(FILE *f, const struct tly__figures *x)
 {
     const struct tly_mem_crosscheck *c = &x->xc;
@@ -212,6 +248,7 @@ static void emit(FILE *f, const struct tly__figures *x)
     libraries(f, x, order, k);
     small(f, x);
     stages(f, x);
+    stage_time(f, x);
     coverage(f, x);
     timeline(f, x, order, k);
     fprintf(f, "  \"settings\": {\"large\": %zu, \"copy_min\": %zu, \"mmap_min\": %zu},\n", tly__pl_settings[0],

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "tally/error.h"
+#include "tally/timing.h"
 #include "store/s3_http_internal.h"
 #include "store/s3_sign.h"
 
@@ -108,7 +109,9 @@ static void *loop_main(void *arg)
         pthread_mutex_lock(&h->mu);
         long timeout_ms = sleep_ms(h, tly__s3_now_ns());
         pthread_mutex_unlock(&h->mu);
+        uint64_t idle = tly_wait_begin();
         curl_multi_poll(h->multi, NULL, 0, (int)timeout_ms, NULL);
+        tly_wait_end(idle, TLY_WAIT_POLL);
     }
     return NULL;
 }
@@ -193,6 +196,7 @@ void tly__s3_http_submit(struct tly__s3_http *h, struct tly__s3_req *r)
     r->resp_i = 0;
     r->resp_off = 0;
     r->errbody = (struct tly__s3_str){0};
+    tly_io_request_begin(r, r->method, r->what, r->body_len);
     pthread_cond_init(&r->cv, NULL);
     pthread_mutex_lock(&h->mu);
     if (h->tail)

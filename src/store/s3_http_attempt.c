@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "tally/error.h"
+#include "tally/timing.h"
 #include "store/s3_http_internal.h"
 #include "store/s3_xml.h"
 #include "mem/plant.h"
@@ -128,6 +129,7 @@ static void set_method(CURL *e, struct tly__s3_req *r)
 
 static void finish(struct tly__s3_http *h, struct tly__s3_req *r)
 {
+    tly_io_request_end(r, r->status, r->body_len + r->delivered + r->buf_n, r->attempts);
     tly__s3_str_free(&r->errbody);
     pthread_mutex_lock(&h->mu);
     r->done = true;

@@ -5,6 +5,8 @@
 
 - a 100 MB numpy array copied once (b = a.copy()), whole process: 1 extra copy, numpy holding both
   arrays at the peak, a memcpy volume of 1.00 array charged to numpy;
+- time: without marks it is said not to be attributable; with the marks' push/pop stages each stage
+  gets its wall time (a sleep in put is at least the sleep), the stages' sum within the window's;
 - a planted C library that copies half the array and keeps a half-array block: 0.50 +- 0.02 of both
   charged to it, and a budget on that library fails the profile (exit 1);
 - bad input: a command not found (127), killed by a signal (128 + signal), a static binary (untracked,
@@ -58,6 +60,27 @@ def numpy_copy(tally, w):
         "tracking", "impl")), sorted(r))
     for name in ("results.json", "copies.md", "index.html", "trace.json"):
         t.check(f"{name} written", os.path.getsize(os.path.join(w, "prof", name)) > 50)
+    t.check("without marks, time is said not to be attributable (stage_time null, and why)",
+            r.get("stage_time") is None and "not attributable without marks" in r.get("stage_time_about", ""),
+            r.get("stage_time_about"))
+
+
+MARKED_STAGES = ("import ctypes, time\n"
+                 "lib = ctypes.CDLL(None)\n"
+                 "lib.tly_mark_begin(b'write', ctypes.c_ulonglong(1 << 20))\n"
+                 "lib.tly_mark_push(b'encode'); x = sum(i * i for i in range(300000)); lib.tly_mark_pop()\n"
+                 "lib.tly_mark_push(b'put'); time.sleep(0.05); lib.tly_mark_pop()\n"
+                 "lib.tly_mark_end(ctypes.c_ulonglong(0))\n")
+
+
+def marked_stages(tally, w):
+    p, r = profile(tally, w, "--", "/usr/bin/python3", "-c", MARKED_STAGES)
+    st = (r or {}).get("stage_time") or {}
+    t.check("the marks' push/pop stages get the time: encode and put, put at least its 50 ms sleep",
+            p.returncode == 0 and st.get("encode", {}).get("busy_s", 0) > 0 and
+            st.get("put", {}).get("busy_s", 0) >= 0.05, (p.stderr[-300:], st))
+    t.check("... and the stages' time is the marked window's (not more)",
+            sum(v["busy_s"] + v["waiting_s"] for v in st.values()) <= r["wall_s"] * 1.01 + 0.001, (st, r and r["wall_s"]))
 
 
 def planted(tally, w, exe):
@@ -150,6 +173,7 @@ def main():
     w = tempfile.mkdtemp(prefix="tally-profile-")
     try:
         numpy_copy(tally, w)
+        marked_stages(tally, w)
         planted(tally, w, planted_exe)
         bad_input(tally, w)
         impls(tally, w)

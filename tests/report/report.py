@@ -3,12 +3,14 @@
 scenario's report in headless Chromium, Debian's chromium: the screenshot is not blank — it holds the
 summary table's text and the timeline's coloured areas); trace.json is trace-event JSON (counter
 tracks per stage, as Perfetto reads it); --junit writes JUnit XML; and a copy planted in a stage
-makes `tally run` exit 1 naming that stage.
+makes `tally run` exit 1 naming that stage. Then (report_time.py) the trace's slices and flows, the
+page's stage colours, the screenshots of two cells, and an S3 write's requests in its trace.
 
-  render.py TALLY      prints the checks and "N passed, N failed"; exits 1 on any failure
+  report.py TALLY [SHOTS_DIR]      prints the checks and "N passed, N failed"; exits 1 on any failure
 """
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -19,6 +21,7 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 import tallytest as t  # noqa: E402
+import report_time  # noqa: E402
 
 
 
@@ -99,6 +102,10 @@ def main():
               "stage encode copies" in p.stderr and "limit 0" in p.stderr, p.stderr[-300:])
         failure = ET.parse(f"{work}/planted.xml").getroot().find("testsuite/testcase/failure")
         t.check("... and JUnit records the failure", failure is not None and "encode copies" in failure.text)
+        page = open(f"{work}/planted/index.html").read()
+        t.check("... and index.html names the failed budget beside the cell's chart",
+                re.search(r"class='failed'><b>failed budgets</b><ul>(<li>[^<]*</li>)*<li>stage encode copies = "
+                          r"[\d.]+, limit 0</li>", page) is not None and page.index("class='failed'") < page.index("class='memory'"))
         shot = os.path.join(work, "shot.png")
         p = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                             "--no-first-run", "--disable-background-networking", "--disable-component-update",
@@ -123,6 +130,10 @@ def main():
                   coloured / total > 0.01)
         else:  # ASan or valgrind own malloc: no timeline to draw
             print("skip the timeline's areas: tracking is off in this build")
+        report_time.check_trace(trace, json.load(open(f"{out}/results.json"))["results"][0])
+        report_time.check_colours(chromium, work, out, png_pixels, tracking)
+        shots = sys.argv[2] if len(sys.argv) > 2 else os.path.join(work, "shots")
+        report_time.check_screenshots(tally, chromium, work, shots, png_pixels)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return t.summary()
