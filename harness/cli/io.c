@@ -233,13 +233,15 @@ static json_t *info_json(struct tly_array *arr)
     const struct tly_meta *m = tly_array_meta(arr);
     char descr[8];
     json_t *shape = json_array(), *chunks = json_array();
-    uint64_t nchunks = 1, bytes = m->dtype.size;
+    uint64_t grid[TLY_MAX_RANK], nchunks = 0, bytes = 0;
     for (int d = 0; d < m->rank; d++) {
         json_array_append_new(shape, json_integer((json_int_t)m->shape[d]));
         json_array_append_new(chunks, json_integer((json_int_t)m->chunks[d]));
-        nchunks *= (m->shape[d] + m->chunks[d] - 1) / m->chunks[d];
-        bytes *= m->shape[d];
+        grid[d] = tly_div_ceil_u64(m->shape[d], m->chunks[d]);
     }
+    /* Both fit: the array was opened, which checks its grid (tly_grid_check). */
+    tly_product_u64(1, grid, m->rank, TLY_MAX_ARRAY_BYTES, &nchunks);
+    tly_product_u64(m->dtype.size, m->shape, m->rank, TLY_MAX_ARRAY_BYTES, &bytes);
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:s, s:o}", "url",
                           tly_store_url(tly_array_store(arr)), "store", tly_store_kind(tly_array_store(arr)), "format",
                           m->zarr_format == 3 ? "v3" : "v2", "dtype", tly_dtype_numpy(&m->dtype, descr), "shape", shape,

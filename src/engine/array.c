@@ -16,7 +16,12 @@ static int setup(struct tly_array *a)
     a->gate_free = a->opts.threads;
     a->meta.codec.blosc.typesize = a->meta.dtype.size;
     tly__plant_point(TLY_META);
-    int err = tly_grid_init(&a->grid, a->meta.rank, a->meta.shape, a->meta.chunks);
+    int err = tly_grid_check(a->meta.rank, a->meta.shape, a->meta.chunks, a->meta.dtype.size);
+    if (err) {
+        tly_err_prefix("%s", tly_store_url(a->store));
+        return err;
+    }
+    err = tly_grid_init(&a->grid, a->meta.rank, a->meta.shape, a->meta.chunks);
     if (err)
         return err;
     if (a->meta.has_fill) {

@@ -182,12 +182,10 @@ int tly__meta_check_grid(const char *doc, const struct tly_meta *m, int chunk_ra
     if (chunk_rank != m->rank)
         return tly_fail(TLY_EFORMAT, "%s: shape has %d dimensions but the chunk shape has %d", doc, m->rank,
                         chunk_rank);
-    /* The engine holds a whole chunk in memory: it must be a size one object can have. */
-    uint64_t bytes = m->dtype.size;
-    for (int d = 0; d < m->rank; d++)
-        if (__builtin_mul_overflow(bytes, m->chunks[d], &bytes) || bytes > PTRDIFF_MAX)
-            return tly_fail(TLY_EUNSUPPORTED, "%s: a chunk is too large to hold in memory", doc);
-    return 0;
+    int rc = tly_grid_check(m->rank, m->shape, m->chunks, m->dtype.size);
+    if (rc)
+        tly_err_prefix("%s", doc);
+    return rc;
 }
 
 int tly__json_named(const char *doc, const char *what, json_t *v, const char **name, json_t **cfg)
@@ -269,7 +267,10 @@ static int check_emittable(const struct tly_meta *m)
                         (unsigned)m->dtype.size);
     if (m->codec.id == TLY_CODEC_BLOSC && memchr(m->codec.blosc.cname, '\0', sizeof m->codec.blosc.cname) == NULL)
         return tly_fail(TLY_EUSAGE, "metadata: blosc cname is not terminated");
-    return 0;
+    int rc = tly_grid_check(m->rank, m->shape, m->chunks, m->dtype.size);
+    if (rc)
+        tly_err_prefix("metadata");
+    return rc;
 }
 
 /* @p raw with the fill-value stand-in replaced by @p fill and a newline added; allocated in @p stage. */

@@ -414,3 +414,14 @@ TLY_TEST(meta, v2_emitted_text_belongs_to_the_callers_stage)
     cr_expect_eq(TLY_DELTA(a, b, TLY_PLAN, live_bytes), 0);
     cr_expect_eq(TLY_DELTA(a, b, TLY_META, live_bytes), 0);
 }
+
+/* Issue 15, D2: shape x itemsize and the chunk count must fit; a wrapped size read as 0 bytes. */
+TLY_TEST(meta, v2_shape_that_overflows_is_refused)
+{
+    struct tly_meta m;
+    static const char text[] = "{\"zarr_format\": 2, \"shape\": [2305843009213693952, 8], \"chunks\": [1, 1], "
+                               "\"dtype\": \"<f8\", \"compressor\": null, \"fill_value\": 0, \"order\": \"C\", "
+                               "\"filters\": null}";
+    cr_expect_eq(tly_meta_parse_v2(text, sizeof text - 1, &m), TLY_EUNSUPPORTED);
+    cr_expect(strstr(tly_errmsg(), ".zarray: shape [2305843009213693952, 8]") != NULL, "%s", tly_errmsg());
+}
