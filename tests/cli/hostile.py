@@ -294,7 +294,7 @@ def d13_zattrs(w):
             p.stderr)
 
 
-CASES = (d2_overflow,)
+CASES = (d1_requote, d2_overflow, d13_json_position)
 
 
 def main():
