@@ -117,8 +117,8 @@ static int parse_chunks(const char *s, int rank, const uint64_t *shape, uint64_t
         snprintf(piece, sizeof piece, "%.*s", (int)len, p);
         uint64_t most = shape[d] > 1 ? shape[d] : 1;
         if (tly_int_parse(piece, 1, (long long)(most < INT64_MAX ? most : INT64_MAX), &v) != 0)
-            return tly_fail(TLY_EUSAGE, "--chunks '%s': dimension %d: %s is not in 1..%llu (the array's extent)", s,
-                            d, piece, (unsigned long long)most);
+            return tly_fail(TLY_EUSAGE, "--chunks '%s': dimension %d: %s is not in 1..%llu (the array's extent)", s, d,
+                            piece, (unsigned long long)most);
         out[d] = (uint64_t)v;
         p += len + 1;
     }

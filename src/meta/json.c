@@ -57,9 +57,9 @@ static bool colon_follows(const char *s, size_t n, size_t i)
  * finds in the quoted text is reported where it is in the document as written.
  */
 struct quoting {
-    size_t n;    /* quote characters put in (two per token) */
-    size_t *at;  /* their offsets in the output; NULL on the counting pass */
-    size_t len;  /* the output's length */
+    size_t n;   /* quote characters put in (two per token) */
+    size_t *at; /* their offsets in the output; NULL on the counting pass */
+    size_t len; /* the output's length */
 };
 
 /*

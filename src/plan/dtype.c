@@ -54,7 +54,7 @@ static const char *kind_name(char kind)
     }
 }
 
-/* A size numpy has for a kind tally reads, but tally does not: named as numpy names it; NULL for a size numpy has not. */
+/* A size numpy has (for a kind tally reads) that tally does not: named as numpy names it; else NULL. */
 static const char *numpy_only(char kind, unsigned long size)
 {
     if (kind == 'f' && size == 2)
@@ -114,9 +114,9 @@ int tly_dtype_from_v3(const char *name, struct tly_dtype *out)
             return 0;
         }
     return tly_fail(TLY_EUNSUPPORTED,
-                     "data_type '%s' is not supported (only bool, int8..int64, uint8..uint64, "
-                     "float32, float64)",
-                     name);
+                    "data_type '%s' is not supported (only bool, int8..int64, uint8..uint64, "
+                    "float32, float64)",
+                    name);
 }
 
 const char *tly_dtype_v3_name(const struct tly_dtype *dt)

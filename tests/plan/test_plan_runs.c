@@ -179,8 +179,7 @@ TLY_TEST(array, dtype_refusals_name_the_type)
 {
     struct tly_dtype dt;
     cr_expect_eq(tly_dtype_from_numpy("<f16", &dt), TLY_EUNSUPPORTED);
-    cr_expect(strstr(tly_errmsg(), "float128") != NULL && strstr(tly_errmsg(), "float16") == NULL, "%s",
-              tly_errmsg());
+    cr_expect(strstr(tly_errmsg(), "float128") != NULL && strstr(tly_errmsg(), "float16") == NULL, "%s", tly_errmsg());
     cr_expect_eq(tly_dtype_from_numpy("<f3", &dt), TLY_EFORMAT);
     cr_expect(strstr(tly_errmsg(), "no 3-byte float") != NULL, "%s", tly_errmsg());
     cr_expect_eq(tly_dtype_from_numpy("<i3", &dt), TLY_EFORMAT);
