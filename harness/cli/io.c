@@ -182,6 +182,8 @@ int tly_h_cmd_put(int argc, char **argv)
     err = tly_array_create(argv[first + 1], &m, a.overwrite, &opts, &arr);
     if (!err)
         err = tly_array_write(arr, npy.data, &reg, &r.io);
+    if (!err)
+        err = tly_array_commit(arr); /* the metadata last, then the array published */
     tly_h_window_close(&r.win);
     if (!err) {
         r.store = tly_store_kind(tly_array_store(arr));

@@ -30,6 +30,8 @@ static const struct def defs[TLY__OPT_COUNT] = {
     [TLY__OPT_S3_CONNECT_TIMEOUT] = {"TALLY_S3_CONNECT_TIMEOUT", NULL, "seconds", false, 1, 600, 10},
     [TLY__OPT_S3_LOW_SPEED_TIME] = {"TALLY_S3_LOW_SPEED_TIME", NULL, "seconds", false, 1, 3600, 30},
     [TLY__OPT_S3_LIST_PAGE] = {"TALLY_S3_LIST_PAGE", NULL, "keys per page", false, 1, 1000, 1000},
+    /* metadata (.zarray, zarr.json, .zattrs) and S3's XML replies are read whole: at most this */
+    [TLY__OPT_META_LIMIT] = {"TALLY_META_LIMIT", NULL, "bytes", true, 4 * KIB, 4 * GIB, 64 * MIB},
 };
 
 static bool digits_only(const char *s)

@@ -21,6 +21,7 @@ enum tly__opt {
     TLY__OPT_S3_CONNECT_TIMEOUT,
     TLY__OPT_S3_LOW_SPEED_TIME,
     TLY__OPT_S3_LIST_PAGE,
+    TLY__OPT_META_LIMIT,
     TLY__OPT_COUNT
 };
 

@@ -294,7 +294,8 @@ def d13_zattrs(w):
             p.stderr)
 
 
-CASES = (d1_requote, d2_overflow, d3_npy, d4_chunks, d10_zstd_reasons, d13_json_position, d13_npy)
+CASES = (d1_requote, d2_overflow, d3_npy, d4_chunks, d5_overwrite_enospc, d7_meta_size, d9_symlinks, d10_zstd_reasons,
+         d11_fifo, d13_json_position, d13_npy)
 
 
 def main():
