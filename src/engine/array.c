@@ -58,15 +58,17 @@ static int array_new(const struct tly_io_opts *opts, struct tly_array **out)
 
 /*
  * Read the existing array's user attributes so an overwrite keeps them: v2 .zattrs, v3 attributes.
- * A read that fails is an error.
+ * A read that fails is an error; attributes that are not a JSON object are not kept.
  */
 static int keep_attributes(struct tly_array *a, struct tly_meta *m)
 {
     char *text;
     size_t n;
     int err = tly_store_get(a->store, ".zattrs", &text, &n);
-    if (err == 0)
+    if (err == 0 && tly_meta_attrs_check(".zattrs", text, n) == 0)
         a->zattrs = text;
+    else if (err == 0)
+        free(text);
     else if (err != TLY_ENOTFOUND)
         return err;
     if (m->zarr_format == 3 && m->attributes_json == NULL) {
@@ -209,6 +211,11 @@ static int open_meta(struct tly_array *a)
         return err;
     }
     err = tly_store_get(a->store, ".zattrs", &text, &n);
+    if (err == 0 && (err = tly_meta_attrs_check(".zattrs", text, n)) != 0) {
+        free(text);
+        tly_err_prefix("%s/.zattrs", tly_store_url(a->store));
+        return err;
+    }
     if (err == 0)
         a->zattrs = text;
     else if (err != TLY_ENOTFOUND)

@@ -181,6 +181,25 @@ static int load(const char *doc, const char *text, size_t n, json_t **out)
     return 0;
 }
 
+int tly_meta_attrs_check(const char *doc, const char *text, size_t n)
+{
+    json_error_t err;
+    int rc = 0;
+    TLY_STAGE(TLY_META)
+    {
+        json_t *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &err);
+        if (root == NULL && (json_error_code(&err) == json_error_out_of_memory || err.text[0] == '\0'))
+            rc = tly_fail(-ENOMEM, "%s: out of memory parsing JSON", doc);
+        else if (root == NULL)
+            rc = tly_fail(TLY_EFORMAT, "%s: malformed JSON at line %d, column %d: %s", doc, err.line, err.column,
+                          err.text);
+        else if (!json_is_object(root))
+            rc = tly_fail(TLY_EFORMAT, "%s: not a JSON object", doc);
+        json_decref(root);
+    }
+    return rc;
+}
+
 int tly__meta_parse(const char *doc, const char *text, size_t n, struct tly_meta *out, tly__meta_parse_fn fn)
 {
     int rc = TLY_EINTERNAL;

@@ -295,7 +295,7 @@ def d13_zattrs(w):
 
 
 CASES = (d1_requote, d2_overflow, d3_npy, d4_chunks, d5_overwrite_enospc, d7_meta_size, d9_symlinks, d10_zstd_reasons,
-         d11_fifo, d13_json_position, d13_npy)
+         d11_fifo, d13_json_position, d13_npy, d13_zattrs)
 
 
 def main():
