@@ -81,8 +81,12 @@ int tly__s3_req_body(struct tly__s3 *st, struct tly__s3_req *r, const struct iov
 int tly__s3_req_fail(const struct tly__s3_req *r)
 {
     const char *op = r->op, *what = r->what ? r->what : "?";
-    char tries[32] = "";
-    if (r->attempts > 1)
+    char tries[96] = "";
+    bool said = strstr(r->curl_error, "TALLY_S3_TIMEOUT") != NULL || strstr(r->sink_msg, "TALLY_S3_TIMEOUT") != NULL;
+    if (r->late && !said)
+        snprintf(tries, sizeof tries, " (after %d attempts: no time left for another, TALLY_S3_TIMEOUT %ld s)",
+                 r->attempts, r->timeout_s);
+    else if (r->attempts > 1)
         snprintf(tries, sizeof tries, " (after %d attempts)", r->attempts);
     if (r->sink_err)
         return tly_fail(r->sink_err, "s3 %s %s: %s", op, what,
