@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t n)
             tly_h_cell_release(&c);
         }
         json_decref(tly_h_matrix_cell_for(&m, cell, "zarr-python", 1));
-        if (i > 64)
+        if (i >= 16) /* a matrix expands to many alike cells: the first ones are enough */
             break;
     }
     json_decref(result);

@@ -4,6 +4,7 @@
  * encoding of its path. Seeds: tests/fuzz/corpus/sigv4 (the suite's requests, tests/data/sigv4).
  */
 #include <assert.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,8 +41,13 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t n)
         h[nh++] = (struct tly__sigv4_header){line, colon + 1};
     }
     struct tly__s3_creds creds = {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", NULL};
-    struct tly__sigv4_cache cache;
-    tly__sigv4_cache_init(&cache);
+    /* one cache for the whole run, as a store has: the signing key is derived once, not per input */
+    static struct tly__sigv4_cache cache;
+    static bool cache_ready;
+    if (!cache_ready) {
+        tly__sigv4_cache_init(&cache);
+        cache_ready = true;
+    }
     struct tly__sigv4_req r = {
         .method = method,
         .path = path ? path : "/",
@@ -62,7 +68,6 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t n)
     struct tly__s3_str enc = {0};
     tly__s3_uri_encode(&enc, r.path, strlen(r.path), true);
     tly__s3_str_free(&enc);
-    tly__sigv4_cache_destroy(&cache);
     free(text);
     return 0;
 }
