@@ -91,6 +91,9 @@ int tly__s3_req_fail(const struct tly__s3_req *r)
     if (r->sink_err)
         return tly_fail(r->sink_err, "s3 %s %s: %s", op, what,
                         r->sink_msg[0] ? r->sink_msg : tly_strerror(r->sink_err));
+    if (r->overflow && r->resp == TLY__S3_RESP_NONE)
+        return tly_fail(TLY_EHTTP, "s3 %s %s: HTTP %ld with a reply body nobody asked for, over 64 KiB", op, what,
+                        r->status);
     if (r->overflow)
         return tly_fail(TLY_EFORMAT, "s3 %s %s: the reply holds more than the %llu bytes asked for", op, what,
                         (unsigned long long)r->resp_len);

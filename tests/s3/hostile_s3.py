@@ -239,6 +239,9 @@ def hostile_answers(w):
         R.check(f"a chunk answered with {action}: no output file", not os.path.exists(f"{w}/out.npy"))
         if action == "redirect":
             R.check("a redirect is not followed: nothing reached its target", proxy.stolen == [], proxy.stolen[:1])
+    endless_put = lambda n, m, t, h: "endless" if m == "PUT" and t.split("?")[0].endswith("/e/0") else None  # noqa
+    p, _ = through(endless_put, "put", f"{w}/a.npy", url("e"), "--chunks", "16")
+    refused("a chunk's PUT answered with an endless body", p, ["chunk 0", "nobody asked for"], 20)
     p, _ = through(lambda n, m, t, h: "garbage", "put", f"{w}/a.npy", url("g"))
     refused("put to a server that answers garbage", p, ["s3 HEAD", "g/"], 30)
     R.check("nothing written under g/", s3.list_keys(f"{PREFIX}/g/") == [])
