@@ -98,16 +98,29 @@ static int parse_io_args(const char *cmd, int argc, char **argv, struct io_args 
     return optind;
 }
 
-static int parse_dims(const char *s, int rank, uint64_t *out)
+/*
+ * --chunks: @p rank positive integers, digits only (strtoull would take "-1" as 2^64 - 1), each at
+ * most the array's extent in that dimension (a chunk is stored whole: a larger one is padding only,
+ * and 2^32 x 2^32 of it filled a disk).
+ */
+static int parse_chunks(const char *s, int rank, const uint64_t *shape, uint64_t *out)
 {
     const char *p = s;
+    if (rank == 0 && *s != '\0')
+        return tly_fail(TLY_EUSAGE, "--chunks '%s': the array has no dimensions", s);
     for (int d = 0; d < rank; d++) {
-        char *end;
-        unsigned long long v = strtoull(p, &end, 10);
-        if (end == p || v == 0 || (d + 1 < rank ? *end != ',' : *end != '\0'))
+        size_t len = strcspn(p, ",");
+        char piece[24];
+        long long v;
+        if (len == 0 || len >= sizeof piece || strspn(p, "0123456789") != len || (d + 1 < rank) != (p[len] == ','))
             return tly_fail(TLY_EUSAGE, "--chunks '%s': want %d positive integers separated by commas", s, rank);
-        out[d] = v;
-        p = end + 1;
+        snprintf(piece, sizeof piece, "%.*s", (int)len, p);
+        uint64_t most = shape[d] > 1 ? shape[d] : 1;
+        if (tly_int_parse(piece, 1, (long long)(most < INT64_MAX ? most : INT64_MAX), &v) != 0)
+            return tly_fail(TLY_EUSAGE, "--chunks '%s': dimension %d: %s is not in 1..%llu (the array's extent)", s, d,
+                            piece, (unsigned long long)most);
+        out[d] = (uint64_t)v;
+        p += len + 1;
     }
     return 0;
 }
@@ -115,7 +128,7 @@ static int parse_dims(const char *s, int rank, uint64_t *out)
 static int build_meta(const struct io_args *a, const struct tly_npy *npy, struct tly_meta *m)
 {
     uint64_t chunks[TLY_MAX_RANK];
-    int err = a->chunks ? parse_dims(a->chunks, npy->rank, chunks) : 0;
+    int err = a->chunks ? parse_chunks(a->chunks, npy->rank, npy->shape, chunks) : 0;
     if (!err)
         err = tly_h_build_meta(a->format, &npy->dtype, npy->rank, npy->shape, a->chunks ? chunks : NULL, a->codec,
                                a->separator, m);
@@ -169,6 +182,8 @@ int tly_h_cmd_put(int argc, char **argv)
     err = tly_array_create(argv[first + 1], &m, a.overwrite, &opts, &arr);
     if (!err)
         err = tly_array_write(arr, npy.data, &reg, &r.io);
+    if (!err)
+        err = tly_array_commit(arr); /* the metadata last, then the array published */
     tly_h_window_close(&r.win);
     if (!err) {
         r.store = tly_store_kind(tly_array_store(arr));
@@ -233,13 +248,15 @@ static json_t *info_json(struct tly_array *arr)
     const struct tly_meta *m = tly_array_meta(arr);
     char descr[8];
     json_t *shape = json_array(), *chunks = json_array();
-    uint64_t nchunks = 1, bytes = m->dtype.size;
+    uint64_t grid[TLY_MAX_RANK], nchunks = 0, bytes = 0;
     for (int d = 0; d < m->rank; d++) {
         json_array_append_new(shape, json_integer((json_int_t)m->shape[d]));
         json_array_append_new(chunks, json_integer((json_int_t)m->chunks[d]));
-        nchunks *= (m->shape[d] + m->chunks[d] - 1) / m->chunks[d];
-        bytes *= m->shape[d];
+        grid[d] = tly_div_ceil_u64(m->shape[d], m->chunks[d]);
     }
+    /* Both fit: the array was opened, which checks its grid (tly_grid_check). */
+    tly_product_u64(1, grid, m->rank, TLY_MAX_ARRAY_BYTES, &nchunks);
+    tly_product_u64(m->dtype.size, m->shape, m->rank, TLY_MAX_ARRAY_BYTES, &bytes);
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:s, s:o}", "url",
                           tly_store_url(tly_array_store(arr)), "store", tly_store_kind(tly_array_store(arr)), "format",
                           m->zarr_format == 3 ? "v3" : "v2", "dtype", tly_dtype_numpy(&m->dtype, descr), "shape", shape,

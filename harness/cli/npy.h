@@ -16,8 +16,14 @@ struct tly_npy {
     size_t map_bytes;
 };
 
-/** Bytes of the array's data. */
+/** Bytes of the array's data (UINT64_MAX when that does not fit: tly_npy_parse() refuses such a shape). */
 uint64_t tly_npy_bytes(const struct tly_npy *npy);
+
+/**
+ * Read the .npy file held in @p size bytes at @p buf (named @p path in messages): its header parsed
+ * strictly (tly_npy_map), its data pointing into @p buf. Returns 0, TLY_EFORMAT or TLY_EUNSUPPORTED.
+ */
+int tly_npy_parse(const char *path, const void *buf, size_t size, struct tly_npy *out);
 
 /** Map the .npy file at @p path read-only; its data is not copied. Fortran order is refused. */
 int tly_npy_map(const char *path, struct tly_npy *out);

@@ -132,6 +132,12 @@ int tly_zstd_dstream_feed(struct tly_zstd_dstream *ds, const void *in, size_t n)
  */
 int tly_zstd_dstream_close(struct tly_zstd_dstream *ds);
 
+/**
+ * Free @p ds (NULL is fine) without a verdict, after a feed (or the reading that fed it) failed: the
+ * thread's error message keeps that failure's reason instead of close()'s "truncated".
+ */
+void tly_zstd_dstream_abort(struct tly_zstd_dstream *ds);
+
 #ifdef __cplusplus
 }
 #endif

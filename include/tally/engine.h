@@ -63,12 +63,28 @@ struct tly_io_stats {
 };
 
 /**
- * Create the array described by @p m at @p url (writing its metadata). An existing array there is
- * refused with TLY_EEXISTS unless @p overwrite, which deletes its chunks first (keeping v2 .zattrs /
- * v3 attributes). @p m is copied.
+ * Create the array described by @p m at @p url. An existing array there (or an incomplete one, an
+ * interrupted write's) is refused with TLY_EEXISTS unless @p overwrite; a local directory that holds
+ * something but no Zarr metadata is refused either way (TLY_EUSAGE). A check that fails for any
+ * reason but "not found" is an error. @p m is copied.
+ *
+ * The new array is staged (tly_store_stage): its writes are not visible at @p url until
+ * tly_array_commit() writes its metadata (last) and publishes it. An overwrite therefore never
+ * shows a mix: locally the old array stays whole until the new one is swapped in by one rename;
+ * on S3 the prefix is the old array, then an incomplete one (reads say "run tally gc"), then the new
+ * one. The old array's v2 .zattrs / v3 attributes are kept.
  */
 int tly_array_create(const char *url, const struct tly_meta *m, bool overwrite, const struct tly_io_opts *opts,
                      struct tly_array **out);
+
+/**
+ * Publish a created array: its metadata written, then the staged array made the one at its URL.
+ * Returns 0 (also for an array that was opened, or already committed), TLY_EUSAGE when a write
+ * failed (the staged array is then dropped at close), or the store's error. tly_array_close()
+ * commits a created array whose writes all succeeded when the caller did not (its error is then
+ * lost: commit first to see it).
+ */
+int tly_array_commit(struct tly_array *a);
 
 /** Open the array at @p url (v3 zarr.json, else v2 .zarray). TLY_ENOTFOUND when there is none. */
 int tly_array_open(const char *url, const struct tly_io_opts *opts, struct tly_array **out);

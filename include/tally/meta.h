@@ -65,6 +65,12 @@ char *tly_meta_emit(const struct tly_meta *m);
  */
 char *tly_codec_config_json(const struct tly_codec *c);
 
+/**
+ * Check that @p n bytes of @p text are a JSON object (v2 .zattrs: user attributes). Returns 0, or
+ * TLY_EFORMAT naming @p doc and where it is malformed (a malformed .zattrs was shown as {}).
+ */
+int tly_meta_attrs_check(const char *doc, const char *text, size_t n);
+
 /** The metadata document's key: ".zarray" (2) or "zarr.json" (3); NULL for another format. */
 const char *tly_meta_key(int zarr_format);
 

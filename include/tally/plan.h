@@ -69,7 +69,17 @@ struct tly_grid {
     uint64_t nchunks[TLY_MAX_RANK]; /**< chunks per dimension */
 };
 
-/** Set up @p g; TLY_EUSAGE when a chunk dimension is 0 or ranks disagree. */
+/**
+ * Check the sizes of an array of @p rank dimensions of @p shape, in chunks of @p chunks, of
+ * @p elem-byte elements, before anything is allocated or written for it: its bytes and its number
+ * of chunks at most TLY_MAX_ARRAY_BYTES (2^63 - 1, tally/checked.h), a chunk's bytes at most
+ * PTRDIFF_MAX (the engine holds a chunk whole), every chunk dimension at least 1. Returns 0,
+ * TLY_EUSAGE (a chunk dimension of 0, a bad rank) or TLY_EUNSUPPORTED naming the shape; the caller
+ * puts the document or option in front.
+ */
+int tly_grid_check(int rank, const uint64_t *shape, const uint64_t *chunks, size_t elem);
+
+/** Set up @p g (its sizes checked by tly_grid_check() first); TLY_EUSAGE when a chunk dimension is 0. */
 int tly_grid_init(struct tly_grid *g, int rank, const uint64_t *shape, const uint64_t *chunks);
 
 /** Elements in one (full-size) chunk. */

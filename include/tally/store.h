@@ -102,17 +102,61 @@ void tly_writer_abort(struct tly_writer *w);
 int tly_store_delete(struct tly_store *st, const char *key);
 
 /**
- * Delete everything under the store's root (used to overwrite an array). Refuses with TLY_EUSAGE
+ * Delete everything under the store's root. Refuses with TLY_EUSAGE
  * unless the root holds Zarr metadata (.zarray, zarr.json), so it never empties a directory that is
  * not an array.
  */
 int tly_store_clear(struct tly_store *st);
 
 /**
- * Clean up what crashed writes left under the store's root: local temporary files; S3 multipart
- * uploads never completed or aborted. @p removed (may be NULL) gets how many were cleaned.
+ * Clean up what interrupted writes left: local temporary files under the root and, beside it, the
+ * directories of staged arrays never published (an old array an interrupted two-step swap set aside
+ * is put back when the root is missing); S3 multipart uploads never completed or aborted, and an
+ * incomplete array (the marker without metadata: all its objects). A local leftover whose process
+ * still runs is kept. @p removed (may be NULL) gets how many were cleaned.
  */
 int tly_store_gc(struct tly_store *st, uint64_t *removed);
+
+/** What is at a store's root (tly_store_probe). */
+enum tly_store_state {
+    TLY_STORE_ABSENT,     /**< nothing: no array, no interrupted write (local: no directory, or an empty one) */
+    TLY_STORE_ARRAY,      /**< an array: Zarr metadata (.zarray or zarr.json) */
+    TLY_STORE_INCOMPLETE, /**< an interrupted write that never published (run tally gc) */
+    TLY_STORE_OTHER,      /**< local: a directory that holds something but no Zarr metadata */
+};
+
+/**
+ * What is at the store's root, into @p out. A check that fails for any reason but "not found"
+ * (403, 5xx after the retries, a timeout, EACCES, a FIFO where the metadata should be) is that error,
+ * never TLY_STORE_ABSENT.
+ */
+int tly_store_probe(struct tly_store *st, enum tly_store_state *out);
+
+/**
+ * Begin writing a whole new array at the store's root, unseen by readers until tly_store_publish():
+ *
+ *   local  every later write of @p st goes to a new directory beside the root
+ *          (".NAME.tally-new-PID-N"); the root itself is untouched.
+ *   S3     there is no rename: the prefix is marked incomplete (the ".tally-incomplete" object);
+ *          with @p replace, the old array's metadata is deleted first, then its other objects. From
+ *          then on the prefix opens as no array ("incomplete array: run tally gc") until the caller
+ *          has written the new metadata (last) and published.
+ *
+ * @p replace says an array (or an incomplete one) is there to be replaced (tly_store_probe()).
+ */
+int tly_store_stage(struct tly_store *st, bool replace);
+
+/**
+ * Make the staged array the store's: local: the staged directory swapped with the root in one
+ * rename (renameat2 RENAME_EXCHANGE; where the filesystem has no exchange, the old one is renamed
+ * aside first, and tly_store_gc() puts it back if the second rename never happened), then the old
+ * array removed; a new array is renamed into place (an empty directory there is replaced). S3: the
+ * marker deleted. 0 when nothing is staged.
+ */
+int tly_store_publish(struct tly_store *st);
+
+/** Drop a staged array: local: its directory removed; S3: nothing (it stays incomplete, for gc). */
+void tly_store_discard(struct tly_store *st);
 
 /** True when @p key is a valid relative key (no escape from the root). */
 bool tly_store_key_valid(const char *key);

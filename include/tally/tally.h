@@ -2,6 +2,8 @@
  * tally/tally.h — the whole public API of libtally, one header per module:
  *
  *   error.h   errors as values, messages with context (tly_fail, tly_errmsg)
+ *   checked.h sizes multiplied and added without wrapping
+ *   opts.h    the strict parser of numbers a user gives
  *   mem.h     the tracker: stages, counters, copy ledger, timeline, cross-checks
  *   timing.h  where the time goes: busy and waiting per stage, waits, the event ring
  *   plan.h    dtypes, regions, chunk grids and runs (the plan stage)
@@ -16,6 +18,7 @@
 #ifndef TALLY_TALLY_H
 #define TALLY_TALLY_H
 
+#include "tally/checked.h"
 #include "tally/codec.h"
 #include "tally/engine.h"
 #include "tally/error.h"

@@ -101,15 +101,34 @@ int tly__zstd_encode(const struct tly_codec *c, void *dst, size_t cap, const voi
     return 0;
 }
 
+/*
+ * The frame's header read (zstd's own reason when it is no frame: bad magic, a window too large),
+ * into @p out. 1 when @p n bytes are too few to hold it, 0 when read, or the error.
+ */
+static int frame_header(const void *src, size_t n, ZSTD_frameHeader *out)
+{
+    size_t r = ZSTD_getFrameHeader(out, src, n);
+    if (ZSTD_isError(r))
+        return zerr("frame header", r);
+    if (r > 0)
+        return 1;
+    if (out->frameType == ZSTD_skippableFrame)
+        return tly_fail(TLY_ECODEC, "zstd: a skippable frame where a frame of data was expected");
+    return 0;
+}
+
 /* The frame's content size, or the error for a frame that is no frame or does not record it. */
 static int content_size(const void *src, size_t n, uint64_t *out)
 {
-    unsigned long long s = ZSTD_getFrameContentSize(src, n);
-    if (s == ZSTD_CONTENTSIZE_ERROR)
-        return tly_fail(TLY_ECODEC, "zstd: frame header corrupt or truncated (%zu bytes)", n);
-    if (s == ZSTD_CONTENTSIZE_UNKNOWN)
+    ZSTD_frameHeader h;
+    int rc = frame_header(src, n, &h);
+    if (rc == 1)
+        return tly_fail(TLY_ECODEC, "zstd: frame header truncated (%zu bytes)", n);
+    if (rc)
+        return rc;
+    if (h.frameContentSize == ZSTD_CONTENTSIZE_UNKNOWN)
         return tly_fail(TLY_EUNSUPPORTED, "zstd: frame does not record its content size");
-    *out = s;
+    *out = h.frameContentSize;
     return 0;
 }
 
@@ -210,7 +229,7 @@ static int stream_args(const struct tly_codec *c, const struct iovec *iov, int n
     /* Checked before any output, so a sink never sees part of a frame that would then fail. */
     if (sum != total)
         return tly_fail(TLY_EUSAGE, "zstd: stream pieces hold %llu bytes, not the %llu given as total",
-                         (unsigned long long)sum, (unsigned long long)total);
+                        (unsigned long long)sum, (unsigned long long)total);
     return 0;
 }
 
@@ -286,17 +305,16 @@ static int check_header(struct tly_zstd_dstream *ds, const void *in, size_t n)
     size_t k = n < sizeof ds->head - ds->head_n ? n : sizeof ds->head - ds->head_n;
     memcpy(ds->head + ds->head_n, in, k); /* at most 18 header bytes, not payload */
     ds->head_n += k;
-    unsigned long long size = ZSTD_getFrameContentSize(ds->head, ds->head_n);
-    if (size == ZSTD_CONTENTSIZE_ERROR) {
-        /* Not enough bytes yet, or not a frame: decompression itself will say which. */
-        if (ds->head_n < sizeof ds->head)
-            return 0;
-        return tly_fail(TLY_ECODEC, "zstd: frame header corrupt");
-    }
-    if (size == ZSTD_CONTENTSIZE_UNKNOWN)
+    ZSTD_frameHeader h;
+    int rc = frame_header(ds->head, ds->head_n, &h);
+    if (rc == 1) /* not enough bytes yet (18 always are) */
+        return 0;
+    if (rc)
+        return rc;
+    if (h.frameContentSize == ZSTD_CONTENTSIZE_UNKNOWN)
         return tly_fail(TLY_ECODEC, "zstd: frame does not record its content size");
-    if (size != ds->dst_n)
-        return tly_fail(TLY_ECODEC, "zstd: frame content size %llu != expected %zu", size, ds->dst_n);
+    if (h.frameContentSize != ds->dst_n)
+        return tly_fail(TLY_ECODEC, "zstd: frame content size %llu != expected %zu", h.frameContentSize, ds->dst_n);
     ds->header_checked = true;
     return 0;
 }
@@ -341,6 +359,17 @@ int tly_zstd_dstream_feed(struct tly_zstd_dstream *ds, const void *in, size_t n)
     return rc;
 }
 
+void tly_zstd_dstream_abort(struct tly_zstd_dstream *ds)
+{
+    if (ds == NULL)
+        return;
+    TLY_STAGE(TLY_DECODE)
+    {
+        ZSTD_freeDCtx(ds->dctx);
+        free(ds);
+    }
+}
+
 int tly_zstd_dstream_close(struct tly_zstd_dstream *ds)
 {
     if (ds == NULL)
@@ -352,10 +381,6 @@ int tly_zstd_dstream_close(struct tly_zstd_dstream *ds)
         rc = tly_fail(TLY_ECODEC, "zstd: frame decoded to %zu bytes, expected %zu", ds->z.pos, ds->dst_n);
     else if (ds->sink != NULL && ds->produced != ds->dst_n)
         rc = tly_fail(TLY_ECODEC, "zstd: frame decoded to %zu bytes, expected %zu", ds->produced, ds->dst_n);
-    TLY_STAGE(TLY_DECODE)
-    {
-        ZSTD_freeDCtx(ds->dctx);
-        free(ds);
-    }
+    tly_zstd_dstream_abort(ds);
     return rc;
 }

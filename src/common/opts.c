@@ -30,6 +30,12 @@ static const struct def defs[TLY__OPT_COUNT] = {
     [TLY__OPT_S3_CONNECT_TIMEOUT] = {"TALLY_S3_CONNECT_TIMEOUT", NULL, "seconds", false, 1, 600, 10},
     [TLY__OPT_S3_LOW_SPEED_TIME] = {"TALLY_S3_LOW_SPEED_TIME", NULL, "seconds", false, 1, 3600, 30},
     [TLY__OPT_S3_LIST_PAGE] = {"TALLY_S3_LIST_PAGE", NULL, "keys per page", false, 1, 1000, 1000},
+    /* one S3 request, its retries and backoffs included: a server that drips a body never ends */
+    [TLY__OPT_S3_TIMEOUT] = {"TALLY_S3_TIMEOUT", NULL, "seconds", false, 1, 86400, 600},
+    /* no byte either way for this long: the attempt is abandoned (and retried) */
+    [TLY__OPT_S3_IDLE_TIMEOUT] = {"TALLY_S3_IDLE_TIMEOUT", NULL, "seconds", false, 1, 3600, 30},
+    /* metadata (.zarray, zarr.json, .zattrs) and S3's XML replies are read whole: at most this */
+    [TLY__OPT_META_LIMIT] = {"TALLY_META_LIMIT", NULL, "bytes", true, 4 * KIB, 4 * GIB, 64 * MIB},
 };
 
 static bool digits_only(const char *s)

@@ -18,6 +18,10 @@ struct tly_array {
     struct tly_grid grid;
     struct tly_io_opts opts;
     char *zattrs;            /* v2 .zattrs text, or NULL */
+    char *doc;               /* a created array's metadata, written when it is committed */
+    bool staged;             /* created: its store writes a staged array (tly_store_stage) */
+    bool committed;          /* ... which tly_array_commit() published */
+    bool failed;             /* a write (or the commit) failed: the staged array is dropped */
     uint8_t *fill_pattern;   /* TLY__FILL_PATTERN_BYTES of the fill value repeated */
     pthread_mutex_t gate_mu; /* the codec gate */
     pthread_cond_t gate_cv;

@@ -194,9 +194,11 @@ static int read_zstd(struct tly__op *op, const char *key, const struct tly_runs 
             err = tly_store_read_stream(a->store, key, in, in_cap, feed_sink, ds);
         }
     }
-    int cerr = tly_zstd_dstream_close(ds);
-    if (!err)
-        err = cerr;
+    /* After a failure the reason stands: close() would replace it with "frame truncated". */
+    if (err)
+        tly_zstd_dstream_abort(ds);
+    else
+        err = tly_zstd_dstream_close(ds);
     tly_pool_free(in);
     tly_pool_free(win);
     return err;

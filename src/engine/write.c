@@ -330,5 +330,8 @@ static int write_one(void *arg, uint64_t i)
 int tly_array_write(struct tly_array *a, const void *buf, const struct tly_region *r, struct tly_io_stats *stats)
 {
     struct wctx x = {.buf = buf};
-    return tly__op_run(&x.op, a, r, write_one, &x, stats);
+    int err = tly__op_run(&x.op, a, r, write_one, &x, stats);
+    if (err)
+        a->failed = true; /* a staged array with a failed write is never published */
+    return err;
 }

@@ -89,7 +89,14 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *)
     static _Atomic(tly__create_fn) next;
     tly__create_fn create = atomic_load_explicit(&next, memory_order_acquire);
     if (create == NULL) {
-        create = (tly__create_fn)dlsym(RTLD_NEXT, "pthread_create");
+#ifdef TLY_SANITIZE
+        /* clang links ASan's runtime into the executable, and RTLD_NEXT would pass over its
+         * interceptor: ASan would not know the thread, and LSan would not scan its stack (what only
+         * a thread's stack holds would read as leaked). gcc's libasan is the next object anyway. */
+        create = (tly__create_fn)dlsym(RTLD_DEFAULT, "__interceptor_pthread_create");
+        if (create == NULL)
+#endif
+            create = (tly__create_fn)dlsym(RTLD_NEXT, "pthread_create");
         if (create == NULL)
             return EAGAIN;
         atomic_store_explicit(&next, create, memory_order_release);

@@ -44,7 +44,7 @@ int tly__json_int(const char *doc, const char *what, json_t *v, long long lo, lo
  */
 int tly__json_dims(const char *doc, json_t *obj, const char *key, uint64_t min, uint64_t *dims, int *rank);
 
-/** Check that chunks has @p chunk_rank dims, as shape has, and a chunk's bytes fit in memory. */
+/** Check that chunks has @p chunk_rank dims, as shape has, and the grid's sizes (tly_grid_check). */
 int tly__meta_check_grid(const char *doc, const struct tly_meta *m, int chunk_rank);
 
 /**

@@ -1,6 +1,7 @@
 /* The JSON side of metadata, shared by v2 and v3: loading, field checks, and emitting text. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,55 +53,111 @@ static bool colon_follows(const char *s, size_t n, size_t i)
 }
 
 /*
- * Copy @p s into @p out (n + 3 bytes), quoting a bare token (quotable()) that is the value of the
- * top-level "fill_value", so that the fill-value parser sees it as a string. Returns the length, or
- * 0 when there was nothing to quote.
+ * What requote() did: the quotes it put in, by their offsets in its output, so that an error jansson
+ * finds in the quoted text is reported where it is in the document as written.
  */
-static size_t requote(const char *s, size_t n, char *out)
+struct quoting {
+    size_t n;   /* quote characters put in (two per token) */
+    size_t *at; /* their offsets in the output; NULL on the counting pass */
+    size_t len; /* the output's length */
+};
+
+/*
+ * Quote a bare token (quotable()) that is the value of the top-level "fill_value", so that the
+ * fill-value parser sees it as a string. With @p out NULL, only counts (q->n, q->len): the caller
+ * sizes @p out and q->at from that pass, then runs it again to write them.
+ */
+static void requote(const char *s, size_t n, char *out, struct quoting *q)
 {
-    size_t o = 0, quoted = 0;
+    size_t o = 0, nq = 0;
     int depth = 0;
     bool at_fill = false; /* just after the top-level key "fill_value" */
     for (size_t i = 0; i < n;) {
         if (s[i] == '"') {
             size_t j = string_end(s, n, i);
             at_fill = depth == 1 && j - i == 12 && memcmp(s + i, "\"fill_value\"", 12) == 0 && colon_follows(s, n, j);
-            memcpy(out + o, s + i, j - i); /* JSON text, not payload */
+            if (out)
+                memcpy(out + o, s + i, j - i); /* JSON text, not payload */
             o += j - i;
             i = j;
             continue;
         }
         if (s[i] == ':' || isspace((unsigned char)s[i])) {
-            out[o++] = s[i++];
+            if (out)
+                out[o] = s[i];
+            o++;
+            i++;
             continue;
         }
         size_t k = at_fill ? quotable(s + i, n - i) : 0;
         at_fill = false;
         if (k > 0) {
-            out[o++] = '"';
-            memcpy(out + o, s + i, k); /* JSON text, not payload */
-            o += k;
-            out[o++] = '"';
+            if (out) {
+                q->at[nq] = o;
+                q->at[nq + 1] = o + k + 1;
+                out[o] = '"';
+                memcpy(out + o + 1, s + i, k); /* JSON text, not payload */
+                out[o + k + 1] = '"';
+            }
+            o += k + 2;
+            nq += 2;
             i += k;
-            quoted++;
             continue;
         }
         depth += (s[i] == '{' || s[i] == '[') - (s[i] == '}' || s[i] == ']');
-        out[o++] = s[i++];
+        if (out)
+            out[o] = s[i];
+        o++;
+        i++;
     }
-    return quoted > 0 ? o : 0;
+    q->n = nq;
+    q->len = o;
 }
 
-/* A second try for text jansson refused: with bare NaN/Infinity or a big integer fill value quoted. */
-static json_t *load_requoted(const char *text, size_t n)
+/* The column jansson gave for an error in the quoted text, less the quotes put in before it on its line. */
+static int unquoted_column(const char *text, const struct quoting *q, const json_error_t *e)
 {
-    char *copy = malloc(n + 3);
-    if (copy == NULL)
-        return NULL;
-    size_t len = requote(text, n, copy);
-    json_t *root = len > 0 ? json_loadb(copy, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    size_t pos = e->position > 0 && (size_t)e->position <= q->len ? (size_t)e->position : q->len;
+    size_t line = pos;
+    while (line > 0 && text[line - 1] != '\n')
+        line--;
+    int shift = 0;
+    for (size_t i = 0; i < q->n; i++)
+        shift += q->at[i] >= line && q->at[i] < pos;
+    return e->column > shift ? e->column - shift : e->column;
+}
+
+/*
+ * A second try for text jansson refused: with bare NaN/Infinity or a big integer fill value quoted.
+ * Returns 0 with @p root NULL when there was nothing to quote (@p err keeps the first error); when the
+ * quoted text fails too, its error goes into @p err, at its place in the text as written.
+ */
+static int load_requoted(const char *text, size_t n, json_error_t *err, json_t **root)
+{
+    struct quoting q = {0};
+    *root = NULL;
+    requote(text, n, NULL, &q);
+    if (q.n == 0)
+        return 0;
+    char *copy = malloc(q.len + 1);
+    size_t *at = malloc(q.n * sizeof *at);
+    int rc = copy && at ? 0 : -ENOMEM;
+    if (rc == 0) {
+        q.at = at;
+        requote(text, n, copy, &q);
+        copy[q.len] = '\0';
+        json_error_t e2;
+        *root = json_loadb(copy, q.len, JSON_REJECT_DUPLICATES, &e2);
+        if (*root == NULL && (json_error_code(&e2) == json_error_out_of_memory || e2.text[0] == '\0'))
+            rc = -ENOMEM;
+        else if (*root == NULL) {
+            *err = e2;
+            err->column = unquoted_column(copy, &q, &e2);
+        }
+    }
     free(copy);
-    return root;
+    free(at);
+    return rc;
 }
 
 static int load(const char *doc, const char *text, size_t n, json_t **out)
@@ -108,10 +165,11 @@ static int load(const char *doc, const char *text, size_t n, json_t **out)
     json_error_t err;
     json_t *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &err);
     /* jansson leaves the error text empty where an allocation failed (it sets one for every syntax error). */
-    if (root == NULL && (json_error_code(&err) == json_error_out_of_memory || err.text[0] == '\0'))
+    int rc = root == NULL && (json_error_code(&err) == json_error_out_of_memory || err.text[0] == '\0') ? -ENOMEM : 0;
+    if (rc == 0 && root == NULL && text != NULL)
+        rc = load_requoted(text, n, &err, &root);
+    if (rc == -ENOMEM)
         return tly_fail(-ENOMEM, "%s: out of memory parsing JSON", doc);
-    if (root == NULL && text != NULL)
-        root = load_requoted(text, n);
     if (root == NULL)
         return tly_fail(TLY_EFORMAT, "%s: malformed JSON at line %d, column %d: %s", doc, err.line, err.column,
                         err.text);
@@ -121,6 +179,25 @@ static int load(const char *doc, const char *text, size_t n, json_t **out)
     }
     *out = root;
     return 0;
+}
+
+int tly_meta_attrs_check(const char *doc, const char *text, size_t n)
+{
+    json_error_t err;
+    int rc = 0;
+    TLY_STAGE(TLY_META)
+    {
+        json_t *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &err);
+        if (root == NULL && (json_error_code(&err) == json_error_out_of_memory || err.text[0] == '\0'))
+            rc = tly_fail(-ENOMEM, "%s: out of memory parsing JSON", doc);
+        else if (root == NULL)
+            rc = tly_fail(TLY_EFORMAT, "%s: malformed JSON at line %d, column %d: %s", doc, err.line, err.column,
+                          err.text);
+        else if (!json_is_object(root))
+            rc = tly_fail(TLY_EFORMAT, "%s: not a JSON object", doc);
+        json_decref(root);
+    }
+    return rc;
 }
 
 int tly__meta_parse(const char *doc, const char *text, size_t n, struct tly_meta *out, tly__meta_parse_fn fn)
@@ -182,12 +259,10 @@ int tly__meta_check_grid(const char *doc, const struct tly_meta *m, int chunk_ra
     if (chunk_rank != m->rank)
         return tly_fail(TLY_EFORMAT, "%s: shape has %d dimensions but the chunk shape has %d", doc, m->rank,
                         chunk_rank);
-    /* The engine holds a whole chunk in memory: it must be a size one object can have. */
-    uint64_t bytes = m->dtype.size;
-    for (int d = 0; d < m->rank; d++)
-        if (__builtin_mul_overflow(bytes, m->chunks[d], &bytes) || bytes > PTRDIFF_MAX)
-            return tly_fail(TLY_EUNSUPPORTED, "%s: a chunk is too large to hold in memory", doc);
-    return 0;
+    int rc = tly_grid_check(m->rank, m->shape, m->chunks, m->dtype.size);
+    if (rc)
+        tly_err_prefix("%s", doc);
+    return rc;
 }
 
 int tly__json_named(const char *doc, const char *what, json_t *v, const char **name, json_t **cfg)
@@ -269,7 +344,10 @@ static int check_emittable(const struct tly_meta *m)
                         (unsigned)m->dtype.size);
     if (m->codec.id == TLY_CODEC_BLOSC && memchr(m->codec.blosc.cname, '\0', sizeof m->codec.blosc.cname) == NULL)
         return tly_fail(TLY_EUSAGE, "metadata: blosc cname is not terminated");
-    return 0;
+    int rc = tly_grid_check(m->rank, m->shape, m->chunks, m->dtype.size);
+    if (rc)
+        tly_err_prefix("metadata");
+    return rc;
 }
 
 /* @p raw with the fill-value stand-in replaced by @p fill and a newline added; allocated in @p stage. */

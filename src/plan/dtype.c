@@ -49,11 +49,19 @@ static const char *kind_name(char kind)
     case 'M':
     case 'm':
         return "datetime/timedelta dtype";
-    case 'f':
-        return "float16 dtype";
     default:
         return "dtype";
     }
+}
+
+/* A size numpy has (for a kind tally reads) that tally does not: named as numpy names it; else NULL. */
+static const char *numpy_only(char kind, unsigned long size)
+{
+    if (kind == 'f' && size == 2)
+        return "float16 (half precision)";
+    if (kind == 'f' && (size == 12 || size == 16))
+        return size == 16 ? "float128 (x87 extended precision)" : "float96 (x87 extended precision)";
+    return NULL;
 }
 
 int tly_dtype_from_numpy(const char *s, struct tly_dtype *out)
@@ -65,11 +73,25 @@ int tly_dtype_from_numpy(const char *s, struct tly_dtype *out)
         endian = tly_dtype_swapped(&(struct tly_dtype){'u', 2, '<'}) ? '>' : '<';
     if (endian != '<' && endian != '>' && endian != '|')
         return tly_fail(TLY_EFORMAT, "dtype '%s': unknown byte order '%c'", s, s[0]);
-    char *end;
-    unsigned long size = strtoul(s + 2, &end, 10);
-    if (*end != '\0' || end == s + 2 || !valid(kind, (unsigned)size))
+    /* digits only: strtoul alone would take " 4", "+4" and "-4" */
+    size_t ndig = strspn(s + 2, "0123456789");
+    unsigned long size = ndig > 0 && ndig < 6 ? strtoul(s + 2, NULL, 10) : 0;
+    bool known_kind = kind == 'b' || kind == 'i' || kind == 'u' || kind == 'f';
+    if (!known_kind)
         return tly_fail(TLY_EUNSUPPORTED, "dtype '%s' is not supported: %s (only bool, int, uint, float32/64)", s,
-                         kind_name(kind));
+                        kind_name(kind));
+    if (ndig == 0 || s[2 + ndig] != '\0' || size == 0)
+        return tly_fail(TLY_EFORMAT, "dtype '%s' is not a numpy type string (want e.g. <f4, >i8, |u1)", s);
+    if (!valid(kind, (unsigned)size)) {
+        const char *what = numpy_only(kind, size);
+        if (what)
+            return tly_fail(TLY_EUNSUPPORTED, "dtype '%s' is not supported: %s (only bool, int, uint, float32/64)", s,
+                            what);
+        return tly_fail(TLY_EFORMAT, "dtype '%s' is not a numpy type: there is no %lu-byte %s", s, size,
+                        kind == 'f'   ? "float"
+                        : kind == 'b' ? "bool"
+                                      : "integer");
+    }
     if (size == 1)
         endian = '|';
     else if (endian == '|')
@@ -92,9 +114,9 @@ int tly_dtype_from_v3(const char *name, struct tly_dtype *out)
             return 0;
         }
     return tly_fail(TLY_EUNSUPPORTED,
-                     "data_type '%s' is not supported (only bool, int8..int64, uint8..uint64, "
-                     "float32, float64)",
-                     name);
+                    "data_type '%s' is not supported (only bool, int8..int64, uint8..uint64, "
+                    "float32, float64)",
+                    name);
 }
 
 const char *tly_dtype_v3_name(const struct tly_dtype *dt)

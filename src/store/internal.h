@@ -15,6 +15,10 @@ struct tly_store_ops {
     int (*del)(struct tly_store *st, const char *key);
     int (*clear)(struct tly_store *st);
     int (*gc)(struct tly_store *st, uint64_t *removed);
+    int (*probe)(struct tly_store *st, enum tly_store_state *out);
+    int (*stage)(struct tly_store *st, bool replace);
+    int (*publish)(struct tly_store *st);
+    void (*discard)(struct tly_store *st);
     void (*close)(struct tly_store *st);
 };
 

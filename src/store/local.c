@@ -1,15 +1,17 @@
 /*
- * The local filesystem store.
+ * The local filesystem store: its operations (local.h maps its files).
  *
- * Everything is opened relative to the root directory's descriptor, and keys are checked before
- * use, so no key reaches outside the array. A write goes to a temporary file beside its target
- * (".<name>.tmp-<pid>-<n>") and is renamed over it on commit, so an error or a crash never leaves a
- * torn chunk visible; with fsync the file and then its directory are synced. Data moves with
- * pwritev/preadv straight between the file and the caller's memory.
+ * Everything is opened relative to the root directory's descriptor (or a staged array's, while one
+ * is written: local_stage.c), keys are checked before use, and no symbolic link is followed on the
+ * way (local_path.c), so no key reaches outside the array. A write goes to a temporary file beside
+ * its target (".<name>.tmp-<pid>-<n>") and is renamed over it on commit, so an error or a crash
+ * never leaves a torn chunk visible; with fsync the file and then its directory are synced. Data
+ * moves with pwritev/preadv straight between the file and the caller's memory. Metadata is read
+ * whole only up to TALLY_META_LIMIT bytes.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
+#include <dirent.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,35 +22,28 @@
 #include <unistd.h>
 
 #include "tally/error.h"
-#include "store/internal.h"
+#include "common/opts.h"
+#include "store/local.h"
 
 #define IOV_BATCH 1024 /* IOV_MAX on Linux */
 
-struct local {
-    struct tly_store base;
-    char *root;
-    int root_fd; /* -1 until the root exists */
-    pthread_mutex_t mu;
-};
-
 struct local_writer {
     struct tly_writer base;
-    struct local *st;
+    struct tly__local *st;
     int fd;
+    int dir;      /* the key's directory: the tmp file and the key are both in it */
+    bool own_dir; /* dir is the writer's to close */
     uint64_t off;
     char *key;
-    char *tmp;
+    const char *name; /* the key's last component */
+    char *tmp;        /* the tmp file's name in dir */
 };
 
 static atomic_uint tmp_seq;
 
-static struct local *L(struct tly_store *st)
-{
-    return (struct local *)st;
-}
+#define L tly__local_of
 
-/* mkdir -p for an absolute or relative path. */
-static int mkdirs(const char *path)
+int tly__local_mkdirs(const char *path)
 {
     char buf[PATH_MAX];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
@@ -66,13 +61,12 @@ static int mkdirs(const char *path)
     return 0;
 }
 
-/* The root's descriptor; with @p create, make the directory first. -ENOENT when it is missing. */
-static int root_fd(struct local *st, bool create)
+int tly__local_root(struct tly__local *st, bool create)
 {
     pthread_mutex_lock(&st->mu);
     int fd = st->root_fd;
     if (fd < 0) {
-        int err = create ? mkdirs(st->root) : 0;
+        int err = create ? tly__local_mkdirs(st->root) : 0;
         if (err == 0) {
             fd = open(st->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
             err = fd < 0 ? -errno : 0;
@@ -86,51 +80,53 @@ static int root_fd(struct local *st, bool create)
     return fd;
 }
 
-/* Create the directories of @p key below the root (for "c/0/1": "c" and "c/0"). */
-static int make_parents(int dirfd, const char *key)
+int tly__local_dir(struct tly__local *st, bool create)
 {
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", key) >= (int)sizeof buf)
-        return -ENAMETOOLONG;
-    for (char *p = strchr(buf, '/'); p; p = strchr(p + 1, '/')) {
-        *p = '\0';
-        if (mkdirat(dirfd, buf, 0777) != 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    return 0;
+    return st->stage_fd >= 0 ? st->stage_fd : tly__local_root(st, create);
 }
 
-static int open_key(struct local *st, const char *key, int *fd)
+/*
+ * After a key was not found: when the root the store opened is no longer the directory at its path
+ * (an overwrite swapped a new array in and is removing the old one), a reader would take the old
+ * array's chunks for missing ones and fill them: say so instead.
+ */
+static int not_found(struct tly__local *st, const char *key)
 {
-    int dir = root_fd(st, false);
-    if (dir == -ENOENT)
-        return tly_fail(TLY_ENOTFOUND, "%s: no such directory", st->root);
-    if (dir < 0)
-        return tly_fail(dir, "%s: %s", st->root, strerror(-dir));
-    *fd = openat(dir, key, O_RDONLY | O_CLOEXEC);
-    if (*fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return tly_fail(TLY_ENOTFOUND, "%s/%s: not found", st->root, key);
-        return tly_fail_errno("%s/%s: open", st->root, key);
-    }
-    return 0;
+    struct stat now, opened;
+    if (st->stage_fd < 0 && st->root_fd >= 0 && fstat(st->root_fd, &opened) == 0 &&
+        (stat(st->root, &now) != 0 || now.st_ino != opened.st_ino || now.st_dev != opened.st_dev))
+        return tly_fail(-ESTALE, "%s/%s: the array was replaced while it was read (read it again)", st->root, key);
+    return tly_fail(TLY_ENOTFOUND, "%s/%s: not found", st->root, key);
 }
 
 static int local_size(struct tly_store *base, const char *key, uint64_t *out)
 {
-    struct local *st = L(base);
-    int dir = root_fd(st, false);
+    struct tly__local *st = L(base);
+    int dir = tly__local_dir(st, false);
     if (dir == -ENOENT)
         return tly_fail(TLY_ENOTFOUND, "%s: no such directory", st->root);
     if (dir < 0)
         return tly_fail(dir, "%s: %s", st->root, strerror(-dir));
+    int pfd;
+    const char *name;
+    int err = tly__local_key_dir(st, dir, key, false, &pfd, &name);
+    if (err == TLY_ENOTFOUND)
+        return not_found(st, key);
+    if (err)
+        return err;
     struct stat sb;
-    if (fstatat(dir, key, &sb, 0) != 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return tly_fail(TLY_ENOTFOUND, "%s/%s: not found", st->root, key);
+    int r = fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW), e = errno;
+    if (pfd != dir)
+        close(pfd);
+    if (r != 0) {
+        if (e == ENOENT || e == ENOTDIR)
+            return not_found(st, key);
+        errno = e;
         return tly_fail_errno("%s/%s: stat", st->root, key);
     }
+    if (S_ISLNK(sb.st_mode))
+        return tly_fail(TLY_EFORMAT, "%s/%s: a symbolic link (the store opens nothing outside its root)", st->root,
+                        key);
     if (!S_ISREG(sb.st_mode))
         return tly_fail(TLY_EFORMAT, "%s/%s: not a regular file", st->root, key);
     *out = (uint64_t)sb.st_size;
@@ -178,7 +174,7 @@ static int read_all(int fd, uint64_t off, const struct iovec *iov, int niov, con
             return tly_fail_errno("%s/%s: read at %llu", root, key, (unsigned long long)off);
         if (n == 0)
             return tly_fail(TLY_EFORMAT, "%s/%s: ends at byte %llu, before the data expected (truncated)", root, key,
-                             (unsigned long long)off);
+                            (unsigned long long)off);
         off += (uint64_t)n;
         iov_advance(iov, niov, &i, &done, (size_t)n);
     }
@@ -187,8 +183,10 @@ static int read_all(int fd, uint64_t off, const struct iovec *iov, int niov, con
 
 static int local_readv(struct tly_store *base, const char *key, uint64_t offset, const struct iovec *iov, int niov)
 {
-    struct local *st = L(base);
-    int fd, err = open_key(st, key, &fd);
+    struct tly__local *st = L(base);
+    int fd, err = tly__local_open_key(st, key, &fd, NULL);
+    if (err == TLY_ENOTFOUND)
+        err = not_found(st, key);
     if (err)
         return err;
     err = read_all(fd, offset, iov, niov, st->root, key);
@@ -199,8 +197,10 @@ static int local_readv(struct tly_store *base, const char *key, uint64_t offset,
 static int local_read_stream(struct tly_store *base, const char *key, void *buf, size_t cap, tly_store_sink_fn sink,
                              void *arg)
 {
-    struct local *st = L(base);
-    int fd, err = open_key(st, key, &fd);
+    struct tly__local *st = L(base);
+    int fd, err = tly__local_open_key(st, key, &fd, NULL);
+    if (err == TLY_ENOTFOUND)
+        err = not_found(st, key);
     if (err)
         return err;
     for (uint64_t off = 0; !err;) {
@@ -221,31 +221,33 @@ static int local_read_stream(struct tly_store *base, const char *key, void *buf,
 
 static int local_get(struct tly_store *base, const char *key, char **data, size_t *n)
 {
-    struct local *st = L(base);
-    int fd, err = open_key(st, key, &fd);
+    struct tly__local *st = L(base);
+    uint64_t size;
+    int fd, err = tly__local_open_key(st, key, &fd, &size);
     if (err)
         return err;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        err = tly_fail_errno("%s/%s: stat", st->root, key);
+    /* Checked before anything is read: a 64 GiB .zarray was read whole. */
+    if (size > st->meta_limit) {
         close(fd);
-        return err;
+        return tly_fail(TLY_EFORMAT, "%s/%s: %llu bytes is more than the limit for metadata, %llu bytes (%s)", st->root,
+                        key, (unsigned long long)size, (unsigned long long)st->meta_limit,
+                        tly__opt_env(TLY__OPT_META_LIMIT));
     }
-    char *buf = malloc((size_t)sb.st_size + 1);
+    char *buf = malloc((size_t)size + 1);
     if (buf == NULL) {
         close(fd);
-        return tly_fail(-ENOMEM, "%s/%s: out of memory for %lld bytes", st->root, key, (long long)sb.st_size);
+        return tly_fail(-ENOMEM, "%s/%s: out of memory for %llu bytes", st->root, key, (unsigned long long)size);
     }
-    struct iovec iov = {buf, (size_t)sb.st_size};
+    struct iovec iov = {buf, (size_t)size};
     err = read_all(fd, 0, &iov, 1, st->root, key);
     close(fd);
     if (err) {
         free(buf);
         return err;
     }
-    buf[sb.st_size] = '\0';
+    buf[size] = '\0';
     *data = buf;
-    *n = (size_t)sb.st_size;
+    *n = (size_t)size;
     return 0;
 }
 
@@ -270,6 +272,8 @@ static int writer_writev(struct tly_writer *base, const struct iovec *iov, int n
 
 static void writer_free(struct local_writer *w)
 {
+    if (w->own_dir)
+        close(w->dir);
     free(w->key);
     free(w->tmp);
     free(w);
@@ -280,37 +284,24 @@ static void writer_abort(struct tly_writer *base)
     struct local_writer *w = (struct local_writer *)base;
     if (w->fd >= 0)
         close(w->fd);
-    unlinkat(w->st->root_fd, w->tmp, 0);
+    unlinkat(w->dir, w->tmp, 0);
     writer_free(w);
-}
-
-static int sync_parent(struct local *st, const char *key)
-{
-    char buf[PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", key);
-    char *slash = strrchr(buf, '/');
-    int fd = slash ? (*slash = '\0', openat(st->root_fd, buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) : dup(st->root_fd);
-    if (fd < 0)
-        return tly_fail_errno("%s/%s: open directory for fsync", st->root, key);
-    int err = fsync(fd) != 0 ? tly_fail_errno("%s/%s: fsync directory", st->root, key) : 0;
-    close(fd);
-    return err;
 }
 
 static int writer_commit(struct tly_writer *base)
 {
     struct local_writer *w = (struct local_writer *)base;
-    struct local *st = w->st;
+    struct tly__local *st = w->st;
     int err = 0;
     if (st->base.opts.fsync && fsync(w->fd) != 0)
         err = tly_fail_errno("%s/%s: fsync", st->root, w->key);
     if (close(w->fd) != 0 && !err)
         err = tly_fail_errno("%s/%s: close", st->root, w->key);
     w->fd = -1;
-    if (!err && renameat(st->root_fd, w->tmp, st->root_fd, w->key) != 0)
+    if (!err && renameat(w->dir, w->tmp, w->dir, w->name) != 0)
         err = tly_fail_errno("%s/%s: rename into place", st->root, w->key);
-    if (!err && st->base.opts.fsync)
-        err = sync_parent(st, w->key);
+    if (!err && st->base.opts.fsync && fsync(w->dir) != 0)
+        err = tly_fail_errno("%s/%s: fsync its directory", st->root, w->key);
     if (err) {
         writer_abort(base);
         return err;
@@ -324,30 +315,32 @@ static const struct tly_writer_ops local_writer_ops = {writer_writev, writer_wri
 
 static int local_writer(struct tly_store *base, const char *key, struct tly_writer **out)
 {
-    struct local *st = L(base);
-    int dir = root_fd(st, true);
+    struct tly__local *st = L(base);
+    int dir = tly__local_dir(st, true);
     if (dir < 0)
         return tly_fail(dir, "%s: cannot create the array directory: %s", st->root, strerror(-dir));
-    int err = make_parents(dir, key);
-    if (err)
-        return tly_fail(err, "%s/%s: cannot create its directory: %s", st->root, key, strerror(-err));
     struct local_writer *w = calloc(1, sizeof *w);
     if (w == NULL)
         return tly_fail(-ENOMEM, "%s/%s: out of memory", st->root, key);
-    const char *slash = strrchr(key, '/');
-    int dirlen = slash ? (int)(slash - key + 1) : 0;
-    if (asprintf(&w->tmp, "%.*s.%s.tmp-%d-%u", dirlen, key, key + dirlen, (int)getpid(),
-                 atomic_fetch_add(&tmp_seq, 1)) < 0 ||
-        (w->key = strdup(key)) == NULL) {
-        free(w->tmp);
-        free(w);
-        return tly_fail(-ENOMEM, "%s/%s: out of memory", st->root, key);
-    }
     w->base.ops = &local_writer_ops;
     w->st = st;
-    w->fd = openat(dir, w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    w->fd = -1;
+    int err = tly__local_key_dir(st, dir, key, true, &w->dir, &w->name);
+    if (err) {
+        free(w);
+        return err;
+    }
+    w->own_dir = w->dir != dir;
+    if ((w->key = strdup(key)) == NULL ||
+        asprintf(&w->tmp, ".%s.tmp-%d-%u", w->name, (int)getpid(), atomic_fetch_add(&tmp_seq, 1)) < 0) {
+        w->tmp = NULL;
+        writer_free(w);
+        return tly_fail(-ENOMEM, "%s/%s: out of memory", st->root, key);
+    }
+    w->name = w->key + (w->name - key);
+    w->fd = openat(w->dir, w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (w->fd < 0) {
-        err = tly_fail_errno("%s/%s: create", st->root, w->tmp);
+        err = tly_fail_errno("%s/%s: create its temporary file", st->root, key);
         writer_free(w);
         return err;
     }
@@ -372,85 +365,67 @@ static int local_put(struct tly_store *base, const char *key, const void *data, 
 
 static int local_del(struct tly_store *base, const char *key)
 {
-    struct local *st = L(base);
-    int dir = root_fd(st, false);
+    struct tly__local *st = L(base);
+    int dir = tly__local_dir(st, false);
     if (dir == -ENOENT)
         return 0;
     if (dir < 0)
         return tly_fail(dir, "%s: %s", st->root, strerror(-dir));
-    if (unlinkat(dir, key, 0) != 0 && errno != ENOENT)
-        return tly_fail_errno("%s/%s: delete", st->root, key);
-    return 0;
-}
-
-/* nftw has no user argument: clear_errno and gc_removed are guarded by clear_mu. */
-static pthread_mutex_t clear_mu = PTHREAD_MUTEX_INITIALIZER;
-static int clear_errno;
-
-static int clear_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    if (ftw->level == 0)
-        return 0; /* the root itself stays */
-    int r = (type == FTW_DP) ? rmdir(path) : unlink(path);
-    if (r != 0 && errno != ENOENT) {
-        clear_errno = errno;
-        return 1;
+    int pfd;
+    const char *name;
+    int err = tly__local_key_dir(st, dir, key, false, &pfd, &name);
+    if (err == TLY_ENOTFOUND) {
+        tly_errclear();
+        return 0;
     }
-    return 0;
+    if (err)
+        return err;
+    if (unlinkat(pfd, name, 0) != 0 && errno != ENOENT)
+        err = tly_fail_errno("%s/%s: delete", st->root, key);
+    if (pfd != dir)
+        close(pfd);
+    return err;
 }
 
 static int local_clear(struct tly_store *base)
 {
-    struct local *st = L(base);
-    int dir = root_fd(st, false);
+    struct tly__local *st = L(base);
+    int dir = tly__local_root(st, false);
     if (dir == -ENOENT)
         return 0;
     if (dir < 0)
         return tly_fail(dir, "%s: %s", st->root, strerror(-dir));
-    if (faccessat(dir, ".zarray", F_OK, 0) != 0 && faccessat(dir, "zarr.json", F_OK, 0) != 0)
+    if (faccessat(dir, ".zarray", F_OK, AT_SYMLINK_NOFOLLOW) != 0 &&
+        faccessat(dir, "zarr.json", F_OK, AT_SYMLINK_NOFOLLOW) != 0)
         return tly_fail(TLY_EUSAGE, "%s: not a Zarr array (no .zarray or zarr.json): refusing to delete its contents",
-                         st->root);
-    pthread_mutex_lock(&clear_mu);
-    clear_errno = 0;
-    int r = nftw(st->root, clear_one, 16, FTW_DEPTH | FTW_PHYS);
-    int e = clear_errno;
-    pthread_mutex_unlock(&clear_mu);
-    if (r != 0)
-        return tly_fail(e ? -e : -EIO, "%s: cannot clear the old array: %s", st->root, strerror(e ? e : EIO));
+                        st->root);
+    int fd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL) {
+        int err = tly_fail_errno("%s: cannot list the old array", st->root);
+        if (fd >= 0)
+            close(fd);
+        return err;
+    }
+    int e = 0;
+    for (struct dirent *ent; e == 0 && (ent = readdir(d)) != NULL;)
+        if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0)
+            e = tly__local_rmtree(dir, ent->d_name);
+    closedir(d);
+    if (e)
+        return tly_fail(e, "%s: cannot clear the old array: %s", st->root, strerror(-e));
     return 0;
-}
-
-/* Temporary files of writes that never committed (a crash): ".<name>.tmp-<pid>-<n>". */
-static _Atomic uint64_t gc_removed;
-
-static int gc_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    const char *name = path + ftw->base;
-    if (type == FTW_F && name[0] == '.' && strstr(name, ".tmp-") != NULL && unlink(path) == 0)
-        atomic_fetch_add(&gc_removed, 1);
-    return 0;
-}
-
-static int local_gc(struct tly_store *base, uint64_t *removed)
-{
-    struct local *st = L(base);
-    if (root_fd(st, false) < 0)
-        return 0;
-    pthread_mutex_lock(&clear_mu);
-    atomic_store(&gc_removed, 0);
-    int r = nftw(st->root, gc_one, 16, FTW_PHYS);
-    *removed = atomic_load(&gc_removed);
-    pthread_mutex_unlock(&clear_mu);
-    return r == 0 ? 0 : tly_fail_errno("%s: walking the array for stale temporary files", st->root);
 }
 
 static void local_close(struct tly_store *base)
 {
-    struct local *st = L(base);
+    struct tly__local *st = L(base);
+    tly__local_discard(base); /* a staged array never published */
     if (st->root_fd >= 0)
         close(st->root_fd);
+    if (st->parent_fd >= 0)
+        close(st->parent_fd);
+    free(st->name);
     pthread_mutex_destroy(&st->mu);
     free(st->root);
     free(st->base.url);
@@ -467,7 +442,11 @@ static const struct tly_store_ops local_ops = {
     .writer = local_writer,
     .del = local_del,
     .clear = local_clear,
-    .gc = local_gc,
+    .gc = tly__local_gc,
+    .probe = tly__local_probe,
+    .stage = tly__local_stage,
+    .publish = tly__local_publish,
+    .discard = tly__local_discard,
     .close = local_close,
 };
 
@@ -475,13 +454,19 @@ int tly__local_open(const char *path, const struct tly_store_opts *opts, struct 
 {
     if (path[0] == '\0')
         return tly_fail(TLY_EUSAGE, "empty directory path");
-    struct local *st = calloc(1, sizeof *st);
+    uint64_t limit;
+    int err = tly__opt_resolve(TLY__OPT_META_LIMIT, 0, &limit);
+    if (err)
+        return err;
+    struct tly__local *st = calloc(1, sizeof *st);
     if (st == NULL || (st->root = strdup(path)) == NULL || (st->base.url = strdup(path)) == NULL) {
         if (st)
             free(st->root);
         free(st);
         return tly_fail(-ENOMEM, "out of memory");
     }
+    st->meta_limit = limit;
+    st->stage_fd = st->parent_fd = -1;
     size_t len = strlen(st->root);
     while (len > 1 && st->root[len - 1] == '/')
         st->root[--len] = '\0';

@@ -56,6 +56,10 @@ static const struct tly_store_ops s3_ops = {
     .del = tly__s3_del,
     .clear = tly__s3_clear,
     .gc = tly__s3_gc,
+    .probe = tly__s3_probe,
+    .stage = tly__s3_stage,
+    .publish = tly__s3_publish,
+    .discard = tly__s3_discard,
     .close = s3_close,
 };
 

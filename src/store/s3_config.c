@@ -13,7 +13,9 @@
  *   TALLY_S3_SIGN_PAYLOAD=1        sign the SHA-256 of each body (default UNSIGNED-PAYLOAD)
  *   TALLY_PART_SIZE (8M), TALLY_IO_CONCURRENCY (32)   unless the options set them
  *   TALLY_S3_RETRIES (5), TALLY_S3_BACKOFF_MS (100), TALLY_S3_CONNECT_TIMEOUT (10 s),
- *   TALLY_S3_LOW_SPEED_TIME (30 s below 1 KiB/s), TALLY_S3_LIST_PAGE (1000 keys per listing)
+ *   TALLY_S3_LOW_SPEED_TIME (30 s below 1 KiB/s), TALLY_S3_LIST_PAGE (1000 keys per listing),
+ *   TALLY_S3_TIMEOUT (600 s a request, retries included), TALLY_S3_IDLE_TIMEOUT (30 s without a byte),
+ *   TALLY_META_LIMIT (64 MiB: a metadata document or an XML reply read whole)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -134,7 +136,7 @@ int tly__s3_configure(struct tly__s3 *st, const char *url, const struct tly_stor
         return tly_fail(-ENOMEM, "out of memory");
     const char *sign = env("TALLY_S3_SIGN_PAYLOAD");
     st->sign_payload = sign && strcmp(sign, "0") != 0;
-    uint64_t part, conc, retries, backoff, cto, lst, page;
+    uint64_t part, conc, retries, backoff, cto, lst, page, total, idle, body_max;
     if (opts->io_concurrency < 0)
         return tly_fail(TLY_EUSAGE, "I/O concurrency %d: want a positive count", opts->io_concurrency);
     if ((err = tly__opt_resolve(TLY__OPT_PART_SIZE, opts->part_size, &part)) ||
@@ -143,7 +145,10 @@ int tly__s3_configure(struct tly__s3 *st, const char *url, const struct tly_stor
         (err = tly__opt_resolve(TLY__OPT_S3_BACKOFF_MS, 0, &backoff)) ||
         (err = tly__opt_resolve(TLY__OPT_S3_CONNECT_TIMEOUT, 0, &cto)) ||
         (err = tly__opt_resolve(TLY__OPT_S3_LOW_SPEED_TIME, 0, &lst)) ||
-        (err = tly__opt_resolve(TLY__OPT_S3_LIST_PAGE, 0, &page)))
+        (err = tly__opt_resolve(TLY__OPT_S3_LIST_PAGE, 0, &page)) ||
+        (err = tly__opt_resolve(TLY__OPT_S3_TIMEOUT, 0, &total)) ||
+        (err = tly__opt_resolve(TLY__OPT_S3_IDLE_TIMEOUT, 0, &idle)) ||
+        (err = tly__opt_resolve(TLY__OPT_META_LIMIT, 0, &body_max)))
         return err;
     st->part_size = (size_t)part;
     st->list_page = (int)page;
@@ -155,6 +160,9 @@ int tly__s3_configure(struct tly__s3 *st, const char *url, const struct tly_stor
         .connect_timeout_s = (long)cto,
         .low_speed_time_s = (long)lst,
         .low_speed_limit = 1024,
+        .idle_timeout_s = (long)idle,
+        .total_timeout_s = (long)total,
+        .body_max = body_max,
         .ca_file = st->ca_file,
         .creds = &st->creds,
         .sign_cache = &st->cache,

@@ -28,6 +28,9 @@ struct tly__s3_http_opts {
     long connect_timeout_s; /* CURLOPT_CONNECTTIMEOUT */
     long low_speed_time_s;  /* abort (and retry) a transfer slower than low_speed_limit for this long */
     long low_speed_limit;   /* bytes per second */
+    long idle_timeout_s;    /* abort (and retry) an attempt that moves no byte for this long */
+    long total_timeout_s;   /* a request's time, its retries and backoffs included */
+    uint64_t body_max;      /* RESP_BUF bodies (metadata, XML replies) at most this long */
     const char *ca_file;    /* NULL: the system's CA store */
     const struct tly__s3_creds *creds;
     struct tly__sigv4_cache *sign_cache;
@@ -80,6 +83,9 @@ struct tly__s3_req {
     int sink_err;       /* the sink's error, its message in sink_msg */
     char sink_msg[512];
     bool overflow; /* RESP_IOV: the body was longer than asked */
+    bool enough;   /* RESP_IOV: a 200 for a range delivered what was asked; the rest is not read */
+    bool idle;     /* this attempt was abandoned: no byte moved for idle_timeout_s */
+    bool late;     /* the request's time (total_timeout_s) ran out */
     int attempts;
     /* the loop's own */
     enum tly_stage caller_stage;
@@ -87,6 +93,12 @@ struct tly__s3_req {
     pthread_cond_t cv;
     struct tly__s3_req *next;
     uint64_t due_ns;
+    uint64_t deadline_ns; /* when the request's time runs out */
+    uint64_t moved_ns;    /* when this attempt last moved a byte */
+    uint64_t moved;       /* bytes it had moved then, both ways */
+    long timeout_s;       /* the limit that made it late, for the message */
+    long idle_s;          /* the idle limit of the attempt running */
+    uint64_t body_max;    /* RESP_BUF: the limit, for the callbacks */
     void *easy;
     struct curl_slist *headers;
     int body_i; /* the upload's position in body */

@@ -3,12 +3,18 @@
  * its transfer set up on an easy handle and added to the multi handle; at its end, the answer, or
  * a retry.
  *
- * Retries: a transport failure (refused, reset, timed out, cut short) or a 429/500/502/503/504 or
- * an S3 SlowDown/InternalError/RequestTimeout is tried again after a backoff drawn uniformly from
+ * Retries: a transport failure (refused, reset, timed out, cut short, idle) or a 429/500/502/503/504
+ * or an S3 SlowDown/InternalError/RequestTimeout is tried again after a backoff drawn uniformly from
  * [0, min(cap, base * 2^n)) ("full jitter"), up to max_attempts. Each request is retried alone (a
  * multipart upload's part is a request of its own). A download cut short resumes where it stopped
  * (Range from the bytes already handed over, If-Match the first answer's ETag), so a sink never sees
  * a byte twice.
+ *
+ * Time: an attempt that moves no byte for idle_timeout_s is abandoned (and retried), beside
+ * libcurl's low-speed limit; a request, its retries and backoffs included, ends when its
+ * total_timeout_s runs out (a body dripped faster than the low-speed limit never would). What a
+ * server says in an error is sanitised before a message shows it (no signature, key or control
+ * character).
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -144,10 +150,41 @@ static void fail_now(struct tly__s3_http *h, struct tly__s3_req *r, int err)
     finish(h, r);
 }
 
+/* CURLOPT_XFERINFOFUNCTION: abandon an attempt that has moved no byte for idle_timeout_s. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal, (void)ultotal;
+    struct tly__s3_req *r = ud;
+    uint64_t moved = (uint64_t)dlnow + (uint64_t)ulnow, now = tly__s3_now_ns();
+    if (moved != r->moved) {
+        r->moved = moved;
+        r->moved_ns = now;
+        return 0;
+    }
+    if (now - r->moved_ns < (uint64_t)r->idle_s * 1000000000u)
+        return 0;
+    r->idle = true;
+    return 1;
+}
+
 void tly__s3_attempt_begin(struct tly__s3_http *h, struct tly__s3_req *r)
 {
     tly__plant_point(TLY_HTTP);
+    uint64_t now = tly__s3_now_ns();
+    if (now >= r->deadline_ns) {
+        r->late = true;
+        r->timeout_s = h->o.total_timeout_s;
+        fail_now(h, r,
+                 tly_fail(TLY_EHTTP,
+                          "timed out: more than %ld s for the request, its retries included (TALLY_S3_TIMEOUT)",
+                          h->o.total_timeout_s));
+        return;
+    }
     r->attempts++;
+    r->idle = false;
+    r->moved = 0;
+    r->moved_ns = now;
+    r->idle_s = h->o.idle_timeout_s;
     r->cur_status = 0;
     r->status = 0;
     r->curl_code = 0;
@@ -183,6 +220,11 @@ void tly__s3_attempt_begin(struct tly__s3_http *h, struct tly__s3_req *r)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, h->o.connect_timeout_s);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, h->o.low_speed_limit);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, h->o.low_speed_time_s);
+    uint64_t left_ms = (r->deadline_ns - now) / 1000000u;
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(left_ms > 0 ? left_ms : 1));
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, r);
     /* 16 KiB each way (curl's download default; its upload default is 64 KiB): measured as fast
      * against radosgw here, and 32 transfers hold 1 MiB instead of 4 */
     curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
@@ -246,8 +288,10 @@ static bool retryable_transport(CURLcode rc)
 
 static bool retryable(const struct tly__s3_req *r)
 {
-    if (r->sink_err || r->overflow)
+    if (r->sink_err || r->overflow || r->late)
         return false;
+    if (r->idle)
+        return true;
     if (r->curl_code != CURLE_OK)
         return retryable_transport((CURLcode)r->curl_code);
     if (r->status == 429 || r->status == 500 || r->status == 502 || r->status == 503 || r->status == 504)
@@ -266,6 +310,15 @@ static void parse_error(struct tly__s3_req *r, const char *xml, size_t n)
     }
     tly__s3_xml_free(&x);
     tly_errclear();
+}
+
+/* What a server said, made fit to show: no credential, signature or control character, capped. */
+static void sanitise(struct tly__s3_http *h, struct tly__s3_req *r)
+{
+    const char *secrets[] = {h->o.creds->access_key, h->o.creds->secret_key, h->o.creds->session_token};
+    tly__s3_sanitize(r->code, sizeof r->code, 48, secrets, 3);
+    tly__s3_sanitize(r->message, sizeof r->message, 200, secrets, 3);
+    tly__s3_sanitize(r->curl_error, sizeof r->curl_error, 200, secrets, 3);
 }
 
 void tly__s3_attempt_end(struct tly__s3_http *h, CURL *e, CURLcode rc)
@@ -288,14 +341,32 @@ void tly__s3_attempt_end(struct tly__s3_http *h, CURL *e, CURLcode rc)
         curl_easy_cleanup(e);
     h->active--;
 
+    if (rc == CURLE_WRITE_ERROR && r->enough)
+        r->curl_code = rc = CURLE_OK; /* stopped once a 200 had delivered the range asked for */
+    uint64_t now = tly__s3_now_ns();
+    if (rc == CURLE_ABORTED_BY_CALLBACK && r->idle)
+        snprintf(r->curl_error, sizeof r->curl_error, "no byte moved for %ld s (TALLY_S3_IDLE_TIMEOUT)",
+                 h->o.idle_timeout_s);
+    else if (rc == CURLE_OPERATION_TIMEDOUT && now + 1000000u >= r->deadline_ns) {
+        r->late = true;
+        r->timeout_s = h->o.total_timeout_s;
+        snprintf(r->curl_error, sizeof r->curl_error,
+                 "timed out: more than %ld s for the request, its retries included (TALLY_S3_TIMEOUT)",
+                 h->o.total_timeout_s);
+    }
     if (rc == CURLE_OK && (r->status < 200 || r->status >= 300) && r->errbody.n)
         parse_error(r, r->errbody.p, r->errbody.n);
     else if (rc == CURLE_OK && r->body_may_hold_error && r->buf_n)
         parse_error(r, r->buf, r->buf_n);
     if (rc != CURLE_OK && r->curl_error[0] == '\0')
         snprintf(r->curl_error, sizeof r->curl_error, "%s", curl_easy_strerror(rc));
-    if (retryable(r) && r->attempts < h->o.max_attempts) {
-        r->due_ns = tly__s3_now_ns() + backoff_ns(h, r->attempts);
+    sanitise(h, r);
+    uint64_t due = now + backoff_ns(h, r->attempts);
+    if (retryable(r) && r->attempts < h->o.max_attempts && due >= r->deadline_ns) {
+        r->late = true; /* no time left for the retry it would have had */
+        r->timeout_s = h->o.total_timeout_s;
+    } else if (retryable(r) && r->attempts < h->o.max_attempts) {
+        r->due_ns = due;
         pthread_mutex_lock(&h->mu);
         r->next = h->backoff;
         h->backoff = r;

@@ -2,13 +2,17 @@
  * libcurl's callbacks of an S3 transfer (stage http, on the loop thread): the request body streamed
  * from the caller's memory (read, seek), the ETag header, and the response body landed in the
  * caller's pieces, its sink or a buffer allocated in its stage (write). A 200 to a ranged or resumed
- * GET is the whole object: what comes before the range is dropped. An error reply's body is kept for
- * its S3 error code. The copies into and out of libcurl's buffers go through the copy ledger.
+ * GET is the whole object: what comes before the range is dropped, and the transfer stops once the
+ * range is in. An error reply's body is kept for its S3 error code (64 KiB at most); a body read
+ * whole (metadata, XML) is refused past body_max (TALLY_META_LIMIT) as soon as its Content-Length
+ * says so, before anything is allocated for it; a body nobody asked for is refused past 64 KiB.
+ * The copies into and out of libcurl's buffers go through the copy ledger.
  */
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -57,17 +61,50 @@ int tly__s3_on_seek(void *ud, curl_off_t offset, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
+/* Refuse a body read whole (RESP_BUF) that says it will be (@p declared) or has grown over the limit. */
+static bool too_large(struct tly__s3_req *r, uint64_t n, bool declared)
+{
+    if (n <= r->body_max)
+        return false;
+    r->sink_err = TLY_EFORMAT;
+    if (declared)
+        snprintf(r->sink_msg, sizeof r->sink_msg,
+                 "the reply says it is %llu bytes, more than the limit for metadata and listings, %llu bytes "
+                 "(TALLY_META_LIMIT)",
+                 (unsigned long long)n, (unsigned long long)r->body_max);
+    else
+        snprintf(r->sink_msg, sizeof r->sink_msg,
+                 "the reply runs past the limit for metadata and listings, %llu bytes (TALLY_META_LIMIT)",
+                 (unsigned long long)r->body_max);
+    return true;
+}
+
 size_t tly__s3_on_header(char *p, size_t size, size_t nitems, void *ud)
 {
     struct tly__s3_req *r = ud;
     size_t len = size * nitems;
+    const char *v = memchr(p, ':', len), *end = p + len;
+    if (v == NULL)
+        return len;
+    for (v++; v < end && (*v == ' ' || *v == '\t'); v++)
+        ;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
     if (len > 5 && strncasecmp(p, "etag:", 5) == 0) {
-        const char *v = p + 5, *end = p + len;
-        while (v < end && (*v == ' ' || *v == '\t'))
-            v++;
-        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-            end--;
-        snprintf(r->etag, sizeof r->etag, "%.*s", (int)(end - v), v);
+        /* sent back as If-Match: printable ASCII only, or none */
+        bool ok = end - v < (ptrdiff_t)sizeof r->etag;
+        for (const char *c = v; ok && c < end; c++)
+            ok = *c > 0x20 && *c < 0x7f;
+        snprintf(r->etag, sizeof r->etag, "%.*s", ok ? (int)(end - v) : 0, v);
+    } else if (len > 15 && strncasecmp(p, "content-length:", 15) == 0 && r->resp == TLY__S3_RESP_BUF) {
+        long status = 0;
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+        char num[24];
+        snprintf(num, sizeof num, "%.*s", (int)(end - v < 23 ? end - v : 23), v);
+        unsigned long long cl = strtoull(num, NULL, 10);
+        if (status >= 200 && status < 300 && (cl > r->body_max || strlen(num) > 19) &&
+            too_large(r, cl > r->body_max ? cl : UINT64_MAX, true))
+            return 0;
     }
     return len;
 }
@@ -96,10 +133,12 @@ static bool buf_room(struct tly__s3_req *r, size_t n)
 {
     if (r->buf_n + n + 1 <= r->buf_cap)
         return true;
+    if (too_large(r, (uint64_t)r->buf_n + n, false))
+        return false;
     curl_off_t cl = -1;
     curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
     size_t cap = r->buf_cap ? r->buf_cap * 2 : 4096;
-    if (cl > 0 && (uint64_t)cl + 1 > cap && (uint64_t)cl < SIZE_MAX / 2)
+    if (cl > 0 && (uint64_t)cl + 1 > cap && (uint64_t)cl <= r->body_max) /* the length it says, not more */
         cap = (size_t)cl + 1;
     while (cap < r->buf_n + n + 1)
         cap *= 2;
@@ -138,6 +177,11 @@ size_t tly__s3_on_write(char *p, size_t size, size_t nitems, void *ud)
     }
     switch (r->resp) {
     case TLY__S3_RESP_NONE:
+        r->delivered += n;
+        if (r->delivered > ERRBODY_MAX) { /* a body nobody asked for, and no end to it */
+            r->overflow = true;
+            return 0;
+        }
         break;
     case TLY__S3_RESP_IOV: {
         uint64_t room = r->resp_len - r->delivered;
@@ -150,6 +194,10 @@ size_t tly__s3_on_write(char *p, size_t size, size_t nitems, void *ud)
         }
         put_iov(r, p, n);
         r->delivered += n;
+        if (r->cur_status == 200 && r->delivered == r->resp_len && n < len) {
+            r->enough = true; /* the range is in: stop reading the rest of the object */
+            return 0;
+        }
         break;
     }
     case TLY__S3_RESP_SINK:
@@ -169,8 +217,10 @@ size_t tly__s3_on_write(char *p, size_t size, size_t nitems, void *ud)
         break;
     case TLY__S3_RESP_BUF:
         if (!buf_room(r, n)) {
-            r->sink_err = -ENOMEM;
-            snprintf(r->sink_msg, sizeof r->sink_msg, "out of memory for the reply");
+            if (r->sink_err == 0) {
+                r->sink_err = -ENOMEM;
+                snprintf(r->sink_msg, sizeof r->sink_msg, "out of memory for the reply");
+            }
             return 0;
         }
         tly_copy(r->buf + r->buf_n, p, n);

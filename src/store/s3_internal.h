@@ -8,6 +8,7 @@
  *   s3_object.c          size, reads, put, delete
  *   s3_writer.c          the writer: one PUT or a multipart upload
  *   s3_list.c            listings: clear and gc
+ *   s3_stage.c           writing a whole array: the marker, metadata deleted first and written last
  *   s3_http.c, .h        the one libcurl multi loop (stage http), its thread, the callers' side
  *   s3_http_attempt.c    one attempt: signed headers, the transfer's setup, retries
  *   s3_http_body.c       libcurl's body and header callbacks

@@ -1,6 +1,8 @@
 /*
  * The S3 store's listings: tly_store_clear (ListObjectsV2 under the prefix, each key deleted, the
- * Zarr metadata last) and tly_store_gc (ListMultipartUploads under the prefix, each upload aborted).
+ * Zarr metadata last), tly_store_gc (ListMultipartUploads under the prefix, each upload aborted; an
+ * incomplete array's objects deleted: s3_stage.c), and the deletion of everything under the prefix
+ * but a few names that both share with staging.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,8 +16,8 @@
 #define BATCH 64 /* deletes and aborts in flight per batch (clear, gc) */
 
 /* One page of ListObjectsV2 (@p upload_marker NULL) or ListMultipartUploads under the prefix. */
-static int list_page(struct tly__s3 *st, bool uploads, const char *token, const char *upload_marker,
-                     struct tly__s3_xml *x)
+int tly__s3_list_page(struct tly__s3 *st, bool uploads, const char *token, const char *upload_marker,
+                      struct tly__s3_xml *x)
 {
     struct tly__s3_str q = {0};
     char *prefix = tly__s3_full_key(st, "");
@@ -58,14 +60,20 @@ static int list_page(struct tly__s3 *st, bool uploads, const char *token, const 
     return err;
 }
 
-static bool is_meta_key(const char *rel)
+static const char *const meta_keys[] = {".zarray", "zarr.json", ".zattrs", ".zgroup", NULL};
+
+static bool listed_in(const char *rel, const char *const *names)
 {
-    return strcmp(rel, ".zarray") == 0 || strcmp(rel, "zarr.json") == 0 || strcmp(rel, ".zattrs") == 0 ||
-           strcmp(rel, ".zgroup") == 0;
+    for (; names && *names; names++)
+        if (strcmp(rel, *names) == 0)
+            return true;
+    return false;
 }
 
-/* Delete (or abort) the listed objects (uploads), BATCH at a time; counts them into @p done. */
-static int delete_listed(struct tly__s3 *st, const struct tly__s3_xml *x, bool uploads, bool keep_meta, uint64_t *done)
+/* Delete (or abort) the listed objects (uploads) but those named in @p keep (relative to the prefix),
+ * BATCH at a time; counts them into @p done. */
+static int delete_listed(struct tly__s3 *st, const struct tly__s3_xml *x, bool uploads, const char *const *keep,
+                         uint64_t *done)
 {
     struct tly__s3_req *rs = calloc(BATCH, sizeof *rs);
     if (rs == NULL)
@@ -76,7 +84,7 @@ static int delete_listed(struct tly__s3 *st, const struct tly__s3_xml *x, bool u
         int n = 0;
         for (; n < BATCH && i < x->nkeys && !err; i++) {
             const char *key = x->keys[i];
-            if (keep_meta && strlen(key) > plen && is_meta_key(key + plen))
+            if (strlen(key) > plen && listed_in(key + plen, keep))
                 continue;
             char *q = uploads ? tly__s3_upload_query(x->upload_ids[i], 0) : NULL;
             err = uploads && q == NULL
@@ -100,6 +108,29 @@ static int delete_listed(struct tly__s3 *st, const struct tly__s3_xml *x, bool u
     return err;
 }
 
+int tly__s3_delete_all(struct tly__s3 *st, const char *const *keep, uint64_t *n)
+{
+    char *token = NULL;
+    int err;
+    do {
+        struct tly__s3_xml x = {0};
+        err = tly__s3_list_page(st, false, token, NULL, &x);
+        free(token);
+        token = NULL;
+        if (!err)
+            err = delete_listed(st, &x, false, keep, n);
+        if (!err && x.truncated) {
+            token = x.next_token;
+            x.next_token = NULL;
+            if (token == NULL)
+                err = tly_fail(TLY_EHTTP, "s3 ListObjectsV2 s3://%s/%s: truncated without a continuation token",
+                               st->bucket, st->prefix);
+        }
+        tly__s3_xml_free(&x);
+    } while (!err && token);
+    return err;
+}
+
 int tly__s3_clear(struct tly_store *base)
 {
     struct tly__s3 *st = tly__s3_of(base);
@@ -113,24 +144,8 @@ int tly__s3_clear(struct tly_store *base)
                         st->bucket, st->prefix);
     if (err)
         return err;
-    char *token = NULL;
     uint64_t n = 0;
-    do {
-        struct tly__s3_xml x = {0};
-        err = list_page(st, false, token, NULL, &x);
-        free(token);
-        token = NULL;
-        if (!err)
-            err = delete_listed(st, &x, false, true, &n);
-        if (!err && x.truncated) {
-            token = x.next_token;
-            x.next_token = NULL;
-            if (token == NULL)
-                err = tly_fail(TLY_EHTTP, "s3 ListObjectsV2 s3://%s/%s: truncated without a continuation token",
-                               st->bucket, st->prefix);
-        }
-        tly__s3_xml_free(&x);
-    } while (!err && token);
+    err = tly__s3_delete_all(st, meta_keys, &n);
     /* The metadata last: an interrupted clear leaves an array (with missing chunks), not orphans. */
     static const char *const meta[] = {".zattrs", ".zgroup", ".zarray", "zarr.json"};
     for (size_t i = 0; i < sizeof meta / sizeof *meta && !err; i++)
@@ -145,12 +160,12 @@ int tly__s3_gc(struct tly_store *base, uint64_t *removed)
     int err;
     do {
         struct tly__s3_xml x = {0};
-        err = list_page(st, true, key_marker, id_marker, &x);
+        err = tly__s3_list_page(st, true, key_marker, id_marker, &x);
         free(key_marker);
         free(id_marker);
         key_marker = id_marker = NULL;
         if (!err)
-            err = delete_listed(st, &x, true, false, removed);
+            err = delete_listed(st, &x, true, NULL, removed);
         if (!err && x.truncated) {
             key_marker = x.next_key_marker;
             id_marker = x.next_upload_id_marker;
@@ -162,5 +177,5 @@ int tly__s3_gc(struct tly_store *base, uint64_t *removed)
         tly__s3_xml_free(&x);
     } while (!err && key_marker);
     free(id_marker);
-    return err;
+    return err ? err : tly__s3_gc_incomplete(st, removed);
 }

@@ -81,12 +81,19 @@ int tly__s3_req_body(struct tly__s3 *st, struct tly__s3_req *r, const struct iov
 int tly__s3_req_fail(const struct tly__s3_req *r)
 {
     const char *op = r->op, *what = r->what ? r->what : "?";
-    char tries[32] = "";
-    if (r->attempts > 1)
+    char tries[96] = "";
+    bool said = strstr(r->curl_error, "TALLY_S3_TIMEOUT") != NULL || strstr(r->sink_msg, "TALLY_S3_TIMEOUT") != NULL;
+    if (r->late && !said)
+        snprintf(tries, sizeof tries, " (after %d attempts: no time left for another, TALLY_S3_TIMEOUT %ld s)",
+                 r->attempts, r->timeout_s);
+    else if (r->attempts > 1)
         snprintf(tries, sizeof tries, " (after %d attempts)", r->attempts);
     if (r->sink_err)
         return tly_fail(r->sink_err, "s3 %s %s: %s", op, what,
                         r->sink_msg[0] ? r->sink_msg : tly_strerror(r->sink_err));
+    if (r->overflow && r->resp == TLY__S3_RESP_NONE)
+        return tly_fail(TLY_EHTTP, "s3 %s %s: HTTP %ld with a reply body nobody asked for, over 64 KiB", op, what,
+                        r->status);
     if (r->overflow)
         return tly_fail(TLY_EFORMAT, "s3 %s %s: the reply holds more than the %llu bytes asked for", op, what,
                         (unsigned long long)r->resp_len);

@@ -14,6 +14,7 @@
 #include "store/internal.h"
 #include "store/s3_http.h"
 #include "store/s3_sign.h"
+#include "store/s3_xml.h"
 
 struct tly__s3 {
     struct tly_store base;
@@ -94,5 +95,28 @@ int tly__s3_writer(struct tly_store *base, const char *key, struct tly_writer **
 
 int tly__s3_clear(struct tly_store *base);
 int tly__s3_gc(struct tly_store *base, uint64_t *removed);
+
+/** One page of ListObjectsV2 (@p uploads false; @p token the continuation) or ListMultipartUploads
+ * (key and upload-id markers) under the prefix, parsed into @p x. */
+int tly__s3_list_page(struct tly__s3 *st, bool uploads, const char *token, const char *upload_marker,
+                      struct tly__s3_xml *x);
+
+/** Delete every object under the prefix but those named in @p keep (NULL-terminated, relative to the
+ * prefix; NULL: none kept); counts them into @p n. */
+int tly__s3_delete_all(struct tly__s3 *st, const char *const *keep, uint64_t *n);
+
+/* ---- s3_stage.c: the overwrite contract ---- */
+
+/** The object that marks an array being written (or one whose write was interrupted). */
+#define TLY__S3_MARKER ".tally-incomplete"
+
+int tly__s3_probe(struct tly_store *base, enum tly_store_state *out);
+int tly__s3_stage(struct tly_store *base, bool replace);
+int tly__s3_publish(struct tly_store *base);
+void tly__s3_discard(struct tly_store *base);
+
+/** gc's part: an incomplete array (the marker without metadata) deleted, the marker last; a marker
+ * beside metadata (a write interrupted after publishing its metadata) deleted. Counts into @p removed. */
+int tly__s3_gc_incomplete(struct tly__s3 *st, uint64_t *removed);
 
 #endif

@@ -119,3 +119,24 @@ int tly_store_gc(struct tly_store *st, uint64_t *removed)
         *removed = n;
     return err;
 }
+
+int tly_store_probe(struct tly_store *st, enum tly_store_state *out)
+{
+    return st->ops->probe(st, out);
+}
+
+int tly_store_stage(struct tly_store *st, bool replace)
+{
+    return st->ops->stage(st, replace);
+}
+
+int tly_store_publish(struct tly_store *st)
+{
+    return st->ops->publish(st);
+}
+
+void tly_store_discard(struct tly_store *st)
+{
+    if (st)
+        st->ops->discard(st);
+}

@@ -230,3 +230,41 @@ TLY_TEST(codec, workspace_bounds_what_the_libraries_take)
     free(src);
     free(dst);
 }
+
+/*
+ * Issue 15, D10: every corrupt chunk read as "frame truncated" (close's verdict replaced the feed's
+ * reason). Each frame's own reason now stands, fed whole or a byte at a time, and abort() keeps it.
+ */
+TLY_TEST(codec, dstream_bad_frames_keep_their_reason)
+{
+    unsigned char block[3 + 64] = {(64 << 3 | 1) & 0xff, (64 << 3) >> 8, 0}; /* the last block, raw */
+    struct {
+        const char *name, *reason;
+        unsigned char head[16];
+        size_t head_n;
+    } frames[] = {
+        {"bad magic", "Unknown frame descriptor", {0, 1, 2, 3}, 4},
+        {"no content size", "content size", {0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00}, 6},
+        {"content size 2^62", "4611686018427387904", {0x28, 0xb5, 0x2f, 0xfd, 0xe0, 0, 0, 0, 0, 0, 0, 0, 0x40}, 13},
+        {"window log 41", "memory", {0x28, 0xb5, 0x2f, 0xfd, 0x80, 0xf8, 64, 0, 0, 0}, 10},
+    };
+    struct tly_codec c = cu_codec(TLY_CODEC_ZSTD);
+    unsigned char dst[64];
+    for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++) {
+        unsigned char frame[16 + sizeof block];
+        memcpy(frame, frames[i].head, frames[i].head_n);
+        memcpy(frame + frames[i].head_n, block, sizeof block);
+        size_t n = frames[i].head_n + sizeof block;
+        for (size_t piece = 1; piece <= n; piece = piece == 1 ? n : n + 1) {
+            struct tly_zstd_dstream *ds;
+            cr_assert_eq(tly_zstd_dstream_open(&c, dst, sizeof dst, NULL, NULL, NULL, 0, &ds), 0);
+            int rc = feed_all(ds, frame, n, piece);
+            cr_expect_eq(rc, TLY_ECODEC, "%s (pieces of %zu): %d", frames[i].name, piece, rc);
+            tly_zstd_dstream_abort(ds);
+            cr_expect(strstr(tly_errmsg(), frames[i].reason) != NULL, "%s (pieces of %zu): %s", frames[i].name, piece,
+                      tly_errmsg());
+        }
+        cr_expect_neq(tly_codec_decode(&c, dst, sizeof dst, frame, n), 0, "%s decoded whole", frames[i].name);
+        cr_expect(strstr(tly_errmsg(), frames[i].reason) != NULL, "%s whole: %s", frames[i].name, tly_errmsg());
+    }
+}

@@ -201,6 +201,7 @@ TLY_TEST(engine, corrupt_chunks_are_named)
         struct tly_region all;
         tly_region_all(&all, 1, shape);
         cr_assert_eq(tly_array_write(a, v, &all, NULL), 0);
+        cr_assert_eq(tly_array_commit(a), 0, "%s", tly_errmsg()); /* the array is at path from here on */
         char chunk[350];
         snprintf(chunk, sizeof chunk, "%s/1", path);
         FILE *f = fopen(chunk, "r+b");

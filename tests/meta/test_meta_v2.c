@@ -414,3 +414,37 @@ TLY_TEST(meta, v2_emitted_text_belongs_to_the_callers_stage)
     cr_expect_eq(TLY_DELTA(a, b, TLY_PLAN, live_bytes), 0);
     cr_expect_eq(TLY_DELTA(a, b, TLY_META, live_bytes), 0);
 }
+
+/* Issue 15, D1: each bare NaN quoted took 2 bytes more than the copy had room for (a heap overflow). */
+TLY_TEST(meta, v2_many_bare_fill_values_are_refused_without_overflow)
+{
+    struct tly_meta m;
+    static const char two[] = "{\"fill_value\":NaN,\"fill_value\":NaN}";
+    cr_expect_eq(tly_meta_parse_v2(two, sizeof two - 1, &m), TLY_EFORMAT);
+    cr_expect(strstr(tly_errmsg(), "duplicate") != NULL, "%s", tly_errmsg());
+    char many[8192] = "{";
+    for (int i = 0; i < 300; i++)
+        strcat(many, i ? ",\"fill_value\":-Infinity" : "\"fill_value\":-Infinity");
+    strcat(many, "}");
+    cr_expect_eq(tly_meta_parse_v2(many, strlen(many), &m), TLY_EFORMAT);
+}
+
+/* Issue 15, D13: a syntax error after a bare NaN is reported where it is, not at the NaN. */
+TLY_TEST(meta, v2_syntax_error_after_a_bare_nan_is_placed_right)
+{
+    struct tly_meta m;
+    static const char text[] = "{\"fill_value\": NaN, \"shape\": [10,,]}";
+    cr_expect_eq(tly_meta_parse_v2(text, sizeof text - 1, &m), TLY_EFORMAT);
+    cr_expect(strstr(tly_errmsg(), "line 1, column 34") != NULL, "%s", tly_errmsg());
+}
+
+/* Issue 15, D2: shape x itemsize and the chunk count must fit; a wrapped size read as 0 bytes. */
+TLY_TEST(meta, v2_shape_that_overflows_is_refused)
+{
+    struct tly_meta m;
+    static const char text[] = "{\"zarr_format\": 2, \"shape\": [2305843009213693952, 8], \"chunks\": [1, 1], "
+                               "\"dtype\": \"<f8\", \"compressor\": null, \"fill_value\": 0, \"order\": \"C\", "
+                               "\"filters\": null}";
+    cr_expect_eq(tly_meta_parse_v2(text, sizeof text - 1, &m), TLY_EUNSUPPORTED);
+    cr_expect(strstr(tly_errmsg(), ".zarray: shape [2305843009213693952, 8]") != NULL, "%s", tly_errmsg());
+}

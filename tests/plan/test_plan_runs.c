@@ -173,3 +173,21 @@ TLY_TEST(array, rank_zero_is_one_element)
     tly_runs_plan(&g, NULL, &r, 8, &rs);
     cr_expect(tly_runs_contiguous(&rs) && rs.run_bytes == 8);
 }
+
+/* Issue 15, D13: a dtype tally refuses is named as what it is ("<f16" is no float16), digits only. */
+TLY_TEST(array, dtype_refusals_name_the_type)
+{
+    struct tly_dtype dt;
+    cr_expect_eq(tly_dtype_from_numpy("<f16", &dt), TLY_EUNSUPPORTED);
+    cr_expect(strstr(tly_errmsg(), "float128") != NULL && strstr(tly_errmsg(), "float16") == NULL, "%s", tly_errmsg());
+    cr_expect_eq(tly_dtype_from_numpy("<f3", &dt), TLY_EFORMAT);
+    cr_expect(strstr(tly_errmsg(), "no 3-byte float") != NULL, "%s", tly_errmsg());
+    cr_expect_eq(tly_dtype_from_numpy("<i3", &dt), TLY_EFORMAT);
+    cr_expect(strstr(tly_errmsg(), "no 3-byte integer") != NULL, "%s", tly_errmsg());
+    cr_expect_eq(tly_dtype_from_numpy("<f2", &dt), TLY_EUNSUPPORTED);
+    cr_expect(strstr(tly_errmsg(), "float16") != NULL, "%s", tly_errmsg());
+    cr_expect_eq(tly_dtype_from_numpy("<f 4", &dt), TLY_EFORMAT, "strtoul would skip the space");
+    cr_expect_eq(tly_dtype_from_numpy("<f+4", &dt), TLY_EFORMAT);
+    cr_expect_eq(tly_dtype_from_numpy("<f-4", &dt), TLY_EFORMAT);
+    cr_expect_eq(tly_dtype_from_numpy("<f4 ", &dt), TLY_EFORMAT);
+}

@@ -8,8 +8,9 @@
   equal; a failed part is retried on its own; a cut download resumes with a Range where it stopped.
 - A server that keeps answering SlowDown: the error names it and the attempts made.
 - radosgw alone killed in the middle of a multipart write (the mon and the OSD keep the data): the
-  write fails with a clear error and leaves no object under its key; once radosgw is back,
-  `tally gc` aborts the upload it left, and the same write then succeeds.
+  write fails with a clear error and leaves no object under its key; a read says the array is
+  incomplete; once radosgw is back, `tally gc` aborts the upload it left and deletes the incomplete
+  array, and the same write then succeeds.
 
 It stops and starts radosgw: ctest runs it alone (RUN_SERIAL).
 """
@@ -160,9 +161,14 @@ def rgw_dies_mid_write(w):
     R.check("no object visible under the chunk's key", s3.head(f"{PREFIX}/crash/0.0") == 404)
     left = s3.list_uploads(f"{PREFIX}/crash/")
     R.check("the crashed write left its multipart upload", len(left) >= 1, left)
+    g = tally("get", target, f"{w}/crashed.npy")
+    R.check("a read of the interrupted write: exit 2, incomplete array, run tally gc",
+            g.returncode == 2 and "incomplete array" in g.stderr and "tally gc" in g.stderr, g.stderr)
     g = tally("gc", target)
     m = re.search(r"removed (\d+)", g.stdout)
-    R.check("tally gc aborts it", g.returncode == 0 and m and int(m.group(1)) == len(left), g.stdout + g.stderr)
+    R.check("tally gc aborts it and deletes the incomplete array's marker",
+            g.returncode == 0 and m and int(m.group(1)) == len(left) + 1, g.stdout + g.stderr)
+    R.check("nothing left under the array's prefix", s3.list_keys(f"{PREFIX}/crash/") == [])
     R.check("no multipart upload left under the prefix", s3.list_uploads(f"{PREFIX}/") == [])
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     R.check("the same write then succeeds", p.returncode == 0, p.stderr)

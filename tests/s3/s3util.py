@@ -179,8 +179,8 @@ class FaultProxy:
     """An HTTP/1.1 proxy on 127.0.0.1 in front of the S3 server, keep-alive on both sides.
 
     plan(n, method, target, headers) -> None (forward), "slowdown" (answer 503 SlowDown without
-    forwarding), "reset" (reset the connection before answering) or "cut" (forward the answer's head
-    and half its body, then reset). n counts requests from 0. Every request is logged as a dict:
+    forwarding), "reset" (reset the connection before answering), "cut" (forward the answer's head
+    and half its body, then reset), or another action a subclass answers in act(). n counts requests from 0. Every request is logged as a dict:
     n, method, target, headers, action, status, body_bytes.
     """
 
@@ -214,6 +214,10 @@ class FaultProxy:
     def close(self):
         self.server.close()
 
+    def act(self, action, sock, entry, headers, body):
+        """Answer a request by an action of a subclass's own; True when the connection stays open."""
+        raise ValueError(f"FaultProxy: unknown action {action!r}")
+
     def _serve(self, sock):
         up = None
         try:
@@ -243,6 +247,12 @@ class FaultProxy:
                 if action == "reset":
                     _rst(sock)
                     return
+                if action not in (None, "cut"):
+                    # another action: a subclass answers it (act), and says whether the connection lives on
+                    if not self.act(action, sock, entry, hdrs, body):
+                        sock.close()
+                        return
+                    continue
                 if up is None:
                     up = _Conn(socket.create_connection((self.upstream.hostname, self.upstream.port)))
                 up.sock.sendall(head + body)

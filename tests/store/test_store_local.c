@@ -2,6 +2,8 @@
 #include <dirent.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "support.h"
 #include "tally/error.h"
@@ -195,17 +197,29 @@ TLY_TEST(store, gc_removes_what_crashed_writes_left)
     struct tly_store *st;
     cr_assert_eq(tly_store_open(dir, NULL, &st), 0);
     cr_assert_eq(tly_store_put(st, "c/0/0", "x", 1), 0);
+    /* a crash: a process that is gone left a temporary file (a writer never committed nor aborted) */
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct tly_writer *cw;
+        struct iovec half = {"half", 4};
+        _exit(tly_store_writer(st, "c/0/1", &cw) != 0 || tly_writer_writev(cw, &half, 1) != 0);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* and this process is still writing one: gc must leave that alone */
     struct tly_writer *w;
-    cr_assert_eq(tly_store_writer(st, "c/0/1", &w), 0);
-    struct iovec iov = {"half", 4};
+    cr_assert_eq(tly_store_writer(st, "c/0/2", &w), 0);
+    struct iovec iov = {"live", 4};
     cr_assert_eq(tly_writer_writev(w, &iov, 1), 0);
-    /* a crash: the writer is never committed nor aborted */
-    uint64_t removed = 0;
-    cr_assert_eq(tly_store_gc(st, &removed), 0);
-    cr_expect_eq(removed, 1);
     char path[400];
     snprintf(path, sizeof path, "%s/c/0", dir);
-    cr_expect_eq(count_entries(path), 1, "only the committed chunk is left");
-    tly_writer_abort(w); /* frees it; the file is already gone */
+    cr_expect_eq(count_entries(path), 3);
+    uint64_t removed = 0;
+    cr_assert_eq(tly_store_gc(st, &removed), 0);
+    cr_expect_eq(removed, 1, "the dead writer's file");
+    cr_expect_eq(count_entries(path), 2, "the committed chunk and the live writer's file are left");
+    cr_assert_eq(tly_writer_commit(w), 0, "%s", tly_errmsg());
+    cr_expect_eq(count_entries(path), 2);
     tly_store_close(st);
 }

@@ -14,6 +14,7 @@
 
 #include "tally/error.h"
 #include "store/internal.h"
+#include "store/s3_str.h"
 #include "support.h"
 #include "tally/error.h"
 
@@ -348,5 +349,74 @@ TLY_TEST(store_s3_http, a_complete_whose_answer_was_lost_is_recognised)
     cr_expect_eq(srv->served, 6);
     cr_expect(strncmp(srv->heads[5], "HEAD /tally/p/big ", 18) == 0, "%s", srv->heads[5]);
     free(data);
+    tly_store_close(st);
+}
+
+/* Issue 15, D12: what a server says is shown without credentials, signatures or control characters. */
+TLY_TEST(store_s3_http, server_text_is_sanitised)
+{
+    const char *secrets[] = {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", NULL};
+    char s[256] = "denied: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/s3/aws4_request, "
+                  "SignedHeaders=host, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7 "
+                  "\x1b[31mred\x1b[0m \xc2\x9b"
+                  "2J key AKIDEXAMPLE\ttab";
+    tly__s3_sanitize(s, sizeof s, 200, secrets, 3);
+    cr_expect_str_eq(s, "denied: AWS4-HMAC-SHA256 Credential=[redacted], SignedHeaders=host, Signature=[redacted] "
+                        "?[31mred?[0m ??2J key [redacted] tab");
+    char q[64] = "X-Amz-Signature=abcdef&X-Amz-Credential=AKID%2F2015";
+    tly__s3_sanitize(q, sizeof q, 60, NULL, 0);
+    cr_expect_str_eq(q, "X-Amz-Signature=[redacted]&X-Amz-Credential=[redacted]");
+    char longer[256];
+    memset(longer, 'x', 255);
+    longer[255] = '\0';
+    tly__s3_sanitize(longer, sizeof longer, 20, secrets, 2);
+    cr_expect_str_eq(longer, "xxxxxxxxxxxxxxxxxxxx...", "capped");
+}
+
+TLY_TEST(store_s3_http, an_echoed_authorization_never_reaches_the_message)
+{
+    const char *r[] = {reply("403 Forbidden", "",
+                             "<Error><Code>AccessDenied</Code><Message>you sent Credential=AKIDEXAMPLE/x, "
+                             "Signature=0123abcd with wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY</Message></Error>")};
+    script(r, 1);
+    struct tly_store *st = open_store();
+    char *data;
+    size_t n;
+    cr_expect_eq(tly_store_get(st, ".zarray", &data, &n), TLY_EAUTH);
+    const char *m = tly_errmsg();
+    cr_expect(strstr(m, "AccessDenied") != NULL && strstr(m, "AKIDEXAMPLE") == NULL && strstr(m, "0123abcd") == NULL &&
+                  strstr(m, "EXAMPLEKEY") == NULL,
+              "%s", m);
+    tly_store_close(st);
+}
+
+/* Issue 15, D7: a declared 60 GiB metadata body is refused before anything is read or allocated. */
+TLY_TEST(store_s3_http, a_huge_declared_body_is_refused_at_once)
+{
+    const char *r[] = {"!CUTHTTP/1.1 200 OK\r\nContent-Length: 64424509440\r\n\r\n{\"zarr_format\": 2"};
+    script(r, 1);
+    struct tly_store *st = open_store();
+    char *data;
+    size_t n;
+    cr_expect_eq(tly_store_get(st, ".zarray", &data, &n), TLY_EFORMAT);
+    cr_expect(strstr(tly_errmsg(), "64424509440") != NULL && strstr(tly_errmsg(), "TALLY_META_LIMIT") != NULL, "%s",
+              tly_errmsg());
+    cr_expect_eq(srv->served, 1, "not retried");
+    tly_store_close(st);
+}
+
+/* A 200 (the whole object) for a range: read until the range is in, not to the object's end. */
+TLY_TEST(store_s3_http, a_whole_object_for_a_range_is_read_only_as_far_as_needed)
+{
+    static char big[200000];
+    memset(big, 'z', sizeof big - 1);
+    const char *r[] = {reply("200 OK", "", big)};
+    script(r, 1);
+    struct tly_store *st = open_store();
+    char buf[8];
+    struct iovec iov = {buf, sizeof buf};
+    cr_expect_eq(tly_store_readv(st, "0.0", 16, &iov, 1), 0, "%s", tly_errmsg());
+    cr_expect_eq(memcmp(buf, "zzzzzzzz", 8), 0);
+    cr_expect_eq(srv->served, 1);
     tly_store_close(st);
 }
