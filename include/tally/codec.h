@@ -132,6 +132,60 @@ int tly_zstd_dstream_feed(struct tly_zstd_dstream *ds, const void *in, size_t n)
  */
 int tly_zstd_dstream_close(struct tly_zstd_dstream *ds);
 
+/* ---- blosc frames read block by block (src/codec/blosc_frame.c) ---- */
+
+/** Bytes of a c-blosc 1.x frame header. */
+#define TLY_BLOSC_HEADER 16
+
+/** Bytes a reader leaves free before each block it holds: tly_blosc_block_frame() writes a frame
+ *  header of one block there, so that the block decodes where it lies (no copy). */
+#define TLY_BLOSC_BLOCK_PAD 20
+
+/** A c-blosc 1.x frame's layout, from its header. */
+struct tly_blosc_frame {
+    uint64_t nbytes;    /**< decoded bytes */
+    uint64_t cbytes;    /**< bytes of the whole frame (the chunk) */
+    uint64_t blocksize; /**< decoded bytes per block (the last may be shorter) */
+    uint64_t nblocks;   /**< blocks; 0 when memcpyed or empty */
+    bool memcpyed;      /**< the decoded bytes follow the header as they are: no table, no blocks */
+    uint8_t header[TLY_BLOSC_HEADER];
+};
+
+/**
+ * Read the header (the first 16 bytes) of a frame of @p size bytes that must decode to @p dst_n
+ * bytes into @p f. Returns 0, or TLY_ECODEC when the header is corrupt or does not match the chunk
+ * ("blosc: chunk holds 100 bytes, expected 400", "blosc: header corrupt (...)").
+ */
+int tly_blosc_frame_open(const void *header, uint64_t size, uint64_t dst_n, struct tly_blosc_frame *f);
+
+/** Bytes of the offset table that follows the header (4 per block). */
+uint64_t tly_blosc_frame_table_bytes(const struct tly_blosc_frame *f);
+
+/** Decoded bytes of block @p j. */
+uint64_t tly_blosc_block_size(const struct tly_blosc_frame *f, uint64_t j);
+
+/** The most encoded bytes a valid block of @p bsize decoded bytes can take. */
+uint64_t tly_blosc_max_extent(uint64_t bsize);
+
+/**
+ * Check the offset table @p table (tly_blosc_frame_table_bytes() bytes, as stored) and lay the
+ * blocks out: block j's encoded bytes are @p extent[j] bytes at @p start[j] of the frame (arrays of
+ * nblocks; @p scratch has room for nblocks uint64_t). Blocks may lie in any order (c-blosc's threaded
+ * compressor writes them as its threads finish); the table is valid when every block starts after
+ * it and inside the frame, no two at the same place, and each spans no more than a block of its size
+ * can. Returns 0, or TLY_ECODEC naming the block.
+ */
+int tly_blosc_frame_blocks(const struct tly_blosc_frame *f, const void *table, uint32_t *start, uint32_t *extent,
+                           uint64_t *scratch);
+
+/**
+ * Make block @p j, whose @p extent encoded bytes lie at @p at + TLY_BLOSC_BLOCK_PAD, a frame of its
+ * own (writing TLY_BLOSC_BLOCK_PAD bytes at @p at): tly_codec_decode() of the frame at @p at, of the
+ * length returned, gives the block's tly_blosc_block_size() bytes. A block that claims more bytes
+ * than @p extent is corrupt, and that decode says so.
+ */
+size_t tly_blosc_block_frame(const struct tly_blosc_frame *f, uint64_t j, void *at, size_t extent);
+
 #ifdef __cplusplus
 }
 #endif
