@@ -178,7 +178,7 @@ static int read_all(int fd, uint64_t off, const struct iovec *iov, int niov, con
             return tly_fail_errno("%s/%s: read at %llu", root, key, (unsigned long long)off);
         if (n == 0)
             return tly_fail(TLY_EFORMAT, "%s/%s: ends at byte %llu, before the data expected (truncated)", root, key,
-                             (unsigned long long)off);
+                            (unsigned long long)off);
         off += (uint64_t)n;
         iov_advance(iov, niov, &i, &done, (size_t)n);
     }
@@ -268,6 +268,23 @@ static int writer_writev(struct tly_writer *base, const struct iovec *iov, int n
     return 0;
 }
 
+static int writer_patch(struct tly_writer *base, uint64_t offset, const void *data, size_t n)
+{
+    struct local_writer *w = (struct local_writer *)base;
+    if (offset > w->off || n > w->off - offset)
+        return tly_fail(TLY_EUSAGE, "%s/%s: patch of bytes %llu..%llu past the %llu written", w->st->root, w->key,
+                        (unsigned long long)offset, (unsigned long long)(offset + n), (unsigned long long)w->off);
+    for (size_t done = 0; done < n;) {
+        ssize_t k = pwrite(w->fd, (const char *)data + done, n - done, (off_t)(offset + done));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return tly_fail_errno("%s/%s: write at %llu", w->st->root, w->key, (unsigned long long)(offset + done));
+        done += (size_t)k;
+    }
+    return 0;
+}
+
 static void writer_free(struct local_writer *w)
 {
     free(w->key);
@@ -320,7 +337,8 @@ static int writer_commit(struct tly_writer *base)
 }
 
 /* Local files take stable and reused pieces alike: both are written before the call returns. */
-static const struct tly_writer_ops local_writer_ops = {writer_writev, writer_writev, writer_commit, writer_abort};
+static const struct tly_writer_ops local_writer_ops = {writer_writev, writer_writev, writer_commit, writer_abort,
+                                                       writer_patch};
 
 static int local_writer(struct tly_store *base, const char *key, struct tly_writer **out)
 {
@@ -410,7 +428,7 @@ static int local_clear(struct tly_store *base)
         return tly_fail(dir, "%s: %s", st->root, strerror(-dir));
     if (faccessat(dir, ".zarray", F_OK, 0) != 0 && faccessat(dir, "zarr.json", F_OK, 0) != 0)
         return tly_fail(TLY_EUSAGE, "%s: not a Zarr array (no .zarray or zarr.json): refusing to delete its contents",
-                         st->root);
+                        st->root);
     pthread_mutex_lock(&clear_mu);
     clear_errno = 0;
     int r = nftw(st->root, clear_one, 16, FTW_DEPTH | FTW_PHYS);
