@@ -186,6 +186,47 @@ int tly_blosc_frame_blocks(const struct tly_blosc_frame *f, const void *table, u
  */
 size_t tly_blosc_block_frame(const struct tly_blosc_frame *f, uint64_t j, void *at, size_t extent);
 
+/* ---- blosc frames written block by block (src/codec/blosc_write.c) ---- */
+
+/** How a chunk becomes a c-blosc 1.x frame block by block: what blosc_compress_ctx() would choose. */
+struct tly_blosc_plan {
+    uint64_t n;         /**< decoded bytes */
+    uint64_t blocksize; /**< the frame's block size */
+    uint64_t nblocks;   /**< 0 when memcpyed */
+    size_t last_force;  /**< the forced block size that compresses the last, shorter block (internal) */
+    bool memcpyed;      /**< the frame is the header and the bytes as they are (clevel 0, under 128 bytes) */
+    uint8_t header[TLY_BLOSC_HEADER]; /**< c-blosc's header for these settings (sizes set by the calls below) */
+};
+
+/**
+ * Plan chunks of @p n bytes with @p c's settings (once per array: it compresses a probe of zeros).
+ * Returns 0, TLY_EUSAGE for bad settings, or TLY_EUNSUPPORTED when c-blosc's choices cannot be
+ * reproduced block by block (the chunk is then compressed whole). Runs in stage encode.
+ */
+int tly_blosc_plan(const struct tly_codec *c, uint64_t n, struct tly_blosc_plan *p);
+
+/** Bytes of the output buffer tly_blosc_encode_block() needs. */
+size_t tly_blosc_block_cap(const struct tly_blosc_plan *p);
+
+/**
+ * Compress block @p j: @p src holds its bytes, and for the last block when it is shorter, the full
+ * block before it and then it (src points at the one before: c-blosc compresses a short last block as
+ * the end of a frame). Output goes to @p out (tly_blosc_block_cap() bytes); the block's encoded bytes
+ * are @p *len bytes at @p *at. Returns 0 or TLY_ECODEC. Runs in stage encode.
+ */
+int tly_blosc_encode_block(const struct tly_codec *c, const struct tly_blosc_plan *p, uint64_t j, const void *src,
+                           void *out, const void **at, size_t *len);
+
+/**
+ * The frame's header and offset table (TLY_BLOSC_HEADER + 4 per block bytes, into @p head) for blocks
+ * of @p sizes encoded bytes. False when the frame would be longer than the chunk and its header:
+ * c-blosc stores such a chunk memcpyed instead (tly_blosc_memcpyed_head).
+ */
+bool tly_blosc_frame_head(const struct tly_blosc_plan *p, const uint32_t *sizes, void *head);
+
+/** The 16-byte header of the chunk's memcpyed frame (the chunk's bytes follow it as they are). */
+void tly_blosc_memcpyed_head(const struct tly_blosc_plan *p, void *head);
+
 #ifdef __cplusplus
 }
 #endif
