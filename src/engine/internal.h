@@ -93,6 +93,17 @@ void tly__lanes_destroy(struct tly__lanes *l);
 int tly__read_blosc(struct tly__op *op, struct tly__lanes *lanes, const char *key, const struct tly_runs *rs,
                     uint64_t size, char *out);
 
+/* write_blosc.c: write a blosc chunk block by block, as planned by @p p (tly_blosc_plan), from its
+ * pieces @p iov (in chunk order; @p pad marks fill-value pieces) under @p key of a store that can
+ * patch what it wrote; the stored size into @p stored. */
+struct tly_blosc_plan;
+int tly__put_blosc(struct tly__op *op, const struct tly_blosc_plan *p, const char *key, const struct iovec *iov,
+                   const bool *pad, int niov, uint64_t *stored);
+
+/* The most bytes tly__put_blosc() holds for one chunk (its ticket's share): the table, a block's
+ * output, c-blosc's temporaries and, when the chunk is not one piece, two blocks of input. */
+uint64_t tly__blosc_write_bytes(const struct tly_array *a, const struct tly_blosc_plan *p, bool contiguous);
+
 /* 0, or TLY_EUSAGE when @p r does not fit the array. */
 int tly__check_region(const struct tly_array *a, const struct tly_region *r);
 

@@ -272,3 +272,84 @@ TLY_TEST(engine, blosc_lone_chunk_holds_a_few_blocks)
     free(out);
     free(src);
 }
+
+/* Chunk file @p key of DIR/@p name is c-blosc's own frame for @p want (its decoded bytes), as
+ * blosc_compress_ctx writes it on one thread with the array's settings. */
+static void expect_ctx_frame(const char *name, const char *key, const char *cname, int clevel, const void *want,
+                             size_t n)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/%s/%s", dir, name, key);
+    size_t m;
+    unsigned char *got = slurp(path, &m), *ref = malloc(n + BLOSC_MAX_OVERHEAD);
+    int r = blosc_compress_ctx(clevel, 1, 4, n, want, ref, n + BLOSC_MAX_OVERHEAD, cname, 0, 1);
+    cr_assert_gt(r, 0);
+    cr_expect(m == (size_t)r && memcmp(got, ref, m) == 0, "%s %s: %zu bytes, blosc_compress_ctx %d", name, key, m, r);
+    free(got);
+    free(ref);
+}
+
+/* Writes go block by block: the frames are c-blosc's own, contiguous chunks and strided ones
+ * (gathered two blocks at a time) alike, memcpyed ones included; what a write holds is a few blocks. */
+TLY_TEST(engine, blosc_writes_block_by_block)
+{
+    uint64_t shape[] = {1024, 1536}, chunks[] = {1024, 768}; /* 2 chunks of 3 MiB, strided */
+    float *src;
+    struct tly_io_stats st;
+    tly_mem_reset_peaks();
+    struct tly_mem_snapshot before, after;
+    tly_mem_snapshot(&before);
+    struct tly_array *a = make_array("w", shape, chunks, 2, &src);
+    tly_mem_snapshot(&after);
+    /* the chunks' bytes, in chunk order */
+    size_t n = 1024 * 768;
+    float *c0 = malloc(n * sizeof *c0), *c1 = malloc(n * sizeof *c1);
+    for (size_t i = 0; i < 1024; i++) {
+        memcpy(c0 + i * 768, src + i * 1536, 768 * sizeof *c0);
+        memcpy(c1 + i * 768, src + i * 1536 + 768, 768 * sizeof *c1);
+    }
+    expect_ctx_frame("w", "0.0", "lz4", 5, c0, n * 4);
+    expect_ctx_frame("w", "0.1", "lz4", 5, c1, n * 4);
+    if (tly_mem_tracking())
+        cr_expect_lt(after.peak_bytes - before.live_bytes, (int64_t)(2 * n * 4 + (8 << 20)),
+                     "the write held %lld bytes beyond the array", (long long)(after.peak_bytes - before.live_bytes));
+    /* a contiguous chunk (one column of chunks, whole rows of them in one call) */
+    uint64_t shape1[] = {1024, 768};
+    float *src1;
+    struct tly_array *b = make_array("w1", shape1, shape1, 2, &src1);
+    expect_ctx_frame("w1", "0.0", "lz4", 5, src1, n * 4);
+    expect_region(b, src1, 768, 0, 1024, 0, 768, "w1");
+    /* bytes that do not compress: the blocks outgrow the chunk, and the frame is stored memcpyed */
+    uint64_t x = 88172645463325252u;
+    for (size_t i = 0; i < 1024 * 1536; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        memcpy(src + i, &x, sizeof *src);
+    }
+    struct tly_region all;
+    tly_region_all(&all, 2, shape);
+    cr_assert_eq(tly_array_write(a, src, &all, &st), 0, "%s", tly_errmsg());
+    char path[400];
+    snprintf(path, sizeof path, "%s/w/0.1", dir);
+    size_t m;
+    unsigned char *f = slurp(path, &m);
+    cr_expect(f[2] & BLOSC_MEMCPYED, "flags 0x%02x", f[2]);
+    cr_expect_eq(m, n * 4 + 16);
+    free(f);
+    expect_all_ways(a, src, shape, "memcpyed");
+    /* the tickets: per chunk in flight (2) a few 512 KiB blocks, whatever the chunk's size */
+    cr_expect_lt(st.pool_peak, (uint64_t)2 * (4 << 20), "tickets of %llu bytes", (unsigned long long)st.pool_peak);
+    /* read-modify-write of a patch: the chunk written back block by block */
+    float p[6] = {1, 2, 3, 4, 5, 6};
+    struct tly_region patch = {.rank = 2, .start = {500, 766}, .stop = {502, 769}};
+    cr_assert_eq(tly_array_write(a, p, &patch, &st), 0, "%s", tly_errmsg());
+    cr_expect_eq(st.rmw, 2u);
+    for (int i = 0; i < 2; i++)
+        memcpy(src + (500 + i) * 1536 + 766, p + 3 * i, 3 * sizeof *p);
+    expect_all_ways(a, src, shape, "patched");
+    tly_array_close(a);
+    tly_array_close(b);
+    free(src);
+    free(src1);
+    free(c0);
+    free(c1);
+}
