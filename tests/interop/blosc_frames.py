@@ -1,6 +1,8 @@
 #!/usr/bin/python3
-"""Every blosc frame numcodecs writes reads back equal through tally's block-by-block path, and a
-frame that lies is exit 2 naming its chunk.
+"""Every blosc frame numcodecs writes reads back equal through tally's block-by-block path, a frame
+that lies is exit 2 naming its chunk, and every frame tally writes block by block is numcodecs' own
+(byte for byte but for snappy's, which c-blosc leaves uncompressed where its output buffer has not
+room for snappy's worst case) and reads back in zarr-python and zarrita.
 
   blosc_frames.py TALLY
 
@@ -168,6 +170,76 @@ def lies(tally_bin, work):
         shutil.rmtree(d)
 
 
+def tally_writes(tally_bin, work):
+    """tally put with every compressor, shuffle, typesize 1-8 (by dtype) and block size, whole chunks
+    and strided ones (gathered two blocks at a time): zarr-python reads them, and they are the frames
+    numcodecs writes for the same chunks (one thread: blocks in order)."""
+    import json
+    import subprocess
+    from numcodecs import blosc
+    import zarr
+    blosc.use_threads = False
+    dtypes = ["|u1", "<i2", "<f4", "<f8"]
+    shape = (240, 600)
+    cases = [(c, s, dtypes[k % 4], 5, (0, 4096, 100000)[k % 3], "smooth")
+             for k, (c, s) in enumerate((c, s) for c in blosc.list_compressors() for s in (0, 1, 2))]
+    cases += [(c, 1, "<f4", 0, 0, "smooth") for c in ("lz4", "zstd")]       # clevel 0: memcpyed
+    cases += [(c, 2, "<i2", 9, 0, "random") for c in ("blosclz", "zlib")]   # outgrows: memcpyed
+    for k, (cname, shuffle, dtype, clevel, blocksize, kind) in enumerate(cases):
+        dt = np.dtype(dtype)
+        rng = np.random.default_rng(k)
+        if kind == "random":
+            src = rng.integers(0, 256, shape[0] * shape[1] * dt.itemsize, dtype=np.uint8).view(dt).reshape(shape)
+        else:
+            src = (np.add.outer(np.arange(shape[0]), np.arange(shape[1]) // 3) % 120).astype(dt)
+        npy = os.path.join(work, f"w{k}.npy")
+        np.save(npy, src)
+        spec = f"blosc:cname={cname},clevel={clevel},shuffle={shuffle},blocksize={blocksize}"
+        for chunks in ((240, 600), (120, 200)):
+            what = f"{spec} {dtype} chunks {chunks}"
+            d = os.path.join(work, f"w{k}-{chunks[1]}")
+            p = tally(tally_bin, "put", npy, d, "--chunks", ",".join(map(str, chunks)), "--codec", spec)
+            if p.returncode != 0:
+                t.check(f"tally writes {what}", False, p.stderr.strip()[-300:])
+                continue
+            z = zarr.open(d, mode="r")
+            t.check(f"zarr-python reads tally's {what}", np.array_equal(z[...], src), "differs")
+            same = total = 0
+            for i in range(shape[0] // chunks[0]):
+                for j in range(shape[1] // chunks[1]):
+                    block = np.ascontiguousarray(src[i * chunks[0]:(i + 1) * chunks[0],
+                                                     j * chunks[1]:(j + 1) * chunks[1]])
+                    ref = bytes(blosc.compress(block, cname.encode(), clevel, shuffle, blocksize))
+                    with open(os.path.join(d, f"{i}.{j}"), "rb") as f:
+                        same += f.read() == ref
+                    total += 1
+            if cname != "snappy":
+                t.check(f"tally's {what}: numcodecs' frames byte for byte", same == total, f"{same} of {total}")
+            shutil.rmtree(d)
+    # zarrita (v3) reads what tally writes block by block, each compressor and shuffle
+    node = shutil.which("node")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zarrita_io.mjs")
+    if node is None or not os.path.isdir(os.path.join(os.path.dirname(script), "node_modules", "zarrita")):
+        t.skip("zarrita reads tally's frames", "node or tests/interop/node_modules/zarrita missing (scripts/deps)")
+        return
+    src = (np.add.outer(np.arange(shape[0]), np.arange(shape[1]) * 0.25)).astype("<f8")
+    npy = os.path.join(work, "v3.npy")
+    np.save(npy, src)
+    for cname in blosc.list_compressors():
+        for shuffle in (0, 1, 2):
+            spec = f"blosc:cname={cname},clevel=5,shuffle={shuffle}"
+            d = os.path.join(work, f"v3-{cname}-{shuffle}")
+            p = tally(tally_bin, "put", npy, d, "--format", "v3", "--chunks", "120,200", "--codec", spec)
+            raw = os.path.join(work, "v3.bin")
+            q = subprocess.run([node, script, "read", d, raw], capture_output=True, text=True) \
+                if p.returncode == 0 else p
+            ok = q.returncode == 0 and np.array_equal(np.fromfile(raw, dtype="<f8").reshape(shape), src)
+            t.check(f"zarrita reads tally's v3 <f8 {spec}", ok, (q.stderr or "").strip()[-300:])
+            if ok:
+                json.loads(q.stdout)  # zarrita said what it read
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -175,7 +247,7 @@ def main():
     tally_bin = os.path.abspath(sys.argv[1])
     work = tempfile.mkdtemp(prefix="tally-blosc-frames-")
     try:
-        for fn in (every_frame, lies):
+        for fn in (every_frame, lies, tally_writes):
             try:
                 fn(tally_bin, work)
             except Exception as e:  # a part that cannot run is a failed check, with its reason
