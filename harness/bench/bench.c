@@ -12,6 +12,9 @@
  *   codec         the codec alone on the same chunks in memory, same threads, no I/O
  *   codec_layout  the same, gathering each chunk from its strided places before encoding, or
  *                 scattering it after decoding: chunked compressed rows only
+ *   overlap       a compressed read's overlapped limit: the array's bytes over the longer of reading
+ *                 the encoded chunks (as raw reads, same threads or transfers) and decoding them (as
+ *                 codec); overlap_layout on chunked rows (the decode as codec_layout's)
  *   zarr_python   zarr-python 2.13 on the same local workload
  * Baselines follow the engine's rule for chunks fewer than threads: a read is split into ranges
  * among them (at least 8 MiB each), and a decode gets their share of threads. Every kind follows one
@@ -169,6 +172,10 @@ static const char about[] =
     "one PUT/GET per chunk with the runs as its pieces), codec_layout = the codec alone, gathering each chunk "
     "before encoding or scattering it after decoding; ratio_to_layout_limit is the target, ratio_to_raw and "
     "ratio_to_codec_limit say what the layout costs. Elsewhere the layout's limit is the contiguous one. "
+    "A compressed read's overlapped limit = the array's bytes over the longer of reading the encoded chunks "
+    "(as raw reads the decoded ones) and decoding them (as codec, or as codec_layout on chunked rows), each "
+    "timed on its own: a reader that decodes blocks as they arrive hides the shorter behind the longer at best "
+    "(on a machine whose reads cost CPU, as page-cache reads do, it cannot hide them all). "
     "zarr-python 2.13 runs the same local workload; untracked = tally with TALLY_TRACK=0. With fewer chunks than "
     "threads (the one-chunk rows), the engine and its limits split a chunk's read into ranges among them and "
     "decode blosc on their share of threads.";

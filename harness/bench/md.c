@@ -105,6 +105,8 @@ static const struct col row_cols[] = {
     {"ratio_to_raw", "ratio_to_raw", RATIO},
     {"ratio_to_codec_limit", "ratio_to_codec_limit", RATIO},
     {"ratio_to_layout_limit", "ratio_to_layout_limit", RATIO},
+    {"overlap limit GB/s", "overlap_limit_gbps", GBPS, "overlap_limit"},
+    {"ratio_to_overlap_limit", "ratio_to_overlap_limit", RATIO},
     {"zarr-python GB/s", "zarr_python_gbps", GBPS, "zarr_python"},
     {"ratio_to_zarr_python", "ratio_to_zarr_python", RATIO},
     {"ratio_to_untracked", "ratio_to_untracked", RATIO},
@@ -137,7 +139,8 @@ static void header(FILE *f, json_t *doc)
         "(max - min) / median; a figure whose spread is above %.0f%% is unstable (its median marked !) and gives no "
         "ratio. Ratios are medians over medians, with the range their repetitions allow (min/max to "
         "max/min). A ratio above %.2f to a physical limit (raw I/O, the codec alone, raw I/O into the "
-        "layout) is withheld and its row is invalid: the limit was mis-measured.\n\n",
+        "layout, reading and decoding overlapped) is withheld and its row is invalid: the limit was "
+        "mis-measured.\n\n",
         json_integer_value(json_object_get(m, "cpus")),
         (double)json_integer_value(json_object_get(m, "mem_bytes")) / 1073741824.0, str(m, "cpu_model"),
         str(m, "kernel"), json_is_true(json_object_get(doc, "quick")) ? "A quick" : "A full",

@@ -260,6 +260,8 @@ static const struct {
     {"raw_layout", tly_h_bench_raw},
     {"codec", tly_h_bench_codec},
     {"codec_layout", tly_h_bench_codec},
+    {"overlap", tly_h_bench_overlap},
+    {"overlap_layout", tly_h_bench_overlap},
 };
 
 /* The spec's cell and kind into @p s; 0, or an error naming what is wrong. */

@@ -15,7 +15,7 @@
 /** One measurement: the cell, the kind, and the array's geometry. */
 struct tly_h_bspec {
     const struct tly_h_cell *cell;
-    const char *kind; /**< tally | raw | raw_layout | codec | codec_layout */
+    const char *kind; /**< tally | raw | raw_layout | codec | codec_layout | overlap | overlap_layout */
     const char *dir;  /**< a scratch directory, or an s3:// URL */
     bool read, s3;
     bool layout; /**< the kind moves each chunk to or from its strided places in the array */
@@ -86,5 +86,9 @@ int tly_h_bench_raw(const struct tly_h_bspec *s, char *data, struct tly_h_bench_
 
 /** codec and codec_layout (codec.c). Takes @p data. */
 int tly_h_bench_codec(const struct tly_h_bspec *s, char *data, struct tly_h_bench_timing *t);
+
+/** overlap and overlap_layout: a read's bytes over the longer of reading the encoded chunks and
+ * decoding them (overlap.c). Takes @p data. */
+int tly_h_bench_overlap(const struct tly_h_bspec *s, char *data, struct tly_h_bench_timing *t);
 
 #endif

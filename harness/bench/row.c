@@ -11,7 +11,7 @@
 
 #include "bench/bench.h"
 
-#define MAX_KINDS 5
+#define MAX_KINDS 6
 
 /* One kind of a row: its figure's name, and its repetitions so far. */
 struct kind {
@@ -130,12 +130,17 @@ json_t *tly_h_bench_row(struct tly_h_bench *b, const struct tly_h_bench_case *c)
 {
     bool none = strcmp(c->codec, "none") == 0, local = strcmp(c->store, "local") == 0;
     const char *limit = none ? "raw" : "codec", *layout = !strided(c) ? limit : none ? "raw_layout" : "codec_layout";
+    /* a compressed read's overlapped limit: reading the encoded chunks and decoding them (the
+     * layout's way when strided), the longer of the two */
+    const char *overlap = none || strcmp(c->op, "read") != 0 ? NULL : strided(c) ? "overlap_layout" : "overlap";
     struct kind k[MAX_KINDS] = {{.fig = "tally", .kind = "tally"},
                                 {.fig = "untracked", .kind = "tally", .untracked = true},
                                 {.fig = limit, .kind = limit}};
     int nk = 3;
     if (strided(c))
         k[nk++] = (struct kind){.fig = layout, .kind = layout};
+    if (overlap)
+        k[nk++] = (struct kind){.fig = overlap, .kind = overlap};
     if (local)
         k[nk++] = (struct kind){.fig = "zarr_python", .kind = NULL};
     fprintf(stderr, "bench %s (%d kinds x %d) ...\n", c->name, nk, b->reps);
@@ -148,11 +153,12 @@ json_t *tly_h_bench_row(struct tly_h_bench *b, const struct tly_h_bench_case *c)
         json_decref(k[i].spec);
     }
     uint64_t bytes = c->shape[0] * c->shape[1] * 4, n = (c->shape[0] / c->chunks[0]) * (c->shape[1] / c->chunks[1]);
-    json_t *row = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:i, s:i, s:I, s:s, s:s, s:o}", "name",
-                            c->name, "key", c->key, "op", c->op, "store", c->store, "codec", c->codec, "layout",
-                            c->layout_key, "array_bytes", (json_int_t)bytes, "chunks", (json_int_t)n, "strided",
-                            strided(c), "threads", c->threads, "io_concurrency", c->io, "memory_limit",
-                            (json_int_t)c->mem, "limit", limit, "layout_limit", layout, "figures", figs);
+    json_t *row =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:i, s:i, s:I, s:s, s:s, s:s?, s:o}", "name", c->name,
+                  "key", c->key, "op", c->op, "store", c->store, "codec", c->codec, "layout", c->layout_key,
+                  "array_bytes", (json_int_t)bytes, "chunks", (json_int_t)n, "strided", strided(c), "threads",
+                  c->threads, "io_concurrency", c->io, "memory_limit", (json_int_t)c->mem, "limit", limit,
+                  "layout_limit", layout, "overlap_limit", overlap, "figures", figs);
     tly_h_bench_judge(row);
     median_time(&k[0], row);
     for (int i = 1; i < nk; i++)

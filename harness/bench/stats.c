@@ -73,21 +73,28 @@ json_t *tly_h_bench_fig_json(const double *v, int n, double max_spread)
                      "unstable", ok && f.spread > max_spread, "reps", reps);
 }
 
-const char *const tly_h_bench_ratio_keys[] = {"ratio_to_raw",         "ratio_to_codec_limit", "ratio_to_layout_limit",
-                                              "ratio_to_zarr_python", "ratio_to_untracked",   NULL};
+const char *const tly_h_bench_ratio_keys[] = {"ratio_to_raw",
+                                              "ratio_to_codec_limit",
+                                              "ratio_to_layout_limit",
+                                              "ratio_to_overlap_limit",
+                                              "ratio_to_zarr_python",
+                                              "ratio_to_untracked",
+                                              NULL};
 
-/* A ratio: tally's figure over the figure named den (NULL: the one the row's layout_limit names).
- * Physical: nothing can beat it (raw I/O, the codec alone); the codec's strided code is not, as the
- * engine may stream runs where it gathers. */
+/* A ratio: tally's figure over the figure named den (NULL: the one the row's field named by `in`
+ * names: layout_limit, overlap_limit). Physical: nothing can beat it (raw I/O, the codec alone,
+ * reading and decoding overlapped); the strided simplest codes are not, as the engine may stream
+ * runs where they gather or scatter. */
 static const struct {
-    const char *key, *den;
+    const char *key, *den, *in;
     bool physical;
 } ratios[] = {
-    {"ratio_to_raw", "raw", true},
-    {"ratio_to_codec_limit", "codec", true},
-    {"ratio_to_layout_limit", NULL, true},
-    {"ratio_to_zarr_python", "zarr_python", false},
-    {"ratio_to_untracked", "untracked", false},
+    {"ratio_to_raw", "raw", NULL, true},
+    {"ratio_to_codec_limit", "codec", NULL, true},
+    {"ratio_to_layout_limit", NULL, "layout_limit", true},
+    {"ratio_to_overlap_limit", NULL, "overlap_limit", true},
+    {"ratio_to_zarr_python", "zarr_python", NULL, false},
+    {"ratio_to_untracked", "untracked", NULL, false},
 };
 
 /* A measured figure of the row: its numbers; false when it is missing or was not measured. */
@@ -163,16 +170,16 @@ static void set_ratio(json_t *row, const char *key, bool ok, double v, double lo
 static void judge_ratios(json_t *row, json_t *figs, json_t *reasons, bool *invalid)
 {
     json_t *withheld = json_object();
-    const char *layout = json_string_value(json_object_get(row, "layout_limit"));
     struct tly_h_bench_fig t, d;
     bool t_shaky, d_shaky;
     bool t_ok = fig_get(figs, "tally", &t, &t_shaky);
     for (size_t i = 0; i < sizeof ratios / sizeof ratios[0]; i++) {
-        const char *den = ratios[i].den ? ratios[i].den : layout;
+        const char *den = ratios[i].den ? ratios[i].den : json_string_value(json_object_get(row, ratios[i].in));
         bool applies = den && json_object_get(figs, den);
         bool ok = applies && t_ok && !t_shaky && fig_get(figs, den, &d, &d_shaky) && !d_shaky;
         double v = ok ? t.med / d.med : 0;
-        bool physical = ratios[i].physical && !(den && strcmp(den, "codec_layout") == 0);
+        bool physical =
+            ratios[i].physical && !(den && (!strcmp(den, "codec_layout") || !strcmp(den, "overlap_layout")));
         /* one chunk: the layout's limit is the contiguous one, already judged under its own name */
         bool again = !ratios[i].den && den && (!strcmp(den, "raw") || !strcmp(den, "codec"));
         if (ok && physical && v > TLY_H_BENCH_LIMIT_SLACK) {
@@ -206,6 +213,7 @@ void tly_h_bench_judge(json_t *row)
     }
     set_median(row, "baseline_gbps", figs, json_string_value(json_object_get(row, "limit")));
     set_median(row, "layout_limit_gbps", figs, json_string_value(json_object_get(row, "layout_limit")));
+    set_median(row, "overlap_limit_gbps", figs, json_string_value(json_object_get(row, "overlap_limit")));
     set_median(row, "zarr_python_gbps", figs, "zarr_python");
     set_median(row, "untracked_gbps", figs, "untracked");
     json_t *peak = json_object_get(t, "peak_extra_bytes");

@@ -138,6 +138,101 @@ int tly_zstd_dstream_close(struct tly_zstd_dstream *ds);
  */
 void tly_zstd_dstream_abort(struct tly_zstd_dstream *ds);
 
+/* ---- blosc frames read block by block (src/codec/blosc_frame.c) ---- */
+
+/** Bytes of a c-blosc 1.x frame header. */
+#define TLY_BLOSC_HEADER 16
+
+/** Bytes a reader leaves free before each block it holds: tly_blosc_block_frame() writes a frame
+ *  header of one block there, so that the block decodes where it lies (no copy). */
+#define TLY_BLOSC_BLOCK_PAD 20
+
+/** A c-blosc 1.x frame's layout, from its header. */
+struct tly_blosc_frame {
+    uint64_t nbytes;    /**< decoded bytes */
+    uint64_t cbytes;    /**< bytes of the whole frame (the chunk) */
+    uint64_t blocksize; /**< decoded bytes per block (the last may be shorter) */
+    uint64_t nblocks;   /**< blocks; 0 when memcpyed or empty */
+    bool memcpyed;      /**< the decoded bytes follow the header as they are: no table, no blocks */
+    uint8_t header[TLY_BLOSC_HEADER];
+};
+
+/**
+ * Read the header (the first 16 bytes) of a frame of @p size bytes that must decode to @p dst_n
+ * bytes into @p f. Returns 0, or TLY_ECODEC when the header is corrupt or does not match the chunk
+ * ("blosc: chunk holds 100 bytes, expected 400", "blosc: header corrupt (...)").
+ */
+int tly_blosc_frame_open(const void *header, uint64_t size, uint64_t dst_n, struct tly_blosc_frame *f);
+
+/** Bytes of the offset table that follows the header (4 per block). */
+uint64_t tly_blosc_frame_table_bytes(const struct tly_blosc_frame *f);
+
+/** Decoded bytes of block @p j. */
+uint64_t tly_blosc_block_size(const struct tly_blosc_frame *f, uint64_t j);
+
+/** The most encoded bytes a valid block of @p bsize decoded bytes can take. */
+uint64_t tly_blosc_max_extent(uint64_t bsize);
+
+/**
+ * Check the offset table @p table (tly_blosc_frame_table_bytes() bytes, as stored) and lay the
+ * blocks out: block j's encoded bytes are @p extent[j] bytes at @p start[j] of the frame (arrays of
+ * nblocks; @p scratch has room for nblocks uint64_t). Blocks may lie in any order (c-blosc's threaded
+ * compressor writes them as its threads finish); the table is valid when every block starts after
+ * it and inside the frame, no two at the same place, and each spans no more than a block of its size
+ * can. Returns 0, or TLY_ECODEC naming the block.
+ */
+int tly_blosc_frame_blocks(const struct tly_blosc_frame *f, const void *table, uint32_t *start, uint32_t *extent,
+                           uint64_t *scratch);
+
+/**
+ * Make block @p j, whose @p extent encoded bytes lie at @p at + TLY_BLOSC_BLOCK_PAD, a frame of its
+ * own (writing TLY_BLOSC_BLOCK_PAD bytes at @p at): tly_codec_decode() of the frame at @p at, of the
+ * length returned, gives the block's tly_blosc_block_size() bytes. A block that claims more bytes
+ * than @p extent is corrupt, and that decode says so.
+ */
+size_t tly_blosc_block_frame(const struct tly_blosc_frame *f, uint64_t j, void *at, size_t extent);
+
+/* ---- blosc frames written block by block (src/codec/blosc_write.c) ---- */
+
+/** How a chunk becomes a c-blosc 1.x frame block by block: what blosc_compress_ctx() would choose. */
+struct tly_blosc_plan {
+    uint64_t n;         /**< decoded bytes */
+    uint64_t blocksize; /**< the frame's block size */
+    uint64_t nblocks;   /**< 0 when memcpyed */
+    size_t last_force;  /**< the forced block size that compresses the last, shorter block (internal) */
+    bool memcpyed;      /**< the frame is the header and the bytes as they are (clevel 0, under 128 bytes) */
+    uint8_t header[TLY_BLOSC_HEADER]; /**< c-blosc's header for these settings (sizes set by the calls below) */
+};
+
+/**
+ * Plan chunks of @p n bytes with @p c's settings (once per array: it compresses a probe of zeros).
+ * Returns 0, TLY_EUSAGE for bad settings, or TLY_EUNSUPPORTED when c-blosc's choices cannot be
+ * reproduced block by block (the chunk is then compressed whole). Runs in stage encode.
+ */
+int tly_blosc_plan(const struct tly_codec *c, uint64_t n, struct tly_blosc_plan *p);
+
+/** Bytes of the output buffer tly_blosc_encode_block() needs. */
+size_t tly_blosc_block_cap(const struct tly_blosc_plan *p);
+
+/**
+ * Compress block @p j: @p src holds its bytes, and for the last block when it is shorter, the full
+ * block before it and then it (src points at the one before: c-blosc compresses a short last block as
+ * the end of a frame). Output goes to @p out (tly_blosc_block_cap() bytes); the block's encoded bytes
+ * are @p *len bytes at @p *at. Returns 0 or TLY_ECODEC. Runs in stage encode.
+ */
+int tly_blosc_encode_block(const struct tly_codec *c, const struct tly_blosc_plan *p, uint64_t j, const void *src,
+                           void *out, const void **at, size_t *len);
+
+/**
+ * The frame's header and offset table (TLY_BLOSC_HEADER + 4 per block bytes, into @p head) for blocks
+ * of @p sizes encoded bytes. False when the frame would be longer than the chunk and its header:
+ * c-blosc stores such a chunk memcpyed instead (tly_blosc_memcpyed_head).
+ */
+bool tly_blosc_frame_head(const struct tly_blosc_plan *p, const uint32_t *sizes, void *head);
+
+/** The 16-byte header of the chunk's memcpyed frame (the chunk's bytes follow it as they are). */
+void tly_blosc_memcpyed_head(const struct tly_blosc_plan *p, void *head);
+
 #ifdef __cplusplus
 }
 #endif

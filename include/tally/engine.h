@@ -4,10 +4,16 @@
  *
  *   write, none   pwritev straight from the caller's memory (one iovec per contiguous run)
  *   write, zstd   streaming compression reading the runs in place, output in bounded blocks
- *   write, blosc  compress from the caller's memory when the chunk is contiguous there, else gather
+ *   write, blosc  local: block by block, each block compressed from the caller's memory (gathered
+ *                 two blocks at a time when the chunk is strided there) and written as it comes,
+ *                 the header and offset table patched in at the end; S3: the whole chunk compressed
+ *                 into one buffer (gathered first when strided)
  *   read, none    preadv straight into the output's runs
- *   read, codec   encoded bytes into a buffer, decoded straight into the output when the chunk is
- *                 contiguous there, else decoded aside and scattered
+ *   read, zstd    the encoded chunk streamed into the decoder, straight into the output when the
+ *                 chunk is contiguous there, else through a small window scattered to the runs
+ *   read, blosc   block by block: header and offset table, then the blocks read a few at a time and
+ *                 each decoded as it arrives, straight into the output (or a block buffer scattered
+ *                 to the runs when strided)
  *   missing chunk the fill value written into the output
  *
  * The caller's buffer holds exactly the region, in C order, in the array's dtype (byte order

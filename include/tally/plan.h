@@ -136,6 +136,9 @@ void tly_runs_iter_init(struct tly_runs_iter *it, const struct tly_runs *rs);
 /** The next run's offsets; false when there are no more. */
 bool tly_runs_next(struct tly_runs_iter *it, uint64_t *chunk_off, uint64_t *buf_off);
 
+/** Set @p it at run @p k of @p rs (nruns or more: at the end), so that tly_runs_next() gives run k. */
+void tly_runs_iter_seek(struct tly_runs_iter *it, const struct tly_runs *rs, uint64_t k);
+
 #ifdef __cplusplus
 }
 #endif

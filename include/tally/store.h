@@ -92,6 +92,13 @@ int tly_writer_add(struct tly_writer *w, const struct iovec *iov, int niov);
  */
 int tly_writer_writev(struct tly_writer *w, const struct iovec *iov, int niov);
 
+/**
+ * Overwrite @p n bytes at @p offset of what was appended so far (a header whose fields are known
+ * only at the end, as a blosc frame's offset table). The local store writes them in place; a store
+ * that may have sent them already answers TLY_EUNSUPPORTED (S3, which uploads a part as it fills).
+ */
+int tly_writer_patch(struct tly_writer *w, uint64_t offset, const void *data, size_t n);
+
 /** Publish the object under its key (atomically) and free @p w. On error nothing is published. */
 int tly_writer_commit(struct tly_writer *w);
 

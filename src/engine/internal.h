@@ -81,6 +81,36 @@ int tly__feed(struct tly__op *op, struct tly_zstd_dstream *ds, const void *in, s
 #define TLY__RANGE_MIN ((uint64_t)8 << 20)
 int tly__readv(struct tly__op *op, const char *key, uint64_t offset, const struct iovec *iov, int niov);
 
+/* read.c: the runs of @p rs, stored as they are from byte @p base of object @p key, read straight
+ * into the output @p out (preadv / range GETs of stretches of adjacent runs). */
+int tly__read_runs(struct tly__op *op, const char *key, uint64_t base, const struct tly_runs *rs, char *out);
+
+/* read_blosc.c: the lanes of an operation's blosc reads (a lane reads a group of blocks, then
+ * decodes them), at most `free` at once over all its chunks. */
+struct tly__lanes {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int free;
+};
+void tly__lanes_init(struct tly__lanes *l, int n);
+void tly__lanes_destroy(struct tly__lanes *l);
+
+/* Read a blosc chunk of @p size stored bytes, block by block, into the output @p out (its ticket
+ * taken here, once the header says what the chunk holds). */
+int tly__read_blosc(struct tly__op *op, struct tly__lanes *lanes, const char *key, const struct tly_runs *rs,
+                    uint64_t size, char *out);
+
+/* write_blosc.c: write a blosc chunk block by block, as planned by @p p (tly_blosc_plan), from its
+ * pieces @p iov (in chunk order; @p pad marks fill-value pieces) under @p key of a store that can
+ * patch what it wrote; the stored size into @p stored. */
+struct tly_blosc_plan;
+int tly__put_blosc(struct tly__op *op, const struct tly_blosc_plan *p, const char *key, const struct iovec *iov,
+                   const bool *pad, int niov, uint64_t *stored);
+
+/* The most bytes tly__put_blosc() holds for one chunk (its ticket's share): the table, a block's
+ * output, c-blosc's temporaries and, when the chunk is not one piece, two blocks of input. */
+uint64_t tly__blosc_write_bytes(const struct tly_array *a, const struct tly_blosc_plan *p, bool contiguous);
+
 /* 0, or TLY_EUSAGE when @p r does not fit the array. */
 int tly__check_region(const struct tly_array *a, const struct tly_region *r);
 

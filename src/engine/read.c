@@ -6,8 +6,10 @@
  *   zstd      the encoded chunk streamed into the decoder as it arrives (local: 1 MiB blocks; S3:
  *             the HTTP body's pieces, decoded on the S3 client's loop thread), straight into the
  *             output when the chunk lies contiguously there, else through a small window, scattered
- *   blosc     encoded bytes into a buffer, decoded straight into the output when the chunk lies
- *             contiguously there, else decoded aside and scattered
+ *   blosc     block by block (read_blosc.c): the header and offset table, then groups of blocks
+ *             read into a small slot and each decoded as it arrives, straight into the output when
+ *             the chunk lies contiguously there, else through a block buffer scattered to the runs;
+ *             a memcpyed frame is read straight into the output's runs
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,12 +25,13 @@
 struct rctx {
     struct tly__op op; /* first: tly__op_run() fills it */
     char *buf;
+    struct tly__lanes lanes; /* blosc's lanes over all the operation's chunks */
 };
 
 #define READ_BATCH 1024
 
 /* Uncompressed: read the runs straight into the output, one call per stretch of adjacent runs. */
-static int read_raw(struct tly__op *op, const char *key, const struct tly_runs *rs, char *out)
+int tly__read_runs(struct tly__op *op, const char *key, uint64_t base, const struct tly_runs *rs, char *out)
 {
     struct iovec iov[READ_BATCH];
     struct tly_runs_iter it;
@@ -37,7 +40,7 @@ static int read_raw(struct tly__op *op, const char *key, const struct tly_runs *
     tly_runs_iter_init(&it, rs);
     while (!err && tly_runs_next(&it, &co, &bo)) {
         if (n > 0 && (co != next || n == READ_BATCH)) {
-            err = tly__readv(op, key, start, iov, n);
+            err = tly__readv(op, key, base + start, iov, n);
             n = 0;
         }
         if (n == 0)
@@ -49,35 +52,7 @@ static int read_raw(struct tly__op *op, const char *key, const struct tly_runs *
         next = co + rs->run_bytes;
     }
     if (!err && n > 0)
-        err = tly__readv(op, key, start, iov, n);
-    return err;
-}
-
-/* Compressed: decode into the output when the chunk is contiguous there, else aside + scatter. */
-static int decode_into(struct tly__op *op, const struct tly_runs *rs, const void *enc, size_t n, char *out)
-{
-    TLY_STAGE(TLY_DECODE)
-    {
-        tly__plant_point(TLY_DECODE);
-    }
-    if (tly_runs_contiguous(rs))
-        return tly__decode(op, out + rs->buf_base, rs->chunk_bytes, enc, n);
-    void *tmp = tly_pool_alloc(rs->chunk_bytes);
-    if (tmp == NULL)
-        return tly_fail(-ENOMEM, "out of memory for a %llu-byte chunk", (unsigned long long)rs->chunk_bytes);
-    int err = tly__decode(op, tmp, rs->chunk_bytes, enc, n);
-    if (!err) {
-        struct tly_runs_iter it;
-        uint64_t co, bo;
-        tly_runs_iter_init(&it, rs);
-        TLY_STAGE(TLY_SCATTER)
-        {
-            tly__plant_point(TLY_SCATTER);
-            while (tly_runs_next(&it, &co, &bo))
-                tly_copy(out + bo, (char *)tmp + co, rs->run_bytes);
-        }
-    }
-    tly_pool_free(tmp);
+        err = tly__readv(op, key, base + start, iov, n);
     return err;
 }
 
@@ -205,7 +180,7 @@ static int read_zstd(struct tly__op *op, const char *key, const struct tly_runs 
 }
 
 /* The most bytes reading this chunk holds at once (its ticket): pool buffers and the codec's own
- * workspace (zstd's decoder, c-blosc's temporaries). */
+ * workspace (zstd's decoder). A blosc chunk takes its own once its header is read (read_blosc.c). */
 static uint64_t read_ticket(const struct tly__op *op, const struct tly_runs *rs, uint64_t size)
 {
     struct tly_codec c = tly__op_codec(op);
@@ -214,8 +189,6 @@ static uint64_t read_ticket(const struct tly__op *op, const struct tly_runs *rs,
     switch (c.id) {
     case TLY_CODEC_ZSTD:
         return zstd_in_cap(op, size) + (contiguous ? 0 : ZSTD_DStreamOutSize()) + work;
-    case TLY_CODEC_BLOSC:
-        return size + (contiguous ? 0 : rs->chunk_bytes) + work;
     default:
         return 0;
     }
@@ -267,20 +240,12 @@ static int read_one(void *arg, uint64_t i)
         else
             TLY_STAGE(TLY_GET)
             {
-                err = read_raw(&x->op, key, &rs, x->buf);
+                err = tly__read_runs(&x->op, key, 0, &rs, x->buf);
             }
     } else if (!err && a->meta.codec.id == TLY_CODEC_ZSTD) {
         err = read_zstd(&x->op, key, &rs, size, x->buf);
     } else if (!err) {
-        void *enc = tly_pool_alloc(size);
-        TLY_STAGE(TLY_GET)
-        {
-            struct iovec iov = {enc, size};
-            err = enc ? tly__readv(&x->op, key, 0, &iov, 1) : tly_fail(-ENOMEM, "out of memory");
-        }
-        if (!err)
-            err = decode_into(&x->op, &rs, enc, size, x->buf);
-        tly_pool_free(enc);
+        err = tly__read_blosc(&x->op, &x->lanes, key, &rs, size, x->buf);
     }
     tly_pool_release(x->op.pool, ticket);
     atomic_fetch_add(&x->op.stats.stored_bytes, size);
@@ -292,5 +257,8 @@ static int read_one(void *arg, uint64_t i)
 int tly_array_read(struct tly_array *a, void *buf, const struct tly_region *r, struct tly_io_stats *stats)
 {
     struct rctx x = {.buf = buf};
-    return tly__op_run(&x.op, a, r, read_one, &x, stats);
+    tly__lanes_init(&x.lanes, a->opts.threads);
+    int err = tly__op_run(&x.op, a, r, read_one, &x, stats);
+    tly__lanes_destroy(&x.lanes);
+    return err;
 }

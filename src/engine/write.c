@@ -4,7 +4,11 @@
  *
  *   none   the segments as iovecs to pwritev (no copy)
  *   zstd   the segments streamed through the compressor in place, output in bounded blocks
- *   blosc  the one segment when the chunk is contiguous, else the segments gathered into a buffer
+ *   blosc  local: block by block (write_blosc.c), each block compressed from the caller's memory
+ *          (gathered into a two-block buffer when the chunk is in pieces) and written as it comes,
+ *          the header and offset table patched in at the end; S3, whose parts leave as they fill:
+ *          the whole chunk compressed into one buffer, from the one segment when the chunk is
+ *          contiguous, else from the segments gathered into a buffer
  *
  * A chunk the region covers only partly is read (or filled), patched and written whole.
  */
@@ -22,6 +26,7 @@
 struct wctx {
     struct tly__op op; /* first: tly__op_run() fills it */
     const char *buf;
+    const struct tly_blosc_plan *blosc; /* blosc written block by block (NULL: whole) */
 };
 
 /* A chunk's content as pieces of memory, in chunk order; `pad` marks fill-value pieces. */
@@ -101,12 +106,19 @@ static int sink_write(void *arg, const void *data, size_t n)
 }
 
 /* Encode the segments and write them under @p key; the stored size into @p stored. */
-static int put_chunk(struct tly__op *op, const char *key, const struct segs *s, uint64_t chunk_bytes, uint64_t *stored)
+static int put_chunk(struct wctx *x, const char *key, const struct segs *s, uint64_t chunk_bytes, uint64_t *stored)
 {
+    struct tly__op *op = &x->op;
     struct tly_array *a = op->a;
     const struct tly_codec *c = &a->meta.codec;
     struct tly_writer *w;
     int err;
+    if (c->id == TLY_CODEC_BLOSC && x->blosc) {
+        err = tly__put_blosc(op, x->blosc, key, s->iov, s->pad, s->n, stored);
+        if (err)
+            tly_err_prefix("chunk %s", key);
+        return err;
+    }
     TLY_STAGE(TLY_PUT)
     {
         err = tly_store_writer(a->store, key, &w);
@@ -249,7 +261,7 @@ static int rmw_chunk(struct wctx *x, const char *key, const struct tly_runs *rs,
             err = segs_push(&s, cb, rs->chunk_bytes, false);
         }
         if (!err)
-            err = put_chunk(&x->op, key, &s, rs->chunk_bytes, stored);
+            err = put_chunk(x, key, &s, rs->chunk_bytes, stored);
         TLY_STAGE(TLY_PLAN)
         {
             free(s.iov);
@@ -262,15 +274,18 @@ static int rmw_chunk(struct wctx *x, const char *key, const struct tly_runs *rs,
 
 /* The most bytes writing this chunk holds at once (its ticket): pool buffers and the codec's own
  * workspace (zstd's context, c-blosc's temporaries). */
-static uint64_t write_ticket(const struct tly__op *op, const struct tly_runs *rs, const struct segs *s)
+static uint64_t write_ticket(const struct wctx *x, const struct tly_runs *rs, const struct segs *s)
 {
+    const struct tly__op *op = &x->op;
     const struct tly_array *a = op->a;
     const struct tly_codec *c = &a->meta.codec;
     uint64_t n = rs->chunk_bytes;
-    uint64_t enc = c->id == TLY_CODEC_ZSTD    ? ZSTD_CStreamOutSize()
+    bool stream = c->id == TLY_CODEC_BLOSC && x->blosc;
+    uint64_t enc = c->id == TLY_CODEC_ZSTD ? ZSTD_CStreamOutSize()
+                   : stream ? tly__blosc_write_bytes(a, x->blosc, rs->covers_chunk && s->n == 1 && !s->pad[0])
                    : c->id == TLY_CODEC_BLOSC ? tly_codec_bound(c, n)
                                               : 0;
-    enc += tly_codec_workspace(c, n, false, false);
+    enc += stream ? 0 : tly_codec_workspace(c, n, false, false);
     /* a remote store copies streamed output into multipart parts: at most two per writer */
     if (c->id == TLY_CODEC_ZSTD && a->remote) {
         uint64_t parts = 2 * (uint64_t)a->opts.part_size, bound = tly_codec_bound(c, n);
@@ -281,7 +296,7 @@ static uint64_t write_ticket(const struct tly__op *op, const struct tly_runs *rs
         return n + (c->id == TLY_CODEC_NONE ? 0 : tly_codec_bound(c, n) + tly_codec_workspace(&dc, n, true, false)) +
                enc;
     }
-    bool gather = c->id == TLY_CODEC_BLOSC && !(s->n == 1 && !s->pad[0]);
+    bool gather = c->id == TLY_CODEC_BLOSC && !stream && !(s->n == 1 && !s->pad[0]);
     return enc + (gather ? n : 0);
 }
 
@@ -304,14 +319,14 @@ static int write_one(void *arg, uint64_t i)
         else if (rs.covers_chunk)
             err = plan_segments(a, &rs, x->buf, &s);
     }
-    uint64_t stored = 0, ticket = err ? 0 : write_ticket(&x->op, &rs, &s);
+    uint64_t stored = 0, ticket = err ? 0 : write_ticket(x, &rs, &s);
     TLY_STAGE(TLY_POOL)
     {
         tly__plant_point(TLY_POOL);
         tly_pool_acquire(x->op.pool, ticket);
     }
     if (!err && rs.covers_chunk)
-        err = put_chunk(&x->op, key, &s, rs.chunk_bytes, &stored);
+        err = put_chunk(x, key, &s, rs.chunk_bytes, &stored);
     else if (!err) {
         err = rmw_chunk(x, key, &rs, &stored);
         atomic_fetch_add(&x->op.stats.rmw, 1);
@@ -330,6 +345,16 @@ static int write_one(void *arg, uint64_t i)
 int tly_array_write(struct tly_array *a, const void *buf, const struct tly_region *r, struct tly_io_stats *stats)
 {
     struct wctx x = {.buf = buf};
+    struct tly_blosc_plan plan;
+    /* blosc block by block where the store can patch the table in at the end (not S3: its parts
+     * leave as they fill); settings c-blosc's choices cannot be reproduced for are written whole */
+    if (a->meta.codec.id == TLY_CODEC_BLOSC && !a->remote) {
+        uint64_t n = tly_grid_chunk_elems(&a->grid) * a->meta.dtype.size;
+        if (tly_blosc_plan(&a->meta.codec, n, &plan) == 0)
+            x.blosc = &plan;
+        else
+            tly_errclear();
+    }
     int err = tly__op_run(&x.op, a, r, write_one, &x, stats);
     if (err)
         a->failed = true; /* a staged array with a failed write is never published */

@@ -103,3 +103,13 @@ bool tly_runs_next(struct tly_runs_iter *it, uint64_t *chunk_off, uint64_t *buf_
     }
     return true;
 }
+
+void tly_runs_iter_seek(struct tly_runs_iter *it, const struct tly_runs *rs, uint64_t k)
+{
+    tly_runs_iter_init(it, rs);
+    it->k = k < rs->nruns ? k : rs->nruns;
+    for (int d = rs->rank - 2; d >= 0 && k > 0; d--) {
+        it->pos[d] = k % rs->count[d];
+        k /= rs->count[d];
+    }
+}

@@ -27,6 +27,7 @@ struct tly_writer_ops {
     int (*writev)(struct tly_writer *w, const struct iovec *iov, int niov);
     int (*commit)(struct tly_writer *w);
     void (*abort)(struct tly_writer *w);
+    int (*patch)(struct tly_writer *w, uint64_t offset, const void *data, size_t n); /* NULL: cannot */
 };
 
 /* The part every store shares; each store's struct begins with it. */

@@ -270,6 +270,23 @@ static int writer_writev(struct tly_writer *base, const struct iovec *iov, int n
     return 0;
 }
 
+static int writer_patch(struct tly_writer *base, uint64_t offset, const void *data, size_t n)
+{
+    struct local_writer *w = (struct local_writer *)base;
+    if (offset > w->off || n > w->off - offset)
+        return tly_fail(TLY_EUSAGE, "%s/%s: patch of bytes %llu..%llu past the %llu written", w->st->root, w->key,
+                        (unsigned long long)offset, (unsigned long long)(offset + n), (unsigned long long)w->off);
+    for (size_t done = 0; done < n;) {
+        ssize_t k = pwrite(w->fd, (const char *)data + done, n - done, (off_t)(offset + done));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return tly_fail_errno("%s/%s: write at %llu", w->st->root, w->key, (unsigned long long)(offset + done));
+        done += (size_t)k;
+    }
+    return 0;
+}
+
 static void writer_free(struct local_writer *w)
 {
     if (w->own_dir)
@@ -311,7 +328,8 @@ static int writer_commit(struct tly_writer *base)
 }
 
 /* Local files take stable and reused pieces alike: both are written before the call returns. */
-static const struct tly_writer_ops local_writer_ops = {writer_writev, writer_writev, writer_commit, writer_abort};
+static const struct tly_writer_ops local_writer_ops = {writer_writev, writer_writev, writer_commit, writer_abort,
+                                                       writer_patch};
 
 static int local_writer(struct tly_store *base, const char *key, struct tly_writer **out)
 {

@@ -89,6 +89,13 @@ int tly_writer_writev(struct tly_writer *w, const struct iovec *iov, int niov)
     return w->ops->writev(w, iov, niov);
 }
 
+int tly_writer_patch(struct tly_writer *w, uint64_t offset, const void *data, size_t n)
+{
+    if (w->ops->patch == NULL)
+        return tly_fail(TLY_EUNSUPPORTED, "this store cannot change bytes already written");
+    return w->ops->patch(w, offset, data, n);
+}
+
 int tly_writer_commit(struct tly_writer *w)
 {
     return w->ops->commit(w);

@@ -118,6 +118,40 @@ Test(bench_stats, beating_a_physical_limit_is_invalid)
     json_decref(r);
 }
 
+/* A compressed read's overlapped limit: a ratio of its own, physical (reading and decoding overlapped
+ * cannot be beaten); the layout's overlapped limit, with its decode the simplest strided code, is not. */
+Test(bench_stats, the_overlapped_limit)
+{
+    double half[5] = {0.5, 0.5, 0.5, 0.5, 0.5};
+    json_t *r = row("codec", NULL, fig(steady, 5), fig(steady, 5), fig(limit_v, 5), NULL);
+    cr_assert(json_is_null(json_object_get(r, "ratio_to_overlap_limit")) && !withheld(r, "ratio_to_overlap_limit"),
+              "no overlapped limit: the ratio does not apply");
+    json_decref(r);
+    const char *kinds[] = {"overlap", "overlap_layout"};
+    for (int k = 0; k < 2; k++) {
+        for (int beaten = 0; beaten < 2; beaten++) {
+            json_t *figs = json_pack("{s:o, s:o, s:o, s:o}", "tally", fig(steady, 5), "untracked", fig(steady, 5),
+                                     "codec", fig(limit_v, 5), kinds[k], fig(beaten ? half : limit_v, 5));
+            r = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:o}", "name", "read-local-blosc-x", "key",
+                          "read-local-blosc-x", "op", "read", "array_bytes", (json_int_t)1 << 26, "limit", "codec",
+                          "layout_limit", "codec", "overlap_limit", kinds[k], "figures", figs);
+            tly_h_bench_judge(r);
+            cr_assert(fabs(num(r, "overlap_limit_gbps") - (beaten ? 0.5 : 2.0)) < 1e-9);
+            if (!beaten) {
+                cr_assert(fabs(num(r, "ratio_to_overlap_limit") - 0.5) < 1e-9);
+                cr_assert_str_eq(status(r), "ok");
+            } else if (k == 0) {
+                cr_assert_str_eq(status(r), "invalid", "beating reading and decoding overlapped: mis-measured");
+                cr_assert_str_eq(withheld(r, "ratio_to_overlap_limit"), "invalid");
+            } else {
+                cr_assert_str_eq(status(r), "ok", "the strided simplest code is a target, not a physical limit");
+                cr_assert(fabs(num(r, "ratio_to_overlap_limit") - 2.0) < 1e-9);
+            }
+            json_decref(r);
+        }
+    }
+}
+
 Test(bench_stats, a_figure_that_did_not_run_is_an_error)
 {
     json_t *missing = fig(NULL, 0);

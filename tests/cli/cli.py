@@ -75,12 +75,12 @@ def zero_copy(tally, w):
     """The figures of the zero-copy paths on a 16 MB array (one chunk, and strided chunks)."""
     a = np.random.default_rng(2).random((2048, 2048), dtype=np.float32)
     np.save(f"{w}/big.npy", a)
-    # codec, chunks, write extra copies, read extra copies (None: at most the encoded bytes of the
-    # chunks in flight, which for random floats is about the array itself)
+    # codec, chunks, write extra copies, read extra copies; blosc goes block by block both ways (a
+    # few 0.5 MiB blocks in flight)
     cases = [
         ("none", "2048,2048", 0, 0), ("none", "512,512", 0, 0),
         ("zstd", "2048,2048", 0, 0), ("zstd", "512,512", 0, 0),
-        ("blosc", "2048,2048", 1, None),
+        ("blosc", "2048,2048", 0, 0),
     ]
     for codec, chunks, wc, rc in cases:
         d = f"{w}/zc-{codec}-{chunks}"
@@ -93,14 +93,8 @@ def zero_copy(tally, w):
               f"ratio {r['peak_extra_ratio']:.3f})", r["extra_copies"] == wc)
         t.check(f"write {codec} chunks {chunks}: no gather copy", gather == 0, gather)
         g = get_json(tally, d, f"{w}/back.npy", "--threads", "1")
-        if rc is None:
-            # in usable bytes: jemalloc's large size classes are at most 25% apart
-            bound = 1.25 * g["chunks_io"]["stored_bytes"] / g["array_bytes"] + 0.02
-            t.check(f"read {codec} chunks {chunks}: extra within the encoded bytes (ratio "
-                  f"{g['peak_extra_ratio']:.3f} <= {bound:.3f})", g["peak_extra_ratio"] <= bound)
-        else:
-            t.check(f"read {codec} chunks {chunks}: {rc} extra copies (got {g['extra_copies']}, "
-                  f"ratio {g['peak_extra_ratio']:.3f})", g["extra_copies"] == rc)
+        t.check(f"read {codec} chunks {chunks}: {rc} extra copies (got {g['extra_copies']}, "
+              f"ratio {g['peak_extra_ratio']:.3f})", g["extra_copies"] == rc)
         t.check(f"read {codec} chunks {chunks}: equal", np.array_equal(np.load(f"{w}/back.npy"), a))
 
 

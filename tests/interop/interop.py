@@ -147,6 +147,13 @@ def zarrita(tally_bin, work):
         "zstd:level=3": [{"name": "zstd", "configuration": {"level": 3, "checksum": False}}],
         "blosc": "blosc",
     }
+    # every compressor zarrita's c-blosc (numcodecs.js, wasm) has, each shuffle, blocksize automatic
+    # and forced: read by tally block by block (one dtype; the dtypes above cover typesizes).
+    # (zarrita 0.7.5 hands numcodecs.js the v3 shuffle name, which it takes as 0: its frames are
+    # unshuffled whatever the configuration says.)
+    cnames = ["blosclz", "lz4", "lz4hc", "snappy", "zlib", "zstd"]
+    shuffles = ["noshuffle", "shuffle", "bitshuffle"]
+    frames = [(c, s, b) for c in cnames for s in shuffles for b in (0, 4096)]
     n = 0
     for dtype, v3 in v3names.items():
         for (shape, chunks) in SHAPES:
@@ -193,6 +200,29 @@ def zarrita(tally_bin, work):
 
                 run_case(case, tally_writes)
                 run_case(case, zarrita_writes)
+
+    def zarrita_blosc(cname, shuffle, blocksize, k):
+        case = f"v3 <f8 blosc {cname} {shuffle} blocksize {blocksize or 'auto'}"
+        shape, chunks = (300, 200), (128, 96)  # strided chunks, edge chunks, several blocks each
+        # compressible (a ramp with a little noise): compressed frames, not memcpyed ones
+        src = np.add.outer(np.arange(shape[0]), np.arange(shape[1]) * 0.5) + data_for("<f8", shape, k) * 1e-6
+        d = os.path.join(work, f"v3b{k}")
+        raw = os.path.join(work, f"v3b{k}.bin")
+        src.tofile(raw)
+        spec = {"shape": list(shape), "chunks": list(chunks), "data_type": "float64",
+                "codecs": [{"name": "bytes", "configuration": {"endian": "little"}},
+                           {"name": "blosc", "configuration": {"cname": cname, "clevel": 5, "shuffle": shuffle,
+                                                               "typesize": 8, "blocksize": blocksize}}]}
+        p = subprocess.run([node, script, "write", d, raw, json.dumps(spec)], capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(f"zarrita write: {p.stderr.strip()[-500:]}")
+        out = os.path.join(work, f"v3b{k}.npy")
+        tally(tally_bin, "get", d, out)
+        ok, why = equal(src, np.load(out))
+        t.check(f"tally reads zarrita's {case}", ok, why)
+
+    for k, (cname, shuffle, blocksize) in enumerate(frames):
+        run_case(f"zarrita blosc {cname}", lambda: zarrita_blosc(cname, shuffle, blocksize, k))
 
 
 def main():

@@ -1,0 +1,187 @@
+/*
+ * The overlapped limit of tally bench's compressed reads, measured by bench-cell: a reader that
+ * decodes each block as its bytes arrive can at best hide the shorter of reading the encoded chunks
+ * and decoding them behind the longer, so no read beats bytes / max(read time, decode time).
+ *
+ *   overlap         the decode of the codec limit (the codec alone on each chunk, in memory)
+ *   overlap_layout  the decode of the layout's codec limit (decoded aside, scattered into the runs)
+ *
+ * and, in the same process, the read of the encoded chunks as raw reads the decoded ones: one file
+ * (or S3 object) per chunk, each split into ranges among the workers by the engine's rule, into
+ * buffers allocated and touched before. Each pass is timed on its own under the memory policy
+ * (untimed, then timed); the figure is the array's bytes over the longer of the two.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench/measure.h"
+#include "harness.h"
+
+struct ov {
+    const struct tly_h_bspec *s;
+    struct tly_store *st; /* S3; NULL: local files */
+    char **enc;           /* per chunk: its encoded bytes, then the buffer the timed read fills */
+    size_t *enc_n;
+    uint64_t ways;
+    int workers;
+};
+
+static void name_of(const struct ov *x, uint64_t i, char *buf, size_t cap)
+{
+    if (x->st)
+        snprintf(buf, cap, "enc/%llu", (unsigned long long)i);
+    else
+        snprintf(buf, cap, "%s/enc.%llu", x->s->dir, (unsigned long long)i);
+}
+
+/* Chunk @p i of @p data (gathered from its runs when strided) encoded into x->enc[i]. */
+static int encode_chunk(struct ov *x, const struct tly_codec *c, const char *data, char *chunk, uint64_t i)
+{
+    const struct tly_h_bspec *s = x->s;
+    size_t bound = tly_codec_bound(c, s->chunk_bytes);
+    const char *src = data + i * s->chunk_bytes;
+    if (s->layout) {
+        struct tly_runs rs;
+        struct tly_runs_iter it;
+        uint64_t co, bo;
+        tly_h_bench_runs(s, i, &rs);
+        tly_runs_iter_init(&it, &rs);
+        while (tly_runs_next(&it, &co, &bo))
+            memcpy(chunk + co, data + bo, rs.run_bytes); /* the fixture's gather, untimed */
+        src = chunk;
+    }
+    x->enc[i] = tly_h_bench_prefaulted(bound);
+    if (x->enc[i] == NULL)
+        return tly_fail(-ENOMEM, "out of memory for an encoded chunk");
+    return tly_codec_encode(c, x->enc[i], bound, src, s->chunk_bytes, &x->enc_n[i]);
+}
+
+/* Store encoded chunk @p i (untimed). */
+static int store_chunk(struct ov *x, uint64_t i)
+{
+    char name[TLY_H_PATH];
+    name_of(x, i, name, sizeof name);
+    if (x->st) {
+        struct tly_writer *w = NULL;
+        struct iovec iov = {x->enc[i], x->enc_n[i]};
+        int err = tly_store_writer(x->st, name, &w);
+        if (!err)
+            err = tly_writer_add(w, &iov, 1);
+        if (!err)
+            return tly_writer_commit(w);
+        if (w)
+            tly_writer_abort(w);
+        return err;
+    }
+    int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return tly_fail_errno("%s", name);
+    ssize_t w = write(fd, x->enc[i], x->enc_n[i]);
+    int err = w == (ssize_t)x->enc_n[i] ? 0 : tly_fail_errno("%s: short write", name);
+    close(fd);
+    return err;
+}
+
+/* Task t: part t % ways of encoded chunk t / ways, read into its buffer. */
+static int read_part(void *ctx, int worker, uint64_t t)
+{
+    (void)worker;
+    struct ov *x = ctx;
+    uint64_t i = t / x->ways, part = t % x->ways;
+    size_t lo = x->enc_n[i] * part / x->ways, hi = x->enc_n[i] * (part + 1) / x->ways;
+    char name[TLY_H_PATH];
+    name_of(x, i, name, sizeof name);
+    if (x->st) {
+        struct iovec iov = {x->enc[i] + lo, hi - lo};
+        return tly_store_readv(x->st, name, lo, &iov, 1);
+    }
+    int fd = open(name, O_RDONLY);
+    if (fd < 0)
+        return tly_fail_errno("%s", name);
+    int err = 0;
+    while (!err && lo < hi) {
+        ssize_t got = pread(fd, x->enc[i] + lo, hi - lo, (off_t)lo);
+        if (got <= 0)
+            err = got < 0 ? tly_fail_errno("%s", name) : tly_fail(TLY_EFORMAT, "%s: shorter than written", name);
+        lo += got > 0 ? (size_t)got : 0;
+    }
+    close(fd);
+    return err;
+}
+
+static int read_pass(void *ctx)
+{
+    struct ov *x = ctx;
+    return tly_h_bench_par(x->workers, x->s->nchunks * x->ways, read_part, x);
+}
+
+/* The read of the encoded chunks: the figure's other half. Takes @p data. */
+static int time_read(const struct tly_h_bspec *s, char *data, double *secs)
+{
+    struct ov x = {.s = s, .workers = s->s3 ? s->io : s->threads};
+    struct tly_codec c;
+    struct tly_store_opts so = {.io_concurrency = s->io};
+    int err = tly_codec_parse(s->cell->codec_spec, &c);
+    c.blosc.typesize = s->cell->dtype.size;
+    x.enc = calloc(s->nchunks, sizeof *x.enc);
+    x.enc_n = calloc(s->nchunks, sizeof *x.enc_n);
+    char *chunk = s->layout ? malloc(s->chunk_bytes) : NULL;
+    if (!err && (x.enc == NULL || x.enc_n == NULL || (s->layout && chunk == NULL)))
+        err = tly_fail(-ENOMEM, "out of memory");
+    if (!err && s->s3)
+        err = tly_store_open(s->dir, &so, &x.st);
+    for (uint64_t i = 0; !err && i < s->nchunks; i++)
+        if (!(err = encode_chunk(&x, &c, data, chunk, i)))
+            err = store_chunk(&x, i);
+    free(chunk);
+    free(data);
+    x.ways = tly_h_bench_read_ways(s, x.workers);
+    struct tly_h_bench_pass p = {read_pass, NULL, &x};
+    struct tly_h_bench_timing t = {0};
+    if (!err)
+        err = tly_h_bench_time(&p, &t);
+    *secs = t.secs;
+    for (uint64_t i = 0; x.enc && i < s->nchunks; i++) {
+        char name[TLY_H_PATH];
+        name_of(&x, i, name, sizeof name);
+        if (x.st)
+            tly_store_delete(x.st, name);
+        else
+            unlink(name);
+        free(x.enc[i]);
+    }
+    free(x.enc);
+    free(x.enc_n);
+    if (x.st)
+        tly_store_close(x.st);
+    return err;
+}
+
+int tly_h_bench_overlap(const struct tly_h_bspec *s, char *data, struct tly_h_bench_timing *t)
+{
+    if (!s->read)
+        return tly_fail(TLY_EUSAGE, "the overlapped limit is a read's");
+    /* the decode, as the codec limit (or the layout's) measures it: it takes the array */
+    struct tly_h_bench_timing dec = {0};
+    struct tly_h_bspec cs = *s;
+    cs.kind = s->layout ? "codec_layout" : "codec";
+    int err = tly_h_bench_codec(&cs, data, &dec);
+    /* the read of the encoded chunks, from the array made again */
+    char *again = err ? NULL : tly_h_alloc_output(s->bytes);
+    if (!err && again == NULL)
+        err = tly_fail(-ENOMEM, "out of memory for the array");
+    double read_s = 0;
+    if (!err) {
+        tly_h_gen_all(again, s->bytes, &s->cell->dtype);
+        err = time_read(s, again, &read_s);
+    }
+    t->secs = dec.secs > read_s ? dec.secs : read_s;
+    t->peak_extra = 0;
+    if (!err)
+        fprintf(stderr, "overlap: read %.4f s, decode %.4f s\n", read_s, dec.secs);
+    return err;
+}

@@ -1,0 +1,319 @@
+/*
+ * Reading a blosc chunk block by block, so that the encoded chunk never exists whole:
+ *
+ *   1. the first range: the header and, for all but huge tables, the offset table (one read; a
+ *      table that does not fit is a second read);
+ *   2. the blocks the region needs, in groups of blocks adjacent in the frame (one read each, of up
+ *      to GROUP_BYTES or one block), each group read into a slot with TLY_BLOSC_BLOCK_PAD bytes
+ *      free before every block (preadv / a range GET straight into the pieces), and each block
+ *      decoded by c-blosc where it lies (tly_blosc_block_frame): straight into the output when the
+ *      chunk lies contiguously there (or the block within one run), else into a block-sized buffer
+ *      scattered to the runs from cache;
+ *   3. the chunk's groups run on its share of threads (op->codec_threads), each lane reading one
+ *      group and then decoding it, so that one lane reads while another decodes.
+ *
+ * A "memcpyed" frame (the bytes as they are after the header) is read like an uncompressed chunk:
+ * straight into the output's runs.
+ *
+ * Memory: a chunk holds its offset table (and the arrays made from it) and, per lane, a slot, the
+ * block buffer of a strided chunk and c-blosc's temporaries for one block; its ticket counts them
+ * all before any is taken. The lanes of the whole operation are bounded by `lanes` (the threads):
+ * a remote store runs more chunks than threads to keep transfers in flight, and without that bound
+ * each would hold a slot of blocks waiting for a thread to decode them.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tally/error.h"
+#include "engine/internal.h"
+#include "tally/codec.h"
+#include "tally/mem.h"
+#include "mem/plant.h"
+
+#define GROUP_BYTES ((size_t)256 << 10) /* a read of adjacent blocks: up to this, or one block */
+#define GROUP_BLOCKS 64                 /* and up to this many blocks (its pieces are on the stack) */
+#define FIRST_MAX 4096                  /* the first range: the header and the table of 1020 blocks */
+#define MIN_BLOCK ((uint64_t)32 << 10)  /* the first range guesses blocks no smaller than this */
+
+void tly__lanes_init(struct tly__lanes *l, int n)
+{
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    l->free = n > 0 ? n : 1;
+}
+
+void tly__lanes_destroy(struct tly__lanes *l)
+{
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+}
+
+static void lane_take(struct tly__lanes *l)
+{
+    pthread_mutex_lock(&l->mu);
+    while (l->free == 0)
+        pthread_cond_wait(&l->cv, &l->mu);
+    l->free--;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void lane_give(struct tly__lanes *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->free++;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* One chunk's read. */
+struct bread {
+    struct tly__op *op;
+    struct tly__lanes *lanes;
+    const char *key;
+    const struct tly_runs *rs;
+    char *out;
+    bool contiguous;
+    struct tly_blosc_frame f;
+    uint32_t *start, *extent;  /* per block, in the frame */
+    uint32_t *gfirst, *gcount; /* per group: its first block and how many */
+    uint64_t ngroups;
+};
+
+/* Chunk offset and output offset of run @p k. */
+static void run_at(const struct tly_runs *rs, uint64_t k, uint64_t *co, uint64_t *bo)
+{
+    struct tly_runs_iter it;
+    tly_runs_iter_seek(&it, rs, k);
+    tly_runs_next(&it, co, bo);
+}
+
+/* The first run that ends after chunk offset @p lo (nruns when none does). */
+static uint64_t run_after(const struct tly_runs *rs, uint64_t lo)
+{
+    uint64_t a = 0, b = rs->nruns, co, bo;
+    while (a < b) {
+        uint64_t m = a + (b - a) / 2;
+        run_at(rs, m, &co, &bo);
+        if (co + rs->run_bytes <= lo)
+            a = m + 1;
+        else
+            b = m;
+    }
+    return a;
+}
+
+/* Whether the region wants any byte of chunk bytes [lo, hi). */
+static bool wanted(const struct tly_runs *rs, uint64_t lo, uint64_t hi)
+{
+    uint64_t k = run_after(rs, lo), co, bo;
+    if (k >= rs->nruns)
+        return false;
+    run_at(rs, k, &co, &bo);
+    return co < hi;
+}
+
+/* Where block bytes [lo, hi) of the chunk can be decoded in the output itself: the contiguous
+ * chunk's place, or the one run that holds them all; NULL when they must be scattered. */
+static char *direct(const struct bread *b, uint64_t lo, uint64_t hi)
+{
+    const struct tly_runs *rs = b->rs;
+    if (b->contiguous)
+        return b->out + rs->buf_base + lo;
+    uint64_t k = run_after(rs, lo), co, bo;
+    if (k >= rs->nruns)
+        return NULL;
+    run_at(rs, k, &co, &bo);
+    return co <= lo && hi <= co + rs->run_bytes ? b->out + bo + (lo - co) : NULL;
+}
+
+/* Block bytes [lo, hi) of the chunk, decoded at @p buf, to the runs that want them. */
+static void scatter(const struct bread *b, const char *buf, uint64_t lo, uint64_t hi)
+{
+    const struct tly_runs *rs = b->rs;
+    struct tly_runs_iter it;
+    uint64_t co, bo;
+    tly_runs_iter_seek(&it, rs, run_after(rs, lo));
+    TLY_STAGE(TLY_SCATTER)
+    {
+        tly__plant_point(TLY_SCATTER);
+        while (tly_runs_next(&it, &co, &bo) && co < hi) {
+            uint64_t a = co > lo ? co : lo, e = co + rs->run_bytes < hi ? co + rs->run_bytes : hi;
+            tly_copy(b->out + bo + (a - co), buf + (a - lo), (size_t)(e - a));
+        }
+    }
+}
+
+/* Decode block @p j, whose frame of @p len bytes is at @p at, into the output (through @p aside
+ * when it must be scattered). */
+static int decode_block(struct bread *b, uint64_t j, char *at, size_t len, char *aside)
+{
+    uint64_t lo = j * b->f.blocksize, bsize = tly_blosc_block_size(&b->f, j);
+    char *dst = direct(b, lo, lo + bsize);
+    int err = tly__decode(b->op, dst ? dst : aside, (size_t)bsize, at, len);
+    if (!err && !dst)
+        scatter(b, aside, lo, lo + bsize);
+    if (err)
+        tly_err_prefix("block %llu of %llu", (unsigned long long)j, (unsigned long long)b->f.nblocks);
+    return err;
+}
+
+/* Group @p g: read its blocks into a slot, each after TLY_BLOSC_BLOCK_PAD free bytes, and decode them. */
+static int read_group(void *arg, uint64_t g)
+{
+    struct bread *b = arg;
+    uint32_t j0 = b->gfirst[g], n = b->gcount[g];
+    struct iovec iov[GROUP_BLOCKS];
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < n; i++)
+        bytes += TLY_BLOSC_BLOCK_PAD + b->extent[j0 + i];
+    lane_take(b->lanes);
+    char *slot = tly_pool_alloc(bytes);
+    char *aside = b->contiguous ? NULL : tly_pool_alloc((size_t)b->f.blocksize);
+    int err = 0;
+    if (slot == NULL || (!b->contiguous && aside == NULL))
+        err = tly_fail(-ENOMEM, "out of memory for %zu bytes of blocks", bytes);
+    for (uint32_t i = 0, pos = 0; !err && i < n; pos += TLY_BLOSC_BLOCK_PAD + b->extent[j0 + i], i++)
+        iov[i] = (struct iovec){slot + pos + TLY_BLOSC_BLOCK_PAD, b->extent[j0 + i]};
+    if (!err) {
+        TLY_STAGE(TLY_GET)
+        {
+            err = tly_store_readv(b->op->a->store, b->key, b->start[j0], iov, (int)n);
+        }
+    }
+    for (uint32_t i = 0, pos = 0; !err && i < n; pos += TLY_BLOSC_BLOCK_PAD + b->extent[j0 + i], i++) {
+        size_t len = tly_blosc_block_frame(&b->f, j0 + i, slot + pos, b->extent[j0 + i]);
+        err = decode_block(b, j0 + i, slot + pos, len, aside);
+    }
+    tly_pool_free(aside);
+    tly_pool_free(slot);
+    lane_give(b->lanes);
+    return err;
+}
+
+/* The groups: the wanted blocks in order, a group growing while its next block follows it in the
+ * frame and the group stays within GROUP_BYTES (a group holds at least one block). */
+static void plan_groups(struct bread *b)
+{
+    uint64_t n = b->f.nblocks;
+    size_t bytes = 0;
+    b->ngroups = 0;
+    for (uint64_t j = 0, last = UINT64_MAX; j < n; j++) {
+        uint64_t lo = j * b->f.blocksize;
+        if (!b->contiguous && !wanted(b->rs, lo, lo + tly_blosc_block_size(&b->f, j)))
+            continue;
+        size_t need = TLY_BLOSC_BLOCK_PAD + b->extent[j];
+        uint64_t g = b->ngroups - 1;
+        if (b->ngroups > 0 && last == j - 1 && b->start[j] == b->start[last] + b->extent[last] &&
+            b->gcount[g] < GROUP_BLOCKS && bytes + need <= GROUP_BYTES) {
+            b->gcount[g]++;
+            bytes += need;
+        } else {
+            b->gfirst[b->ngroups] = (uint32_t)j;
+            b->gcount[b->ngroups++] = 1;
+            bytes = need;
+        }
+        last = j;
+    }
+}
+
+/* The most bytes a lane holds: its slot, a strided chunk's block buffer, c-blosc's temporaries. */
+static uint64_t lane_bytes(const struct tly__op *op, const struct tly_blosc_frame *f, bool contiguous)
+{
+    struct tly_codec c = op->a->meta.codec;
+    uint64_t slot = TLY_BLOSC_BLOCK_PAD + tly_blosc_max_extent(f->blocksize);
+    c.blosc.blocksize = (size_t)f->blocksize;
+    c.threads = 1;
+    return (slot > GROUP_BYTES ? slot : GROUP_BYTES) + (contiguous ? 0 : f->blocksize) +
+           tly_codec_workspace(&c, (size_t)f->blocksize, true, false);
+}
+
+/* The table's bytes and the arrays made from it: sort scratch, start, extent, groups. */
+static uint64_t table_bytes(const struct tly_blosc_frame *f)
+{
+    return tly_blosc_frame_table_bytes(f) + f->nblocks * (8 + 4 + 4 + 4 + 4);
+}
+
+/* The compressed frame: the table (@p first holds @p nfirst bytes of the frame), the groups. */
+static int read_blocks(struct bread *b, const uint8_t *first, size_t nfirst)
+{
+    struct tly__op *op = b->op;
+    uint64_t n = b->f.nblocks, tb = tly_blosc_frame_table_bytes(&b->f);
+    int lanes = op->codec_threads > 0 ? op->codec_threads : 1;
+    uint64_t ticket = table_bytes(&b->f) + (uint64_t)lanes * lane_bytes(op, &b->f, b->contiguous);
+    int err = 0;
+    TLY_STAGE(TLY_POOL)
+    {
+        tly__plant_point(TLY_POOL);
+        tly_pool_acquire(op->pool, ticket);
+    }
+    /* sort scratch, start, extent, gfirst, gcount, and the table when it is read on its own */
+    uint64_t *scratch = tly_pool_alloc((size_t)table_bytes(&b->f));
+    if (scratch == NULL)
+        err = tly_fail(-ENOMEM, "out of memory for a table of %llu blocks", (unsigned long long)n);
+    const void *table = first + TLY_BLOSC_HEADER;
+    if (!err) {
+        b->start = (uint32_t *)(scratch + n);
+        b->extent = b->start + n;
+        b->gfirst = b->extent + n;
+        b->gcount = b->gfirst + n;
+    }
+    if (!err && TLY_BLOSC_HEADER + tb > nfirst) { /* the table goes on past the first range */
+        struct iovec iov = {b->gcount + n, (size_t)tb};
+        table = iov.iov_base;
+        TLY_STAGE(TLY_GET)
+        {
+            err = tly_store_readv(op->a->store, b->key, TLY_BLOSC_HEADER, &iov, 1);
+        }
+    }
+    if (!err)
+        err = tly_blosc_frame_blocks(&b->f, table, b->start, b->extent, scratch);
+    if (!err) {
+        TLY_STAGE(TLY_PLAN)
+        {
+            plan_groups(b);
+        }
+        TLY_STAGE(TLY_DECODE)
+        {
+            tly__plant_point(TLY_DECODE);
+        }
+        uint64_t ways = b->ngroups < (uint64_t)lanes ? b->ngroups : (uint64_t)lanes;
+        err = b->ngroups ? tly__run_tasks((int)ways, b->ngroups, read_group, b) : 0;
+    }
+    tly_pool_free(scratch);
+    tly_pool_release(op->pool, ticket);
+    return err;
+}
+
+int tly__read_blosc(struct tly__op *op, struct tly__lanes *lanes, const char *key, const struct tly_runs *rs,
+                    uint64_t size, char *out)
+{
+    struct bread b = {
+        .op = op, .lanes = lanes, .key = key, .rs = rs, .out = out, .contiguous = tly_runs_contiguous(rs)};
+    /* the first range: the header and a table of blocks of at least MIN_BLOCK */
+    uint8_t first[FIRST_MAX];
+    uint64_t guess = TLY_BLOSC_HEADER + 4 * (rs->chunk_bytes / MIN_BLOCK + 1);
+    size_t nfirst = (size_t)(guess < FIRST_MAX ? guess : FIRST_MAX);
+    if (nfirst > size)
+        nfirst = (size_t)size;
+    int err = 0;
+    if (size >= TLY_BLOSC_HEADER) {
+        struct iovec iov = {first, nfirst};
+        TLY_STAGE(TLY_GET)
+        {
+            err = tly_store_readv(op->a->store, key, 0, &iov, 1);
+        }
+    }
+    if (!err)
+        err = tly_blosc_frame_open(first, size, rs->chunk_bytes, &b.f);
+    if (err || b.f.nbytes == 0)
+        return err;
+    if (b.f.memcpyed) {
+        TLY_STAGE(TLY_GET)
+        {
+            err = tly__read_runs(op, key, TLY_BLOSC_HEADER, rs, out);
+        }
+        return err;
+    }
+    return read_blocks(&b, first, nfirst);
+}
