@@ -72,6 +72,9 @@ int tly__workers(const struct tly_array *a);
 struct tly_codec tly__op_codec(const struct tly__op *op);
 int tly__encode(struct tly__op *op, void *dst, size_t cap, const void *src, size_t n, size_t *out_n);
 int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, size_t n);
+/* Block @p j of a blosc frame written block by block (tly_blosc_encode_block), as tly__encode does a chunk. */
+int tly__encode_block(struct tly__op *op, const struct tly_blosc_plan *p, uint64_t j, const void *src, void *out,
+                      const void **at, size_t *len);
 struct tly_zstd_dstream;
 int tly__feed(struct tly__op *op, struct tly_zstd_dstream *ds, const void *in, size_t n);
 

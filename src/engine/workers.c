@@ -204,6 +204,19 @@ int tly__encode(struct tly__op *op, void *dst, size_t cap, const void *src, size
     return err;
 }
 
+int tly__encode_block(struct tly__op *op, const struct tly_blosc_plan *p, uint64_t j, const void *src, void *out,
+                      const void **at, size_t *len)
+{
+    uint64_t lo = j * p->blocksize, n = p->n - lo < p->blocksize ? p->n - lo : p->blocksize;
+    codec_enter(op->a, TLY_ENCODE);
+    codec_event(op->a, true, "encode", n, 0);
+    *len = 0;
+    int err = tly_blosc_encode_block(&op->a->meta.codec, p, j, src, out, at, len);
+    codec_event(op->a, false, "encode", *len, err);
+    codec_leave(op->a);
+    return err;
+}
+
 struct tly_codec tly__op_codec(const struct tly__op *op)
 {
     struct tly_codec c = op->a->meta.codec;

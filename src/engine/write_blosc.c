@@ -114,7 +114,7 @@ static int put_blocks(struct tly__op *op, struct tly_writer *w, const struct tly
         }
         const void *at;
         size_t len;
-        err = tly_blosc_encode_block(&a->meta.codec, p, j, src, out, &at, &len);
+        err = tly__encode_block(op, p, j, src, out, &at, &len);
         if (!err) {
             struct iovec bv = {(void *)at, len};
             TLY_STAGE(TLY_PUT)
