@@ -124,7 +124,8 @@ static void compare_throughput(json_t *lines, const char *cell, json_t *was, jso
 
 static int check_cell(json_t *lines, const char *cell, json_t *was, json_t *now, const struct check_opts *o)
 {
-    /* a cell whose peak depends on timing (S3 parts in flight) carries a wider tolerance, and says why */
+    /* a cell whose figures depend on timing (S3 parts in flight, a garbage collector, the pieces a
+     * body arrives in) carries a wider tolerance, and says why: it holds for its peak and its copies */
     double own = json_number_value(json_object_get(was, "tolerance"));
     double tol = own > o->ratio_tol ? own : o->ratio_tol;
     double bratio = json_number_value(json_object_get(was, "peak_extra_ratio"));
@@ -139,8 +140,8 @@ static int check_cell(json_t *lines, const char *cell, json_t *was, json_t *now,
     else if (nc != bc)
         add(lines, TLY_H_NOTE, cell, "extra_copies", NULL, bc, nc, o->copies_tol,
             "peak_extra_ratio moved within its tolerance across a rounding boundary");
-    bad += compare_owners(lines, cell, "copies", was, now, o->ratio_tol);
-    bad += compare_owners(lines, cell, "libraries", was, now, o->ratio_tol);
+    bad += compare_owners(lines, cell, "copies", was, now, tol);
+    bad += compare_owners(lines, cell, "libraries", was, now, tol);
     compare_throughput(lines, cell, was, now, o->throughput_tol);
     return bad;
 }

@@ -172,6 +172,14 @@ def regression(tally, w, base):
     t.check("check exits 1 with a regression line naming cell, implementation, stage, figure, old, new, tolerance",
             p.returncode == 1 and line and "copies: 0 -> 0.47" in line[0] and "(tolerance 0.05)" in line[0],
             p.stdout[-600:])
+    wide = os.path.join(w, "wide.json")
+    b = json.load(open(base))
+    b["cells"]["tally/write-local-zstd-v2-tiles"].update(tolerance=0.6, tolerance_about="a test's wide tolerance")
+    json.dump(b, open(wide, "w"))
+    p = run(tally, "check", "--baseline", wide, planted, "--allow-missing", "local cells only")
+    t.check("a cell's own tolerance holds for its copies too: 0 -> 0.47 within 0.6 is no regression",
+            not [x for x in p.stdout.splitlines() if x.startswith("REGRESSION tally/write-local-zstd-v2-tiles stage")],
+            p.stdout[-600:])
     suite = ET.parse(junit).getroot().find("testsuite")
     fails = [c for c in suite.findall("testcase") if c.find("failure") is not None]
     t.check("--junit: the check's failures in JUnit, one testcase per baseline cell",
