@@ -6,6 +6,18 @@
 
 #include "tally/mem.h"
 
+/* Under valgrind (RUNNING_ON_VALGRIND), exhaustive suites check a sample of their cases: valgrind
+ * runs code some 50x slower, and the memory errors it looks for are in the paths, not the sizes. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TLY_UNDER_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef TLY_UNDER_VALGRIND
+#define TLY_UNDER_VALGRIND() 0
+#endif
+
 /* Attribution tests need the hooks; sanitizer and valgrind runs skip them, saying why. */
 #define TLY_REQUIRE_TRACKING()                                                                                         \
     do {                                                                                                               \

@@ -83,6 +83,7 @@ TLY_TEST(codec, blosc_frames_written_block_by_block)
 {
     char list[256];
     snprintf(list, sizeof list, "%s", blosc_list_compressors());
+    bool vg = TLY_UNDER_VALGRIND();
     size_t big = ((size_t)1 << 20) + 12345;
     unsigned char *src[3] = {cu_alloc(big), cu_alloc(big), cu_alloc(big)};
     static const size_t sizes[] = {100, 40000, 262147, ((size_t)1 << 20) + 12345};
@@ -100,6 +101,8 @@ TLY_TEST(codec, blosc_frames_written_block_by_block)
                         int kind = (int)(s + b + (size_t)shuffle) % 3, clevel = (int)(s + b) % 3 == 2 ? 9 : 5;
                         if ((s == 3 && (ts % 2 || b == 2)) || (ts % 2 && ts > 1 && s != 2)) /* fewer */
                             continue;
+                        if (vg && (s == 3 || (ts != 1 && ts != 4))) /* under valgrind: a sample */
+                            continue;
                         check(cname, clevel, shuffle, ts, blocksizes[b], src[kind], sizes[s]);
                     }
                 }
@@ -108,7 +111,7 @@ TLY_TEST(codec, blosc_frames_written_block_by_block)
         }
     }
     cr_log_info("%d frames equal to blosc_compress_ctx's, %d snappy frames not", equal_frames, snappy_other);
-    cr_expect_gt(equal_frames, 1000);
+    cr_expect_gt(equal_frames, vg ? 100 : 1000);
     for (int i = 0; i < 3; i++)
         free(src[i]);
 }

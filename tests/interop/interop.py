@@ -133,6 +133,28 @@ def zarr_python(tally_bin, work):
 
 
 # ---------------------------------------------------------------- v3: zarrita
+class ZarritaIO:
+    """One node process (zarrita_io.mjs serve) for the whole test: a request per line, a reply per line."""
+
+    def __init__(self, node, script):
+        self.p = subprocess.Popen([node, script, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True, bufsize=1)
+
+    def call(self, *args):
+        self.p.stdin.write(json.dumps(args) + "\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError(f"zarrita {args[0]}: the node process ended (exit {self.p.wait()})")
+        r = json.loads(line)
+        if not r["ok"]:
+            raise RuntimeError(f"zarrita {args[0]}: {r['error'][-500:]}")
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(timeout=30)
+
+
 def zarrita(tally_bin, work):
     node = shutil.which("node")
     script = os.path.join(HERE, "zarrita_io.mjs")
@@ -140,6 +162,7 @@ def zarrita(tally_bin, work):
         t.check("zarrita installed", False, "tests/interop/node_modules/zarrita is missing: run scripts/deps")
         return
     print(f"zarrita {json.load(open(os.path.join(HERE, 'node_modules', 'zarrita', 'package.json')))['version']}")
+    zio = ZarritaIO(node, script)
     v3names = {"<f4": "float32", "<f8": "float64", "|u1": "uint8", "<i2": "int16", "<i8": "int64",
                "|b1": "bool", "<u4": "uint32", ">i4": "int32", ">f8": "float64"}
     codecs = {
@@ -169,9 +192,7 @@ def zarrita(tally_bin, work):
                     tally(tally_bin, "put", npy, d, "--format", "v3", "--chunks", ",".join(map(str, chunks)),
                           "--codec", codec)
                     raw = os.path.join(work, f"v3t{n}.bin")
-                    p = subprocess.run([node, script, "read", d, raw], capture_output=True, text=True)
-                    if p.returncode != 0:
-                        raise RuntimeError(f"zarrita read: {p.stderr.strip()[-500:]}")
+                    zio.call("read", d, raw)
                     got = np.fromfile(raw, dtype=np.dtype(dtype).newbyteorder("<")).reshape(src.shape)
                     if np.dtype(dtype).kind == "b":
                         got = got.astype(bool)
@@ -189,10 +210,7 @@ def zarrita(tally_bin, work):
                     endian = "big" if dtype[0] == ">" else "little"
                     spec = {"shape": list(src.shape), "chunks": list(chunks), "data_type": v3,
                             "codecs": [{"name": "bytes", "configuration": {"endian": endian}}] + extra}
-                    p = subprocess.run([node, script, "write", d, raw, json.dumps(spec)], capture_output=True,
-                                       text=True)
-                    if p.returncode != 0:
-                        raise RuntimeError(f"zarrita write: {p.stderr.strip()[-500:]}")
+                    zio.call("write", d, raw, json.dumps(spec))
                     out = os.path.join(work, f"v3z{n}.npy")
                     tally(tally_bin, "get", d, out)
                     ok, why = equal(src, np.load(out))
@@ -213,9 +231,7 @@ def zarrita(tally_bin, work):
                 "codecs": [{"name": "bytes", "configuration": {"endian": "little"}},
                            {"name": "blosc", "configuration": {"cname": cname, "clevel": 5, "shuffle": shuffle,
                                                                "typesize": 8, "blocksize": blocksize}}]}
-        p = subprocess.run([node, script, "write", d, raw, json.dumps(spec)], capture_output=True, text=True)
-        if p.returncode != 0:
-            raise RuntimeError(f"zarrita write: {p.stderr.strip()[-500:]}")
+        zio.call("write", d, raw, json.dumps(spec))
         out = os.path.join(work, f"v3b{k}.npy")
         tally(tally_bin, "get", d, out)
         ok, why = equal(src, np.load(out))
@@ -223,6 +239,7 @@ def zarrita(tally_bin, work):
 
     for k, (cname, shuffle, blocksize) in enumerate(frames):
         run_case(f"zarrita blosc {cname}", lambda: zarrita_blosc(cname, shuffle, blocksize, k))
+    zio.close()
 
 
 def main():

@@ -1,6 +1,10 @@
 // The Zarr v3 interop partner: zarrita (npm) reads and writes arrays for tests/interop/interop.py.
 //   node zarrita_io.mjs read DIR OUT.bin        -> raw C-order bytes of the array; prints {shape, data_type}
 //   node zarrita_io.mjs write DIR IN.bin SPEC   -> creates a v3 array from SPEC (JSON) and writes IN.bin into it
+//   node zarrita_io.mjs serve                   -> one request per stdin line, a JSON list of the arguments
+//                                                  above; one reply line each: {"ok": true} or {"ok": false,
+//                                                  "error": "..."} (one process for a whole test: node's start
+//                                                  is most of a small case's time)
 import * as zarr from "zarrita";
 import FileSystemStore from "@zarrita/storage/fs";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -18,13 +22,13 @@ function stridesOf(shape) {
   return s;
 }
 
-async function read(dir, out) {
+async function read(dir, out, report) {
   const arr = await zarr.open(new FileSystemStore(dir), { kind: "array" });
   const chunk = await zarr.get(arr);
   const data = chunk.data;
   // Typed arrays and zarrita's BoolArray both expose buffer, byteOffset and byteLength.
   writeFileSync(out, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  console.log(JSON.stringify({ shape: arr.shape, data_type: arr.dtype }));
+  report({ shape: arr.shape, data_type: arr.dtype });
 }
 
 async function write(dir, input, specText) {
@@ -43,7 +47,24 @@ async function write(dir, input, specText) {
   await zarr.set(arr, null, { data: value, shape: spec.shape, stride: stridesOf(spec.shape) });
 }
 
+async function serve() {
+  const { createInterface } = await import("node:readline");
+  const say = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+  for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+    try {
+      const [mode, dir, file, spec] = JSON.parse(line);
+      if (mode === "read") await read(dir, file, () => {});
+      else if (mode === "write") await write(dir, file, spec);
+      else throw new Error(`unknown request ${mode}`);
+      say({ ok: true });
+    } catch (e) {
+      say({ ok: false, error: String(e && e.stack ? e.stack : e) });
+    }
+  }
+}
+
 const [mode, dir, file, spec] = process.argv.slice(2);
-if (mode === "read") await read(dir, file);
+if (mode === "read") await read(dir, file, (o) => console.log(JSON.stringify(o)));
 else if (mode === "write") await write(dir, file, spec);
-else { console.error("usage: zarrita_io.mjs read DIR OUT.bin | write DIR IN.bin SPEC"); process.exit(2); }
+else if (mode === "serve") await serve();
+else { console.error("usage: zarrita_io.mjs read DIR OUT.bin | write DIR IN.bin SPEC | serve"); process.exit(2); }
