@@ -32,26 +32,14 @@
 #define FLAG_RESERVED 0x08
 #define MAX_SPLITS 16
 
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
 int tly_blosc_frame_open(const void *header, uint64_t size, uint64_t dst_n, struct tly_blosc_frame *f)
 {
     const uint8_t *h = header;
     if (size < TLY_BLOSC_HEADER)
         return tly_fail(TLY_ECODEC, "blosc: chunk of %llu bytes is shorter than a blosc header (%d)",
                         (unsigned long long)size, TLY_BLOSC_HEADER);
-    *f = (struct tly_blosc_frame){.nbytes = le32(h + 4), .blocksize = le32(h + 8), .cbytes = le32(h + 12)};
+    *f = (struct tly_blosc_frame){
+        .nbytes = tly__le32(h + 4), .blocksize = tly__le32(h + 8), .cbytes = tly__le32(h + 12)};
     memcpy(f->header, h, TLY_BLOSC_HEADER); /* 16 header bytes, not payload */
     f->memcpyed = (h[2] & BLOSC_MEMCPYED) != 0;
     if (h[0] == 0 || h[0] > BLOSC_VERSION_FORMAT)
@@ -121,7 +109,7 @@ int tly_blosc_frame_blocks(const struct tly_blosc_frame *f, const void *table, u
     uint64_t n = f->nblocks, first = TLY_BLOSC_HEADER + tly_blosc_frame_table_bytes(f);
     bool ordered = true;
     for (uint64_t j = 0; j < n; j++) {
-        start[j] = le32(t + j * sizeof(int32_t));
+        start[j] = tly__le32(t + j * sizeof(int32_t));
         if (start[j] < first || start[j] >= f->cbytes)
             return tly_fail(TLY_ECODEC,
                             "blosc: offset table corrupt (block %llu starts at %u, outside bytes %llu..%llu)",
@@ -161,9 +149,9 @@ size_t tly_blosc_block_frame(const struct tly_blosc_frame *f, uint64_t j, void *
     h[1] = f->header[1];
     h[2] = (uint8_t)(f->header[2] | (bsize != f->blocksize ? FLAG_NOSPLIT : 0));
     h[3] = f->header[3];
-    put_le32(h + 4, bsize);
-    put_le32(h + 8, bsize);
-    put_le32(h + 12, (uint32_t)(TLY_BLOSC_BLOCK_PAD + extent));
-    put_le32(h + 16, TLY_BLOSC_BLOCK_PAD);
+    tly__put_le32(h + 4, bsize);
+    tly__put_le32(h + 8, bsize);
+    tly__put_le32(h + 12, (uint32_t)(TLY_BLOSC_BLOCK_PAD + extent));
+    tly__put_le32(h + 16, TLY_BLOSC_BLOCK_PAD);
     return TLY_BLOSC_BLOCK_PAD + extent;
 }

@@ -42,19 +42,6 @@
  * reads them; a forced block size over 1 MiB takes a buffer of its own). */
 static uint8_t zeros[PROBE];
 
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
 /* Compress @p n bytes at @p src with @p c's settings, blocksize @p force, into @p out. */
 static int compress(const struct tly_codec *c, const void *src, size_t n, size_t force, uint8_t *out, size_t cap)
 {
@@ -86,7 +73,7 @@ static int probe_header(const struct tly_codec *c, uint64_t n, const uint8_t *z,
     int r = compress_zeros(c, z, pn, c->blosc.blocksize, &out);
     if (r >= BLOSC_MIN_HEADER_LENGTH) {
         memcpy(p->header, out, TLY_BLOSC_HEADER); /* c-blosc's header, not payload */
-        p->blocksize = le32(out + 8);
+        p->blocksize = tly__le32(out + 8);
         p->memcpyed = (out[2] & BLOSC_MEMCPYED) || n == 0;
     }
     free(out);
@@ -106,7 +93,7 @@ static int last_force(const struct tly_codec *c, const uint8_t *z, size_t zn, st
     for (int i = 0; n <= zn && i < 2 && !p->last_force; i++) {
         uint8_t *out = NULL;
         int r = compress_zeros(c, z, n, tries[i], &out);
-        if (r >= BLOSC_MIN_HEADER_LENGTH && le32(out + 8) == p->blocksize && out[2] == p->header[2])
+        if (r >= BLOSC_MIN_HEADER_LENGTH && tly__le32(out + 8) == p->blocksize && out[2] == p->header[2])
             p->last_force = tries[i];
         free(out);
     }
@@ -164,10 +151,11 @@ static int encode_block(const struct tly_codec *c, const struct tly_blosc_plan *
     if (r < BLOSC_MIN_HEADER_LENGTH)
         return tly_fail(TLY_ECODEC, "blosc: compression of block %llu with %s failed (%d)", (unsigned long long)j,
                         c->blosc.cname, r);
-    uint32_t start = le32(out + 16 + (last ? 4 : 0));
-    if (le32(out + 8) != p->blocksize || out[2] != p->header[2] || start >= (uint32_t)r || start < TLY_BLOSC_BLOCK_PAD)
+    uint32_t start = tly__le32(out + 16 + (last ? 4 : 0));
+    if (tly__le32(out + 8) != p->blocksize || out[2] != p->header[2] || start >= (uint32_t)r ||
+        start < TLY_BLOSC_BLOCK_PAD)
         return tly_fail(TLY_ECODEC, "blosc: block %llu came out as another frame (block size %u, flags 0x%02x)",
-                        (unsigned long long)j, le32(out + 8), out[2]);
+                        (unsigned long long)j, tly__le32(out + 8), out[2]);
     *at = out + start;
     *len = (size_t)r - start;
     return 0;
@@ -191,13 +179,13 @@ bool tly_blosc_frame_head(const struct tly_blosc_plan *p, const uint32_t *sizes,
     uint8_t *h = head;
     uint64_t pos = TLY_BLOSC_HEADER + p->nblocks * sizeof(int32_t);
     for (uint64_t j = 0; j < p->nblocks; j++) {
-        put_le32(h + TLY_BLOSC_HEADER + j * sizeof(int32_t), (uint32_t)pos);
+        tly__put_le32(h + TLY_BLOSC_HEADER + j * sizeof(int32_t), (uint32_t)pos);
         pos += sizes[j];
     }
     memcpy(h, p->header, TLY_BLOSC_HEADER); /* the header's bytes, not payload */
-    put_le32(h + 4, (uint32_t)p->n);
-    put_le32(h + 8, (uint32_t)p->blocksize);
-    put_le32(h + 12, (uint32_t)pos);
+    tly__put_le32(h + 4, (uint32_t)p->n);
+    tly__put_le32(h + 8, (uint32_t)p->blocksize);
+    tly__put_le32(h + 12, (uint32_t)pos);
     return pos <= p->n + TLY_BLOSC_HEADER;
 }
 
@@ -206,6 +194,6 @@ void tly_blosc_memcpyed_head(const struct tly_blosc_plan *p, void *head)
     uint8_t *h = head;
     memcpy(h, p->header, TLY_BLOSC_HEADER); /* the header's bytes, not payload */
     h[2] |= BLOSC_MEMCPYED;
-    put_le32(h + 4, (uint32_t)p->n);
-    put_le32(h + 12, (uint32_t)(p->n + TLY_BLOSC_HEADER));
+    tly__put_le32(h + 4, (uint32_t)p->n);
+    tly__put_le32(h + 12, (uint32_t)(p->n + TLY_BLOSC_HEADER));
 }

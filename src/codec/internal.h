@@ -68,4 +68,18 @@ int tly__zstd_decode(void *dst, size_t dst_n, const void *src, size_t n);
 /** The frame's content size; TLY_EUNSUPPORTED when the frame does not record it. */
 int tly__zstd_decoded_size(const void *src, size_t n, uint64_t *out);
 
+/* A blosc header's little-endian 32-bit fields (blosc_frame.c, blosc_write.c). */
+static inline uint32_t tly__le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline void tly__put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
 #endif
