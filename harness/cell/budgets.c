@@ -126,6 +126,19 @@ json_t *tly_h_check_budgets(json_t *budgets, json_t *result, bool *all_ok)
     return lines;
 }
 
+bool tly_h_budget_next_failed(json_t *lines, size_t *i, char *buf, size_t cap)
+{
+    for (size_t n = json_array_size(lines); *i < n; ++*i) {
+        json_t *line = json_array_get(lines, *i);
+        if (json_is_true(json_object_get(line, "ok")))
+            continue;
+        tly_h_budget_line_text(line, buf, cap);
+        ++*i;
+        return true;
+    }
+    return false;
+}
+
 void tly_h_budget_line_text(json_t *line, char *buf, size_t cap)
 {
     const char *stage = json_string_value(json_object_get(line, "stage"));

@@ -71,6 +71,13 @@ json_t *tly_h_check_budgets(json_t *budgets, json_t *result, bool *all_ok);
 /** One budget line as text: "stage gather copies = 1, limit 0". */
 void tly_h_budget_line_text(json_t *line, char *buf, size_t cap);
 
+/**
+ * The next failed line of @p lines (tly_h_check_budgets' list) at or after index @p *i, as text into
+ * @p buf; @p *i moves past it. False when none is left:
+ *     for (size_t i = 0; tly_h_budget_next_failed(lines, &i, buf, sizeof buf);) ...
+ */
+bool tly_h_budget_next_failed(json_t *lines, size_t *i, char *buf, size_t cap);
+
 /** Bytes [off, off + n) of the test data stream (off a multiple of 8): uniform float32 in [0, 1). */
 void tly_h_gen(void *dst, uint64_t off, size_t n, const struct tly_dtype *dt);
 

@@ -64,14 +64,9 @@ static void cell_row(FILE *f, json_t *e, size_t i)
 /* The budgets the cell failed, beside its chart. */
 static void failed_budgets(FILE *f, json_t *e)
 {
-    size_t i, n = 0;
-    json_t *b;
-    json_array_foreach(json_object_get(e, "budgets"), i, b)
-    {
-        if (json_is_true(json_object_get(b, "ok")))
-            continue;
-        char line[256];
-        tly_h_budget_line_text(b, line, sizeof line);
+    size_t n = 0;
+    char line[256];
+    for (size_t i = 0; tly_h_budget_next_failed(json_object_get(e, "budgets"), &i, line, sizeof line);) {
         fprintf(f, "%s<li>", n++ ? "" : "<div class='failed'><b>failed budgets</b><ul>");
         tly_h_html_text(f, line);
         fprintf(f, "</li>");

@@ -45,14 +45,8 @@ static void testcase(FILE *f, json_t *e)
         fprintf(f, "\"/>");
     } else if (!json_is_true(json_object_get(e, "ok"))) {
         fprintf(f, "<failure message=\"budget failed\">");
-        size_t j;
-        json_t *b;
-        json_array_foreach(json_object_get(e, "budgets"), j, b)
-        {
-            if (json_is_true(json_object_get(b, "ok")))
-                continue;
-            char line[256];
-            tly_h_budget_line_text(b, line, sizeof line);
+        char line[256];
+        for (size_t j = 0; tly_h_budget_next_failed(json_object_get(e, "budgets"), &j, line, sizeof line);) {
             tly_h_xml_text(f, line);
             fputc('\n', f);
         }

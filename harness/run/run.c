@@ -179,16 +179,9 @@ static void say_failures(json_t *entry)
                 json_string_value(json_object_get(entry, "reason")));
         return;
     }
-    size_t i;
-    json_t *b;
-    json_array_foreach(json_object_get(entry, "budgets"), i, b)
-    {
-        if (json_is_true(json_object_get(b, "ok")))
-            continue;
-        char line[256];
-        tly_h_budget_line_text(b, line, sizeof line);
+    char line[256];
+    for (size_t i = 0; tly_h_budget_next_failed(json_object_get(entry, "budgets"), &i, line, sizeof line);)
         fprintf(stderr, "tally run: %s: budget failed: %s\n", name, line);
-    }
 }
 
 static void summary(FILE *f, json_t *results)

@@ -102,15 +102,10 @@ static int not_found(struct tly__local *st, const char *key)
 static int local_size(struct tly_store *base, const char *key, uint64_t *out)
 {
     struct tly__local *st = L(base);
-    int dir = tly__local_dir(st, false);
-    if (dir == -ENOENT)
-        return tly_fail(TLY_ENOTFOUND, "%s: no such directory", st->root);
-    if (dir < 0)
-        return tly_fail(dir, "%s: %s", st->root, strerror(-dir));
-    int pfd;
+    int dir, pfd;
     const char *name;
-    int err = tly__local_key_dir(st, dir, key, false, &pfd, &name);
-    if (err == TLY_ENOTFOUND)
+    int err = tly__local_key_at(st, key, &dir, &pfd, &name);
+    if (err == TLY_ENOTFOUND && dir >= 0) /* the key's directory, not the array's, is missing */
         return not_found(st, key);
     if (err)
         return err;

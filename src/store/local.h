@@ -59,6 +59,12 @@ int tly__local_mkdirs(const char *path);
 int tly__local_key_dir(struct tly__local *st, int dir, const char *key, bool create, int *pfd, const char **name);
 
 /**
+ * tly__local_key_dir() for reading from the array's own directory: that directory into @p dir
+ * (TLY_ENOTFOUND "no such directory" when it is missing), then @p key's directory and name.
+ */
+int tly__local_key_at(struct tly__local *st, const char *key, int *dir, int *pfd, const char **name);
+
+/**
  * Open @p key for reading: a regular file only, never through a symbolic link, and without blocking
  * on a FIFO or a device (refused: "not a regular file"). Its size into @p size when not NULL.
  * TLY_ENOTFOUND, or an error naming the key.

@@ -114,16 +114,21 @@ int tly__local_key_dir(struct tly__local *st, int dir, const char *key, bool cre
     return 0;
 }
 
+int tly__local_key_at(struct tly__local *st, const char *key, int *dir, int *pfd, const char **name)
+{
+    *dir = tly__local_dir(st, false);
+    if (*dir == -ENOENT)
+        return tly_fail(TLY_ENOTFOUND, "%s: no such directory", st->root);
+    if (*dir < 0)
+        return tly_fail(*dir, "%s: %s", st->root, strerror(-*dir));
+    return tly__local_key_dir(st, *dir, key, false, pfd, name);
+}
+
 int tly__local_open_key(struct tly__local *st, const char *key, int *fd, uint64_t *size)
 {
-    int dir = tly__local_dir(st, false);
-    if (dir == -ENOENT)
-        return tly_fail(TLY_ENOTFOUND, "%s: no such directory", st->root);
-    if (dir < 0)
-        return tly_fail(dir, "%s: %s", st->root, strerror(-dir));
-    int pfd;
+    int dir, pfd;
     const char *name;
-    int err = tly__local_key_dir(st, dir, key, false, &pfd, &name);
+    int err = tly__local_key_at(st, key, &dir, &pfd, &name);
     if (err)
         return err;
     *fd = openat(pfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
