@@ -43,17 +43,6 @@ static void make_meta(struct tly_meta *m, const char *codec)
     m->separator = '.';
 }
 
-static int count_entries(const char *p)
-{
-    DIR *d = opendir(p);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));)
-        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    if (d)
-        closedir(d);
-    return n;
-}
-
 /* The whole array at path into v; its error. */
 static int read_all(int32_t *v)
 {
@@ -105,7 +94,7 @@ TLY_TEST(overwrite, readers_see_the_old_array_until_the_new_one_is_committed)
     cr_assert_eq(read_all(got), 0, "%s", tly_errmsg());
     cr_expect_eq(memcmp(got, v, sizeof v), 0, "the new array once committed");
     tly_array_close(a);
-    cr_expect_eq(count_entries(dir), 1, "nothing beside the array");
+    cr_expect_eq(tly_test_count_entries(dir), 1, "nothing beside the array");
 }
 
 TLY_TEST(overwrite, a_failed_write_leaves_the_old_array_whole)
@@ -123,7 +112,7 @@ TLY_TEST(overwrite, a_failed_write_leaves_the_old_array_whole)
     cr_assert_eq(read_all(got), 0, "%s", tly_errmsg());
     for (int i = 0; i < N; i++)
         cr_expect_eq(got[i], 1000 + i);
-    cr_expect_eq(count_entries(dir), 1, "no staging directory left");
+    cr_expect_eq(tly_test_count_entries(dir), 1, "no staging directory left");
 }
 
 TLY_TEST(overwrite, close_commits_what_succeeded)
@@ -141,7 +130,7 @@ TLY_TEST(overwrite, close_commits_what_succeeded)
     tly_array_close(a);
     cr_assert_eq(read_all(got), 0, "%s", tly_errmsg());
     cr_expect_eq(memcmp(got, v, sizeof v), 0);
-    cr_expect_eq(count_entries(dir), 1);
+    cr_expect_eq(tly_test_count_entries(dir), 1);
 }
 
 TLY_TEST(overwrite, what_is_there_decides)
@@ -152,7 +141,7 @@ TLY_TEST(overwrite, what_is_there_decides)
     cr_assert_eq(mkdir(path, 0777), 0);
     cr_assert_eq(tly_array_create(path, &m, false, NULL, &a), 0, "an empty directory: %s", tly_errmsg());
     tly_array_close(a);
-    cr_expect_eq(count_entries(path), 1, "an array without chunks: its metadata");
+    cr_expect_eq(tly_test_count_entries(path), 1, "an array without chunks: its metadata");
     cr_expect_eq(tly_array_create(path, &m, false, NULL, &a), TLY_EEXISTS);
     char other[400];
     snprintf(other, sizeof other, "%s/notes", dir);
@@ -163,6 +152,6 @@ TLY_TEST(overwrite, what_is_there_decides)
     cr_expect_eq(tly_array_create(other, &m, false, NULL, &a), TLY_EUSAGE, "a directory that is not an array");
     cr_expect(strstr(tly_errmsg(), "not a Zarr array") != NULL, "%s", tly_errmsg());
     cr_expect_eq(tly_array_create(other, &m, true, NULL, &a), TLY_EUSAGE, "not even with overwrite");
-    cr_expect_eq(count_entries(other), 1);
-    cr_expect_eq(count_entries(dir), 2);
+    cr_expect_eq(tly_test_count_entries(other), 1);
+    cr_expect_eq(tly_test_count_entries(dir), 2);
 }

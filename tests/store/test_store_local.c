@@ -24,17 +24,6 @@ static void teardown(void)
 
 TestSuite(store, .init = setup, .fini = teardown);
 
-static int count_entries(const char *path)
-{
-    DIR *d = opendir(path);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));)
-        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    if (d)
-        closedir(d);
-    return n;
-}
-
 TLY_TEST(store, keys_cannot_escape_the_root)
 {
     cr_expect(tly_store_key_valid("0.0"));
@@ -101,7 +90,7 @@ TLY_TEST(store, writes_are_atomic)
     cr_assert_eq(tly_store_get(st, "k", &data, &n), 0);
     cr_expect_str_eq(data, "old", "an aborted write leaves the old object");
     free(data);
-    cr_expect_eq(count_entries(dir), 1, "and no temporary file");
+    cr_expect_eq(tly_test_count_entries(dir), 1, "and no temporary file");
     cr_assert_eq(tly_store_writer(st, "k", &w), 0);
     cr_assert_eq(tly_writer_writev(w, iov, 2), 0);
     cr_assert_eq(tly_writer_commit(w), 0);
@@ -141,11 +130,11 @@ TLY_TEST(store, clear_refuses_a_directory_that_is_not_an_array)
     cr_assert_eq(tly_store_open(dir, NULL, &st), 0);
     cr_assert_eq(tly_store_put(st, "precious.txt", "x", 1), 0);
     cr_expect_eq(tly_store_clear(st), TLY_EUSAGE);
-    cr_expect_eq(count_entries(dir), 1);
+    cr_expect_eq(tly_test_count_entries(dir), 1);
     cr_assert_eq(tly_store_put(st, ".zarray", "{}", 2), 0);
     cr_assert_eq(tly_store_put(st, "a/b/c", "x", 1), 0);
     cr_expect_eq(tly_store_clear(st), 0);
-    cr_expect_eq(count_entries(dir), 0);
+    cr_expect_eq(tly_test_count_entries(dir), 0);
     tly_store_close(st);
 }
 
@@ -214,12 +203,12 @@ TLY_TEST(store, gc_removes_what_crashed_writes_left)
     cr_assert_eq(tly_writer_writev(w, &iov, 1), 0);
     char path[400];
     snprintf(path, sizeof path, "%s/c/0", dir);
-    cr_expect_eq(count_entries(path), 3);
+    cr_expect_eq(tly_test_count_entries(path), 3);
     uint64_t removed = 0;
     cr_assert_eq(tly_store_gc(st, &removed), 0);
     cr_expect_eq(removed, 1, "the dead writer's file");
-    cr_expect_eq(count_entries(path), 2, "the committed chunk and the live writer's file are left");
+    cr_expect_eq(tly_test_count_entries(path), 2, "the committed chunk and the live writer's file are left");
     cr_assert_eq(tly_writer_commit(w), 0, "%s", tly_errmsg());
-    cr_expect_eq(count_entries(path), 2);
+    cr_expect_eq(tly_test_count_entries(path), 2);
     tly_store_close(st);
 }

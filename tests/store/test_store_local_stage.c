@@ -44,17 +44,6 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
-static int count_entries(const char *path)
-{
-    DIR *d = opendir(path);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));)
-        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    if (d)
-        closedir(d);
-    return n;
-}
-
 static char *get(struct tly_store *st, const char *key)
 {
     char *data = NULL;
@@ -87,9 +76,9 @@ TLY_TEST(stage, symlinks_are_never_followed)
     cr_expect_eq(tly_store_size(st, "c/secret", &n), TLY_EFORMAT);
     cr_expect_neq(tly_store_put(st, "c/0", "x", 1), 0, "a write through a linked directory");
     cr_expect(strstr(tly_errmsg(), "symbolic link") != NULL, "%s", tly_errmsg());
-    cr_expect_eq(count_entries(outside), 1, "nothing landed outside");
+    cr_expect_eq(tly_test_count_entries(outside), 1, "nothing landed outside");
     cr_expect_eq(tly_store_delete(st, "c/secret"), TLY_EFORMAT, "nor is anything deleted there");
-    cr_expect_eq(count_entries(outside), 1);
+    cr_expect_eq(tly_test_count_entries(outside), 1);
     cr_expect_eq(tly_store_put(st, "0.0", "mine", 4), 0, "a write replaces the link itself");
     cr_expect_str_eq((data = get(st, "0.0")), "mine");
     free(data);
@@ -188,7 +177,7 @@ static void replace_and_check(void)
     cr_expect_str_eq((data = get(st, "0")), "new", "the writer's store follows its array");
     free(data);
     tly_store_close(st);
-    cr_expect_eq(count_entries(dir), 2, "the root and outside/: no staging or old directory left");
+    cr_expect_eq(tly_test_count_entries(dir), 2, "the root and outside/: no staging or old directory left");
 }
 
 TLY_TEST(stage, replace_by_exchange)
@@ -211,7 +200,7 @@ TLY_TEST(stage, a_new_array_is_renamed_into_place_and_never_over_another)
     struct stat sb;
     cr_expect_neq(stat(root, &sb), 0, "nothing at the root before publishing");
     cr_assert_eq(tly_store_publish(st), 0, "%s", tly_errmsg());
-    cr_expect_eq(count_entries(root), 2);
+    cr_expect_eq(tly_test_count_entries(root), 2);
     tly_store_close(st);
     /* an empty directory is replaced; one that filled meanwhile is not */
     char empty[400];
@@ -225,8 +214,9 @@ TLY_TEST(stage, a_new_array_is_renamed_into_place_and_never_over_another)
     tly_store_close(other);
     cr_expect_eq(tly_store_publish(st), TLY_EEXISTS, "%s", tly_errmsg());
     tly_store_close(st); /* discards the staged one */
-    cr_expect_eq(count_entries(empty), 1, "theirs is untouched");
-    cr_expect_eq(count_entries(dir), 3, "a, empty, outside and nothing staged: %d", count_entries(dir));
+    cr_expect_eq(tly_test_count_entries(empty), 1, "theirs is untouched");
+    cr_expect_eq(tly_test_count_entries(dir), 3, "a, empty, outside and nothing staged: %d",
+                 tly_test_count_entries(dir));
 }
 
 TLY_TEST(stage, probe_tells_what_is_there)
@@ -301,15 +291,15 @@ TLY_TEST(stage, gc_removes_dead_staging_and_keeps_live)
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     cr_assert_eq(tly_store_open(root, NULL, &live), 0);
     cr_assert_eq(tly_store_stage(live, true), 0);
-    cr_expect_eq(count_entries(dir), 4, "root, outside, the dead writer's and the live one's staging");
+    cr_expect_eq(tly_test_count_entries(dir), 4, "root, outside, the dead writer's and the live one's staging");
     uint64_t removed = 0;
     cr_assert_eq(tly_store_gc(st, &removed), 0, "%s", tly_errmsg());
     cr_expect_eq(removed, 1);
-    cr_expect_eq(count_entries(dir), 3, "the live staging directory is kept");
+    cr_expect_eq(tly_test_count_entries(dir), 3, "the live staging directory is kept");
     char *data = get(st, "0");
     cr_expect_str_eq(data, "old", "the old array is whole");
     free(data);
     tly_store_close(live);
-    cr_expect_eq(count_entries(dir), 2, "closing without publishing discards");
+    cr_expect_eq(tly_test_count_entries(dir), 2, "closing without publishing discards");
     tly_store_close(st);
 }
