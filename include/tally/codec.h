@@ -18,7 +18,8 @@
 extern "C" {
 #endif
 
-enum tly_codec_id { TLY_CODEC_NONE, TLY_CODEC_BLOSC, TLY_CODEC_ZSTD };
+/** GZIP: the gzip format (numcodecs GZip, Zarr v3 "gzip"); ZLIB: the zlib format (numcodecs Zlib, v2 only). */
+enum tly_codec_id { TLY_CODEC_NONE, TLY_CODEC_BLOSC, TLY_CODEC_ZSTD, TLY_CODEC_GZIP, TLY_CODEC_ZLIB };
 
 /** Blosc shuffle modes, as numcodecs numbers them. */
 enum { TLY_NOSHUFFLE = 0, TLY_SHUFFLE = 1, TLY_BITSHUFFLE = 2 };
@@ -37,6 +38,9 @@ struct tly_codec {
         int level;    /**< -131072..22, default 3 */
         int checksum; /**< write a content checksum (v3 option), default 0 */
     } zstd;
+    struct {
+        int level; /**< 0..9 (gzip and zlib), default 1 as numcodecs */
+    } gzip;
     /** Not metadata: threads a decode may run inside one chunk (blosc splits the chunk's blocks among
      *  them; zstd, and every encode, ignore it). 0 or 1: the calling thread alone. The engine lends
      *  a chunk the threads that have no chunk of their own. */
@@ -137,6 +141,13 @@ int tly_zstd_dstream_close(struct tly_zstd_dstream *ds);
  * thread's error message keeps that failure's reason instead of close()'s "truncated".
  */
 void tly_zstd_dstream_abort(struct tly_zstd_dstream *ds);
+
+/**
+ * CRC-32C (Castagnoli), as Zarr v3's crc32c codec stores it: @p crc is the value so far (0 to
+ * start), so that tly_crc32c(tly_crc32c(0, a, n), b, m) is the CRC of a then b. tly_crc32c(0,
+ * "123456789", 9) == 0xE3069283.
+ */
+uint32_t tly_crc32c(uint32_t crc, const void *data, size_t n);
 
 /* ---- blosc frames read block by block (src/codec/blosc_frame.c) ---- */
 

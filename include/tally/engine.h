@@ -59,6 +59,9 @@ struct tly_io_stats {
     uint64_t missing;      /**< chunks read that did not exist (filled) */
     uint64_t rmw;          /**< chunks written by read-modify-write (region covered part of them) */
     uint64_t stored_bytes; /**< encoded bytes written or read */
+    uint64_t needed_bytes; /**< read: encoded bytes of the chunks the region touches (sharded: of its
+                                inner chunks, indexes not included); the store's bytes read over this
+                                is the read amplification */
     uint64_t pool_peak;    /**< most bytes of in-flight buffer tickets at once */
     uint64_t pool_waits;   /**< chunks that waited for the memory budget */
     uint64_t pool_forced;  /**< chunks larger than the budget, run alone */

@@ -22,6 +22,20 @@
 extern "C" {
 #endif
 
+/**
+ * Zarr v3 sharding (the sharding_indexed codec, v1.0): each chunk of the grid (meta.chunks, the
+ * shard shape) is one stored object holding inner chunks of shape `inner` (which divides it), each
+ * encoded with the array's codec (meta.codec, then crc32c when inner_crc), and an index of
+ * (offset, nbytes) little-endian uint64 pairs, one per inner chunk in C order, 2^64-1 twice for an
+ * inner chunk not stored (all fill value); the index is followed by its CRC-32C when index_crc.
+ */
+struct tly_shard {
+    bool on;                         /**< the array is sharded */
+    uint64_t inner[TLY_MAX_RANK];    /**< inner chunk shape */
+    bool index_start;                /**< index_location "start" (default "end") */
+    bool index_crc;                  /**< index_codecs [bytes, crc32c] (the default); false: [bytes] */
+};
+
 /** An array's metadata, in either format. */
 struct tly_meta {
     int zarr_format;        /**< 2 or 3 */
@@ -35,6 +49,9 @@ struct tly_meta {
     char separator;         /**< '.' or '/': v2 dimension_separator, v3 chunk key separator */
     bool v3_default_keys;   /**< v3 "default" key encoding ("c/0/0"); false: "v2" ("0.0") */
     char *attributes_json;  /**< v3: the "attributes" object as JSON text (owned), or NULL */
+    bool crc32c;            /**< v3: the codecs end with crc32c (its 4 bytes follow each stored chunk,
+                                 or each inner chunk when sharded) */
+    struct tly_shard shard; /**< v3 sharding_indexed; shard.on false: not sharded */
 };
 
 /** Release what @p m owns (attributes_json); the parsers leave nothing to free when they fail. */

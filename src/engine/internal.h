@@ -30,7 +30,7 @@ struct tly_array {
 
 /* Counters an operation's workers add to. */
 struct tly__op_stats {
-    _Atomic uint64_t chunks, missing, rmw, stored_bytes, split_ranges;
+    _Atomic uint64_t chunks, missing, rmw, stored_bytes, needed_bytes, split_ranges;
     uint64_t workers; /* threads the chunks ran on */
     int threads;      /* codec work at once at most (--threads) */
     int io_concurrency;

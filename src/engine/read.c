@@ -249,6 +249,7 @@ static int read_one(void *arg, uint64_t i)
     }
     tly_pool_release(x->op.pool, ticket);
     atomic_fetch_add(&x->op.stats.stored_bytes, size);
+    atomic_fetch_add(&x->op.stats.needed_bytes, size);
     if (err)
         tly_err_prefix("chunk %s", key);
     return err;

@@ -102,6 +102,7 @@ static void op_stats_out(struct tly__op_stats *s, struct tly_pool *pool, struct 
     out->missing = atomic_load(&s->missing);
     out->rmw = atomic_load(&s->rmw);
     out->stored_bytes = atomic_load(&s->stored_bytes);
+    out->needed_bytes = atomic_load(&s->needed_bytes);
     out->split_ranges = atomic_load(&s->split_ranges);
     out->pool_peak = ps.peak_in_use;
     out->pool_waits = ps.waits;
