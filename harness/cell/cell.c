@@ -39,6 +39,9 @@ static const struct key keys[] = {
     {"index", JSON_INTEGER},
     {"zstd_level", JSON_INTEGER},
     {"impl_index", JSON_INTEGER},
+    {"inner_chunks", JSON_ARRAY},
+    {"index_location", JSON_STRING},
+    {"region", JSON_ARRAY},
 };
 
 static bool type_ok(json_t *v, json_type t)
@@ -110,6 +113,46 @@ static int parse_dims(json_t *a, const char *where, const char *key, uint64_t *o
     return 0;
 }
 
+/* Sharding (inner_chunks: the chunks are the shards) and a region to read (a list of [start, stop]). */
+static int parse_layout(json_t *j, const char *where, struct tly_h_cell *c)
+{
+    json_t *inner = json_object_get(j, "inner_chunks"), *region = json_object_get(j, "region"), *v;
+    const char *loc = str(j, "index_location");
+    int err;
+    if (inner) {
+        if (json_array_size(inner) != (size_t)c->rank)
+            return tly_fail(TLY_EFORMAT, "%s: inner_chunks must have the shape's %d dimensions", where, c->rank);
+        if ((err = parse_dims(inner, where, "inner_chunks", c->inner)))
+            return err;
+        for (int d = 0; d < c->rank; d++)
+            if (c->chunks[d] % c->inner[d] != 0)
+                return tly_fail(TLY_EFORMAT, "%s: inner_chunks[%d] %llu does not divide the shard's %llu", where, d,
+                                (unsigned long long)c->inner[d], (unsigned long long)c->chunks[d]);
+        c->sharded = true;
+    }
+    if (loc && (!inner || (strcmp(loc, "start") != 0 && strcmp(loc, "end") != 0)))
+        return tly_fail(TLY_EFORMAT, "%s: index_location must be \"start\" or \"end\", with inner_chunks", where);
+    c->index_start = loc && strcmp(loc, "start") == 0;
+    if (!region)
+        return 0;
+    size_t i;
+    if (json_array_size(region) != (size_t)c->rank)
+        return tly_fail(TLY_EFORMAT, "%s: region must have the shape's %d dimensions", where, c->rank);
+    c->region.rank = c->rank;
+    json_array_foreach(region, i, v)
+    {
+        json_t *a = json_array_get(v, 0), *b = json_array_get(v, 1);
+        if (json_array_size(v) != 2 || !json_is_integer(a) || !json_is_integer(b) || json_integer_value(a) < 0 ||
+            json_integer_value(b) <= json_integer_value(a) || (uint64_t)json_integer_value(b) > c->shape[i])
+            return tly_fail(TLY_EFORMAT, "%s: region[%zu] must be [start, stop] with 0 <= start < stop <= %llu", where,
+                            i, (unsigned long long)c->shape[i]);
+        c->region.start[i] = (uint64_t)json_integer_value(a);
+        c->region.stop[i] = (uint64_t)json_integer_value(b);
+    }
+    c->has_region = true;
+    return 0;
+}
+
 static int parse_array(json_t *j, const char *where, struct tly_h_cell *c)
 {
     json_t *shape = json_object_get(j, "shape"), *chunks = json_object_get(j, "chunks");
@@ -132,7 +175,7 @@ static int parse_array(json_t *j, const char *where, struct tly_h_cell *c)
     for (int d = 0; d < c->rank; d++)
         if (__builtin_mul_overflow(bytes, c->shape[d], &bytes) || bytes > ((uint64_t)1 << 44))
             return tly_fail(TLY_EFORMAT, "%s: the array is larger than 16 TiB", where);
-    return 0;
+    return parse_layout(j, where, c);
 }
 
 static int parse_opts(json_t *j, const char *where, struct tly_h_cell *c)
@@ -220,7 +263,13 @@ uint64_t tly_h_cell_bytes(const struct tly_h_cell *c)
 
 int tly_h_cell_meta(const struct tly_h_cell *c, struct tly_meta *m)
 {
-    return tly_h_build_meta(c->format, &c->dtype, c->rank, c->shape, c->chunks, c->codec_spec, NULL, m);
+    int err = tly_h_build_meta(c->format, &c->dtype, c->rank, c->shape, c->chunks, c->codec_spec, NULL, m);
+    return !err && c->sharded ? tly_h_meta_shard(m, c->inner, c->index_start, false) : err;
+}
+
+uint64_t tly_h_cell_op_bytes(const struct tly_h_cell *c)
+{
+    return c->has_region ? tly_region_count(&c->region) * c->dtype.size : tly_h_cell_bytes(c);
 }
 
 int tly_h_build_meta(const char *format, const struct tly_dtype *dt, int rank, const uint64_t *shape,

@@ -29,6 +29,11 @@ struct tly_h_cell {
     struct tly_dtype dtype;
     int rank; /**< 0 for a custom program that brings its own array */
     uint64_t shape[TLY_MAX_RANK], chunks[TLY_MAX_RANK];
+    bool sharded;                /**< v3 sharding: chunks is the shard shape, inner the inner chunks' */
+    uint64_t inner[TLY_MAX_RANK];
+    bool index_start;            /**< the shard index at the start (default the end) */
+    bool has_region;             /**< a read of this region only (else the whole array) */
+    struct tly_region region;
     struct tly_io_opts opts; /**< threads, io_concurrency, memory_limit, part_size (0: defaults) */
     bool verify;             /**< check the data after the window (default true) */
     bool baseline;           /**< compared with the baseline (default true) */
@@ -48,7 +53,10 @@ void tly_h_cell_release(struct tly_h_cell *c);
 /** Bytes of the cell's array. */
 uint64_t tly_h_cell_bytes(const struct tly_h_cell *c);
 
-/** Metadata for the cell's array (fill 0; default separators). */
+/** Bytes the cell's operation moves: its region's, or the whole array's. */
+uint64_t tly_h_cell_op_bytes(const struct tly_h_cell *c);
+
+/** Metadata for the cell's array (fill 0; default separators; sharded when the cell says so). */
 int tly_h_cell_meta(const struct tly_h_cell *c, struct tly_meta *m);
 
 /** Metadata for a new array (chunks NULL: one chunk; fill 0; default separators). */
@@ -93,6 +101,10 @@ void tly_h_gen_all(void *dst, uint64_t n, const struct tly_dtype *dt);
 
 /** True when @p got holds the first @p n bytes of the test data stream. */
 bool tly_h_gen_verify(const void *got, uint64_t n, const struct tly_dtype *dt);
+
+/** True when @p got holds region @p r of an array of @p shape made of the test data stream. */
+bool tly_h_gen_verify_region(const void *got, const struct tly_region *r, const uint64_t *shape,
+                             const struct tly_dtype *dt);
 
 /** malloc() for a read's output (or a benchmark's buffer): large ones on transparent huge pages. */
 void *tly_h_alloc_output(size_t n);

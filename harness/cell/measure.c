@@ -23,6 +23,7 @@ static int read_array(const struct tly_h_cell *c, const char *url, struct tly_h_
     struct tly_array *a = NULL;
     struct tly_region all;
     tly_region_all(&all, c->rank, c->shape);
+    const struct tly_region *want = c->has_region ? &c->region : &all;
     tly_h_window_open(&r->win);
     TLY_STAGE(TLY_CALLER)
     {
@@ -30,7 +31,7 @@ static int read_array(const struct tly_h_cell *c, const char *url, struct tly_h_
     }
     int err = *out ? tly_array_open(url, &c->opts, &a) : tly_fail(-ENOMEM, "out of memory for the output");
     if (!err)
-        err = tly_array_read(a, *out, &all, &r->io);
+        err = tly_array_read(a, *out, want, &r->io);
     tly_array_close(a);
     tly_h_window_close(&r->win);
     r->output_bytes = *out ? malloc_usable_size(*out) : 0;
@@ -49,6 +50,7 @@ int tly_h_measure_engine(const struct tly_h_cell *c, const char *url, void **dat
         return err;
     }
     int err = write_array(c, url, r->meta, *data, NULL); /* the fixture, outside the window */
+    r->array_bytes = tly_h_cell_op_bytes(c);          /* a region read's figures are the region's */
     TLY_STAGE(TLY_CALLER)
     {
         free(*data);

@@ -73,6 +73,10 @@ class Adapter:
     def skip(self, cell):
         return None
 
+    # What the adapter does beyond whole, unsharded arrays (an adapter that implements them says so).
+    SHARDED = False
+    REGION = False
+
     def setup(self, cell):
         pass
 
@@ -120,6 +124,16 @@ class Marks:
 
 
 # ------------------------------------------------------------------------------------------- cells
+def layout_skip(adapter, cell):
+    """The reason a sharded or region cell is skipped when the adapter does not implement it."""
+    if cell.get("inner_chunks") and not adapter.SHARDED:
+        return (f"the {adapter.name} adapter does not write or read Zarr v3 sharded arrays yet "
+                "(inner_chunks: the cell's chunks are shards)")
+    if cell.get("region") and not adapter.REGION:
+        return f"the {adapter.name} adapter reads whole arrays only (a region cell)"
+    return None
+
+
 def load_cell(path, line=None):
     try:
         with open(path, encoding="utf-8") as f:
@@ -429,7 +443,7 @@ def main(adapter, argv=None):
             line.update(status="skipped", reason=f"{adapter.name} is unavailable here: {p['reason']}")
             return emit(line, 0)
         line["impl_version"] = p["version"]
-        why = adapter.skip(cell)
+        why = layout_skip(adapter, cell) or adapter.skip(cell)
         if why:
             line.update(status="skipped", reason=why)
             return emit(line, 0)

@@ -142,7 +142,7 @@ static int data_file(struct tly_h_scratch *s, const struct tly_h_cell *c, char *
 }
 
 /* The cell file the adapter reads (docs/impl-protocol.md). */
-static int cell_file(struct tly_h_scratch *s, const struct tly_h_cell *c, const char *data, char *path)
+static int cell_file(struct tly_h_scratch *s, const struct tly_h_cell *c, const char *data, bool fixture, char *path)
 {
     struct tly_codec codec;
     char url[TLY_H_PATH];
@@ -163,8 +163,45 @@ static int cell_file(struct tly_h_scratch *s, const struct tly_h_cell *c, const 
                           json_object_get(c->json, "dtype"), "shape", json_object_get(c->json, "shape"), "chunks",
                           json_object_get(c->json, "chunks"), "threads", c->opts.threads, "memory_limit",
                           (json_int_t)c->opts.memory_limit, "data_path", data, "url", url, "verify", c->verify);
+    static const char *const optional[] = {"inner_chunks", "index_location", "region"};
+    for (size_t i = 0; i < sizeof optional / sizeof optional[0]; i++)
+        if (json_object_get(c->json, optional[i]))
+            json_object_set(j, optional[i], json_object_get(c->json, optional[i]));
+    if (fixture)
+        json_object_set_new(j, "fixture", json_string("written by tally's engine"));
     err = json_dump_file(j, path, JSON_COMPACT) == 0 ? 0 : tly_fail(-EIO, "cannot write %s", path);
     json_decref(j);
+    return err;
+}
+
+/* A sharded read cell's array, written with tally's engine from the test data (outside any window)
+ * for an adapter that reads shards but cannot write them; at the cell file's url. */
+static int write_fixture(const struct tly_h_cell *c, const char *cellfile)
+{
+    json_t *j = json_load_file(cellfile, 0, NULL);
+    const char *url = json_string_value(json_object_get(j, "url"));
+    struct tly_meta m;
+    struct tly_array *a = NULL;
+    struct tly_region all;
+    uint64_t bytes = tly_h_cell_bytes(c);
+    void *data = NULL;
+    int err = url ? tly_h_cell_meta(c, &m) : tly_fail(TLY_EFORMAT, "%s has no url", cellfile);
+    if (!err && (data = malloc(bytes ? bytes : 1)) == NULL)
+        err = tly_fail(-ENOMEM, "out of memory for the fixture");
+    if (!err) {
+        tly_h_gen_all(data, bytes, &c->dtype);
+        tly_region_all(&all, c->rank, c->shape);
+        err = tly_array_create(url, &m, true, &c->opts, &a);
+    }
+    if (!err)
+        err = tly_array_write(a, data, &all, NULL);
+    if (!err)
+        err = tly_array_commit(a);
+    tly_array_close(a);
+    free(data);
+    json_decref(j);
+    if (err)
+        tly_err_prefix("writing the sharded fixture");
     return err;
 }
 
@@ -239,8 +276,9 @@ json_t *tly_h_impl_run(const struct tly_h_impl *im, json_t *cell, struct tly_h_s
     }
     char data[TLY_H_PATH], cellfile[TLY_H_PATH], result[TLY_H_PATH];
     json_t *res = NULL;
-    if (data_file(s, &c, data) || cell_file(s, &c, data, cellfile) ||
-        tly_h_pathf(result, "%s/result-%d.json", s->dir, s->serial))
+    bool fixture = im->sharded_fixture && c.sharded && strcmp(c.op, "read") == 0;
+    if (data_file(s, &c, data) || cell_file(s, &c, data, fixture, cellfile) ||
+        (fixture && write_fixture(&c, cellfile)) || tly_h_pathf(result, "%s/result-%d.json", s->dir, s->serial))
         snprintf(reason, TLY_H_REASON, "%s", tly_errmsg());
     else
         res = run_adapter(im, cellfile, result, reason);

@@ -13,8 +13,9 @@ static const char *const axis_names[] = {"op", "store", "codec", "format", "layo
 static const char *const top_keys[] = {"about",   "axes",      "layouts",      "codecs",
                                        "data",    "threads",   "memory_limit", "memory_limit_about",
                                        "budgets", "scenarios", "impls",        NULL};
-static const char *const impl_keys[] = {"command", "about", NULL};
-static const char *const layout_keys[] = {"dtype", "shape", "chunks", "about", NULL};
+static const char *const impl_keys[] = {"command", "about", "sharded_fixture", NULL};
+static const char *const layout_keys[] = {"dtype",  "shape",          "chunks",  "about", "inner_chunks",
+                                          "region", "index_location", "formats", "ops",   NULL};
 static const char *const when_keys[] = {"op", "store", "codec", "format", "layout", "impl", "scenario", NULL};
 
 static int only_keys(json_t *o, const char *const *allowed, const char *path, const char *where)
@@ -151,12 +152,36 @@ static int complete_cell(json_t *m, json_t *cell, const char *path)
     json_object_set(cell, "dtype", json_object_get(lay, "dtype"));
     json_object_set(cell, "shape", json_object_get(lay, "shape"));
     json_object_set(cell, "chunks", json_object_get(lay, "chunks"));
+    static const char *const optional[] = {"inner_chunks", "index_location", "region"};
+    for (size_t i = 0; i < sizeof optional / sizeof optional[0]; i++)
+        if (json_object_get(lay, optional[i]))
+            json_object_set(cell, optional[i], json_object_get(lay, optional[i]));
     json_t *threads = json_object_get(m, "threads"), *mem = json_object_get(m, "memory_limit");
     if (threads)
         json_object_set(cell, "threads", threads);
     if (mem)
         json_object_set(cell, "memory_limit", mem);
     return 0;
+}
+
+/* A layout may name the formats and ops it is for ("formats": ["v3"] for sharding, "ops": ["read"]
+ * for a region): the product's other cells with it are not made. */
+static bool layout_allows(json_t *m, json_t *cell)
+{
+    json_t *lay = json_object_get(json_object_get(m, "layouts"), json_string_value(json_object_get(cell, "layout")));
+    static const char *const axes[][2] = {{"formats", "format"}, {"ops", "op"}};
+    for (int i = 0; i < 2; i++) {
+        json_t *list = json_object_get(lay, axes[i][0]), *v;
+        size_t j;
+        bool found = list == NULL;
+        json_array_foreach(list, j, v)
+        {
+            found = found || json_equal(v, json_object_get(cell, axes[i][1]));
+        }
+        if (!found)
+            return false;
+    }
+    return true;
 }
 
 static int expand_matrix(json_t *m, const char *path, json_t *cells)
@@ -179,7 +204,7 @@ static int expand_matrix(json_t *m, const char *path, json_t *cells)
     for (size_t k = 0; k < total && !err; k++) {
         json_t *cell = product_cell(ax, n, k);
         err = complete_cell(m, cell, path);
-        if (!err)
+        if (!err && layout_allows(m, cell))
             json_array_append(cells, cell);
         json_decref(cell);
     }
@@ -309,9 +334,15 @@ static int load_impls(json_t *m, const char *path, json_t **out)
             json_decref(words);
             return err;
         }
+        json_t *fx = json_object_get(v, "sharded_fixture");
+        if (fx && !json_is_boolean(fx)) {
+            json_decref(words);
+            return tly_fail(TLY_EFORMAT, "%s: %s.sharded_fixture must be true or false", path, where);
+        }
         json_object_set_new(*out, name,
-                            json_pack("{s:o, s:O}", "command", words, "about",
-                                      json_object_get(v, "about") ? json_object_get(v, "about") : json_string("")));
+                            json_pack("{s:o, s:O, s:b}", "command", words, "about",
+                                      json_object_get(v, "about") ? json_object_get(v, "about") : json_string(""),
+                                      "sharded_fixture", json_is_true(fx)));
     }
     return 0;
 }

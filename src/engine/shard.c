@@ -32,6 +32,7 @@
 #include "engine/internal.h"
 #include "tally/codec.h"
 #include "tally/mem.h"
+#include "tally/timing.h"
 #include "mem/plant.h"
 
 /* Reads join two inner chunks' byte ranges into one when at most this many bytes lie between them:
@@ -325,7 +326,8 @@ static int plan_shard(struct sread *x, uint64_t i, const uint64_t *ilo, const ui
     }
     if (err)
         return err;
-    qsort(x->items + first, x->nitems - first, sizeof *x->items, by_off);
+    if (x->nitems > first)
+        qsort(x->items + first, x->nitems - first, sizeof *x->items, by_off);
     for (uint64_t k = first; k < x->nitems && !err;) {
         struct group gr = {k, 1, x->items[k].off, x->items[k].off + x->items[k].nb, direct(a)};
         for (k++; !gr.direct && k < x->nitems; k++) {
@@ -414,7 +416,9 @@ static int read_group(void *arg, uint64_t gi)
         item_coords(x, it, g);
         tly_runs_plan(&a->inner, g, x->op.r, a->meta.dtype.size, &rs);
         if (it->nb != n)
-            err = tly_fail(TLY_EFORMAT, "%llu bytes, expected %llu", (unsigned long long)it->nb, (unsigned long long)n);
+            err = tly_fail(TLY_EFORMAT, "inner chunk %llu at byte %llu: %llu bytes, expected %llu",
+                           (unsigned long long)it->local, (unsigned long long)it->off, (unsigned long long)it->nb,
+                           (unsigned long long)n);
         else
             TLY_STAGE(TLY_GET)
             {
@@ -531,6 +535,7 @@ int tly__shard_read(struct tly_array *a, void *buf, const struct tly_region *r, 
 
 struct wshard {
     pthread_mutex_t mu;
+    bool slotted; /* holds one of the operation's open-shard slots (remote) */
     struct tly_writer *w;
     uint64_t tail;   /* bytes appended so far */
     uint64_t left;   /* inner chunks not yet done */
@@ -545,7 +550,50 @@ struct swrite {
     const char *src;
     struct wshard *sh;
     uint64_t nsh;
+    /* Remote: a shard's writer holds part buffers (one filling, one uploading, and the first while
+     * an index at the start waits for it) from its first inner chunk to its commit. Shards open at
+     * once are limited to the slots those buffers fit in, reserved from the memory budget up front.
+     * A task takes its shard's slot before its own ticket and holds nothing while it waits; tasks
+     * are taken in order, so the shards that hold the slots always have their tasks running. */
+    int slots; /* 0: no limit (local) */
+    int slots_free;
+    pthread_mutex_t slot_mu;
+    pthread_cond_t slot_cv;
 };
+
+static void slot_take(struct swrite *x, struct wshard *s)
+{
+    if (x->slots == 0)
+        return;
+    pthread_mutex_lock(&x->slot_mu);
+    if (!s->slotted && x->slots_free == 0)
+        TLY_STAGE(TLY_POOL)
+        {
+            uint64_t t0 = tly_wait_begin();
+            while (!s->slotted && x->slots_free == 0) /* another task of the shard may take it meanwhile */
+                pthread_cond_wait(&x->slot_cv, &x->slot_mu);
+            tly_wait_end(t0, TLY_WAIT_TICKET);
+        }
+    if (!s->slotted) {
+        x->slots_free--;
+        s->slotted = true;
+        pthread_cond_broadcast(&x->slot_cv);
+    }
+    pthread_mutex_unlock(&x->slot_mu);
+}
+
+static void slot_give(struct swrite *x, struct wshard *s)
+{
+    if (x->slots == 0)
+        return;
+    pthread_mutex_lock(&x->slot_mu);
+    if (s->slotted) {
+        x->slots_free++;
+        s->slotted = false;
+        pthread_cond_broadcast(&x->slot_cv);
+    }
+    pthread_mutex_unlock(&x->slot_mu);
+}
 
 /* Whether every piece holds only the fill value. */
 static bool all_fill(const struct tly_array *a, const struct tly__segs *s)
@@ -636,8 +684,9 @@ static uint64_t inner_ticket(const struct tly_array *a, uint64_t n)
 }
 
 /* Open shard @p s's object (under its lock), the index's place reserved first when it goes there. */
-static int open_shard(struct tly_array *a, struct wshard *s)
+static int open_shard(struct swrite *x, struct wshard *s)
 {
+    struct tly_array *a = x->op.a;
     int err;
     TLY_STAGE(TLY_PUT)
     {
@@ -714,6 +763,7 @@ static int finish_shard(struct swrite *x, struct wshard *s)
         s->open = false;
         free(b);
     }
+    slot_give(x, s);
     atomic_fetch_add(&x->op.stats.stored_bytes, a->index_bytes);
     return err;
 }
@@ -741,6 +791,7 @@ static int write_inner(void *arg, uint64_t i)
         }
     }
     if (!err && !empty) {
+        slot_take(x, s);
         ticket = inner_ticket(a, n);
         TLY_STAGE(TLY_POOL)
         {
@@ -767,7 +818,7 @@ static int write_inner(void *arg, uint64_t i)
     }
     pthread_mutex_lock(&s->mu);
     if (!err && !empty && !s->open)
-        err = open_shard(a, s);
+        err = open_shard(x, s);
     if (!err && !empty) {
         struct iovec one = {enc, len}, tail = {crc, 4};
         TLY_STAGE(TLY_PUT)
@@ -823,17 +874,38 @@ static int write_shards(struct tly__op *outer, const char *src, const struct tly
         for (uint64_t k = 0; !err && k < 2 * a->shard_n; k++)
             sh[i].ent[k] = EMPTY;
     }
-    uint64_t tasks = nsh * a->shard_n;
+    uint64_t tasks = nsh * a->shard_n, reserve = 0;
     x.op.codec_threads = tly__share(a->opts.threads, tasks);
     x.op.read_ways = 1;
+    if (a->remote) {
+        uint64_t parts = (a->meta.shard.index_start ? 3 : 2) * (uint64_t)a->opts.part_size;
+        uint64_t fit = a->opts.memory_limit / 2 / parts;
+        x.slots = fit < 1 ? 1 : fit > nsh ? (int)(nsh ? nsh : 1) : (int)fit;
+        x.slots_free = x.slots;
+        reserve = (uint64_t)x.slots * parts;
+        if (reserve > a->opts.memory_limit / 2)
+            reserve = a->opts.memory_limit / 2;
+        pthread_mutex_init(&x.slot_mu, NULL);
+        pthread_cond_init(&x.slot_cv, NULL);
+        TLY_STAGE(TLY_POOL)
+        {
+            tly_pool_acquire(outer->pool, reserve);
+        }
+    }
     if (!err && tasks)
         err = tly__run_tasks(tly__workers(a), tasks, write_inner, &x);
+    if (a->remote) {
+        tly_pool_release(outer->pool, reserve);
+        pthread_mutex_destroy(&x.slot_mu);
+        pthread_cond_destroy(&x.slot_cv);
+    }
     for (uint64_t i = 0; i < nsh; i++) {
         if (sh[i].open)
             TLY_STAGE(TLY_PUT)
             {
                 tly_writer_abort(sh[i].w);
             }
+
         pthread_mutex_destroy(&sh[i].mu);
         TLY_STAGE(TLY_PLAN)
         {
