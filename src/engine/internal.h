@@ -47,6 +47,7 @@ struct tly__op {
     int codec_threads; /* threads a chunk's decode may use: the threads' share when chunks are fewer */
     int read_ways;     /* ranges a chunk's read may be split into: the workers' share, likewise */
     struct tly__op_stats stats;
+    uint64_t traffic_read0, traffic_written0; /* the store's traffic when the operation began */
 };
 
 /* workers.c: the one place that starts threads. Runs fn(ctx, i) for i in [0, n) on @p threads
@@ -60,6 +61,16 @@ int tly__run_tasks(int threads, uint64_t n, tly__task_fn fn, void *ctx);
  * @p op); the counters go to @p stats when not NULL. */
 int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region *r, tly__task_fn fn, void *ctx,
                 struct tly_io_stats *stats);
+
+/*
+ * The operation's figures: tly__op_begin() notes where the store's traffic (tly_store_traffic)
+ * stands as @p op starts on @p a; tly__op_stats_out() puts its counters, its pool's and the store's
+ * traffic since then (store_bytes_read, store_bytes_written) into @p out (NULL: nothing). tly__op_run
+ * calls both; an operation that does not run through it (a shard's) calls them itself, begin before
+ * its first store call and stats_out after its last, and adds needed_bytes for reads.
+ */
+void tly__op_begin(struct tly__op *op, struct tly_array *a);
+void tly__op_stats_out(const struct tly__op *op, struct tly_io_stats *out);
 
 /* Workers for an operation on @p a: `threads` locally; for a remote store, enough to keep
  * io_concurrency transfers in flight (codec work is then limited to `threads` by tly__codec_*). */

@@ -91,13 +91,24 @@ void tly__chunk_at(int rank, const uint64_t *lo, const uint64_t *hi, uint64_t i,
     }
 }
 
-static void op_stats_out(struct tly__op_stats *s, struct tly_pool *pool, struct tly_io_stats *out)
+void tly__op_begin(struct tly__op *op, struct tly_array *a)
+{
+    op->a = a;
+    tly_store_traffic(a->store, &op->traffic_read0, &op->traffic_written0);
+}
+
+void tly__op_stats_out(const struct tly__op *op, struct tly_io_stats *out)
 {
     if (out == NULL)
         return;
+    const struct tly__op_stats *s = &op->stats;
     struct tly_pool_stats ps = {0};
-    if (pool)
-        tly_pool_stats(pool, &ps);
+    if (op->pool)
+        tly_pool_stats(op->pool, &ps);
+    uint64_t read, written;
+    tly_store_traffic(op->a->store, &read, &written);
+    out->store_bytes_read = read - op->traffic_read0;
+    out->store_bytes_written = written - op->traffic_written0;
     out->chunks = atomic_load(&s->chunks);
     out->missing = atomic_load(&s->missing);
     out->rmw = atomic_load(&s->rmw);
@@ -332,7 +343,7 @@ int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region
     int err = tly__check_region(a, r);
     if (err)
         return err;
-    op->a = a;
+    tly__op_begin(op, a);
     op->r = r;
     op->pool = tly_pool_create(a->opts.memory_limit);
     if (op->pool == NULL)
@@ -350,7 +361,7 @@ int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region
     op->stats.io_concurrency = a->opts.io_concurrency;
     struct chunk_task ct = {op, fn, ctx};
     err = n ? tly__run_tasks(tly__workers(a), n, chunk_task, &ct) : 0;
-    op_stats_out(&op->stats, op->pool, stats);
+    tly__op_stats_out(op, stats);
     tly_pool_destroy(op->pool);
     return err;
 }
