@@ -9,8 +9,9 @@
 #include "harness.h"
 
 /* The figures a budget may limit, at the top of a result, per stage, and per library (other stacks). */
-static const char *const top_figures[] = {"extra_copies", "peak_extra_ratio", "peak_extra_bytes",
-                                          "peak_bytes",   "chunks_read",      NULL};
+static const char *const top_figures[] = {"extra_copies",        "peak_extra_ratio",   "peak_extra_bytes",
+                                          "peak_bytes",          "chunks_read",        "store_bytes_read",
+                                          "store_bytes_written", "read_amplification", NULL};
 static const char *const stage_figures[] = {"allocs",     "alloc_bytes", "peak_bytes", "at_peak_bytes",
                                             "copy_bytes", "copies",      NULL};
 static const char *const library_figures[] = {"allocs",       "alloc_bytes", "peak_bytes", "at_peak_bytes",
@@ -144,8 +145,11 @@ void tly_h_budget_line_text(json_t *line, char *buf, size_t cap)
     const char *stage = json_string_value(json_object_get(line, "stage"));
     const char *lib = json_string_value(json_object_get(line, "library"));
     json_t *actual = json_object_get(line, "actual");
-    char num[32];
-    snprintf(num, sizeof num, json_is_number(actual) ? "%.4g" : "(missing)", json_number_value(actual));
+    char num[48];
+    if (json_is_number(actual))
+        snprintf(num, sizeof num, "%.4g", json_number_value(actual));
+    else /* a figure the cell does not have: another stack's store traffic, a write's read amplification */
+        snprintf(num, sizeof num, "(missing: this cell does not measure it)");
     snprintf(buf, cap, "%s%s%s%s = %s, limit %.4g",
              stage ? "stage "
              : lib ? "library "
