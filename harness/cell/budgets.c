@@ -3,14 +3,16 @@
  * Validated when the matrix is loaded (a typo is an error then, not a "(missing)" figure at the end
  * of a run), checked against a result when the cell has run.
  */
+#include <math.h>
 #include <string.h>
 
 #include "cell/cell.h"
 #include "harness.h"
 
 /* The figures a budget may limit, at the top of a result, per stage, and per library (other stacks). */
-static const char *const top_figures[] = {"extra_copies", "peak_extra_ratio", "peak_extra_bytes",
-                                          "peak_bytes",   "chunks_read",      NULL};
+static const char *const top_figures[] = {"extra_copies",        "peak_extra_ratio",   "peak_extra_bytes",
+                                          "peak_bytes",          "chunks_read",        "store_bytes_read",
+                                          "store_bytes_written", "read_amplification", NULL};
 static const char *const stage_figures[] = {"allocs",     "alloc_bytes", "peak_bytes", "at_peak_bytes",
                                             "copy_bytes", "copies",      NULL};
 static const char *const library_figures[] = {"allocs",       "alloc_bytes", "peak_bytes", "at_peak_bytes",
@@ -139,20 +141,34 @@ bool tly_h_budget_next_failed(json_t *lines, size_t *i, char *buf, size_t cap)
     return false;
 }
 
+/* A figure or a limit: byte counts whole ("4194304", not "4.194e+06"), ratios to 6 digits, so that a
+ * read amplification of 1.00013 over a limit of 1.0001 does not read "1 over 1". */
+static void number_text(double v, char *buf, size_t cap)
+{
+    if (v == (double)(long long)v && fabs(v) < 1e15)
+        snprintf(buf, cap, "%lld", (long long)v);
+    else
+        snprintf(buf, cap, "%.6g", v);
+}
+
 void tly_h_budget_line_text(json_t *line, char *buf, size_t cap)
 {
     const char *stage = json_string_value(json_object_get(line, "stage"));
     const char *lib = json_string_value(json_object_get(line, "library"));
     json_t *actual = json_object_get(line, "actual");
-    char num[32];
-    snprintf(num, sizeof num, json_is_number(actual) ? "%.4g" : "(missing)", json_number_value(actual));
-    snprintf(buf, cap, "%s%s%s%s = %s, limit %.4g",
+    char num[48], lim[32];
+    double limit = json_number_value(json_object_get(line, "limit"));
+    if (json_is_number(actual))
+        number_text(json_number_value(actual), num, sizeof num);
+    else /* a figure the cell does not have: another stack's store traffic, a write's read amplification */
+        snprintf(num, sizeof num, "(missing: this cell does not measure it)");
+    number_text(limit, lim, sizeof lim);
+    snprintf(buf, cap, "%s%s%s%s = %s, limit %s",
              stage ? "stage "
              : lib ? "library "
                    : "",
              stage ? stage
              : lib ? lib
                    : "",
-             stage || lib ? " " : "", json_string_value(json_object_get(line, "name")), num,
-             json_number_value(json_object_get(line, "limit")));
+             stage || lib ? " " : "", json_string_value(json_object_get(line, "name")), num, lim);
 }

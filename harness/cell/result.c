@@ -76,6 +76,28 @@ double tly_h_coverage(const struct tly_mem_crosscheck *xc)
     return seen > 0 ? (double)xc->tracked_live_bytes / seen : 0.0;
 }
 
+double tly_h_read_amplification(const char *op, const struct tly_io_stats *io)
+{
+    if (strcmp(op, "read") != 0 || io->needed_bytes == 0)
+        return -1;
+    return (double)io->store_bytes_read / (double)io->needed_bytes;
+}
+
+void tly_h_traffic_text(json_t *result, char *read, char *written, char *amp, size_t cap)
+{
+    json_t *r = json_object_get(result, "store_bytes_read"), *w = json_object_get(result, "store_bytes_written");
+    json_t *x = json_object_get(result, "read_amplification");
+    snprintf(read, cap, "—");
+    snprintf(written, cap, "—");
+    snprintf(amp, cap, "—");
+    if (json_is_number(r))
+        tly_h_bytes(read, cap, json_number_value(r));
+    if (json_is_number(w))
+        tly_h_bytes(written, cap, json_number_value(w));
+    if (json_is_number(x))
+        snprintf(amp, cap, "%.4f", json_number_value(x));
+}
+
 int64_t tly_h_peak_extra_bytes(const struct tly_h_result *r)
 {
     return r->win.after.peak_bytes - r->win.before.live_bytes - (int64_t)r->output_bytes;
@@ -173,9 +195,15 @@ json_t *tly_h_result_json(const struct tly_h_result *r, bool with_timeline)
     json_object_set_new(json_object_get(o, "coverage"), "jemalloc_thread_peak_bytes",
                         json_integer((json_int_t)xc->thread_peak_bytes));
     json_object_set_new(o, "chunks_io",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "chunks", (json_int_t)r->io.chunks, "missing",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "chunks", (json_int_t)r->io.chunks, "missing",
                                   (json_int_t)r->io.missing, "read_modify_write", (json_int_t)r->io.rmw, "stored_bytes",
-                                  (json_int_t)r->io.stored_bytes, "split_ranges", (json_int_t)r->io.split_ranges));
+                                  (json_int_t)r->io.stored_bytes, "needed_bytes", (json_int_t)r->io.needed_bytes,
+                                  "split_ranges", (json_int_t)r->io.split_ranges));
+    /* the operation's own traffic: the metadata an open, create or commit moves is not in it */
+    json_object_set_new(o, "store_bytes_read", json_integer((json_int_t)r->io.store_bytes_read));
+    json_object_set_new(o, "store_bytes_written", json_integer((json_int_t)r->io.store_bytes_written));
+    double amp = tly_h_read_amplification(r->op, &r->io);
+    json_object_set_new(o, "read_amplification", amp >= 0 ? json_real(amp) : json_null());
     json_object_set_new(o, "tracking", tly_mem_tracking() ? json_true() : json_false());
     if (!tly_mem_tracking())
         json_object_set_new(o, "untracked_reason", json_string(tly_mem_untracked_reason()));
@@ -207,6 +235,13 @@ void tly_h_result_print(FILE *f, const struct tly_h_result *r)
     tly_h_extra_text(tly_h_peak_extra_bytes(r), r->array_bytes, extra, sizeof extra);
     fprintf(f, "output %s; %s; coverage %.3f; peak RSS %s\n", tly_h_bytes(a, sizeof a, (double)r->output_bytes), extra,
             tly_h_coverage(&r->win.xc), tly_h_bytes(b, sizeof b, (double)r->win.xc.rss_peak_bytes));
+    double amp = tly_h_read_amplification(r->op, &r->io);
+    fprintf(f, "store: read %s, written %s", tly_h_bytes(a, sizeof a, (double)r->io.store_bytes_read),
+            tly_h_bytes(b, sizeof b, (double)r->io.store_bytes_written));
+    if (amp >= 0)
+        fprintf(f, "; read amplification %.4f (of %llu encoded bytes needed)", amp,
+                (unsigned long long)r->io.needed_bytes);
+    fputc('\n', f);
     if (!tly_time_on())
         return;
     json_t *st = NULL, *time = tly_h_time_json(&r->win.time_before, &r->win.time_after, r->win.wall_s, &r->io,

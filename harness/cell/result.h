@@ -93,6 +93,20 @@ long long tly_h_extra_copies(int64_t extra_bytes, uint64_t array_bytes, bool *ov
 /** "peak extra 95.4 MiB (1.000 x array) => 1 extra copies", or the overhead-bound wording. */
 void tly_h_extra_text(int64_t extra_bytes, uint64_t array_bytes, char *buf, size_t cap);
 
+/**
+ * A read's store_bytes_read / needed_bytes (the bytes it read from the store over the encoded bytes
+ * of the chunks its region touches); -1 for a write or when it needed no stored byte (every chunk
+ * missing), which results write as null.
+ */
+double tly_h_read_amplification(const char *op, const struct tly_io_stats *io);
+
+/**
+ * A result object's store traffic as text for the reports (@p cap bytes each): store_bytes_read and
+ * store_bytes_written ("95.4 MiB") and read_amplification ("1.0001"), each "—" where the result has
+ * none (another stack's; a write's amplification).
+ */
+void tly_h_traffic_text(json_t *result, char *read, char *written, char *amp, size_t cap);
+
 /** Tracked live bytes over what jemalloc says the process allocated since the hooks went in. */
 double tly_h_coverage(const struct tly_mem_crosscheck *xc);
 

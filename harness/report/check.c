@@ -40,6 +40,12 @@ static double r3(double v)
     return round(v * 1000) / 1000;
 }
 
+/* A read's amplification is a figure a few parts in 10^4 above 1 (blosc's first range): kept to 5 places. */
+static double r5(double v)
+{
+    return round(v * 100000) / 100000;
+}
+
 /* What the baseline keeps of a result: the memory figures, copy volumes, and throughput when repeated. */
 static json_t *figures(json_t *e)
 {
@@ -61,6 +67,9 @@ static json_t *figures(json_t *e)
         else
             json_decref(m);
     }
+    json_t *amp = json_object_get(e, "read_amplification");
+    if (json_is_number(amp))
+        json_object_set_new(o, "read_amplification", json_real(r5(json_number_value(amp))));
     json_t *t = json_object_get(e, "throughput");
     if (t && json_integer_value(json_object_get(t, "n")) >= 3)
         json_object_set(o, "throughput", t);
@@ -104,6 +113,29 @@ static int compare_owners(json_t *lines, const char *cell, const char *key, json
     return bad;
 }
 
+/*
+ * Read amplification, lower is better, with the cell's tolerance (an S3 retry reads bytes again). A
+ * baseline written before the figure existed has none: the run's is a new figure, shown and never
+ * failed, until `tally check --update` records it; one the baseline has and the run lacks fails.
+ */
+static int compare_amplification(json_t *lines, const char *cell, json_t *was, json_t *now, double tol)
+{
+    json_t *b = json_object_get(was, "read_amplification"), *n = json_object_get(now, "read_amplification");
+    if (json_is_number(b) && json_is_number(n))
+        return compare(lines, cell, "read_amplification", NULL, json_number_value(b), json_number_value(n), tol);
+    if (json_is_number(n)) {
+        add(lines, TLY_H_NEW_FIGURE, cell, "read_amplification", NULL, 0, json_number_value(n), 0,
+            "no baseline (tally check --update records it)");
+        return 0;
+    }
+    if (json_is_number(b)) {
+        add(lines, TLY_H_MISSING, cell, "read_amplification", NULL, json_number_value(b), 0, 0,
+            "in the baseline, not measured by the run");
+        return 1;
+    }
+    return 0;
+}
+
 /* Throughput, higher is better: a change only when the ranges of the repetitions are apart too. */
 static void compare_throughput(json_t *lines, const char *cell, json_t *was, json_t *now, double tol)
 {
@@ -142,6 +174,7 @@ static int check_cell(json_t *lines, const char *cell, json_t *was, json_t *now,
             "peak_extra_ratio moved within its tolerance across a rounding boundary");
     bad += compare_owners(lines, cell, "copies", was, now, tol);
     bad += compare_owners(lines, cell, "libraries", was, now, tol);
+    bad += compare_amplification(lines, cell, was, now, tol);
     compare_throughput(lines, cell, was, now, o->throughput_tol);
     return bad;
 }
@@ -281,8 +314,9 @@ static int update(const struct check_opts *o, json_t *base, json_t *doc, json_t 
     json_object_set_new(base, "schema", json_string(TLY_H_BASELINE_SCHEMA));
     json_object_set_new(base, "about",
                         json_string("tally's committed baseline: per cell (implementation/scenario), extra_copies, "
-                                    "peak_extra_ratio, copy volumes per stage (and per library for other stacks) and, "
-                                    "from repeated runs, throughput; `tally check` fails when a figure grows past its "
+                                    "peak_extra_ratio, copy volumes per stage (and per library for other stacks), "
+                                    "read_amplification (tally's reads) and, from repeated runs, throughput; `tally "
+                                    "check` fails when a figure grows past its "
                                     "tolerance. Rewritten only by `tally check --update`."));
     json_t *src = json_object();
     static const char *const keep[] = {"tally_version", "git_commit", "date", "host", "build_type", "jemalloc_version"};
@@ -299,7 +333,7 @@ static int update(const struct check_opts *o, json_t *base, json_t *doc, json_t 
 
 static int report_lines(const struct check_opts *o, json_t *lines, json_t *cells, int compared, int bad)
 {
-    int counts[4] = {0};
+    int counts[5] = {0};
     size_t i;
     json_t *l;
     json_array_foreach(lines, i, l)
@@ -312,11 +346,12 @@ static int report_lines(const struct check_opts *o, json_t *lines, json_t *cells
         counts[1] += !strcmp(kind, TLY_H_IMPROVED);
         counts[2] += !strcmp(kind, TLY_H_MISSING) || !strcmp(kind, TLY_H_FAILED);
         counts[3] += !strcmp(kind, TLY_H_SLOWER);
+        counts[4] += !strcmp(kind, TLY_H_NEW_FIGURE);
     }
     bad += o->fail_on_throughput ? counts[3] : 0;
     printf("tally check: %d cells compared with %s: %d regressions, %d improvements, %d missing or failed, %d "
-           "slower\n",
-           compared, o->baseline, counts[0], counts[1], counts[2], counts[3]);
+           "slower, %d new figures without a baseline\n",
+           compared, o->baseline, counts[0], counts[1], counts[2], counts[3], counts[4]);
     if (o->allow_missing)
         printf("tally check: missing cells allowed%s%s: %s\n", o->allow_only ? " when they match " : "",
                o->allow_only ? o->allow_only : "", o->allow_missing);

@@ -22,6 +22,7 @@
 #define TLY_H_NEW "new"
 #define TLY_H_ALLOWED "missing (allowed)"
 #define TLY_H_NOTE "note"
+#define TLY_H_NEW_FIGURE "new figure" /* the run has a figure its baseline cell has not: shown, never failed */
 
 /** True when a line of @p kind fails the check. */
 bool tly_h_check_fails(const char *kind, bool fail_on_throughput);

@@ -34,6 +34,12 @@ void tly_h_check_line_text(json_t *l, char *buf, size_t cap)
     }
     char fig[128];
     figure_text(l, fig, sizeof fig);
+    if (!strcmp(kind, TLY_H_NEW_FIGURE) || !strcmp(kind, TLY_H_MISSING)) { /* one side has no value */
+        bool new_fig = !strcmp(kind, TLY_H_NEW_FIGURE);
+        snprintf(buf, cap, "%-10s %s %s = %.6g: %s", kind, s(l, "cell"), fig,
+                 json_number_value(json_object_get(l, new_fig ? "new" : "old")), s(l, "reason"));
+        return;
+    }
     int n = snprintf(buf, cap, "%-10s %s %s: %.4g -> %.4g (tolerance %.4g)", kind, s(l, "cell"), fig,
                      json_number_value(json_object_get(l, "old")), json_number_value(json_object_get(l, "new")),
                      json_number_value(json_object_get(l, "tolerance")));
@@ -91,7 +97,8 @@ int tly_h_check_summary(const char *path, json_t *lines, int compared, bool fail
             bad ? "failed" : "passed", compared, bad);
     json_array_foreach(lines, i, l)
     {
-        if (!strcmp(s(l, "kind"), TLY_H_NEW) || !strcmp(s(l, "kind"), TLY_H_NOTE))
+        if (!strcmp(s(l, "kind"), TLY_H_NEW) || !strcmp(s(l, "kind"), TLY_H_NOTE) ||
+            !strcmp(s(l, "kind"), TLY_H_NEW_FIGURE))
             continue;
         if (shown++ == 0)
             fprintf(f, "| verdict | cell | figure | baseline | now | tolerance |\n|---|---|---|---|---|---|\n");

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cell/result.h"
 #include "report/report.h"
 #include "tally/tally.h"
 
@@ -173,11 +174,15 @@ static void split_table(FILE *f, json_t *results)
 {
     fprintf(f, "## Where the peak is, and who copies\n\n"
                "At peak: what each stage (tally) or library (other stacks) held at the moment of the process-wide "
-               "peak, above what was live before the operation (MiB). Copied bytes (× array): payload bytes copied, by stage (tally's copy "
+               "peak, above what was live before the operation (MiB). Copied bytes (× array): payload bytes copied, by "
+               "stage (tally's copy "
                "ledger; http ≈ 1.0 is the copy into or out of libcurl's socket buffers) or by the library that "
                "called memcpy/memmove (64 KiB or more).\n\n");
-    fprintf(f, "| impl | cell | peak extra × array | peak extra MiB | at peak (MiB) | copied bytes (× array) |\n"
-               "|---|---|---|---|---|---|\n");
+    fprintf(f, "Store read, written: the object bytes the operation moved through the store's interface (pread/pwrite, "
+               "HTTP bodies; not the metadata an open or create moves). Read amp.: store bytes read over the encoded "
+               "bytes the region needed. — : not measured (other stacks), or a write.\n\n");
+    fprintf(f, "| impl | cell | peak extra × array | peak extra MiB | at peak (MiB) | copied bytes (× array) | store "
+               "read | store written | read amp. |\n|---|---|---|---|---|---|---|---|---|\n");
     size_t i;
     json_t *e;
     json_array_foreach(results, i, e)
@@ -185,12 +190,14 @@ static void split_table(FILE *f, json_t *results)
         if (!measured(e))
             continue;
         bool libs = json_object_get(e, "libraries") != NULL;
-        char at[600], cp[600];
+        char at[600], cp[600], rd[32], wr[32], amp[32];
         owners_text(json_object_get(e, libs ? "libraries" : "stages"), "at_peak_bytes", true, at, sizeof at);
         owners_text(json_object_get(e, libs ? "libraries" : "stages"), "copies", false, cp, sizeof cp);
-        fprintf(f, "| %s | %s | %.3f | %.1f | %s | %s |\n", json_object_get(e, "impl") ? tly_h_str(e, "impl") : "tally",
-                tly_h_str(e, "scenario"), json_number_value(json_object_get(e, "peak_extra_ratio")),
-                (double)json_integer_value(json_object_get(e, "peak_extra_bytes")) / 1048576.0, at, cp);
+        tly_h_traffic_text(e, rd, wr, amp, sizeof rd);
+        fprintf(f, "| %s | %s | %.3f | %.1f | %s | %s | %s | %s | %s |\n",
+                json_object_get(e, "impl") ? tly_h_str(e, "impl") : "tally", tly_h_str(e, "scenario"),
+                json_number_value(json_object_get(e, "peak_extra_ratio")),
+                (double)json_integer_value(json_object_get(e, "peak_extra_bytes")) / 1048576.0, at, cp, rd, wr, amp);
     }
     fputc('\n', f);
 }
@@ -209,8 +216,8 @@ int tly_h_write_copies_md(const char *dir, json_t *doc)
     const char *commit = tly_h_str(doc, "git_commit");
     fprintf(f, "Run: tally %s, commit %.12s%s, %s; %lld CPUs (%s), %.1f GiB, Linux %s; build %s.\n\n",
             tly_h_str(doc, "tally_version"), *commit ? commit : "unknown",
-            json_is_true(json_object_get(doc, "git_dirty")) ? " (with uncommitted changes)" : "", tly_h_str(doc, "date"),
-            json_integer_value(json_object_get(host, "cpus")), tly_h_str(host, "cpu_model"),
+            json_is_true(json_object_get(doc, "git_dirty")) ? " (with uncommitted changes)" : "",
+            tly_h_str(doc, "date"), json_integer_value(json_object_get(host, "cpus")), tly_h_str(host, "cpu_model"),
             (double)json_integer_value(json_object_get(host, "mem_bytes")) / 1073741824.0, tly_h_str(host, "kernel"),
             tly_h_str(doc, "build_type"));
     headline(f, results);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cell/cell.h"
+#include "cell/result.h"
 #include "report/html.h"
 #include "report/report.h"
 #include "tally/tally.h"
@@ -46,15 +47,17 @@ static void cell_row(FILE *f, json_t *e, size_t i)
     tly_h_html_text(f, key);
     fprintf(f, "</a></td><td>%s</td>", tly_h_str(e, "status"));
     if (!strcmp(tly_h_str(e, "status"), "ok")) {
-        fprintf(f, "<td>%lld%s</td><td>%.3f</td><td>%.2f</td><td class='l'>",
+        char rd[32], wr[32], amp[32];
+        tly_h_traffic_text(e, rd, wr, amp, sizeof rd);
+        fprintf(f, "<td>%lld%s</td><td>%.3f</td><td>%s</td><td>%s</td><td>%s</td><td>%.2f</td><td class='l'>",
                 json_integer_value(json_object_get(e, "extra_copies")),
                 json_is_true(json_object_get(e, "overhead_bound")) ? " (overhead)" : "",
-                json_number_value(json_object_get(e, "peak_extra_ratio")),
+                json_number_value(json_object_get(e, "peak_extra_ratio")), rd, wr, amp,
                 json_number_value(json_object_get(e, "throughput_bps")) / 1e9);
         tly_h_html_text(f, tly_h_str(json_object_get(e, "bottleneck"), "resource"));
         fprintf(f, "</td>");
     } else {
-        fprintf(f, "<td colspan='4' class='l'>");
+        fprintf(f, "<td colspan='7' class='l'>");
         tly_h_html_text(f, tly_h_str(e, "reason"));
         fprintf(f, "</td>");
     }
@@ -92,6 +95,9 @@ static void section(FILE *f, json_t *e, size_t i)
             json_integer_value(json_object_get(e, "extra_copies")),
             json_number_value(json_object_get(e, "throughput_bps")) / 1e9,
             json_number_value(json_object_get(e, "wall_s")));
+    char rd[32], wr[32], amp[32];
+    tly_h_traffic_text(e, rd, wr, amp, sizeof rd);
+    fprintf(f, "<p>store: read %s, written %s; read amplification %s</p>\n", rd, wr, amp);
     failed_budgets(f, e);
     tly_h_html_memory(f, e, i);
     tly_h_html_lanes(f, e);
@@ -131,7 +137,8 @@ int tly_h_write_index_html(const char *dir, json_t *results)
                 tly_stage_name((enum tly_stage)s), tly_h_stage_color(s), tly_stage_name((enum tly_stage)s));
     fprintf(f, "</p>\n");
     fprintf(f, "<table><tr><th>cell</th><th>status</th><th>extra copies</th><th>peak extra × array</th>"
-               "<th>GB/s</th><th>bound by</th><th>budgets</th></tr>\n");
+               "<th>store read</th><th>store written</th><th>read amp.</th><th>GB/s</th><th>bound by</th>"
+               "<th>budgets</th></tr>\n");
     size_t i;
     json_t *e;
     json_array_foreach(results, i, e) cell_row(f, e, i);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cell/cell.h"
+#include "cell/result.h"
 #include "cli/cli.h"
 #include "report/report.h"
 #include "run/impl.h"
@@ -186,7 +187,8 @@ static void say_failures(json_t *entry)
 
 static void summary(FILE *f, json_t *results)
 {
-    fprintf(f, "%-48s %-9s %6s %9s %9s %8s\n", "cell", "status", "copies", "extra", "GB/s", "budgets");
+    fprintf(f, "%-48s %-9s %6s %9s %11s %11s %8s %9s %8s\n", "cell", "status", "copies", "extra", "store read",
+            "written", "read amp", "GB/s", "budgets");
     size_t i;
     json_t *e;
     json_array_foreach(results, i, e)
@@ -198,9 +200,13 @@ static void summary(FILE *f, json_t *results)
             fprintf(f, "%-48s %-9s %s\n", name, status, json_string_value(json_object_get(e, "reason")));
             continue;
         }
-        fprintf(f, "%-48s %-9s %6lld %9.3f %9.2f %8s\n", name, status,
+        char rd[32], wr[32], amp[32];
+        tly_h_traffic_text(e, rd, wr, amp, sizeof rd);
+        /* "—" is three bytes in one column: padded by hand */
+        fprintf(f, "%-48s %-9s %6lld %9.3f %*s %*s %*s %9.2f %8s\n", name, status,
                 json_integer_value(json_object_get(e, "extra_copies")),
-                json_number_value(json_object_get(e, "peak_extra_ratio")),
+                json_number_value(json_object_get(e, "peak_extra_ratio")), strcmp(rd, "—") ? 11 : 13, rd,
+                strcmp(wr, "—") ? 11 : 13, wr, strcmp(amp, "—") ? 8 : 10, amp,
                 json_number_value(json_object_get(e, "throughput_bps")) / 1e9,
                 json_is_true(json_object_get(e, "ok")) ? "ok" : "FAILED");
     }

@@ -69,6 +69,11 @@ struct tly_io_stats {
     uint64_t workers;      /**< threads the chunks ran on (remote stores: up to the I/O concurrency) */
     int threads;           /**< codec work running at once at most (the threads option) */
     int io_concurrency;    /**< S3 transfers in flight at most (the io_concurrency option) */
+    /** Payload bytes read from the array's store during the operation (tly_store_traffic): index and
+     * header reads, a read-modify-write's read, bytes read twice and retries included. */
+    uint64_t store_bytes_read;
+    /** Payload bytes written to the store during the operation (a patched blosc table counts again). */
+    uint64_t store_bytes_written;
 };
 
 /**

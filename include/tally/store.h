@@ -47,6 +47,18 @@ const char *tly_store_kind(const struct tly_store *st);
 /** The store's URL, as opened. */
 const char *tly_store_url(const struct tly_store *st);
 
+/**
+ * The payload bytes that crossed the store's interface since it was opened, into @p read and
+ * @p written (either may be NULL): the bytes of objects (chunks and metadata alike) as they moved
+ * between the store and the file or the wire. Local: what pread/preadv read and pwritev/pwrite wrote
+ * (a patched blosc table counts again). S3: the bodies of GETs answered 2xx as received and of PUTs
+ * and UploadParts as sent, every attempt of a retried request counted as it happened; not headers,
+ * error replies or S3's XML (listings, multipart initiate and complete, batch deletes). The same
+ * operation thus counts the same bytes on both stores, retries aside. Counters only grow; safe to
+ * read from any thread while the store is in use.
+ */
+void tly_store_traffic(const struct tly_store *st, uint64_t *read, uint64_t *written);
+
 /** Size of object @p key into @p out: 0, TLY_ENOTFOUND, or an error. */
 int tly_store_size(struct tly_store *st, const char *key, uint64_t *out);
 

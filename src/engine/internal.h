@@ -52,6 +52,7 @@ struct tly__op {
     int codec_threads; /* threads a chunk's decode may use: the threads' share when chunks are fewer */
     int read_ways;     /* ranges a chunk's read may be split into: the workers' share, likewise */
     struct tly__op_stats stats;
+    uint64_t traffic_read0, traffic_written0; /* the store's traffic when the operation began */
 };
 
 /* workers.c: the one place that starts threads. Runs fn(ctx, i) for i in [0, n) on @p threads
@@ -60,8 +61,10 @@ struct tly__op {
 typedef int (*tly__task_fn)(void *ctx, uint64_t i);
 int tly__run_tasks(int threads, uint64_t n, tly__task_fn fn, void *ctx);
 
-/* Begin an operation: check region @p r of @p a, make its pool, plan its chunk range (grid @p g) into
- * @p op; and finish it: the counters to @p stats when not NULL, the pool destroyed. */
+/* Begin an operation: check region @p r of @p a, note where the store's traffic stands
+ * (tly_store_traffic), make its pool, plan its chunk range (grid @p g) into @p op; and finish it: its
+ * counters, its pool's and the store's traffic since it began (store_bytes_read/written) to @p stats
+ * when not NULL, the pool destroyed. A read adds needed_bytes itself. */
 int tly__op_begin(struct tly__op *op, struct tly_array *a, const struct tly_grid *g, const struct tly_region *r);
 void tly__op_end(struct tly__op *op, struct tly_io_stats *stats);
 
@@ -79,6 +82,7 @@ int tly__shard_write(struct tly_array *a, const void *buf, const struct tly_regi
  * @p op); the counters go to @p stats when not NULL. */
 int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region *r, tly__task_fn fn, void *ctx,
                 struct tly_io_stats *stats);
+
 
 /* Workers for an operation on @p a: `threads` locally; for a remote store, enough to keep
  * io_concurrency transfers in flight (codec work is then limited to `threads` by tly__codec_*). */

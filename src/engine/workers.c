@@ -91,13 +91,25 @@ void tly__chunk_at(int rank, const uint64_t *lo, const uint64_t *hi, uint64_t i,
     }
 }
 
-static void op_stats_out(struct tly__op_stats *s, struct tly_pool *pool, struct tly_io_stats *out)
+/* The store's traffic as the operation starts (store_bytes_read/written are what it adds). */
+static void traffic_begin(struct tly__op *op, struct tly_array *a)
+{
+    op->a = a;
+    tly_store_traffic(a->store, &op->traffic_read0, &op->traffic_written0);
+}
+
+static void stats_out(const struct tly__op *op, struct tly_io_stats *out)
 {
     if (out == NULL)
         return;
+    const struct tly__op_stats *s = &op->stats;
     struct tly_pool_stats ps = {0};
-    if (pool)
-        tly_pool_stats(pool, &ps);
+    if (op->pool)
+        tly_pool_stats(op->pool, &ps);
+    uint64_t read, written;
+    tly_store_traffic(op->a->store, &read, &written);
+    out->store_bytes_read = read - op->traffic_read0;
+    out->store_bytes_written = written - op->traffic_written0;
     out->chunks = atomic_load(&s->chunks);
     out->missing = atomic_load(&s->missing);
     out->rmw = atomic_load(&s->rmw);
@@ -331,7 +343,7 @@ int tly__op_begin(struct tly__op *op, struct tly_array *a, const struct tly_grid
     int err = tly__check_region(a, r);
     if (err)
         return err;
-    op->a = a;
+    traffic_begin(op, a);
     op->r = r;
     op->pool = tly_pool_create(a->opts.memory_limit);
     if (op->pool == NULL)
@@ -352,7 +364,7 @@ int tly__op_begin(struct tly__op *op, struct tly_array *a, const struct tly_grid
 
 void tly__op_end(struct tly__op *op, struct tly_io_stats *stats)
 {
-    op_stats_out(&op->stats, op->pool, stats);
+    stats_out(op, stats);
     tly_pool_destroy(op->pool);
     op->pool = NULL;
 }

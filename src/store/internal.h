@@ -2,6 +2,8 @@
 #ifndef TLY__STORE_INTERNAL_H
 #define TLY__STORE_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "tally/store.h"
 
 struct tly_store_ops {
@@ -31,11 +33,26 @@ struct tly_writer_ops {
     void (*keep_head)(struct tly_writer *w); /* NULL: every byte can be patched until the commit */
 };
 
+/* Payload bytes that crossed a store's interface (tly_store_traffic): each store adds to them at its
+ * one or two points where bytes meet the file or the wire, nowhere else. */
+struct tly__store_traffic {
+    _Atomic uint64_t read, written;
+};
+
+static inline void tly__traffic_add(struct tly__store_traffic *t, uint64_t read, uint64_t written)
+{
+    if (read)
+        atomic_fetch_add_explicit(&t->read, read, memory_order_relaxed);
+    if (written)
+        atomic_fetch_add_explicit(&t->written, written, memory_order_relaxed);
+}
+
 /* The part every store shares; each store's struct begins with it. */
 struct tly_store {
     const struct tly_store_ops *ops;
     char *url;
     struct tly_store_opts opts;
+    struct tly__store_traffic traffic;
 };
 
 struct tly_writer {

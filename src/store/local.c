@@ -154,9 +154,11 @@ static void iov_advance(const struct iovec *iov, int niov, int *i, size_t *done,
     }
 }
 
-/* Fill every iovec from @p fd at @p off: preadv in batches, resuming after short reads. */
-static int read_all(int fd, uint64_t off, const struct iovec *iov, int niov, const char *root, const char *key)
+/* Fill every iovec from @p fd at @p off: preadv in batches, resuming after short reads (every byte
+ * read counted in the store's traffic). */
+static int read_all(struct tly__local *st, int fd, uint64_t off, const struct iovec *iov, int niov, const char *key)
 {
+    const char *root = st->root;
     struct iovec batch[IOV_BATCH];
     int i = 0;
     size_t done = 0;
@@ -170,6 +172,7 @@ static int read_all(int fd, uint64_t off, const struct iovec *iov, int niov, con
         if (n == 0)
             return tly_fail(TLY_EFORMAT, "%s/%s: ends at byte %llu, before the data expected (truncated)", root, key,
                             (unsigned long long)off);
+        tly__traffic_add(&st->base.traffic, (uint64_t)n, 0);
         off += (uint64_t)n;
         iov_advance(iov, niov, &i, &done, (size_t)n);
     }
@@ -184,7 +187,7 @@ static int local_readv(struct tly_store *base, const char *key, uint64_t offset,
         err = not_found(st, key);
     if (err)
         return err;
-    err = read_all(fd, offset, iov, niov, st->root, key);
+    err = read_all(st, fd, offset, iov, niov, key);
     close(fd);
     return err;
 }
@@ -206,8 +209,10 @@ static int local_read_stream(struct tly_store *base, const char *key, void *buf,
             err = tly_fail_errno("%s/%s: read at %llu", st->root, key, (unsigned long long)off);
         else if (n == 0)
             break;
-        else
+        else {
+            tly__traffic_add(&st->base.traffic, (uint64_t)n, 0);
             err = sink(arg, buf, (size_t)n);
+        }
         off += n > 0 ? (uint64_t)n : 0;
     }
     close(fd);
@@ -234,7 +239,7 @@ static int local_get(struct tly_store *base, const char *key, char **data, size_
         return tly_fail(-ENOMEM, "%s/%s: out of memory for %llu bytes", st->root, key, (unsigned long long)size);
     }
     struct iovec iov = {buf, (size_t)size};
-    err = read_all(fd, 0, &iov, 1, st->root, key);
+    err = read_all(st, fd, 0, &iov, 1, key);
     close(fd);
     if (err) {
         free(buf);
@@ -259,6 +264,7 @@ static int writer_writev(struct tly_writer *base, const struct iovec *iov, int n
             continue;
         if (n < 0)
             return tly_fail_errno("%s/%s: write at %llu", w->st->root, w->key, (unsigned long long)w->off);
+        tly__traffic_add(&w->st->base.traffic, 0, (uint64_t)n);
         w->off += (uint64_t)n;
         iov_advance(iov, niov, &i, &done, (size_t)n);
     }
@@ -277,6 +283,7 @@ static int writer_patch(struct tly_writer *base, uint64_t offset, const void *da
             continue;
         if (k < 0)
             return tly_fail_errno("%s/%s: write at %llu", w->st->root, w->key, (unsigned long long)(offset + done));
+        tly__traffic_add(&w->st->base.traffic, 0, (uint64_t)k);
         done += (size_t)k;
     }
     return 0;

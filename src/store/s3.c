@@ -75,6 +75,7 @@ int tly__s3_open(const char *url, const struct tly_store_opts *opts, struct tly_
     tly__sigv4_cache_init(&st->cache);
     struct tly__s3_http_opts ho;
     int err = tly__s3_configure(st, url, opts, &ho);
+    ho.traffic = &st->base.traffic;
     if (!err)
         err = tly__s3_http_start(&ho, &st->http);
     if (err) {

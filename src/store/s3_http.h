@@ -18,6 +18,7 @@
 #include "store/s3_str.h"
 
 struct tly__s3_http;
+struct tly__store_traffic;
 
 /** How the loop signs and sends: fixed for the life of a store. */
 struct tly__s3_http_opts {
@@ -35,6 +36,7 @@ struct tly__s3_http_opts {
     const struct tly__s3_creds *creds;
     struct tly__sigv4_cache *sign_cache;
     const char *region;
+    struct tly__store_traffic *traffic; /* the store's: each attempt's bodies added at its end (NULL: none) */
 };
 
 enum tly__s3_resp {

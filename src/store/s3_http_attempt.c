@@ -26,6 +26,7 @@
 
 #include "tally/error.h"
 #include "tally/timing.h"
+#include "store/internal.h"
 #include "store/s3_http_internal.h"
 #include "store/s3_xml.h"
 #include "mem/plant.h"
@@ -321,6 +322,25 @@ static void sanitise(struct tly__s3_http *h, struct tly__s3_req *r)
     tly__s3_sanitize(r->curl_error, sizeof r->curl_error, 200, secrets, 3);
 }
 
+/*
+ * The store's traffic (tly_store_traffic), once per attempt, so that a retried request counts every
+ * attempt's bytes as they crossed the wire: object bodies only, as the local store counts its preads
+ * and pwrites — a PUT's or an UploadPart's request body as sent, and a GET's response body as
+ * received in an answer (2xx; a 200 carrying a whole object for a range counts whole). Headers, error
+ * replies and S3's XML (listings, multipart initiate and complete, batch deletes) are not objects.
+ */
+static void count_traffic(struct tly__s3_http *h, CURL *e, const struct tly__s3_req *r)
+{
+    if (h->o.traffic == NULL)
+        return;
+    curl_off_t up = 0, down = 0;
+    if (strcmp(r->method, "PUT") == 0)
+        curl_easy_getinfo(e, CURLINFO_SIZE_UPLOAD_T, &up);
+    else if (strcmp(r->op, "GET") == 0 && r->status >= 200 && r->status < 300)
+        curl_easy_getinfo(e, CURLINFO_SIZE_DOWNLOAD_T, &down);
+    tly__traffic_add(h->o.traffic, down > 0 ? (uint64_t)down : 0, up > 0 ? (uint64_t)up : 0);
+}
+
 void tly__s3_attempt_end(struct tly__s3_http *h, CURL *e, CURLcode rc)
 {
     struct tly__s3_req *r = NULL;
@@ -331,6 +351,7 @@ void tly__s3_attempt_end(struct tly__s3_http *h, CURL *e, CURLcode rc)
     r->have_length = rc == CURLE_OK && cl >= 0;
     r->content_length = cl >= 0 ? (uint64_t)cl : 0;
     r->curl_code = rc;
+    count_traffic(h, e, r);
     curl_multi_remove_handle(h->multi, e);
     curl_slist_free_all(r->headers);
     r->headers = NULL;

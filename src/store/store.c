@@ -36,6 +36,14 @@ const char *tly_store_url(const struct tly_store *st)
     return st->url;
 }
 
+void tly_store_traffic(const struct tly_store *st, uint64_t *read, uint64_t *written)
+{
+    if (read)
+        *read = atomic_load_explicit(&st->traffic.read, memory_order_relaxed);
+    if (written)
+        *written = atomic_load_explicit(&st->traffic.written, memory_order_relaxed);
+}
+
 #define CHECK_KEY(key)                                                                                                 \
     do {                                                                                                               \
         if (!tly_store_key_valid(key))                                                                                 \

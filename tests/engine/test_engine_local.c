@@ -340,3 +340,63 @@ TLY_TEST(engine, lone_chunk_reads_split_across_workers)
     free(src);
     free(back);
 }
+
+/* An operation's store traffic: its chunks' bytes, never the metadata an open or a create moves. */
+static void traffic(const char *codec, double max_amp)
+{
+    struct tly_meta m;
+    uint64_t shape[] = {512, 512}, chunks[] = {256, 256};
+    make_meta(&m, 2, codec, "<f4", 2, shape, chunks);
+    size_t n = elems(2, shape) * 4;
+    uint8_t *src = malloc(n), *back = malloc(n);
+    pattern(src, n, 3);
+    char path[300];
+    snprintf(path, sizeof path, "%s/traffic-%s", dir, codec);
+    struct tly_array *a;
+    struct tly_region all, corner = {.rank = 2, .start = {0, 0}, .stop = {100, 100}};
+    tly_region_all(&all, 2, shape);
+    struct tly_io_stats st;
+    cr_assert_eq(tly_array_create(path, &m, true, NULL, &a), 0, "%s", tly_errmsg());
+    cr_assert_eq(tly_array_write(a, src, &all, &st), 0, "%s", tly_errmsg());
+    tly_array_close(a);
+    uint64_t stored = st.stored_bytes;
+    /* blosc written block by block patches its header and table in: those bytes cross twice */
+    cr_expect(st.store_bytes_written >= stored && st.store_bytes_written <= stored + 4 * 4096,
+              "%s write: %llu written for %llu stored", codec, (unsigned long long)st.store_bytes_written,
+              (unsigned long long)stored);
+    cr_expect_eq(st.store_bytes_read, 0, "%s write: a whole-chunk write reads nothing", codec);
+    cr_assert_eq(tly_array_open(path, NULL, &a), 0, "%s", tly_errmsg());
+    cr_assert_eq(tly_array_read(a, back, &all, &st), 0, "%s", tly_errmsg());
+    cr_expect_eq(st.needed_bytes, stored, "%s read: needed_bytes is the chunks' stored bytes", codec);
+    cr_expect(st.store_bytes_read >= stored && (double)st.store_bytes_read <= (double)stored * max_amp,
+              "%s read: %llu read for %llu needed (amplification %.5f, at most %.5f)", codec,
+              (unsigned long long)st.store_bytes_read, (unsigned long long)stored,
+              (double)st.store_bytes_read / (double)stored, max_amp);
+    cr_expect_eq(st.store_bytes_written, 0, "%s read: writes nothing", codec);
+    /* a region of one chunk: uncompressed, only its rows are read (less than the chunk) */
+    cr_assert_eq(tly_array_read(a, back, &corner, &st), 0, "%s", tly_errmsg());
+    if (strcmp(codec, "none") == 0)
+        cr_expect_eq(st.store_bytes_read, 100 * 100 * 4, "none region: its runs only, %llu",
+                     (unsigned long long)st.store_bytes_read);
+    else
+        cr_expect(st.store_bytes_read > 0 && st.store_bytes_read <= st.needed_bytes * max_amp,
+                  "%s region: %llu read for %llu needed", codec, (unsigned long long)st.store_bytes_read,
+                  (unsigned long long)st.needed_bytes);
+    tly_array_close(a);
+    /* a partial write reads its chunk first (read-modify-write): that read is the write's traffic */
+    cr_assert_eq(tly_array_open(path, NULL, &a), 0, "%s", tly_errmsg());
+    cr_assert_eq(tly_array_write(a, src, &corner, &st), 0, "%s", tly_errmsg());
+    cr_expect_eq(st.rmw, 1);
+    cr_expect(st.store_bytes_read > 0 && st.store_bytes_written >= st.stored_bytes, "%s rmw: %llu read, %llu written",
+              codec, (unsigned long long)st.store_bytes_read, (unsigned long long)st.store_bytes_written);
+    tly_array_close(a);
+    free(src);
+    free(back);
+}
+
+TLY_TEST(engine, an_operations_store_traffic)
+{
+    traffic("none", 1.0);
+    traffic("zstd", 1.0);
+    traffic("blosc:cname=lz4,clevel=5,shuffle=1", 1.01);
+}

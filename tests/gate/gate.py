@@ -193,6 +193,64 @@ def regression(tally, w, base):
             p.returncode == 1 and open(base).read() == before and "budgets failed" in p.stderr, p.stderr[-300:])
 
 
+def store_figures(tally, w, good, base):
+    """Store traffic and read amplification: in every result, budgetable, and new to an old baseline."""
+    rs = {r["scenario"]: r for r in results(good)["results"]}
+    rd, wr = rs["read-local-none-v2-tiles"], rs["write-local-none-v2-tiles"]
+    t.check("a read's result: store_bytes_read = needed_bytes = the array, read_amplification 1, nothing written",
+            rd["store_bytes_read"] == rd["chunks_io"]["needed_bytes"] == 4 * 1024 * 1024
+            and rd["read_amplification"] == 1.0 and rd["store_bytes_written"] == 0,
+            {k: rd.get(k) for k in ("store_bytes_read", "store_bytes_written", "read_amplification")})
+    t.check("a write's result: store_bytes_written = the array, nothing read, read_amplification null",
+            wr["store_bytes_written"] == 4 * 1024 * 1024 and wr["store_bytes_read"] == 0
+            and "read_amplification" in wr and wr["read_amplification"] is None,
+            {k: wr.get(k) for k in ("store_bytes_read", "store_bytes_written", "read_amplification")})
+    blosc = rs["read-local-blosc-v2-tiles"]
+    t.check("a blosc read's amplification is 1 to 1.01 (its first range may hold bytes of block 0, read again)",
+            1.0 <= blosc["read_amplification"] < 1.01, blosc["read_amplification"])
+    md = open(os.path.join(good, "copies.md")).read()
+    t.check("copies.md shows store read, written and read amplification beside peak and copies",
+            "| store read | store written | read amp. |" in md and "| 4.0 MiB | 0 B | 1.0000 |" in md, md[-600:])
+    # a read_amplification budget: over it, the run fails naming the figure, its value and its limit
+    m = json.load(open(SMALL))
+    m["budgets"].append({"when": {"op": "read", "codec": "none"}, "read_amplification": 0.99999,
+                         "store_bytes_read": 1 << 30})
+    f = os.path.join(w, "amp.json")
+    json.dump(m, open(f, "w"))
+    p = run(tally, "run", "--scenarios", f, "--filter", "read-local", "--out", os.path.join(w, "amp"), env=NO_S3)
+    t.check("read_amplification over its budget: the run exits 1 naming the cell, the figure, its value and the limit",
+            p.returncode == 1 and "read-local-none-v2-tiles: budget failed: read_amplification = 1, limit 0.99999"
+            in p.stderr and "store_bytes_read" not in p.stderr, (p.returncode, p.stderr[-500:]))
+    m["budgets"][-1] = {"when": {"op": "write"}, "store_bytes_written": 1000}
+    json.dump(m, open(f, "w"))
+    p = run(tally, "run", "--scenarios", f, "--filter", "write-local-none", "--out", os.path.join(w, "amp"), env=NO_S3)
+    t.check("store_bytes_written over its budget fails too",
+            p.returncode == 1 and "budget failed: store_bytes_written = 4194304, limit 1000" in p.stderr,
+            p.stderr[-300:])
+    # the gate: the run's amplification against the baseline's; a baseline without it (older than
+    # the figure) shows it as a new figure and passes
+    b = json.load(open(base))
+    t.check("check --update records tally's reads' read_amplification in the baseline",
+            b["cells"]["tally/read-local-none-v2-tiles"].get("read_amplification") == 1.0
+            and "read_amplification" not in b["cells"]["tally/write-local-none-v2-tiles"],
+            b["cells"]["tally/read-local-none-v2-tiles"])
+    old = os.path.join(w, "old-baseline.json")
+    b["cells"].pop("tally/write-s3-none-v2-tiles", None)  # baseline_and_check's planted S3 cell
+    for c in b["cells"].values():
+        c.pop("read_amplification", None)
+    json.dump(b, open(old, "w"))
+    p = run(tally, "check", "--baseline", old, good)
+    t.check("a baseline without the figure: 'new figure ... no baseline' lines, not failures (exit 0)",
+            p.returncode == 0 and "new figure tally/read-local-none-v2-tiles read_amplification = 1: no baseline"
+            in p.stdout and "3 new figures without a baseline" in p.stdout, p.stdout[-600:])
+    b["cells"]["tally/read-local-none-v2-tiles"]["read_amplification"] = 0.9
+    json.dump(b, open(old, "w"))
+    p = run(tally, "check", "--baseline", old, good)
+    t.check("read_amplification grown past its tolerance is a regression (exit 1)",
+            p.returncode == 1 and "REGRESSION tally/read-local-none-v2-tiles read_amplification: 0.9 -> 1" in p.stdout,
+            p.stdout[-600:])
+
+
 def shards(tally, w, good):
     dirs = []
     for k in (1, 2, 3):
@@ -269,6 +327,7 @@ def main():
             small_arrays(tally, w)
             untracked = fail_closed(tally, w)
             good, base = baseline_and_check(tally, w, untracked)
+            store_figures(tally, w, good, base)
             regression(tally, w, base)
             shards(tally, w, good)
     finally:

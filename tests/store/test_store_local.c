@@ -212,3 +212,62 @@ TLY_TEST(store, gc_removes_what_crashed_writes_left)
     cr_expect_eq(tly_test_count_entries(path), 2);
     tly_store_close(st);
 }
+
+static void traffic(struct tly_store *st, uint64_t *r, uint64_t *w)
+{
+    tly_store_traffic(st, r, w);
+}
+
+static int count_sink(void *arg, const void *data, size_t n)
+{
+    (void)data;
+    *(size_t *)arg += n;
+    return 0;
+}
+
+TLY_TEST(store, traffic_counts_every_byte_that_crosses_the_interface)
+{
+    struct tly_store *st;
+    cr_assert_eq(tly_store_open(dir, NULL, &st), 0);
+    uint64_t r, w;
+    traffic(st, &r, &w);
+    cr_expect(r == 0 && w == 0, "a new store has moved nothing: %llu read, %llu written", (unsigned long long)r,
+              (unsigned long long)w);
+    /* metadata through put, a chunk through a writer (add, writev, then a patch of 4 bytes) */
+    cr_assert_eq(tly_store_put(st, ".zarray", "{\"zarr_format\": 2}", 18), 0);
+    static char chunk[100000];
+    memset(chunk, 7, sizeof chunk);
+    struct tly_writer *wr;
+    cr_assert_eq(tly_store_writer(st, "0.0", &wr), 0);
+    struct iovec a[] = {{chunk, 60000}, {chunk, 30000}}, b = {chunk, 10000};
+    cr_assert_eq(tly_writer_add(wr, a, 2), 0);
+    cr_assert_eq(tly_writer_writev(wr, &b, 1), 0);
+    cr_assert_eq(tly_writer_patch(wr, 16, "abcd", 4), 0);
+    cr_assert_eq(tly_writer_commit(wr), 0);
+    traffic(st, &r, &w);
+    cr_expect_eq(w, 18 + 100000 + 4, "written: %llu", (unsigned long long)w);
+    cr_expect_eq(r, 0, "nothing read yet: %llu", (unsigned long long)r);
+    /* a size is no traffic; a range, a whole small object and a stream are, exactly */
+    uint64_t n;
+    cr_assert_eq(tly_store_size(st, "0.0", &n), 0);
+    char part[1000];
+    struct iovec p = {part, sizeof part};
+    cr_assert_eq(tly_store_readv(st, "0.0", 500, &p, 1), 0);
+    char *doc;
+    size_t len;
+    cr_assert_eq(tly_store_get(st, ".zarray", &doc, &len), 0);
+    free(doc);
+    char block[4096];
+    size_t streamed = 0;
+    cr_assert_eq(tly_store_read_stream(st, "0.0", block, sizeof block, count_sink, &streamed), 0);
+    cr_expect_eq(streamed, 100000);
+    traffic(st, &r, &w);
+    cr_expect_eq(r, 1000 + 18 + 100000, "read: %llu", (unsigned long long)r);
+    cr_expect_eq(w, 18 + 100000 + 4, "reads write nothing: %llu", (unsigned long long)w);
+    /* a missing key and a short read: what was read before the end still crossed */
+    cr_expect_eq(tly_store_readv(st, "9.9", 0, &p, 1), TLY_ENOTFOUND);
+    cr_expect_eq(tly_store_readv(st, "0.0", 99500, &p, 1), TLY_EFORMAT);
+    traffic(st, &r, &w);
+    cr_expect_eq(r, 1000 + 18 + 100000 + 500, "read after a short read: %llu", (unsigned long long)r);
+    tly_store_close(st);
+}

@@ -223,6 +223,56 @@ TLY_TEST(store_s3_rgw, added_pieces_stream_from_memory_single_and_multipart)
     free(src);
 }
 
+static int count_sink(void *arg, const void *data, size_t n)
+{
+    (void)data;
+    *(size_t *)arg += n;
+    return 0;
+}
+
+TLY_TEST(store_s3_rgw, traffic_counts_object_bodies_as_they_cross_the_wire)
+{
+    REQUIRE_S3();
+    struct tly_store *st = open_root(&(struct tly_store_opts){.part_size = 5 * MIB});
+    size_t size = 12 * MIB + 777;
+    char *src = malloc(size);
+    fill(src, size, 4);
+    uint64_t r, w;
+    tly_store_traffic(st, &r, &w);
+    cr_expect(r == 0 && w == 0, "a new store has moved nothing: %llu read, %llu written", (unsigned long long)r,
+              (unsigned long long)w);
+    /* metadata (one PUT), an object in one PUT, one in three UploadParts: their bytes exactly (the
+     * multipart initiate and complete are S3's XML, not the object's) */
+    cr_assert_eq(tly_store_put(st, ".zarray", "{\"zarr_format\": 2}", 18), 0, "%s", tly_errmsg());
+    cr_assert_eq(write_object(st, "small", src, 3 * MIB, true, 1000, true), 0, "%s", tly_errmsg());
+    cr_assert_eq(write_object(st, "big", src, size, true, 2500, true), 0, "%s", tly_errmsg());
+    tly_store_traffic(st, &r, &w);
+    cr_expect_eq(w, 18 + 3 * MIB + size, "written: %llu", (unsigned long long)w);
+    cr_expect_eq(r, 0, "writes read nothing: %llu", (unsigned long long)r);
+    /* a HEAD and a 404 move no object bytes; a range, a whole small object and a stream do, exactly */
+    uint64_t n;
+    cr_assert_eq(tly_store_size(st, "big", &n), 0, "%s", tly_errmsg());
+    char part[1000];
+    struct iovec p = {part, sizeof part};
+    cr_expect_eq(tly_store_readv(st, "missing", 0, &p, 1), TLY_ENOTFOUND);
+    cr_assert_eq(tly_store_readv(st, "big", 5 * MIB - 500, &p, 1), 0, "%s", tly_errmsg());
+    char *doc;
+    size_t len;
+    cr_assert_eq(tly_store_get(st, ".zarray", &doc, &len), 0, "%s", tly_errmsg());
+    free(doc);
+    size_t streamed = 0;
+    cr_assert_eq(tly_store_read_stream(st, "small", NULL, 0, count_sink, &streamed), 0, "%s", tly_errmsg());
+    cr_expect_eq(streamed, 3 * MIB);
+    tly_store_traffic(st, &r, &w);
+    cr_expect_eq(r, 1000 + 18 + 3 * MIB, "read: %llu", (unsigned long long)r);
+    cr_expect_eq(w, 18 + 3 * MIB + size, "reads write nothing: %llu", (unsigned long long)w);
+    cr_expect_eq(tly_store_delete(st, ".zarray"), 0);
+    cr_expect_eq(tly_store_delete(st, "small"), 0);
+    cr_expect_eq(tly_store_delete(st, "big"), 0);
+    tly_store_close(st);
+    free(src);
+}
+
 TLY_TEST(store_s3_rgw, reused_pieces_are_copied_into_bounded_parts)
 {
     REQUIRE_S3();
