@@ -6,6 +6,7 @@
 #ifndef TLY__CODEC_INTERNAL_H
 #define TLY__CODEC_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,28 @@ int tly__zstd_decode(void *dst, size_t dst_n, const void *src, size_t n);
 
 /** The frame's content size; TLY_EUNSUPPORTED when the frame does not record it. */
 int tly__zstd_decoded_size(const void *src, size_t n, uint64_t *out);
+
+/** gzip (TLY_CODEC_GZIP) and zlib (TLY_CODEC_ZLIB), by @p c->id: compressBound(@p n), 12 bytes more
+ *  for gzip's wrapper; SIZE_MAX when @p n is too large. */
+size_t tly__gzip_bound(const struct tly_codec *c, size_t n);
+
+/** See tly_codec_workspace(). */
+size_t tly__gzip_workspace(const struct tly_codec *c, size_t n, bool decode);
+
+/** 0 when @p c's level is valid, else TLY_EUSAGE. */
+int tly__gzip_check(const struct tly_codec *c);
+
+/** Set the gzip/zlib option @p key ("level") from @p val. */
+int tly__gzip_set(struct tly_codec *c, const char *key, const char *val);
+
+/** One stream (gzip: one member), deflated in a single pass into @p dst. */
+int tly__gzip_encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n);
+
+/** Inflate into @p dst: exactly @p dst_n bytes, and nothing after the stream (gzip: its members). */
+int tly__gzip_decode(const struct tly_codec *c, void *dst, size_t dst_n, const void *src, size_t n);
+
+/** TLY_EUNSUPPORTED, saying why: neither format records the decoded size in full at its start. */
+int tly__gzip_decoded_size(const struct tly_codec *c);
 
 /* A blosc header's little-endian 32-bit fields (blosc_frame.c, blosc_write.c). */
 static inline uint32_t tly__le32(const uint8_t *p)
