@@ -344,6 +344,11 @@ static int check_emittable(const struct tly_meta *m)
                         (unsigned)m->dtype.size);
     if (m->codec.id == TLY_CODEC_BLOSC && memchr(m->codec.blosc.cname, '\0', sizeof m->codec.blosc.cname) == NULL)
         return tly_fail(TLY_EUSAGE, "metadata: blosc cname is not terminated");
+    /* v3.c writes blosc and zstd after bytes: zlib has no v3 codec, and gzip's is not written there yet */
+    if (m->zarr_format == 3 && m->codec.id == TLY_CODEC_ZLIB)
+        return tly_fail(TLY_EUNSUPPORTED, "metadata: zlib is a Zarr v2 compressor only (v3 has gzip)");
+    if (m->zarr_format == 3 && m->codec.id == TLY_CODEC_GZIP)
+        return tly_fail(TLY_EUNSUPPORTED, "metadata: the v3 gzip codec is not written yet (v2 is)");
     int rc = tly_grid_check(m->rank, m->shape, m->chunks, m->dtype.size);
     if (rc)
         tly_err_prefix("metadata");
