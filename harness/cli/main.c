@@ -19,6 +19,7 @@ static const struct command commands[] = {
     {"put", tly_h_cmd_put, "SRC.npy URL [options]", "write a .npy array as a Zarr array (URL: a directory or s3://)",
      "  --chunks 100,100         chunk shape (default: one chunk)\n"
      "  --codec SPEC             none | blosc[:cname=lz4,clevel=5,shuffle=1,blocksize=0] | zstd[:level=3]\n"
+     "                           | gzip[:level=1] | zlib[:level=1] (v2 only)\n"
      "  --format v2|v3           Zarr format (default v2)\n"
      "  --separator .|/          v2 dimension separator (default .)\n"
      "  --overwrite              replace an array that is there\n"
