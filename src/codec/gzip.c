@@ -130,13 +130,14 @@ static int deflate_piece(z_stream *z, struct zout *o, const unsigned char *in, s
     for (;;) {
         size_t take = zmin(n, Z_MAX), room = zmin(o->cap - o->pos, Z_MAX);
         int flush = finish && take == n ? Z_FINISH : Z_NO_FLUSH;
-        z->next_in = (Bytef *)(in ? in : empty); /* zlib does not write through next_in */
+        z->next_in = (Bytef *)(n ? in : empty); /* zlib does not write through next_in */
         z->avail_in = (uInt)take;
         z->next_out = room ? o->buf + o->pos : empty;
         z->avail_out = (uInt)room;
         int r = deflate(z, flush);
         size_t used = take - z->avail_in, made = room - z->avail_out;
-        in += used;
+        if (used) /* (in may be NULL when there is nothing to take) */
+            in += used;
         n -= used;
         o->pos += made;
         if (r == Z_STREAM_ERROR)
