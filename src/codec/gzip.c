@@ -196,18 +196,7 @@ static int stream_args(const struct tly_codec *c, const struct iovec *iov, int n
 {
     if (c == NULL || (c->id != TLY_CODEC_GZIP && c->id != TLY_CODEC_ZLIB))
         return tly_fail(TLY_EUSAGE, "gzip: stream encoding needs a gzip or zlib codec");
-    if (niov < 0 || (niov > 0 && iov == NULL) || out == NULL || out_cap == 0 || sink == NULL)
-        return tly_fail(TLY_EUSAGE, "%s: stream encoding needs pieces, an output buffer and a sink", fmt(c->id));
-    uint64_t sum = 0;
-    for (int i = 0; i < niov; i++) {
-        if (iov[i].iov_len > UINT64_MAX - sum)
-            return tly_fail(TLY_EUSAGE, "%s: stream pieces overflow a 64-bit size", fmt(c->id));
-        sum += iov[i].iov_len;
-    }
-    if (sum != total) /* before any output: a sink never sees part of a stream that would then fail */
-        return tly_fail(TLY_EUSAGE, "%s: stream pieces hold %llu bytes, not the %llu given as total", fmt(c->id),
-                        (unsigned long long)sum, (unsigned long long)total);
-    return 0;
+    return tly__stream_args(fmt(c->id), iov, niov, total, out, out_cap, sink);
 }
 
 int tly_gzip_encode_stream(const struct tly_codec *c, const struct iovec *iov, int niov, uint64_t total, void *out,

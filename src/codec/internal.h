@@ -18,6 +18,13 @@
  */
 int tly__codec_int(const char *codec, const char *key, const char *val, long long lo, long long hi, long long *out);
 
+/**
+ * The arguments every streaming encoder shares (tly_zstd_encode_stream, tly_gzip_encode_stream): pieces,
+ * an output buffer and a sink, and pieces that add up to @p total. 0, or TLY_EUSAGE "<codec>: ...".
+ */
+int tly__stream_args(const char *codec, const struct iovec *iov, int niov, uint64_t total, const void *out,
+                     size_t out_cap, tly_sink_fn sink);
+
 /** TLY_CODEC_NONE: the bound is @p n itself. */
 size_t tly__none_bound(size_t n);
 

@@ -59,6 +59,24 @@ int tly__codec_int(const char *codec, const char *key, const char *val, long lon
     return 0;
 }
 
+int tly__stream_args(const char *codec, const struct iovec *iov, int niov, uint64_t total, const void *out,
+                     size_t out_cap, tly_sink_fn sink)
+{
+    if (niov < 0 || (niov > 0 && iov == NULL) || out == NULL || out_cap == 0 || sink == NULL)
+        return tly_fail(TLY_EUSAGE, "%s: stream encoding needs pieces, an output buffer and a sink", codec);
+    uint64_t sum = 0;
+    for (int i = 0; i < niov; i++) {
+        if (iov[i].iov_len > UINT64_MAX - sum)
+            return tly_fail(TLY_EUSAGE, "%s: stream pieces overflow a 64-bit size", codec);
+        sum += iov[i].iov_len;
+    }
+    /* Checked before any output, so a sink never sees part of a stream that would then fail. */
+    if (sum != total)
+        return tly_fail(TLY_EUSAGE, "%s: stream pieces hold %llu bytes, not the %llu given as total", codec,
+                        (unsigned long long)sum, (unsigned long long)total);
+    return 0;
+}
+
 static int set_option(struct tly_codec *c, const char *key, const char *val)
 {
     switch (c->id) {
