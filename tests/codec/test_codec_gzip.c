@@ -106,29 +106,13 @@ static int collect(void *arg, const void *data, size_t n)
     return 0;
 }
 
-/* @p n bytes at @p p as pieces of varied sizes, empty ones included; returns how many. */
-static int split(unsigned char *p, size_t n, struct iovec *iov, int max)
-{
-    static const size_t lens[] = {1, 0, 4095, 17, 65536, 0, 3, 300000, 128 * 1024 + 1};
-    int k = 0;
-    size_t at = 0;
-    while (at < n && k < max - 1) {
-        size_t len = lens[k % (int)(sizeof lens / sizeof lens[0])];
-        len = len < n - at ? len : n - at;
-        iov[k++] = (struct iovec){p + at, len};
-        at += len;
-    }
-    iov[k++] = (struct iovec){p + at, n - at};
-    return k;
-}
-
 TLY_TEST(codec, gzip_stream_encode_reads_pieces_in_place)
 {
     size_t n = 2 * MiB + 5;
     unsigned char *src = cu_alloc(n), out[10000];
     cu_fill(src, n, 4, 3);
     struct iovec iov[64];
-    int niov = split(src, n, iov, 64);
+    int niov = cu_split(src, n, iov, 64);
     for (size_t f = 0; f < 2; f++) {
         struct tly_codec c = cu_codec(formats[f]);
         size_t bound = tly_codec_bound(&c, n), m = 0;
