@@ -19,6 +19,7 @@ static const struct command commands[] = {
     {"put", tly_h_cmd_put, "SRC.npy URL [options]", "write a .npy array as a Zarr array (URL: a directory or s3://)",
      "  --chunks 100,100         chunk shape (default: one chunk); with --shards, the inner chunks'\n"
      "  --codec SPEC             none | blosc[:cname=lz4,clevel=5,shuffle=1,blocksize=0] | zstd[:level=3]\n"
+     "                           | gzip[:level=1] | zlib[:level=1] (v2 only)\n"
      "  --format v2|v3           Zarr format (default v2)\n"
      "  --shards 1000,1000       v3 sharding: the shard shape (each a multiple of --chunks)\n"
      "  --index-location end|start  where a shard's index goes (default end)\n"

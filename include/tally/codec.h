@@ -1,10 +1,10 @@
 /**
- * tally/codec.h — chunk codecs (none, blosc, zstd) that encode and decode into buffers the caller
- * owns, with bounds from the codec (as zstd's ZSTD_compressBound + dst/dstCapacity).
+ * tally/codec.h — chunk codecs (none, blosc, zstd, gzip, zlib) that encode and decode into buffers
+ * the caller owns, with bounds from the codec (as zstd's ZSTD_compressBound + dst/dstCapacity).
  *
  * Encoding runs in stage encode, decoding in stage decode: the codec functions set the stage
  * themselves, so the libraries' own allocations land there. All functions are thread-safe (blosc
- * through its _ctx calls, zstd with a context per call or per caller).
+ * through its _ctx calls, zstd and zlib with a context per call or per caller).
  */
 #ifndef TALLY_CODEC_H
 #define TALLY_CODEC_H
@@ -39,7 +39,7 @@ struct tly_codec {
         int checksum; /**< write a content checksum (v3 option), default 0 */
     } zstd;
     struct {
-        int level; /**< 0..9 (gzip and zlib), default 1 as numcodecs */
+        int level; /**< 0..9 (gzip and zlib), default 1 as numcodecs; -1: zlib's default (6) */
     } gzip;
     /** Not metadata: threads a decode may run inside one chunk (blosc splits the chunk's blocks among
      *  them; zstd, and every encode, ignore it). 0 or 1: the calling thread alone. The engine lends
@@ -50,14 +50,15 @@ struct tly_codec {
 /** Reset @p c to codec @p id with its defaults (typesize 1). */
 void tly_codec_defaults(struct tly_codec *c, enum tly_codec_id id);
 
-/** "none", "blosc" or "zstd". */
+/** "none", "blosc", "zstd", "gzip" or "zlib". */
 const char *tly_codec_name(enum tly_codec_id id);
 
 /**
  * Parse a command-line codec spec: "none", "blosc", "blosc:cname=lz4,clevel=5,shuffle=1,blocksize=0",
- * "zstd", "zstd:level=3,checksum=0". Unnamed settings keep their defaults; shuffle also takes the Zarr v3
- * names (noshuffle, shuffle, bitshuffle); typesize is not a key (it comes from the dtype). Returns 0, or
- * TLY_EUSAGE naming the bad key or value (and @p out is left as it was).
+ * "zstd", "zstd:level=3,checksum=0", "gzip", "gzip:level=5", "zlib:level=5". Unnamed settings keep
+ * their defaults; shuffle also takes the Zarr v3 names (noshuffle, shuffle, bitshuffle); typesize is
+ * not a key (it comes from the dtype). Returns 0, or TLY_EUSAGE naming the bad key or value (and
+ * @p out is left as it was).
  */
 int tly_codec_parse(const char *spec, struct tly_codec *out);
 
@@ -68,21 +69,24 @@ size_t tly_codec_bound(const struct tly_codec *c, size_t n);
  * Encode @p n bytes at @p src into @p dst (capacity @p cap >= tly_codec_bound(c, n)); the encoded
  * size goes to @p out_n. Returns 0, TLY_EUSAGE for invalid settings (the message names them), or
  * TLY_ECODEC with the library's message (also when the output does not fit in @p cap). For zstd the
- * frame carries its content size (numcodecs 0.11 needs it). TLY_CODEC_NONE copies through the ledger.
+ * frame carries its content size (numcodecs 0.11 needs it); gzip writes one member with zlib's
+ * default header. TLY_CODEC_NONE copies through the ledger.
  */
 int tly_codec_encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n);
 
 /**
  * Decode @p n encoded bytes at @p src into @p dst, which must receive exactly @p dst_n bytes.
- * Returns 0, or TLY_ECODEC when the input is corrupt or decodes to another size (the message says
- * which: "zstd: frame content size 100 != expected 400", "blosc: header corrupt", ...).
+ * Returns 0, or TLY_ECODEC when the input is corrupt, truncated, followed by other bytes, or decodes
+ * to another size (the message says which: "zstd: frame content size 100 != expected 400", "blosc:
+ * header corrupt", "gzip: stream truncated", ...).
  */
 int tly_codec_decode(const struct tly_codec *c, void *dst, size_t dst_n, const void *src, size_t n);
 
 /**
  * The decoded size recorded in an encoded chunk's header, when the format has one (zstd frame
  * content size, blosc nbytes). Returns 0 and sets @p out, TLY_ECODEC when the header is corrupt,
- * TLY_EUNSUPPORTED when the chunk records none (codec none; a zstd frame written without it).
+ * TLY_EUNSUPPORTED when the chunk records none (codec none; a zstd frame written without it; zlib;
+ * gzip, whose ISIZE trailer is the size mod 2^32 and sits at the end of the last member).
  */
 int tly_codec_decoded_size(const struct tly_codec *c, const void *src, size_t n, uint64_t *out);
 
@@ -92,6 +96,7 @@ int tly_codec_decoded_size(const struct tly_codec *c, const void *src, size_t n,
  * zstd: the streaming context for the level and size (encode); the decoder context, plus its
  * window when @p windowed (a chunk decoded through a window rather than straight into the output:
  * frames with windows up to 8 MiB, which levels up to 19 write). blosc: its per-call temporaries.
+ * gzip and zlib: deflate's state and buffers (encode), inflate's state and 32 KiB window (decode).
  * none: 0. In allocated bytes: the estimates plus jemalloc's size-class rounding.
  */
 size_t tly_codec_workspace(const struct tly_codec *c, size_t n, bool decode, bool windowed);
@@ -141,6 +146,53 @@ int tly_zstd_dstream_close(struct tly_zstd_dstream *ds);
  * thread's error message keeps that failure's reason instead of close()'s "truncated".
  */
 void tly_zstd_dstream_abort(struct tly_zstd_dstream *ds);
+
+/**
+ * The output block gzip and zlib stream through (tly_gzip_encode_stream's @p out, a windowed
+ * tly_gzip_dstream's @p out): as ZSTD_CStreamOutSize() is zstd's, about one deflate block's worth.
+ */
+#define TLY_GZIP_STREAM_BLOCK ((size_t)128 << 10)
+
+/**
+ * gzip or zlib (by @p c->id, TLY_CODEC_GZIP or TLY_CODEC_ZLIB), as tly_zstd_encode_stream: deflate
+ * the concatenation of @p niov pieces (read in place) whose total is @p total bytes, passing output
+ * to @p sink in blocks of at most @p out_cap bytes from @p out (ideally TLY_GZIP_STREAM_BLOCK). One
+ * gzip member (zlib's default header: no name, mtime 0) or one zlib stream. Deflate runs in stage
+ * encode, @p sink in the caller's stage. Returns 0, TLY_EUSAGE (settings, or pieces that do not add
+ * up to @p total: checked before any output), TLY_ECODEC, or the sink's (negative) error.
+ */
+int tly_gzip_encode_stream(const struct tly_codec *c, const struct iovec *iov, int niov, uint64_t total, void *out,
+                           size_t out_cap, tly_sink_fn sink, void *arg);
+
+/**
+ * A gzip or zlib stream inflated as its bytes arrive, as tly_zstd_dstream: straight into one
+ * contiguous destination (zlib writes there directly; it keeps only its 32 KiB window), or in
+ * blocks of at most out_cap bytes through a sink. gzip: any valid header (name, comment, extra
+ * field, header CRC) and members one after another (as Python's gzip module, and so numcodecs,
+ * reads them); zlib: one stream, no preset dictionary.
+ */
+struct tly_gzip_dstream;
+
+/**
+ * Start inflating a stream of exactly @p dst_n decoded bytes: @p dst (contiguous destination), or
+ * @p sink with @p out / @p out_cap (a buffer the caller owns). Returns 0 and sets @p out_ds, or an
+ * error. Runs in stage decode.
+ */
+int tly_gzip_dstream_open(const struct tly_codec *c, void *dst, size_t dst_n, tly_sink_fn sink, void *arg, void *out,
+                          size_t out_cap, struct tly_gzip_dstream **out_ds);
+
+/** Feed the next @p n encoded bytes. TLY_ECODEC ("gzip: corrupt stream (...)", "... more than the N
+ *  bytes expected", "zlib: trailing bytes after the stream") when they are not the stream expected. */
+int tly_gzip_dstream_feed(struct tly_gzip_dstream *ds, const void *in, size_t n);
+
+/**
+ * Finish: 0 when whole streams (members) of dst_n bytes in all were decoded, else TLY_ECODEC
+ * ("truncated", "decoded to N bytes, expected M"). Frees @p ds (NULL is fine) either way.
+ */
+int tly_gzip_dstream_close(struct tly_gzip_dstream *ds);
+
+/** Free @p ds (NULL is fine) without a verdict, keeping the failure's message (as tly_zstd_dstream_abort). */
+void tly_gzip_dstream_abort(struct tly_gzip_dstream *ds);
 
 /**
  * CRC-32C (Castagnoli), as Zarr v3's crc32c codec stores it: @p crc is the value so far (0 to

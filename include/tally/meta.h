@@ -2,11 +2,12 @@
  * tally/meta.h — Zarr v2 (.zarray) and v3 (zarr.json) array metadata: parse, emit, chunk keys.
  *
  * What tally reads and writes: fixed-size numeric dtypes, C order, regular chunk grids, codecs
- * none/blosc/zstd (v2: "compressor"; v3: "bytes" + optional "blosc"/"zstd"), fill values (numbers,
- * NaN/Infinity/-Infinity, null, v3 hex strings), v2 dimension_separator "." and "/", v3 chunk key
- * encodings "default" and "v2". Anything else — filters, sharding, F order, object/string/structured
- * dtypes, unknown codecs, variable chunk grids — is refused with TLY_EUNSUPPORTED and a message
- * naming the feature. Malformed JSON or missing fields: TLY_EFORMAT naming the field.
+ * none/blosc/zstd/gzip/zlib (v2: "compressor", by numcodecs' ids; v3: "bytes" + optional
+ * "blosc"/"zstd"), fill values (numbers, NaN/Infinity/-Infinity, null, v3 hex strings), v2
+ * dimension_separator "." and "/", v3 chunk key encodings "default" and "v2". Anything else —
+ * filters, sharding, F order, object/string/structured dtypes, unknown codecs, variable chunk grids
+ * — is refused with TLY_EUNSUPPORTED and a message naming the feature. Malformed JSON or missing
+ * fields: TLY_EFORMAT naming the field.
  */
 #ifndef TALLY_META_H
 #define TALLY_META_H
@@ -30,10 +31,10 @@ extern "C" {
  * inner chunk not stored (all fill value); the index is followed by its CRC-32C when index_crc.
  */
 struct tly_shard {
-    bool on;                         /**< the array is sharded */
-    uint64_t inner[TLY_MAX_RANK];    /**< inner chunk shape */
-    bool index_start;                /**< index_location "start" (default "end") */
-    bool index_crc;                  /**< index_codecs [bytes, crc32c] (the default); false: [bytes] */
+    bool on;                      /**< the array is sharded */
+    uint64_t inner[TLY_MAX_RANK]; /**< inner chunk shape */
+    bool index_start;             /**< index_location "start" (default "end") */
+    bool index_crc;               /**< index_codecs [bytes, crc32c] (the default); false: [bytes] */
 };
 
 /** An array's metadata, in either format. */
@@ -77,8 +78,9 @@ char *tly_meta_emit(const struct tly_meta *m);
 
 /**
  * The codec's configuration in numcodecs' terms as compact JSON text ({"id":"blosc","cname":"lz4",
- * "clevel":5,"shuffle":1,"blocksize":0}, {"id":"zstd","level":3,"checksum":false}, {"id":"none"});
- * a malloc'd string, or NULL when out of memory.
+ * "clevel":5,"shuffle":1,"blocksize":0}, {"id":"zstd","level":3,"checksum":false},
+ * {"id":"gzip","level":1}, {"id":"zlib","level":1}, {"id":"none"}); a malloc'd string, or NULL when
+ * out of memory.
  */
 char *tly_codec_config_json(const struct tly_codec *c);
 

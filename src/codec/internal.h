@@ -6,6 +6,7 @@
 #ifndef TLY__CODEC_INTERNAL_H
 #define TLY__CODEC_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,13 @@
  * with "<codec>: <key> '<val>' ..." as the message.
  */
 int tly__codec_int(const char *codec, const char *key, const char *val, long long lo, long long hi, long long *out);
+
+/**
+ * The arguments every streaming encoder shares (tly_zstd_encode_stream, tly_gzip_encode_stream): pieces,
+ * an output buffer and a sink, and pieces that add up to @p total. 0, or TLY_EUSAGE "<codec>: ...".
+ */
+int tly__stream_args(const char *codec, const struct iovec *iov, int niov, uint64_t total, const void *out,
+                     size_t out_cap, tly_sink_fn sink);
 
 /** TLY_CODEC_NONE: the bound is @p n itself. */
 size_t tly__none_bound(size_t n);
@@ -67,6 +75,28 @@ int tly__zstd_decode(void *dst, size_t dst_n, const void *src, size_t n);
 
 /** The frame's content size; TLY_EUNSUPPORTED when the frame does not record it. */
 int tly__zstd_decoded_size(const void *src, size_t n, uint64_t *out);
+
+/** gzip (TLY_CODEC_GZIP) and zlib (TLY_CODEC_ZLIB), by @p c->id: compressBound(@p n), 12 bytes more
+ *  for gzip's wrapper; SIZE_MAX when @p n is too large. */
+size_t tly__gzip_bound(const struct tly_codec *c, size_t n);
+
+/** See tly_codec_workspace(). */
+size_t tly__gzip_workspace(const struct tly_codec *c, size_t n, bool decode);
+
+/** 0 when @p c's level is valid, else TLY_EUSAGE. */
+int tly__gzip_check(const struct tly_codec *c);
+
+/** Set the gzip/zlib option @p key ("level") from @p val. */
+int tly__gzip_set(struct tly_codec *c, const char *key, const char *val);
+
+/** One stream (gzip: one member), deflated in a single pass into @p dst. */
+int tly__gzip_encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n);
+
+/** Inflate into @p dst: exactly @p dst_n bytes, and nothing after the stream (gzip: its members). */
+int tly__gzip_decode(const struct tly_codec *c, void *dst, size_t dst_n, const void *src, size_t n);
+
+/** TLY_EUNSUPPORTED, saying why: neither format records the decoded size in full at its start. */
+int tly__gzip_decoded_size(const struct tly_codec *c);
 
 /* A blosc header's little-endian 32-bit fields (blosc_frame.c, blosc_write.c). */
 static inline uint32_t tly__le32(const uint8_t *p)

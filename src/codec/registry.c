@@ -1,7 +1,7 @@
 /*
- * The codec registry: names, defaults, the command-line spec, and dispatch to none.c, blosc.c and
- * zstd.c. Dispatch is where the stage is set, so every codec's work (and its library's allocations)
- * lands in encode or decode.
+ * The codec registry: names, defaults, the command-line spec, and dispatch to none.c, blosc.c,
+ * zstd.c and gzip.c (gzip and zlib). Dispatch is where the stage is set, so every codec's work (and
+ * its library's allocations) lands in encode or decode.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -15,9 +15,8 @@
 #include "tally/mem.h"
 
 static const char *const names[] = {
-    [TLY_CODEC_NONE] = "none",
-    [TLY_CODEC_BLOSC] = "blosc",
-    [TLY_CODEC_ZSTD] = "zstd",
+    [TLY_CODEC_NONE] = "none", [TLY_CODEC_BLOSC] = "blosc", [TLY_CODEC_ZSTD] = "zstd",
+    [TLY_CODEC_GZIP] = "gzip", [TLY_CODEC_ZLIB] = "zlib",
 };
 
 #define NCODECS ((int)(sizeof names / sizeof names[0]))
@@ -29,11 +28,12 @@ static int bad_id(const struct tly_codec *c)
 
 void tly_codec_defaults(struct tly_codec *c, enum tly_codec_id id)
 {
-    /* Both libraries' settings are filled whatever the id, so switching id later is safe. */
+    /* Every library's settings are filled whatever the id, so switching id later is safe. */
     *c = (struct tly_codec){
         .id = id,
         .blosc = {.cname = "lz4", .clevel = 5, .shuffle = TLY_SHUFFLE, .blocksize = 0, .typesize = 1},
         .zstd = {.level = 3, .checksum = 0},
+        .gzip = {.level = 1},
     };
 }
 
@@ -59,6 +59,24 @@ int tly__codec_int(const char *codec, const char *key, const char *val, long lon
     return 0;
 }
 
+int tly__stream_args(const char *codec, const struct iovec *iov, int niov, uint64_t total, const void *out,
+                     size_t out_cap, tly_sink_fn sink)
+{
+    if (niov < 0 || (niov > 0 && iov == NULL) || out == NULL || out_cap == 0 || sink == NULL)
+        return tly_fail(TLY_EUSAGE, "%s: stream encoding needs pieces, an output buffer and a sink", codec);
+    uint64_t sum = 0;
+    for (int i = 0; i < niov; i++) {
+        if (iov[i].iov_len > UINT64_MAX - sum)
+            return tly_fail(TLY_EUSAGE, "%s: stream pieces overflow a 64-bit size", codec);
+        sum += iov[i].iov_len;
+    }
+    /* Checked before any output, so a sink never sees part of a stream that would then fail. */
+    if (sum != total)
+        return tly_fail(TLY_EUSAGE, "%s: stream pieces hold %llu bytes, not the %llu given as total", codec,
+                        (unsigned long long)sum, (unsigned long long)total);
+    return 0;
+}
+
 static int set_option(struct tly_codec *c, const char *key, const char *val)
 {
     switch (c->id) {
@@ -66,6 +84,9 @@ static int set_option(struct tly_codec *c, const char *key, const char *val)
         return tly__blosc_set(c, key, val);
     case TLY_CODEC_ZSTD:
         return tly__zstd_set(c, key, val);
+    case TLY_CODEC_GZIP:
+    case TLY_CODEC_ZLIB:
+        return tly__gzip_set(c, key, val);
     default:
         return tly_fail(TLY_EUSAGE, "%s: takes no options (got '%s')", tly_codec_name(c->id), key);
     }
@@ -111,7 +132,7 @@ int tly_codec_parse(const char *spec, struct tly_codec *out)
             *out = c; /* @p out is left as it was on an error */
         return rc;
     }
-    return tly_fail(TLY_EUSAGE, "codec '%.*s' is unknown (none, blosc, zstd)", (int)len, spec);
+    return tly_fail(TLY_EUSAGE, "codec '%.*s' is unknown (none, blosc, zstd, gzip, zlib)", (int)len, spec);
 }
 
 size_t tly_codec_bound(const struct tly_codec *c, size_t n)
@@ -125,6 +146,9 @@ size_t tly_codec_bound(const struct tly_codec *c, size_t n)
         return tly__blosc_bound(n);
     case TLY_CODEC_ZSTD:
         return tly__zstd_bound(n);
+    case TLY_CODEC_GZIP:
+    case TLY_CODEC_ZLIB:
+        return tly__gzip_bound(c, n);
     default:
         return SIZE_MAX;
     }
@@ -139,6 +163,10 @@ size_t tly_codec_workspace(const struct tly_codec *c, size_t n, bool decode, boo
         break;
     case TLY_CODEC_ZSTD:
         asked = tly__zstd_workspace(c, n, decode, windowed);
+        break;
+    case TLY_CODEC_GZIP:
+    case TLY_CODEC_ZLIB:
+        asked = tly__gzip_workspace(c, n, decode);
         break;
     default:
         return 0;
@@ -157,6 +185,9 @@ static int encode(const struct tly_codec *c, void *dst, size_t cap, const void *
         return tly__blosc_encode(c, dst, cap, src, n, out_n);
     case TLY_CODEC_ZSTD:
         return tly__zstd_encode(c, dst, cap, src, n, out_n);
+    case TLY_CODEC_GZIP:
+    case TLY_CODEC_ZLIB:
+        return tly__gzip_encode(c, dst, cap, src, n, out_n);
     default:
         return bad_id(c);
     }
@@ -184,6 +215,9 @@ static int decode(const struct tly_codec *c, void *dst, size_t dst_n, const void
         return tly__blosc_decode(c->threads, dst, dst_n, src, n);
     case TLY_CODEC_ZSTD:
         return tly__zstd_decode(dst, dst_n, src, n);
+    case TLY_CODEC_GZIP:
+    case TLY_CODEC_ZLIB:
+        return tly__gzip_decode(c, dst, dst_n, src, n);
     default:
         return bad_id(c);
     }
@@ -212,6 +246,9 @@ int tly_codec_decoded_size(const struct tly_codec *c, const void *src, size_t n,
         return tly__blosc_decoded_size(src, n, out);
     case TLY_CODEC_ZSTD:
         return tly__zstd_decoded_size(src, n, out);
+    case TLY_CODEC_GZIP:
+    case TLY_CODEC_ZLIB:
+        return tly__gzip_decoded_size(c);
     default:
         return bad_id(c);
     }

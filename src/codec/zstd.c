@@ -218,19 +218,7 @@ static int stream_args(const struct tly_codec *c, const struct iovec *iov, int n
 {
     if (c == NULL || c->id != TLY_CODEC_ZSTD)
         return tly_fail(TLY_EUSAGE, "zstd: stream encoding needs a zstd codec");
-    if (niov < 0 || (niov > 0 && iov == NULL) || out == NULL || out_cap == 0 || sink == NULL)
-        return tly_fail(TLY_EUSAGE, "zstd: stream encoding needs pieces, an output buffer and a sink");
-    uint64_t sum = 0;
-    for (int i = 0; i < niov; i++) {
-        if (iov[i].iov_len > UINT64_MAX - sum)
-            return tly_fail(TLY_EUSAGE, "zstd: stream pieces overflow a 64-bit size");
-        sum += iov[i].iov_len;
-    }
-    /* Checked before any output, so a sink never sees part of a frame that would then fail. */
-    if (sum != total)
-        return tly_fail(TLY_EUSAGE, "zstd: stream pieces hold %llu bytes, not the %llu given as total",
-                        (unsigned long long)sum, (unsigned long long)total);
-    return 0;
+    return tly__stream_args("zstd", iov, niov, total, out, out_cap, sink);
 }
 
 int tly_zstd_encode_stream(const struct tly_codec *c, const struct iovec *iov, int niov, uint64_t total, void *out,

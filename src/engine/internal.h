@@ -98,8 +98,11 @@ int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, si
 /* Block @p j of a blosc frame written block by block (tly_blosc_encode_block), as tly__encode does a chunk. */
 int tly__encode_block(struct tly__op *op, const struct tly_blosc_plan *p, uint64_t j, const void *src, void *out,
                       const void **at, size_t *len);
-struct tly_zstd_dstream;
-int tly__feed(struct tly__op *op, struct tly_zstd_dstream *ds, const void *in, size_t n);
+/* read.c: a chunk's streamed decoder (zstd, gzip or zlib), fed its next @p n encoded bytes. */
+struct tly__dstream;
+int tly__dstream_feed(struct tly__dstream *ds, const void *in, size_t n);
+/* tly__dstream_feed as codec work of @p op (behind the codec gate, traced as a decode). */
+int tly__feed(struct tly__op *op, struct tly__dstream *ds, const void *in, size_t n);
 
 /* tly_store_readv for one chunk of @p op: a large read is split into op->read_ways ranges of at
  * least TLY__RANGE_MIN bytes read at once (parallel range GETs on S3, parallel preads locally),

@@ -3,9 +3,9 @@
  *
  *   missing   the fill value written into the output's runs
  *   none      preadv straight into the output's runs (runs adjacent in the chunk share a call)
- *   zstd      the encoded chunk streamed into the decoder as it arrives (local: 1 MiB blocks; S3:
- *             the HTTP body's pieces, decoded on the S3 client's loop thread), straight into the
- *             output when the chunk lies contiguously there, else through a small window, scattered
+ *   zstd,     the encoded chunk streamed into the decoder as it arrives (local: 1 MiB blocks; S3:
+ *   gzip,     the HTTP body's pieces, decoded on the S3 client's loop thread), straight into the
+ *   zlib      output when the chunk lies contiguously there, else through a small window, scattered
  *   blosc     block by block (read_blosc.c): the header and offset table, then groups of blocks
  *             read into a small slot and each decoded as it arrives, straight into the output when
  *             the chunk lies contiguously there, else through a block buffer scattered to the runs;
@@ -93,31 +93,72 @@ static int scatter_sink(void *arg, const void *data, size_t n)
     return 0;
 }
 
-#define ZSTD_IN_BLOCK ((size_t)1 << 20)
+#define STREAM_IN_BLOCK ((size_t)1 << 20)
 
 /*
- * The block of encoded bytes a zstd read holds: local, 1 MiB preads; remote, range GETs of up to
- * the part size (one GET for most chunks), decoded on the worker so that chunks decode in parallel.
- * A lone remote chunk (nothing to decode beside it) holds none: the HTTP body's own pieces go
- * straight into its decoder on the client's loop thread.
+ * The block of encoded bytes a streamed read (zstd, gzip, zlib) holds: local, 1 MiB preads; remote,
+ * range GETs of up to the part size (one GET for most chunks), decoded on the worker so that chunks
+ * decode in parallel. A lone remote chunk (nothing to decode beside it) holds none: the HTTP body's
+ * own pieces go straight into its decoder on the client's loop thread.
  */
-static size_t zstd_in_cap(const struct tly__op *op, uint64_t size)
+static size_t stream_in_cap(const struct tly__op *op, uint64_t size)
 {
     const struct tly_array *a = op->a;
     if (a->remote && op->nchunks == 1)
         return 0;
-    size_t block = a->remote ? a->opts.part_size : ZSTD_IN_BLOCK;
+    size_t block = a->remote ? a->opts.part_size : STREAM_IN_BLOCK;
     return size < block ? (size_t)size : block;
+}
+
+static bool streamed(enum tly_codec_id id)
+{
+    return id == TLY_CODEC_ZSTD || id == TLY_CODEC_GZIP || id == TLY_CODEC_ZLIB;
+}
+
+/* The window a streamed decode of a strided chunk goes through before it is scattered. */
+static size_t stream_window(enum tly_codec_id id)
+{
+    return id == TLY_CODEC_ZSTD ? ZSTD_DStreamOutSize() : TLY_GZIP_STREAM_BLOCK;
+}
+
+/* A streamed decoder: zstd's or zlib's (gzip, zlib), which have the same shape. */
+struct tly__dstream {
+    struct tly_zstd_dstream *zstd;
+    struct tly_gzip_dstream *gzip;
+};
+
+static int dstream_open(const struct tly_codec *c, void *dst, size_t dst_n, tly_sink_fn sink, void *arg, void *out,
+                        size_t out_cap, struct tly__dstream *ds)
+{
+    if (c->id == TLY_CODEC_ZSTD)
+        return tly_zstd_dstream_open(c, dst, dst_n, sink, arg, out, out_cap, &ds->zstd);
+    return tly_gzip_dstream_open(c, dst, dst_n, sink, arg, out, out_cap, &ds->gzip);
+}
+
+int tly__dstream_feed(struct tly__dstream *ds, const void *in, size_t n)
+{
+    return ds->zstd ? tly_zstd_dstream_feed(ds->zstd, in, n) : tly_gzip_dstream_feed(ds->gzip, in, n);
+}
+
+/* Close (verdict) or, after a failure whose reason must stand, abort. */
+static int dstream_end(struct tly__dstream *ds, bool failed)
+{
+    if (failed) {
+        tly_zstd_dstream_abort(ds->zstd);
+        tly_gzip_dstream_abort(ds->gzip);
+        return 0;
+    }
+    return ds->zstd ? tly_zstd_dstream_close(ds->zstd) : tly_gzip_dstream_close(ds->gzip);
 }
 
 static int feed_sink(void *arg, const void *data, size_t n)
 {
-    return tly_zstd_dstream_feed(arg, data, n);
+    return tly__dstream_feed(arg, data, n);
 }
 
 /* Remote, in blocks: GET each range of the encoded chunk into @p in, then decode it here. */
 static int fetch_and_feed(struct tly__op *op, const char *key, uint64_t size, void *in, size_t in_cap,
-                          struct tly_zstd_dstream *ds)
+                          struct tly__dstream *ds)
 {
     int err = 0;
     for (uint64_t off = 0; !err && off < size; off += in_cap) {
@@ -133,18 +174,19 @@ static int fetch_and_feed(struct tly__op *op, const char *key, uint64_t size, vo
 }
 
 /*
- * zstd: the encoded chunk streams from the store into the decoder (see zstd_in_cap), decoded
- * straight into the output when the chunk is contiguous there, else through a small window
+ * zstd, gzip, zlib: the encoded chunk streams from the store into the decoder (see stream_in_cap),
+ * decoded straight into the output when the chunk is contiguous there, else through a small window
  * scattered to the runs. The encoded chunk is held whole only when it fits in one block.
  */
-static int read_zstd(struct tly__op *op, const char *key, const struct tly_runs *rs, uint64_t size, char *out)
+static int read_stream(struct tly__op *op, const char *key, const struct tly_runs *rs, uint64_t size, char *out)
 {
     struct tly_array *a = op->a;
-    size_t in_cap = zstd_in_cap(op, size);
-    size_t win_cap = tly_runs_contiguous(rs) ? 0 : ZSTD_DStreamOutSize();
+    const struct tly_codec *c = &a->meta.codec;
+    size_t in_cap = stream_in_cap(op, size);
+    size_t win_cap = tly_runs_contiguous(rs) ? 0 : stream_window(c->id);
     void *in, *win = NULL;
     struct scatter sc = {.run_bytes = rs->run_bytes, .out = out};
-    struct tly_zstd_dstream *ds = NULL;
+    struct tly__dstream ds = {0};
     int err = 0;
     in = in_cap ? tly_pool_alloc(in_cap) : NULL;
     win = win_cap ? tly_pool_alloc(win_cap) : NULL;
@@ -153,45 +195,40 @@ static int read_zstd(struct tly__op *op, const char *key, const struct tly_runs 
         tly__plant_point(TLY_DECODE);
     }
     if ((in_cap && in == NULL) || (win_cap && win == NULL))
-        err = tly_fail(-ENOMEM, "out of memory for zstd stream buffers");
+        err = tly_fail(-ENOMEM, "out of memory for %s stream buffers", tly_codec_name(c->id));
     if (!err && win_cap) {
         tly_runs_iter_init(&sc.it, rs);
         sc.have_run = tly_runs_next(&sc.it, &sc.co, &sc.bo);
-        err = tly_zstd_dstream_open(&a->meta.codec, NULL, rs->chunk_bytes, scatter_sink, &sc, win, win_cap, &ds);
+        err = dstream_open(c, NULL, rs->chunk_bytes, scatter_sink, &sc, win, win_cap, &ds);
     } else if (!err) {
-        err = tly_zstd_dstream_open(&a->meta.codec, out + rs->buf_base, rs->chunk_bytes, NULL, NULL, NULL, 0, &ds);
+        err = dstream_open(c, out + rs->buf_base, rs->chunk_bytes, NULL, NULL, NULL, 0, &ds);
     }
     if (!err && a->remote && in_cap) {
-        err = fetch_and_feed(op, key, size, in, in_cap, ds);
+        err = fetch_and_feed(op, key, size, in, in_cap, &ds);
     } else if (!err) {
         TLY_STAGE(TLY_GET)
         {
-            err = tly_store_read_stream(a->store, key, in, in_cap, feed_sink, ds);
+            err = tly_store_read_stream(a->store, key, in, in_cap, feed_sink, &ds);
         }
     }
-    /* After a failure the reason stands: close() would replace it with "frame truncated". */
-    if (err)
-        tly_zstd_dstream_abort(ds);
-    else
-        err = tly_zstd_dstream_close(ds);
+    /* After a failure the reason stands: close() would replace it with "truncated". */
+    int end = dstream_end(&ds, err != 0);
     tly_pool_free(in);
     tly_pool_free(win);
-    return err;
+    return err ? err : end;
 }
 
 /* The most bytes reading this chunk holds at once (its ticket): pool buffers and the codec's own
- * workspace (zstd's decoder). A blosc chunk takes its own once its header is read (read_blosc.c). */
+ * workspace (zstd's or zlib's decoder). A blosc chunk takes its own once its header is read
+ * (read_blosc.c). */
 static uint64_t read_ticket(const struct tly__op *op, const struct tly_runs *rs, uint64_t size)
 {
     struct tly_codec c = tly__op_codec(op);
     bool contiguous = tly_runs_contiguous(rs);
     uint64_t work = tly_codec_workspace(&c, rs->chunk_bytes, true, !contiguous);
-    switch (c.id) {
-    case TLY_CODEC_ZSTD:
-        return zstd_in_cap(op, size) + (contiguous ? 0 : ZSTD_DStreamOutSize()) + work;
-    default:
+    if (!streamed(c.id))
         return 0;
-    }
+    return stream_in_cap(op, size) + (contiguous ? 0 : stream_window(c.id)) + work;
 }
 
 static int read_one(void *arg, uint64_t i)
@@ -242,8 +279,8 @@ static int read_one(void *arg, uint64_t i)
             {
                 err = tly__read_runs(&x->op, key, 0, &rs, x->buf);
             }
-    } else if (!err && a->meta.codec.id == TLY_CODEC_ZSTD) {
-        err = read_zstd(&x->op, key, &rs, size, x->buf);
+    } else if (!err && streamed(a->meta.codec.id)) {
+        err = read_stream(&x->op, key, &rs, size, x->buf);
     } else if (!err) {
         err = tly__read_blosc(&x->op, &x->lanes, key, &rs, size, x->buf);
     }

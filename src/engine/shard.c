@@ -644,9 +644,10 @@ static int encode_inner(struct swrite *x, const struct tly__segs *s, uint64_t n,
     }
     if (*enc == NULL)
         return tly_fail(-ENOMEM, "out of memory for a %llu-byte inner chunk", (unsigned long long)n);
-    if (c->id == TLY_CODEC_ZSTD) {
+    if (c->id == TLY_CODEC_ZSTD || c->id == TLY_CODEC_GZIP) { /* the pieces read in place */
         struct collect col = {*enc, 0, 0};
-        err = tly_zstd_encode_stream(c, s->iov, s->n, n, *enc, bound, collect_sink, &col);
+        err = c->id == TLY_CODEC_ZSTD ? tly_zstd_encode_stream(c, s->iov, s->n, n, *enc, bound, collect_sink, &col)
+                                      : tly_gzip_encode_stream(c, s->iov, s->n, n, *enc, bound, collect_sink, &col);
         *len = col.n;
         return err;
     }
@@ -680,7 +681,8 @@ static uint64_t inner_ticket(const struct tly_array *a, uint64_t n)
     if (c->id == TLY_CODEC_NONE)
         return 0;
     uint64_t t = tly_codec_bound(c, n) + tly_codec_workspace(c, n, false, false);
-    return c->id == TLY_CODEC_ZSTD ? t : t + n; /* others may gather a strided inner chunk first */
+    /* blosc may gather a strided inner chunk first */
+    return c->id == TLY_CODEC_ZSTD || c->id == TLY_CODEC_GZIP ? t : t + n;
 }
 
 /* Open shard @p s's object (under its lock), the index's place reserved first when it goes there. */

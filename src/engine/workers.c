@@ -248,11 +248,11 @@ int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, si
     return err;
 }
 
-int tly__feed(struct tly__op *op, struct tly_zstd_dstream *ds, const void *in, size_t n)
+int tly__feed(struct tly__op *op, struct tly__dstream *ds, const void *in, size_t n)
 {
     codec_enter(op->a, TLY_DECODE);
     codec_event(op->a, true, "decode", n, 0);
-    int err = tly_zstd_dstream_feed(ds, in, n);
+    int err = tly__dstream_feed(ds, in, n);
     codec_event(op->a, false, "decode", 0, err);
     codec_leave(op->a);
     return err;

@@ -4,6 +4,7 @@
  *
  *   none   the segments as iovecs to pwritev (no copy)
  *   zstd   the segments streamed through the compressor in place, output in bounded blocks
+ *   gzip   the same through zlib's deflate (and zlib, its other wrapper)
  *   blosc  local: block by block (write_blosc.c), each block compressed from the caller's memory
  *          (gathered into a two-block buffer when the chunk is in pieces) and written as it comes,
  *          the header and offset table patched in at the end; S3, whose parts leave as they fill:
@@ -109,6 +110,27 @@ static int sink_write(void *arg, const void *data, size_t n)
     return err;
 }
 
+/* zstd, gzip and zlib compress a chunk's segments in place, streaming their output in blocks. */
+typedef int (*encode_stream_fn)(const struct tly_codec *c, const struct iovec *iov, int niov, uint64_t total, void *out,
+                                size_t out_cap, tly_sink_fn sink, void *arg);
+
+/* The codec's streaming encoder and its output block (NULL: the codec does not stream). */
+static encode_stream_fn stream_encoder(enum tly_codec_id id, size_t *out_cap)
+{
+    switch (id) {
+    case TLY_CODEC_ZSTD:
+        *out_cap = ZSTD_CStreamOutSize();
+        return tly_zstd_encode_stream;
+    case TLY_CODEC_GZIP:
+    case TLY_CODEC_ZLIB:
+        *out_cap = TLY_GZIP_STREAM_BLOCK;
+        return tly_gzip_encode_stream;
+    default:
+        *out_cap = 0;
+        return NULL;
+    }
+}
+
 /* Encode the segments and write them under @p key; the stored size into @p stored. */
 static int put_chunk(struct wctx *x, const char *key, const struct tly__segs *s, uint64_t chunk_bytes, uint64_t *stored)
 {
@@ -130,6 +152,8 @@ static int put_chunk(struct wctx *x, const char *key, const struct tly__segs *s,
     if (err)
         return err;
     void *gathered = NULL, *enc = NULL;
+    size_t cap;
+    encode_stream_fn encode_stream = stream_encoder(c->id, &cap);
     if (c->id == TLY_CODEC_NONE) {
         TLY_STAGE(TLY_PUT)
         {
@@ -137,16 +161,15 @@ static int put_chunk(struct wctx *x, const char *key, const struct tly__segs *s,
             err = tly_writer_add(w, s->iov, s->n); /* the caller's memory and the fill pattern: stable */
         }
         *stored = chunk_bytes;
-    } else if (c->id == TLY_CODEC_ZSTD) {
-        size_t cap = ZSTD_CStreamOutSize();
+    } else if (encode_stream) {
         struct sink sk = {w, 0};
         TLY_STAGE(TLY_ENCODE)
         {
             tly__plant_point(TLY_ENCODE);
             enc = tly_pool_alloc(cap);
         }
-        err = enc ? tly_zstd_encode_stream(c, s->iov, s->n, chunk_bytes, enc, cap, sink_write, &sk)
-                  : tly_fail(-ENOMEM, "out of memory for the zstd output buffer");
+        err = enc ? encode_stream(c, s->iov, s->n, chunk_bytes, enc, cap, sink_write, &sk)
+                  : tly_fail(-ENOMEM, "out of memory for the %s output buffer", tly_codec_name(c->id));
         *stored = sk.bytes;
     } else {
         const void *src = s->n == 1 && !s->pad[0] ? s->iov[0].iov_base : NULL;
@@ -276,21 +299,23 @@ static int rmw_chunk(struct wctx *x, const char *key, const struct tly_runs *rs,
 }
 
 /* The most bytes writing this chunk holds at once (its ticket): pool buffers and the codec's own
- * workspace (zstd's context, c-blosc's temporaries). */
+ * workspace (zstd's context, deflate's state, c-blosc's temporaries). */
 static uint64_t write_ticket(const struct wctx *x, const struct tly_runs *rs, const struct tly__segs *s)
 {
     const struct tly__op *op = &x->op;
     const struct tly_array *a = op->a;
     const struct tly_codec *c = &a->meta.codec;
     uint64_t n = rs->chunk_bytes;
-    bool stream = c->id == TLY_CODEC_BLOSC && x->blosc;
-    uint64_t enc = c->id == TLY_CODEC_ZSTD ? ZSTD_CStreamOutSize()
-                   : stream ? tly__blosc_write_bytes(a, x->blosc, rs->covers_chunk && s->n == 1 && !s->pad[0])
+    bool blocks = c->id == TLY_CODEC_BLOSC && x->blosc;
+    size_t out_cap;
+    bool streamed = stream_encoder(c->id, &out_cap) != NULL;
+    uint64_t enc = streamed ? out_cap
+                   : blocks ? tly__blosc_write_bytes(a, x->blosc, rs->covers_chunk && s->n == 1 && !s->pad[0])
                    : c->id == TLY_CODEC_BLOSC ? tly_codec_bound(c, n)
                                               : 0;
-    enc += stream ? 0 : tly_codec_workspace(c, n, false, false);
+    enc += blocks ? 0 : tly_codec_workspace(c, n, false, false);
     /* a remote store copies streamed output into multipart parts: at most two per writer */
-    if (c->id == TLY_CODEC_ZSTD && a->remote) {
+    if (streamed && a->remote) {
         uint64_t parts = 2 * (uint64_t)a->opts.part_size, bound = tly_codec_bound(c, n);
         enc += bound < parts ? bound : parts;
     }
@@ -299,7 +324,7 @@ static uint64_t write_ticket(const struct wctx *x, const struct tly_runs *rs, co
         return n + (c->id == TLY_CODEC_NONE ? 0 : tly_codec_bound(c, n) + tly_codec_workspace(&dc, n, true, false)) +
                enc;
     }
-    bool gather = c->id == TLY_CODEC_BLOSC && !stream && !(s->n == 1 && !s->pad[0]);
+    bool gather = c->id == TLY_CODEC_BLOSC && !blocks && !(s->n == 1 && !s->pad[0]);
     return enc + (gather ? n : 0);
 }
 

@@ -98,6 +98,18 @@ static int parse_zstd(json_t *cfg, struct tly_codec *c)
     return 0;
 }
 
+/* numcodecs' GZip and Zlib: {"id": "gzip" | "zlib", "level": N}, level 1 when absent (their default). */
+static int parse_gzip(json_t *cfg, enum tly_codec_id id, struct tly_codec *c)
+{
+    long long level = 1;
+    json_t *v;
+    c->id = id;
+    if ((v = json_object_get(cfg, "level")) != NULL)
+        TLY__TRY(tly__json_int(DOC, id == TLY_CODEC_ZLIB ? "zlib 'level'" : "gzip 'level'", v, -1, 9, &level));
+    c->gzip.level = (int)level;
+    return 0;
+}
+
 static int parse_compressor(json_t *root, struct tly_meta *m)
 {
     json_t *v;
@@ -113,7 +125,10 @@ static int parse_compressor(json_t *root, struct tly_meta *m)
         return parse_blosc(v, &m->codec, &m->dtype);
     if (strcmp(id, "zstd") == 0)
         return parse_zstd(v, &m->codec);
-    return tly_fail(TLY_EUNSUPPORTED, DOC ": compressor '%s' is not supported (only blosc, zstd or null)", id);
+    if (strcmp(id, "gzip") == 0 || strcmp(id, "zlib") == 0)
+        return parse_gzip(v, id[0] == 'g' ? TLY_CODEC_GZIP : TLY_CODEC_ZLIB, &m->codec);
+    return tly_fail(TLY_EUNSUPPORTED, DOC ": compressor '%s' is not supported (only blosc, zstd, gzip, zlib or null)",
+                    id);
 }
 
 static int parse_separator(json_t *root, struct tly_meta *m)
@@ -155,6 +170,9 @@ json_t *tly__codec_config(const struct tly_codec *c)
                          "shuffle", c->blosc.shuffle, "blocksize", (json_int_t)c->blosc.blocksize);
     case TLY_CODEC_ZSTD:
         return json_pack("{s:s, s:i, s:b}", "id", "zstd", "level", c->zstd.level, "checksum", c->zstd.checksum);
+    case TLY_CODEC_GZIP:
+    case TLY_CODEC_ZLIB:
+        return json_pack("{s:s, s:i}", "id", tly_codec_name(c->id), "level", c->gzip.level);
     default:
         return json_pack("{s:s}", "id", "none");
     }

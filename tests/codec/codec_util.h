@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "support.h"
 #include "tally/codec.h"
@@ -87,6 +88,23 @@ static inline size_t cu_roundtrip_keep(const struct tly_codec *c, const void *sr
 static inline size_t cu_roundtrip(const struct tly_codec *c, const void *src, size_t n)
 {
     return cu_roundtrip_keep(c, src, n, NULL);
+}
+
+/* Split @p n bytes at @p p into at most @p max pieces of varied sizes (empty ones included), as a
+ * chunk's runs and fill segments come to a streaming encoder; returns how many. */
+static inline int cu_split(unsigned char *p, size_t n, struct iovec *iov, int max)
+{
+    static const size_t lens[] = {1, 0, 4095, 17, 65536, 0, 3, 300000, 128 * 1024 + 1};
+    int k = 0;
+    size_t at = 0;
+    while (at < n && k < max - 1) {
+        size_t len = lens[k % (int)(sizeof lens / sizeof lens[0])];
+        len = len < n - at ? len : n - at;
+        iov[k++] = (struct iovec){p + at, len};
+        at += len;
+    }
+    iov[k++] = (struct iovec){p + at, n - at};
+    return k;
 }
 
 /* The Content_Checksum_flag of a zstd frame (RFC 8878: bit 2 of the descriptor after the magic). */

@@ -68,6 +68,18 @@ TLY_TEST(codec, parse_accepts_the_examples)
     cr_expect_eq(c.zstd.checksum, 1);
     c = parse_ok("zstd:level=22");
     cr_expect_eq(c.zstd.level, 22);
+    c = parse_ok("gzip");
+    cr_expect_eq(c.id, TLY_CODEC_GZIP);
+    cr_expect_eq(c.gzip.level, 1, "numcodecs' GZip default");
+    c = parse_ok("gzip:level=5");
+    cr_expect_eq(c.gzip.level, 5);
+    c = parse_ok("zlib");
+    cr_expect_eq(c.id, TLY_CODEC_ZLIB);
+    cr_expect_eq(c.gzip.level, 1, "numcodecs' Zlib default");
+    c = parse_ok("zlib:level=0");
+    cr_expect_eq(c.gzip.level, 0);
+    c = parse_ok("zlib:level=-1");
+    cr_expect_eq(c.gzip.level, -1);
 }
 
 static void parse_bad(const char *spec, const char *prefix, const char *names)
@@ -81,7 +93,12 @@ static void parse_bad(const char *spec, const char *prefix, const char *names)
 
 TLY_TEST(codec, parse_refuses_bad_specs)
 {
-    parse_bad("gzip", "codec", "gzip");
+    parse_bad("lzma", "codec", "lzma");
+    parse_bad("gzip:level=10", "gzip:", "level '10'");
+    parse_bad("gzip:level=-2", "gzip:", "level '-2'");
+    parse_bad("zlib:level=x", "zlib:", "level 'x'");
+    parse_bad("gzip:clevel=3", "gzip:", "clevel");
+    parse_bad("zlib:level=1,checksum=1", "zlib:", "checksum");
     parse_bad("", "codec", "''");
     parse_bad("bloscx", "codec", "bloscx");
     parse_bad("blosc:", "blosc:", "key=value");

@@ -44,23 +44,6 @@ static struct collect collect_new(size_t cap, size_t block_cap)
     return (struct collect){.buf = cu_alloc(cap), .cap = cap, .block_cap = block_cap};
 }
 
-/* Split @p n bytes at @p p into pieces of varied sizes (empty ones included); returns how many. */
-static int split(unsigned char *p, size_t n, struct iovec *iov, int max)
-{
-    static const size_t lens[] = {1, 0, 4095, 17, 65536, 0, 3, 300000, 128 * 1024 + 1};
-    int k = 0;
-    size_t at = 0;
-    while (at < n && k < max - 1) {
-        size_t len = lens[k % (int)(sizeof lens / sizeof lens[0])];
-        if (len > n - at)
-            len = n - at;
-        iov[k++] = (struct iovec){p + at, len};
-        at += len;
-    }
-    iov[k++] = (struct iovec){p + at, n - at};
-    return k;
-}
-
 /* Decode the collected frame with the codec and compare it with @p want. */
 static void expect_frame(const struct tly_codec *c, const struct collect *k, const void *want, size_t n)
 {
@@ -77,7 +60,7 @@ static void stream_case(size_t n, size_t out_cap, int checksum)
     unsigned char *src = cu_alloc(n), *out = cu_alloc(out_cap);
     cu_fill(src, n, 4, n + out_cap);
     struct iovec iov[64];
-    int niov = split(src, n, iov, 64);
+    int niov = cu_split(src, n, iov, 64);
     struct tly_codec c = cu_codec(TLY_CODEC_ZSTD);
     c.zstd.checksum = checksum;
     struct collect k = collect_new(ZSTD_compressBound(n) + 1024, out_cap);

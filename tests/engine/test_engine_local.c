@@ -117,6 +117,20 @@ TLY_TEST(engine, round_trip_every_codec_and_format)
             round_trip(f, codecs[c], "<f4", 3, shape, chunks, 2);
 }
 
+/* gzip and zlib (v2 compressors): chunks strided in the output (scattered through a window) and
+ * chunks of whole rows (inflated straight into the output), levels 0, 1 and 9. */
+TLY_TEST(engine, round_trip_gzip_and_zlib)
+{
+    static const char *codecs[] = {"gzip", "zlib", "gzip:level=9", "zlib:level=0"};
+    uint64_t shape[] = {37, 23, 5}, tiles[] = {10, 7, 5}, rows[] = {4, 23, 5};
+    for (size_t c = 0; c < sizeof codecs / sizeof *codecs; c++) {
+        round_trip(2, codecs[c], "<f4", 3, shape, tiles, 2);
+        round_trip(2, codecs[c], ">i8", 3, shape, rows, 1);
+    }
+    uint64_t s0[1] = {0};
+    round_trip(2, "gzip", "<f8", 0, s0, s0, 1);
+}
+
 TLY_TEST(engine, round_trip_dtypes_and_ranks)
 {
     static const char *dtypes[] = {"|b1", "|i1", "<i2", ">i4", "<i8", "|u1", ">u2", "<u4", ">u8", "<f4", ">f8"};
@@ -134,8 +148,8 @@ TLY_TEST(engine, round_trip_dtypes_and_ranks)
 TLY_TEST(engine, partial_writes_read_modify_write)
 {
     uint64_t shape[] = {20, 30}, chunks[] = {8, 8};
-    static const char *codecs[] = {"none", "zstd", "blosc"};
-    for (size_t c = 0; c < 3; c++) {
+    static const char *codecs[] = {"none", "zstd", "blosc", "gzip", "zlib"};
+    for (size_t c = 0; c < sizeof codecs / sizeof *codecs; c++) {
         struct tly_meta m;
         make_meta(&m, c == 1 ? 3 : 2, codecs[c], "<i4", 2, shape, chunks);
         m.fill[0] = 0xFF, m.fill[1] = 0xFF, m.fill[2] = 0xFF, m.fill[3] = 0xFF; /* -1 */
@@ -187,8 +201,8 @@ TLY_TEST(engine, existing_array_needs_overwrite)
 TLY_TEST(engine, corrupt_chunks_are_named)
 {
     uint64_t shape[] = {100}, chunks[] = {50};
-    static const char *codecs[] = {"none", "zstd", "blosc"};
-    for (int c = 0; c < 3; c++) {
+    static const char *codecs[] = {"none", "zstd", "blosc", "gzip", "zlib"};
+    for (size_t c = 0; c < sizeof codecs / sizeof *codecs; c++) {
         struct tly_meta m;
         make_meta(&m, 2, codecs[c], "<f8", 1, shape, chunks);
         char path[300];
@@ -264,6 +278,10 @@ TLY_TEST(engine, zero_copy_paths_in_the_ledger)
     ledger("none", tiles, false, 0, 0);
     ledger("zstd", rows, false, 0, 0);
     ledger("zstd", tiles, false, 0, 1); /* strided reads decode aside and scatter */
+    ledger("gzip", rows, false, 0, 0);
+    ledger("gzip", tiles, false, 0, 1);
+    ledger("zlib", rows, true, 0, 0);
+    ledger("zlib", tiles, true, 0, 1);
     ledger("blosc", rows, true, 0, 0);
     /* blosc needs contiguous input: strided chunks are gathered; reading, each block is decoded
      * into a block buffer and scattered */

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Write the fuzzers' seed corpora into tests/fuzz/corpus/NAME (committed; run again to regenerate).
 
-Seeds are what real writers write: zarr-python 2.13 and numcodecs 0.11 (.zarray, blosc and zstd
-chunks), numpy (.npy), zarrita's zarr.json (as tests/meta/test_meta_v3.c holds it), S3's XML replies,
+Seeds are what real writers write: zarr-python 2.13 and numcodecs 0.11 (.zarray, blosc, zstd, gzip
+and zlib chunks), numpy (.npy), zarrita's zarr.json (as tests/meta/test_meta_v3.c holds it), S3's XML replies,
 the AWS SigV4 suite's requests (tests/data/sigv4), the project's scenario matrices; and a few of the
 inputs issue 15's probe found (bare NaN fill values, shapes that overflow).
 """
@@ -95,6 +95,16 @@ def chunks():
     block = struct.pack("<I", (64 << 3) | 1)[:3] + bytes(64)
     put("zstd", "issue15-d10-no-size", bytes(4) + magic + b"\x00\x00" + block)
     put("zstd", "issue15-d10-window", bytes(4) + magic + b"\x80\xf8" + struct.pack("<I", 64) + block)
+    gzip_chunks(data)
+
+
+def gzip_chunks(data):
+    # fuzz_gzip's head: 4 piece sizes, the format (bit 0: zlib), zlib's decoded size (24 bits, little-endian)
+    for level in (0, 1, 9):
+        for name, a in data.items():
+            put("gzip", f"gzip-{level}-{name}", bytes([7, 200, 1, 64, 0, 0, 0, 0]) + numcodecs.GZip(level=level).encode(a))
+            put("gzip", f"zlib-{level}-{name}",
+                bytes([7, 200, 1, 64, 1]) + struct.pack("<I", a.nbytes)[:3] + numcodecs.Zlib(level=level).encode(a))
 
 
 def s3_xml():

@@ -74,6 +74,8 @@ def zarr_python(tally_bin, work):
         "blosc:cname=zstd,clevel=3,shuffle=2": numcodecs.Blosc(cname="zstd", clevel=3,
                                                                shuffle=numcodecs.Blosc.BITSHUFFLE),
         "zstd:level=5": numcodecs.Zstd(level=5),
+        "gzip:level=5": numcodecs.GZip(level=5),
+        "zlib": numcodecs.Zlib(level=1),
     }
     n = 0
     for dtype in DTYPES:
@@ -81,8 +83,10 @@ def zarr_python(tally_bin, work):
             for codec, compressor in codecs.items():
                 for sep in (".", "/"):
                     n += 1
-                    if n % 3 and not (dtype == "<f4"):
-                        continue  # every dtype, codec and separator is covered; not every product
+                    if n % 5 and not (dtype == "<f4"):
+                        # every dtype, codec and separator is covered (12 cases a shape, 12 % 5 != 0: each
+                        # shape's sample starts elsewhere); not every product
+                        continue
                     case = f"v2 {dtype} {shape} chunks {chunks} {codec} sep {sep}"
                     src = data_for(dtype, shape, n)
                     npy = os.path.join(work, f"src{n}.npy")
@@ -130,6 +134,31 @@ def zarr_python(tally_bin, work):
             t.check(f"tally reads zarr-python fill_value {fill}", ok, why)
 
     run_case("fill values", fill_values)
+
+    # gzip and zlib chunks of several MiB: streamed through several reads and output blocks each way
+    # (numcodecs' GZip writes its header with Python's gzip module: an mtime, OS 255).
+    def big_deflate_chunks():
+        src = (np.arange(1500 * 1100, dtype="<f4") % 977).reshape(1500, 1100)
+        npy = os.path.join(work, "big.npy")
+        np.save(npy, src)
+        for name, compressor in (("gzip", numcodecs.GZip(level=1)), ("zlib:level=6", numcodecs.Zlib(level=6))):
+            d = os.path.join(work, f"big-z-{name}")
+            z = zarr.open(d, mode="w", shape=src.shape, chunks=(1500, 1000), dtype=src.dtype, compressor=compressor)
+            z[...] = src
+            out = d + ".npy"
+            tally(tally_bin, "get", d, out)
+            ok, why = equal(src, np.load(out))
+            t.check(f"tally reads zarr-python's multi-MiB {name} chunks", ok, why)
+            tally(tally_bin, "get", d, out, "--region", "7:1400,3:1099", "--force")
+            ok, why = equal(src[7:1400, 3:1099], np.load(out))
+            t.check(f"tally reads a region of zarr-python's multi-MiB {name} chunks", ok, why)
+            d = os.path.join(work, f"big-t-{name}")
+            tally(tally_bin, "put", npy, d, "--chunks", "1500,1000", "--codec", name)
+            z = zarr.open(d, mode="r")
+            ok, why = equal(src, z[...])
+            t.check(f"zarr-python reads tally's multi-MiB {name} chunks ({z.compressor})", ok, why)
+
+    run_case("big deflate chunks", big_deflate_chunks)
 
 
 # ---------------------------------------------------------------- v3: zarrita

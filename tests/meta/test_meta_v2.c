@@ -124,6 +124,46 @@ TLY_TEST(meta, v2_zstd_big_endian_int_fill_42_slash_separator)
     tly_meta_free(&m);
 }
 
+/* numcodecs 0.11: GZip(5).get_config() == {'id': 'gzip', 'level': 5}, Zlib likewise; level 1 when absent. */
+TLY_TEST(meta, v2_gzip_and_zlib_as_numcodecs_writes_them)
+{
+    struct tly_meta m = parse(V2(.compressor = "{\"id\": \"gzip\", \"level\": 5}"));
+    cr_expect_eq(m.codec.id, TLY_CODEC_GZIP);
+    cr_expect_eq(m.codec.gzip.level, 5);
+    m = parse(V2(.compressor = "{\"id\": \"zlib\", \"level\": 9}"));
+    cr_expect_eq(m.codec.id, TLY_CODEC_ZLIB);
+    cr_expect_eq(m.codec.gzip.level, 9);
+    m = parse(V2(.compressor = "{\"id\": \"zlib\"}"));
+    cr_expect_eq(m.codec.gzip.level, 1);
+    m = parse(V2(.compressor = "{\"id\": \"gzip\", \"level\": -1}"));
+    cr_expect_eq(m.codec.gzip.level, -1);
+    for (int id = TLY_CODEC_GZIP; id <= TLY_CODEC_ZLIB; id++) {
+        m = parse(V2(.compressor = id == TLY_CODEC_GZIP ? "{\"id\": \"gzip\", \"level\": 3}"
+                                                        : "{\"id\": \"zlib\", \"level\": 3}"));
+        char *text = tly_meta_emit(&m);
+        cr_assert_not_null(text, "%s", tly_errmsg());
+        const char *want = id == TLY_CODEC_GZIP
+                               ? "\"compressor\": {\n        \"id\": \"gzip\",\n        \"level\": 3\n    },"
+                               : "\"compressor\": {\n        \"id\": \"zlib\",\n        \"level\": 3\n    },";
+        cr_expect_not_null(strstr(text, want), "%s", text);
+        free(text);
+        char *cfg = tly_codec_config_json(&m.codec);
+        cr_expect_str_eq(cfg, id == TLY_CODEC_GZIP ? "{\"id\":\"gzip\",\"level\":3}" : "{\"id\":\"zlib\",\"level\":3}");
+        free(cfg);
+        /* v3 has no zlib codec (refused, not written as something else); its gzip codec is written */
+        m.zarr_format = 3;
+        text = tly_meta_emit(&m);
+        if (id == TLY_CODEC_ZLIB) {
+            cr_expect_null(text);
+            cr_expect_not_null(strstr(tly_errmsg(), tly_codec_name(m.codec.id)), "%s", tly_errmsg());
+        } else {
+            cr_expect_not_null(text, "%s", tly_errmsg());
+            cr_expect_not_null(text ? strstr(text, "\"name\": \"gzip\"") : NULL, "%s", text);
+        }
+        free(text);
+    }
+}
+
 TLY_TEST(meta, v2_zstd_with_checksum)
 {
     struct tly_meta m = parse(V2(.compressor = "{\"checksum\": true, \"id\": \"zstd\", \"level\": 5}"));
@@ -255,7 +295,9 @@ TLY_TEST(meta, v2_refuses_unsupported_dtypes)
 
 TLY_TEST(meta, v2_refuses_other_compressors)
 {
-    refuse(V2(.compressor = "{\"id\": \"gzip\", \"level\": 1}"), TLY_EUNSUPPORTED, "compressor 'gzip'");
+    refuse(V2(.compressor = "{\"id\": \"lzma\", \"preset\": 1}"), TLY_EUNSUPPORTED, "compressor 'lzma'");
+    refuse(V2(.compressor = "{\"id\": \"gzip\", \"level\": 10}"), TLY_EFORMAT, "gzip 'level'");
+    refuse(V2(.compressor = "{\"id\": \"zlib\", \"level\": \"9\"}"), TLY_EFORMAT, "zlib 'level'");
     refuse(V2(.compressor = "{\"id\": \"blosc\", \"cname\": \"lzma\"}"), TLY_EUNSUPPORTED, "cname 'lzma'");
     refuse(V2(.compressor = "{\"id\": \"blosc\", \"clevel\": 10}"), TLY_EFORMAT, "clevel");
 }
@@ -325,6 +367,8 @@ static void round_trip(const struct tly_meta *a)
         cr_expect_eq(b.codec.zstd.level, a->codec.zstd.level);
         cr_expect_eq(b.codec.zstd.checksum, a->codec.zstd.checksum);
     }
+    if (a->codec.id == TLY_CODEC_GZIP || a->codec.id == TLY_CODEC_ZLIB)
+        cr_expect_eq(b.codec.gzip.level, a->codec.gzip.level);
     free(text);
 }
 
@@ -335,6 +379,8 @@ TLY_TEST(meta, v2_emit_parse_round_trips)
         V2(.dtype = ">i4", .compressor = "{\"id\": \"zstd\", \"level\": -5}", .fill = "-42",
            .extra = ", \"dimension_separator\": \"/\""),
         V2(.compressor = "{\"id\": \"zstd\", \"level\": 22, \"checksum\": true}", .fill = "\"NaN\""),
+        V2(.compressor = "{\"id\": \"gzip\", \"level\": 9}", .dtype = "<i2", .fill = "-3"),
+        V2(.compressor = "{\"id\": \"zlib\", \"level\": 0}"),
         V2(.fill = "\"-Infinity\""),
         V2(.fill = "0.1"),
         V2(.dtype = "<f8", .fill = "1e300"),
