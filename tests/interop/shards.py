@@ -834,6 +834,13 @@ def corruption(work):
         except Exception as e:
             t.check(name, False, f"setting up: {type(e).__name__}: {e}")
             continue
+        # the reader here refuses it too: the case is the corruption it claims to be
+        try:
+            _, reports = read_sharded(d)
+            seen = reports[key]["problems"] if reports.get(key) else ["the shard object is gone"]
+        except Exception as e:
+            seen = [f"{type(e).__name__}: {e}"]
+        t.check(f"{name}: the reader here refuses it too", bool(seen), "it reads the shard without a complaint")
         out = os.path.join(c, "out.npy")
         refused(f"{name}: get", c, ["get", d, out], key, what)
         if fn in (checksum, past_end_far, overlap):
