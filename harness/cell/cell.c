@@ -253,6 +253,23 @@ int tly_h_build_meta(const char *format, const struct tly_dtype *dt, int rank, c
     return 0;
 }
 
+int tly_h_meta_shard(struct tly_meta *m, const uint64_t *inner, bool index_start, bool crc32c)
+{
+    if (m->zarr_format != 3)
+        return tly_fail(TLY_EUSAGE, "sharding is Zarr v3 only (use --format v3)");
+    for (int d = 0; d < m->rank; d++) {
+        if (inner[d] == 0 || m->chunks[d] % inner[d] != 0)
+            return tly_fail(TLY_EUSAGE, "inner chunk %llu does not divide the shard's %llu (dimension %d)",
+                            (unsigned long long)inner[d], (unsigned long long)m->chunks[d], d);
+        m->shard.inner[d] = inner[d];
+    }
+    m->shard.on = true;
+    m->shard.index_start = index_start;
+    m->shard.index_crc = true; /* the spec's default index codecs: bytes, crc32c */
+    m->crc32c = crc32c;
+    return 0;
+}
+
 json_t *tly_h_codec_json(const struct tly_codec *c)
 {
     char *text = tly_codec_config_json(c);

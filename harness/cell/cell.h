@@ -56,6 +56,13 @@ int tly_h_build_meta(const char *format, const struct tly_dtype *dt, int rank, c
                      const uint64_t *chunks, const char *codec, const char *separator, struct tly_meta *m);
 
 /**
+ * Make @p m (a v3 array's, its chunks the shard shape) sharded: inner chunks of @p inner (each dividing
+ * the shard), the index at the start or the end, the spec's index codecs (bytes, crc32c), and a crc32c
+ * after each inner chunk when @p crc32c. Returns 0 or TLY_EUSAGE naming what does not fit.
+ */
+int tly_h_meta_shard(struct tly_meta *m, const uint64_t *inner, bool index_start, bool crc32c);
+
+/**
  * Validate a budgets object (figure -> limit, "stages" -> stage -> figure -> limit, "libraries" ->
  * name -> figure -> limit): an unknown figure or stage, or a limit that is not a number, is an
  * error naming @p where and the key.

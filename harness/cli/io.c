@@ -12,8 +12,8 @@
 #include "tally/tally.h"
 
 struct io_args {
-    const char *chunks, *codec, *format, *region, *separator;
-    bool overwrite, force, fsync, profile, json;
+    const char *chunks, *codec, *format, *region, *separator, *shards, *index_location;
+    bool overwrite, force, fsync, profile, json, crc32c;
     struct tly_io_opts opts;
 };
 
@@ -32,6 +32,9 @@ static const struct option io_options[] = {
     {"fsync", no_argument, NULL, 'F'},
     {"profile", no_argument, NULL, 'p'},
     {"json", no_argument, NULL, 'j'},
+    {"shards", required_argument, NULL, 'S'},
+    {"index-location", required_argument, NULL, 'L'},
+    {"crc32c", no_argument, NULL, 'K'},
     {NULL, 0, NULL, 0},
 };
 
@@ -91,6 +94,15 @@ static int parse_io_args(const char *cmd, int argc, char **argv, struct io_args 
         case 'j':
             a->json = true;
             break;
+        case 'S':
+            a->shards = optarg;
+            break;
+        case 'L':
+            a->index_location = optarg;
+            break;
+        case 'K':
+            a->crc32c = true;
+            break;
         default:
             return -1;
         }
@@ -103,21 +115,21 @@ static int parse_io_args(const char *cmd, int argc, char **argv, struct io_args 
  * most the array's extent in that dimension (a chunk is stored whole: a larger one is padding only,
  * and 2^32 x 2^32 of it filled a disk).
  */
-static int parse_chunks(const char *s, int rank, const uint64_t *shape, uint64_t *out)
+static int parse_dims(const char *opt, const char *s, int rank, const uint64_t *shape, uint64_t *out)
 {
     const char *p = s;
     if (rank == 0 && *s != '\0')
-        return tly_fail(TLY_EUSAGE, "--chunks '%s': the array has no dimensions", s);
+        return tly_fail(TLY_EUSAGE, "--%s '%s': the array has no dimensions", opt, s);
     for (int d = 0; d < rank; d++) {
         size_t len = strcspn(p, ",");
         char piece[24];
         long long v;
         if (len == 0 || len >= sizeof piece || strspn(p, "0123456789") != len || (d + 1 < rank) != (p[len] == ','))
-            return tly_fail(TLY_EUSAGE, "--chunks '%s': want %d positive integers separated by commas", s, rank);
+            return tly_fail(TLY_EUSAGE, "--%s '%s': want %d positive integers separated by commas", opt, s, rank);
         snprintf(piece, sizeof piece, "%.*s", (int)len, p);
         uint64_t most = shape[d] > 1 ? shape[d] : 1;
         if (tly_int_parse(piece, 1, (long long)(most < INT64_MAX ? most : INT64_MAX), &v) != 0)
-            return tly_fail(TLY_EUSAGE, "--chunks '%s': dimension %d: %s is not in 1..%llu (the array's extent)", s, d,
+            return tly_fail(TLY_EUSAGE, "--%s '%s': dimension %d: %s is not in 1..%llu (the array's extent)", opt, s, d,
                             piece, (unsigned long long)most);
         out[d] = (uint64_t)v;
         p += len + 1;
@@ -127,13 +139,26 @@ static int parse_chunks(const char *s, int rank, const uint64_t *shape, uint64_t
 
 static int build_meta(const struct io_args *a, const struct tly_npy *npy, struct tly_meta *m)
 {
-    uint64_t chunks[TLY_MAX_RANK];
-    int err = a->chunks ? parse_chunks(a->chunks, npy->rank, npy->shape, chunks) : 0;
+    uint64_t chunks[TLY_MAX_RANK], shards[TLY_MAX_RANK];
+    int err = a->chunks ? parse_dims("chunks", a->chunks, npy->rank, npy->shape, chunks) : 0;
+    if (!err && a->shards)
+        err = parse_dims("shards", a->shards, npy->rank, npy->shape, shards);
+    if (!err && !a->shards && (a->index_location || a->crc32c))
+        err = tly_fail(TLY_EUSAGE, "--%s: only with --shards", a->crc32c ? "crc32c" : "index-location");
+    if (!err && a->index_location && strcmp(a->index_location, "start") != 0 && strcmp(a->index_location, "end") != 0)
+        err = tly_fail(TLY_EUSAGE, "--index-location '%s': want start or end", a->index_location);
+    /* sharded: --shards is the grid's chunk shape, --chunks the inner chunks' (default: the shard) */
     if (!err)
-        err = tly_h_build_meta(a->format, &npy->dtype, npy->rank, npy->shape, a->chunks ? chunks : NULL, a->codec,
-                               a->separator, m);
+        err = tly_h_build_meta(a->format, &npy->dtype, npy->rank, npy->shape,
+                               a->shards   ? shards
+                               : a->chunks ? chunks
+                                           : NULL,
+                               a->codec, a->separator, m);
     if (err && a->format && strstr(tly_errmsg(), "format '"))
         tly_err_prefix("--format");
+    if (!err && a->shards)
+        err = tly_h_meta_shard(m, a->chunks ? chunks : shards,
+                               a->index_location && strcmp(a->index_location, "start") == 0, a->crc32c);
     return err;
 }
 
@@ -264,6 +289,20 @@ static json_t *info_json(struct tly_array *arr)
                           tly_codec_name(m->codec.id), "codec_config", tly_h_codec_json(&m->codec));
     char sep[2] = {m->separator, 0};
     json_object_set_new(o, "separator", json_string(sep));
+    if (m->shard.on) {
+        json_t *inner = json_array();
+        uint64_t per = 1;
+        for (int d = 0; d < m->rank; d++) {
+            json_array_append_new(inner, json_integer((json_int_t)m->shard.inner[d]));
+            per *= m->chunks[d] / m->shard.inner[d];
+        }
+        json_object_set_new(o, "sharded", json_true());
+        json_object_set_new(o, "inner_chunks", inner);
+        json_object_set_new(o, "inner_per_shard", json_integer((json_int_t)per));
+        json_object_set_new(o, "index_location", json_string(m->shard.index_start ? "start" : "end"));
+        json_object_set_new(o, "index_checksum", json_boolean(m->shard.index_crc));
+        json_object_set_new(o, "inner_crc32c", json_boolean(m->crc32c));
+    }
     const char *attrs = m->zarr_format == 3 ? m->attributes_json : tly_array_zattrs(arr);
     json_t *aj = attrs ? json_loads(attrs, 0, NULL) : NULL;
     json_object_set_new(o, "attributes", aj ? aj : json_object());

@@ -17,9 +17,12 @@ struct command {
 
 static const struct command commands[] = {
     {"put", tly_h_cmd_put, "SRC.npy URL [options]", "write a .npy array as a Zarr array (URL: a directory or s3://)",
-     "  --chunks 100,100         chunk shape (default: one chunk)\n"
+     "  --chunks 100,100         chunk shape (default: one chunk); with --shards, the inner chunks'\n"
      "  --codec SPEC             none | blosc[:cname=lz4,clevel=5,shuffle=1,blocksize=0] | zstd[:level=3]\n"
      "  --format v2|v3           Zarr format (default v2)\n"
+     "  --shards 1000,1000       v3 sharding: the shard shape (each a multiple of --chunks)\n"
+     "  --index-location end|start  where a shard's index goes (default end)\n"
+     "  --crc32c                 sharded: a CRC-32C after each inner chunk\n"
      "  --separator .|/          v2 dimension separator (default .)\n"
      "  --overwrite              replace an array that is there\n"
      "  --fsync                  make each chunk durable before returning\n"

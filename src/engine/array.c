@@ -27,14 +27,13 @@ static int setup(struct tly_array *a)
     err = tly_grid_init(&a->grid, a->meta.rank, a->meta.shape, a->meta.chunks);
     if (err)
         return err;
-    if (a->meta.has_fill) {
-        a->fill_pattern = malloc(TLY__FILL_PATTERN_BYTES);
-        if (a->fill_pattern == NULL)
-            return tly_fail(-ENOMEM, "out of memory");
-        for (size_t off = 0; off < TLY__FILL_PATTERN_BYTES; off += a->meta.dtype.size)
-            memcpy(a->fill_pattern + off, a->meta.fill, a->meta.dtype.size); /* one element, not payload */
-    }
-    return 0;
+    /* Always there: edge padding and empty-chunk checks read it (zeros without a fill value). */
+    a->fill_pattern = calloc(1, TLY__FILL_PATTERN_BYTES);
+    if (a->fill_pattern == NULL)
+        return tly_fail(-ENOMEM, "out of memory");
+    for (size_t off = 0; a->meta.has_fill && off < TLY__FILL_PATTERN_BYTES; off += a->meta.dtype.size)
+        memcpy(a->fill_pattern + off, a->meta.fill, a->meta.dtype.size); /* one element, not payload */
+    return a->meta.shard.on ? tly__shard_setup(a) : 0;
 }
 
 /* A new handle with its options resolved (a bad TALLY_* variable is an error here). */

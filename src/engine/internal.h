@@ -26,6 +26,11 @@ struct tly_array {
     pthread_mutex_t gate_mu; /* the codec gate */
     pthread_cond_t gate_cv;
     int gate_free;
+    /* sharded (meta.shard.on): */
+    struct tly_grid inner;            /* the inner chunk grid over the whole array */
+    uint64_t per_shard[TLY_MAX_RANK]; /* inner chunks per shard, per dimension */
+    uint64_t shard_n;                 /* inner chunks per shard */
+    uint64_t index_bytes;             /* a shard index's stored bytes */
 };
 
 /* Counters an operation's workers add to. */
@@ -54,6 +59,20 @@ struct tly__op {
  * message, on the calling thread. */
 typedef int (*tly__task_fn)(void *ctx, uint64_t i);
 int tly__run_tasks(int threads, uint64_t n, tly__task_fn fn, void *ctx);
+
+/* Begin an operation: check region @p r of @p a, make its pool, plan its chunk range (grid @p g) into
+ * @p op; and finish it: the counters to @p stats when not NULL, the pool destroyed. */
+int tly__op_begin(struct tly__op *op, struct tly_array *a, const struct tly_grid *g, const struct tly_region *r);
+void tly__op_end(struct tly__op *op, struct tly_io_stats *stats);
+
+/* Threads each of @p chunks chunks may use: with fewer chunks than threads, the idle ones' share. */
+int tly__share(int threads, uint64_t chunks);
+
+/* shard.c: Zarr v3 sharding. Set up the array's inner grid and index size (at open and create); read
+ * and write regions of a sharded array. */
+int tly__shard_setup(struct tly_array *a);
+int tly__shard_read(struct tly_array *a, void *buf, const struct tly_region *r, struct tly_io_stats *stats);
+int tly__shard_write(struct tly_array *a, const void *buf, const struct tly_region *r, struct tly_io_stats *stats);
 
 /* Run an operation: check region @p r of @p a, plan its chunk range into @p op, and run fn(ctx, i)
  * for each of its chunks on the array's workers under a pool of its memory budget (@p ctx embeds
@@ -113,6 +132,20 @@ int tly__put_blosc(struct tly__op *op, const struct tly_blosc_plan *p, const cha
 /* The most bytes tly__put_blosc() holds for one chunk (its ticket's share): the table, a block's
  * output, c-blosc's temporaries and, when the chunk is not one piece, two blocks of input. */
 uint64_t tly__blosc_write_bytes(const struct tly_array *a, const struct tly_blosc_plan *p, bool contiguous);
+
+/* write.c: a chunk's content as pieces of memory, in chunk order; `pad` marks fill-value pieces
+ * (the array's fill pattern: stable memory). */
+struct tly__segs {
+    struct iovec *iov;
+    bool *pad;
+    int n, cap;
+};
+/* The segments of a chunk the region covers: its runs from @p src (the region's buffer), fill value
+ * between and after them. */
+int tly__plan_segments(const struct tly_array *a, const struct tly_runs *rs, const char *src, struct tly__segs *s);
+/* One piece, @p len bytes at @p p. */
+int tly__segs_one(struct tly__segs *s, const void *p, size_t len);
+void tly__segs_free(struct tly__segs *s);
 
 /* 0, or TLY_EUSAGE when @p r does not fit the array. */
 int tly__check_region(const struct tly_array *a, const struct tly_region *r);

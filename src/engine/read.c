@@ -257,6 +257,8 @@ static int read_one(void *arg, uint64_t i)
 
 int tly_array_read(struct tly_array *a, void *buf, const struct tly_region *r, struct tly_io_stats *stats)
 {
+    if (a->meta.shard.on)
+        return tly__shard_read(a, buf, r, stats);
     struct rctx x = {.buf = buf};
     tly__lanes_init(&x.lanes, a->opts.threads);
     int err = tly__op_run(&x.op, a, r, read_one, &x, stats);

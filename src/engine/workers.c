@@ -326,8 +326,7 @@ static int chunk_task(void *arg, uint64_t i)
     return err;
 }
 
-int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region *r, tly__task_fn fn, void *ctx,
-                struct tly_io_stats *stats)
+int tly__op_begin(struct tly__op *op, struct tly_array *a, const struct tly_grid *g, const struct tly_region *r)
 {
     int err = tly__check_region(a, r);
     if (err)
@@ -340,7 +339,7 @@ int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region
     uint64_t n;
     TLY_STAGE(TLY_PLAN)
     {
-        n = tly_grid_chunks_in(&a->grid, r, op->lo, op->hi);
+        n = tly_grid_chunks_in(g, r, op->lo, op->hi);
     }
     op->nchunks = n;
     op->codec_threads = share(a->opts.threads, n);
@@ -348,9 +347,29 @@ int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region
     op->stats.workers = (uint64_t)tly__workers(a) < n ? (uint64_t)tly__workers(a) : n;
     op->stats.threads = a->opts.threads;
     op->stats.io_concurrency = a->opts.io_concurrency;
-    struct chunk_task ct = {op, fn, ctx};
-    err = n ? tly__run_tasks(tly__workers(a), n, chunk_task, &ct) : 0;
+    return 0;
+}
+
+void tly__op_end(struct tly__op *op, struct tly_io_stats *stats)
+{
     op_stats_out(&op->stats, op->pool, stats);
     tly_pool_destroy(op->pool);
+    op->pool = NULL;
+}
+
+int tly__share(int threads, uint64_t chunks)
+{
+    return share(threads, chunks);
+}
+
+int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region *r, tly__task_fn fn, void *ctx,
+                struct tly_io_stats *stats)
+{
+    int err = tly__op_begin(op, a, &a->grid, r);
+    if (err)
+        return err;
+    struct chunk_task ct = {op, fn, ctx};
+    err = op->nchunks ? tly__run_tasks(tly__workers(a), op->nchunks, chunk_task, &ct) : 0;
+    tly__op_end(op, stats);
     return err;
 }

@@ -29,14 +29,7 @@ struct wctx {
     const struct tly_blosc_plan *blosc; /* blosc written block by block (NULL: whole) */
 };
 
-/* A chunk's content as pieces of memory, in chunk order; `pad` marks fill-value pieces. */
-struct segs {
-    struct iovec *iov;
-    bool *pad;
-    int n, cap;
-};
-
-static int segs_push(struct segs *s, const void *p, size_t len, bool pad)
+static int segs_push(struct tly__segs *s, const void *p, size_t len, bool pad)
 {
     if (len == 0)
         return 0;
@@ -56,7 +49,7 @@ static int segs_push(struct segs *s, const void *p, size_t len, bool pad)
     return 0;
 }
 
-static int push_fill(struct segs *s, const struct tly_array *a, uint64_t len)
+static int push_fill(struct tly__segs *s, const struct tly_array *a, uint64_t len)
 {
     while (len > 0) {
         size_t k = len < TLY__FILL_PATTERN_BYTES ? (size_t)len : TLY__FILL_PATTERN_BYTES;
@@ -68,8 +61,7 @@ static int push_fill(struct segs *s, const struct tly_array *a, uint64_t len)
     return 0;
 }
 
-/* Segments of a chunk the region covers: its runs from @p src, fill value between them. */
-static int plan_segments(const struct tly_array *a, const struct tly_runs *rs, const char *src, struct segs *s)
+int tly__plan_segments(const struct tly_array *a, const struct tly_runs *rs, const char *src, struct tly__segs *s)
 {
     struct tly_runs_iter it;
     uint64_t co, bo, pos = 0;
@@ -85,6 +77,18 @@ static int plan_segments(const struct tly_array *a, const struct tly_runs *rs, c
     if (!err && pos < rs->chunk_bytes)
         err = push_fill(s, a, rs->chunk_bytes - pos);
     return err;
+}
+
+int tly__segs_one(struct tly__segs *s, const void *p, size_t len)
+{
+    return segs_push(s, p, len, false);
+}
+
+void tly__segs_free(struct tly__segs *s)
+{
+    free(s->iov);
+    free(s->pad);
+    *s = (struct tly__segs){0};
 }
 
 struct sink {
@@ -106,7 +110,7 @@ static int sink_write(void *arg, const void *data, size_t n)
 }
 
 /* Encode the segments and write them under @p key; the stored size into @p stored. */
-static int put_chunk(struct wctx *x, const char *key, const struct segs *s, uint64_t chunk_bytes, uint64_t *stored)
+static int put_chunk(struct wctx *x, const char *key, const struct tly__segs *s, uint64_t chunk_bytes, uint64_t *stored)
 {
     struct tly__op *op = &x->op;
     struct tly_array *a = op->a;
@@ -255,17 +259,16 @@ static int rmw_chunk(struct wctx *x, const char *key, const struct tly_runs *rs,
             while (tly_runs_next(&it, &co, &bo))
                 tly_copy((char *)cb + co, x->buf + bo, rs->run_bytes);
         }
-        struct segs s = {0};
+        struct tly__segs s = {0};
         TLY_STAGE(TLY_PLAN)
         {
-            err = segs_push(&s, cb, rs->chunk_bytes, false);
+            err = tly__segs_one(&s, cb, rs->chunk_bytes);
         }
         if (!err)
             err = put_chunk(x, key, &s, rs->chunk_bytes, stored);
         TLY_STAGE(TLY_PLAN)
         {
-            free(s.iov);
-            free(s.pad);
+            tly__segs_free(&s);
         }
     }
     tly_pool_free(cb);
@@ -274,7 +277,7 @@ static int rmw_chunk(struct wctx *x, const char *key, const struct tly_runs *rs,
 
 /* The most bytes writing this chunk holds at once (its ticket): pool buffers and the codec's own
  * workspace (zstd's context, c-blosc's temporaries). */
-static uint64_t write_ticket(const struct wctx *x, const struct tly_runs *rs, const struct segs *s)
+static uint64_t write_ticket(const struct wctx *x, const struct tly_runs *rs, const struct tly__segs *s)
 {
     const struct tly__op *op = &x->op;
     const struct tly_array *a = op->a;
@@ -307,7 +310,7 @@ static int write_one(void *arg, uint64_t i)
     uint64_t idx[TLY_MAX_RANK];
     struct tly_runs rs;
     char key[512];
-    struct segs s = {0};
+    struct tly__segs s = {0};
     int err = 0;
     TLY_STAGE(TLY_PLAN)
     {
@@ -317,7 +320,7 @@ static int write_one(void *arg, uint64_t i)
         if (tly_meta_chunk_key(&a->meta, idx, key, sizeof key) < 0)
             err = tly_fail(TLY_EUSAGE, "chunk key too long");
         else if (rs.covers_chunk)
-            err = plan_segments(a, &rs, x->buf, &s);
+            err = tly__plan_segments(a, &rs, x->buf, &s);
     }
     uint64_t stored = 0, ticket = err ? 0 : write_ticket(x, &rs, &s);
     TLY_STAGE(TLY_POOL)
@@ -334,8 +337,7 @@ static int write_one(void *arg, uint64_t i)
     tly_pool_release(x->op.pool, ticket);
     TLY_STAGE(TLY_PLAN)
     {
-        free(s.iov);
-        free(s.pad);
+        tly__segs_free(&s);
     }
     atomic_fetch_add(&x->op.stats.chunks, 1);
     atomic_fetch_add(&x->op.stats.stored_bytes, stored);
@@ -344,6 +346,12 @@ static int write_one(void *arg, uint64_t i)
 
 int tly_array_write(struct tly_array *a, const void *buf, const struct tly_region *r, struct tly_io_stats *stats)
 {
+    if (a->meta.shard.on) {
+        int err = tly__shard_write(a, buf, r, stats);
+        if (err)
+            a->failed = true;
+        return err;
+    }
     struct wctx x = {.buf = buf};
     struct tly_blosc_plan plan;
     /* blosc block by block where the store can patch the table in at the end (not S3: its parts

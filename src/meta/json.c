@@ -344,6 +344,16 @@ static int check_emittable(const struct tly_meta *m)
                         (unsigned)m->dtype.size);
     if (m->codec.id == TLY_CODEC_BLOSC && memchr(m->codec.blosc.cname, '\0', sizeof m->codec.blosc.cname) == NULL)
         return tly_fail(TLY_EUSAGE, "metadata: blosc cname is not terminated");
+    if ((m->shard.on || m->crc32c) && m->zarr_format != 3)
+        return tly_fail(TLY_EUSAGE, "metadata: %s is Zarr v3 only", m->shard.on ? "sharding" : "crc32c");
+    if (m->codec.id == TLY_CODEC_ZLIB && m->zarr_format == 3)
+        return tly_fail(TLY_EUSAGE, "metadata: zlib is a v2 compressor (Zarr v3 has gzip)");
+    if (m->crc32c && !m->shard.on)
+        return tly_fail(TLY_EUSAGE, "metadata: crc32c is supported inside a shard only");
+    for (int d = 0; m->shard.on && d < m->rank; d++)
+        if (m->shard.inner[d] == 0 || m->chunks[d] % m->shard.inner[d] != 0)
+            return tly_fail(TLY_EUSAGE, "metadata: inner chunk %llu does not divide the shard's %llu (dimension %d)",
+                            (unsigned long long)m->shard.inner[d], (unsigned long long)m->chunks[d], d);
     int rc = tly_grid_check(m->rank, m->shape, m->chunks, m->dtype.size);
     if (rc)
         tly_err_prefix("metadata");

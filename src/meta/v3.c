@@ -7,8 +7,9 @@
 
 #define DOC TLY__V3
 
-/* Where a codec sits in the chain: the spec's order is array->bytes, then bytes->bytes. */
-enum chain { CHAIN_START, CHAIN_BYTES, CHAIN_COMPRESSED };
+/* Where a codec sits in the chain: the spec's order is array->bytes, then bytes->bytes (a compressor,
+ * then crc32c, which must be last). */
+enum chain { CHAIN_START, CHAIN_BYTES, CHAIN_COMPRESSED, CHAIN_CRC };
 
 /* The spec's blosc shuffle names, indexed by numcodecs' numbers (TLY_NOSHUFFLE, ...). */
 static const char *const shuffles[] = {"noshuffle", "shuffle", "bitshuffle"};
@@ -161,41 +162,144 @@ static int parse_zstd(json_t *cfg, struct tly_codec *c)
     return 0;
 }
 
-static int parse_codec(const char *name, json_t *cfg, struct tly_meta *m, enum chain *at)
+static int parse_gzip(json_t *cfg, struct tly_codec *c)
 {
+    long long level;
+    json_t *v;
+    c->id = TLY_CODEC_GZIP;
+    TLY__TRY(tly__json_field(DOC, cfg, "level", &v));
+    TLY__TRY(tly__json_int(DOC, "gzip 'level'", v, 0, 9, &level));
+    c->gzip.level = (int)level;
+    return 0;
+}
+
+static int parse_codec(const char *name, json_t *cfg, struct tly_meta *m, enum chain *at, bool inner)
+{
+    if (*at == CHAIN_CRC)
+        return tly_fail(TLY_EUNSUPPORTED, DOC ": codec '%s' after crc32c is not supported", name);
+    if (strcmp(name, "sharding_indexed") == 0)
+        return tly_fail(TLY_EUNSUPPORTED, inner ? DOC
+                                              ": nested sharding (sharding_indexed inside a shard) is not supported"
+                                                : DOC ": codec 'sharding_indexed' must be the array's only codec");
     if (strcmp(name, "bytes") == 0) {
         if (*at != CHAIN_START)
             return tly_fail(TLY_EFORMAT, DOC ": codec 'bytes' must come first, once");
         *at = CHAIN_BYTES;
         return parse_bytes(cfg, &m->dtype);
     }
-    bool zstd = strcmp(name, "zstd") == 0;
-    if (!zstd && strcmp(name, "blosc") != 0)
-        return tly_fail(TLY_EUNSUPPORTED, DOC ": codec '%s' is not supported (only bytes, then blosc or zstd)", name);
+    if (strcmp(name, "crc32c") == 0) {
+        *at = CHAIN_CRC;
+        m->crc32c = true;
+        return 0;
+    }
+    bool zstd = strcmp(name, "zstd") == 0, gzip = strcmp(name, "gzip") == 0;
+    if (!zstd && !gzip && strcmp(name, "blosc") != 0)
+        return tly_fail(TLY_EUNSUPPORTED,
+                        DOC ": codec '%s' is not supported (only bytes, then blosc, zstd or gzip, then crc32c; or "
+                            "sharding_indexed of those)",
+                        name);
     if (*at == CHAIN_COMPRESSED)
         return tly_fail(TLY_EUNSUPPORTED, DOC ": codec '%s' after another compressor is not supported", name);
-    if (zstd && cfg == NULL)
-        return tly_fail(TLY_EFORMAT, DOC ": codec 'zstd' needs a configuration with 'level'");
+    if ((zstd || gzip) && cfg == NULL)
+        return tly_fail(TLY_EFORMAT, DOC ": codec '%s' needs a configuration with 'level'", name);
     *at = CHAIN_COMPRESSED;
-    return zstd ? parse_zstd(cfg, &m->codec) : parse_blosc(cfg, &m->codec);
+    return zstd ? parse_zstd(cfg, &m->codec) : gzip ? parse_gzip(cfg, &m->codec) : parse_blosc(cfg, &m->codec);
+}
+
+/* A list of codecs (the array's, or a shard's inner chunks'): bytes, a compressor, crc32c. */
+static int parse_chain(const char *what, json_t *list, struct tly_meta *m, bool inner)
+{
+    json_t *c, *cfg;
+    const char *name;
+    enum chain at = CHAIN_START;
+    size_t i;
+    if (!json_is_array(list))
+        return tly_fail(TLY_EFORMAT, DOC ": field '%s' must be a list", what);
+    json_array_foreach(list, i, c)
+    {
+        TLY__TRY(tly__json_named(DOC, "codec", c, &name, &cfg));
+        TLY__TRY(parse_codec(name, cfg, m, &at, inner));
+    }
+    return 0;
+}
+
+/* sharding_indexed's index_codecs: bytes (little-endian), then optionally crc32c. */
+static int parse_index_codecs(json_t *list, struct tly_shard *sh)
+{
+    json_t *c, *cfg;
+    const char *name;
+    size_t i;
+    if (!json_is_array(list) || json_array_size(list) == 0)
+        return tly_fail(TLY_EFORMAT, DOC ": sharding_indexed 'index_codecs' must be a list that starts with bytes");
+    sh->index_crc = false;
+    json_array_foreach(list, i, c)
+    {
+        TLY__TRY(tly__json_named(DOC, "index codec", c, &name, &cfg));
+        if (i == 0 && strcmp(name, "bytes") == 0) {
+            const char *e = json_string_value(json_object_get(cfg, "endian"));
+            if (e != NULL && strcmp(e, "little") != 0)
+                return tly_fail(TLY_EUNSUPPORTED,
+                                DOC ": sharding_indexed index endian '%s' is not supported (only little)", e);
+        } else if (i == 1 && strcmp(name, "crc32c") == 0) {
+            sh->index_crc = true;
+        } else {
+            return tly_fail(TLY_EUNSUPPORTED,
+                            DOC ": sharding_indexed index codec '%s' is not supported (only bytes, then crc32c)", name);
+        }
+    }
+    return 0;
+}
+
+static int parse_sharding(json_t *cfg, struct tly_meta *m)
+{
+    struct tly_shard *sh = &m->shard;
+    json_t *v;
+    int rank;
+    if (cfg == NULL)
+        return tly_fail(TLY_EFORMAT, DOC ": codec 'sharding_indexed' needs a configuration");
+    sh->on = true;
+    TLY__TRY(tly__json_dims(DOC, cfg, "chunk_shape", 1, sh->inner, &rank));
+    if (rank != m->rank)
+        return tly_fail(TLY_EFORMAT, DOC ": sharding_indexed 'chunk_shape' has %d dimensions, the array %d", rank,
+                        m->rank);
+    for (int d = 0; d < rank; d++)
+        if (m->chunks[d] % sh->inner[d] != 0)
+            return tly_fail(TLY_EFORMAT,
+                            DOC ": sharding_indexed inner chunk %llu does not divide the shard's %llu (dimension %d)",
+                            (unsigned long long)sh->inner[d], (unsigned long long)m->chunks[d], d);
+    TLY__TRY(tly__json_field(DOC, cfg, "codecs", &v));
+    TLY__TRY(parse_chain("sharding_indexed codecs", v, m, true));
+    sh->index_crc = true;
+    if ((v = json_object_get(cfg, "index_codecs")) != NULL)
+        TLY__TRY(parse_index_codecs(v, sh));
+    const char *loc = json_string_value(v = json_object_get(cfg, "index_location"));
+    if (v != NULL && (loc == NULL || (strcmp(loc, "start") != 0 && strcmp(loc, "end") != 0)))
+        return tly_fail(TLY_EFORMAT, DOC ": sharding_indexed 'index_location' must be \"start\" or \"end\"");
+    sh->index_start = loc != NULL && strcmp(loc, "start") == 0;
+    return 0;
 }
 
 static int parse_codecs(json_t *root, struct tly_meta *m)
 {
-    json_t *list, *c, *cfg;
+    json_t *list, *first, *cfg;
     const char *name;
-    enum chain at = CHAIN_START;
-    size_t i;
     TLY__TRY(tly__json_field(DOC, root, "codecs", &list));
     if (!json_is_array(list))
         return tly_fail(TLY_EFORMAT, DOC ": field 'codecs' must be a list");
     m->codec = (struct tly_codec){.id = TLY_CODEC_NONE};
     /* Without a bytes codec, zarrita assumes {"endian": "little"}: so does tally. */
     m->dtype.endian = m->dtype.size == 1 ? '|' : '<';
-    json_array_foreach(list, i, c)
-    {
-        TLY__TRY(tly__json_named(DOC, "codec", c, &name, &cfg));
-        TLY__TRY(parse_codec(name, cfg, m, &at));
+    first = json_array_get(list, 0);
+    if (first != NULL && tly__json_named(DOC, "codec", first, &name, &cfg) == 0 &&
+        strcmp(name, "sharding_indexed") == 0) {
+        if (json_array_size(list) != 1)
+            return tly_fail(TLY_EUNSUPPORTED, DOC ": codecs after sharding_indexed are not supported");
+        TLY__TRY(parse_sharding(cfg, m));
+    } else {
+        tly_errclear();
+        TLY__TRY(parse_chain("codecs", list, m, false));
+        if (m->crc32c)
+            return tly_fail(TLY_EUNSUPPORTED, DOC ": codec 'crc32c' is supported inside sharding_indexed only");
     }
     m->codec.blosc.typesize = m->dtype.size;
     return 0;
@@ -240,21 +344,58 @@ static json_t *compressor(const struct tly_meta *m)
     if (c->id == TLY_CODEC_ZSTD)
         return json_pack("{s:s, s:{s:i, s:b}}", "name", "zstd", "configuration", "level", c->zstd.level, "checksum",
                          c->zstd.checksum != 0);
+    if (c->id == TLY_CODEC_GZIP)
+        return json_pack("{s:s, s:{s:i}}", "name", "gzip", "configuration", "level", c->gzip.level);
     return json_pack("{s:s, s:{s:s, s:i, s:s, s:i, s:I}}", "name", "blosc", "configuration", "cname", c->blosc.cname,
                      "clevel", c->blosc.clevel, "shuffle", shuffles[shuffle], "typesize", (int)m->dtype.size,
                      "blocksize", (json_int_t)c->blosc.blocksize);
 }
 
-static json_t *codecs(const struct tly_meta *m)
+/* Append @p item (a new reference, NULL when building it failed) to @p list; NULL (and @p list freed) on failure. */
+static json_t *append(json_t *list, json_t *item)
 {
-    /* 1-byte types have no byte order: "little" is what zarrita writes and reads for them too. */
-    json_t *list = json_pack("[{s:s, s:{s:s}}]", "name", "bytes", "configuration", "endian",
-                             m->dtype.endian == '>' && m->dtype.size > 1 ? "big" : "little");
-    if (list != NULL && m->codec.id != TLY_CODEC_NONE && json_array_append_new(list, compressor(m)) != 0) {
+    if (list == NULL || item == NULL) {
+        json_decref(list);
+        json_decref(item);
+        return NULL;
+    }
+    if (json_array_append_new(list, item) != 0) { /* it takes item's reference either way */
         json_decref(list);
         return NULL;
     }
     return list;
+}
+
+/* The chunk's codecs (an unsharded array's, or a shard's inner chunks'): bytes, a compressor, crc32c. */
+static json_t *chain(const struct tly_meta *m)
+{
+    /* 1-byte types have no byte order: "little" is what zarrita writes and reads for them too. */
+    json_t *list = json_pack("[{s:s, s:{s:s}}]", "name", "bytes", "configuration", "endian",
+                             m->dtype.endian == '>' && m->dtype.size > 1 ? "big" : "little");
+    if (list != NULL && m->codec.id != TLY_CODEC_NONE)
+        list = append(list, compressor(m));
+    if (list != NULL && m->crc32c)
+        list = append(list, json_pack("{s:s}", "name", "crc32c"));
+    return list;
+}
+
+static json_t *codecs(const struct tly_meta *m)
+{
+    const struct tly_shard *sh = &m->shard;
+    if (!sh->on)
+        return chain(m);
+    json_t *index = json_pack("[{s:s, s:{s:s}}]", "name", "bytes", "configuration", "endian", "little");
+    if (index != NULL && sh->index_crc)
+        index = append(index, json_pack("{s:s}", "name", "crc32c"));
+    json_t *inner = chain(m);
+    if (index == NULL || inner == NULL) {
+        json_decref(index);
+        json_decref(inner);
+        return NULL;
+    }
+    return json_pack("[{s:s, s:{s:o, s:o, s:o, s:s}}]", "name", "sharding_indexed", "configuration", "chunk_shape",
+                     tly__json_dims_new(sh->inner, m->rank), "codecs", inner, "index_codecs", index, "index_location",
+                     sh->index_start ? "start" : "end");
 }
 
 /* The caller's attributes text, or {} when there is none; NULL with a message when it is not an object. */

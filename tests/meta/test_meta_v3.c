@@ -210,16 +210,54 @@ TLY_TEST(meta, v3_fill_values)
     refuse(V3(.data_type = "int8", .fill = "\"0x01\"", .codecs = BYTES_LE), TLY_EFORMAT, "integer");
 }
 
+#define SHARD(inner, codecs, rest)                                                                                     \
+    "{\"name\": \"sharding_indexed\", \"configuration\": {\"chunk_shape\": [" inner "], \"codecs\": [" codecs "]" rest \
+    "}}"
+#define CRC "{\"name\": \"crc32c\"}"
+#define GZIP5 "{\"name\": \"gzip\", \"configuration\": {\"level\": 5}}"
+
+TLY_TEST(meta, v3_sharding_parses_and_emits_back)
+{
+    struct tly_meta m =
+        parse(V3(.codecs = SHARD("5", BYTES_LE ", " GZIP5 ", " CRC,
+                                 ", \"index_codecs\": [" BYTES_LE ", " CRC "], \"index_location\": \"start\"")));
+    cr_expect(m.shard.on);
+    cr_expect_eq(m.shard.inner[0], 5);
+    cr_expect_eq(m.chunks[0], 10, "the grid's chunks are the shard's shape");
+    cr_expect(m.shard.index_start && m.shard.index_crc && m.crc32c);
+    cr_expect_eq(m.codec.id, TLY_CODEC_GZIP);
+    cr_expect_eq(m.codec.gzip.level, 5);
+    char *text = tly_meta_emit(&m);
+    cr_assert_not_null(text, "%s", tly_errmsg());
+    struct tly_meta b = parse(text);
+    cr_expect(b.shard.on && b.shard.inner[0] == 5 && b.shard.index_start && b.shard.index_crc && b.crc32c);
+    cr_expect(b.codec.id == TLY_CODEC_GZIP && b.codec.gzip.level == 5);
+    free(text);
+    tly_meta_free(&b);
+    tly_meta_free(&m);
+    /* the spec's defaults: index at the end, index codecs bytes + crc32c */
+    m = parse(V3(.codecs = SHARD("2", BYTES_LE, "")));
+    cr_expect(m.shard.on && !m.shard.index_start && m.shard.index_crc && !m.crc32c);
+    cr_expect_eq(m.codec.id, TLY_CODEC_NONE);
+    tly_meta_free(&m);
+    m = parse(V3(.codecs = SHARD("10", BYTES_LE, ", \"index_codecs\": [" BYTES_LE "]")));
+    cr_expect(m.shard.on && !m.shard.index_crc);
+    tly_meta_free(&m);
+}
+
 TLY_TEST(meta, v3_refuses_codecs_it_does_not_implement)
 {
-    refuse(V3(.codecs = "{\"name\": \"sharding_indexed\", \"configuration\": {\"chunk_shape\": [5], \"codecs\": "
-                        "[" BYTES_LE "], \"index_codecs\": [" BYTES_LE "]}}"),
-           TLY_EUNSUPPORTED, "codec 'sharding_indexed' is not supported");
+    refuse(V3(.codecs = SHARD("3", BYTES_LE, "")), TLY_EFORMAT, "does not divide");
+    refuse(V3(.codecs = SHARD("5", SHARD("1", BYTES_LE, ""), "")), TLY_EUNSUPPORTED, "nested sharding");
+    refuse(V3(.codecs = SHARD("5", BYTES_LE, "") ", " CRC), TLY_EUNSUPPORTED, "after sharding_indexed");
+    refuse(V3(.codecs = SHARD("5", BYTES_LE, ", \"index_codecs\": [" BYTES_LE ", " GZIP5 "]")), TLY_EUNSUPPORTED,
+           "index codec 'gzip'");
+    refuse(V3(.codecs = SHARD("5", BYTES_LE, ", \"index_location\": \"middle\"")), TLY_EFORMAT, "index_location");
+    refuse(V3(.codecs = SHARD("5", BYTES_LE ", " CRC ", " GZIP5, "")), TLY_EUNSUPPORTED, "after crc32c");
+    refuse(V3(.codecs = BYTES_LE ", " SHARD("5", BYTES_LE, "")), TLY_EUNSUPPORTED, "only codec");
     refuse(V3(.codecs = "{\"name\": \"transpose\", \"configuration\": {\"order\": [0]}}, " BYTES_LE), TLY_EUNSUPPORTED,
            "codec 'transpose'");
-    refuse(V3(.codecs = BYTES_LE ", {\"name\": \"crc32c\"}"), TLY_EUNSUPPORTED, "codec 'crc32c'");
-    refuse(V3(.codecs = BYTES_LE ", {\"name\": \"gzip\", \"configuration\": {\"level\": 5}}"), TLY_EUNSUPPORTED,
-           "codec 'gzip'");
+    refuse(V3(.codecs = BYTES_LE ", " CRC), TLY_EUNSUPPORTED, "inside sharding_indexed only");
     refuse(V3(.codecs = BYTES_LE ", {\"name\": \"frobnicate\"}"), TLY_EUNSUPPORTED, "codec 'frobnicate'");
     refuse(V3(.codecs = BYTES_LE ", {\"name\": \"zstd\", \"configuration\": {\"level\": 1}}, {\"name\": \"blosc\"}"),
            TLY_EUNSUPPORTED, "after another compressor");
