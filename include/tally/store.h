@@ -94,10 +94,18 @@ int tly_writer_writev(struct tly_writer *w, const struct iovec *iov, int niov);
 
 /**
  * Overwrite @p n bytes at @p offset of what was appended so far (a header whose fields are known
- * only at the end, as a blosc frame's offset table). The local store writes them in place; a store
- * that may have sent them already answers TLY_EUNSUPPORTED (S3, which uploads a part as it fills).
+ * only at the end, as a blosc frame's offset table). The local store writes them in place; S3 changes
+ * them where they are not sent yet (an object under the part size, or the first part with
+ * tly_writer_keep_head(): bytes appended by tly_writer_writev) and answers TLY_EUNSUPPORTED otherwise.
  */
 int tly_writer_patch(struct tly_writer *w, uint64_t offset, const void *data, size_t n);
+
+/**
+ * Say, before anything is appended, that the object's first bytes will be patched (a shard's index
+ * at its start): S3 then keeps its first part (up to the part size) until the commit, uploading it
+ * last, so that tly_writer_patch() can change bytes in it; the local store needs nothing.
+ */
+void tly_writer_keep_head(struct tly_writer *w);
 
 /** Publish the object under its key (atomically) and free @p w. On error nothing is published. */
 int tly_writer_commit(struct tly_writer *w);

@@ -645,6 +645,7 @@ static int open_shard(struct tly_array *a, struct wshard *s)
     }
     if (err || !a->meta.shard.index_start)
         goto out;
+    tly_writer_keep_head(s->w);
     static const uint8_t zeros[4096];
     for (uint64_t left = a->index_bytes; !err && left > 0;) {
         struct iovec iov = {(void *)zeros, left < sizeof zeros ? (size_t)left : sizeof zeros};

@@ -28,6 +28,7 @@ struct tly_writer_ops {
     int (*commit)(struct tly_writer *w);
     void (*abort)(struct tly_writer *w);
     int (*patch)(struct tly_writer *w, uint64_t offset, const void *data, size_t n); /* NULL: cannot */
+    void (*keep_head)(struct tly_writer *w); /* NULL: every byte can be patched until the commit */
 };
 
 /* The part every store shares; each store's struct begins with it. */

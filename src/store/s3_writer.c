@@ -30,6 +30,7 @@ struct part {
     void **blocks; /* owned blocks (writev copies), freed when the part is answered */
     int nblocks;
     bool reaped;
+    bool held; /* the first part, kept to be patched and sent at commit (tly_writer_keep_head) */
 };
 
 struct s3_writer {
@@ -49,7 +50,8 @@ struct s3_writer {
     char *upload_id;
     struct part **parts;
     int nparts, parts_cap;
-    int err; /* the first failure; every later call returns it */
+    bool keep_head; /* the first part waits for the commit (tly_writer_keep_head) */
+    int err;        /* the first failure; every later call returns it */
     char msg[512];
 };
 
@@ -138,6 +140,24 @@ static void reap(struct s3_writer *w, struct part *p)
     p->nblocks = 0;
 }
 
+/* Upload part @p p as part number @p number. */
+static int send_part(struct s3_writer *w, struct part *p, int number)
+{
+    char *q = tly__s3_upload_query(w->upload_id, number);
+    int err = q ? tly__s3_req_init(w->st, &p->req, "PUT", "UploadPart", w->key, q) : tly_fail(-ENOMEM, "out of memory");
+    free(q);
+    if (!err)
+        err = tly__s3_req_body(w->st, &p->req, p->iov, p->niov);
+    if (err) {
+        p->reaped = true; /* never sent; its blocks are freed with the writer */
+        return wfail(w, err);
+    }
+    p->held = false;
+    p->reaped = false;
+    tly__s3_http_submit(w->st->http, &p->req);
+    return 0;
+}
+
 /* The pending bytes become the next part, uploaded now (and the upload begun if it was not). */
 static int cut_part(struct s3_writer *w)
 {
@@ -171,17 +191,11 @@ static int cut_part(struct s3_writer *w)
         for (int i = 0; i < w->nparts - 1; i++)
             if (w->parts[i]->nblocks)
                 reap(w, w->parts[i]);
-    char *q = tly__s3_upload_query(w->upload_id, w->nparts);
-    int err = q ? tly__s3_req_init(w->st, &p->req, "PUT", "UploadPart", w->key, q) : tly_fail(-ENOMEM, "out of memory");
-    free(q);
-    if (!err)
-        err = tly__s3_req_body(w->st, &p->req, p->iov, p->niov);
-    if (err) {
-        p->reaped = true; /* never sent; its blocks are freed with the writer */
-        return wfail(w, err);
+    if (w->keep_head && w->nparts == 1) {
+        p->held = p->reaped = true; /* sent at commit, once patched */
+        return 0;
     }
-    tly__s3_http_submit(w->st->http, &p->req);
-    return 0;
+    return send_part(w, p, w->nparts);
 }
 
 static int writer_add(struct tly_writer *base, const struct iovec *iov, int niov)
@@ -388,6 +402,8 @@ static int writer_commit(struct tly_writer *base)
     } else if (!err) {
         if (w->pend_bytes > 0)
             cut_part(w);
+        if (!w->err && w->nparts > 0 && w->parts[0]->held)
+            send_part(w, w->parts[0], 1);
         for (int i = 0; i < w->nparts; i++)
             reap(w, w->parts[i]);
         if (!w->err && (err = complete(w)) != 0)
@@ -405,7 +421,61 @@ static int writer_commit(struct tly_writer *base)
     return 0;
 }
 
-static const struct tly_writer_ops s3_writer_ops = {writer_add, writer_writev, writer_commit, writer_abort};
+/* Whether @p b is one of the @p n owned blocks @p blocks. */
+static bool owned(void **blocks, int n, const void *b)
+{
+    for (int i = 0; i < n; i++)
+        if (blocks[i] == b)
+            return true;
+    return false;
+}
+
+/* Bytes not yet sent (a single PUT's, or the held first part's) can change until the commit. */
+static int writer_patch(struct tly_writer *base, uint64_t offset, const void *data, size_t n)
+{
+    struct s3_writer *w = (struct s3_writer *)base;
+    if (w->err)
+        return wfailed(w);
+    struct iovec *iov = w->pend;
+    int niov = w->npend, nb = w->nblocks;
+    void **blocks = w->blocks;
+    if (w->nparts > 0) {
+        if (!w->parts[0]->held)
+            return tly_fail(TLY_EUNSUPPORTED, "s3 %s: bytes %llu+%zu were sent already (no tly_writer_keep_head)",
+                            w->key, (unsigned long long)offset, n);
+        iov = w->parts[0]->iov;
+        niov = w->parts[0]->niov;
+        blocks = w->parts[0]->blocks;
+        nb = w->parts[0]->nblocks;
+    }
+    const char *src = data;
+    uint64_t at = 0;
+    for (int i = 0; i < niov && n > 0; at += iov[i].iov_len, i++) {
+        uint64_t end = at + iov[i].iov_len;
+        if (offset >= end)
+            continue;
+        if (!owned(blocks, nb, iov[i].iov_base))
+            return tly_fail(TLY_EUNSUPPORTED, "s3 %s: bytes at %llu are the caller's memory, not a copy", w->key,
+                            (unsigned long long)offset);
+        size_t k = end - offset < n ? (size_t)(end - offset) : n;
+        memcpy((char *)iov[i].iov_base + (offset - at), src, k); /* a header or an index: not payload */
+        src += k;
+        offset += k;
+        n -= k;
+    }
+    if (n > 0)
+        return tly_fail(TLY_EUNSUPPORTED, "s3 %s: bytes at %llu are not in the part kept for patching", w->key,
+                        (unsigned long long)offset);
+    return 0;
+}
+
+static void writer_keep_head(struct tly_writer *base)
+{
+    ((struct s3_writer *)base)->keep_head = true;
+}
+
+static const struct tly_writer_ops s3_writer_ops = {writer_add,   writer_writev, writer_commit,
+                                                    writer_abort, writer_patch,  writer_keep_head};
 
 int tly__s3_writer(struct tly_store *base, const char *key, struct tly_writer **out)
 {

@@ -96,6 +96,12 @@ int tly_writer_patch(struct tly_writer *w, uint64_t offset, const void *data, si
     return w->ops->patch(w, offset, data, n);
 }
 
+void tly_writer_keep_head(struct tly_writer *w)
+{
+    if (w->ops->keep_head)
+        w->ops->keep_head(w);
+}
+
 int tly_writer_commit(struct tly_writer *w)
 {
     return w->ops->commit(w);
