@@ -1,5 +1,6 @@
 // The Zarr v3 interop partner: zarrita (npm) reads and writes arrays for tests/interop/interop.py.
 //   node zarrita_io.mjs read DIR OUT.bin        -> raw C-order bytes of the array; prints {shape, data_type}
+//                                                  (sharded arrays too; "start" indexes through the shim below)
 //   node zarrita_io.mjs write DIR IN.bin SPEC   -> creates a v3 array from SPEC (JSON) and writes IN.bin into it
 //   node zarrita_io.mjs serve                   -> one request per stdin line, a JSON list of the arguments
 //                                                  above; one reply line each: {"ok": true} or {"ok": false,
@@ -8,6 +9,7 @@
 import * as zarr from "zarrita";
 import FileSystemStore from "@zarrita/storage/fs";
 import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 
 const ctors = {
   bool: Uint8Array, int8: Int8Array, int16: Int16Array, int32: Int32Array, int64: BigInt64Array,
@@ -22,8 +24,27 @@ function stridesOf(shape) {
   return s;
 }
 
+// zarrita 0.7.5 reads every shard's index as a suffix of the object (codecs/sharding.js), whatever
+// index_location says. For an array whose index_location is "start" this store answers that suffix
+// request with the object's first bytes instead; the offsets in the index are from the object's
+// start either way, so the rest of zarrita's read is its own. (Its crc32c codec strips the 4 bytes
+// and checks nothing: zarrita proves layouts and values, not checksums.)
+class IndexAtStartStore extends FileSystemStore {
+  async getRange(key, range, opts) {
+    if ("suffixLength" in range) range = { offset: 0, length: range.suffixLength };
+    return super.getRange(key, range, opts);
+  }
+}
+
+function storeFor(dir) {
+  let meta = {};
+  try { meta = JSON.parse(readFileSync(join(dir, "zarr.json"), "utf8")); } catch { /* zarrita says why */ }
+  const shard = (meta.codecs ?? []).find((c) => c?.name === "sharding_indexed");
+  return shard?.configuration?.index_location === "start" ? new IndexAtStartStore(dir) : new FileSystemStore(dir);
+}
+
 async function read(dir, out, report) {
-  const arr = await zarr.open(new FileSystemStore(dir), { kind: "array" });
+  const arr = await zarr.open(storeFor(dir), { kind: "array" });
   const chunk = await zarr.get(arr);
   const data = chunk.data;
   // Typed arrays and zarrita's BoolArray both expose buffer, byteOffset and byteLength.
