@@ -75,11 +75,19 @@ static void run_rows(struct tly_h_bench *b, bool s3, int threads, json_t *rows)
         {
             struct tly_h_bench_case c = base_case(b, json_string_value(store), threads);
             uint64_t cs = (uint64_t)json_integer_value(json_object_get(lay, "chunk_side"));
+            uint64_t spd = (uint64_t)json_integer_value(json_object_get(lay, "shards_per_dim"));
+            uint64_t ipd = (uint64_t)json_integer_value(json_object_get(lay, "inner_per_shard_dim"));
             c.chunks[0] = c.chunks[1] = cs ? cs : c.shape[0];
             char counted[64];
             snprintf(counted, sizeof counted, "%llux%lluMiB",
                      (unsigned long long)((c.shape[0] / c.chunks[0]) * (c.shape[1] / c.chunks[1])),
                      (unsigned long long)(c.chunks[0] * c.chunks[1] * 4 >> 20));
+            if (spd && ipd) { /* sharded: spd x spd shards of ipd x ipd inner chunks */
+                c.chunks[0] = c.chunks[1] = c.shape[0] / spd;
+                c.inner[0] = c.inner[1] = c.chunks[0] / ipd;
+                snprintf(counted, sizeof counted, "%llushards-%llux%llu", (unsigned long long)(spd * spd),
+                         (unsigned long long)ipd, (unsigned long long)ipd);
+            }
             const char *lname = json_string_value(json_object_get(lay, "name"));
             const char *lkey = json_string_value(json_object_get(lay, "key"));
             c.layout_key = lkey ? lkey : lname ? lname : counted;

@@ -47,6 +47,7 @@ struct tly_h_bench_case {
     const char *op, *store, *codec, *codec_spec, *layout_key;
     char name[128], key[128];
     uint64_t shape[2], chunks[2];
+    uint64_t inner[2]; /**< sharded: the inner chunks' shape (chunks is the shards'); 0: not sharded */
     int threads, io;
     uint64_t mem;
 };

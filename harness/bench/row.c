@@ -27,15 +27,30 @@ struct kind {
 };
 
 /* The child's spec for a case and kind. */
+/* The chunks the codec works on: a sharded row's inner chunks, else its chunks. */
+static const uint64_t *moved(const struct tly_h_bench_case *c)
+{
+    return c->inner[0] ? c->inner : c->chunks;
+}
+
 static json_t *spec_of(const struct tly_h_bench *b, const struct tly_h_bench_case *c, const char *kind)
 {
-    bool s3 = strcmp(c->store, "s3") == 0;
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[I,I], s:[I,I], s:i, s:i, s:I}", "scenario", c->name,
-                     "kind", kind ? kind : "zarr_python", "op", c->op, "store", c->store, "codec", c->codec,
-                     "codec_spec", c->codec_spec, "dir", s3 ? b->s3url : b->dir, "dtype",
-                     json_string_value(json_object_get(b->plan, "dtype")), "shape", (json_int_t)c->shape[0],
-                     (json_int_t)c->shape[1], "chunks", (json_int_t)c->chunks[0], (json_int_t)c->chunks[1], "threads",
-                     c->threads, "io_concurrency", c->io, "memory_limit", (json_int_t)c->mem);
+    bool s3 = strcmp(c->store, "s3") == 0, engine = kind && strcmp(kind, "tally") == 0;
+    /* a sharded row's baselines: the store moves shards (raw, raw_layout: each shard one object),
+     * the codec and the overlapped limit work on inner chunks */
+    bool io_only = kind && strncmp(kind, "raw", 3) == 0;
+    const uint64_t *ch = engine || io_only ? c->chunks : moved(c);
+    json_t *spec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[I,I], s:[I,I], s:i, s:i, s:I}", "scenario",
+                             c->name, "kind", kind ? kind : "zarr_python", "op", c->op, "store", c->store, "codec",
+                             c->codec, "codec_spec", c->codec_spec, "dir", s3 ? b->s3url : b->dir, "dtype",
+                             json_string_value(json_object_get(b->plan, "dtype")), "shape", (json_int_t)c->shape[0],
+                             (json_int_t)c->shape[1], "chunks", (json_int_t)ch[0], (json_int_t)ch[1], "threads",
+                             c->threads, "io_concurrency", c->io, "memory_limit", (json_int_t)c->mem);
+    if (engine && c->inner[0])
+        json_object_set_new(spec, "inner_chunks", json_pack("[I,I]", (json_int_t)c->inner[0], (json_int_t)c->inner[1]));
+    if (engine && c->inner[0])
+        json_object_set_new(spec, "format", json_string("v3"));
+    return spec;
 }
 
 /* One repetition of kind @p k in a child; appends its figure, or notes why it failed. */
@@ -123,7 +138,7 @@ static void progress(const struct tly_h_bench *b, const char *name, const struct
 /* True when a chunk of @p c lies strided in the array (a trailing dimension is cut). */
 static bool strided(const struct tly_h_bench_case *c)
 {
-    return c->chunks[1] < c->shape[1];
+    return moved(c)[1] < c->shape[1];
 }
 
 json_t *tly_h_bench_row(struct tly_h_bench *b, const struct tly_h_bench_case *c)
@@ -141,7 +156,7 @@ json_t *tly_h_bench_row(struct tly_h_bench *b, const struct tly_h_bench_case *c)
         k[nk++] = (struct kind){.fig = layout, .kind = layout};
     if (overlap)
         k[nk++] = (struct kind){.fig = overlap, .kind = overlap};
-    if (local)
+    if (local && !c->inner[0]) /* zarr-python 2.13 has no sharding */
         k[nk++] = (struct kind){.fig = "zarr_python", .kind = NULL};
     fprintf(stderr, "bench %s (%d kinds x %d) ...\n", c->name, nk, b->reps);
     for (int i = 0; i < nk; i++)
@@ -152,13 +167,16 @@ json_t *tly_h_bench_row(struct tly_h_bench *b, const struct tly_h_bench_case *c)
         json_object_set_new(figs, k[i].fig, figure(b, &k[i]));
         json_decref(k[i].spec);
     }
-    uint64_t bytes = c->shape[0] * c->shape[1] * 4, n = (c->shape[0] / c->chunks[0]) * (c->shape[1] / c->chunks[1]);
+    uint64_t bytes = c->shape[0] * c->shape[1] * 4, n = (c->shape[0] / moved(c)[0]) * (c->shape[1] / moved(c)[1]);
     json_t *row =
         json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:i, s:i, s:I, s:s, s:s, s:s?, s:o}", "name", c->name,
                   "key", c->key, "op", c->op, "store", c->store, "codec", c->codec, "layout", c->layout_key,
                   "array_bytes", (json_int_t)bytes, "chunks", (json_int_t)n, "strided", strided(c), "threads",
                   c->threads, "io_concurrency", c->io, "memory_limit", (json_int_t)c->mem, "limit", limit,
                   "layout_limit", layout, "overlap_limit", overlap, "figures", figs);
+    if (c->inner[0])
+        json_object_set_new(row, "shards",
+                            json_integer((json_int_t)((c->shape[0] / c->chunks[0]) * (c->shape[1] / c->chunks[1]))));
     tly_h_bench_judge(row);
     median_time(&k[0], row);
     for (int i = 1; i < nk; i++)

@@ -29,10 +29,10 @@ struct tly_h_cell {
     struct tly_dtype dtype;
     int rank; /**< 0 for a custom program that brings its own array */
     uint64_t shape[TLY_MAX_RANK], chunks[TLY_MAX_RANK];
-    bool sharded;                /**< v3 sharding: chunks is the shard shape, inner the inner chunks' */
+    bool sharded; /**< v3 sharding: chunks is the shard shape, inner the inner chunks' */
     uint64_t inner[TLY_MAX_RANK];
-    bool index_start;            /**< the shard index at the start (default the end) */
-    bool has_region;             /**< a read of this region only (else the whole array) */
+    bool index_start; /**< the shard index at the start (default the end) */
+    bool has_region;  /**< a read of this region only (else the whole array) */
     struct tly_region region;
     struct tly_io_opts opts; /**< threads, io_concurrency, memory_limit, part_size (0: defaults) */
     bool verify;             /**< check the data after the window (default true) */

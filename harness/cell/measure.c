@@ -50,7 +50,7 @@ int tly_h_measure_engine(const struct tly_h_cell *c, const char *url, void **dat
         return err;
     }
     int err = write_array(c, url, r->meta, *data, NULL); /* the fixture, outside the window */
-    r->array_bytes = tly_h_cell_op_bytes(c);          /* a region read's figures are the region's */
+    r->array_bytes = tly_h_cell_op_bytes(c);             /* a region read's figures are the region's */
     TLY_STAGE(TLY_CALLER)
     {
         free(*data);

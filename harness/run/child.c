@@ -156,7 +156,7 @@ static int run_cell(const struct tly_h_cell *c, struct place *p, json_t **result
     err = tly_h_measure_engine(c, p->url, &data, &r, &out);
     bool verified = false;
     if (!err)
-        verified = !c->verify || (data              ? read_back(c, p->url, data, bytes)
+        verified = !c->verify || (data            ? read_back(c, p->url, data, bytes)
                                   : c->has_region ? tly_h_gen_verify_region(out, &c->region, c->shape, &c->dtype)
                                                   : tly_h_gen_verify(out, bytes, &c->dtype));
     if (!err)

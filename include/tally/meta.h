@@ -4,10 +4,10 @@
  * What tally reads and writes: fixed-size numeric dtypes, C order, regular chunk grids, codecs
  * none/blosc/zstd/gzip/zlib (v2: "compressor", by numcodecs' ids; v3: "bytes" + optional
  * "blosc"/"zstd"), fill values (numbers, NaN/Infinity/-Infinity, null, v3 hex strings), v2
- * dimension_separator "." and "/", v3 chunk key encodings "default" and "v2". Anything else —
- * filters, sharding, F order, object/string/structured dtypes, unknown codecs, variable chunk grids
- * — is refused with TLY_EUNSUPPORTED and a message naming the feature. Malformed JSON or missing
- * fields: TLY_EFORMAT naming the field.
+ * dimension_separator "." and "/", v3 chunk key encodings "default" and "v2", v3 sharding_indexed
+ * (struct tly_shard) with crc32c. Anything else — filters, nested sharding, F order, object/string/structured dtypes,
+ * unknown codecs, variable chunk grids — is refused with TLY_EUNSUPPORTED and a message naming the feature. Malformed
+ * JSON or missing fields: TLY_EFORMAT naming the field.
  */
 #ifndef TALLY_META_H
 #define TALLY_META_H

@@ -83,7 +83,6 @@ int tly__shard_write(struct tly_array *a, const void *buf, const struct tly_regi
 int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region *r, tly__task_fn fn, void *ctx,
                 struct tly_io_stats *stats);
 
-
 /* Workers for an operation on @p a: `threads` locally; for a remote store, enough to keep
  * io_concurrency transfers in flight (codec work is then limited to `threads` by tly__codec_*). */
 int tly__workers(const struct tly_array *a);
