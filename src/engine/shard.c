@@ -770,13 +770,16 @@ static int finish_shard(struct swrite *x, struct wshard *s)
     return err;
 }
 
-/* Task @p i: inner chunk i % shard_n of shard i / shard_n, encoded and appended. */
+/* Task @p i: an inner chunk of a shard, encoded and appended. */
 static int write_inner(void *arg, uint64_t i)
 {
     struct swrite *x = arg;
     struct tly_array *a = x->op.a;
-    struct wshard *s = &x->sh[i / a->shard_n];
-    uint64_t local = i % a->shard_n, g[TLY_MAX_RANK], n = inner_bytes(a), ticket = 0;
+    /* remote: shard by shard (the open-shard slots rely on it); local: the shards' inner chunks
+     * interleaved, so that workers append to different shards rather than wait for one's lock */
+    uint64_t si = x->slots ? i / a->shard_n : i % x->nsh, local = x->slots ? i % a->shard_n : i / x->nsh;
+    struct wshard *s = &x->sh[si];
+    uint64_t g[TLY_MAX_RANK], n = inner_bytes(a), ticket = 0;
     struct tly__segs segs = {0};
     struct tly_runs rs;
     void *enc = NULL;
