@@ -9,6 +9,10 @@
 - a region read asks only for the chunks it needs, uncompressed ones by range GETs of their rows;
 - a wrong secret exits 2 naming SignatureDoesNotMatch, and neither secret nor signature appears;
 - a missing bucket exits 2 naming NoSuchBucket;
+- sharded v3 arrays (issue 12) round-trip at both index locations with shards over the part size
+  (multipart; an index at the start patched into the first part, kept until the commit), their
+  indexes checked by this client, and a region read of 4 inner chunks GETs the index and those 4
+  inner chunks' bytes only;
 - TLS is verified: a self-signed endpoint is refused, and accepted with AWS_CA_BUNDLE or
   TALLY_S3_CA_BUNDLE naming its certificate; connections are kept alive and reused.
 """
@@ -189,10 +193,78 @@ def errors(w):
     R.check("missing array: exit 2", p.returncode == 2 and "no Zarr array" in p.stderr, p.stderr)
 
 
+def shard_index(key, n, start, size):
+    """The (offset, nbytes) pairs of a shard's index, its CRC-32C checked here (crc32c of the spec)."""
+    ib = 16 * n + 4
+    off = 0 if start else size - ib
+    status, _, body = s3.request("GET", key, headers={"Range": f"bytes={off}-{off + ib - 1}"})
+    if status != 206 or len(body) != ib:
+        return None
+    crc = 0xFFFFFFFF
+    for byte in body[:16 * n]:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    if (crc ^ 0xFFFFFFFF) != int.from_bytes(body[16 * n:], "little"):
+        return None
+    return [(int.from_bytes(body[16 * i:16 * i + 8], "little"), int.from_bytes(body[16 * i + 8:16 * i + 16], "little"))
+            for i in range(n)]
+
+
+def sharded(w):
+    """Sharded arrays on S3: both index locations, shards over the part size, region reads by range."""
+    rng = np.random.default_rng(12)
+    a = rng.random((3000, 2000), dtype=np.float32)
+    a[:500, :500] = 0  # one all-fill inner chunk: not stored
+    np.save(f"{w}/sh.npy", a)
+    for loc in ("end", "start"):
+        for codec in ("none", "zstd"):
+            name = f"shard-{loc}-{codec}"
+            p = tally("put", f"{w}/sh.npy", url(name), "--format", "v3", "--shards", "2000,2000", "--chunks",
+                      "500,500", "--index-location", loc, "--codec", codec, "--part-size", "5M")
+            if not R.check(f"sharded put ({loc}, {codec}): 16 MB shards over a 5 MiB part", p.returncode == 0,
+                           p.stderr):
+                continue
+            g = tally("get", url(name), f"{w}/shb.npy")
+            R.check(f"sharded get ({loc}, {codec}) equal",
+                    g.returncode == 0 and np.array_equal(np.load(f"{w}/shb.npy"), a), g.stderr)
+            key = f"{PREFIX}/{name}/c/0/0"
+            status, hdrs, _ = s3.request("HEAD", key)
+            size = int(hdrs.get("Content-Length", "0"))
+            idx = shard_index(key, 16, loc == "start", size) if status == 200 else None
+            ok = idx is not None and idx[0] == (2**64 - 1, 2**64 - 1)
+            stored = sorted(e for e in (idx or [])[1:])
+            lo, hi = (16 * 16 + 4, size) if loc == "start" else (0, size - 16 * 16 - 4)
+            ok = ok and len(stored) == 15 and stored[0][0] >= lo and stored[-1][0] + stored[-1][1] <= hi
+            ok = ok and all(stored[i][0] + stored[i][1] <= stored[i + 1][0] for i in range(14))
+            R.check(f"({loc}, {codec}) index: checksum, the all-fill inner chunk 2^64-1, 15 inside the data, "
+                    "none overlapping", ok, f"{size} bytes, {idx and idx[:3]}")
+            R.check(f"({loc}, {codec}) a multipart object", re.search(r"-\d+\"?$", hdrs.get("ETag", "")),
+                    hdrs.get("ETag"))
+    proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"])
+    env = dict(os.environ, AWS_ENDPOINT_URL=proxy.url)
+    g = tally("get", url("shard-end-zstd"), f"{w}/shr.npy", "--region", "750:1250,750:1250", "--json", env=env)
+    R.check("sharded region read equal", g.returncode == 0 and np.array_equal(np.load(f"{w}/shr.npy"),
+                                                                            a[750:1250, 750:1250]), g.stderr)
+    key = f"{PREFIX}/shard-end-zstd/c/0/0"
+    gets = [e for e in proxy.log if e["method"] == "GET" and e["target"].split("?")[0].endswith("c/0/0")]
+    status, hdrs, _ = s3.request("HEAD", key)
+    idx = shard_index(key, 16, False, int(hdrs.get("Content-Length", "0")))
+    want = sum(idx[i][1] for i in (5, 6, 9, 10)) + 16 * 16 + 4 if idx else -1
+    fetched = sum(e["body_bytes"] for e in gets)
+    R.check("the region's 4 inner chunks and the index are all it GETs (ranges)",
+            fetched == want and all("range" in e["headers"] for e in gets),
+            f"{fetched} bytes in {len(gets)} GETs, the index and inner chunks 5, 6, 9, 10 hold {want}")
+    proxy.close()
+    R.check("no multipart upload left behind by sharded writes", s3.list_uploads(PREFIX + "/") == [],
+            s3.list_uploads(PREFIX + "/"))
+
+
 def main():
     with tempfile.TemporaryDirectory() as w:
         try:
             roundtrips(w)
+            sharded(w)
             region_reads(w)
             big_chunk_reads(w)
             tls(w)
