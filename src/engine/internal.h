@@ -152,6 +152,10 @@ int tly__plan_segments(const struct tly_array *a, const struct tly_runs *rs, con
 /* One piece, @p len bytes at @p p. */
 int tly__segs_one(struct tly__segs *s, const void *p, size_t len);
 void tly__segs_free(struct tly__segs *s);
+/* The @p n bytes of @p s in one piece: the piece itself when there is one (no copy), else gathered
+ * into a new pool buffer (*gathered, which the caller frees; a copy in stage gather). NULL when out
+ * of memory. */
+const void *tly__segs_contiguous(const struct tly_array *a, const struct tly__segs *s, uint64_t n, void **gathered);
 
 /* 0, or TLY_EUSAGE when @p r does not fit the array. */
 int tly__check_region(const struct tly_array *a, const struct tly_region *r);

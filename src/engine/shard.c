@@ -651,24 +651,9 @@ static int encode_inner(struct swrite *x, const struct tly__segs *s, uint64_t n,
         *len = col.n;
         return err;
     }
-    const void *src = s->n == 1 && !s->pad[0] ? s->iov[0].iov_base : NULL;
-    if (src == NULL) {
-        TLY_STAGE(TLY_GATHER)
-        {
-            tly__plant_point(TLY_GATHER);
-            gathered = tly_pool_alloc(n);
-            char *p = gathered;
-            for (int i = 0; p && i < s->n; p += s->iov[i].iov_len, i++) {
-                if (s->pad[i])
-                    tly__fill(a, p, s->iov[i].iov_len);
-                else
-                    tly_copy(p, s->iov[i].iov_base, s->iov[i].iov_len);
-            }
-        }
-        if (gathered == NULL)
-            return tly_fail(-ENOMEM, "out of memory for a %llu-byte inner chunk", (unsigned long long)n);
-        src = gathered;
-    }
+    const void *src = tly__segs_contiguous(a, s, n, &gathered);
+    if (src == NULL)
+        return tly_fail(-ENOMEM, "out of memory for a %llu-byte inner chunk", (unsigned long long)n);
     err = tly__encode(&x->op, *enc, bound, src, n, len);
     tly_pool_free(gathered);
     return err;

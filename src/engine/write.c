@@ -85,6 +85,26 @@ int tly__segs_one(struct tly__segs *s, const void *p, size_t len)
     return segs_push(s, p, len, false);
 }
 
+const void *tly__segs_contiguous(const struct tly_array *a, const struct tly__segs *s, uint64_t n, void **gathered)
+{
+    *gathered = NULL;
+    if (s->n == 1 && !s->pad[0])
+        return s->iov[0].iov_base;
+    TLY_STAGE(TLY_GATHER)
+    {
+        tly__plant_point(TLY_GATHER);
+        *gathered = tly_pool_alloc(n);
+        char *p = *gathered;
+        for (int i = 0; p && i < s->n; p += s->iov[i].iov_len, i++) {
+            if (s->pad[i])
+                tly__fill(a, p, s->iov[i].iov_len);
+            else
+                tly_copy(p, s->iov[i].iov_base, s->iov[i].iov_len);
+        }
+    }
+    return *gathered;
+}
+
 void tly__segs_free(struct tly__segs *s)
 {
     free(s->iov);
@@ -172,22 +192,7 @@ static int put_chunk(struct wctx *x, const char *key, const struct tly__segs *s,
                   : tly_fail(-ENOMEM, "out of memory for the %s output buffer", tly_codec_name(c->id));
         *stored = sk.bytes;
     } else {
-        const void *src = s->n == 1 && !s->pad[0] ? s->iov[0].iov_base : NULL;
-        if (src == NULL) {
-            TLY_STAGE(TLY_GATHER)
-            {
-                tly__plant_point(TLY_GATHER);
-                gathered = tly_pool_alloc(chunk_bytes);
-                char *p = gathered;
-                for (int i = 0; p && i < s->n; p += s->iov[i].iov_len, i++) {
-                    if (s->pad[i])
-                        tly__fill(a, p, s->iov[i].iov_len);
-                    else
-                        tly_copy(p, s->iov[i].iov_base, s->iov[i].iov_len);
-                }
-            }
-            src = gathered;
-        }
+        const void *src = tly__segs_contiguous(a, s, chunk_bytes, &gathered);
         size_t bound = tly_codec_bound(c, chunk_bytes), n = 0;
         TLY_STAGE(TLY_ENCODE)
         {
