@@ -114,7 +114,8 @@ static int compare_owners(json_t *lines, const char *cell, const char *key, json
 }
 
 /*
- * Read amplification, lower is better, with the cell's tolerance (an S3 retry reads bytes again). A
+ * Read amplification, lower is better, with the run's tolerance (--tolerance: an S3 retry reads bytes
+ * again), never a cell's own (which says how its peak and copies move with timing, not its bytes). A
  * baseline written before the figure existed has none: the run's is a new figure, shown and never
  * failed, until `tally check --update` records it; one the baseline has and the run lacks fails.
  */
@@ -174,7 +175,7 @@ static int check_cell(json_t *lines, const char *cell, json_t *was, json_t *now,
             "peak_extra_ratio moved within its tolerance across a rounding boundary");
     bad += compare_owners(lines, cell, "copies", was, now, tol);
     bad += compare_owners(lines, cell, "libraries", was, now, tol);
-    bad += compare_amplification(lines, cell, was, now, tol);
+    bad += compare_amplification(lines, cell, was, now, o->ratio_tol); /* not the cell's own: that is its peak's */
     compare_throughput(lines, cell, was, now, o->throughput_tol);
     return bad;
 }
