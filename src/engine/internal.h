@@ -169,4 +169,8 @@ void tly__fill(const struct tly_array *a, void *dst, size_t n);
 /* Fill the runs of @p rs in @p buf (the output region) with the fill value. */
 void tly__fill_runs(const struct tly_array *a, const struct tly_runs *rs, void *buf);
 
+/* Copy the runs of @p rs between a whole chunk at @p chunk and the region's buffer @p buf (to the
+ * buffer when @p to_buf), through the copy ledger, in the caller's stage (scatter or gather). */
+void tly__copy_runs(const struct tly_runs *rs, char *chunk, char *buf, bool to_buf);
+
 #endif

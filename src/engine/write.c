@@ -278,14 +278,10 @@ static int rmw_chunk(struct wctx *x, const char *key, const struct tly_runs *rs,
         return tly_fail(-ENOMEM, "chunk %s: out of memory", key);
     int err = load_chunk(&x->op, key, cb, rs->chunk_bytes);
     if (!err) {
-        struct tly_runs_iter it;
-        uint64_t co, bo;
-        tly_runs_iter_init(&it, rs);
         TLY_STAGE(TLY_GATHER)
         {
             tly__plant_point(TLY_GATHER);
-            while (tly_runs_next(&it, &co, &bo))
-                tly_copy((char *)cb + co, x->buf + bo, rs->run_bytes);
+            tly__copy_runs(rs, cb, (char *)x->buf, false);
         }
         struct tly__segs s = {0};
         TLY_STAGE(TLY_PLAN)
