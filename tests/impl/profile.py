@@ -12,10 +12,26 @@
 - bad input: a command not found (127), killed by a signal (128 + signal), a static binary (untracked,
   exit 2), a program with an allocator of its own (untracked, exit 2), each with a clear message; the
   program's own exit status passed through;
-- the matrix's implementations on memray-array's one-chunk cells: zarr-python's figures within 0.05
-  of the figures measured by hand with jemalloc's hooks (write 0.00 / 2.05 / 2.01, read 1.01 / 1.01 /
-  1.01 for none / blosc / zstd), coverage of 0.99 or more in every cell another stack ran, and an
-  adapter that prints garbage: that cell failed with the reason, every other cell kept.
+- the matrix's implementations on memray-array's one-chunk cells: zarr-python's extra copies as
+  counted by hand (write 0 / 2 / 2, read 1 / 1 / 1 for none / blosc / zstd), and each peak extra
+  between what zarr-python must hold at its peak (below) and that plus 16 MiB; coverage of 0.99 or
+  more in every cell another stack ran, and an adapter that prints garbage: that cell failed with the
+  reason, every other cell kept.
+
+Why a floor and an allowance, not one figure (issue 27): the peak is counted in jemalloc's usable bytes
+(size classes: 4 a doubling, so a 100,000,033-byte request holds 96 MiB = 100,663,296 bytes), and what
+zarr-python must hold at its peak is fixed by the format: a write keeps the compressor's output buffer
+(blosc: the input's size + 16, zstd: ZSTD_compressBound) and the bytes object it is cut down to (the
+encoded chunk); a read keeps the chunk file's bytes beside the output. Those buffers, in size classes,
+are the floor (write 0 / 2.013 / 2.013, read 1.007 x array), computed here from the encoded sizes that
+tally's own cells of the same data report (store_bytes_written). Above the floor is what is not payload:
+the interpreter's small objects, c-blosc's per-call temporaries (3.7 MB), the adapter's tracemalloc
+tables. Measured above the floor on this 2-core machine, 10 runs quiet and 10 beside two CPU hogs
+and a scripts/test: 0.001-0.038 x array, the same in every run; a run elsewhere measured 0.048 for
+both the write none and the write zstd cell (the same 4.8 MB in both: not a size class, not load).
+The allowance is the line every report already draws between a fixed working set and a copy (16 MiB,
+`overhead_bound`): more than that at the peak would be a copy-sized defect, and is caught; less than
+the floor would be the instrument losing a buffer the format requires, and is caught too.
 """
 import json
 import os
@@ -123,6 +139,60 @@ def bad_input(tally, w):
                 p.returncode == 2 and "untracked" in p.stderr, (p.returncode, p.stderr[-300:]))
 
 
+def size_class(n):
+    """jemalloc 5.3's usable size for a request of n bytes (its size classes: 4 per doubling above 32 B)."""
+    if n <= 8:
+        return 8
+    if n <= 16:
+        return 16
+    lg = (n - 1).bit_length() - 1  # 2^lg < n <= 2^(lg+1)
+    delta = 1 << max(lg - 2, 4)
+    return (n + delta - 1) // delta * delta
+
+
+PYBYTES_HEADER = 33  # a bytes object of n bytes is one malloc of offsetof(PyBytesObject, ob_sval) + n + 1
+OVERHEAD = 16 << 20  # the fixed-overhead line every report draws (overhead_bound): not a copy
+
+
+def zarr_python_floor(op, codec, array, encoded):
+    """The bytes zarr-python 2.13 must hold above `before` at its peak (the read's output aside), in
+    jemalloc's size classes: numcodecs' output buffer and the bytes it is cut to (write), the chunk
+    file's bytes (read; DirectoryStore reads the file into one bytes object)."""
+    if op == "read":
+        return size_class(encoded + PYBYTES_HEADER)
+    if codec == "none":
+        return 0  # the array's own memory goes to the file
+    bound = array + 16 if codec == "blosc" else array + (array >> 8)  # BLOSC_MAX_OVERHEAD, ZSTD_compressBound
+    return size_class(bound + PYBYTES_HEADER) + size_class(encoded + PYBYTES_HEADER)
+
+
+def zarr_python_peaks(tally, w, cells):
+    """zarr-python's six v2 cells: extra copies as counted by hand, each peak between its floor and the
+    floor plus the fixed-overhead line (the module's docstring says why)."""
+    copies = {"write": {"none": 0, "blosc": 2, "zstd": 2}, "read": {"none": 1, "blosc": 1, "zstd": 1}}
+    # the encoded chunk of each codec, from tally's own cells of the same data (the same frames:
+    # blosc_compress_ctx's byte for byte; zstd level 3 within bytes of ZSTD_compress's)
+    out = os.path.join(w, "encoded")
+    p = t.run(tally, "run", "--impl", "tally", "--filter", "write-local-.*-v2-one-chunk$", "--out", out)
+    encoded = {r["codec"]: r["store_bytes_written"] for r in json.load(open(os.path.join(out, "results.json")))[
+        "results"] if r["status"] == "ok" and r.get("store_bytes_written")}
+    t.check("tally's own write cells give each codec's encoded chunk", p.returncode == 0 and len(encoded) == 3,
+            (p.returncode, encoded))
+    t.check("zarr-python's six v2 one-chunk cells ran", len(cells) == 6, [r["scenario"] for r in cells])
+    for r in cells:
+        if r["codec"] not in encoded:
+            continue
+        want = copies[r["op"]][r["codec"]]
+        t.check(f"zarr-python {r['op']} {r['codec']}: {r['extra_copies']} extra copies, as counted by hand ({want})",
+                r["extra_copies"] == want, r["peak_extra_ratio"])
+        floor = zarr_python_floor(r["op"], r["codec"], r["array_bytes"], encoded[r["codec"]])
+        extra = r["peak_extra_bytes"]
+        t.check(f"zarr-python {r['op']} {r['codec']}: peak extra {extra / r['array_bytes']:.4f} x array, at least "
+                f"the {floor / r['array_bytes']:.4f} its buffers must hold and under that + 16 MiB "
+                f"(above it: {(extra - floor) / r['array_bytes']:.4f})",
+                floor <= extra <= floor + OVERHEAD, (extra, floor))
+
+
 def impls(tally, w):
     cells = os.path.join(w, "impls")
     p = t.run(tally, "run", "--impl", "zarr-python,gdal,nczarr,zarrita,tensorstore", "--filter", "local-.*-one-chunk",
@@ -135,12 +205,7 @@ def impls(tally, w):
             [r for r in res if r["status"] not in ("ok", "skipped")][:2])
     low = [(r["impl"], r["scenario"], r["coverage"]["ratio"]) for r in ran if r["coverage"]["ratio"] < 0.99]
     t.check("coverage 0.99 or more in every cell another stack ran", not low, low)
-    hand = {"write": {"none": 0.00, "blosc": 2.05, "zstd": 2.01}, "read": {"none": 1.01, "blosc": 1.01, "zstd": 1.01}}
-    for r in ran:
-        if r["impl"] == "zarr-python" and r["format"] == "v2":
-            want = hand[r["op"]][r["codec"]]
-            t.check(f"zarr-python {r['op']} {r['codec']}: {r['peak_extra_ratio']:.3f} within 0.05 of {want:.2f}",
-                    abs(r["peak_extra_ratio"] - want) <= 0.05, r["peak_extra_ratio"])
+    zarr_python_peaks(tally, w, [r for r in ran if r["impl"] == "zarr-python" and r["format"] == "v2"])
     ts = [r for r in res if r["impl"] == "tensorstore"]
     t.check("tensorstore's cells say why they skip", ts and all(
         r["status"] == "skipped" and "tensorstore" in r["reason"] for r in ts) or any(r["status"] == "ok" for r in ts),
