@@ -302,8 +302,24 @@ def d13_zattrs(w):
             p.stderr)
 
 
+def n10_gzip_level(w):
+    """Issue 25 N10: a v3 gzip level outside the spec's 0..9 is refused before anything is written
+    (it once wrote an array tally's own reader refused); v2's numcodecs GZip takes zlib's -1."""
+    c = case(w, "n10")
+    np.save(f"{c}/a.npy", np.arange(100, dtype="<f4"))
+    for level in ("-1", "10"):
+        refused(f"N10 put --format v3 --codec gzip:level={level}", c,
+                ["put", f"{c}/a.npy", f"{c}/z", "--format", "v3", "--codec", f"gzip:level={level}", "--chunks", "10"],
+                ["gzip level is 0..9"] if level == "-1" else ["level"])
+    p = tally("put", f"{c}/a.npy", f"{c}/v2", "--codec", "gzip:level=-1", "--chunks", "10")
+    g = tally("get", f"{c}/v2", f"{c}/out.npy")
+    t.check("N10 v2 gzip level -1 (numcodecs' default) is written and read back",
+            p.returncode == 0 and g.returncode == 0 and
+            np.array_equal(np.load(f"{c}/out.npy"), np.arange(100, dtype="<f4")), (p.stderr, g.stderr))
+
+
 CASES = (d1_requote, d2_overflow, d3_npy, d4_chunks, d5_overwrite_enospc, d7_meta_size, d9_symlinks, d10_zstd_reasons,
-         d11_fifo, d13_json_position, d13_npy, d13_zattrs)
+         d11_fifo, d13_json_position, d13_npy, d13_zattrs, n10_gzip_level)
 
 
 def main():

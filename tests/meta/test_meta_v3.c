@@ -434,3 +434,25 @@ TLY_TEST(meta, v3_emit_refuses_bad_attributes_and_bad_metadata)
     cr_expect_null(tly_meta_emit(&m));
     tly_meta_free(&m);
 }
+
+/* issue 25 N10: zlib's default level -1 is numcodecs' (v2) and never reaches a v3 document, whose
+ * gzip level is 0..9: what tally writes, its own reader must take */
+TLY_TEST(meta, v3_gzip_level_outside_the_spec_is_not_written)
+{
+    struct tly_meta m = parse(V3(.codecs = BYTES_LE ", " GZIP5));
+    for (int level = -1; level <= 10; level += 11) {
+        m.codec.gzip.level = level;
+        char *text = tly_meta_emit(&m);
+        cr_expect_null(text, "level %d was written", level);
+        cr_expect(strstr(tly_errmsg(), "gzip level is 0..9") != NULL, "%s", tly_errmsg());
+        free(text);
+    }
+    m.codec.gzip.level = 0;
+    char *text = tly_meta_emit(&m);
+    cr_assert_not_null(text, "%s", tly_errmsg());
+    struct tly_meta b = parse(text);
+    cr_expect(b.codec.id == TLY_CODEC_GZIP && b.codec.gzip.level == 0);
+    free(text);
+    tly_meta_free(&b);
+    tly_meta_free(&m);
+}
