@@ -160,14 +160,27 @@ enum tly_store_state {
 int tly_store_probe(struct tly_store *st, enum tly_store_state *out);
 
 /**
+ * After a read of the array whose metadata this store opened: 0 when that metadata is still the
+ * version the read opened, so every chunk it read was that array's; -ESTALE ("the array was replaced
+ * while it was read") when an overwrite deleted or replaced it meanwhile. S3: one HEAD of the metadata,
+ * its ETag, writer id (x-amz-meta-tally-write) and Last-Modified compared (an overwrite deletes the
+ * metadata before it touches a chunk). Local stores detect a swap themselves (a chunk the swap removed
+ * is -ESTALE, never missing) and return 0. A store that opened no metadata returns 0.
+ */
+int tly_store_unchanged(struct tly_store *st);
+
+/**
  * Begin writing a whole new array at the store's root, unseen by readers until tly_store_publish():
  *
  *   local  every later write of @p st goes to a new directory beside the root
  *          (".NAME.tally-new-PID-N"); the root itself is untouched.
- *   S3     there is no rename: the prefix is marked incomplete (the ".tally-incomplete" object);
- *          with @p replace, the old array's metadata is deleted first, then its other objects. From
- *          then on the prefix opens as no array ("incomplete array: run tally gc") until the caller
- *          has written the new metadata (last) and published.
+ *   S3     there is no rename: the prefix is marked incomplete (the ".tally-incomplete" object,
+ *          created only where there is none: If-None-Match: *, so one writer holds an array at a
+ *          time; another's marker is taken over only when its process provably no longer runs, else
+ *          TLY_EEXISTS names it); with @p replace, the old array's metadata is deleted first, then its
+ *          other objects. From then on the prefix opens as no array ("incomplete array: run tally
+ *          gc") until the caller has written the new metadata (last) and published; a commit whose
+ *          write no longer holds the marker publishes nothing.
  *
  * @p replace says an array (or an incomplete one) is there to be replaced (tly_store_probe()).
  */

@@ -294,11 +294,28 @@ static int read_one(void *arg, uint64_t i)
 
 int tly_array_read(struct tly_array *a, void *buf, const struct tly_region *r, struct tly_io_stats *stats)
 {
-    if (a->meta.shard.on)
-        return tly__shard_read(a, buf, r, stats);
-    struct rctx x = {.buf = buf};
-    tly__lanes_init(&x.lanes, a->opts.threads);
-    int err = tly__op_run(&x.op, a, r, read_one, &x, stats);
-    tly__lanes_destroy(&x.lanes);
-    return err;
+    int err;
+    if (a->meta.shard.on) {
+        err = tly__shard_read(a, buf, r, stats);
+    } else {
+        struct rctx x = {.buf = buf};
+        tly__lanes_init(&x.lanes, a->opts.threads);
+        err = tly__op_run(&x.op, a, r, read_one, &x, stats);
+        tly__lanes_destroy(&x.lanes);
+    }
+    /* every chunk read (or found missing) was the opened array's only if its metadata is unchanged;
+     * and a read that failed (a chunk deleted between its size and its bytes, a chunk of the new array
+     * that does not decode as the old one's) says the cause, an overwrite, rather than the symptom */
+    if (err && err != TLY_ENOTFOUND && err != TLY_EFORMAT && err != TLY_ECODEC)
+        return err; /* not what a replaced chunk looks like (and a dead server gets no second wait) */
+    int changed;
+    TLY_STAGE(TLY_META)
+    {
+        char symptom[512];
+        snprintf(symptom, sizeof symptom, "%s", tly_errmsg());
+        changed = tly_store_unchanged(a->store);
+        if (err && changed != -ESTALE)
+            tly_fail(err, "%s", symptom); /* the read's own message, not the check's */
+    }
+    return err && changed != -ESTALE ? err : changed;
 }

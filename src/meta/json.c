@@ -349,8 +349,10 @@ static int check_emittable(const struct tly_meta *m)
     if (m->codec.id == TLY_CODEC_ZLIB && m->zarr_format == 3)
         return tly_fail(TLY_EUSAGE, "metadata: zlib is a v2 compressor (Zarr v3 has gzip)");
     if (m->codec.id == TLY_CODEC_GZIP && m->zarr_format == 3 && (m->codec.gzip.level < 0 || m->codec.gzip.level > 9))
-        return tly_fail(TLY_EUSAGE, "metadata: Zarr v3's gzip level is 0..9, not %d (zlib's -1, its default level, is "
-                        "for v2's numcodecs GZip and Zlib only)", m->codec.gzip.level);
+        return tly_fail(TLY_EUSAGE,
+                        "metadata: Zarr v3's gzip level is 0..9, not %d (zlib's -1, its default level, is "
+                        "for v2's numcodecs GZip and Zlib only)",
+                        m->codec.gzip.level);
     if (m->crc32c && !m->shard.on)
         return tly_fail(TLY_EUSAGE, "metadata: crc32c is supported inside a shard only");
     for (int d = 0; m->shard.on && d < m->rank; d++)

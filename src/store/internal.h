@@ -18,6 +18,7 @@ struct tly_store_ops {
     int (*clear)(struct tly_store *st);
     int (*gc)(struct tly_store *st, uint64_t *removed);
     int (*probe)(struct tly_store *st, enum tly_store_state *out);
+    int (*unchanged)(struct tly_store *st); /* NULL: the store detects a replaced array itself */
     int (*stage)(struct tly_store *st, bool replace);
     int (*publish)(struct tly_store *st);
     void (*discard)(struct tly_store *st);

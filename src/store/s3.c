@@ -57,6 +57,7 @@ static const struct tly_store_ops s3_ops = {
     .clear = tly__s3_clear,
     .gc = tly__s3_gc,
     .probe = tly__s3_probe,
+    .unchanged = tly__s3_unchanged,
     .stage = tly__s3_stage,
     .publish = tly__s3_publish,
     .discard = tly__s3_discard,

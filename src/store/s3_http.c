@@ -181,6 +181,7 @@ void tly__s3_http_submit(struct tly__s3_http *h, struct tly__s3_req *r)
     r->status = 0;
     r->curl_code = 0;
     r->curl_error[0] = r->code[0] = r->message[0] = r->etag[0] = r->sink_msg[0] = '\0';
+    r->meta_write_got[0] = r->last_modified[0] = '\0';
     r->content_length = 0;
     r->have_length = false;
     r->buf_n = 0;

@@ -63,6 +63,9 @@ struct tly__s3_req {
     bool ranged;           /* send Range: bytes=range_start-(range_start+range_len-1) */
     uint64_t range_start, range_len;
     bool body_may_hold_error; /* CompleteMultipartUpload: a 200 may carry an <Error> */
+    const char *if_match;      /* conditional: If-Match (an ETag) sent and signed; NULL: none */
+    const char *if_none_match; /* conditional: If-None-Match ("*": only when the key is absent); NULL: none */
+    const char *meta_write;    /* x-amz-meta-tally-write: the writer's id on a PUT; NULL: none */
     /* the response */
     enum tly__s3_resp resp;
     const struct iovec *resp_iov; /* RESP_IOV: filled completely, in order */
@@ -77,6 +80,8 @@ struct tly__s3_req {
     char code[64];           /* S3 error code, from the error body */
     char message[256];       /* S3 error message */
     char etag[128];          /* the ETag response header */
+    char meta_write_got[72]; /* the x-amz-meta-tally-write response header (a tally writer's id), or "" */
+    char last_modified[40];  /* the Last-Modified response header, or "" */
     uint64_t content_length; /* Content-Length of a HEAD or a GET */
     bool have_length;
     char *buf; /* RESP_BUF: the body (allocated in the caller's stage), NUL-terminated */

@@ -64,7 +64,7 @@ static int sign_headers(struct tly__s3_http *h, struct tly__s3_req *r)
                  (unsigned long long)(r->range_start + r->range_len - 1));
     else if (resuming)
         snprintf(range, sizeof range, "bytes=%llu-", (unsigned long long)r->delivered);
-    struct tly__sigv4_header hs[6];
+    struct tly__sigv4_header hs[9];
     int nh = 0;
     hs[nh++] = (struct tly__sigv4_header){"host", r->host};
     hs[nh++] = (struct tly__sigv4_header){"x-amz-content-sha256", r->payload_hash};
@@ -75,6 +75,12 @@ static int sign_headers(struct tly__s3_http *h, struct tly__s3_req *r)
         hs[nh++] = (struct tly__sigv4_header){"range", range};
     if (resuming && r->etag[0])
         hs[nh++] = (struct tly__sigv4_header){"if-match", r->etag};
+    else if (r->if_match)
+        hs[nh++] = (struct tly__sigv4_header){"if-match", r->if_match};
+    if (r->if_none_match)
+        hs[nh++] = (struct tly__sigv4_header){"if-none-match", r->if_none_match};
+    if (r->meta_write)
+        hs[nh++] = (struct tly__sigv4_header){"x-amz-meta-tally-write", r->meta_write};
     struct tly__sigv4_req sr = {
         .method = r->method,
         .path = r->path,

@@ -90,7 +90,18 @@ size_t tly__s3_on_header(char *p, size_t size, size_t nitems, void *ud)
         ;
     while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
         end--;
-    if (len > 5 && strncasecmp(p, "etag:", 5) == 0) {
+    if (len > 23 && strncasecmp(p, "x-amz-meta-tally-write:", 23) == 0) {
+        /* compared, never printed raw: printable ASCII only, or none */
+        bool ok = end - v < (ptrdiff_t)sizeof r->meta_write_got;
+        for (const char *c = v; ok && c < end; c++)
+            ok = *c > 0x20 && *c < 0x7f;
+        snprintf(r->meta_write_got, sizeof r->meta_write_got, "%.*s", ok ? (int)(end - v) : 0, v);
+    } else if (len > 14 && strncasecmp(p, "last-modified:", 14) == 0) {
+        bool ok = end - v < (ptrdiff_t)sizeof r->last_modified;
+        for (const char *c = v; ok && c < end; c++)
+            ok = *c >= 0x20 && *c < 0x7f;
+        snprintf(r->last_modified, sizeof r->last_modified, "%.*s", ok ? (int)(end - v) : 0, v);
+    } else if (len > 5 && strncasecmp(p, "etag:", 5) == 0) {
         /* sent back as If-Match: printable ASCII only, or none */
         bool ok = end - v < (ptrdiff_t)sizeof r->etag;
         for (const char *c = v; ok && c < end; c++)

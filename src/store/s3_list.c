@@ -157,7 +157,9 @@ int tly__s3_gc(struct tly_store *base, uint64_t *removed)
 {
     struct tly__s3 *st = tly__s3_of(base);
     char *key_marker = NULL, *id_marker = NULL;
-    int err;
+    int err = tly__s3_gc_allowed(st); /* never the uploads or objects of a write that runs */
+    if (err)
+        return err;
     do {
         struct tly__s3_xml x = {0};
         err = tly__s3_list_page(st, true, key_marker, id_marker, &x);

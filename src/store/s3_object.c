@@ -116,6 +116,7 @@ int tly__s3_get(struct tly_store *base, const char *key, char **data, size_t *n)
     if (!err && r.buf == NULL && (r.buf = calloc(1, 1)) == NULL) /* an empty object */
         err = tly_fail(-ENOMEM, "out of memory");
     if (!err) {
+        tly__s3_opened(st, key, &r);
         *data = r.buf;
         *n = r.buf_n;
         r.buf = NULL;
@@ -131,9 +132,13 @@ int tly__s3_put(struct tly_store *base, const char *key, const void *data, size_
     struct tly__s3 *st = tly__s3_of(base);
     struct tly__s3_req r;
     struct iovec iov = {(void *)data, n};
-    int err = tly__s3_req_key(st, &r, "PUT", "PUT", key, NULL);
+    int err = tly__s3_commit_check(st, key);
+    if (!err)
+        err = tly__s3_req_key(st, &r, "PUT", "PUT", key, NULL);
     if (err)
         return err;
+    if (st->write_id[0])
+        r.meta_write = st->write_id; /* the version a reader compares, unique to this write */
     err = tly__s3_req_body(st, &r, &iov, 1);
     if (!err)
         err = tly__s3_run(st, &r);

@@ -32,6 +32,10 @@ struct tly__s3 {
     struct tly__sigv4_cache cache;
     struct tly__s3_http *http;
     atomic_bool bucket_seen; /* a NoSuchKey proved the bucket exists: a bare 404 to HEAD is a missing key */
+    /* the overwrite contract (s3_stage.c) */
+    char write_id[33];        /* this store's write: its id in the marker and on the metadata; "" until staged */
+    char opened_key[12];      /* the metadata document a read opened ("zarr.json", ".zarray"), or "" */
+    char opened_version[256]; /* what identifies that document's version: ETag, writer id, Last-Modified */
 };
 
 static inline struct tly__s3 *tly__s3_of(struct tly_store *st)
@@ -111,6 +115,15 @@ int tly__s3_delete_all(struct tly__s3 *st, const char *const *keep, uint64_t *n)
 #define TLY__S3_MARKER ".tally-incomplete"
 
 int tly__s3_probe(struct tly_store *base, enum tly_store_state *out);
+int tly__s3_unchanged(struct tly_store *base);
+
+/** The metadata document @p key was read by request @p r (a GET answered 200): remembered, so that
+ * tly__s3_unchanged() can tell whether the array was replaced during a read. */
+void tly__s3_opened(struct tly__s3 *st, const char *key, const struct tly__s3_req *r);
+
+/** Before a commit writes @p key: 0 when @p key is not written at commit, or this write still holds the
+ * array (the marker is its own); otherwise an error, and nothing is published. */
+int tly__s3_commit_check(struct tly__s3 *st, const char *key);
 int tly__s3_stage(struct tly_store *base, bool replace);
 int tly__s3_publish(struct tly_store *base);
 void tly__s3_discard(struct tly_store *base);
@@ -118,5 +131,9 @@ void tly__s3_discard(struct tly_store *base);
 /** gc's part: an incomplete array (the marker without metadata) deleted, the marker last; a marker
  * beside metadata (a write interrupted after publishing its metadata) deleted. Counts into @p removed. */
 int tly__s3_gc_incomplete(struct tly__s3 *st, uint64_t *removed);
+
+/** 0 unless the prefix's marker names a write that runs on this host (its pid alive, started when
+ * the marker says): then TLY_EEXISTS naming it, and gc leaves the prefix alone. */
+int tly__s3_gc_allowed(struct tly__s3 *st);
 
 #endif

@@ -75,6 +75,11 @@ int tly_store_get(struct tly_store *st, const char *key, char **data, size_t *n)
     return st->ops->get(st, key, data, n);
 }
 
+int tly_store_unchanged(struct tly_store *st)
+{
+    return st->ops->unchanged ? st->ops->unchanged(st) : 0;
+}
+
 int tly_store_put(struct tly_store *st, const char *key, const void *data, size_t n)
 {
     CHECK_KEY(key);
