@@ -81,7 +81,8 @@ static void print_summary(FILE *f, json_t *r)
             json_integer_value(json_object_get(v, "copied_bytes")) == 0 &&
             json_integer_value(json_object_get(v, "at_peak_bytes")) == 0)
             continue;
-        fprintf(f, "%-24s %12s %12s %12s %10.2f\n", name,
+        char shown[4 * 256];
+        fprintf(f, "%-24s %12s %12s %12s %10.2f\n", tly_h_term(shown, sizeof shown, name),
                 tly_h_bytes(c, sizeof c, (double)json_integer_value(json_object_get(v, "alloc_bytes"))),
                 tly_h_bytes(d, sizeof d, (double)json_integer_value(json_object_get(v, "peak_bytes"))),
                 tly_h_bytes(e, sizeof e, (double)json_integer_value(json_object_get(v, "at_peak_bytes"))),
@@ -102,8 +103,11 @@ static void print_summary(FILE *f, json_t *r)
     }
     fprintf(f, "time by the marks' stages:");
     json_object_foreach(st, name, v)
-        fprintf(f, " %s %.3f s", name,
+    {
+        char shown[4 * 256];
+        fprintf(f, " %s %.3f s", tly_h_term(shown, sizeof shown, name),
                 json_number_value(json_object_get(v, "busy_s")) + json_number_value(json_object_get(v, "waiting_s")));
+    }
     fputc('\n', f);
 }
 
@@ -118,8 +122,13 @@ static int write_reports(const struct profile_opts *o, json_t *entry)
         return err;
     json_t *doc = tly_h_results_new("tally profile", 1, NULL, NULL);
     json_array_append(tly_h_results_list(doc), entry);
-    err = json_dump_file(doc, path, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) ? tly_fail(-EIO, "cannot write %s", path)
-                                                                             : tly_h_report(o->out, doc);
+    /* the figures are the profiled program's process's to write (TALLY_PROFILE_OUT): checked as any
+     * results file is before they reach a report */
+    err = tly_h_results_validate(doc, "the preload's result (written in the profiled process)");
+    if (!err)
+        err = json_dump_file(doc, path, JSON_INDENT(1) | JSON_REAL_PRECISION(6))
+                  ? tly_fail(-EIO, "cannot write %s", path)
+                  : tly_h_report(o->out, doc);
     json_decref(doc);
     return err;
 }
@@ -238,15 +247,18 @@ int tly_h_cmd_profile(int argc, char **argv)
     json_object_set_new(r, "status", json_string("ok"));
     json_object_set_new(r, "ok", json_true());
     bool tracked = json_is_true(json_object_get(r, "tracking")), ok = true;
-    if (!tracked)
-        fprintf(stderr, "tally profile: untracked: %s\n", json_string_value(json_object_get(r, "untracked_reason")));
+    if (!tracked) {
+        char shown[2048];
+        fprintf(stderr, "tally profile: untracked: %s\n",
+                tly_h_term(shown, sizeof shown, json_string_value(json_object_get(r, "untracked_reason"))));
+    }
     int err = check_budgets(&o, r, &ok);
     if (!err)
         err = write_reports(&o, r);
     if (o.json) {
         json_dumpf(r, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
         fputc('\n', stdout);
-    } else if (tracked) {
+    } else if (tracked && !err) {
         print_summary(stderr, r);
         fprintf(stderr, "reports: %s/results.json, copies.md, index.html, trace.json\n", o.out);
     }

@@ -49,8 +49,11 @@ static double r5(double v)
 /* What the baseline keeps of a result: the memory figures, copy volumes, and throughput when repeated. */
 static json_t *figures(json_t *e)
 {
-    json_t *o = json_pack("{s:O, s:f}", "extra_copies", json_object_get(e, "extra_copies"), "peak_extra_ratio",
-                          r3(json_number_value(json_object_get(e, "peak_extra_ratio"))));
+    /* the run's figures were validated when it loaded (tly_h_results_validate): finite, in range */
+    json_t *o = json_object();
+    json_object_set(o, "extra_copies", json_object_get(e, "extra_copies"));
+    json_object_set_new(o, "peak_extra_ratio",
+                        json_real(r3(json_number_value(json_object_get(e, "peak_extra_ratio")))));
     static const char *const owners[][2] = {{"stages", "copies"}, {"libraries", "copies"}};
     for (int k = 0; k < 2; k++) {
         json_t *m = json_object();
@@ -267,11 +270,14 @@ static json_t *load_baseline(const char *path, bool update)
     if (b == NULL && update)
         return json_pack("{s:s, s:{}}", "schema", TLY_H_BASELINE_SCHEMA, "cells");
     const char *schema = json_string_value(json_object_get(b, "schema"));
+    char shown[sizeof je.text * 4];
     if (b == NULL)
-        fprintf(stderr, "tally check: %s: %s\n", path, je.text);
+        fprintf(stderr, "tally check: %s: %s\n", path, tly_h_term(shown, sizeof shown, je.text));
     else if (!schema || strcmp(schema, TLY_H_BASELINE_SCHEMA) != 0 || !json_is_object(json_object_get(b, "cells")))
-        fprintf(stderr, "tally check: %s: schema '%s', this tally reads '%s'\n", path, schema ? schema : "(none)",
-                TLY_H_BASELINE_SCHEMA);
+        fprintf(stderr, "tally check: %s: schema '%s', this tally reads '%s'\n", path,
+                schema ? tly_h_term(shown, 256, schema) : "(none)", TLY_H_BASELINE_SCHEMA);
+    else if (tly_h_baseline_validate(b, path) != 0)
+        fprintf(stderr, "tally check: %s\n", tly_errmsg());
     else
         return b;
     json_decref(b);
@@ -288,11 +294,14 @@ static int update(const struct check_opts *o, json_t *base, json_t *doc, json_t 
     json_object_foreach(run, key, e)
     {
         const char *why = not_measured(e);
+        char shown[2048];
         if (why && strcmp(why, "skipped") != 0) {
-            fprintf(stderr, "tally check --update: %s: %s: not written into a baseline\n", key, why);
+            fprintf(stderr, "tally check --update: %s: %s: not written into a baseline\n",
+                    tly_h_term(shown, sizeof shown, key), why);
             refused++;
         } else if (!why && !json_is_true(json_object_get(e, "ok"))) {
-            fprintf(stderr, "tally check --update: %s: its budgets failed: not written into a baseline\n", key);
+            fprintf(stderr, "tally check --update: %s: its budgets failed: not written into a baseline\n",
+                    tly_h_term(shown, sizeof shown, key));
             refused++;
         }
     }
@@ -342,7 +351,8 @@ static int report_lines(const struct check_opts *o, json_t *lines, json_t *cells
         const char *kind = json_string_value(json_object_get(l, "kind"));
         char text[1024];
         tly_h_check_line_text(l, text, sizeof text);
-        puts(text);
+        tly_h_term_text(stdout, text); /* its cell, owner and reason come from the results */
+        putchar('\n');
         counts[0] += !strcmp(kind, TLY_H_REGRESSION);
         counts[1] += !strcmp(kind, TLY_H_IMPROVED);
         counts[2] += !strcmp(kind, TLY_H_MISSING) || !strcmp(kind, TLY_H_FAILED);

@@ -105,12 +105,15 @@ int tly_h_check_summary(const char *path, json_t *lines, int compared, bool fail
         char fig[128] = "";
         if (!json_is_null(json_object_get(l, "figure")))
             figure_text(l, fig, sizeof fig);
+        fprintf(f, "| %s | `", s(l, "kind"));
+        tly_h_md_text(f, s(l, "cell"));
+        fprintf(f, "` | ");
+        tly_h_md_text(f, fig[0] ? fig : s(l, "reason"));
         if (fig[0])
-            fprintf(f, "| %s | `%s` | %s | %.4g | %.4g | %.4g |\n", s(l, "kind"), s(l, "cell"), fig,
-                    json_number_value(json_object_get(l, "old")), json_number_value(json_object_get(l, "new")),
-                    json_number_value(json_object_get(l, "tolerance")));
+            fprintf(f, " | %.4g | %.4g | %.4g |\n", json_number_value(json_object_get(l, "old")),
+                    json_number_value(json_object_get(l, "new")), json_number_value(json_object_get(l, "tolerance")));
         else
-            fprintf(f, "| %s | `%s` | %s | | | |\n", s(l, "kind"), s(l, "cell"), s(l, "reason"));
+            fprintf(f, " | | | |\n");
     }
     if (shown == 0)
         fprintf(f, "No figure moved beyond its tolerance.\n");

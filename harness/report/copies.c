@@ -69,7 +69,7 @@ static void copies_text(json_t *e, char *buf, size_t cap)
     if (e == NULL)
         snprintf(buf, cap, " ");
     else if (!measured(e))
-        snprintf(buf, cap, "%s", is(e, "status", "skipped") ? "—" : tly_h_str(e, "status"));
+        snprintf(buf, cap, "%s", is(e, "status", "skipped") ? "—" : is(e, "status", "failed") ? "failed" : "untracked");
     else
         snprintf(buf, cap, "%s%lld%s", json_is_true(json_object_get(e, "ok")) ? "" : "**",
                  json_integer_value(json_object_get(e, "extra_copies")),
@@ -101,9 +101,15 @@ static void copies_table(FILE *f, json_t *results, const char *op, const char *t
             any |= measured(e);
             copies_text(e, cells[k], sizeof cells[k]);
         }
-        if (any)
-            fprintf(f, "| %s | %s | %s | %s | %s | %s | %s |\n", json_string_value(s), json_string_value(fm),
-                    json_string_value(l), json_string_value(im), cells[0], cells[1], cells[2]);
+        if (any) {
+            json_t *names[] = {s, fm, l, im};
+            for (int k = 0; k < 4; k++) {
+                fprintf(f, "| ");
+                tly_h_md_text(f, json_string_value(names[k]));
+                fputc(' ', f);
+            }
+            fprintf(f, "| %s | %s | %s |\n", cells[0], cells[1], cells[2]);
+        }
     }
     fputc('\n', f);
     json_decref(stores);
@@ -139,7 +145,9 @@ static void headline(FILE *f, json_t *results)
                            "| impl | format | write none | write blosc | write zstd | read none | read blosc | "
                            "read zstd |\n|---|---|---|---|---|---|---|---|\n");
             any = true;
-            fprintf(f, "| %s | %s |", name, format);
+            fprintf(f, "| ");
+            tly_h_md_text(f, name);
+            fprintf(f, " | %s |", format);
             for (int k = 0; k < 6; k++)
                 r[k] >= 0 ? fprintf(f, " %.2f |", r[k]) : fprintf(f, " — |");
             fputc('\n', f);
@@ -153,21 +161,23 @@ static void headline(FILE *f, json_t *results)
 }
 
 /* "name 12.3, name 4.5" of an owner map's figure, MiB (@p mib) or × array. */
-static void owners_text(json_t *owners, const char *fig, bool mib, char *buf, size_t cap)
+static void owners_text(FILE *f, json_t *owners, const char *fig, bool mib)
 {
     size_t n = 0;
-    buf[0] = '\0';
     const char *k;
     json_t *v;
     json_object_foreach(owners, k, v)
     {
         double x = json_number_value(json_object_get(v, fig));
         double shown = mib ? x / 1048576.0 : x;
-        if ((mib ? shown >= 0.05 : shown >= 0.005) && n < cap)
-            n += (size_t)snprintf(buf + n, cap - n, mib ? "%s%s %.1f" : "%s%s %.2f", n ? ", " : "", k, shown);
+        if (mib ? shown >= 0.05 : shown >= 0.005) {
+            fprintf(f, "%s", n++ ? ", " : "");
+            tly_h_md_text(f, k);
+            fprintf(f, mib ? " %.1f" : " %.2f", shown);
+        }
     }
     if (n == 0)
-        snprintf(buf, cap, "—");
+        fprintf(f, "—");
 }
 
 static void split_table(FILE *f, json_t *results)
@@ -189,15 +199,19 @@ static void split_table(FILE *f, json_t *results)
     {
         if (!measured(e))
             continue;
-        bool libs = json_object_get(e, "libraries") != NULL;
-        char at[600], cp[600], rd[32], wr[32], amp[32];
-        owners_text(json_object_get(e, libs ? "libraries" : "stages"), "at_peak_bytes", true, at, sizeof at);
-        owners_text(json_object_get(e, libs ? "libraries" : "stages"), "copies", false, cp, sizeof cp);
+        json_t *owners = json_object_get(e, json_object_get(e, "libraries") ? "libraries" : "stages");
+        char rd[32], wr[32], amp[32];
         tly_h_traffic_text(e, rd, wr, amp, sizeof rd);
-        fprintf(f, "| %s | %s | %.3f | %.1f | %s | %s | %s | %s | %s |\n",
-                json_object_get(e, "impl") ? tly_h_str(e, "impl") : "tally", tly_h_str(e, "scenario"),
-                json_number_value(json_object_get(e, "peak_extra_ratio")),
-                (double)json_integer_value(json_object_get(e, "peak_extra_bytes")) / 1048576.0, at, cp, rd, wr, amp);
+        fprintf(f, "| ");
+        tly_h_md_text(f, json_object_get(e, "impl") ? tly_h_str(e, "impl") : "tally");
+        fprintf(f, " | ");
+        tly_h_md_text(f, tly_h_str(e, "scenario"));
+        fprintf(f, " | %.3f | %.1f | ", json_number_value(json_object_get(e, "peak_extra_ratio")),
+                (double)json_integer_value(json_object_get(e, "peak_extra_bytes")) / 1048576.0);
+        owners_text(f, owners, "at_peak_bytes", true);
+        fprintf(f, " | ");
+        owners_text(f, owners, "copies", false);
+        fprintf(f, " | %s | %s | %s |\n", rd, wr, amp);
     }
     fputc('\n', f);
 }
@@ -214,12 +228,21 @@ int tly_h_write_copies_md(const char *dir, json_t *doc)
                "uniform random float32 in [0, 1)); other stacks run through their adapters (harness/impl) under the "
                "same hooks, preloaded.\n\n");
     const char *commit = tly_h_str(doc, "git_commit");
-    fprintf(f, "Run: tally %s, commit %.12s%s, %s; %lld CPUs (%s), %.1f GiB, Linux %s; build %s.\n\n",
-            tly_h_str(doc, "tally_version"), *commit ? commit : "unknown",
-            json_is_true(json_object_get(doc, "git_dirty")) ? " (with uncommitted changes)" : "",
-            tly_h_str(doc, "date"), json_integer_value(json_object_get(host, "cpus")), tly_h_str(host, "cpu_model"),
-            (double)json_integer_value(json_object_get(host, "mem_bytes")) / 1073741824.0, tly_h_str(host, "kernel"),
-            tly_h_str(doc, "build_type"));
+    char commit12[13];
+    snprintf(commit12, sizeof commit12, "%s", *commit ? commit : "unknown");
+    fprintf(f, "Run: tally ");
+    tly_h_md_text(f, tly_h_str(doc, "tally_version"));
+    fprintf(f, ", commit ");
+    tly_h_md_text(f, commit12);
+    fprintf(f, "%s, ", json_is_true(json_object_get(doc, "git_dirty")) ? " (with uncommitted changes)" : "");
+    tly_h_md_text(f, tly_h_str(doc, "date"));
+    fprintf(f, "; %lld CPUs (", json_integer_value(json_object_get(host, "cpus")));
+    tly_h_md_text(f, tly_h_str(host, "cpu_model"));
+    fprintf(f, "), %.1f GiB, Linux ", (double)json_integer_value(json_object_get(host, "mem_bytes")) / 1073741824.0);
+    tly_h_md_text(f, tly_h_str(host, "kernel"));
+    fprintf(f, "; build ");
+    tly_h_md_text(f, tly_h_str(doc, "build_type"));
+    fprintf(f, ".\n\n");
     headline(f, results);
     copies_table(f, results, "write", "Writes");
     copies_table(f, results, "read", "Reads");

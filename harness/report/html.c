@@ -24,20 +24,6 @@ const char *tly_h_series_color(const char *name, size_t column)
     return s >= 0 ? tly_h_stage_color(s) : lib_palette[column % NLIB];
 }
 
-void tly_h_html_text(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '<')
-            fputs("&lt;", f);
-        else if (*s == '&')
-            fputs("&amp;", f);
-        else if (*s == '\'')
-            fputs("&#39;", f);
-        else
-            fputc(*s, f);
-    }
-}
-
 static void cell_row(FILE *f, json_t *e, size_t i)
 {
     bool ok = json_is_true(json_object_get(e, "ok"));
@@ -45,7 +31,9 @@ static void cell_row(FILE *f, json_t *e, size_t i)
     tly_h_cell_key(e, key, sizeof key);
     fprintf(f, "<tr><td><a href='#s%zu'>", i);
     tly_h_html_text(f, key);
-    fprintf(f, "</a></td><td>%s</td>", tly_h_str(e, "status"));
+    fprintf(f, "</a></td><td>");
+    tly_h_html_text(f, tly_h_str(e, "status"));
+    fprintf(f, "</td>");
     if (!strcmp(tly_h_str(e, "status"), "ok")) {
         char rd[32], wr[32], amp[32];
         tly_h_traffic_text(e, rd, wr, amp, sizeof rd);

@@ -158,7 +158,7 @@ static void copy_marks(FILE *f, json_t *e, const struct chart *c)
         fprintf(f,
                 "<path class='copy' d='M%.1f %.1fl-3.5 7h7z' fill='%s' stroke='#222' stroke-width='0.4'><title>copy "
                 "in %s (%lld bytes since the last mark)</title></path>",
-                x, yb, tly_h_stage_color(s), tly_h_str(args, "stage"),
+                x, yb, tly_h_stage_color(s), tly_stage_name((enum tly_stage)s),
                 json_integer_value(json_object_get(args, "bytes")));
     }
     if (any)
@@ -197,9 +197,8 @@ static void hover_data(FILE *f, const struct chart *c, size_t id)
             "\"cols\":[",
             id, c->tmax, TLY_H_FIG_L, TLY_H_FIG_W - TLY_H_FIG_R, c->caller >= 0 ? c->caller - 2 : -1);
     for (size_t k = 2; k < c->ncol; k++) {
-        char *q = json_dumps(json_array_get(c->cols, k), JSON_ENCODE_ANY);
-        fprintf(f, "%s%s", k > 2 ? "," : "", q ? q : "\"?\"");
-        free(q);
+        fprintf(f, "%s", k > 2 ? "," : "");
+        tly_h_html_json(f, json_array_get(c->cols, k)); /* inside <script>: no name may end it */
     }
     fprintf(f, "],\"t\":[");
     for (size_t i = 0; i < c->n; i++)

@@ -49,7 +49,9 @@ double tly_h_cell_tmax(json_t *e)
 double tly_h_fig_x(double t, double tmax)
 {
     double w = TLY_H_FIG_W - TLY_H_FIG_L - TLY_H_FIG_R;
-    return TLY_H_FIG_L + (tmax > 0 ? t / tmax : 0) * w;
+    double at = tmax > 0 ? tly_h_finite(t / tmax) : 0;
+    /* a time far outside the window (never measured, only written) is drawn at the figure's edges */
+    return TLY_H_FIG_L + (at < -0.5 ? -0.5 : at > 1.5 ? 1.5 : at) * w;
 }
 
 double tly_h_ticks(double max, int *n)
@@ -205,11 +207,20 @@ void tly_h_html_lanes(FILE *f, json_t *e)
 
 /* ---- the stage-time bar ---- */
 
+/* A stage's seconds as the bar draws them: what is not a finite, non-negative number counts as none. */
+static double seconds(json_t *v, const char *key)
+{
+    double s = tly_h_finite(json_number_value(json_object_get(v, key)));
+    return s > 0 ? s : 0;
+}
+
 void tly_h_html_stage_bar(FILE *f, json_t *e)
 {
     json_t *st = json_object_get(e, "stage_time"), *bn = json_object_get(e, "bottleneck");
     if (bn) {
-        fprintf(f, "<p class='verdict'><b>bound by %s</b>: ", tly_h_str(bn, "resource"));
+        fprintf(f, "<p class='verdict'><b>bound by ");
+        tly_h_html_text(f, tly_h_str(bn, "resource"));
+        fprintf(f, "</b>: ");
         tly_h_html_text(f, tly_h_str(bn, "sentence"));
         fprintf(f, "</p>\n");
     }
@@ -225,12 +236,11 @@ void tly_h_html_stage_bar(FILE *f, json_t *e)
     {
         int s = tly_stage_from_name(k);
         if (s != TLY_UNSTAGED && s != TLY_CALLER) {
-            total +=
-                json_number_value(json_object_get(v, "busy_s")) + json_number_value(json_object_get(v, "waiting_s"));
+            total += seconds(v, "busy_s") + seconds(v, "waiting_s");
             shown++;
         }
     }
-    if (total <= 0)
+    if (!(total > 0 && isfinite(total)))
         return;
     double w = TLY_H_FIG_W - TLY_H_FIG_L - TLY_H_FIG_R - 12.0 * shown, x = TLY_H_FIG_L;
     int rows = (shown + 5) / 6;
@@ -245,14 +255,17 @@ void tly_h_html_stage_bar(FILE *f, json_t *e)
         int s = tly_stage_from_name(k);
         if (s == TLY_UNSTAGED || s == TLY_CALLER)
             continue;
-        double busy = json_number_value(json_object_get(v, "busy_s"));
-        double wait = json_number_value(json_object_get(v, "waiting_s"));
+        double busy = seconds(v, "busy_s"), wait = seconds(v, "waiting_s");
         double seg = 12 + (busy + wait) / total * w;
         double bw = busy + wait > 0 ? seg * busy / (busy + wait) : seg, ww = seg - bw;
         char tip[200];
         snprintf(tip, sizeof tip, "%s: busy %.4f s (%.2f threads), waiting %.4f s", k, busy,
                  json_number_value(json_object_get(v, "busy_threads")), wait);
-        fprintf(f, "<g class='stage-time' data-stage='%s'><title>%s</title>", k, tip);
+        fprintf(f, "<g class='stage-time' data-stage='");
+        tly_h_html_text(f, k);
+        fprintf(f, "'><title>");
+        tly_h_html_text(f, tip);
+        fprintf(f, "</title>");
         fprintf(f, "<rect x='%.2f' y='4' width='%.2f' height='18' fill='%s'/>", x, bw, tly_h_stage_color(s));
         fprintf(f,
                 "<rect x='%.2f' y='4' width='%.2f' height='18' fill='%s'/><rect x='%.2f' y='4' width='%.2f' "
@@ -261,8 +274,10 @@ void tly_h_html_stage_bar(FILE *f, json_t *e)
         double lx = TLY_H_FIG_L + (item % 6) * 128.0, ly = 30 + (item / 6) * 15.0;
         fprintf(f,
                 "<rect x='%.1f' y='%.1f' width='10' height='10' fill='%s' stroke='#555' stroke-width='0.4'/>"
-                "<text x='%.1f' y='%.1f' font-size='9.5'>%s %.3f s%s</text></g>",
-                lx, ly, tly_h_stage_color(s), lx + 13, ly + 8.5, k, busy + wait, wait > busy ? " (waiting)" : "");
+                "<text x='%.1f' y='%.1f' font-size='9.5'>",
+                lx, ly, tly_h_stage_color(s), lx + 13, ly + 8.5);
+        tly_h_html_text(f, k);
+        fprintf(f, " %.3f s%s</text></g>", busy + wait, wait > busy ? " (waiting)" : "");
         x += bw + ww;
         item++;
     }

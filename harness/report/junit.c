@@ -5,28 +5,6 @@
 #include "cell/cell.h"
 #include "report/report.h"
 
-void tly_h_xml_text(FILE *f, const char *s)
-{
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '<':
-            fputs("&lt;", f);
-            break;
-        case '>':
-            fputs("&gt;", f);
-            break;
-        case '&':
-            fputs("&amp;", f);
-            break;
-        case '"':
-            fputs("&quot;", f);
-            break;
-        default:
-            fputc(*s, f);
-        }
-    }
-}
-
 static const char *status_of(json_t *e)
 {
     const char *s = json_string_value(json_object_get(e, "status"));

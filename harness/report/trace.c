@@ -19,7 +19,7 @@ static void counters(FILE *f, json_t *e, size_t pid)
     json_array_foreach(json_object_get(tl, "samples"), j, r)
     {
         fprintf(f, ",\n{\"name\":\"live bytes\",\"ph\":\"C\",\"pid\":%zu,\"tid\":0,\"ts\":%.3f,\"args\":{", pid,
-                json_number_value(json_array_get(r, 0)) * 1e6);
+                tly_h_finite(json_number_value(json_array_get(r, 0)) * 1e6)); /* JSON has no inf */
         for (size_t k = 2; k < json_array_size(cols); k++) {
             json_t *name = json_array_get(cols, k);
             char *quoted = json_dumps(name, JSON_ENCODE_ANY);

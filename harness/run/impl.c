@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cell/preload.h"
+#include "report/report.h"
 #include "run/impl.h"
 
 #define NPY_BLOCK ((size_t)1 << 20)
@@ -223,6 +224,12 @@ static json_t *merge(json_t *line, const char *result_file, const struct tly_h_i
         return NULL;
     }
     json_object_set_new(r, "status", json_string("ok"));
+    /* the file is the adapter's process's to write: a result that is not one is refused, not reported */
+    if (tly_h_result_validate(r, "the preload's result") != 0) {
+        snprintf(reason, TLY_H_REASON, "%s", tly_errmsg());
+        json_decref(r);
+        return NULL;
+    }
     json_object_set_new(r, "impl_version", json_string(im->version));
     json_object_set(r, "verified", json_object_get(line, "verified"));
     json_object_set(r, "extra", json_object_get(line, "extra"));

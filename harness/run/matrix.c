@@ -5,6 +5,7 @@
 
 #include "cell/cell.h"
 #include "harness.h"
+#include "report/report.h"
 #include "run/matrix.h"
 
 static const char *const axis_names[] = {"op", "store", "codec", "format", "layout", NULL};
@@ -147,6 +148,9 @@ static int complete_cell(json_t *m, json_t *cell, const char *path)
     snprintf(name, sizeof name, "%s-%s-%s-%s-%s", json_string_value(json_object_get(cell, "op")),
              json_string_value(json_object_get(cell, "store")), codec,
              json_string_value(json_object_get(cell, "format")), layout);
+    if (tly_h_text_has_controls(name)) /* it names the cell in every report and on the terminal */
+        return tly_fail(TLY_EFORMAT,
+                        "%s: cell names may not hold control characters (an axis value or a layout's name)", path);
     json_object_set_new(cell, "scenario", json_string(name));
     json_object_set(cell, "codec_spec", spec);
     json_object_set(cell, "dtype", json_object_get(lay, "dtype"));
@@ -237,6 +241,9 @@ static int add_programs(json_t *m, const char *path, json_t *cells)
         const char *prog = json_string_value(json_object_get(s, "program"));
         if (!json_is_object(s) || !prog)
             return tly_fail(TLY_EFORMAT, "%s: scenarios[%zu] needs 'scenario' and 'program'", path, i);
+        const char *sc = json_string_value(json_object_get(s, "scenario"));
+        if (sc && tly_h_text_has_controls(sc))
+            return tly_fail(TLY_EFORMAT, "%s: scenarios[%zu].scenario holds a control character", path, i);
         char full[TLY_H_PATH];
         /* "@NAME": a program built next to the tally command; else a path relative to the file */
         int err = prog[0] == '@' ? tly_h_pathf(full, "%s/%s", tly_h_self_dir(), prog + 1)
@@ -316,8 +323,9 @@ static int load_impls(json_t *m, const char *path, json_t **out)
         int err = only_keys(v, impl_keys, path, where);
         if (err)
             return err;
-        if (strcmp(name, "tally") == 0 || strchr(name, '/') || !*name)
-            return tly_fail(TLY_EFORMAT, "%s: impl name '%s' is taken or has a '/'", path, name);
+        if (strcmp(name, "tally") == 0 || strchr(name, '/') || !*name || tly_h_text_has_controls(name))
+            return tly_fail(TLY_EFORMAT, "%s: impl name '%s' is taken, has a '/' or a control character", path,
+                            tly_h_text_has_controls(name) ? "(not shown)" : name);
         json_t *cmd = json_object_get(v, "command"), *words = json_array();
         size_t i;
         json_t *w;

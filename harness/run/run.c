@@ -176,8 +176,9 @@ static void say_failures(json_t *entry)
     tly_h_cell_key(entry, name, sizeof name);
     const char *status = json_string_value(json_object_get(entry, "status"));
     if (strcmp(status, "failed") == 0 || strcmp(status, "untracked") == 0) {
+        char reason[4 * TLY_H_REASON]; /* an adapter's words: shown escaped */
         fprintf(stderr, "tally run: %s: %s: %s\n", name, strcmp(status, "failed") ? "untracked" : "could not run",
-                json_string_value(json_object_get(entry, "reason")));
+                tly_h_term(reason, sizeof reason, json_string_value(json_object_get(entry, "reason"))));
         return;
     }
     char line[256];
@@ -197,7 +198,9 @@ static void summary(FILE *f, json_t *results)
         char name[512];
         tly_h_cell_key(e, name, sizeof name);
         if (strcmp(status, "ok") != 0) {
-            fprintf(f, "%-48s %-9s %s\n", name, status, json_string_value(json_object_get(e, "reason")));
+            char reason[4 * TLY_H_REASON];
+            fprintf(f, "%-48s %-9s %s\n", name, status,
+                    tly_h_term(reason, sizeof reason, json_string_value(json_object_get(e, "reason"))));
             continue;
         }
         char rd[32], wr[32], amp[32];

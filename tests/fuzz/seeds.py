@@ -135,6 +135,40 @@ def matrix():
     put("matrix", "small.json", open(os.path.join(ROOT, "tests", "gate", "small.json"), "rb").read())
 
 
+def results():
+    """A two-cell run of tests/gate/small.json (tally run, its trace and timeline cut short:
+    tests/data/results-small.json), and issue 25's reproducers made from it: markup in names
+    (accepted, escaped), cells that were not measured, overflowing and mistyped figures, a cell twice."""
+    base = json.load(open(os.path.join(ROOT, "tests", "data", "results-small.json")))
+    put("results", "run.json", json.dumps(base, indent=1))
+
+    def variant(name, edit):
+        d = json.loads(json.dumps(base))
+        edit(d)
+        put("results", name, json.dumps(d, indent=1))
+
+    evil = "<svg onload=alert(1)>"
+
+    def names(d):
+        a = d["results"][0]
+        a["impl"], a["scenario"] = evil, "x' onmouseover='y"
+        a["stage_time"][evil] = dict(next(iter(a["stage_time"].values())))
+        a["bottleneck"]["sentence"] = "</p><img src=x onerror=alert(5)>"
+        a["timeline"]["columns"][-1] = "</script><!--<script>"
+
+    def unmeasured(d):
+        d["results"][1].update(status="failed", reason="adapter said \x1b[31mno\n<b>")
+        d["results"].append({"scenario": "write-s3-none-v2-tiles", "status": "skipped", "reason": "no S3 endpoint"})
+
+    variant("issue25-n6-names.json", names)
+    variant("not-measured.json", unmeasured)
+    variant("issue25-n7-copies.json", lambda d: d["results"][0].update(extra_copies=1e308))
+    variant("issue25-n7-ratio.json", lambda d: d["results"][0].update(peak_extra_ratio=1e308))
+    variant("issue25-n7-twice.json", lambda d: d["results"].append(d["results"][0]))
+    variant("issue25-n8-time.json", lambda d: d["results"][0]["timeline"]["samples"][-1].__setitem__(0, 1e308))
+    variant("issue25-n9-control.json", lambda d: d["results"][0].update(scenario="a\x1b]0;b\x07"))
+
+
 def main():
     import tempfile
     shutil.rmtree(OUT, ignore_errors=True)
@@ -146,6 +180,7 @@ def main():
     s3_xml()
     sigv4()
     matrix()
+    results()
     for d in sorted(os.listdir(OUT)):
         print(f"{d}: {len(os.listdir(os.path.join(OUT, d)))} seeds")
 
