@@ -99,6 +99,15 @@ static int read_index(void *arg, uint64_t i)
     struct tly__shard *s = &x->sh[i];
     uint64_t ib = a->index_bytes, n = a->shard_n;
     uint8_t *raw = NULL;
+    /* the index is read and decoded whole (its bytes, then its entries): a budget it does not fit is
+     * refused by name, never overrun by one request (an index of 2^26 inner chunks is 1 GiB) */
+    uint64_t limit = a->opts.memory_limit;
+    if (limit && 2 * ib > limit)
+        return tly_fail(
+            TLY_EUSAGE,
+            "shard %s: its index (%llu inner chunks: %llu bytes, twice that to read and decode) does not fit "
+            "--memory-limit %llu: raise it (TALLY_MEMORY_LIMIT)",
+            s->key, (unsigned long long)n, (unsigned long long)ib, (unsigned long long)limit);
     int err;
     TLY_STAGE(TLY_GET)
     {

@@ -318,8 +318,32 @@ def n10_gzip_level(w):
             np.array_equal(np.load(f"{c}/out.npy"), np.arange(100, dtype="<f4")), (p.stderr, g.stderr))
 
 
+def n25_shard_index_budget(w):
+    """Issue 25: a shard index larger than the memory budget is refused naming the limit (it once let
+    one 2.1 GB request past --memory-limit 1G and took 31-47 s for a one-element region)."""
+    c = case(w, "n25-index")
+    n = 1 << 20  # inner chunks of one element: a 16 MiB index, 32 MiB to read and decode
+    os.makedirs(f"{c}/z/c")
+    doc = {"zarr_format": 3, "node_type": "array", "shape": [n], "data_type": "uint8",
+           "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [n]}},
+           "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}}, "fill_value": 0,
+           "codecs": [{"name": "sharding_indexed", "configuration": {
+               "chunk_shape": [1], "codecs": [{"name": "bytes"}],
+               "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}]}}]}
+    with open(f"{c}/z/zarr.json", "w") as f:
+        json.dump(doc, f)
+    with open(f"{c}/z/c/0", "wb") as f:
+        f.write(b"\xff" * (16 * n + 4))
+    p = refused("N25 a shard index over --memory-limit", c,
+                ["get", f"{c}/z", f"{c}/out.npy", "--region", "0:1", "--memory-limit", "16M"],
+                ["c/0", "--memory-limit", "index"], timeout=10)
+    p = tally("get", f"{c}/z", f"{c}/out.npy", "--region", "0:1", "--memory-limit", "64M")
+    t.check("N25 ... and read past the index (here: a damaged one) when the limit holds it",
+            p.returncode == 2 and "--memory-limit" not in p.stderr and "c/0" in p.stderr, p.stderr[-300:])
+
+
 CASES = (d1_requote, d2_overflow, d3_npy, d4_chunks, d5_overwrite_enospc, d7_meta_size, d9_symlinks, d10_zstd_reasons,
-         d11_fifo, d13_json_position, d13_npy, d13_zattrs, n10_gzip_level)
+         d11_fifo, d13_json_position, d13_npy, d13_zattrs, n10_gzip_level, n25_shard_index_budget)
 
 
 def main():
