@@ -50,6 +50,7 @@ void tly__interpose_boot(void);
 extern _Atomic int tly__mark_fd;
 extern pid_t tly__mark_pid; /* the process whose descriptor it is */
 void tly__marks_boot(void);
+bool tly__marks_fd_ours(int fd); /* @p fd is still the mark descriptor the preload opened */
 ssize_t tly__marks_write(const void *buf, size_t n);
 void tly__marks_exit(void);
 
