@@ -80,9 +80,12 @@ static void write_result(void)
     const char *out = tly__pl_out();
     if (out == NULL)
         return;
+    sigset_t old;
+    bool was_pending = tly__xfsz_hold(&old);
     int err = tly__report_write(out, &fig);
     if (err)
         fprintf(stderr, "tally-preload: cannot write the result to TALLY_PROFILE_OUT=%s: %s\n", out, strerror(-err));
+    tly__xfsz_release(&old, was_pending);
 }
 
 void tly_mark_begin(const char *op, unsigned long long array_bytes)
