@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,12 +163,12 @@ static char **child_environ(const struct tly_h_env *env, int nenv, char ***owned
  * the child's pid into @p pid. Returns 0 or an errno.
  */
 static int start(const char *path, char *const argv[], const struct tly_h_env *env, int nenv,
-                 const posix_spawn_file_actions_t *fa, pid_t *pid)
+                 const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr, pid_t *pid)
 {
     char **owned = NULL, **envp = nenv ? child_environ(env, nenv, &owned) : environ;
     int rc = envp == NULL        ? ENOMEM
-             : strchr(path, '/') ? posix_spawn(pid, path, fa, NULL, argv, envp)
-                                 : posix_spawnp(pid, path, fa, NULL, argv, envp);
+             : strchr(path, '/') ? posix_spawn(pid, path, fa, attr, argv, envp)
+                                 : posix_spawnp(pid, path, fa, attr, argv, envp);
     if (nenv) {
         for (int j = 0; owned && j < nenv; j++)
             free(owned[j]);
@@ -234,7 +235,7 @@ int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *en
     if (keep_err)
         posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
     pid_t pid;
-    int rc = start(path, argv, env, nenv, &fa, &pid);
+    int rc = start(path, argv, env, nenv, &fa, NULL, &pid);
     posix_spawn_file_actions_destroy(&fa);
     close(po[1]);
     if (keep_err)
@@ -249,15 +250,66 @@ int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *en
     return 0;
 }
 
+/*
+ * The signals that ask a program to stop, passed on to the one tly_h_spawn_inherit() runs: tally
+ * must not die and leave it running. One from a terminal (^C, a hangup: si_code SI_KERNEL) has
+ * reached the program already, as the whole foreground process group gets it, and is not sent twice.
+ */
+static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP};
+static volatile sig_atomic_t forward_to;
+
+static void forward(int sig, siginfo_t *si, void *uctx)
+{
+    (void)uctx;
+    int saved = errno;
+    if (forward_to > 0 && si->si_code != SI_KERNEL)
+        kill((pid_t)forward_to, sig);
+    errno = saved;
+}
+
+/* Catch the forwarded signals (not one we ignore: the program inherits that), the old actions into @p old. */
+static void forward_begin(struct sigaction old[3])
+{
+    struct sigaction sa = {.sa_sigaction = forward, .sa_flags = SA_SIGINFO | SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; i++)
+        if (sigaction(forwarded[i], NULL, &old[i]) == 0 && old[i].sa_handler != SIG_IGN)
+            sigaction(forwarded[i], &sa, NULL);
+}
+
+static void forward_end(const struct sigaction old[3])
+{
+    forward_to = 0; /* first: the pid is reaped, and may be another process's soon */
+    for (int i = 0; i < 3; i++)
+        sigaction(forwarded[i], &old[i], NULL);
+}
+
 int tly_h_spawn_inherit(const char *path, char *const argv[], const struct tly_h_env *env, int nenv, int *status)
 {
+    /* blocked from before the spawn until its pid is known, so none arrives with nowhere to go; the
+     * program starts with our mask as it was */
+    sigset_t block, mask;
+    sigemptyset(&block);
+    for (int i = 0; i < 3; i++)
+        sigaddset(&block, forwarded[i]);
+    struct sigaction old[3];
+    sigprocmask(SIG_BLOCK, &block, &mask);
+    forward_begin(old);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setsigmask(&attr, &mask);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
     pid_t pid;
-    int rc = start(path, argv, env, nenv, NULL, &pid);
-    if (rc != 0)
-        return -rc;
-    while (waitpid(pid, status, 0) < 0 && errno == EINTR)
-        ;
-    return 0;
+    int rc = start(path, argv, env, nenv, NULL, &attr, &pid);
+    posix_spawnattr_destroy(&attr);
+    if (rc == 0)
+        forward_to = pid;
+    sigprocmask(SIG_SETMASK, &mask, NULL);
+    if (rc == 0)
+        while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+            ;
+    forward_end(old);
+    return -rc;
 }
 
 void tly_h_child_free(struct tly_h_child *c)

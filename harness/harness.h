@@ -71,7 +71,9 @@ int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *en
 
 /**
  * Run @p path as tly_h_spawn() does, but with our stdin, stdout and stderr (the program talks to the
- * user); its wait status into @p status. Returns 0, or -errno when it could not start (ENOENT: not found).
+ * user); its wait status into @p status. SIGTERM, SIGINT and SIGHUP sent to us while it runs are
+ * passed on to it (not a terminal's, which reached it already), and we wait for it to end. Returns 0,
+ * or -errno when it could not start (ENOENT: not found).
  */
 int tly_h_spawn_inherit(const char *path, char *const argv[], const struct tly_h_env *env, int nenv, int *status);
 

@@ -30,7 +30,9 @@ int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file)
     if (err)
         return err;
     const char *old = getenv("LD_PRELOAD");
-    int n = snprintf(value, TLY_H_PRELOAD_VALUE, "%s %s%s%s", je, pre, old && *old ? " " : "", old ? old : "");
+    /* the preload first: its memalign and aligned_alloc answer as glibc's do, before jemalloc's
+     * (src/preload/alloc.c); jemalloc second, before libc, so that malloc is jemalloc's */
+    int n = snprintf(value, TLY_H_PRELOAD_VALUE, "%s %s%s%s", pre, je, old && *old ? " " : "", old ? old : "");
     if (n < 0 || n >= TLY_H_PRELOAD_VALUE)
         return tly_fail(TLY_EUSAGE, "LD_PRELOAD would be too long");
     env[0] = (struct tly_h_env){"LD_PRELOAD", value};

@@ -1,5 +1,5 @@
 /*
- * Other programs under the same instrument: libtally-preload.so loaded after Debian's jemalloc with
+ * Other programs under the same instrument: libtally-preload.so loaded with Debian's jemalloc by
  * LD_PRELOAD (docs/impl-protocol.md). Where the two libraries are, the environment that loads them,
  * and the result object the preload leaves when the measured window closes.
  */
@@ -17,7 +17,7 @@
 #define TLY_H_PRELOAD_NENV 3
 
 /**
- * Fill @p env[0..TLY_H_PRELOAD_NENV) with LD_PRELOAD (jemalloc, then the preload, then any LD_PRELOAD
+ * Fill @p env[0..TLY_H_PRELOAD_NENV) with LD_PRELOAD (the preload, then jemalloc, then any LD_PRELOAD
  * already set; the text in @p value, TLY_H_PRELOAD_VALUE bytes, which must outlive the spawn),
  * TALLY_PROFILE_OUT=@p out_file, and TALLY_PROFILE_ROOT unset (a preloaded tally's own mark of its
  * root process must not pass to the program). Returns 0, or an error naming the missing library.

@@ -202,36 +202,74 @@ static int cmd_status(const char *cmd, int rc, int status)
     return WEXITSTATUS(status);
 }
 
+/* --out is made, and must take files, before the program runs: its figures are never lost to it. */
+static int out_ready(const char *out)
+{
+    int err = tly_h_mkdirs(out);
+    if (err == 0 && access(out, W_OK | X_OK) != 0)
+        err = tly_fail_errno("%s", out);
+    if (err)
+        tly_err_prefix("--out");
+    return err;
+}
+
+/* A directory of tally's own for the preload's result (RESULT and RESULT.tmp in it), under $TMPDIR. */
+static int temp_dir(char *dir, char *file)
+{
+    const char *tmp = getenv("TMPDIR");
+    bool env = tmp && *tmp;
+    int err = tly_h_pathf(dir, "%s/tally-profile-XXXXXX", env ? tmp : "/tmp");
+    if (!err && mkdtemp(dir) == NULL)
+        return tly_fail_errno("cannot make a temporary directory in %s%s", env ? tmp : "/tmp", env ? " (TMPDIR)" : "");
+    if (!err && (err = tly_h_pathf(file, "%s/result.json", dir)) != 0)
+        rmdir(dir);
+    return err;
+}
+
+static void temp_dir_remove(const char *dir, const char *file)
+{
+    char tmp[TLY_H_PATH + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", file);
+    unlink(file);
+    unlink(tmp);
+    rmdir(dir);
+}
+
+/* Why there are no figures, when the program ran: what became of it, and what that means. */
+static void no_result(const char *cmd, int status)
+{
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "tally profile: no figures: the process was killed before the preload could write them\n");
+    else
+        fprintf(stderr,
+                "tally profile: untracked: %s exited with status %d and the preload wrote no result: it ended "
+                "with _exit (or exec'd a program without the preload) before the preload could, the preload "
+                "could not write it (its message above says why), or it never loaded the preload (a static "
+                "binary ignores LD_PRELOAD)\n",
+                cmd, WEXITSTATUS(status));
+}
+
 int tly_h_cmd_profile(int argc, char **argv)
 {
     struct profile_opts o;
     if (parse(argc, argv, &o) != 0)
         return TLY_EXIT_ERROR;
-    char **cmd = argv + optind, file[TLY_H_PATH], ld[TLY_H_PRELOAD_VALUE];
-    const char *tmp = getenv("TMPDIR");
+    char **cmd = argv + optind, dir[TLY_H_PATH] = "", file[TLY_H_PATH], ld[TLY_H_PRELOAD_VALUE];
     struct tly_h_env env[TLY_H_PRELOAD_NENV];
-    int fd = -1;
-    if (tly_h_pathf(file, "%s/tally-profile-XXXXXX", tmp && *tmp ? tmp : "/tmp") == 0)
-        fd = mkstemp(file);
-    if (fd < 0 || tly_h_preload_env(env, ld, file) != 0) {
-        if (fd >= 0)
-            unlink(file);
-        return fd < 0 ? tly_h_fail_cmd("profile", -errno) : tly_h_fail_cmd("profile", TLY_EUNSUPPORTED);
-    }
-    close(fd);
-    unlink(file); /* the preload writes it anew: an empty file must not pass for a result */
+    int err = out_ready(o.out);
+    if (!err)
+        err = temp_dir(dir, file);
+    if (!err && (err = tly_h_preload_env(env, ld, file)) != 0)
+        temp_dir_remove(dir, file);
+    if (err)
+        return tly_h_fail_cmd("profile", err);
     int status = 0, rc = tly_h_spawn_inherit(cmd[0], cmd, env, TLY_H_PRELOAD_NENV, &status);
     int exit_code = cmd_status(cmd[0], rc, status);
     json_t *r = rc == 0 ? tly_h_preload_result(file) : NULL;
-    unlink(file);
+    temp_dir_remove(dir, file);
     if (r == NULL) {
-        if (rc == 0 && WIFSIGNALED(status))
-            fprintf(stderr, "tally profile: no figures: the process was killed before the preload could write them\n");
-        else if (rc == 0)
-            fprintf(stderr,
-                    "tally profile: untracked: %s (a static binary, or a process that never started, ignores "
-                    "LD_PRELOAD)\n",
-                    tly_errmsg());
+        if (rc == 0)
+            no_result(cmd[0], status);
         return exit_code ? exit_code : TLY_EXIT_ERROR;
     }
     rescale(r, o.array_bytes);
@@ -252,7 +290,7 @@ int tly_h_cmd_profile(int argc, char **argv)
         fprintf(stderr, "tally profile: untracked: %s\n",
                 tly_h_term(shown, sizeof shown, json_string_value(json_object_get(r, "untracked_reason"))));
     }
-    int err = check_budgets(&o, r, &ok);
+    err = check_budgets(&o, r, &ok);
     if (!err)
         err = write_reports(&o, r);
     if (o.json) {
@@ -260,7 +298,8 @@ int tly_h_cmd_profile(int argc, char **argv)
         fputc('\n', stdout);
     } else if (tracked && !err) {
         print_summary(stderr, r);
-        fprintf(stderr, "reports: %s/results.json, copies.md, index.html, trace.json\n", o.out);
+        if (!err)
+            fprintf(stderr, "reports: %s/results.json, copies.md, index.html, trace.json\n", o.out);
     }
     json_decref(r);
     if (err)

@@ -347,11 +347,6 @@ static _Atomic(dup2_fn) real_dup2 = fb_dup2;
 static _Atomic(dup3_fn) real_dup3 = fb_dup3;
 static _Atomic(close_range_fn) real_close_range = fb_close_range;
 
-static inline bool is_mark_fd(int fd)
-{
-    return TLY__UNLIKELY(fd >= 0 && fd == atomic_load_explicit(&tly__mark_fd, memory_order_relaxed));
-}
-
 /*
  * The program gives the descriptor's number away: marks stop, its writes go where it says. Not from
  * a vfork child (Python's subprocess closes every descriptor there): it shares the parent's memory,
@@ -363,6 +358,26 @@ static inline void mark_fd_lost(int lo, int hi)
     int fd = atomic_load_explicit(&tly__mark_fd, memory_order_relaxed);
     if (TLY__UNLIKELY(fd >= lo && fd <= hi && fd >= 0) && getpid() == tly__mark_pid)
         atomic_store_explicit(&tly__mark_fd, -1, memory_order_relaxed);
+}
+
+/*
+ * A write to the mark descriptor's number is a mark only while the descriptor there is still the
+ * preload's: the program may have closed it where the preload cannot see (glibc's closefrom is a
+ * close_range system call made inside libc) and opened a file of its own at that number, whose
+ * bytes must reach it. Checked on every such write (an fstat and an fcntl), never taken on trust.
+ */
+static __attribute__((noinline)) bool mark_fd_checked(int fd)
+{
+    if (tly__marks_fd_ours(fd))
+        return true;
+    mark_fd_lost(fd, fd);
+    return false;
+}
+
+static inline bool is_mark_fd(int fd)
+{
+    return TLY__UNLIKELY(fd >= 0 && fd == atomic_load_explicit(&tly__mark_fd, memory_order_relaxed)) &&
+           mark_fd_checked(fd);
 }
 
 static ssize_t marks_writev(const struct iovec *v, int k)

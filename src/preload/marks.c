@@ -7,9 +7,11 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define TLY__MARKS_IMPL
@@ -19,8 +21,15 @@
 #define TL_CAP (TLY_TIMELINE_CAP + 2)
 #define STACK_CAP 32
 
+/* The mark descriptor's tag: F_SETSIG's signal, kept by its open file description (dup, fork), not
+ * by a number or a file. A /dev/null the program opens has 0 there. The signal is only ever sent for
+ * a descriptor in O_ASYNC mode, which this one never is. */
+#define MARK_TAG 63
+
 _Atomic int tly__mark_fd = -1;
 pid_t tly__mark_pid;
+static struct stat mark_st; /* the mark descriptor's /dev/null, as it was opened */
+static bool mark_tagged;    /* F_SETSIG took (a kernel, or a sandbox, may refuse it) */
 
 enum { W_NONE, W_PROCESS, W_MARKED, W_DONE };
 
@@ -71,9 +80,12 @@ static void write_result(void)
     const char *out = tly__pl_out();
     if (out == NULL)
         return;
+    sigset_t old;
+    bool was_pending = tly__xfsz_hold(&old);
     int err = tly__report_write(out, &fig);
     if (err)
         fprintf(stderr, "tally-preload: cannot write the result to TALLY_PROFILE_OUT=%s: %s\n", out, strerror(-err));
+    tly__xfsz_release(&old, was_pending);
 }
 
 void tly_mark_begin(const char *op, unsigned long long array_bytes)
@@ -186,17 +198,41 @@ static void forked(void)
     tly__mark_pid = getpid();
 }
 
+/* /dev/null at 1000 or above, out of the way of programs that dup2 onto low ones, closed on exec:
+ * every preloaded process opens its own, and none gathers across execs (a child without the preload
+ * that inherits TALLY_MARK_FD finds the number closed, or a descriptor of its own there). Tagged, so
+ * that tly__marks_fd_ours() knows it from a descriptor the program opened at the same number. */
+static int mark_fd_open(void)
+{
+    int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 1000);
+    if (high >= 0) {
+        close(fd);
+        fd = high;
+    }
+    if (fstat(fd, &mark_st) != 0) {
+        close(fd);
+        return -1;
+    }
+    mark_tagged = fcntl(fd, F_SETSIG, MARK_TAG) == 0;
+    return fd;
+}
+
+/* Async-signal-safe: a write from a signal handler may ask. Untagged, a /dev/null of the program's
+ * at the number would pass; its bytes go nowhere either way. */
+bool tly__marks_fd_ours(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && st.st_dev == mark_st.st_dev && st.st_ino == mark_st.st_ino &&
+           st.st_rdev == mark_st.st_rdev && (!mark_tagged || fcntl(fd, F_GETSIG) == MARK_TAG);
+}
+
 void tly__marks_boot(void)
 {
-    /* /dev/null at a high number, out of the way of programs that dup2 onto low ones. Left open
-     * across exec: a child without the preload that inherits TALLY_MARK_FD writes to /dev/null. */
-    int fd = open("/dev/null", O_WRONLY);
+    int fd = mark_fd_open();
     if (fd >= 0) {
-        int high = fcntl(fd, F_DUPFD, 1000);
-        if (high >= 0) {
-            close(fd);
-            fd = high;
-        }
         char num[16];
         snprintf(num, sizeof num, "%d", fd);
         setenv("TALLY_MARK_FD", num, 1);

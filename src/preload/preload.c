@@ -136,8 +136,9 @@ __attribute__((constructor(102))) static void tly__preload_ctor(void)
         const char *why = tly_mem_untracked_reason();
         if (!found_jemalloc || strstr(why, "never ran"))
             snprintf(reason, sizeof reason,
-                     "malloc is not jemalloc's: LD_PRELOAD must name libjemalloc.so.2 before libtally-preload.so "
-                     "(a program with an allocator of its own cannot be tracked)");
+                     "malloc is not jemalloc's: LD_PRELOAD must name libjemalloc.so.2 too, before libc "
+                     "(tally profile gives libtally-preload.so, then libjemalloc.so.2; a program with an "
+                     "allocator of its own cannot be tracked)");
         else
             snprintf(reason, sizeof reason, "%s", why);
     }

@@ -8,6 +8,7 @@
 #define TLY__PRELOAD_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -50,6 +51,7 @@ void tly__interpose_boot(void);
 extern _Atomic int tly__mark_fd;
 extern pid_t tly__mark_pid; /* the process whose descriptor it is */
 void tly__marks_boot(void);
+bool tly__marks_fd_ours(int fd); /* @p fd is still the mark descriptor the preload opened */
 ssize_t tly__marks_write(const void *buf, size_t n);
 void tly__marks_exit(void);
 
@@ -71,7 +73,13 @@ struct tly__figures {
     int64_t (*tl_lib)[TLY__LIB_MAX];
 };
 
-/* Write @p f to @p path (through PATH.tmp and a rename). Returns 0 or a negative errno. */
+/* Write @p f to @p path (through PATH.tmp, renamed; removed when the write fails). Returns 0 or a
+ * negative errno. Under tly__xfsz_hold(): a result over RLIMIT_FSIZE fails with EFBIG. */
 int tly__report_write(const char *path, const struct tly__figures *f);
+
+/* Around what the preload writes: SIGXFSZ blocked on this thread, and one raised meanwhile taken
+ * off. hold returns whether one was pending already (the program's: release leaves it). */
+bool tly__xfsz_hold(sigset_t *old);
+void tly__xfsz_release(const sigset_t *old, bool was_pending);
 
 #endif

@@ -7,6 +7,8 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -258,21 +260,54 @@ static void emit(FILE *f, const struct tly__figures *x)
     fputs("\n}\n", f);
 }
 
+/*
+ * What the preload writes (the result, a message on stderr) must not kill a program with SIGXFSZ
+ * when it crosses its RLIMIT_FSIZE: the signal is blocked on this thread meanwhile (the write fails
+ * with EFBIG instead), and one that a write raised is taken off before it is unblocked. One that was
+ * pending before is the program's and stays.
+ */
+bool tly__xfsz_hold(sigset_t *old)
+{
+    sigset_t xfsz, pending;
+    sigemptyset(&xfsz);
+    sigaddset(&xfsz, SIGXFSZ);
+    pthread_sigmask(SIG_BLOCK, &xfsz, old);
+    return sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ);
+}
+
+void tly__xfsz_release(const sigset_t *old, bool was_pending)
+{
+    sigset_t xfsz;
+    sigemptyset(&xfsz);
+    sigaddset(&xfsz, SIGXFSZ);
+    struct timespec now = {0, 0};
+    if (!was_pending)
+        sigtimedwait(&xfsz, NULL, &now);
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static int write_tmp(const char *tmp, const struct tly__figures *x)
+{
+    FILE *f = fopen(tmp, "we"); /* no descriptor of the preload's outlives an exec */
+    if (f == NULL)
+        return -errno;
+    errno = 0;
+    emit(f, x);
+    int err = ferror(f) ? -(errno ? errno : EIO) : 0;
+    if (fclose(f) != 0 && err == 0)
+        err = -errno;
+    return err;
+}
+
 int tly__report_write(const char *path, const struct tly__figures *x)
 {
     char tmp[PATH_MAX + 8];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
         return -ENAMETOOLONG;
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL)
-        return -errno;
-    emit(f, x);
-    int err = ferror(f) ? -EIO : 0;
-    if (fclose(f) != 0 && err == 0)
-        err = -errno;
+    int err = write_tmp(tmp, x);
     if (err == 0 && rename(tmp, path) != 0)
         err = -errno;
     if (err)
-        unlink(tmp);
+        unlink(tmp); /* nothing half-written stays */
     return err;
 }
