@@ -248,7 +248,7 @@ static const struct rule owner_rules[] = {
     {"copy_bytes", BYTES, false},
     {"copied_bytes", BYTES, false},
     {"copy_count", COUNT, false},
-    {"copies", RATIO, false},
+    {"copies", RATIO, true}, /* null where there is no array to be a ratio of (a profile without --array-bytes) */
 };
 static const struct rule stage_time_rules[] = {
     {"busy_s", SECONDS, false},
@@ -339,6 +339,20 @@ static int check_extra(const struct where *w, json_t *e)
         int err = check_value(w, extra[i].key, v, extra[i].kind, no_array);
         if (err)
             return err;
+    }
+    /* a stage's or library's copy ratio likewise: null only where there is no array */
+    static const char *const owners[] = {"stages", "libraries"};
+    for (size_t k = 0; k < 2 && !no_array; k++) {
+        const char *name;
+        json_t *v;
+        json_object_foreach(json_object_get(e, owners[k]), name, v)
+        {
+            if (json_is_null(json_object_get(v, "copies"))) {
+                char key[NAME_MAX_BYTES + 32];
+                snprintf(key, sizeof key, "%s.%s.copies", owners[k], name);
+                return refuse(w, key, "is null in a cell with an array (a ratio of copied bytes to it)");
+            }
+        }
     }
     return 0;
 }
