@@ -63,10 +63,14 @@ static const struct command commands[] = {
      "  --array-bytes N          the array the program moves (ratios and extra copies against it)\n"
      "  --name NAME              the implementation's name in the reports (default: CMD's file name)\n"
      "  --budgets JSON           limits, as the matrix writes them, e.g. '{\"libraries\": {\"numpy\":\n"
-     "                           {\"copies\": 1.1}}}': exit 1 when one fails\n"
+     "                           {\"copies\": 1.1}}}': exit 1 when one fails; checked before CMD runs (an\n"
+     "                           unknown key is exit 2), and a library CMD never loaded fails (exit 2)\n"
      "  --json                   print the result object\n"
      "The window is the whole process unless the program marks it (tly_mark_begin/end, docs/impl-protocol.md).\n"
-     "Exit status: CMD's; 127 CMD not found; 2 tally could not measure; 1 a budget failed.\n",
+     "A CMD that fails (non-zero exit, a signal) makes the result program_failed, its status and signal in\n"
+     "impl_process; its figures are kept.\n"
+     "Exit status, the first that applies: CMD's own when it failed (128 + signal when killed); 127 CMD not\n"
+     "found; 2 tally could not measure, or a budget names a library CMD never loaded; 1 a budget failed; 0.\n",
      false},
     {"report", tly_h_cmd_report, "[DIR]", "write DIR/copies.md, index.html and trace.json from DIR/results.json", NULL,
      false},

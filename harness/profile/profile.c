@@ -20,6 +20,7 @@
 
 struct profile_opts {
     const char *out, *name, *budgets;
+    json_t *budget_doc; /* --budgets, parsed and checked before the program runs */
     uint64_t array_bytes;
     bool json;
 };
@@ -134,14 +135,60 @@ static int write_reports(const struct profile_opts *o, json_t *entry)
 }
 
 /* Budgets for the cell, as the matrix writes them: {"libraries": {"numpy": {"copies": 1.1}}, "extra_copies": 1}. */
-static int check_budgets(const struct profile_opts *o, json_t *entry, bool *ok)
+/* --budgets, before anything runs: a budget that cannot be read or names an unknown key fails at once
+ * (exit 2), never after the program has run for an hour. */
+static int parse_budgets(struct profile_opts *o)
 {
-    *ok = true;
     if (o->budgets == NULL)
         return 0;
     json_error_t je;
     json_t *b = json_loads(o->budgets, 0, &je);
     int err = b ? tly_h_budgets_validate(b, "--budgets") : tly_fail(TLY_EUSAGE, "--budgets: %s", je.text);
+    if (err)
+        json_decref(b);
+    else
+        o->budget_doc = b;
+    return err;
+}
+
+/* A budget on a library the process never loaded (a misspelt name) fails closed, naming what was
+ * loaded: held at 0 it would pass whatever the program did. */
+static int budget_libraries_loaded(const struct profile_opts *o, json_t *entry)
+{
+    json_t *loaded = json_object_get(entry, "loaded_libraries");
+    if (o->budget_doc == NULL || !json_is_array(loaded))
+        return 0;
+    const char *name;
+    json_t *limits;
+    json_object_foreach(json_object_get(o->budget_doc, "libraries"), name, limits)
+    {
+        (void)limits;
+        size_t i;
+        json_t *l;
+        bool found = false;
+        json_array_foreach(loaded, i, l) found = found || (json_is_string(l) && !strcmp(json_string_value(l), name));
+        if (found)
+            continue;
+        char list[2048] = "", shown[2048];
+        size_t n = 0;
+        json_array_foreach(loaded, i, l)
+        {
+            if (n < sizeof list - 1)
+                n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", json_string_value(l));
+        }
+        return tly_fail(TLY_EUSAGE, "budget on library '%s': no such library was loaded; loaded: %s",
+                        tly_h_term(shown, sizeof shown, name), list);
+    }
+    return 0;
+}
+
+static int check_budgets(const struct profile_opts *o, json_t *entry, bool *ok)
+{
+    *ok = true;
+    json_t *b = o->budget_doc;
+    if (b == NULL)
+        return 0;
+    int err = budget_libraries_loaded(o, entry);
     if (!err) {
         json_t *lines = tly_h_check_budgets(b, entry, ok);
         size_t i;
@@ -156,7 +203,6 @@ static int check_budgets(const struct profile_opts *o, json_t *entry, bool *ok)
         json_object_set_new(entry, "budgets", lines);
         json_object_set_new(entry, "ok", json_boolean(*ok));
     }
-    json_decref(b);
     return err;
 }
 
@@ -256,13 +302,17 @@ int tly_h_cmd_profile(int argc, char **argv)
         return TLY_EXIT_ERROR;
     char **cmd = argv + optind, dir[TLY_H_PATH] = "", file[TLY_H_PATH], ld[TLY_H_PRELOAD_VALUE];
     struct tly_h_env env[TLY_H_PRELOAD_NENV];
-    int err = out_ready(o.out);
+    int err = parse_budgets(&o);
+    if (!err)
+        err = out_ready(o.out);
     if (!err)
         err = temp_dir(dir, file);
     if (!err && (err = tly_h_preload_env(env, ld, file)) != 0)
         temp_dir_remove(dir, file);
-    if (err)
+    if (err) {
+        json_decref(o.budget_doc);
         return tly_h_fail_cmd("profile", err);
+    }
     int status = 0, rc = tly_h_spawn_inherit(cmd[0], cmd, env, TLY_H_PRELOAD_NENV, &status);
     int exit_code = cmd_status(cmd[0], rc, status);
     json_t *r = rc == 0 ? tly_h_preload_result(file) : NULL;
@@ -270,6 +320,7 @@ int tly_h_cmd_profile(int argc, char **argv)
     if (r == NULL) {
         if (rc == 0)
             no_result(cmd[0], status);
+        json_decref(o.budget_doc);
         return exit_code ? exit_code : TLY_EXIT_ERROR;
     }
     rescale(r, o.array_bytes);
@@ -282,7 +333,19 @@ int tly_h_cmd_profile(int argc, char **argv)
                                     : strrchr(cmd[0], '/') ? strrchr(cmd[0], '/') + 1
                                                            : cmd[0]));
     json_object_set_new(r, "scenario", json_string("profile"));
-    json_object_set_new(r, "status", json_string("ok"));
+    /* what became of the program: a program that failed makes the result program_failed (its figures
+     * kept: they are what it did until it failed) */
+    json_t *proc = json_object_get(r, "impl_process");
+    bool failed = WIFSIGNALED(status) || WEXITSTATUS(status) != 0;
+    if (json_is_object(proc)) {
+        json_object_set_new(proc, "exit_status", WIFEXITED(status) ? json_integer(WEXITSTATUS(status)) : json_null());
+        json_object_set_new(proc, "signal", WIFSIGNALED(status) ? json_integer(WTERMSIG(status)) : json_null());
+    }
+    json_object_set_new(r, "status", json_string(failed ? "program_failed" : "ok"));
+    if (failed)
+        json_object_set_new(r, "reason",
+                            json_string(WIFSIGNALED(status) ? "the program was killed by a signal"
+                                                            : "the program exited with a failure status"));
     json_object_set_new(r, "ok", json_true());
     bool tracked = json_is_true(json_object_get(r, "tracking")), ok = true;
     if (!tracked) {
@@ -302,6 +365,7 @@ int tly_h_cmd_profile(int argc, char **argv)
             fprintf(stderr, "reports: %s/results.json, copies.md, index.html, trace.json\n", o.out);
     }
     json_decref(r);
+    json_decref(o.budget_doc);
     if (err)
         tly_h_fail_cmd("profile", err);
     if (exit_code)

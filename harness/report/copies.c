@@ -69,7 +69,11 @@ static void copies_text(json_t *e, char *buf, size_t cap)
     if (e == NULL)
         snprintf(buf, cap, " ");
     else if (!measured(e))
-        snprintf(buf, cap, "%s", is(e, "status", "skipped") ? "—" : is(e, "status", "failed") ? "failed" : "untracked");
+        snprintf(buf, cap, "%s",
+                 is(e, "status", "skipped")          ? "—"
+                 : is(e, "status", "failed")         ? "failed"
+                 : is(e, "status", "program_failed") ? "program failed"
+                                                     : "untracked");
     else
         snprintf(buf, cap, "%s%lld%s", json_is_true(json_object_get(e, "ok")) ? "" : "**",
                  json_integer_value(json_object_get(e, "extra_copies")),

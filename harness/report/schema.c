@@ -30,7 +30,7 @@ enum kind {
     FLAG,         /* true or false */
     NAME,         /* an identifier: 1..NAME_MAX_BYTES bytes, no control character */
     TEXT,         /* a string (a reason, a sentence): shown escaped */
-    STATUS,       /* a cell's status: ok, skipped, failed, untracked */
+    STATUS,       /* a cell's status: ok, skipped, failed, untracked, program_failed (tally profile) */
 };
 
 struct rule {
@@ -113,8 +113,9 @@ static const char *kind_error(json_t *v, enum kind kind)
             return "is not a name (a string of 1 to 200 bytes)";
         if (name_error(s))
             return name_error(s);
-        if (kind == STATUS && strcmp(s, "ok") && strcmp(s, "skipped") && strcmp(s, "failed") && strcmp(s, "untracked"))
-            return "is not a status (ok, skipped, failed or untracked)";
+        if (kind == STATUS && strcmp(s, "ok") && strcmp(s, "skipped") && strcmp(s, "failed") &&
+            strcmp(s, "untracked") && strcmp(s, "program_failed"))
+            return "is not a status (ok, skipped, failed, untracked or program_failed)";
         return NULL;
     }
     return "is of no known kind";

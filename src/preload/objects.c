@@ -159,6 +159,38 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
+struct loaded {
+    char (*names)[NAME_CAP];
+    size_t n, cap;
+};
+
+static int add_loaded(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct loaded *l = arg;
+    const char *path = info->dlpi_name;
+    if (path == NULL || *path == '\0')
+        path = tly__pl_exe[0] ? tly__pl_exe : "[executable]";
+    char name[NAME_CAP];
+    short_name(path, name, sizeof name);
+    if (name[0] == '\0' || strncmp(name, "linux-vdso", 10) == 0)
+        return 0;
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->names[i], name) == 0)
+            return 0;
+    if (l->n < l->cap)
+        copy_str(l->names[l->n++], NAME_CAP, name, strlen(name));
+    return 0;
+}
+
+size_t tly__obj_loaded(char (*out)[64], size_t cap)
+{
+    _Static_assert(NAME_CAP == 64, "tly__obj_loaded's names are NAME_CAP bytes");
+    struct loaded l = {out, 0, cap};
+    dl_iterate_phdr(add_loaded, &l);
+    return l.n;
+}
+
 static void build(struct table *t)
 {
     t->n = 0;

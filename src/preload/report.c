@@ -209,6 +209,20 @@ static void timeline(FILE *f, const struct tly__figures *x, const unsigned *orde
     fprintf(f, "\n  ], \"peak_index\": %zu},\n", peak_index);
 }
 
+/* Every object the process has loaded, by library name: what a budget may name (tally profile fails a
+ * budget on a library not among them, a misspelt name, rather than holding it at 0). */
+static void loaded(FILE *f)
+{
+    static char names[512][64]; /* at exit, on one thread: no allocation */
+    size_t n = tly__obj_loaded(names, sizeof names / sizeof names[0]);
+    fputs("  \"loaded_libraries\": [", f);
+    for (size_t i = 0; i < n; i++) {
+        fputs(i ? ", " : "", f);
+        jstr(f, names[i]);
+    }
+    fputs("],\n", f);
+}
+
 static void emit(FILE *f, const struct tly__figures *x)
 {
     const struct tly_mem_snapshot *a = &x->after, *b = &x->before;
@@ -253,6 +267,7 @@ static void emit(FILE *f, const struct tly__figures *x)
     stage_time(f, x);
     coverage(f, x);
     timeline(f, x, order, k);
+    loaded(f);
     fprintf(f, "  \"settings\": {\"large\": %zu, \"copy_min\": %zu, \"mmap_min\": %zu},\n", tly__pl_settings[0],
             tly__pl_settings[1], tly__pl_settings[2]);
     fputs("  \"unseen\": ", f);

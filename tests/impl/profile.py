@@ -115,6 +115,37 @@ def planted(tally, w, exe):
     t.check("the program's exit status is passed through (7)", p.returncode == 7, p.returncode)
 
 
+def fails_closed(tally, w):
+    """Issue 20's 'fails closed': --budgets checked before the program runs, a budget on a library the
+    process never loaded fails, a program that failed is recorded as failed with its status."""
+    flag = os.path.join(w, "ran")
+    p = t.run(tally, "profile", "--out", os.path.join(w, "fc"), "--budgets",
+              '{"libraries": {"numcodecs": {"copies": 0.5}}, "bogus": 1}', "--", "/usr/bin/touch", flag)
+    t.check("an unknown --budgets key: exit 2 naming it, before the program runs",
+            p.returncode == 2 and "bogus" in p.stderr and not os.path.exists(flag), (p.returncode, p.stderr[-300:]))
+    p = t.run(tally, "profile", "--out", os.path.join(w, "fc"), "--budgets", "{not json", "--", "/usr/bin/touch", flag)
+    t.check("--budgets that is not JSON: exit 2 before the program runs",
+            p.returncode == 2 and "--budgets" in p.stderr and not os.path.exists(flag), (p.returncode, p.stderr[-300:]))
+    p = t.run(tally, "profile", "--out", os.path.join(w, "fc"), "--budgets", '{"libraries": {"numcodec": {"copies": 0.5}}}',
+              "--", "/usr/bin/python3", "-c", "import numcodecs, numpy as np; a = np.ones(1 << 22); b = a.copy()")
+    t.check("a budget on a misspelt library (numcodec): exit 2, 'no such library was loaded', the loaded ones named",
+            p.returncode == 2 and "budget on library 'numcodec': no such library was loaded" in p.stderr
+            and "numcodecs" in p.stderr and "held" not in p.stderr, (p.returncode, p.stderr[-400:]))
+    p, r = profile(tally, w, "--budgets", '{"libraries": {"numcodecs": {"copies": 0.5}}}', "--", "/usr/bin/python3",
+                   "-c", "import numcodecs, numpy as np; a = np.ones(1 << 22); b = a.copy()")
+    t.check("... and on a library that loaded and copied nothing: held (exit 0)",
+            p.returncode == 0 and r and "numcodecs" in r.get("loaded_libraries", []), (p.returncode, p.stderr[-300:]))
+    p, r = profile(tally, w, "--", "/usr/bin/python3", "-c", "import sys; sys.exit(3)")
+    proc = (r or {}).get("impl_process", {})
+    t.check("sys.exit(3): exit 3, the result program_failed with exit_status 3 and no signal",
+            p.returncode == 3 and r and r["status"] == "program_failed" and proc.get("exit_status") == 3
+            and proc.get("signal") is None, (p.returncode, r and r.get("status"), proc))
+    p, r = profile(tally, w, "--", "/bin/true")
+    t.check("a program that succeeds: status ok, exit_status 0",
+            p.returncode == 0 and r and r["status"] == "ok" and r["impl_process"].get("exit_status") == 0,
+            (p.returncode, r and r.get("impl_process")))
+
+
 def bad_input(tally, w):
     p = t.run(tally, "profile", "--out", os.path.join(w, "bad"), "--", "no-such-command-here")
     t.check("a command not found: exit 127, named", p.returncode == 127 and "no-such-command-here" in p.stderr
@@ -243,6 +274,7 @@ def main():
         numpy_copy(tally, w)
         marked_stages(tally, w)
         planted(tally, w, planted_exe)
+        fails_closed(tally, w)
         bad_input(tally, w)
         impls(tally, w)
     finally:
