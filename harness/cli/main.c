@@ -72,14 +72,28 @@ static const struct command commands[] = {
      "Exit status, the first that applies: CMD's own when it failed (128 + signal when killed); 127 CMD not\n"
      "found; 2 tally could not measure, or a budget names a library CMD never loaded; 1 a budget failed; 0.\n",
      false},
-    {"report", tly_h_cmd_report, "[DIR]", "write DIR/copies.md, index.html and trace.json from DIR/results.json", NULL,
+    {"report", tly_h_cmd_report, "[DIR...] [--out DIR]",
+     "write copies.md, index.html and trace.json from results.json (default reports/latest)",
+     "  DIR...                   runs (directories holding results.json, or the files): several are the\n"
+     "                           shards of one matrix (same tally, commit and matrix; each cell once), merged\n"
+     "  --out DIR                where the reports go (default: the one DIR; needed with several)\n",
      false},
-    {"check", tly_h_cmd_check, "--baseline FILE [DIR] [options]",
+    {"check", tly_h_cmd_check, "--baseline FILE [DIR...] [options]",
      "compare a run with the committed baseline; fail on regressions",
      "  --baseline FILE          the baseline (reports/baseline.json)\n"
+     "  DIR...                   the run (default reports/latest); several: shards of one matrix, merged\n"
      "  --tolerance R            peak_extra_ratio and copy volumes (default 0.05 of the array)\n"
      "  --copies-tolerance N     extra_copies (default 0)\n"
-     "  --update                 rewrite the baseline from the run, deliberately\n",
+     "  --throughput-tolerance R a throughput slower by more than R of its median, the runs' ranges apart\n"
+     "                           (default 0.10); reported apart from memory\n"
+     "  --fail-on-throughput     fail on such a throughput regression too (default: report it only)\n"
+     "  --allow-missing REASON   baseline cells the run lacks are allowed, counted and said with REASON\n"
+     "                           (default: a missing cell fails: the gate fails closed)\n"
+     "  --allow-missing-only RE  narrows --allow-missing to the cells whose impl/scenario matches RE\n"
+     "  --junit FILE             the verdicts as JUnit XML (one test per impl/cell)\n"
+     "  --summary FILE           append the Markdown summary there ($GITHUB_STEP_SUMMARY when set)\n"
+     "  --update                 rewrite the baseline from the run, deliberately (refuses failed budgets,\n"
+     "                           untracked cells and a run that fails its schema)\n",
      false},
     {"selftest", tly_h_cmd_selftest, "", "prove the instrument: planted copies are found in their stage", NULL, false},
     {"peer", tly_h_cmd_peer, "[run options]", "zarr-python's cells: tally run --impl zarr-python", NULL, false},

@@ -343,7 +343,7 @@ static int update(const struct check_opts *o, json_t *base, json_t *doc, json_t 
 
 static int report_lines(const struct check_opts *o, json_t *lines, json_t *cells, int compared, int bad)
 {
-    int counts[5] = {0};
+    int counts[6] = {0};
     size_t i;
     json_t *l;
     json_array_foreach(lines, i, l)
@@ -358,13 +358,14 @@ static int report_lines(const struct check_opts *o, json_t *lines, json_t *cells
         counts[2] += !strcmp(kind, TLY_H_MISSING) || !strcmp(kind, TLY_H_FAILED);
         counts[3] += !strcmp(kind, TLY_H_SLOWER);
         counts[4] += !strcmp(kind, TLY_H_NEW_FIGURE);
+        counts[5] += !strcmp(kind, TLY_H_ALLOWED);
     }
     bad += o->fail_on_throughput ? counts[3] : 0;
     printf("tally check: %d cells compared with %s: %d regressions, %d improvements, %d missing or failed, %d "
            "slower, %d new figures without a baseline\n",
            compared, o->baseline, counts[0], counts[1], counts[2], counts[3], counts[4]);
     if (o->allow_missing)
-        printf("tally check: missing cells allowed%s%s: %s\n", o->allow_only ? " when they match " : "",
+        printf("tally check: %d missing, allowed%s%s: %s\n", counts[5], o->allow_only ? " when they match " : "",
                o->allow_only ? o->allow_only : "", o->allow_missing);
     int rc = bad ? TLY_EXIT_BUDGET : TLY_EXIT_OK;
     const char *summary = o->summary ? o->summary : getenv("GITHUB_STEP_SUMMARY");

@@ -1,4 +1,4 @@
-/* junit.xml: one testcase per cell, for CI systems that show test results. */
+/* junit.xml: one testcase per cell (named impl/scenario), for CI systems that show test results. */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,7 +14,10 @@ static const char *status_of(json_t *e)
 static void testcase(FILE *f, json_t *e)
 {
     const char *st = status_of(e);
+    /* impl/scenario: a scenario alone repeats across the stacks a matrix runs */
     fprintf(f, "<testcase classname=\"tally.matrix\" name=\"");
+    tly_h_xml_text(f, json_string_value(json_object_get(e, "impl")));
+    fputc('/', f);
     tly_h_xml_text(f, json_string_value(json_object_get(e, "scenario")));
     fprintf(f, "\" time=\"%.3f\">", json_number_value(json_object_get(e, "wall_s")));
     if (!strcmp(st, "skipped") || !strcmp(st, "failed")) {

@@ -138,8 +138,8 @@ def baseline_and_check(tally, w, untracked):
             p.returncode == 1 and "MISSING" in p.stdout and "write-s3-none-v2-tiles" in p.stdout
             and "no S3 endpoint" in p.stdout, p.stdout[-400:])
     p = run(tally, "check", "--baseline", base, good, "--allow-missing", "no S3 on this runner")
-    t.check("... passes with --allow-missing REASON, which it repeats", p.returncode == 0 and "no S3 on this runner" in p.stdout,
-            p.stdout[-300:])
+    t.check("... passes with --allow-missing REASON, which it repeats with the count",
+            p.returncode == 0 and "1 missing, allowed: no S3 on this runner" in p.stdout, p.stdout[-300:])
     p = run(tally, "check", "--baseline", base, good, "--allow-missing", "only local cells may be missing",
             "--allow-missing-only", "/write-local-")
     t.check("--allow-missing-only narrows the allowance: the S3 cell still fails the check",

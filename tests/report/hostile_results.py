@@ -156,8 +156,9 @@ def n6_markup(tally, w, doc):
     t.check("the check's summary: no raw markup", "<svg" not in summary and "MISSING" in summary, summary[-300:])
     p = run(tally, "run", "--scenarios", SMALL, "--filter", "^write-local-none-v2-tiles$", "--out", f"{w}/run",
             "--impl", "tally", "--allow-untracked", "--junit", f"{w}/run-junit.xml")
-    ET.parse(f"{w}/run-junit.xml")
-    t.check("a run's junit.xml parses", p.returncode == 0)
+    names = [c.get("name") for c in ET.parse(f"{w}/run-junit.xml").getroot().iter("testcase")]
+    t.check("a run's junit.xml parses, its tests named impl/scenario (unique across stacks)",
+            p.returncode == 0 and names == ["tally/write-local-none-v2-tiles"], names)
 
 
 def n7_lenient_gate(tally, w, doc):

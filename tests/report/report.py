@@ -90,8 +90,8 @@ def main():
               meta[0]["args"]["name"] == "write-local-blosc-v2-strided", meta)
         t.check("trace.json: counters in time order", all(a["ts"] <= b["ts"] for a, b in zip(counters, counters[1:])))
         suite = ET.parse(f"{work}/junit.xml").getroot().find("testsuite")
-        t.check("--junit: JUnit XML with the scenario", suite is not None and suite.get("tests") == "1"
-              and suite.find("testcase").get("name") == "write-local-blosc-v2-strided")
+        t.check("--junit: JUnit XML with the cell, named impl/scenario", suite is not None and suite.get("tests") == "1"
+              and suite.find("testcase").get("name") == "tally/write-local-blosc-v2-strided")
         # a planted copy fails the run, naming the stage
         env = dict(os.environ, TALLY_PLANT="encode:10000000")
         p = subprocess.run([tally, "run", "--filter", "^write-local-zstd-v2-one-chunk$", "--out", f"{work}/planted",
