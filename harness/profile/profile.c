@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +45,14 @@ static void rescale(json_t *r, uint64_t given)
                        (marked ? json_integer_value(json_object_get(r, "output_bytes")) : (json_int_t)array);
     if (!marked)
         json_object_set_new(r, "output_bytes", json_integer((json_int_t)array));
+    if (extra < 0) { /* never a negative peak extra: say what it means instead */
+        json_object_set_new(r, "peak_extra_note",
+                            json_string(marked ? "the window's peak is below what was live when it began plus its "
+                                                 "output: it ended with less than it started with"
+                                               : "the process's peak is below one array: the array was not all on "
+                                                 "its heap (memory-mapped, or never made whole)"));
+        extra = 0;
+    }
     json_object_set_new(r, "peak_extra_bytes", json_integer(extra));
     bool bound;
     json_object_set_new(r, "array_bytes", json_integer((json_int_t)array));
@@ -67,12 +76,19 @@ static void print_summary(FILE *f, json_t *r)
                          (uint64_t)json_integer_value(json_object_get(r, "array_bytes")), extra, sizeof extra);
     else
         snprintf(extra, sizeof extra, "no array size (--array-bytes N, or the marks name it): no copy ratios");
-    fprintf(f, "\ntally profile: %s window, %.3f s; array %s; peak %s; %s\n",
+    char rss[64] = "";
+    if (json_is_integer(json_object_get(r, "max_rss_bytes")))
+        snprintf(rss, sizeof rss, " (max RSS %s, whole process)",
+                 tly_h_bytes(a, sizeof a, (double)json_integer_value(json_object_get(r, "max_rss_bytes"))));
+    fprintf(f, "\ntally profile: %s window, %.3f s; array %s; peak %s%s; %s\n",
             json_is_true(json_object_get(r, "marked")) ? "marked" : "whole-process",
             json_number_value(json_object_get(r, "wall_s")),
             tly_h_bytes(a, sizeof a, (double)json_integer_value(json_object_get(r, "array_bytes"))),
-            tly_h_bytes(b, sizeof b, (double)json_integer_value(json_object_get(r, "peak_bytes"))), extra);
-    fprintf(f, "%-24s %12s %12s %12s %10s\n", "library", "allocated", "own peak", "at peak", "copied");
+            tly_h_bytes(b, sizeof b, (double)json_integer_value(json_object_get(r, "peak_bytes"))), rss, extra);
+    if (json_is_string(json_object_get(r, "peak_extra_note")))
+        fprintf(f, "peak extra 0, not negative: %s\n", json_string_value(json_object_get(r, "peak_extra_note")));
+    fprintf(f, "%-26s %12s %12s %12s %10s\n", "library", "allocated", "own peak", "at peak", "copied");
+    int64_t total = 0; /* what the rows hold at the peak: they add up to it */
     const char *name;
     json_t *v;
     json_object_foreach(json_object_get(r, "libraries"), name, v)
@@ -83,15 +99,31 @@ static void print_summary(FILE *f, json_t *r)
             json_integer_value(json_object_get(v, "at_peak_bytes")) == 0)
             continue;
         char shown[4 * 256];
-        fprintf(f, "%-24s %12s %12s %12s %10.2f\n", tly_h_term(shown, sizeof shown, name),
+        total += json_integer_value(json_object_get(v, "at_peak_bytes"));
+        char ratio[32] = "\u2014"; /* no array: no ratio */
+        if (json_is_number(json_object_get(v, "copies")))
+            snprintf(ratio, sizeof ratio, "%.2f", json_number_value(json_object_get(v, "copies")));
+        fprintf(f, "%-26s %12s %12s %12s %10s\n", tly_h_term(shown, sizeof shown, name),
                 tly_h_bytes(c, sizeof c, (double)json_integer_value(json_object_get(v, "alloc_bytes"))),
                 tly_h_bytes(d, sizeof d, (double)json_integer_value(json_object_get(v, "peak_bytes"))),
-                tly_h_bytes(e, sizeof e, (double)json_integer_value(json_object_get(v, "at_peak_bytes"))),
-                json_number_value(json_object_get(v, "copies")));
+                tly_h_bytes(e, sizeof e, (double)json_integer_value(json_object_get(v, "at_peak_bytes"))), ratio);
     }
-    fprintf(f, "%-24s %12s %12s %12s\n", "mmap (anonymous, >= 1 MiB)", "",
+    json_t *sm = json_object_get(r, "small");
+    char c[32];
+    int64_t small = json_integer_value(json_object_get(sm, "at_peak_bytes")),
+            mm = json_integer_value(json_object_get(r, "mmap_bytes")),
+            peak = json_integer_value(json_object_get(r, "peak_bytes"));
+    fprintf(f, "%-26s %12s %12s %12s\n", "blocks under 64 KiB, all",
+            tly_h_bytes(a, sizeof a, (double)json_integer_value(json_object_get(sm, "alloc_bytes"))), "",
+            tly_h_bytes(b, sizeof b, (double)small));
+    fprintf(f, "%-26s %12s %12s %12s\n", "mmap (anonymous, >= 1 MiB)", "",
             tly_h_bytes(a, sizeof a, (double)json_integer_value(json_object_get(r, "mmap_peak_bytes"))),
-            tly_h_bytes(b, sizeof b, (double)json_integer_value(json_object_get(r, "mmap_bytes"))));
+            tly_h_bytes(b, sizeof b, (double)mm));
+    total += small + mm;
+    fprintf(f, "%-26s %12s %12s %12s\n", "total at the peak", "", "", tly_h_bytes(c, sizeof c, (double)total));
+    if (llabs(peak - total) > 64 * 1024) /* a free between the peak and its split: never seen above a few KiB */
+        fprintf(f, "%-26s %12s %12s %12s\n", "  (peak, for comparison)", "", "",
+                tly_h_bytes(c, sizeof c, (double)peak));
     fprintf(f, "copied: by the library that called memcpy/memmove (64 KiB or more), x array; coverage %.3f\n",
             json_number_value(json_object_get(json_object_get(r, "coverage"), "ratio")));
     json_t *st = json_object_get(r, "stage_time");
@@ -333,6 +365,11 @@ int tly_h_cmd_profile(int argc, char **argv)
                                     : strrchr(cmd[0], '/') ? strrchr(cmd[0], '/') + 1
                                                            : cmd[0]));
     json_object_set_new(r, "scenario", json_string("profile"));
+    /* the kernel's resident high-water mark of the program (the largest of the processes tally waited
+     * for: the program, and what it waited for), whole process, beside the window's heap peak */
+    struct rusage ru;
+    if (getrusage(RUSAGE_CHILDREN, &ru) == 0 && ru.ru_maxrss > 0)
+        json_object_set_new(r, "max_rss_bytes", json_integer((json_int_t)ru.ru_maxrss * 1024));
     /* what became of the program: a program that failed makes the result program_failed (its figures
      * kept: they are what it did until it failed) */
     json_t *proc = json_object_get(r, "impl_process");

@@ -79,6 +79,22 @@ def numpy_copy(tally, w):
         "tracking", "impl")), sorted(r))
     for name in ("results.json", "copies.md", "index.html", "trace.json"):
         t.check(f"{name} written", os.path.getsize(os.path.join(w, "prof", name)) > 50)
+    rss, peak = r.get("max_rss_bytes", 0), r["peak_bytes"]
+    t.check(f"max RSS beside the heap peak: {rss / 2**20:.1f} MiB resident, {peak / 2**20:.1f} MiB peak (both arrays "
+            "written, so resident at least 0.95 of the peak, and at most the peak + 64 MiB of interpreter and libraries)",
+            0.95 * peak <= rss <= peak + (64 << 20), (rss, peak))
+    p = t.run(tally, "profile", "--out", os.path.join(w, "prof-text"), "--array-bytes", str(ARRAY), "--",
+              "/usr/bin/python3", "-c", NUMPY_COPY)
+    head = next((ln for ln in p.stderr.splitlines() if ln.startswith("tally profile: ")), "")
+    total = next((ln for ln in p.stderr.splitlines() if ln.startswith("total at the peak")), "")
+    shown_peak = head.split("; peak ")[1].split(" (")[0] if "; peak " in head else "?"
+    t.check(f"the text table adds up: its rows (libraries, blocks under 64 KiB, mmap) total the peak ({shown_peak})",
+            p.returncode == 0 and total.split()[-2:] == shown_peak.split() and "blocks under 64 KiB" in p.stderr
+            and "max RSS" in head, (head, total))
+    p, r = profile(tally, w, "--array-bytes", str(ARRAY), "--", "/bin/true")
+    t.check("a whole-process peak below one array: peak extra 0 (never negative), and why",
+            p.returncode == 0 and r and r["peak_extra_bytes"] == 0 and r["peak_extra_ratio"] == 0
+            and "below one array" in r.get("peak_extra_note", ""), r and (r["peak_extra_bytes"], r.get("peak_extra_note")))
     t.check("without marks, time is said not to be attributable (stage_time null, and why)",
             r.get("stage_time") is None and "not attributable without marks" in r.get("stage_time_about", ""),
             r.get("stage_time_about"))
