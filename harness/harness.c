@@ -192,14 +192,44 @@ static bool drain(int fd, FILE *mem)
     return true;
 }
 
-/* Collect the child's pipes (both at once: a child that fills one must not stall) and wait for it. */
+static double spawn_limit_s;
+
+void tly_h_spawn_timeout(double seconds)
+{
+    spawn_limit_s = seconds > 0 ? seconds : 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Collect the child's pipes (both at once: a child that fills one must not stall) and wait for it;
+ * past the limit (tly_h_spawn_timeout) its process group is killed and collected as it ends. */
 static void collect(pid_t pid, int po, int pe, struct tly_h_child *out)
 {
     size_t on = 0, en = 0;
     FILE *om = open_memstream(&out->out, &on), *em = pe >= 0 ? open_memstream(&out->err, &en) : NULL;
     struct pollfd fds[2] = {{po, POLLIN, 0}, {pe, POLLIN, 0}};
+    double deadline = spawn_limit_s > 0 ? now_s() + spawn_limit_s : 0;
     for (int open_fds = pe >= 0 ? 2 : 1; open_fds > 0;) {
-        if (poll(fds, pe >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+        int wait_ms = -1;
+        if (deadline > 0) {
+            double left = deadline - now_s();
+            if (left <= 0 && out->timed_out)
+                break; /* killed 10 s ago and its pipes still open: what holds them left its group */
+            if (left <= 0) {
+                out->timed_out = true;
+                kill(-pid, SIGKILL); /* the child and what it started: its own process group */
+                kill(pid, SIGKILL);
+                deadline = now_s() + 10;
+                left = 10;
+            }
+            wait_ms = left > 1e6 ? 1000000000 : (int)(left * 1000) + 1;
+        }
+        if (poll(fds, pe >= 0 ? 2 : 1, wait_ms) < 0 && errno != EINTR)
             break;
         for (int i = 0; i < 2; i++) {
             if (fds[i].fd >= 0 && (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) && !drain(fds[i].fd, i ? em : om)) {
@@ -209,11 +239,31 @@ static void collect(pid_t pid, int po, int pe, struct tly_h_child *out)
             }
         }
     }
+    for (int i = 0; i < 2; i++)
+        if (fds[i].fd >= 0)
+            close(fds[i].fd);
     fclose(om);
     if (em)
         fclose(em);
     while (waitpid(pid, &out->status, 0) < 0 && errno == EINTR)
         ;
+}
+
+/*
+ * A child under a time limit runs in a process group of its own, so a terminal's ^C no longer reaches
+ * it: SIGTERM, SIGINT and SIGHUP to us are passed on to its group, and once it is reaped we take the
+ * signal ourselves as we would have (a run stops; nothing is left running).
+ */
+static const int group_signals[] = {SIGTERM, SIGINT, SIGHUP};
+static volatile sig_atomic_t group_to, group_sig;
+
+static void to_group(int sig)
+{
+    int saved = errno;
+    if (group_to > 0)
+        kill(-(pid_t)group_to, sig);
+    group_sig = sig;
+    errno = saved;
 }
 
 int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *env, int nenv, bool keep_err,
@@ -235,18 +285,51 @@ int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *en
     if (keep_err)
         posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
     pid_t pid;
-    int rc = start(path, argv, env, nenv, &fa, NULL, &pid);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    bool group = spawn_limit_s > 0; /* a group of its own, so that a timeout kills what it started too */
+    struct sigaction old[3];
+    sigset_t block, mask;
+    if (group) {
+        struct sigaction sa = {.sa_handler = to_group};
+        sigemptyset(&sa.sa_mask);
+        sigemptyset(&block);
+        for (int i = 0; i < 3; i++)
+            sigaddset(&block, group_signals[i]);
+        sigprocmask(SIG_BLOCK, &block, &mask); /* until the pid is known */
+        group_sig = 0;
+        for (int i = 0; i < 3; i++)
+            if (sigaction(group_signals[i], NULL, &old[i]) == 0 && old[i].sa_handler != SIG_IGN)
+                sigaction(group_signals[i], &sa, NULL);
+        posix_spawnattr_setsigmask(&attr, &mask);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
+        posix_spawnattr_setpgroup(&attr, 0);
+    }
+    int rc = start(path, argv, env, nenv, &fa, &attr, &pid);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
+    if (group) {
+        group_to = rc == 0 ? pid : 0;
+        sigprocmask(SIG_SETMASK, &mask, NULL);
+    }
     close(po[1]);
     if (keep_err)
         close(pe[1]);
+    if (rc == 0)
+        collect(pid, po[0], keep_err ? pe[0] : -1, out);
+    if (group) {
+        group_to = 0; /* first: the pid is reaped */
+        for (int i = 0; i < 3; i++)
+            sigaction(group_signals[i], &old[i], NULL);
+        if (group_sig)
+            raise(group_sig); /* what it would have done to us, now that the child is gone */
+    }
     if (rc != 0) {
         close(po[0]);
         if (keep_err)
             close(pe[0]);
         return -rc;
     }
-    collect(pid, po[0], keep_err ? pe[0] : -1, out);
     return 0;
 }
 

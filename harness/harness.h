@@ -54,7 +54,15 @@ int tly_h_fail_cmd(const char *cmd, int err);
 struct tly_h_child {
     char *out, *err; /**< everything it printed (malloc'd, NUL-terminated), or NULL when dropped */
     int status;      /**< its wait status */
+    bool timed_out;  /**< it ran past tly_h_spawn_timeout()'s limit and was killed, with its process group */
 };
+
+/**
+ * From now on, tly_h_spawn() gives each child at most @p seconds (0: no limit, the default): a child
+ * still running then is killed with everything it started (it runs in a process group of its own
+ * while a limit is set) and its tly_h_child says timed_out.
+ */
+void tly_h_spawn_timeout(double seconds);
 
 /** A variable to set (value) or unset (NULL value) in a child's environment. */
 struct tly_h_env {

@@ -52,7 +52,10 @@ static const struct command commands[] = {
      "  --junit FILE             JUnit XML of the cells\n"
      "  --impl NAME[,NAME]       implementations: tally (the engine, in process) and the matrix's adapters\n"
      "                           (zarr-python, gdal, nczarr, zarrita, tensorstore); default all of them\n"
-     "  --shard K/N              run the K-th of N deterministic parts of the matrix (merge with report/check)\n"
+     "  --shard K/N              run the K-th of N deterministic parts of the cells selected (merge with\n"
+     "                           report/check); a shard left with none of them runs nothing, exit 0\n"
+     "  --cell-timeout SECONDS   kill a cell (and what it started) still running after this long; it fails\n"
+     "                           as 'timeout' (default 900; 0: no limit)\n"
      "  --repeat N               run each cell N times: throughput is their median, with its range\n"
      "  --allow-untracked        run even when tracking is off (sanitizers, valgrind); such cells are never\n"
      "                           compared or written into a baseline\n",

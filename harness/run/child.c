@@ -54,6 +54,9 @@ json_t *tly_h_child_run(json_t *cell, const struct tly_h_env *env, int nenv, cha
     json_t *res = NULL;
     if (rc != 0)
         snprintf(reason, TLY_H_REASON, "%s: %s", argv[0], strerror(-rc));
+    else if (ch.timed_out)
+        snprintf(reason, TLY_H_REASON, "timeout: the cell ran past --cell-timeout and was killed: %s",
+                 tly_h_last_line(ch.err));
     else if (!WIFEXITED(ch.status) || WEXITSTATUS(ch.status) != 0)
         say_status(&ch, reason);
     else if ((res = fd >= 0 ? json_load_file(file, 0, NULL) : json_loads(ch.out ? ch.out : "", 0, NULL)) == NULL)

@@ -254,6 +254,11 @@ static json_t *run_adapter(const struct tly_h_impl *im, const char *cellfile, co
     json_t *line = rc == 0 ? result_line(ch.out) : NULL, *res = NULL;
     if (rc != 0)
         snprintf(reason, TLY_H_REASON, "%s: %s", argv[0], strerror(-rc));
+    else if (ch.timed_out)
+        snprintf(reason, TLY_H_REASON,
+                 "timeout: the adapter ran past --cell-timeout and was killed, with what it "
+                 "started: %s",
+                 tly_h_last_line(ch.err));
     else if (WIFSIGNALED(ch.status))
         snprintf(reason, TLY_H_REASON, "the adapter died of signal %d: %s", WTERMSIG(ch.status),
                  tly_h_last_line(ch.err));

@@ -3,6 +3,7 @@
  * the reports written. tally scenario: the child side (one cell, its result on stdout).
  */
 #include <getopt.h>
+#include <time.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ static json_t *entry_without_result(json_t *cell, const char *status, const char
 struct run_opts {
     const char *filter, *exclude, *out, *file, *junit, *shard, *impl_list;
     int shard_k, shard_n, repeat;
+    double cell_timeout_s; /* each cell's process (and what it starts) killed past it; 0: none */
     bool list, allow_untracked;
 };
 
@@ -239,24 +241,33 @@ static json_t *choose(const struct run_opts *o, const struct tly_h_matrix *m, co
         return NULL;
     }
     json_t *chosen = json_array();
-    size_t i;
+    size_t i, selected = 0;
     json_t *c;
     json_array_foreach(m->cells, i, c)
     {
-        if (o->shard_n && i % (size_t)o->shard_n != (size_t)(o->shard_k - 1))
-            continue;
         for (int k = 0; k < im->n; k++) {
             bool tally = strcmp(im->v[k].name, "tally") == 0;
             if ((!tally && json_object_get(c, "program_path")) || (o->filter && !matches(&re, c, im->v[k].name)) ||
                 (o->exclude && matches(&ex, c, im->v[k].name)))
                 continue;
-            json_array_append_new(chosen, tly_h_matrix_cell_for(m, c, im->v[k].name, k));
+            /* --shard K/N partitions the cells selected, not the matrix: every shard of a filtered run
+             * gets its share */
+            if (!o->shard_n || selected % (size_t)o->shard_n == (size_t)(o->shard_k - 1))
+                json_array_append_new(chosen, tly_h_matrix_cell_for(m, c, im->v[k].name, k));
+            selected++;
         }
     }
     if (o->filter)
         regfree(&re);
     if (o->exclude)
         regfree(&ex);
+    if (json_array_size(chosen) == 0 && selected > 0) {
+        fprintf(stderr,
+                "tally run: --shard %s: this shard has none of the %zu cells selected (fewer than its %d "
+                "shards): nothing to run here, and nothing is missing\n",
+                o->shard, selected, o->shard_n);
+        return chosen;
+    }
     if (json_array_size(chosen) == 0) {
         fprintf(stderr, "tally run: no cell of %s matches%s%s%s%s: nothing would be measured\n", m->path,
                 o->filter ? " --filter " : "", o->filter ? o->filter : "", o->shard ? " --shard " : "",
@@ -303,17 +314,29 @@ static int choose_impls(const struct run_opts *o, const struct tly_h_matrix *m, 
     return 0;
 }
 
-static void progress(bool tty, size_t i, size_t n, json_t *cell, json_t *entry)
+/* A line when a cell starts and one when it ends, with its time (one line, rewritten, on a terminal):
+ * a long run shows where it is, and a cell that hangs shows which. */
+static void progress(bool tty, size_t i, size_t n, json_t *cell, json_t *entry, double elapsed_s)
 {
     char name[512];
     tly_h_cell_key(cell, name, sizeof name);
     const char *status = entry ? json_string_value(json_object_get(entry, "status")) : "...";
     if (entry && strcmp(status, "ok") == 0 && !json_is_true(json_object_get(entry, "ok")))
         status = "FAILED";
+    char took[32] = "";
+    if (entry)
+        snprintf(took, sizeof took, " (%.1f s)", elapsed_s);
     if (tty)
-        fprintf(stderr, "\r\033[K[%zu/%zu] %s %s", i, n, name, status);
-    else if (entry)
-        fprintf(stderr, "[%zu/%zu] %s %s\n", i, n, name, status);
+        fprintf(stderr, "\r\033[K[%zu/%zu] %s %s%s", i, n, name, status, took);
+    else
+        fprintf(stderr, "[%zu/%zu] %s %s%s\n", i, n, name, entry ? status : "started", took);
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int write_outputs(const struct run_opts *o, json_t *doc, int *errors)
@@ -350,13 +373,16 @@ static int run_all(const struct run_opts *o, json_t *chosen, const struct tly_h_
         json_array_append_new(names, json_string(im->v[k].name));
     json_object_set_new(doc, "impls", names);
     json_object_set_new(doc, "exclude", o->exclude ? json_string(o->exclude) : json_null());
+    tly_h_spawn_timeout(o->cell_timeout_s);
     json_array_foreach(chosen, i, c)
     {
-        progress(tty, i + 1, n, c, NULL);
+        double t0 = mono_s();
+        progress(tty, i + 1, n, c, NULL, 0);
         json_t *entry = run_cell(c, im, o, &t);
-        progress(tty, i + 1, n, c, entry);
+        progress(tty, i + 1, n, c, entry, mono_s() - t0);
         json_array_append_new(results, entry);
     }
+    tly_h_spawn_timeout(0);
     if (im->scratch_open)
         tly_h_scratch_close(&im->scratch);
     if (tty)
@@ -404,8 +430,9 @@ int tly_h_cmd_run(int argc, char **argv)
                                          {"repeat", required_argument, NULL, 'r'},
                                          {"allow-untracked", no_argument, NULL, 'u'},
                                          {"impl", required_argument, NULL, 'i'},
+                                         {"cell-timeout", required_argument, NULL, 'T'},
                                          {NULL, 0, NULL, 0}};
-    struct run_opts o = {.out = "reports/latest", .repeat = 1};
+    struct run_opts o = {.out = "reports/latest", .repeat = 1, .cell_timeout_s = 900};
     long long n;
     for (int ch; (ch = tly_h_getopt(argc, argv, opts)) != -1;) {
         switch (ch) {
@@ -420,6 +447,11 @@ int tly_h_cmd_run(int argc, char **argv)
             break;
         case 'u':
             o.allow_untracked = true;
+            break;
+        case 'T':
+            if (tly_h_arg_int("run", "cell-timeout", optarg, 0, 86400, &n) != 0)
+                return TLY_EXIT_ERROR;
+            o.cell_timeout_s = (double)n;
             break;
         case 'i':
             o.impl_list = optarg;

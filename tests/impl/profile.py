@@ -42,6 +42,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 import tallytest as t  # noqa: E402
@@ -278,6 +279,23 @@ def impls(tally, w):
     t.check("an adapter that prints garbage: its cells fail naming it, exit 2, tally's cells kept",
             p.returncode == 2 and bad and all(r["status"] == "failed" and "result line" in r["reason"] for r in bad)
             and len(good) == 2, (p.returncode, bad[:1]))
+    # an adapter that hangs (and a process it started): --cell-timeout kills both, the cell fails as timeout
+    script = ('case "$1" in --probe) echo \'{"available": true, "version": "0"}\' ;; '
+              '*) sleep 300 & echo hanging >&2; wait ;; esac')
+    m["impls"] = {"hang": {"command": ["/bin/sh", "-c", script, "hang"]}}
+    json.dump(m, open(f, "w"))
+    t0 = time.monotonic()
+    p = t.run(tally, "run", "--scenarios", f, "--impl", "hang", "--filter", "write", "--cell-timeout", "2",
+              "--out", os.path.join(w, "h"))
+    took = time.monotonic() - t0
+    res = json.load(open(os.path.join(w, "h", "results.json")))["results"]
+    left = subprocess.run(["pgrep", "-f", "^sleep 300$"], capture_output=True, text=True).stdout.split()
+    t.check(f"a hung adapter: killed at --cell-timeout 2 ({took:.1f} s for the run), its cell failed as timeout, "
+            "nothing it started left running",
+            p.returncode == 2 and res and all(r["status"] == "failed" and r["reason"].startswith("timeout") for r in res)
+            and took < 30 and not left, (p.returncode, res[:1], left))
+    t.check("tally run says when each cell starts and how long it took",
+            "write-local-none-v2-one-chunk started" in p.stderr and " s)" in p.stderr, p.stderr[-400:])
 
 
 def main():
