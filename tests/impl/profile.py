@@ -280,16 +280,23 @@ def impls(tally, w):
             p.returncode == 2 and bad and all(r["status"] == "failed" and "result line" in r["reason"] for r in bad)
             and len(good) == 2, (p.returncode, bad[:1]))
     # an adapter that hangs (and a process it started): --cell-timeout kills both, the cell fails as timeout
-    script = ('case "$1" in --probe) echo \'{"available": true, "version": "0"}\' ;; '
-              '*) sleep 300 & echo hanging >&2; wait ;; esac')
-    m["impls"] = {"hang": {"command": ["/bin/sh", "-c", script, "hang"]}}
+    started = os.path.join(w, "hang-started.pid")  # the pid of what the adapter started, to look for after
+    script = ('case "$2" in --probe) echo \'{"available": true, "version": "0"}\' ;; '
+              '*) sleep 300 & echo $! > "$1"; echo hanging >&2; wait ;; esac')  # $1: the pid file (an absolute word)
+    m["impls"] = {"hang": {"command": ["/bin/sh", "-c", script, "hang", started]}}
     json.dump(m, open(f, "w"))
     t0 = time.monotonic()
     p = t.run(tally, "run", "--scenarios", f, "--impl", "hang", "--filter", "write", "--cell-timeout", "2",
               "--out", os.path.join(w, "h"))
     took = time.monotonic() - t0
     res = json.load(open(os.path.join(w, "h", "results.json")))["results"]
-    left = subprocess.run(["pgrep", "-f", "^sleep 300$"], capture_output=True, text=True).stdout.split()
+    def alive(pid):  # a zombie waiting for its new parent to reap it has ended
+        try:
+            return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except (OSError, IndexError):
+            return False
+    pids = open(started).read().split() if os.path.exists(started) else []
+    left = [p for p in pids if alive(p)] if pids else ["the adapter never wrote its pid file"]
     t.check(f"a hung adapter: killed at --cell-timeout 2 ({took:.1f} s for the run), its cell failed as timeout, "
             "nothing it started left running",
             p.returncode == 2 and res and all(r["status"] == "failed" and r["reason"].startswith("timeout") for r in res)
