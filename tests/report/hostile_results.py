@@ -83,6 +83,11 @@ def refused(p, where, key, cell=None):
 
 
 def base_run(tally, w):
+    if "tracking: off" in run(tally, "--version").stdout:
+        # sanitizer builds measure nothing (their cells are untracked, which --update never records): the
+        # forgeries start from a run of the release build kept as a fixture, the same two cells
+        t.skip("a small run to forge from", "tracking is off in this build: tests/data/results-small.json instead")
+        return json.load(open(os.path.join(HERE, "..", "data", "results-small.json")))
     out = os.path.join(w, "base")
     p = run(tally, "run", "--scenarios", SMALL, "--filter", CELLS, "--out", out, "--impl", "tally",
             "--allow-untracked")
@@ -138,10 +143,22 @@ def n6_markup(tally, w, doc):
     md = open(f"{out}/copies.md", encoding="utf-8").read()
     t.check("copies.md: names in table cells escaped (no raw markup, no raw control character)",
             "<svg" not in md and "<script" not in md and "&lt;script&gt;" in md and not RAW_CONTROL.search(md), md[:400])
+    n6_check_names(tally, w, src)
+    p = run(tally, "run", "--scenarios", SMALL, "--filter", "^write-local-none-v2-tiles$", "--out", f"{w}/run",
+            "--impl", "tally", "--allow-untracked", "--junit", f"{w}/run-junit.xml")
+    names = [c.get("name") for c in ET.parse(f"{w}/run-junit.xml").getroot().iter("testcase")]
+    t.check("a run's junit.xml parses, its tests named impl/scenario (unique across stacks)",
+            p.returncode == 0 and names == ["tally/write-local-none-v2-tiles"], names)
+
+
+def n6_check_names(tally, w, src):
+    """The gate's outputs (check.xml, the summary) with the forged names, from a baseline --update made."""
     junit = f"{w}/n6-junit.xml"
     base = f"{w}/n6-baseline.json"
     p = run(tally, "check", "--baseline", base, src, "--update")
     t.check("check --update records the cells under their names", p.returncode == 0, p.stderr[-300:])
+    if p.returncode != 0:
+        return
     b = json.load(open(base))
     b["cells"]["tally/read-local-zstd-v2-tiles"] = dict(b["cells"][f"{EVIL}/<script>alert(2)</script>"])
     b["cells"]["tally/read-local-zstd-v2-tiles"]["extra_copies"] = 0
@@ -154,11 +171,6 @@ def n6_markup(tally, w, doc):
     t.check("check.xml parses, the cells named as they are", f"tally/{EVIL}-missing" in names, names)
     summary = open(f"{w}/n6-summary.md", encoding="utf-8").read()
     t.check("the check's summary: no raw markup", "<svg" not in summary and "MISSING" in summary, summary[-300:])
-    p = run(tally, "run", "--scenarios", SMALL, "--filter", "^write-local-none-v2-tiles$", "--out", f"{w}/run",
-            "--impl", "tally", "--allow-untracked", "--junit", f"{w}/run-junit.xml")
-    names = [c.get("name") for c in ET.parse(f"{w}/run-junit.xml").getroot().iter("testcase")]
-    t.check("a run's junit.xml parses, its tests named impl/scenario (unique across stacks)",
-            p.returncode == 0 and names == ["tally/write-local-none-v2-tiles"], names)
 
 
 def n7_lenient_gate(tally, w, doc):
