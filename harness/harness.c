@@ -199,13 +199,6 @@ void tly_h_spawn_timeout(double seconds)
     spawn_limit_s = seconds > 0 ? seconds : 0;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Collect the child's pipes (both at once: a child that fills one must not stall) and wait for it;
  * past the limit (tly_h_spawn_timeout) its process group is killed and collected as it ends. */
 static void collect(pid_t pid, int po, int pe, struct tly_h_child *out)
@@ -213,18 +206,18 @@ static void collect(pid_t pid, int po, int pe, struct tly_h_child *out)
     size_t on = 0, en = 0;
     FILE *om = open_memstream(&out->out, &on), *em = pe >= 0 ? open_memstream(&out->err, &en) : NULL;
     struct pollfd fds[2] = {{po, POLLIN, 0}, {pe, POLLIN, 0}};
-    double deadline = spawn_limit_s > 0 ? now_s() + spawn_limit_s : 0;
+    double deadline = spawn_limit_s > 0 ? tly_h_now_s() + spawn_limit_s : 0;
     for (int open_fds = pe >= 0 ? 2 : 1; open_fds > 0;) {
         int wait_ms = -1;
         if (deadline > 0) {
-            double left = deadline - now_s();
+            double left = deadline - tly_h_now_s();
             if (left <= 0 && out->timed_out)
                 break; /* killed 10 s ago and its pipes still open: what holds them left its group */
             if (left <= 0) {
                 out->timed_out = true;
                 kill(-pid, SIGKILL); /* the child and what it started: its own process group */
                 kill(pid, SIGKILL);
-                deadline = now_s() + 10;
+                deadline = tly_h_now_s() + 10;
                 left = 10;
             }
             wait_ms = left > 1e6 ? 1000000000 : (int)(left * 1000) + 1;
@@ -250,20 +243,59 @@ static void collect(pid_t pid, int po, int pe, struct tly_h_child *out)
 }
 
 /*
- * A child under a time limit runs in a process group of its own, so a terminal's ^C no longer reaches
- * it: SIGTERM, SIGINT and SIGHUP to us are passed on to its group, and once it is reaped we take the
- * signal ourselves as we would have (a run stops; nothing is left running).
+ * The signals that ask a program to stop, passed on to the child tally waits for: tally must not die
+ * and leave it running. For tly_h_spawn_inherit()'s program, one from a terminal (^C, a hangup:
+ * si_code SI_KERNEL) has reached it already, as the whole foreground process group gets it, and is
+ * not sent twice; a child under a time limit runs in a process group of its own, which a terminal's
+ * signal does not reach, so it gets every one (sent to the group), and tally takes the signal itself
+ * once the child is reaped.
  */
-static const int group_signals[] = {SIGTERM, SIGINT, SIGHUP};
-static volatile sig_atomic_t group_to, group_sig;
+static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP};
+static volatile sig_atomic_t forward_to, forward_terminal, forward_got; /* forward_to: a kill() target */
 
-static void to_group(int sig)
+static void forward(int sig, siginfo_t *si, void *uctx)
 {
+    (void)uctx;
     int saved = errno;
-    if (group_to > 0)
-        kill(-(pid_t)group_to, sig);
-    group_sig = sig;
+    if (forward_to != 0 && (forward_terminal || si->si_code != SI_KERNEL))
+        kill((pid_t)forward_to, sig);
+    forward_got = sig;
     errno = saved;
+}
+
+/* The forwarded signals blocked (until the child's pid is known, so none arrives with nowhere to go;
+ * the mask as it was into @p mask, the child's) and caught (not one we ignore: the child inherits
+ * that); the old actions into @p old. */
+static void forward_begin(struct sigaction old[3], sigset_t *mask, bool terminal)
+{
+    sigset_t block;
+    sigemptyset(&block);
+    for (int i = 0; i < 3; i++)
+        sigaddset(&block, forwarded[i]);
+    sigprocmask(SIG_BLOCK, &block, mask);
+    forward_terminal = terminal;
+    forward_got = 0;
+    struct sigaction sa = {.sa_sigaction = forward, .sa_flags = SA_SIGINFO | SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; i++)
+        if (sigaction(forwarded[i], NULL, &old[i]) == 0 && old[i].sa_handler != SIG_IGN)
+            sigaction(forwarded[i], &sa, NULL);
+}
+
+/* The child started (@p target: its pid, or minus its process group; 0: it did not): signals unblocked. */
+static void forward_started(pid_t target, const sigset_t *mask)
+{
+    forward_to = target;
+    sigprocmask(SIG_SETMASK, mask, NULL);
+}
+
+/* The child reaped: the old actions back; the signal passed on meanwhile (0: none). */
+static int forward_end(const struct sigaction old[3])
+{
+    forward_to = 0; /* first: the pid is reaped, and may be another process's soon */
+    for (int i = 0; i < 3; i++)
+        sigaction(forwarded[i], &old[i], NULL);
+    return forward_got;
 }
 
 int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *env, int nenv, bool keep_err,
@@ -289,18 +321,9 @@ int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *en
     posix_spawnattr_init(&attr);
     bool group = spawn_limit_s > 0; /* a group of its own, so that a timeout kills what it started too */
     struct sigaction old[3];
-    sigset_t block, mask;
+    sigset_t mask;
     if (group) {
-        struct sigaction sa = {.sa_handler = to_group};
-        sigemptyset(&sa.sa_mask);
-        sigemptyset(&block);
-        for (int i = 0; i < 3; i++)
-            sigaddset(&block, group_signals[i]);
-        sigprocmask(SIG_BLOCK, &block, &mask); /* until the pid is known */
-        group_sig = 0;
-        for (int i = 0; i < 3; i++)
-            if (sigaction(group_signals[i], NULL, &old[i]) == 0 && old[i].sa_handler != SIG_IGN)
-                sigaction(group_signals[i], &sa, NULL);
+        forward_begin(old, &mask, true);
         posix_spawnattr_setsigmask(&attr, &mask);
         posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
         posix_spawnattr_setpgroup(&attr, 0);
@@ -308,22 +331,16 @@ int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *en
     int rc = start(path, argv, env, nenv, &fa, &attr, &pid);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
-    if (group) {
-        group_to = rc == 0 ? pid : 0;
-        sigprocmask(SIG_SETMASK, &mask, NULL);
-    }
+    if (group)
+        forward_started(rc == 0 ? -pid : 0, &mask);
     close(po[1]);
     if (keep_err)
         close(pe[1]);
     if (rc == 0)
         collect(pid, po[0], keep_err ? pe[0] : -1, out);
-    if (group) {
-        group_to = 0; /* first: the pid is reaped */
-        for (int i = 0; i < 3; i++)
-            sigaction(group_signals[i], &old[i], NULL);
-        if (group_sig)
-            raise(group_sig); /* what it would have done to us, now that the child is gone */
-    }
+    int sig = group ? forward_end(old) : 0;
+    if (sig)
+        raise(sig); /* what it would have done to us, now that the child is gone */
     if (rc != 0) {
         close(po[0]);
         if (keep_err)
@@ -333,51 +350,11 @@ int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *en
     return 0;
 }
 
-/*
- * The signals that ask a program to stop, passed on to the one tly_h_spawn_inherit() runs: tally
- * must not die and leave it running. One from a terminal (^C, a hangup: si_code SI_KERNEL) has
- * reached the program already, as the whole foreground process group gets it, and is not sent twice.
- */
-static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP};
-static volatile sig_atomic_t forward_to;
-
-static void forward(int sig, siginfo_t *si, void *uctx)
-{
-    (void)uctx;
-    int saved = errno;
-    if (forward_to > 0 && si->si_code != SI_KERNEL)
-        kill((pid_t)forward_to, sig);
-    errno = saved;
-}
-
-/* Catch the forwarded signals (not one we ignore: the program inherits that), the old actions into @p old. */
-static void forward_begin(struct sigaction old[3])
-{
-    struct sigaction sa = {.sa_sigaction = forward, .sa_flags = SA_SIGINFO | SA_RESTART};
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 3; i++)
-        if (sigaction(forwarded[i], NULL, &old[i]) == 0 && old[i].sa_handler != SIG_IGN)
-            sigaction(forwarded[i], &sa, NULL);
-}
-
-static void forward_end(const struct sigaction old[3])
-{
-    forward_to = 0; /* first: the pid is reaped, and may be another process's soon */
-    for (int i = 0; i < 3; i++)
-        sigaction(forwarded[i], &old[i], NULL);
-}
-
 int tly_h_spawn_inherit(const char *path, char *const argv[], const struct tly_h_env *env, int nenv, int *status)
 {
-    /* blocked from before the spawn until its pid is known, so none arrives with nowhere to go; the
-     * program starts with our mask as it was */
-    sigset_t block, mask;
-    sigemptyset(&block);
-    for (int i = 0; i < 3; i++)
-        sigaddset(&block, forwarded[i]);
     struct sigaction old[3];
-    sigprocmask(SIG_BLOCK, &block, &mask);
-    forward_begin(old);
+    sigset_t mask;
+    forward_begin(old, &mask, false); /* the program starts with our mask as it was */
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     posix_spawnattr_setsigmask(&attr, &mask);
@@ -385,9 +362,7 @@ int tly_h_spawn_inherit(const char *path, char *const argv[], const struct tly_h
     pid_t pid;
     int rc = start(path, argv, env, nenv, NULL, &attr, &pid);
     posix_spawnattr_destroy(&attr);
-    if (rc == 0)
-        forward_to = pid;
-    sigprocmask(SIG_SETMASK, &mask, NULL);
+    forward_started(rc == 0 ? pid : 0, &mask);
     if (rc == 0)
         while (waitpid(pid, status, 0) < 0 && errno == EINTR)
             ;

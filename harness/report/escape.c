@@ -72,18 +72,20 @@ static void each_char(FILE *f, const char *s, put_fn put)
     }
 }
 
+/* The reference for markup's specials <, > and & (NULL for another character): HTML, XML and Markdown's. */
+static const char *markup_special(uint32_t c)
+{
+    return c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : NULL;
+}
+
 /* HTML text and attribute values (quoted with ' or "): the five specials as references; a control
  * character or an invalid byte as U+FFFD, the replacement character. */
 static void put_html(FILE *f, const unsigned char *at, size_t n, uint32_t c)
 {
     if (n == 0 || (is_control(c) && c != '\t' && c != '\n'))
         fputs("\xef\xbf\xbd", f);
-    else if (c == '<')
-        fputs("&lt;", f);
-    else if (c == '>')
-        fputs("&gt;", f);
-    else if (c == '&')
-        fputs("&amp;", f);
+    else if (markup_special(c))
+        fputs(markup_special(c), f);
     else if (c == '\'')
         fputs("&#39;", f);
     else if (c == '"')
@@ -106,12 +108,8 @@ static void put_xml(FILE *f, const unsigned char *at, size_t n, uint32_t c)
         fprintf(f, "&#%u;", (unsigned)c);
     else if (n == 0 || is_control(c) || c == 0xfffe || c == 0xffff)
         fputc('?', f);
-    else if (c == '<')
-        fputs("&lt;", f);
-    else if (c == '>')
-        fputs("&gt;", f);
-    else if (c == '&')
-        fputs("&amp;", f);
+    else if (markup_special(c))
+        fputs(markup_special(c), f);
     else if (c == '"')
         fputs("&quot;", f);
     else if (c == '\'')
@@ -136,12 +134,8 @@ static void put_md(FILE *f, const unsigned char *at, size_t n, uint32_t c)
         fputs("\\|", f);
     else if (c == '`')
         fputc('\'', f);
-    else if (c == '<')
-        fputs("&lt;", f);
-    else if (c == '>')
-        fputs("&gt;", f);
-    else if (c == '&')
-        fputs("&amp;", f);
+    else if (markup_special(c))
+        fputs(markup_special(c), f);
     else
         fwrite(at, 1, n, f);
 }
@@ -165,7 +159,7 @@ static size_t term_char(const unsigned char *at, size_t n, uint32_t c, char *out
     }
     if (c == '\\')
         return (size_t)sprintf(out, "\\\\");
-    memcpy(out, at, n);
+    memcpy(out, at, n); /* a character of a name, not payload */
     return n;
 }
 
@@ -181,8 +175,8 @@ const char *tly_h_term(char *buf, size_t cap, const char *s)
         char piece[16];
         size_t k = term_char(p, n, c, piece);
         if (used + k >= cap)
-            break; /* a whole character or nothing: the text stays valid */
-        memcpy(buf + used, piece, k);
+            break;                    /* a whole character or nothing: the text stays valid */
+        memcpy(buf + used, piece, k); /* text, not payload */
         used += k;
         p += n ? n : 1;
     }

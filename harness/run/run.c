@@ -3,7 +3,6 @@
  * the reports written. tally scenario: the child side (one cell, its result on stdout).
  */
 #include <getopt.h>
-#include <time.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,13 +331,6 @@ static void progress(bool tty, size_t i, size_t n, json_t *cell, json_t *entry, 
         fprintf(stderr, "[%zu/%zu] %s %s%s\n", i, n, name, entry ? status : "started", took);
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int write_outputs(const struct run_opts *o, json_t *doc, int *errors)
 {
     json_t *results = tly_h_results_list(doc);
@@ -376,10 +368,10 @@ static int run_all(const struct run_opts *o, json_t *chosen, const struct tly_h_
     tly_h_spawn_timeout(o->cell_timeout_s);
     json_array_foreach(chosen, i, c)
     {
-        double t0 = mono_s();
+        double t0 = tly_h_now_s();
         progress(tty, i + 1, n, c, NULL, 0);
         json_t *entry = run_cell(c, im, o, &t);
-        progress(tty, i + 1, n, c, entry, mono_s() - t0);
+        progress(tty, i + 1, n, c, entry, tly_h_now_s() - t0);
         json_array_append_new(results, entry);
     }
     tly_h_spawn_timeout(0);

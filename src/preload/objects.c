@@ -123,15 +123,20 @@ static bool in_segments(const struct dl_phdr_info *info, uintptr_t a)
     return false;
 }
 
+/* An object's path; the executable has none in the loader's list. */
+static const char *object_path(const struct dl_phdr_info *info)
+{
+    const char *path = info->dlpi_name;
+    return path && *path ? path : tly__pl_exe[0] ? tly__pl_exe : "[executable]";
+}
+
 static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     struct table *t = arg;
     t->adds = info->dlpi_adds;
     t->subs = info->dlpi_subs;
-    const char *path = info->dlpi_name;
-    if (path == NULL || *path == '\0')
-        path = tly__pl_exe[0] ? tly__pl_exe : "[executable]";
+    const char *path = object_path(info);
     enum kind k = K_LIB;
     if (in_segments(info, (uintptr_t)&tly__obj_boot))
         k = K_SELF;
@@ -168,9 +173,7 @@ static int add_loaded(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     struct loaded *l = arg;
-    const char *path = info->dlpi_name;
-    if (path == NULL || *path == '\0')
-        path = tly__pl_exe[0] ? tly__pl_exe : "[executable]";
+    const char *path = object_path(info);
     char name[NAME_CAP];
     short_name(path, name, sizeof name);
     if (name[0] == '\0' || strncmp(name, "linux-vdso", 10) == 0)

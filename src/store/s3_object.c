@@ -106,7 +106,11 @@ int tly__s3_read_stream(struct tly_store *base, const char *key, void *buf, size
 
 int tly__s3_get(struct tly_store *base, const char *key, char **data, size_t *n)
 {
-    struct tly__s3 *st = tly__s3_of(base);
+    return tly__s3_get_tagged(tly__s3_of(base), key, data, n, NULL);
+}
+
+int tly__s3_get_tagged(struct tly__s3 *st, const char *key, char **data, size_t *n, char etag[128])
+{
     struct tly__s3_req r;
     int err = tly__s3_req_key(st, &r, "GET", "GET", key, NULL);
     if (err)
@@ -117,6 +121,8 @@ int tly__s3_get(struct tly_store *base, const char *key, char **data, size_t *n)
         err = tly_fail(-ENOMEM, "out of memory");
     if (!err) {
         tly__s3_opened(st, key, &r);
+        if (etag)
+            snprintf(etag, 128, "%s", r.etag);
         *data = r.buf;
         *n = r.buf_n;
         r.buf = NULL;
@@ -130,18 +136,29 @@ int tly__s3_get(struct tly_store *base, const char *key, char **data, size_t *n)
 int tly__s3_put(struct tly_store *base, const char *key, const void *data, size_t n)
 {
     struct tly__s3 *st = tly__s3_of(base);
+    int err = tly__s3_commit_check(st, key);
+    return err ? err : tly__s3_put_if(st, key, data, n, NULL, NULL);
+}
+
+int tly__s3_put_if(struct tly__s3 *st, const char *key, const void *data, size_t n, const char *if_match,
+                   const char *if_none_match)
+{
     struct tly__s3_req r;
     struct iovec iov = {(void *)data, n};
-    int err = tly__s3_commit_check(st, key);
-    if (!err)
-        err = tly__s3_req_key(st, &r, "PUT", "PUT", key, NULL);
+    int err = tly__s3_req_key(st, &r, "PUT", "PUT", key, NULL);
     if (err)
         return err;
+    r.if_match = if_match;
+    r.if_none_match = if_none_match;
     if (st->write_id[0])
         r.meta_write = st->write_id; /* the version a reader compares, unique to this write */
     err = tly__s3_req_body(st, &r, &iov, 1);
     if (!err)
         err = tly__s3_run(st, &r);
+    if (err && r.status == 412) {
+        tly_errclear();
+        err = 1;
+    }
     tly__s3_req_clear(&r);
     return err;
 }

@@ -106,48 +106,20 @@ static void field(const char *text, const char *name, char *out, size_t cap)
             *c = '?';
 }
 
-/* The marker's text and ETag (into @p etag) by one GET; NULL with the error set (TLY_ENOTFOUND: none). */
+/* The marker's text and ETag (into @p etag); NULL with the error set (TLY_ENOTFOUND: none). */
 static char *marker_get(struct tly__s3 *st, char etag[128], int *err)
 {
-    struct tly__s3_req r;
     char *text = NULL;
-    if ((*err = tly__s3_req_key(st, &r, "GET", "GET", TLY__S3_MARKER, NULL)) != 0)
-        return NULL;
-    r.resp = TLY__S3_RESP_BUF;
-    *err = tly__s3_run(st, &r);
-    if (*err == 0) {
-        text = r.buf ? r.buf : calloc(1, 1);
-        r.buf = NULL;
-        snprintf(etag, 128, "%s", r.etag);
-        if (text == NULL)
-            *err = tly_fail(-ENOMEM, "out of memory");
-    }
-    tly__s3_req_clear(&r);
-    return text;
+    size_t n;
+    *err = tly__s3_get_tagged(st, TLY__S3_MARKER, &text, &n, etag);
+    return *err ? NULL : text;
 }
 
 /* PUT the marker @p text with a condition: If-None-Match: * (@p if_match NULL) or If-Match. Returns
  * 0, 1 when the condition failed (HTTP 412), or another error. */
 static int marker_put(struct tly__s3 *st, const char *text, const char *if_match)
 {
-    struct tly__s3_req r;
-    struct iovec iov = {(void *)text, strlen(text)};
-    int err = tly__s3_req_key(st, &r, "PUT", "PUT", TLY__S3_MARKER, NULL);
-    if (err)
-        return err;
-    if (if_match)
-        r.if_match = if_match;
-    else
-        r.if_none_match = "*";
-    err = tly__s3_req_body(st, &r, &iov, 1);
-    if (!err)
-        err = tly__s3_run(st, &r);
-    if (err && r.status == 412) {
-        tly_errclear();
-        err = 1;
-    }
-    tly__s3_req_clear(&r);
-    return err;
+    return tly__s3_put_if(st, TLY__S3_MARKER, text, strlen(text), if_match, if_match ? NULL : "*");
 }
 
 /* Whether the marker @p text names this write (a retried PUT may find its own marker). */
@@ -370,17 +342,11 @@ void tly__s3_discard(struct tly_store *base)
     snprintf(why, sizeof why, "%s", tly_errmsg());
     int err;
     char *have = marker_get(st, etag, &err);
-    if (have && ours(st, have)) {
-        struct tly__s3_req r;
-        struct iovec iov = {(void *)marker_text, sizeof marker_text - 1};
-        if (tly__s3_req_key(st, &r, "PUT", "PUT", TLY__S3_MARKER, NULL) == 0) {
-            if (tly__s3_req_body(st, &r, &iov, 1) == 0)
-                (void)tly__s3_run(st, &r);
-            tly__s3_req_clear(&r);
-        }
-    }
+    bool mine = have && ours(st, have);
     free(have);
-    st->write_id[0] = '\0';
+    st->write_id[0] = '\0'; /* before the PUT: the marker put back carries no writer */
+    if (mine)
+        (void)tly__s3_put_if(st, TLY__S3_MARKER, marker_text, sizeof marker_text - 1, NULL, NULL);
     tly_fail(0, "%s", why);
 }
 

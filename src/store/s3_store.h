@@ -89,6 +89,14 @@ int tly__s3_read_stream(struct tly_store *base, const char *key, void *buf, size
                         void *arg);
 int tly__s3_get(struct tly_store *base, const char *key, char **data, size_t *n);
 int tly__s3_put(struct tly_store *base, const char *key, const void *data, size_t n);
+
+/** GET @p key whole, as tly__s3_get(), its ETag into @p etag (NULL: not wanted). */
+int tly__s3_get_tagged(struct tly__s3 *st, const char *key, char **data, size_t *n, char etag[128]);
+
+/** PUT @p n bytes at @p key, on a condition when @p if_match or @p if_none_match is set (the other
+ * NULL): 0, 1 when the condition failed (HTTP 412), or an error. No commit check (tly__s3_put's). */
+int tly__s3_put_if(struct tly__s3 *st, const char *key, const void *data, size_t n, const char *if_match,
+                   const char *if_none_match);
 int tly__s3_del(struct tly_store *base, const char *key);
 
 /* ---- s3_writer.c ---- */
