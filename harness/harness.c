@@ -199,9 +199,34 @@ void tly_h_spawn_timeout(double seconds)
     spawn_limit_s = seconds > 0 ? seconds : 0;
 }
 
+static const struct tly_h_spawn_watch *next_watch;
+
+void tly_h_spawn_watch_next(const struct tly_h_spawn_watch *watch)
+{
+    next_watch = watch;
+}
+
+/* The watch told the child started, and (ended) that it ended, not yet reaped: its pid is still its
+ * own while the watcher stops. */
+static void watch_start(const struct tly_h_spawn_watch *w, pid_t pid)
+{
+    if (w)
+        w->started(pid, w->arg);
+}
+
+static void watch_end(const struct tly_h_spawn_watch *w, pid_t pid)
+{
+    if (w == NULL)
+        return;
+    siginfo_t si;
+    while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+        ;
+    w->ended(w->arg);
+}
+
 /* Collect the child's pipes (both at once: a child that fills one must not stall) and wait for it;
  * past the limit (tly_h_spawn_timeout) its process group is killed and collected as it ends. */
-static void collect(pid_t pid, int po, int pe, struct tly_h_child *out)
+static void collect(pid_t pid, int po, int pe, const struct tly_h_spawn_watch *w, struct tly_h_child *out)
 {
     size_t on = 0, en = 0;
     FILE *om = open_memstream(&out->out, &on), *em = pe >= 0 ? open_memstream(&out->err, &en) : NULL;
@@ -238,6 +263,7 @@ static void collect(pid_t pid, int po, int pe, struct tly_h_child *out)
     fclose(om);
     if (em)
         fclose(em);
+    watch_end(w, pid);
     while (waitpid(pid, &out->status, 0) < 0 && errno == EINTR)
         ;
 }
@@ -302,6 +328,8 @@ int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *en
                 struct tly_h_child *out)
 {
     memset(out, 0, sizeof *out);
+    const struct tly_h_spawn_watch *w = next_watch;
+    next_watch = NULL;
     int po[2], pe[2] = {-1, -1};
     if (pipe2(po, O_CLOEXEC) != 0)
         return -errno;
@@ -336,8 +364,10 @@ int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *en
     close(po[1]);
     if (keep_err)
         close(pe[1]);
-    if (rc == 0)
-        collect(pid, po[0], keep_err ? pe[0] : -1, out);
+    if (rc == 0) {
+        watch_start(w, pid);
+        collect(pid, po[0], keep_err ? pe[0] : -1, w, out);
+    }
     int sig = group ? forward_end(old) : 0;
     if (sig)
         raise(sig); /* what it would have done to us, now that the child is gone */
@@ -350,7 +380,8 @@ int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *en
     return 0;
 }
 
-int tly_h_spawn_inherit(const char *path, char *const argv[], const struct tly_h_env *env, int nenv, int *status)
+int tly_h_spawn_inherit(const char *path, char *const argv[], const struct tly_h_env *env, int nenv, int *status,
+                        const struct tly_h_spawn_watch *watch)
 {
     struct sigaction old[3];
     sigset_t mask;
@@ -363,6 +394,10 @@ int tly_h_spawn_inherit(const char *path, char *const argv[], const struct tly_h
     int rc = start(path, argv, env, nenv, NULL, &attr, &pid);
     posix_spawnattr_destroy(&attr);
     forward_started(rc == 0 ? pid : 0, &mask);
+    if (rc == 0) {
+        watch_start(watch, pid);
+        watch_end(watch, pid);
+    }
     if (rc == 0)
         while (waitpid(pid, status, 0) < 0 && errno == EINTR)
             ;

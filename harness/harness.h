@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -77,13 +78,25 @@ struct tly_h_env {
 int tly_h_spawn(const char *path, char *const argv[], const struct tly_h_env *env, int nenv, bool keep_err,
                 struct tly_h_child *out);
 
+/** Told when a spawned program started (its pid), and when it ended, before it is reaped. */
+struct tly_h_spawn_watch {
+    void (*started)(pid_t pid, void *arg);
+    void (*ended)(void *arg);
+    void *arg;
+};
+
+/** Watch the next tly_h_spawn() (only that one): told when its child started and when it ended. */
+void tly_h_spawn_watch_next(const struct tly_h_spawn_watch *watch);
+
 /**
  * Run @p path as tly_h_spawn() does, but with our stdin, stdout and stderr (the program talks to the
  * user); its wait status into @p status. SIGTERM, SIGINT and SIGHUP sent to us while it runs are
  * passed on to it (not a terminal's, which reached it already), and we wait for it to end. Returns 0,
- * or -errno when it could not start (ENOENT: not found).
+ * or -errno when it could not start (ENOENT: not found). @p watch (or NULL) is told when
+ * it started and when it ended, before it is reaped.
  */
-int tly_h_spawn_inherit(const char *path, char *const argv[], const struct tly_h_env *env, int nenv, int *status);
+int tly_h_spawn_inherit(const char *path, char *const argv[], const struct tly_h_env *env, int nenv, int *status,
+                        const struct tly_h_spawn_watch *watch);
 
 /** Free what tly_h_spawn() collected. */
 void tly_h_child_free(struct tly_h_child *c);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cell/figures.h"
+#include "cell/resident.h"
 #include "cell/result.h"
 #include "tally/tally.h"
 
@@ -41,7 +43,25 @@ int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file)
     return 0;
 }
 
-json_t *tly_h_preload_result(const char *file)
+/* The resident peak of the window (sampled from outside, cell/resident.c) into @p r. */
+void tly_h_resident_into(json_t *r, const struct tly_h_resident *rs)
+{
+    pid_t pid = (pid_t)json_integer_value(json_object_get(json_object_get(r, "impl_process"), "pid"));
+    uint64_t t0 = (uint64_t)json_integer_value(json_object_get(r, "t0_ns")),
+             t1 = (uint64_t)json_integer_value(json_object_get(r, "t1_ns"));
+    int64_t before, peak;
+    if (rs && pid > 0 && t1 > 0 && tly_h_resident_window(rs, pid, t0, t1, &before, &peak)) {
+        json_object_set_new(r, TLY_K_RESIDENT_BEFORE, json_integer(before));
+        json_object_set_new(r, TLY_K_RESIDENT_PEAK, json_integer(peak));
+    } else {
+        json_object_set_new(r, "resident_about",
+                            json_string(rs ? "the window's process was not sampled (it lived too briefly)"
+                                           : "the sampler could not start"));
+    }
+}
+
+/* The three peaks' extras, one line, and why requested and resident differ when they do. */
+json_t *tly_h_preload_result(const char *file, const struct tly_h_resident *rs)
 {
     json_error_t je;
     json_t *r = json_load_file(file, 0, &je);
@@ -54,13 +74,9 @@ json_t *tly_h_preload_result(const char *file)
         tly_fail(TLY_EFORMAT, "%s: not a result object of the preload", file);
         return NULL;
     }
-    json_t *extra = json_object_get(r, "peak_extra_bytes"), *array = json_object_get(r, "array_bytes");
-    if (json_is_integer(extra) && json_is_integer(array)) {
-        bool bound;
-        long long copies = tly_h_extra_copies(json_integer_value(extra), (uint64_t)json_integer_value(array), &bound);
-        json_object_set_new(r, "extra_copies", json_integer(copies));
-        json_object_set_new(r, "overhead_bound", json_boolean(bound));
-    }
+    /* the preload's figures, derived the harness's way (one definition for every result) */
+    tly_h_resident_into(r, rs);
+    tly_h_figures(r, false);
     /* the preload sees a program's memory, not what its stack read or wrote: no store traffic */
     static const char *const unknown[] = {"store_bytes_read", "store_bytes_written", "read_amplification"};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)

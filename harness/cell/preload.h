@@ -10,6 +10,8 @@
 
 #include "harness.h"
 
+struct tly_h_resident;
+
 /** Room for the LD_PRELOAD value tly_h_preload_env() builds. */
 #define TLY_H_PRELOAD_VALUE (3 * TLY_H_PATH)
 
@@ -25,10 +27,13 @@
 int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file);
 
 /**
- * The result the preload wrote to @p file, with the figures recomputed the harness's way (extra
- * copies under the fixed overhead count as 0); NULL with tly_errmsg() set when there is none or it
- * is not a result object.
+ * The result the preload wrote to @p file, with its resident peak from @p rs (the sampler that
+ * watched the program; NULL when there was none) and every figure derived by tly_h_figures(); NULL with tly_errmsg()
+ * set when there is none or it is not a result object.
  */
-json_t *tly_h_preload_result(const char *file);
+json_t *tly_h_preload_result(const char *file, const struct tly_h_resident *rs);
+
+/** The resident figures of result @p r's window, from the sampler @p rs (NULL: said absent), into @p r. */
+void tly_h_resident_into(json_t *r, const struct tly_h_resident *rs);
 
 #endif

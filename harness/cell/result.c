@@ -5,12 +5,17 @@
 #include <time.h>
 
 #include "cell/result.h"
+
+#include <unistd.h>
+
+#include "cell/figures.h"
+#include "cell/resident.h"
 #include "harness.h"
 
 /* The last closed window's timeline, taken as it closes (what follows, such as verification, is not the op's). */
 static struct tly_mem_sample timeline[TLY_TIMELINE_CAP + 2];
 static size_t timeline_n;
-static bool trace_windows;
+static bool trace_windows, resident_windows;
 static uint64_t trace_t0, trace_t1; /* the last traced window, on the timeline's clock */
 
 static uint64_t now_ns(void)
@@ -25,10 +30,18 @@ void tly_h_window_trace(bool on)
     trace_windows = on;
 }
 
+void tly_h_window_resident(bool on)
+{
+    resident_windows = on;
+}
+
 void tly_h_window_open(struct tly_h_window *w)
 {
     memset(w, 0, sizeof *w);
     w->traced = trace_windows && tly_time_on() && tly_trace_start(0) == 0;
+    /* this process's resident memory, sampled from a thread of the sampler's (which allocates nothing
+     * on the heap: not in the window's figures), started before the peaks restart */
+    w->rs = resident_windows ? tly_h_resident_start(getpid(), false) : NULL;
     tly_mem_reset_peaks();
     tly_mem_snapshot(&w->before);
     tly_time_snapshot(&w->time_before);
@@ -46,6 +59,13 @@ void tly_h_window_close(struct tly_h_window *w)
         trace_t1 = w->t1_ns;
     }
     tly_mem_snapshot(&w->after);
+    if (w->rs) {
+        tly_h_resident_stop(w->rs);
+        w->resident_ok =
+            tly_h_resident_window(w->rs, getpid(), w->t0_ns, w->t1_ns, &w->resident_before, &w->resident_peak);
+        tly_h_resident_free(w->rs);
+        w->rs = NULL;
+    }
     tly_mem_crosscheck(&w->xc);
     timeline_n = tly_mem_timeline(timeline, TLY_TIMELINE_CAP + 2);
     if (timeline_n > TLY_TIMELINE_CAP + 2)
@@ -160,7 +180,6 @@ json_t *tly_h_result_json(const struct tly_h_result *r, bool with_timeline)
 {
     const struct tly_meta *m = r->meta;
     char descr[8];
-    double ratio = tly_h_peak_extra_ratio(r);
     const struct tly_mem_crosscheck *xc = &r->win.xc;
     double coverage = tly_h_coverage(xc);
     json_t *o = json_object();
@@ -178,13 +197,14 @@ json_t *tly_h_result_json(const struct tly_h_result *r, bool with_timeline)
     json_object_set_new(o, "wall_s", json_real(r->win.wall_s));
     json_object_set_new(o, "throughput_bps",
                         json_real(r->win.wall_s > 0 ? (double)r->array_bytes / r->win.wall_s : 0.0));
-    json_object_set_new(o, "peak_bytes", json_integer((json_int_t)r->win.after.peak_bytes));
-    int64_t extra = tly_h_peak_extra_bytes(r);
-    bool bound = false;
-    json_object_set_new(o, "peak_extra_ratio", json_real(ratio));
-    json_object_set_new(o, "peak_extra_bytes", json_integer((json_int_t)extra));
-    json_object_set_new(o, "extra_copies", json_integer(tly_h_extra_copies(extra, r->array_bytes, &bound)));
-    json_object_set_new(o, "overhead_bound", json_boolean(bound));
+    json_object_set_new(o, TLY_K_PEAK, json_integer((json_int_t)r->win.after.peak_bytes));
+    json_object_set_new(o, TLY_K_RESERVED_BEFORE, json_integer((json_int_t)r->win.before.reserved_live_bytes));
+    json_object_set_new(o, TLY_K_RESERVED_PEAK, json_integer((json_int_t)r->win.after.reserved_peak_bytes));
+    if (r->win.resident_ok) {
+        json_object_set_new(o, TLY_K_RESIDENT_BEFORE, json_integer((json_int_t)r->win.resident_before));
+        json_object_set_new(o, TLY_K_RESIDENT_PEAK, json_integer((json_int_t)r->win.resident_peak));
+    }
+    tly_h_figures(o, false);
     json_object_set_new(o, "stages", stages_json(r));
     json_object_set_new(o, "coverage",
                         json_pack("{s:I, s:I, s:I, s:f, s:I}", "tracked_live_bytes", (json_int_t)xc->tracked_live_bytes,

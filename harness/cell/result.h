@@ -19,7 +19,10 @@ struct tly_h_window {
     struct tly_mem_crosscheck xc; /**< read when the window closes */
     uint64_t t0_ns, t1_ns;
     double wall_s;
-    bool traced; /**< the event ring recorded the window */
+    bool traced;               /**< the event ring recorded the window */
+    struct tly_h_resident *rs; /**< the resident sampler while the window is open (tly_h_window_resident) */
+    bool resident_ok;          /**< resident_before and resident_peak were sampled */
+    int64_t resident_before, resident_peak; /**< anonymous resident bytes (cell/resident.h) */
 };
 
 /**
@@ -33,6 +36,9 @@ void tly_h_window_close(struct tly_h_window *w);
 
 /** Record the next windows' events for a trace (tally run's cells do; the bench does not). */
 void tly_h_window_trace(bool on);
+
+/** Sample the next windows' resident memory (tally run's cells do; the bench does not). */
+void tly_h_window_resident(bool on);
 
 /**
  * The last closed window's events as Chrome trace events (pid 0: the report sets it), times from

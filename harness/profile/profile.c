@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "cell/cell.h"
+#include "cell/figures.h"
 #include "cell/preload.h"
+#include "cell/resident.h"
 #include "cell/result.h"
 #include "cli/cli.h"
 #include "report/report.h"
@@ -33,39 +35,41 @@ struct profile_opts {
  */
 static void rescale(json_t *r, uint64_t given)
 {
-    uint64_t array = given ? given : (uint64_t)json_integer_value(json_object_get(r, "array_bytes"));
-    if (array == 0) {
-        json_object_set_new(r, "peak_extra_ratio", json_null());
-        json_object_set_new(r, "extra_copies", json_null());
-        return;
-    }
-    bool marked = json_is_true(json_object_get(r, "marked"));
-    json_int_t extra = json_integer_value(json_object_get(r, "peak_bytes")) -
-                       json_integer_value(json_object_get(r, "before_bytes")) -
-                       (marked ? json_integer_value(json_object_get(r, "output_bytes")) : (json_int_t)array);
-    if (!marked)
-        json_object_set_new(r, "output_bytes", json_integer((json_int_t)array));
-    if (extra < 0) { /* never a negative peak extra: say what it means instead */
-        json_object_set_new(r, "peak_extra_note",
-                            json_string(marked ? "the window's peak is below what was live when it began plus its "
-                                                 "output: it ended with less than it started with"
-                                               : "the process's peak is below one array: the array was not all on "
-                                                 "its heap (memory-mapped, or never made whole)"));
-        extra = 0;
-    }
-    json_object_set_new(r, "peak_extra_bytes", json_integer(extra));
-    bool bound;
-    json_object_set_new(r, "array_bytes", json_integer((json_int_t)array));
-    json_object_set_new(r, "peak_extra_ratio", json_real((double)extra / (double)array));
-    json_object_set_new(r, "extra_copies", json_integer(tly_h_extra_copies(extra, array, &bound)));
-    json_object_set_new(r, "overhead_bound", json_boolean(bound));
+    if (given)
+        json_object_set_new(r, "array_bytes", json_integer((json_int_t)given));
+    uint64_t array = (uint64_t)json_integer_value(json_object_get(r, "array_bytes"));
+    tly_h_figures(r, !json_is_true(json_object_get(r, "marked")));
     const char *owners[] = {"libraries", "stages"}, *bytes[] = {"copied_bytes", "copy_bytes"};
     for (int k = 0; k < 2; k++) {
         const char *name;
         json_t *v;
         json_object_foreach(json_object_get(r, owners[k]), name, v) json_object_set_new(
-            v, "copies", json_real((double)json_integer_value(json_object_get(v, bytes[k])) / (double)array));
+            v, "copies",
+            array ? json_real((double)json_integer_value(json_object_get(v, bytes[k])) / (double)array) : json_null());
     }
+}
+
+static void print_peaks(FILE *f, json_t *r)
+{
+    json_t *p = json_object_get(r, TLY_K_PEAKS);
+    const char *names[] = {"requested", "reserved", "resident"};
+    fprintf(f, "peak extra by");
+    for (int i = 0; i < 3; i++) {
+        json_t *k = json_object_get(p, names[i]);
+        char b[32];
+        if (!json_is_object(k)) {
+            fprintf(f, "%s %s: not measured", i ? ";" : "", names[i]);
+            continue;
+        }
+        fprintf(f, "%s %s %s", i ? ";" : "", names[i],
+                tly_h_bytes(b, sizeof b, (double)json_integer_value(json_object_get(k, "extra_bytes"))));
+        if (json_is_number(json_object_get(k, "extra_ratio")))
+            fprintf(f, " (%.3f x)", json_number_value(json_object_get(k, "extra_ratio")));
+    }
+    fprintf(f, "\n  requested: bytes asked for (heaptrack's, memray's unit); reserved: jemalloc's size classes; "
+               "resident: anonymous RSS, sampled every ms\n");
+    if (json_is_string(json_object_get(r, TLY_K_PEAKS_NOTE)))
+        fprintf(f, "  %s\n", json_string_value(json_object_get(r, TLY_K_PEAKS_NOTE)));
 }
 
 static void print_summary(FILE *f, json_t *r)
@@ -87,6 +91,7 @@ static void print_summary(FILE *f, json_t *r)
             tly_h_bytes(b, sizeof b, (double)json_integer_value(json_object_get(r, "peak_bytes"))), rss, extra);
     if (json_is_string(json_object_get(r, "peak_extra_note")))
         fprintf(f, "peak extra 0, not negative: %s\n", json_string_value(json_object_get(r, "peak_extra_note")));
+    print_peaks(f, r);
     fprintf(f, "%-26s %12s %12s %12s %10s\n", "library", "allocated", "own peak", "at peak", "copied");
     int64_t total = 0; /* what the rows hold at the peak: they add up to it */
     const char *name;
@@ -327,6 +332,16 @@ static void no_result(const char *cmd, int status)
                 cmd, WEXITSTATUS(status));
 }
 
+static void watch_started(pid_t pid, void *arg)
+{
+    *(struct tly_h_resident **)arg = tly_h_resident_start(pid, true);
+}
+
+static void watch_ended(void *arg)
+{
+    tly_h_resident_stop(*(struct tly_h_resident **)arg);
+}
+
 int tly_h_cmd_profile(int argc, char **argv)
 {
     struct profile_opts o;
@@ -345,10 +360,13 @@ int tly_h_cmd_profile(int argc, char **argv)
         json_decref(o.budget_doc);
         return tly_h_fail_cmd("profile", err);
     }
-    int status = 0, rc = tly_h_spawn_inherit(cmd[0], cmd, env, TLY_H_PRELOAD_NENV, &status);
+    struct tly_h_resident *rs = NULL;
+    struct tly_h_spawn_watch watch = {watch_started, watch_ended, &rs};
+    int status = 0, rc = tly_h_spawn_inherit(cmd[0], cmd, env, TLY_H_PRELOAD_NENV, &status, &watch);
     int exit_code = cmd_status(cmd[0], rc, status);
-    json_t *r = rc == 0 ? tly_h_preload_result(file) : NULL;
+    json_t *r = rc == 0 ? tly_h_preload_result(file, rs) : NULL;
     temp_dir_remove(dir, file);
+    tly_h_resident_free(rs);
     if (r == NULL) {
         if (rc == 0)
             no_result(cmd[0], status);

@@ -156,6 +156,7 @@ static int run_cell(const struct tly_h_cell *c, struct place *p, json_t **result
     if (data == NULL)
         return tly_fail(-ENOMEM, "out of memory for %llu bytes of data", (unsigned long long)bytes);
     tly_h_window_trace(true); /* the cell's trace, for trace.json and index.html */
+    tly_h_window_resident(true);
     err = tly_h_measure_engine(c, p->url, &data, &r, &out);
     bool verified = false;
     if (!err)

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cell/preload.h"
+#include "cell/resident.h"
 #include "report/report.h"
 #include "run/impl.h"
 
@@ -207,7 +208,18 @@ static int write_fixture(const struct tly_h_cell *c, const char *cellfile)
 }
 
 /* The adapter's line and the preload's figures, as one result. */
-static json_t *merge(json_t *line, const char *result_file, const struct tly_h_impl *im, char *reason)
+static void watch_started(pid_t pid, void *arg)
+{
+    *(struct tly_h_resident **)arg = tly_h_resident_start(pid, true);
+}
+
+static void watch_ended(void *arg)
+{
+    tly_h_resident_stop(*(struct tly_h_resident **)arg);
+}
+
+static json_t *merge(json_t *line, const char *result_file, const struct tly_h_impl *im,
+                     const struct tly_h_resident *rs, char *reason)
 {
     const char *status = json_string_value(json_object_get(line, "status"));
     if (status && strcmp(status, "skipped") == 0)
@@ -218,7 +230,7 @@ static json_t *merge(json_t *line, const char *result_file, const struct tly_h_i
                                                                     : "the adapter's line has no status");
         return NULL;
     }
-    json_t *r = tly_h_preload_result(result_file);
+    json_t *r = tly_h_preload_result(result_file, rs);
     if (r == NULL) {
         snprintf(reason, TLY_H_REASON, "%s", tly_errmsg());
         return NULL;
@@ -250,6 +262,9 @@ static json_t *run_adapter(const struct tly_h_impl *im, const char *cellfile, co
     }
     build_argv(im->command, tail, argv);
     struct tly_h_child ch;
+    struct tly_h_resident *rs = NULL;
+    struct tly_h_spawn_watch watch = {watch_started, watch_ended, &rs};
+    tly_h_spawn_watch_next(&watch);
     int rc = tly_h_spawn(argv[0], argv, env, TLY_H_PRELOAD_NENV, true, &ch);
     json_t *line = rc == 0 ? result_line(ch.out) : NULL, *res = NULL;
     if (rc != 0)
@@ -266,7 +281,8 @@ static json_t *run_adapter(const struct tly_h_impl *im, const char *cellfile, co
         snprintf(reason, TLY_H_REASON, "the adapter printed no result line (exit %d): %s", WEXITSTATUS(ch.status),
                  tly_h_last_line(ch.err && ch.err[0] ? ch.err : ch.out));
     else
-        res = merge(line, result_file, im, reason);
+        res = merge(line, result_file, im, rs, reason);
+    tly_h_resident_free(rs);
     json_decref(line);
     tly_h_child_free(&ch);
     return res;

@@ -124,16 +124,25 @@ struct tly_stage_counters {
 /** Everything the tracker knows, at one moment. */
 struct tly_mem_snapshot {
     struct tly_stage_counters stage[TLY_NSTAGES];
-    int64_t live_bytes;    /**< process-wide tracked live bytes */
-    int64_t peak_bytes;    /**< process-wide peak of live_bytes since the last peak reset */
-    uint64_t peak_time_ns; /**< CLOCK_MONOTONIC time of that peak */
+    int64_t live_bytes;          /**< process-wide tracked live bytes (requested: see tly_mem_live_bytes) */
+    int64_t peak_bytes;          /**< process-wide peak of live_bytes since the last peak reset */
+    int64_t reserved_live_bytes; /**< the same blocks at jemalloc's usable sizes */
+    int64_t reserved_peak_bytes; /**< the peak of reserved_live_bytes since the last peak reset */
+    uint64_t peak_time_ns;       /**< CLOCK_MONOTONIC time of that peak */
 };
 
 /** Fill @p out with the current counters (safe from any thread, at any time). */
 void tly_mem_snapshot(struct tly_mem_snapshot *out);
 
-/** Process-wide tracked live bytes now (cheap). */
+/**
+ * Process-wide tracked live bytes now (cheap), in requested bytes: a block of TLY_MEM_LARGE bytes or
+ * more counts what was asked for (as heaptrack and memray count), a smaller one its usable size (its
+ * request is not known at its free; jemalloc's small size classes are at most 25% above it).
+ */
 int64_t tly_mem_live_bytes(void);
+
+/** The same live blocks at jemalloc's usable sizes (what jemalloc's stats.allocated counts). */
+int64_t tly_mem_reserved_live_bytes(void);
 
 /**
  * Open a new measurement window: every peak (process and stages) restarts from the current live
@@ -155,7 +164,7 @@ void tly_copy_note(size_t n);
 
 /** Counters to cross-check the tracker with, read in one call. */
 struct tly_mem_crosscheck {
-    int64_t tracked_live_bytes;        /**< tly_mem_live_bytes() */
+    int64_t tracked_live_bytes;        /**< tly_mem_reserved_live_bytes(): jemalloc's units */
     uint64_t jemalloc_allocated_bytes; /**< jemalloc stats.allocated, after an epoch refresh */
     /** stats.allocated when the hooks were installed: blocks the libraries' own start-up code
      * allocated before tally could see them (tracked coverage compares against the rest) */

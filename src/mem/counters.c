@@ -28,6 +28,9 @@ static bool exit_key_ok;
 static struct stage_live stage_live[TLY_NSTAGES];
 static _Atomic int64_t live __attribute__((aligned(TLY__CACHELINE)));
 static _Atomic int64_t peak __attribute__((aligned(TLY__CACHELINE)));
+/* The large blocks' usable bytes above their requests, and the peak of live + slack (reserved). */
+static _Atomic int64_t slack __attribute__((aligned(TLY__CACHELINE)));
+static _Atomic int64_t reserved_peak;
 
 /* Guarded by peak_mu: the split of the peak, and when it happened. */
 static tly__spin peak_mu = TLY__SPIN_INIT;
@@ -150,6 +153,11 @@ static inline void live_add(enum tly_stage s, int64_t d)
     int64_t l = atomic_fetch_add_explicit(&live, d, memory_order_relaxed) + d;
     if (d > 0 && l > atomic_load_explicit(&peak, memory_order_relaxed))
         new_peak(l);
+    if (d > 0) {
+        int64_t r = l + atomic_load_explicit(&slack, memory_order_relaxed);
+        if (r > atomic_load_explicit(&reserved_peak, memory_order_relaxed))
+            max_into(&reserved_peak, r);
+    }
     int64_t gap = l - atomic_load_explicit(&tly__tl_last, memory_order_relaxed);
     if (TLY__UNLIKELY((gap < 0 ? -gap : gap) >= atomic_load_explicit(&tly__tl_gran, memory_order_relaxed)))
         tly__timeline_sample(l);
@@ -158,21 +166,35 @@ static inline void live_add(enum tly_stage s, int64_t d)
 void tly__account_outside(enum tly_stage s, unsigned lib, int64_t d)
 {
     if (d > 0)
-        tly__lib_alloc(lib, (uint64_t)d);
+        tly__lib_alloc(lib, (uint64_t)d, (uint64_t)d);
     else
         tly__lib_free(lib, (uint64_t)-d);
     live_add(s, d);
 }
 
+/* What a block counts in the live bytes: a large one what was asked for, a small one its usable
+ * size (see internal.h). A request jemalloc does not report (0) or one above the usable size counts
+ * the usable size. */
+static size_t charged(size_t usize, size_t req)
+{
+    return usize >= TLY_MEM_LARGE && req > 0 && req < usize ? req : usize;
+}
+
+static void slack_add(int64_t d)
+{
+    if (d != 0)
+        atomic_fetch_add_explicit(&slack, d, memory_order_relaxed);
+}
+
 /* The library slot a new large block is charged to (none unless the preload attributes them). Its
  * slot is charged before the process's live bytes move, so that a peak this block makes sees it. */
-static unsigned lib_charge(size_t usize)
+static unsigned lib_charge(size_t usize, size_t req)
 {
     tly__lib_fn of = atomic_load_explicit(&tly__lib_of, memory_order_relaxed);
     if (TLY__LIKELY(of == NULL))
         return TLY__LIB_NONE;
     unsigned lib = of(usize);
-    tly__lib_alloc(lib, usize);
+    tly__lib_alloc(lib, usize, req);
     return lib;
 }
 
@@ -180,61 +202,69 @@ void tly__account_alloc(struct tly__tls *t, void *ptr, size_t usize, size_t req)
 {
     enum tly_stage s = tly__stage_of(t);
     struct tly__tblock *b = tly__block(t);
+    size_t c = charged(usize, req);
     tly__bump(b, &b->allocs[s], 1);
     tly__bump(b, &b->alloc_bytes[s], usize);
     tly__bump(b, &b->alloc_req_bytes[s], req);
-    if (usize >= TLY_MEM_LARGE)
-        tly__ptab_put((uintptr_t)ptr, usize, s, lib_charge(usize));
-    live_add(s, (int64_t)usize);
+    if (usize >= TLY_MEM_LARGE) {
+        tly__ptab_put((uintptr_t)ptr, usize, c, s, lib_charge(usize, c));
+        slack_add((int64_t)(usize - c));
+    }
+    live_add(s, (int64_t)c);
 }
 
 void tly__account_free(struct tly__tls *t, void *ptr, size_t usize)
 {
     enum tly_stage s = tly__stage_of(t);
+    size_t c = usize;
     if (usize >= TLY_MEM_LARGE) {
         size_t recorded;
         unsigned lib;
         /* A large block missing from the table was allocated before tracking began: never counted. */
-        if (!tly__ptab_take((uintptr_t)ptr, &recorded, &s, &lib))
+        if (!tly__ptab_take((uintptr_t)ptr, &recorded, &c, &s, &lib))
             return;
-        usize = recorded;
-        tly__lib_free(lib, usize);
+        tly__lib_free(lib, c);
+        slack_add(-(int64_t)(recorded - c));
     }
     struct tly__tblock *b = tly__block(t);
     tly__bump(b, &b->frees[s], 1);
-    live_add(s, -(int64_t)usize);
+    live_add(s, -(int64_t)c);
 }
 
-void tly__account_resize(struct tly__tls *t, void *ptr, size_t old_usize, size_t new_usize)
+void tly__account_resize(struct tly__tls *t, void *ptr, size_t old_usize, size_t new_usize, size_t new_req)
 {
     enum tly_stage s = tly__stage_of(t);
     unsigned lib = TLY__LIB_NONE;
-    int64_t d = (int64_t)new_usize - (int64_t)old_usize;
+    size_t old_c = old_usize, new_c = charged(new_usize, new_req);
     if (old_usize >= TLY_MEM_LARGE) {
+        size_t rec_usize;
         if (new_usize >= TLY_MEM_LARGE) {
-            if (!tly__ptab_resize((uintptr_t)ptr, new_usize, &s, &lib))
+            if (!tly__ptab_resize((uintptr_t)ptr, new_usize, new_c, &rec_usize, &old_c, &s, &lib))
                 return; /* allocated before tracking began */
-            tly__lib_grow(lib, d);
+            tly__lib_grow(lib, (int64_t)new_c - (int64_t)old_c, (int64_t)new_usize - (int64_t)rec_usize);
         } else {
-            size_t recorded;
-            if (!tly__ptab_take((uintptr_t)ptr, &recorded, &s, &lib))
+            if (!tly__ptab_take((uintptr_t)ptr, &rec_usize, &old_c, &s, &lib))
                 return;
-            tly__lib_grow(lib, -(int64_t)old_usize); /* the rest is a small block now */
+            tly__lib_grow(lib, -(int64_t)old_c, 0); /* the rest is a small block now */
         }
+        slack_add(-(int64_t)(rec_usize - old_c));
     } else if (new_usize >= TLY_MEM_LARGE) {
         /* A small block grown in place into a large one: the whole block is the library's now (its
          * allocation was counted as small; the library counts the bytes, not a new allocation). */
         tly__lib_fn of = atomic_load_explicit(&tly__lib_of, memory_order_relaxed);
         if (TLY__UNLIKELY(of != NULL)) {
             lib = of(new_usize);
-            tly__lib_grow(lib, (int64_t)new_usize);
+            tly__lib_grow(lib, (int64_t)new_c, (int64_t)new_usize);
         }
-        tly__ptab_put((uintptr_t)ptr, new_usize, s, lib);
+        tly__ptab_put((uintptr_t)ptr, new_usize, new_c, s, lib);
     }
-    if (d > 0) {
+    if (new_usize >= TLY_MEM_LARGE)
+        slack_add((int64_t)(new_usize - new_c));
+    if (new_usize > old_usize) {
         struct tly__tblock *b = tly__block(t);
-        tly__bump(b, &b->alloc_bytes[s], (uint64_t)d);
+        tly__bump(b, &b->alloc_bytes[s], (uint64_t)(new_usize - old_usize));
     }
+    int64_t d = (int64_t)new_c - (int64_t)old_c;
     if (d != 0)
         live_add(s, d);
 }
@@ -253,6 +283,11 @@ uint64_t tly__thread_tracked_bytes(void)
 int64_t tly_mem_live_bytes(void)
 {
     return atomic_load_explicit(&live, memory_order_relaxed);
+}
+
+int64_t tly_mem_reserved_live_bytes(void)
+{
+    return atomic_load_explicit(&live, memory_order_relaxed) + atomic_load_explicit(&slack, memory_order_relaxed);
 }
 
 static void add_block(struct tly_mem_snapshot *out, struct tly__tblock *b)
@@ -286,6 +321,8 @@ void tly__snapshot_libs(struct tly_mem_snapshot *out, struct tly__lib_counters l
     }
     out->live_bytes = atomic_load_explicit(&live, memory_order_relaxed);
     out->peak_bytes = atomic_load_explicit(&peak, memory_order_relaxed);
+    out->reserved_live_bytes = out->live_bytes + atomic_load_explicit(&slack, memory_order_relaxed);
+    out->reserved_peak_bytes = atomic_load_explicit(&reserved_peak, memory_order_relaxed);
     out->peak_time_ns = peak_time_ns;
     if (libs) {
         tly__lib_read(libs);
@@ -323,6 +360,7 @@ void tly_mem_reset_peaks(void)
     }
     int64_t l = atomic_load_explicit(&live, memory_order_relaxed);
     atomic_store_explicit(&peak, l, memory_order_relaxed);
+    atomic_store_explicit(&reserved_peak, l + atomic_load_explicit(&slack, memory_order_relaxed), memory_order_relaxed);
     tly__live_stages(at_peak);
     tly__lib_reset_peaks();
     tly__lib_live(at_peak_lib);

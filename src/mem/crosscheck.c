@@ -51,7 +51,7 @@ void tly__crosscheck_boot(void)
 int tly_mem_crosscheck(struct tly_mem_crosscheck *out)
 {
     memset(out, 0, sizeof *out);
-    out->tracked_live_bytes = tly_mem_live_bytes();
+    out->tracked_live_bytes = tly_mem_reserved_live_bytes();
     out->thread_tracked_bytes = tly__thread_tracked_bytes();
 
     char buf[4096];

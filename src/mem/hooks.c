@@ -92,12 +92,13 @@ static void on_dalloc(void *extra, int type, void *address, uintptr_t args[3])
 static void on_expand(void *extra, int type, void *address, size_t old_usize, size_t new_usize, uintptr_t result_raw,
                       uintptr_t args[4])
 {
-    (void)extra, (void)type, (void)result_raw, (void)args;
+    (void)extra, (void)type, (void)result_raw;
     struct tly__tls *t = &tly__tls;
     if (t->in_hook || old_usize == new_usize)
         return;
     t->in_hook = 1;
-    tly__account_resize(t, address, old_usize, new_usize);
+    /* realloc, rallocx and xallocx in place: args {ptr, size, ...}; xallocx's size is its least */
+    tly__account_resize(t, address, old_usize, new_usize, (size_t)args[1]);
     t->in_hook = 0;
 }
 

@@ -104,9 +104,11 @@ typedef unsigned (*tly__lib_fn)(size_t usize);
 extern _Atomic(tly__lib_fn) tly__lib_of;
 extern _Atomic unsigned tly__lib_count; /* slots in use: 0 .. count-1 */
 
-void tly__lib_alloc(unsigned lib, uint64_t usize);
-void tly__lib_free(unsigned lib, uint64_t usize);
-void tly__lib_grow(unsigned lib, int64_t d);
+/* live and peak count requested bytes (the units of the process's live bytes), alloc_bytes usable
+ * ones (as the stages' alloc_bytes do) */
+void tly__lib_alloc(unsigned lib, uint64_t usize, uint64_t req);
+void tly__lib_free(unsigned lib, uint64_t req);
+void tly__lib_grow(unsigned lib, int64_t d_req, int64_t d_usize);
 void tly__lib_copy(unsigned lib, uint64_t n);
 void tly__lib_live(int64_t out[TLY__LIB_MAX]);
 void tly__lib_reset_peaks(void);
@@ -129,9 +131,16 @@ static inline void tly__bump(struct tly__tblock *b, _Atomic uint64_t *c, uint64_
 }
 
 void tly__counters_boot(void);
+/*
+ * The live bytes count what was asked for: a block of TLY_MEM_LARGE bytes or more its requested
+ * bytes (kept in the pointer table until its free), a smaller one its usable size (its request is
+ * not known at its free; jemalloc's small classes are at most 25% above it). The reserved live bytes
+ * (jemalloc's usable sizes, what tally reported before) are the live bytes plus the large blocks'
+ * slack, with a peak of their own.
+ */
 void tly__account_alloc(struct tly__tls *t, void *ptr, size_t usize, size_t req);
 void tly__account_free(struct tly__tls *t, void *ptr, size_t usize);
-void tly__account_resize(struct tly__tls *t, void *ptr, size_t old_usize, size_t new_usize);
+void tly__account_resize(struct tly__tls *t, void *ptr, size_t old_usize, size_t new_usize, size_t new_req);
 void tly__live_stages(int64_t out[TLY_NSTAGES]);
 /* Memory the hooks cannot see (an anonymous mmap): @p d bytes into stage @p s, slot @p lib and the
  * process's live bytes, so a large mapping counts in the peak. */
@@ -143,9 +152,11 @@ uint64_t tly__now_ns(void);
 uint64_t tly__thread_tracked_bytes(void);
 
 /* ptrtable.c: the stage (and library) that allocated each live block of TLY_MEM_LARGE bytes or more */
-void tly__ptab_put(uintptr_t p, size_t usize, enum tly_stage s, unsigned lib);
-bool tly__ptab_take(uintptr_t p, size_t *usize, enum tly_stage *s, unsigned *lib);
-bool tly__ptab_resize(uintptr_t p, size_t new_usize, enum tly_stage *s, unsigned *lib);
+void tly__ptab_put(uintptr_t p, size_t usize, size_t req, enum tly_stage s, unsigned lib);
+bool tly__ptab_take(uintptr_t p, size_t *usize, size_t *req, enum tly_stage *s, unsigned *lib);
+/* the old usable and requested sizes into @p old_usize and @p old_req */
+bool tly__ptab_resize(uintptr_t p, size_t new_usize, size_t new_req, size_t *old_usize, size_t *old_req,
+                      enum tly_stage *s, unsigned *lib);
 size_t tly__ptab_count(void);
 
 /* timeline.c */

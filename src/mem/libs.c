@@ -26,31 +26,31 @@ static void live_add(struct slot *sl, int64_t d)
         ;
 }
 
-void tly__lib_alloc(unsigned lib, uint64_t usize)
+void tly__lib_alloc(unsigned lib, uint64_t usize, uint64_t req)
 {
     if (lib >= TLY__LIB_MAX)
         return;
     struct slot *sl = &slots[lib];
     atomic_fetch_add_explicit(&sl->allocs, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&sl->alloc_bytes, usize, memory_order_relaxed);
-    live_add(sl, (int64_t)usize);
+    live_add(sl, (int64_t)req);
 }
 
-void tly__lib_free(unsigned lib, uint64_t usize)
+void tly__lib_free(unsigned lib, uint64_t req)
 {
     if (lib >= TLY__LIB_MAX)
         return;
     atomic_fetch_add_explicit(&slots[lib].frees, 1, memory_order_relaxed);
-    live_add(&slots[lib], -(int64_t)usize);
+    live_add(&slots[lib], -(int64_t)req);
 }
 
-void tly__lib_grow(unsigned lib, int64_t d)
+void tly__lib_grow(unsigned lib, int64_t d_req, int64_t d_usize)
 {
     if (lib >= TLY__LIB_MAX)
         return;
-    if (d > 0)
-        atomic_fetch_add_explicit(&slots[lib].alloc_bytes, (uint64_t)d, memory_order_relaxed);
-    live_add(&slots[lib], d);
+    if (d_usize > 0)
+        atomic_fetch_add_explicit(&slots[lib].alloc_bytes, (uint64_t)d_usize, memory_order_relaxed);
+    live_add(&slots[lib], d_req);
 }
 
 void tly__lib_copy(unsigned lib, uint64_t n)

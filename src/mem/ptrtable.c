@@ -1,6 +1,7 @@
 /*
  * The pointer table: for every live block of TLY_MEM_LARGE bytes or more, the stage (and, under the
- * preload, the library) that allocated it and its usable size, so that its free is charged there.
+ * preload, the library) that allocated it, its usable size and the bytes asked for, so that its free
+ * is charged there, in the units it was charged in.
  *
  * Open addressing with linear probing and backward-shift deletion, in mmap'd memory (this runs
  * inside the allocation hooks: it must not call malloc). One mutex: large blocks are rare next to
@@ -14,6 +15,7 @@
 struct ent {
     uintptr_t key; /* 0 = empty */
     uint64_t meta; /* usize << 16 | lib << 8 | stage (a usable size needs far fewer than 48 bits) */
+    uint64_t req;  /* the bytes asked for (at most usize) */
 };
 
 static uint64_t pack(size_t usize, enum tly_stage s, unsigned lib)
@@ -47,13 +49,14 @@ static struct ent *map_table(size_t n)
     return m == MAP_FAILED ? NULL : m;
 }
 
-static void insert_raw(struct ent *t, size_t mask, uintptr_t key, uint64_t meta)
+static void insert_raw(struct ent *t, size_t mask, uintptr_t key, uint64_t meta, uint64_t req)
 {
     size_t i = slot_of(key, mask);
     while (t[i].key != 0 && t[i].key != key)
         i = (i + 1) & mask;
     t[i].key = key;
     t[i].meta = meta;
+    t[i].req = req;
 }
 
 /* Grow to twice the size; false when the kernel refuses memory (the entry is then not recorded). */
@@ -65,7 +68,7 @@ static bool grow(void)
         return false;
     for (size_t i = 0; i < cap; i++)
         if (tab[i].key)
-            insert_raw(nt, ncap - 1, tab[i].key, tab[i].meta);
+            insert_raw(nt, ncap - 1, tab[i].key, tab[i].meta, tab[i].req);
     if (tab)
         munmap(tab, cap * sizeof(struct ent));
     tab = nt;
@@ -107,7 +110,7 @@ static void erase(struct ent *e)
     count--;
 }
 
-void tly__ptab_put(uintptr_t p, size_t usize, enum tly_stage s, unsigned lib)
+void tly__ptab_put(uintptr_t p, size_t usize, size_t req, enum tly_stage s, unsigned lib)
 {
     pthread_mutex_lock(&mu);
     if ((count + 1) * 2 > cap && !grow()) {
@@ -117,16 +120,17 @@ void tly__ptab_put(uintptr_t p, size_t usize, enum tly_stage s, unsigned lib)
     struct ent *e = find(p);
     if (e == NULL)
         count++;
-    insert_raw(tab, cap - 1, p, pack(usize, s, lib));
+    insert_raw(tab, cap - 1, p, pack(usize, s, lib), req);
     pthread_mutex_unlock(&mu);
 }
 
-bool tly__ptab_take(uintptr_t p, size_t *usize, enum tly_stage *s, unsigned *lib)
+bool tly__ptab_take(uintptr_t p, size_t *usize, size_t *req, enum tly_stage *s, unsigned *lib)
 {
     pthread_mutex_lock(&mu);
     struct ent *e = find(p);
     if (e) {
         *usize = (size_t)(e->meta >> 16);
+        *req = (size_t)e->req;
         unpack(e->meta, s, lib);
         erase(e);
     }
@@ -134,13 +138,17 @@ bool tly__ptab_take(uintptr_t p, size_t *usize, enum tly_stage *s, unsigned *lib
     return e != NULL;
 }
 
-bool tly__ptab_resize(uintptr_t p, size_t new_usize, enum tly_stage *s, unsigned *lib)
+bool tly__ptab_resize(uintptr_t p, size_t new_usize, size_t new_req, size_t *old_usize, size_t *old_req,
+                      enum tly_stage *s, unsigned *lib)
 {
     pthread_mutex_lock(&mu);
     struct ent *e = find(p);
     if (e) {
         unpack(e->meta, s, lib);
+        *old_usize = (size_t)(e->meta >> 16);
+        *old_req = (size_t)e->req;
         e->meta = pack(new_usize, *s, *lib);
+        e->req = new_req;
     }
     pthread_mutex_unlock(&mu);
     return e != NULL;

@@ -244,9 +244,11 @@ static void emit(FILE *f, const struct tly__figures *x)
     fprintf(f, ", \"marks_ignored\": %u, \"end_missing\": %s,\n", x->marks_ignored, x->end_missing ? "true" : "false");
     fprintf(f,
             "  \"array_bytes\": %llu, \"before_bytes\": %lld, \"output_bytes\": %llu, \"peak_bytes\": %lld, "
-            "\"peak_extra_bytes\": %lld, \"peak_extra_ratio\": ",
+            "\"reserved_before_bytes\": %lld, \"reserved_peak_bytes\": %lld, \"t0_ns\": %llu, \"t1_ns\": %llu,\n"
+            "  \"peak_extra_bytes\": %lld, \"peak_extra_ratio\": ",
             (unsigned long long)x->array_bytes, (long long)b->live_bytes, (unsigned long long)x->output_bytes,
-            (long long)a->peak_bytes, (long long)extra);
+            (long long)a->peak_bytes, (long long)b->reserved_live_bytes, (long long)a->reserved_peak_bytes,
+            (unsigned long long)x->t0_ns, (unsigned long long)x->t1_ns, (long long)extra);
     jratio(f, (double)extra, x->array_bytes);
     fputs(", \"extra_copies\": ", f);
     if (x->array_bytes)

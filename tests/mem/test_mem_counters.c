@@ -119,15 +119,18 @@ TLY_TEST(mem, exact_counters_on_a_known_sequence)
             p[3] = NULL;
     }
     cr_assert_not_null(p[3]);
-    size_t usable = 0;
+    size_t usable = 0, small_usable = 0;
     for (int i = 0; i < 4; i++)
         usable += malloc_usable_size(p[i]);
+    small_usable = usable - malloc_usable_size(p[2]);
     tly_mem_snapshot(&b);
     cr_expect_eq(TLY_DELTA(a, b, TLY_ENCODE, allocs), 4);
     cr_expect_eq(TLY_DELTA(a, b, TLY_ENCODE, frees), 0);
     cr_expect_eq(TLY_DELTA(a, b, TLY_ENCODE, alloc_bytes), usable);
     cr_expect_eq(TLY_DELTA(a, b, TLY_ENCODE, alloc_req_bytes), 100 + 10000 + 200000 + 5000);
-    cr_expect_eq(TLY_DELTA(a, b, TLY_ENCODE, live_bytes), (int64_t)usable);
+    /* live bytes are requested ones: the large block what was asked for, the small ones their class */
+    cr_expect_eq(TLY_DELTA(a, b, TLY_ENCODE, live_bytes), (int64_t)(small_usable + 200000));
+    cr_expect_eq(b.reserved_live_bytes - a.reserved_live_bytes, (int64_t)usable);
     cr_expect_geq(b.stage[TLY_ENCODE].peak_bytes, b.stage[TLY_ENCODE].live_bytes);
     TLY_STAGE(TLY_ENCODE)
     {
@@ -138,6 +141,45 @@ TLY_TEST(mem, exact_counters_on_a_known_sequence)
     cr_expect_eq(TLY_DELTA(a, c, TLY_ENCODE, frees), 4);
     cr_expect_eq(TLY_DELTA(a, c, TLY_ENCODE, live_bytes), 0);
     cr_expect_eq(TLY_DELTA(a, c, TLY_ENCODE, allocs), 4, "frees do not count as allocations");
+}
+
+/* The two peaks of one block whose size class is well above its request (jemalloc 5.3: 100,000,000
+ * bytes are a 100,663,296-byte class), grown and shrunk by realloc: requested and reserved each
+ * follow their own units, and a free gives back exactly what was charged. */
+TLY_TEST(mem, requested_and_reserved_peaks)
+{
+    TLY_REQUIRE_TRACKING();
+    struct tly_mem_snapshot a, b, c;
+    tly_mem_reset_peaks();
+    tly_mem_snapshot(&a);
+    void *p = alloc_in(TLY_DECODE, 100000000);
+    size_t u1 = malloc_usable_size(p);
+    cr_assert_gt(u1, 100000000, "jemalloc's class for 100 MB is above it");
+    TLY_STAGE(TLY_DECODE)
+    {
+        p = realloc(p, 150000000);
+        cr_assert_not_null(p);
+    }
+    size_t u2 = malloc_usable_size(p);
+    tly_mem_snapshot(&b);
+    cr_expect_eq(b.live_bytes - a.live_bytes, 150000000);
+    cr_expect_eq(b.reserved_live_bytes - a.reserved_live_bytes, (int64_t)u2);
+    cr_expect_geq(b.peak_bytes - a.live_bytes, 150000000);
+    cr_expect_geq(b.reserved_peak_bytes - a.reserved_live_bytes, (int64_t)u2);
+    cr_expect_geq(b.reserved_peak_bytes - b.peak_bytes, (int64_t)(u2 - 150000000));
+    TLY_STAGE(TLY_DECODE)
+    {
+        p = realloc(p, 70000); /* shrunk, still a large block */
+        cr_assert_not_null(p);
+    }
+    tly_mem_snapshot(&b);
+    cr_expect_eq(b.live_bytes - a.live_bytes, 70000);
+    cr_expect_eq(b.reserved_live_bytes - a.reserved_live_bytes, (int64_t)malloc_usable_size(p));
+    free_in(TLY_DECODE, p);
+    tly_mem_snapshot(&c);
+    cr_expect_eq(c.live_bytes, a.live_bytes);
+    cr_expect_eq(c.reserved_live_bytes, a.reserved_live_bytes);
+    cr_expect_eq(c.stage[TLY_DECODE].live_bytes, a.stage[TLY_DECODE].live_bytes);
 }
 
 TLY_TEST(mem, realloc_in_place_and_moved)
