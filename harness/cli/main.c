@@ -32,7 +32,8 @@ static const struct command commands[] = {
      "  --memory-limit SIZE      in-flight buffer budget (default 1G)\n"
      "  --part-size SIZE         S3 multipart part size (5M..5G; default 8M)\n"
      "  --profile                print the per-stage table and the figures\n"
-     "  --json                   print the result object\n",
+     "  --json[=FILE]            the result object: on stdout, which then carries nothing else (CMD's own\n"
+     "                           stdout goes to stderr), so it can be piped; or into FILE (checked first)\n",
      false},
     {"get", tly_h_cmd_get, "URL DST.npy [options]", "read a Zarr array, or a region of it, into a .npy file",
      "  --region 0:10,5:20       the region to read (default: all)\n"
@@ -68,7 +69,8 @@ static const struct command commands[] = {
      "  --budgets JSON           limits, as the matrix writes them, e.g. '{\"libraries\": {\"numpy\":\n"
      "                           {\"copies\": 1.1}}}': exit 1 when one fails; checked before CMD runs (an\n"
      "                           unknown key is exit 2), and a library CMD never loaded fails (exit 2)\n"
-     "  --json                   print the result object\n"
+     "  --json[=FILE]            the result object: on stdout, which then carries nothing else (CMD's own\n"
+     "                           stdout goes to stderr), so it can be piped; or into FILE (checked first)\n"
      "The window is the whole process unless the program marks it (tly_mark_begin/end, docs/impl-protocol.md).\n"
      "A CMD that fails (non-zero exit, a signal) makes the result program_failed, its status and signal in\n"
      "impl_process; its figures are kept.\n"

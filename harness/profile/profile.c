@@ -6,6 +6,7 @@
  * (as env and timeout do).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ struct profile_opts {
     json_t *budget_doc; /* --budgets, parsed and checked before the program runs */
     uint64_t array_bytes;
     bool json;
+    const char *json_file; /* --json=FILE; NULL: stdout, the program's stdout sent to stderr */
 };
 
 /*
@@ -247,7 +249,7 @@ static int parse(int argc, char **argv, struct profile_opts *o)
 {
     static const struct option opts[] = {
         {"out", required_argument, NULL, 'o'},     {"array-bytes", required_argument, NULL, 'a'},
-        {"json", no_argument, NULL, 'j'},          {"name", required_argument, NULL, 'n'},
+        {"json", optional_argument, NULL, 'j'},          {"name", required_argument, NULL, 'n'},
         {"budgets", required_argument, NULL, 'b'}, {NULL, 0, NULL, 0}};
     *o = (struct profile_opts){.out = "reports/profile"};
     /* "+": options end at CMD, so its own options stay its own */
@@ -255,7 +257,7 @@ static int parse(int argc, char **argv, struct profile_opts *o)
         if (ch == 'o')
             o->out = optarg;
         else if (ch == 'j')
-            o->json = true;
+            o->json = true, o->json_file = optarg;
         else if (ch == 'n')
             o->name = optarg;
         else if (ch == 'b')
@@ -294,6 +296,19 @@ static int out_ready(const char *out)
     if (err)
         tly_err_prefix("--out");
     return err;
+}
+
+/* --json=FILE can be written, before the program runs (its figures are never lost to it). */
+static int json_file_ready(const char *file)
+{
+    int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int err = tly_fail_errno("%s", file);
+        tly_err_prefix("--json");
+        return err;
+    }
+    close(fd);
+    return 0;
 }
 
 /* A directory of tally's own for the preload's result (RESULT and RESULT.tmp in it), under $TMPDIR. */
@@ -352,6 +367,8 @@ int tly_h_cmd_profile(int argc, char **argv)
     int err = parse_budgets(&o);
     if (!err)
         err = out_ready(o.out);
+    if (!err && o.json_file)
+        err = json_file_ready(o.json_file);
     if (!err)
         err = temp_dir(dir, file);
     if (!err && (err = tly_h_preload_env(env, ld, file)) != 0)
@@ -362,7 +379,17 @@ int tly_h_cmd_profile(int argc, char **argv)
     }
     struct tly_h_resident *rs = NULL;
     struct tly_h_spawn_watch watch = {watch_started, watch_ended, &rs};
+    /* --json on stdout: stdout is the result's alone, so it can be piped; the program's goes to stderr */
+    int saved_out = o.json && !o.json_file ? dup(STDOUT_FILENO) : -1;
+    if (saved_out >= 0) {
+        fflush(stdout);
+        dup2(STDERR_FILENO, STDOUT_FILENO);
+    }
     int status = 0, rc = tly_h_spawn_inherit(cmd[0], cmd, env, TLY_H_PRELOAD_NENV, &status, &watch);
+    if (saved_out >= 0) {
+        dup2(saved_out, STDOUT_FILENO);
+        close(saved_out);
+    }
     int exit_code = cmd_status(cmd[0], rc, status);
     json_t *r = rc == 0 ? tly_h_preload_result(file, rs) : NULL;
     temp_dir_remove(dir, file);
@@ -411,10 +438,14 @@ int tly_h_cmd_profile(int argc, char **argv)
     err = check_budgets(&o, r, &ok);
     if (!err)
         err = write_reports(&o, r);
-    if (o.json) {
+    if (o.json && o.json_file) {
+        if (json_dump_file(r, o.json_file, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) != 0 && !err)
+            err = tly_fail(-EIO, "--json=%s: cannot write it", o.json_file);
+    } else if (o.json) {
         json_dumpf(r, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
         fputc('\n', stdout);
-    } else if (tracked && !err) {
+    }
+    if ((!o.json || o.json_file) && tracked && !err) {
         print_summary(stderr, r);
         if (!err)
             fprintf(stderr, "reports: %s/results.json, copies.md, index.html, trace.json\n", o.out);

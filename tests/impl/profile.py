@@ -81,6 +81,15 @@ def numpy_copy(tally, w):
         "tracking", "impl")), sorted(r))
     for name in ("results.json", "copies.md", "index.html", "trace.json"):
         t.check(f"{name} written", os.path.getsize(os.path.join(w, "prof", name)) > 50)
+    peaks = r["peaks"]
+    t.check("three peaks, each with its extra: requested (the headline) <= reserved, resident sampled; each "
+            f"{peaks['requested']['extra_ratio']:.3f} / {peaks['reserved']['extra_ratio']:.3f} / "
+            f"{peaks['resident']['extra_ratio']:.3f} x array: one copy and the interpreter's own (1 to 1.25), resident "
+            "within 0.05 of requested (the copy was written: all of it resident)",
+            r["peak_extra_bytes"] == peaks["requested"]["extra_bytes"]
+            and peaks["requested"]["peak_bytes"] <= peaks["reserved"]["peak_bytes"]
+            and all(1 <= peaks[k]["extra_ratio"] <= 1.25 for k in ("requested", "reserved", "resident"))
+            and abs(peaks["resident"]["extra_ratio"] - peaks["requested"]["extra_ratio"]) <= 0.05, peaks)
     rss, peak = r.get("max_rss_bytes", 0), r["peak_bytes"]
     t.check(f"max RSS beside the heap peak: {rss / 2**20:.1f} MiB resident, {peak / 2**20:.1f} MiB peak (both arrays "
             "written, so resident at least 0.95 of the peak, and at most the peak + 64 MiB of interpreter and libraries)",
@@ -100,6 +109,21 @@ def numpy_copy(tally, w):
     t.check("without marks, time is said not to be attributable (stage_time null, and why)",
             r.get("stage_time") is None and "not attributable without marks" in r.get("stage_time_about", ""),
             r.get("stage_time_about"))
+    # --json pipes: stdout is the result alone, the program's own stdout goes to stderr; --json=FILE
+    p = t.run(tally, "profile", "--out", os.path.join(w, "prof-json"), "--json", "--", "/bin/echo", "program-said")
+    try:
+        piped = json.loads(p.stdout)
+    except ValueError:
+        piped = None
+    t.check("--json: stdout is the result object alone (the program's stdout went to stderr)",
+            p.returncode == 0 and piped and "program-said" in p.stderr, (p.stdout[:200], p.stderr[-200:]))
+    jf = os.path.join(w, "result.json")
+    p = t.run(tally, "profile", "--out", os.path.join(w, "prof-json"), f"--json={jf}", "--", "/bin/echo", "x")
+    t.check("--json=FILE: the result object in FILE, the table on stderr",
+            p.returncode == 0 and json.load(open(jf)).get("impl") == "echo" and "tally profile:" in p.stderr, p.stderr)
+    p = t.run(tally, "profile", "--json=/nonexistent-dir/r.json", "--", "/bin/echo", "must-not-run")
+    t.check("--json=FILE that cannot be written: exit 2 before the program runs",
+            p.returncode == 2 and "must-not-run" not in p.stdout + p.stderr and "--json" in p.stderr, p.stderr)
 
 
 MARKED_STAGES = ("import ctypes, time\n"
