@@ -218,12 +218,14 @@ static int read_gen(struct dl_phdr_info *info, size_t size, void *arg)
     return 1; /* the first object says it: stop */
 }
 
-/* Rebuild the table when the loader's objects changed; false when nothing changed or another thread
- * is rebuilding. */
-static bool refresh(void)
+/* Rebuild the table when the loader's objects changed: REFRESH_CHANGED, REFRESH_SAME (the table is the
+ * loader's list), or REFRESH_BUSY (another thread is rebuilding). */
+enum { REFRESH_BUSY = -1, REFRESH_SAME, REFRESH_CHANGED };
+
+static int refresh(void)
 {
     if (atomic_flag_test_and_set_explicit(&building, memory_order_acquire))
-        return false;
+        return REFRESH_BUSY;
     unsigned long long g[2] = {0, 0};
     dl_iterate_phdr(read_gen, g);
     tly__spin_lock(&mu);
@@ -239,7 +241,7 @@ static bool refresh(void)
         tly__spin_unlock(&mu);
     }
     atomic_flag_clear_explicit(&building, memory_order_release);
-    return changed;
+    return changed ? REFRESH_CHANGED : REFRESH_SAME;
 }
 
 /* The slot of the object of range @p r (under mu): the slot of its short name, a new one, or OTHER. */
@@ -288,7 +290,7 @@ static int classify(uintptr_t a, unsigned *slot)
     tly__spin_lock(&mu);
     int k = classify_locked(a, slot);
     tly__spin_unlock(&mu);
-    if (k == K_MISS && refresh()) {
+    if (k == K_MISS && refresh() == REFRESH_CHANGED) {
         tly__spin_lock(&mu);
         k = classify_locked(a, slot);
         tly__spin_unlock(&mu);
@@ -404,7 +406,8 @@ static struct range *find_locked(uintptr_t a, uintptr_t *lo, uintptr_t *hi)
 static __attribute__((noinline)) unsigned copy_slot_fill(uintptr_t a)
 {
     uintptr_t lo, hi;
-    unsigned slot = TLY__SLOT_UNKNOWN, gap = 0, gen = 0;
+    unsigned slot = TLY__SLOT_UNKNOWN, gen = 0;
+    int fresh = REFRESH_SAME;
     for (int pass = 0; pass < 2; pass++) {
         tly__spin_lock(&mu);
         gen = atomic_load_explicit(&table_gen, memory_order_relaxed);
@@ -413,16 +416,21 @@ static __attribute__((noinline)) unsigned copy_slot_fill(uintptr_t a)
             slot = r->kind == K_SELF ? TLY__LIB_NONE : slot_for(cur, r);
             lo = r->lo;
             hi = r->hi;
-            gap = 0;
-        } else {
-            gap = GAP_USES;
         }
         tly__spin_unlock(&mu);
-        if (r || pass || !refresh())
+        if (r) {
+            fresh = REFRESH_SAME;
+            break;
+        }
+        if (pass || (fresh = refresh()) != REFRESH_CHANGED)
             break;
     }
-    cache.e[cache.next] = (struct cached){lo, hi - lo, gen, slot, gap};
-    cache.next = (cache.next + 1) % CACHE_WAYS;
+    /* A gap is cached only while the table is known to be the loader's list: not while another thread
+     * rebuilds it (an object just loaded there would be charged to [unknown] for GAP_USES copies). */
+    if (fresh != REFRESH_BUSY) {
+        cache.e[cache.next] = (struct cached){lo, hi - lo, gen, slot, slot == TLY__SLOT_UNKNOWN ? GAP_USES : 0};
+        cache.next = (cache.next + 1) % CACHE_WAYS;
+    }
     return slot;
 }
 
