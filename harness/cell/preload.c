@@ -81,5 +81,31 @@ json_t *tly_h_preload_result(const char *file, const struct tly_h_resident *rs)
     static const char *const unknown[] = {"store_bytes_read", "store_bytes_written", "read_amplification"};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
         json_object_set_new(r, unknown[i], json_null());
+    tly_h_unexplained_copies(r);
     return r;
+}
+
+void tly_h_unexplained_copies(json_t *r)
+{
+    json_t *ratio = json_object_get(r, "peak_extra_ratio");
+    json_int_t by_peak = json_integer_value(json_object_get(r, "extra_copies"));
+    double volume = 0;
+    const char *name;
+    json_t *v;
+    json_object_foreach(json_object_get(r, "libraries"), name, v) volume +=
+        json_number_value(json_object_get(v, "copies"));
+    double unexplained = json_number_value(ratio) - volume;
+    if (!json_is_number(ratio) || by_peak < 1 || unexplained < TLY_H_UNEXPLAINED_MIN) {
+        json_object_set_new(r, "unexplained_copies", json_null());
+        return;
+    }
+    char note[320];
+    snprintf(note, sizeof note,
+             "%lld extra by peak; copy volume %.2f: %.2f x array of the peak was filled without memcpy, memmove "
+             "or mempcpy, which the instrument cannot see: loop copies, such as numpy's strided or transposed "
+             "copies, or a buffer a codec wrote itself",
+             (long long)by_peak, volume, unexplained);
+    json_object_set_new(r, "unexplained_copies",
+                        json_pack("{s:I, s:f, s:f, s:s}", "extra_copies_by_peak", by_peak, "copy_volume", volume,
+                                  "unexplained", unexplained, "note", note));
 }

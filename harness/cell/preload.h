@@ -36,4 +36,16 @@ json_t *tly_h_preload_result(const char *file, const struct tly_h_resident *rs);
 /** The resident figures of result @p r's window, from the sampler @p rs (NULL: said absent), into @p r. */
 void tly_h_resident_into(json_t *r, const struct tly_h_resident *rs);
 
+/** How much of the peak extra (x array) no copy volume explains before a result says so. */
+#define TLY_H_UNEXPLAINED_MIN 0.75
+
+/**
+ * Set @p r's "unexplained_copies": null, or, when the peak holds at least one extra copy and its
+ * peak_extra_ratio exceeds the libraries' copy volume (their "copies", x array) by
+ * TLY_H_UNEXPLAINED_MIN or more, {"extra_copies_by_peak", "copy_volume", "unexplained", "note"}: the
+ * copies the instrument could not see (loops that never call memcpy), named rather than hidden.
+ * Call it again after the peak figures are recomputed (tally profile's rescale).
+ */
+void tly_h_unexplained_copies(json_t *r);
+
 #endif

@@ -74,6 +74,14 @@ static void print_peaks(FILE *f, json_t *r)
         fprintf(f, "  %s\n", json_string_value(json_object_get(r, TLY_K_PEAKS_NOTE)));
 }
 
+/* Copies the peak holds and no memcpy explains: said, not hidden (tly_h_unexplained_copies). */
+static void print_unexplained(FILE *f, json_t *r)
+{
+    json_t *u = json_object_get(r, "unexplained_copies");
+    if (json_is_object(u))
+        fprintf(f, "unexplained copies: %s\n", json_string_value(json_object_get(u, "note")));
+}
+
 static void print_summary(FILE *f, json_t *r)
 {
     char a[32], b[32], extra[200];
@@ -131,8 +139,11 @@ static void print_summary(FILE *f, json_t *r)
     if (llabs(peak - total) > 64 * 1024) /* a free between the peak and its split: never seen above a few KiB */
         fprintf(f, "%-26s %12s %12s %12s\n", "  (peak, for comparison)", "", "",
                 tly_h_bytes(c, sizeof c, (double)peak));
-    fprintf(f, "copied: by the library that called memcpy/memmove (64 KiB or more), x array; coverage %.3f\n",
+    fprintf(f,
+            "copied: by the library that called memcpy/memmove/mempcpy (every copy, any size), x array; coverage "
+            "%.3f\n",
             json_number_value(json_object_get(json_object_get(r, "coverage"), "ratio")));
+    print_unexplained(f, r);
     json_t *st = json_object_get(r, "stage_time");
     if (!json_is_object(st)) {
         fprintf(f, "time: %s\n",
@@ -401,6 +412,7 @@ int tly_h_cmd_profile(int argc, char **argv)
         return exit_code ? exit_code : TLY_EXIT_ERROR;
     }
     rescale(r, o.array_bytes);
+    tly_h_unexplained_copies(r); /* on the rescaled peak */
     if (!json_is_true(json_object_get(r, "marked")) && json_integer_value(json_object_get(r, "array_bytes")) > 0)
         json_object_set_new(r, "window_note",
                             json_string("whole process: one array of the peak is taken to be the "

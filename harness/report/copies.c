@@ -223,7 +223,7 @@ static void split_table(FILE *f, json_t *results)
                "peak, above what was live before the operation (MiB). Copied bytes (× array): payload bytes copied, by "
                "stage (tally's copy "
                "ledger; http ≈ 1.0 is the copy into or out of libcurl's socket buffers) or by the library that "
-               "called memcpy/memmove (64 KiB or more).\n\n");
+               "called memcpy/memmove/mempcpy (every copy, any size; loops that copy without them are not seen).\n\n");
     fprintf(f, "Store read, written: the object bytes the operation moved through the store's interface (pread/pwrite, "
                "HTTP bodies; not the metadata an open or create moves). Read amp.: store bytes read over the encoded "
                "bytes the region needed. — : not measured (other stacks), or a write.\n\n");

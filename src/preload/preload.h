@@ -40,7 +40,10 @@ const char *tly__pl_untracked_reason(void);
 int tly__obj_boot(void);                    /* -1 when jemalloc is not among the process's objects */
 unsigned tly__obj_alloc_slot(size_t usize); /* a tly__lib_fn: the slot of a new block (in a hook) */
 unsigned tly__obj_copy_slot(uintptr_t ra);  /* the slot of a copy made from @p ra; NONE: our own */
-bool tly__obj_in_allocator(uintptr_t ra);   /* @p ra is in jemalloc or in the preload */
+/* The same by @p ra's object alone, no unwind (plumbing and the interpreter charged themselves);
+ * through a per-thread cache, without a lock when it hits: for every copy. */
+unsigned tly__obj_copy_slot_fast(uintptr_t ra);
+bool tly__obj_in_allocator(uintptr_t ra); /* @p ra is in jemalloc or in the preload */
 /* The names of the objects loaded now (as the libraries are named), each once, into @p out (@p cap
  * of them, NAME_CAP bytes each); returns how many. Not in a hook: it walks the loader's list. */
 size_t tly__obj_loaded(char (*out)[64], size_t cap);
