@@ -52,6 +52,22 @@ static _Atomic unsigned table_gen = 1; /* bumped when cur changes: the threads' 
 static tly__spin mu = TLY__SPIN_INIT;
 static atomic_flag building = ATOMIC_FLAG_INIT;
 
+/* mu is held by this thread: a copy made by a signal handler that interrupted it (every copy is
+ * looked up now, however small) must not spin on the lock its own thread holds. */
+static __thread bool holding_mu __attribute__((tls_model("initial-exec")));
+
+static void lock_mu(void)
+{
+    tly__spin_lock(&mu);
+    holding_mu = true;
+}
+
+static void unlock_mu(void)
+{
+    holding_mu = false;
+    tly__spin_unlock(&mu);
+}
+
 static char slot_names[TLY__LIB_MAX][NAME_CAP];
 static char slot_paths[TLY__LIB_MAX][PATH_CAP];
 
@@ -228,17 +244,17 @@ static int refresh(void)
         return REFRESH_BUSY;
     unsigned long long g[2] = {0, 0};
     dl_iterate_phdr(read_gen, g);
-    tly__spin_lock(&mu);
+    lock_mu();
     struct table *c = cur;
     bool changed = c == NULL || c->adds != g[0] || c->subs != g[1];
-    tly__spin_unlock(&mu);
+    unlock_mu();
     if (changed) {
         struct table *t = c == &tables[0] ? &tables[1] : &tables[0];
         build(t);
-        tly__spin_lock(&mu);
+        lock_mu();
         cur = t;
         atomic_fetch_add_explicit(&table_gen, 1, memory_order_relaxed);
-        tly__spin_unlock(&mu);
+        unlock_mu();
     }
     atomic_flag_clear_explicit(&building, memory_order_release);
     return changed ? REFRESH_CHANGED : REFRESH_SAME;
@@ -287,13 +303,13 @@ static int classify_locked(uintptr_t a, unsigned *slot)
 
 static int classify(uintptr_t a, unsigned *slot)
 {
-    tly__spin_lock(&mu);
+    lock_mu();
     int k = classify_locked(a, slot);
-    tly__spin_unlock(&mu);
+    unlock_mu();
     if (k == K_MISS && refresh() == REFRESH_CHANGED) {
-        tly__spin_lock(&mu);
+        lock_mu();
         k = classify_locked(a, slot);
-        tly__spin_unlock(&mu);
+        unlock_mu();
     }
     return k;
 }
@@ -344,6 +360,8 @@ unsigned tly__obj_alloc_slot(size_t usize)
 unsigned tly__obj_copy_slot(uintptr_t ra)
 {
     unsigned slot = TLY__SLOT_UNKNOWN;
+    if (holding_mu)
+        return TLY__SLOT_UNKNOWN; /* a signal handler's copy, on a thread inside the table's lock */
     switch (classify(ra - 1, &slot)) {
     case K_SELF:
         return TLY__LIB_NONE;
@@ -405,11 +423,13 @@ static struct range *find_locked(uintptr_t a, uintptr_t *lo, uintptr_t *hi)
 
 static __attribute__((noinline)) unsigned copy_slot_fill(uintptr_t a)
 {
+    if (holding_mu)
+        return TLY__SLOT_UNKNOWN; /* a signal handler's copy, on a thread inside the table's lock */
     uintptr_t lo, hi;
     unsigned slot = TLY__SLOT_UNKNOWN, gen = 0;
     int fresh = REFRESH_SAME;
     for (int pass = 0; pass < 2; pass++) {
-        tly__spin_lock(&mu);
+        lock_mu();
         gen = atomic_load_explicit(&table_gen, memory_order_relaxed);
         struct range *r = find_locked(a, &lo, &hi);
         if (r) {
@@ -417,7 +437,7 @@ static __attribute__((noinline)) unsigned copy_slot_fill(uintptr_t a)
             lo = r->lo;
             hi = r->hi;
         }
-        tly__spin_unlock(&mu);
+        unlock_mu();
         if (r) {
             fresh = REFRESH_SAME;
             break;
@@ -476,7 +496,7 @@ int tly__obj_boot(void)
     for (unsigned i = 0; i < TLY__SLOT_FIRST_LIB; i++)
         copy_str(slot_names[i], NAME_CAP, fixed[i], strlen(fixed[i]));
     refresh();
-    tly__spin_lock(&mu);
+    lock_mu();
     const struct table *t = cur;
     for (size_t i = 0; t && i < t->n; i++) {
         const struct range *r = &t->r[i];
@@ -489,7 +509,7 @@ int tly__obj_boot(void)
         if (r->hi > *hi)
             *hi = r->hi;
     }
-    tly__spin_unlock(&mu);
+    unlock_mu();
     atomic_store_explicit(&tly__lib_count, TLY__SLOT_FIRST_LIB, memory_order_release);
     /* The unwinder's first call binds its symbols and sets up its tables: do it here, not in a hook. */
     (void)unwind_slot();
