@@ -19,7 +19,7 @@ static int jemalloc_path(char *out)
     return tly_h_pathf(out, "%s", info.dli_fname);
 }
 
-int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file)
+int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file, const char *dir)
 {
     char je[TLY_H_PATH], pre[TLY_H_PATH];
     int err = jemalloc_path(je);
@@ -38,6 +38,7 @@ int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file)
     env[0] = (struct tly_h_env){"LD_PRELOAD", value};
     env[1] = (struct tly_h_env){"TALLY_PROFILE_OUT", out_file};
     env[2] = (struct tly_h_env){"TALLY_PROFILE_ROOT", NULL};
+    env[3] = (struct tly_h_env){"TALLY_PROFILE_DIR", dir};
     return 0;
 }
 
@@ -54,6 +55,12 @@ json_t *tly_h_preload_result(const char *file)
         tly_fail(TLY_EFORMAT, "%s: not a result object of the preload", file);
         return NULL;
     }
+    tly_h_preload_finish(r);
+    return r;
+}
+
+void tly_h_preload_finish(json_t *r)
+{
     json_t *extra = json_object_get(r, "peak_extra_bytes"), *array = json_object_get(r, "array_bytes");
     if (json_is_integer(extra) && json_is_integer(array)) {
         bool bound;
@@ -65,5 +72,4 @@ json_t *tly_h_preload_result(const char *file)
     static const char *const unknown[] = {"store_bytes_read", "store_bytes_written", "read_amplification"};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
         json_object_set_new(r, unknown[i], json_null());
-    return r;
 }

@@ -17,6 +17,7 @@
 #include "cell/preload.h"
 #include "cell/result.h"
 #include "cli/cli.h"
+#include "profile/tree.h"
 #include "report/report.h"
 
 struct profile_opts {
@@ -291,26 +292,15 @@ static int out_ready(const char *out)
     return err;
 }
 
-/* A directory of tally's own for the preload's result (RESULT and RESULT.tmp in it), under $TMPDIR. */
-static int temp_dir(char *dir, char *file)
+/* A directory of tally's own for the preload's results (TALLY_PROFILE_DIR), under $TMPDIR. */
+static int temp_dir(char *dir)
 {
     const char *tmp = getenv("TMPDIR");
     bool env = tmp && *tmp;
     int err = tly_h_pathf(dir, "%s/tally-profile-XXXXXX", env ? tmp : "/tmp");
     if (!err && mkdtemp(dir) == NULL)
         return tly_fail_errno("cannot make a temporary directory in %s%s", env ? tmp : "/tmp", env ? " (TMPDIR)" : "");
-    if (!err && (err = tly_h_pathf(file, "%s/result.json", dir)) != 0)
-        rmdir(dir);
     return err;
-}
-
-static void temp_dir_remove(const char *dir, const char *file)
-{
-    char tmp[TLY_H_PATH + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", file);
-    unlink(file);
-    unlink(tmp);
-    rmdir(dir);
 }
 
 /* Why there are no figures, when the program ran: what became of it, and what that means. */
@@ -332,26 +322,32 @@ int tly_h_cmd_profile(int argc, char **argv)
     struct profile_opts o;
     if (parse(argc, argv, &o) != 0)
         return TLY_EXIT_ERROR;
-    char **cmd = argv + optind, dir[TLY_H_PATH] = "", file[TLY_H_PATH], ld[TLY_H_PRELOAD_VALUE];
+    char **cmd = argv + optind, dir[TLY_H_PATH] = "", ld[TLY_H_PRELOAD_VALUE];
     struct tly_h_env env[TLY_H_PRELOAD_NENV];
     int err = parse_budgets(&o);
     if (!err)
         err = out_ready(o.out);
     if (!err)
-        err = temp_dir(dir, file);
-    if (!err && (err = tly_h_preload_env(env, ld, file)) != 0)
-        temp_dir_remove(dir, file);
+        err = temp_dir(dir);
+    if (!err && (err = tly_h_preload_env(env, ld, NULL, dir)) != 0)
+        tly_h_tree_remove(dir);
     if (err) {
         json_decref(o.budget_doc);
         return tly_h_fail_cmd("profile", err);
     }
     int status = 0, rc = tly_h_spawn_inherit(cmd[0], cmd, env, TLY_H_PRELOAD_NENV, &status);
     int exit_code = cmd_status(cmd[0], rc, status);
-    json_t *r = rc == 0 ? tly_h_preload_result(file) : NULL;
-    temp_dir_remove(dir, file);
+    /* every process of the program that loaded the preload left its results in dir */
+    json_t *procs = NULL;
+    bool root_primary = false;
+    json_t *r = rc == 0 ? tly_h_tree_collect(dir, status, &procs, &root_primary) : NULL;
+    tly_h_tree_remove(dir);
     if (r == NULL) {
         if (rc == 0)
             no_result(cmd[0], status);
+        if (json_array_size(procs))
+            tly_h_tree_print(stderr, procs, NULL);
+        json_decref(procs);
         json_decref(o.budget_doc);
         return exit_code ? exit_code : TLY_EXIT_ERROR;
     }
@@ -374,7 +370,7 @@ int tly_h_cmd_profile(int argc, char **argv)
      * kept: they are what it did until it failed) */
     json_t *proc = json_object_get(r, "impl_process");
     bool failed = WIFSIGNALED(status) || WEXITSTATUS(status) != 0;
-    if (json_is_object(proc)) {
+    if (json_is_object(proc) && root_primary) { /* another process's: "processes" says the program's */
         json_object_set_new(proc, "exit_status", WIFEXITED(status) ? json_integer(WEXITSTATUS(status)) : json_null());
         json_object_set_new(proc, "signal", WIFSIGNALED(status) ? json_integer(WTERMSIG(status)) : json_null());
     }
@@ -398,10 +394,12 @@ int tly_h_cmd_profile(int argc, char **argv)
         fputc('\n', stdout);
     } else if (tracked && !err) {
         print_summary(stderr, r);
+        tly_h_tree_print(stderr, procs, json_object_get(r, "tree"));
         if (!err)
             fprintf(stderr, "reports: %s/results.json, copies.md, index.html, trace.json\n", o.out);
     }
     json_decref(r);
+    json_decref(procs);
     json_decref(o.budget_doc);
     if (err)
         tly_h_fail_cmd("profile", err);

@@ -2,7 +2,7 @@
  * libtally-preload.so: start-up and shut-down of the tracker in a process not built with tally
  * (docs/impl-protocol.md). src/mem's constructor has installed the hooks (priority 101); this one
  * reads the settings, learns the process's shared objects, and opens the whole-process window;
- * the destructor closes it when no marks did.
+ * the destructor closes every window still open (windows.c).
  *
  * Whatever goes wrong here (a bad setting, an output directory that does not exist, a process whose
  * malloc is not jemalloc's) is said on stderr or in the result, never in the program's behaviour
@@ -60,9 +60,23 @@ bool tly__pl_may_write_unmarked(void)
            st.st_mtim.tv_sec == out_at_start.st_mtim.tv_sec && st.st_mtim.tv_nsec == out_at_start.st_mtim.tv_nsec;
 }
 
+/*
+ * The environment as the kernel gave it (libc's __environ), not through getenv: a program may define
+ * getenv itself (bash's answers from its shell variables, NULL before its main has made them).
+ */
+const char *tly__getenv(const char *name)
+{
+    extern char **__environ;
+    size_t n = strlen(name);
+    for (char **e = __environ; e && *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    return NULL;
+}
+
 static uint64_t setting(const char *env, uint64_t lo, uint64_t hi, uint64_t dflt)
 {
-    const char *v = getenv(env);
+    const char *v = tly__getenv(env);
     uint64_t x;
     if (v == NULL || *v == '\0')
         return dflt;
@@ -74,7 +88,7 @@ static uint64_t setting(const char *env, uint64_t lo, uint64_t hi, uint64_t dflt
 
 static void find_root(void)
 {
-    const char *r = getenv("TALLY_PROFILE_ROOT");
+    const char *r = tly__getenv("TALLY_PROFILE_ROOT");
     long long pid = r ? strtoll(r, NULL, 10) : 0;
     if (pid > 0) {
         root_pid = (pid_t)pid;
@@ -88,7 +102,7 @@ static void find_root(void)
 
 static void find_out(void)
 {
-    const char *out = getenv("TALLY_PROFILE_OUT");
+    const char *out = tly__getenv("TALLY_PROFILE_OUT");
     if (out == NULL || *out == '\0')
         return;
     if (strlen(out) >= sizeof out_path - 8) {
@@ -129,6 +143,7 @@ __attribute__((constructor(102))) static void tly__preload_ctor(void)
     tly__pl_settings[2] = setting("TALLY_PROFILE_MMAP_MIN", 4096, (uint64_t)1 << 40, 1024 * 1024);
     tly__pl_array_bytes = setting("TALLY_PROFILE_ARRAY_BYTES", 0, (uint64_t)1 << 50, 0);
     find_out();
+    tly__proc_boot();
 
     bool found_jemalloc = tly__obj_boot() == 0;
     if (!tly_mem_tracking()) {
@@ -151,5 +166,5 @@ __attribute__((constructor(102))) static void tly__preload_ctor(void)
 
 __attribute__((destructor)) static void tly__preload_dtor(void)
 {
-    tly__marks_exit();
+    tly__win_exit("exit", true);
 }
