@@ -16,6 +16,13 @@ static json_int_t ival(json_t *o, const char *k)
     return json_integer_value(json_object_get(o, k));
 }
 
+/* A string the program's process wrote, or "" (the files are the program's to write: any shape). */
+static const char *sval(json_t *o, const char *k)
+{
+    const char *v = json_string_value(json_object_get(o, k));
+    return v ? v : "";
+}
+
 static bool ends_with(const char *s, const char *tail)
 {
     size_t n = strlen(s), k = strlen(tail);
@@ -79,7 +86,7 @@ static json_t *window_summary(json_t *r)
         if (ival(v, "at_peak_bytes") == 0 && ival(v, "copied_bytes") == 0 && ival(v, "peak_bytes") == 0)
             continue;
         json_object_set_new(libs, name,
-                            json_pack("{s:O, s:O, s:O}", "at_peak_bytes", json_object_get(v, "at_peak_bytes"),
+                            json_pack("{s:O?, s:O?, s:O?}", "at_peak_bytes", json_object_get(v, "at_peak_bytes"),
                                       "peak_bytes", json_object_get(v, "peak_bytes"), "copied_bytes",
                                       json_object_get(v, "copied_bytes")));
     }
@@ -127,7 +134,7 @@ static json_t *images(json_t *all)
         snprintf(key, sizeof key, "%lld.%lld", (long long)ival(p, "pid"), (long long)ival(p, "start_ns"));
         json_t *im = json_object_get(by_key, key);
         if (im == NULL) {
-            im = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:[], s:[]}", "pid", json_object_get(p, "pid"), "ppid",
+            im = json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:[], s:[]}", "pid", json_object_get(p, "pid"), "ppid",
                            json_object_get(p, "ppid"), "exe", json_object_get(p, "exe"), "argv",
                            json_object_get(p, "argv"), "forked", json_object_get(p, "forked"), "start_ns",
                            json_object_get(p, "start_ns"), "windows", "results");
@@ -258,13 +265,13 @@ static json_t *totals(json_t *list)
     json_int_t sum = 0, with = 0;
     json_array_foreach(list, i, im)
     {
-        if (!strcmp(json_string_value(json_object_get(im, "result")), "complete")) {
+        if (!strcmp(sval(im, "result"), "complete")) {
             with++;
             sum += ival(im, "peak_bytes");
             n = image_steps(im, &all, &cap, n);
-        } else if (strcmp(json_string_value(json_object_get(im, "result")), "exec")) {
+        } else if (strcmp(sval(im, "result"), "exec")) {
             json_array_append_new(
-                gone, json_pack("{s:O, s:O}", "pid", json_object_get(im, "pid"), "exe", json_object_get(im, "exe")));
+                gone, json_pack("{s:O?, s:O?}", "pid", json_object_get(im, "pid"), "exe", json_object_get(im, "exe")));
         }
     }
     if (n)
@@ -343,10 +350,28 @@ static const char *argv_text(json_t *argv, char *buf, size_t cap)
     size_t n = 0, i;
     json_t *a;
     json_array_foreach(argv, i, a) if (n < sizeof raw - 1) n +=
-        (size_t)snprintf(raw + n, sizeof raw - n, "%s%s", i ? " " : "", json_string_value(a));
+        (size_t)snprintf(raw + n, sizeof raw - n, "%s%s", i ? " " : "", json_is_string(a) ? json_string_value(a) : "?");
     if (n >= 60)
         strcpy(raw + 57, "...");
     return tly_h_term(buf, cap, raw);
+}
+
+/* The library that copied the most in the whole-process window of @p im, when one copied. */
+static void print_copier(FILE *f, json_t *im)
+{
+    size_t i;
+    json_t *w, *v, *top = NULL;
+    const char *name, *top_name = NULL;
+    json_array_foreach(json_object_get(im, "windows"), i, w) if (ival(w, "depth") == 0) json_object_foreach(
+        json_object_get(w, "libraries"), name, v) if (ival(v, "copied_bytes") > (top ? ival(top, "copied_bytes") : 0))
+    {
+        top = v;
+        top_name = name;
+    }
+    char a[32], shown[256];
+    if (top)
+        fprintf(f, "; %s copied %s", tly_h_term(shown, sizeof shown, top_name),
+                tly_h_bytes(a, sizeof a, (double)ival(top, "copied_bytes")));
 }
 
 static void print_windows(FILE *f, json_t *im)
@@ -359,11 +384,9 @@ static void print_windows(FILE *f, json_t *im)
             continue;
         char a[32], name[256];
         if (json_is_true(json_object_get(w, "incomplete")))
-            fprintf(f, "; window %s: no result",
-                    tly_h_term(name, sizeof name, json_string_value(json_object_get(w, "name"))));
+            fprintf(f, "; window %s: no result", tly_h_term(name, sizeof name, sval(w, "name")));
         else
-            fprintf(f, "; window %s: peak %s",
-                    tly_h_term(name, sizeof name, json_string_value(json_object_get(w, "name"))),
+            fprintf(f, "; window %s: peak %s", tly_h_term(name, sizeof name, sval(w, "name")),
                     tly_h_bytes(a, sizeof a, (double)ival(w, "peak_bytes")));
     }
 }
@@ -384,7 +407,7 @@ void tly_h_tree_print(FILE *f, json_t *processes, json_t *tree)
         fprintf(f, "  pid %lld <- %lld %s%s: ", (long long)ival(im, "pid"), (long long)ival(im, "ppid"),
                 argv_text(json_object_get(im, "argv"), args, sizeof args),
                 json_is_true(json_object_get(im, "forked")) ? " (forked)" : "");
-        const char *result = json_string_value(json_object_get(im, "result"));
+        const char *result = sval(im, "result");
         if (!strcmp(result, "complete"))
             fprintf(f, "peak %s (%s more than at its start)", tly_h_bytes(a, sizeof a, (double)ival(im, "peak_bytes")),
                     tly_h_bytes(b, sizeof b, (double)(ival(im, "peak_bytes") - ival(im, "before_bytes"))));
@@ -392,12 +415,14 @@ void tly_h_tree_print(FILE *f, json_t *processes, json_t *tree)
             fprintf(f, "no result: %s",
                     !strcmp(result, "exec") ? "exec'd (the next line with its pid)"
                                             : "killed, or ended before its preload could write");
+        print_copier(f, im);
         if (json_is_integer(json_object_get(im, "exit_status")))
             fprintf(f, "; exited with status %lld", (long long)ival(im, "exit_status"));
         if (json_is_integer(json_object_get(im, "signal")))
             fprintf(f, "; killed by signal %lld", (long long)ival(im, "signal"));
+        char ended[64];
         if (json_is_string(json_object_get(im, "ended")) && strcmp(result, "exec"))
-            fprintf(f, " (ended by %s)", json_string_value(json_object_get(im, "ended")));
+            fprintf(f, " (ended by %s)", tly_h_term(ended, sizeof ended, sval(im, "ended")));
         print_windows(f, im);
         fputc('\n', f);
     }
