@@ -310,9 +310,9 @@ static void no_result(const char *cmd, int status)
         fprintf(stderr, "tally profile: no figures: the process was killed before the preload could write them\n");
     else
         fprintf(stderr,
-                "tally profile: untracked: %s exited with status %d and the preload wrote no result: it ended "
-                "with _exit (or exec'd a program without the preload) before the preload could, the preload "
-                "could not write it (its message above says why), or it never loaded the preload (a static "
+                "tally profile: untracked: %s exited with status %d and no process of it left a result: "
+                "each was killed or exec'd a program without the preload before it could write, the preload "
+                "could not write (its message above says why), or it never loaded the preload (a static "
                 "binary ignores LD_PRELOAD)\n",
                 cmd, WEXITSTATUS(status));
 }

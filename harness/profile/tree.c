@@ -184,9 +184,10 @@ static void describe(json_t *list, int root_status)
             json_object_set_new(im, "no_result",
                                 json_string(execd ? "it exec'd: the new image (the next with this pid) carries on, "
                                                     "with windows of its own; this one's figures ended with it"
-                                                  : "killed by a signal, or ended before its preload wrote (a "
-                                                    "descriptor limit, a full disk): only the provisional result "
-                                                    "of its windows' opening is left"));
+                                                  : "killed by a signal, still running when the program ended "
+                                                    "(an orphan), or its preload could not write (its message "
+                                                    "says why): only the provisional objects written as its "
+                                                    "windows opened are left"));
         bool root = (json_int_t)i == root_last;
         json_object_set_new(im, "exit_status",
                             root && WIFEXITED(root_status) ? json_integer(WEXITSTATUS(root_status)) : json_null());
@@ -414,7 +415,7 @@ void tly_h_tree_print(FILE *f, json_t *processes, json_t *tree)
         else
             fprintf(f, "no result: %s",
                     !strcmp(result, "exec") ? "exec'd (the next line with its pid)"
-                                            : "killed, or ended before its preload could write");
+                                            : "killed, still running, or its preload could not write");
         print_copier(f, im);
         if (json_is_integer(json_object_get(im, "exit_status")))
             fprintf(f, "; exited with status %lld", (long long)ival(im, "exit_status"));
