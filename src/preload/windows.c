@@ -105,24 +105,26 @@ static void carry_into(struct carried *c, struct tly_mem_snapshot *s, struct tly
 
 static void open_window(bool marked, const char *name, const char *op, uint64_t array_bytes)
 {
-    if (depth > 0) { /* the open windows keep what the counters held so far */
-        tly__snapshot_libs(&scratch, scratch_l);
-        for (unsigned i = 0; i < depth; i++)
-            fold(&win[i].c, &scratch, scratch_l);
-    }
-    struct window *w = &win[depth++];
+    struct window *w = &win[depth];
     memset(w, 0, sizeof *w);
     w->marked = marked;
     snprintf(w->name, sizeof w->name, "%s", name ? name : "");
     snprintf(w->op, sizeof w->op, "%s", op ? op : "");
     w->array_bytes = array_bytes;
     w->seq = next_seq++;
+    w->t0_ns = tly__now_ns();
+    /* first: what writing it allocates is the enclosing windows', not this one's */
+    tly__result_provisional(w->name, w->op, w->marked, depth, w->seq, w->t0_ns);
+    if (depth > 0) { /* the open windows keep what the counters held so far */
+        tly__snapshot_libs(&scratch, scratch_l);
+        for (unsigned i = 0; i < depth; i++)
+            fold(&win[i].c, &scratch, scratch_l);
+    }
+    depth++;
     tly_mem_reset_peaks();
     tl_t0_ns = tly__now_ns();
     tly__snapshot_libs(&w->before, w->lb);
     tly_time_snapshot(&w->time_before);
-    w->t0_ns = tly__now_ns();
-    tly__result_provisional(w->name, w->op, w->marked, depth - 1, w->seq, w->t0_ns);
 }
 
 /* Close the innermost window into fig (the figures only: nothing is written or allocated). */
