@@ -156,7 +156,7 @@ static int write_reports(const struct profile_opts *o, json_t *entry)
         return err;
     json_t *doc = tly_h_results_new("tally profile", 1, NULL, NULL);
     json_array_append(tly_h_results_list(doc), entry);
-    /* the figures are the profiled program's process's to write (TALLY_PROFILE_OUT): checked as any
+    /* the figures are the profiled program's processes' to write (TALLY_PROFILE_DIR): checked as any
      * results file is before they reach a report */
     err = tly_h_results_validate(doc, "the preload's result (written in the profiled process)");
     if (!err)

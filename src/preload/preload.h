@@ -103,6 +103,7 @@ void tly__proc_forked(void); /* in a fork's child: the process is a new one */
 void tly__emit_header(FILE *f, const struct tly__figures *x);
 void tly__result_provisional(const char *name, const char *op, bool marked, unsigned depth, unsigned seq,
                              uint64_t t0_ns);
+bool tly__result_anywhere(void); /* TALLY_PROFILE_DIR or TALLY_PROFILE_OUT is set */
 void tly__result_write_dir(const struct tly__figures *x);
 void tly__result_write_out(const struct tly__figures *x);
 

@@ -169,6 +169,11 @@ static void write_to(const char *what, const char *path, const struct tly__figur
     tly__xfsz_release(&old, was_pending);
 }
 
+bool tly__result_anywhere(void)
+{
+    return dir[0] != '\0' || tly__pl_out() != NULL;
+}
+
 void tly__result_write_dir(const struct tly__figures *x)
 {
     char path[PATH_MAX];

@@ -208,6 +208,8 @@ void tly__win_end(const char *name, uint64_t output_bytes)
 /* The process ends (@p how: "exit", "_exit"): every window of its own closes, innermost first. */
 void tly__win_exit(const char *how, bool wait)
 {
+    if (!tly__result_anywhere())
+        return; /* nowhere to write: no figures to take */
     if (wait)
         pthread_mutex_lock(&mu);
     else if (pthread_mutex_trylock(&mu) != 0)

@@ -9,8 +9,8 @@
   (ended by _exit) each with numpy's 1.00 array copied, the parent with none; the tree's totals;
 - two named windows one after the other (write, then read, through TALLY_MARK_FD): two results,
   each with its own peak; the first is the headline;
-- nested windows: the inner's peak its own, the outer's the higher of the inner's and its own later
-  one (both orders), `end NAME`;
+- nested windows: the inner's peak its own, the outer's the higher of the inner's and its own before
+  or after it, `end NAME`;
 - `bash -c true`: exit 0 with a tracked result (bash's own getenv hid the preload's settings);
 - a child killed by SIGKILL: listed as leaving no result;
 - the preload alone with TALLY_PROFILE_OUT and one begin/end pair: the result it always wrote.
@@ -78,6 +78,14 @@ mark("end early 0")
 y = np.ones(3 * N // 8)
 del y
 mark("end 0")
+mark(f"begin carry write {N}")
+z = np.ones(2 * N // 8)
+del z
+mark(f"begin small write {N}")
+v = np.ones(N // 8)
+del v
+mark("end small 0")
+mark("end carry 0")
 """
 KILLED = ("import subprocess, time\n"
           "p = subprocess.Popen(['/usr/bin/python3', '-c', 'import time; print(\"up\", flush=True); time.sleep(60)'],\n"
@@ -164,7 +172,7 @@ def nested(tally, w):
     p, r = profile(tally, w, "--", "/usr/bin/python3", "-c", NESTED)
     if not t.check("nested windows: exit 0 and a result", p.returncode == 0 and r, p.stderr[-400:]):
         return
-    got = {n: windows(r, n) for n in ("outer", "inner", "late", "early", "process")}
+    got = {n: windows(r, n) for n in ("outer", "inner", "late", "early", "carry", "small", "process")}
     if not t.check("... a result for each window", all(len(v) == 1 for v in got.values()), r["processes"]):
         return
     g = {n: v[0] for n, v in got.items()}
@@ -175,6 +183,9 @@ def nested(tally, w):
     # a 300 MB block is 320 MiB in jemalloc's size classes: 3.355 arrays
     t.check(f"... early (one array) {growth(g['early']):.3f}, late (its own later 300 MB block) {growth(g['late']):.3f}",
             0.98 <= growth(g["early"]) <= 1.05 and 3.3 <= growth(g["late"]) <= 3.4, (g["early"], g["late"]))
+    t.check(f"... carry: its 2 arrays before small opened ({growth(g['carry']):.3f}), small its one "
+            f"({growth(g['small']):.3f}): a peak before an inner window opened is kept",
+            1.98 <= growth(g["carry"]) <= 2.1 and 0.98 <= growth(g["small"]) <= 1.05, (g["carry"], g["small"]))
     t.check("... the whole process's peak is at least the outer's", g["process"]["peak_bytes"] >= g["outer"]["peak_bytes"],
             (g["process"]["peak_bytes"], g["outer"]["peak_bytes"]))
     t.check("... each closed by its end", all(v["ended"] == "end" for n, v in g.items() if n != "process"), g)
