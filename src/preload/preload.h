@@ -68,13 +68,18 @@ void tly__win_begin(const char *name, const char *op, uint64_t array_bytes);
 void tly__win_end(const char *name, uint64_t output_bytes);
 /* the process ends by @p how ("exit", "_exit"): its windows close; @p wait false: not when busy */
 void tly__win_exit(const char *how, bool wait);
+/* the process is about to exec: its windows are written as they stand ("ended": "exec") */
+void tly__win_exec(void);
+
+/* exec.c: exec* interposed, so that a process's windows are written before its image goes */
+void tly__exec_boot(void);
 
 /* report.c: everything a closed window needs, taken before the report allocates anything */
 struct tly__figures {
     bool marked, end_missing;
     char op[64], name[64];
     unsigned seq, depth; /* the window's number in the process image; windows around it */
-    const char *ended;   /* how it closed: "end", "enclosing_end", "exit", "_exit" */
+    const char *ended;   /* how it closed: "end", "enclosing_end", "exit", "_exit", "exec" */
     uint64_t tl_t0_ns;   /* CLOCK_MONOTONIC of the timeline's t_s 0 */
     uint64_t array_bytes, output_bytes;
     unsigned marks_ignored;
@@ -104,6 +109,7 @@ void tly__emit_header(FILE *f, const struct tly__figures *x);
 void tly__result_provisional(const char *name, const char *op, bool marked, unsigned depth, unsigned seq,
                              uint64_t t0_ns);
 bool tly__result_anywhere(void); /* TALLY_PROFILE_DIR or TALLY_PROFILE_OUT is set */
+bool tly__result_dir_set(void);  /* TALLY_PROFILE_DIR is set */
 void tly__result_write_dir(const struct tly__figures *x);
 void tly__result_write_out(const struct tly__figures *x);
 

@@ -169,6 +169,11 @@ static void write_to(const char *what, const char *path, const struct tly__figur
     tly__xfsz_release(&old, was_pending);
 }
 
+bool tly__result_dir_set(void)
+{
+    return dir[0] != '\0';
+}
+
 bool tly__result_anywhere(void)
 {
     return dir[0] != '\0' || tly__pl_out() != NULL;

@@ -127,10 +127,10 @@ static void open_window(bool marked, const char *name, const char *op, uint64_t 
     tly_time_snapshot(&w->time_before);
 }
 
-/* Close the innermost window into fig (the figures only: nothing is written or allocated). */
-static void close_window(uint64_t output_bytes, const char *ended)
+/* The figures of window @p at, as if it closed now, into fig (nothing is written or allocated). */
+static void take(unsigned at, uint64_t output_bytes, const char *ended)
 {
-    struct window *w = &win[--depth];
+    struct window *w = &win[at];
     memset(&fig, 0, sizeof fig);
     fig.t1_ns = tly__now_ns();
     tly_time_snapshot(&fig.time_after);
@@ -148,7 +148,7 @@ static void close_window(uint64_t output_bytes, const char *ended)
     memcpy(fig.op, w->op, sizeof fig.op);       /* a name, not payload */
     fig.array_bytes = w->array_bytes;
     fig.seq = w->seq;
-    fig.depth = depth;
+    fig.depth = at;
     fig.t0_ns = w->t0_ns;
     fig.before = w->before;
     memcpy(fig.lb, w->lb, sizeof fig.lb); /* counters, not payload */
@@ -157,6 +157,12 @@ static void close_window(uint64_t output_bytes, const char *ended)
     fig.ended = ended;
     fig.end_missing = w->marked && strcmp(ended, "end") != 0;
     fig.marks_ignored = ignored;
+}
+
+/* Close the innermost window into fig. */
+static void close_window(uint64_t output_bytes, const char *ended)
+{
+    take(--depth, output_bytes, ended);
 }
 
 /* The closed window's result: in TALLY_PROFILE_DIR, and in TALLY_PROFILE_OUT as it always was (the
@@ -217,6 +223,24 @@ void tly__win_exit(const char *how, bool wait)
     while (owner == getpid() && depth > 0) {
         close_window(0, how);
         write_closed();
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+/*
+ * The process execs: its windows end with this image (the new one opens its own). Each is written to
+ * TALLY_PROFILE_DIR as it stands, "ended": "exec", innermost first, and stays open: when the exec
+ * fails the program goes on, and a later close writes the same file again. A vfork's child is not
+ * their owner: it touches nothing (it shares its parent's memory).
+ */
+void tly__win_exec(void)
+{
+    if (owner != getpid() || !tly__result_dir_set())
+        return;
+    pthread_mutex_lock(&mu);
+    for (unsigned i = depth; i-- > 0;) {
+        take(i, 0, "exec");
+        tly__result_write_dir(&fig);
     }
     pthread_mutex_unlock(&mu);
 }

@@ -11,6 +11,7 @@
   each with its own peak; the first is the headline;
 - nested windows: the inner's peak its own, the outer's the higher of the inner's and its own before
   or after it, `end NAME`;
+- `sh -c "exec python3 ..."`: the shell's image ended by exec with its figures, then Python's;
 - `bash -c true`: exit 0 with a tracked result (bash's own getenv hid the preload's settings);
 - a child killed by SIGKILL: listed as leaving no result;
 - the preload alone with TALLY_PROFILE_OUT and one begin/end pair: the result it always wrote.
@@ -191,6 +192,20 @@ def nested(tally, w):
     t.check("... each closed by its end", all(v["ended"] == "end" for n, v in g.items() if n != "process"), g)
 
 
+def exec_hand_over(tally, w):
+    p, r = profile(tally, w, "--", "sh", "-c", "exec /usr/bin/python3 -c 'x = bytearray(30_000_000)'")
+    if not t.check("sh -c 'exec python3 ...': exit 0 and a result", p.returncode == 0 and r, p.stderr[-400:]):
+        return
+    procs = r["processes"]
+    t.check("... two images of one pid: the shell's, ended by exec with its figures, then Python's with the exit status",
+            len(procs) == 2 and procs[0]["pid"] == procs[1]["pid"] and procs[0]["ended"] == "exec" and
+            procs[0]["result"] == "complete" and procs[1]["exe"].startswith("/usr/bin/python3") and
+            procs[1]["exit_status"] == 0 and procs[0]["exit_status"] is None, procs)
+    t.check("... the headline is Python's (30 MB), and the program's exit status is in it",
+            r["peak_bytes"] - r["before_bytes"] >= 30_000_000 and r["impl_process"]["exit_status"] == 0,
+            (r["peak_bytes"], r["impl_process"]))
+
+
 def bash_true(tally, w):
     p, r = profile(tally, w, "--", "bash", "-c", "true")
     t.check("bash -c true: exit 0 with a tracked result", p.returncode == 0 and r and r["tracking"] is True,
@@ -238,6 +253,7 @@ def main():
         pool(tally, w)
         two_windows(tally, w)
         nested(tally, w)
+        exec_hand_over(tally, w)
         bash_true(tally, w)
         killed_child(tally, w)
         single_pair(preload, w)
