@@ -21,7 +21,7 @@ static int jemalloc_path(char *out)
     return tly_h_pathf(out, "%s", info.dli_fname);
 }
 
-int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file)
+int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file, const char *dir)
 {
     char je[TLY_H_PATH], pre[TLY_H_PATH];
     int err = jemalloc_path(je);
@@ -40,6 +40,7 @@ int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file)
     env[0] = (struct tly_h_env){"LD_PRELOAD", value};
     env[1] = (struct tly_h_env){"TALLY_PROFILE_OUT", out_file};
     env[2] = (struct tly_h_env){"TALLY_PROFILE_ROOT", NULL};
+    env[3] = (struct tly_h_env){"TALLY_PROFILE_DIR", dir};
     return 0;
 }
 
@@ -60,7 +61,6 @@ void tly_h_resident_into(json_t *r, const struct tly_h_resident *rs)
     }
 }
 
-/* The three peaks' extras, one line, and why requested and resident differ when they do. */
 json_t *tly_h_preload_result(const char *file, const struct tly_h_resident *rs)
 {
     json_error_t je;
@@ -74,15 +74,20 @@ json_t *tly_h_preload_result(const char *file, const struct tly_h_resident *rs)
         tly_fail(TLY_EFORMAT, "%s: not a result object of the preload", file);
         return NULL;
     }
+    tly_h_preload_finish(r, rs);
+    return r;
+}
+
+void tly_h_preload_finish(json_t *r, const struct tly_h_resident *rs)
+{
     /* the preload's figures, derived the harness's way (one definition for every result) */
     tly_h_resident_into(r, rs);
     tly_h_figures(r, false);
+    tly_h_unexplained_copies(r);
     /* the preload sees a program's memory, not what its stack read or wrote: no store traffic */
     static const char *const unknown[] = {"store_bytes_read", "store_bytes_written", "read_amplification"};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
         json_object_set_new(r, unknown[i], json_null());
-    tly_h_unexplained_copies(r);
-    return r;
 }
 
 void tly_h_unexplained_copies(json_t *r)

@@ -16,15 +16,16 @@ struct tly_h_resident;
 #define TLY_H_PRELOAD_VALUE (3 * TLY_H_PATH)
 
 /** Entries tly_h_preload_env() fills. */
-#define TLY_H_PRELOAD_NENV 3
+#define TLY_H_PRELOAD_NENV 4
 
 /**
  * Fill @p env[0..TLY_H_PRELOAD_NENV) with LD_PRELOAD (the preload, then jemalloc, then any LD_PRELOAD
  * already set; the text in @p value, TLY_H_PRELOAD_VALUE bytes, which must outlive the spawn),
- * TALLY_PROFILE_OUT=@p out_file, and TALLY_PROFILE_ROOT unset (a preloaded tally's own mark of its
- * root process must not pass to the program). Returns 0, or an error naming the missing library.
+ * TALLY_PROFILE_OUT=@p out_file and TALLY_PROFILE_DIR=@p dir (each unset when NULL), and
+ * TALLY_PROFILE_ROOT unset (a preloaded tally's own mark of its root process must not pass to the
+ * program). Returns 0, or an error naming the missing library.
  */
-int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file);
+int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file, const char *dir);
 
 /**
  * The result the preload wrote to @p file, with its resident peak from @p rs (the sampler that
@@ -47,5 +48,9 @@ void tly_h_resident_into(json_t *r, const struct tly_h_resident *rs);
  * Call it again after the peak figures are recomputed (tally profile's rescale).
  */
 void tly_h_unexplained_copies(json_t *r);
+
+/** What tly_h_preload_result() does to a result once read: @p r (a result object) recomputed in place,
+ * its resident figures from @p rs (or said absent). */
+void tly_h_preload_finish(json_t *r, const struct tly_h_resident *rs);
 
 #endif

@@ -20,6 +20,7 @@
 #include "cell/resident.h"
 #include "cell/result.h"
 #include "cli/cli.h"
+#include "profile/tree.h"
 #include "report/report.h"
 
 struct profile_opts {
@@ -173,7 +174,7 @@ static int write_reports(const struct profile_opts *o, json_t *entry)
         return err;
     json_t *doc = tly_h_results_new("tally profile", 1, NULL, NULL);
     json_array_append(tly_h_results_list(doc), entry);
-    /* the figures are the profiled program's process's to write (TALLY_PROFILE_OUT): checked as any
+    /* the figures are the profiled program's processes' to write (TALLY_PROFILE_DIR): checked as any
      * results file is before they reach a report */
     err = tly_h_results_validate(doc, "the preload's result (written in the profiled process)");
     if (!err)
@@ -260,7 +261,7 @@ static int parse(int argc, char **argv, struct profile_opts *o)
 {
     static const struct option opts[] = {
         {"out", required_argument, NULL, 'o'},     {"array-bytes", required_argument, NULL, 'a'},
-        {"json", optional_argument, NULL, 'j'},          {"name", required_argument, NULL, 'n'},
+        {"json", optional_argument, NULL, 'j'},    {"name", required_argument, NULL, 'n'},
         {"budgets", required_argument, NULL, 'b'}, {NULL, 0, NULL, 0}};
     *o = (struct profile_opts){.out = "reports/profile"};
     /* "+": options end at CMD, so its own options stay its own */
@@ -322,26 +323,15 @@ static int json_file_ready(const char *file)
     return 0;
 }
 
-/* A directory of tally's own for the preload's result (RESULT and RESULT.tmp in it), under $TMPDIR. */
-static int temp_dir(char *dir, char *file)
+/* A directory of tally's own for the preload's results (TALLY_PROFILE_DIR), under $TMPDIR. */
+static int temp_dir(char *dir)
 {
     const char *tmp = getenv("TMPDIR");
     bool env = tmp && *tmp;
     int err = tly_h_pathf(dir, "%s/tally-profile-XXXXXX", env ? tmp : "/tmp");
     if (!err && mkdtemp(dir) == NULL)
         return tly_fail_errno("cannot make a temporary directory in %s%s", env ? tmp : "/tmp", env ? " (TMPDIR)" : "");
-    if (!err && (err = tly_h_pathf(file, "%s/result.json", dir)) != 0)
-        rmdir(dir);
     return err;
-}
-
-static void temp_dir_remove(const char *dir, const char *file)
-{
-    char tmp[TLY_H_PATH + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", file);
-    unlink(file);
-    unlink(tmp);
-    rmdir(dir);
 }
 
 /* Why there are no figures, when the program ran: what became of it, and what that means. */
@@ -351,9 +341,9 @@ static void no_result(const char *cmd, int status)
         fprintf(stderr, "tally profile: no figures: the process was killed before the preload could write them\n");
     else
         fprintf(stderr,
-                "tally profile: untracked: %s exited with status %d and the preload wrote no result: it ended "
-                "with _exit (or exec'd a program without the preload) before the preload could, the preload "
-                "could not write it (its message above says why), or it never loaded the preload (a static "
+                "tally profile: untracked: %s exited with status %d and no process of it left a result: "
+                "each was killed or exec'd a program without the preload before it could write, the preload "
+                "could not write (its message above says why), or it never loaded the preload (a static "
                 "binary ignores LD_PRELOAD)\n",
                 cmd, WEXITSTATUS(status));
 }
@@ -373,7 +363,7 @@ int tly_h_cmd_profile(int argc, char **argv)
     struct profile_opts o;
     if (parse(argc, argv, &o) != 0)
         return TLY_EXIT_ERROR;
-    char **cmd = argv + optind, dir[TLY_H_PATH] = "", file[TLY_H_PATH], ld[TLY_H_PRELOAD_VALUE];
+    char **cmd = argv + optind, dir[TLY_H_PATH] = "", ld[TLY_H_PRELOAD_VALUE];
     struct tly_h_env env[TLY_H_PRELOAD_NENV];
     int err = parse_budgets(&o);
     if (!err)
@@ -381,9 +371,9 @@ int tly_h_cmd_profile(int argc, char **argv)
     if (!err && o.json_file)
         err = json_file_ready(o.json_file);
     if (!err)
-        err = temp_dir(dir, file);
-    if (!err && (err = tly_h_preload_env(env, ld, file)) != 0)
-        temp_dir_remove(dir, file);
+        err = temp_dir(dir);
+    if (!err && (err = tly_h_preload_env(env, ld, NULL, dir)) != 0)
+        tly_h_tree_remove(dir);
     if (err) {
         json_decref(o.budget_doc);
         return tly_h_fail_cmd("profile", err);
@@ -402,12 +392,18 @@ int tly_h_cmd_profile(int argc, char **argv)
         close(saved_out);
     }
     int exit_code = cmd_status(cmd[0], rc, status);
-    json_t *r = rc == 0 ? tly_h_preload_result(file, rs) : NULL;
-    temp_dir_remove(dir, file);
+    /* every process of the program that loaded the preload left its results in dir */
+    json_t *procs = NULL;
+    bool root_primary = false;
+    json_t *r = rc == 0 ? tly_h_tree_collect(dir, status, rs, &procs, &root_primary) : NULL;
+    tly_h_tree_remove(dir);
     tly_h_resident_free(rs);
     if (r == NULL) {
         if (rc == 0)
             no_result(cmd[0], status);
+        if (json_array_size(procs))
+            tly_h_tree_print(stderr, procs, NULL);
+        json_decref(procs);
         json_decref(o.budget_doc);
         return exit_code ? exit_code : TLY_EXIT_ERROR;
     }
@@ -431,7 +427,7 @@ int tly_h_cmd_profile(int argc, char **argv)
      * kept: they are what it did until it failed) */
     json_t *proc = json_object_get(r, "impl_process");
     bool failed = WIFSIGNALED(status) || WEXITSTATUS(status) != 0;
-    if (json_is_object(proc)) {
+    if (json_is_object(proc) && root_primary) { /* another process's: "processes" says the program's */
         json_object_set_new(proc, "exit_status", WIFEXITED(status) ? json_integer(WEXITSTATUS(status)) : json_null());
         json_object_set_new(proc, "signal", WIFSIGNALED(status) ? json_integer(WTERMSIG(status)) : json_null());
     }
@@ -459,10 +455,12 @@ int tly_h_cmd_profile(int argc, char **argv)
     }
     if ((!o.json || o.json_file) && tracked && !err) {
         print_summary(stderr, r);
+        tly_h_tree_print(stderr, procs, json_object_get(r, "tree"));
         if (!err)
             fprintf(stderr, "reports: %s/results.json, copies.md, index.html, trace.json\n", o.out);
     }
     json_decref(r);
+    json_decref(procs);
     json_decref(o.budget_doc);
     if (err)
         tly_h_fail_cmd("profile", err);

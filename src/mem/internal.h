@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "tally/mem.h"
 #include "tally/timing.h"
@@ -17,6 +18,21 @@
 #define TLY__LIKELY(x) __builtin_expect(!!(x), 1)
 #define TLY__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define TLY__CACHELINE 64
+
+/*
+ * The environment as the kernel gave it (libc's __environ), not through getenv: a program may define
+ * getenv itself (bash's answers from its shell variables, NULL before its main has made them), and
+ * the tracker's settings must reach it under bash too.
+ */
+static inline const char *tly__getenv(const char *name)
+{
+    extern char **__environ;
+    size_t n = strlen(name);
+    for (char **e = __environ; e && *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    return NULL;
+}
 
 /* A spinlock that needs no initialisation and never allocates (held for a few loads and stores). */
 typedef atomic_flag tly__spin;

@@ -36,6 +36,11 @@ static void jstr(FILE *f, const char *s)
     fputc('"', f);
 }
 
+void tly__jstr(FILE *f, const char *s)
+{
+    jstr(f, s);
+}
+
 /* A ratio to the array, or null when there is no array to compare with. */
 static void jratio(FILE *f, double num, uint64_t array_bytes)
 {
@@ -246,7 +251,9 @@ static void emit(FILE *f, const struct tly__figures *x)
 
     fprintf(f, "{\n  \"impl_process\": {\"pid\": %d, \"exe\": ", (int)getpid());
     jstr(f, tly__pl_exe);
-    fputs(", \"exit_status\": null},\n  \"tracking\": ", f);
+    fputs(", \"exit_status\": null},\n", f);
+    tly__emit_header(f, x);
+    fputs("  \"tracking\": ", f);
     fputs(reason ? "false, \"untracked_reason\": " : "true, \"untracked_reason\": null", f);
     if (reason)
         jstr(f, reason);
