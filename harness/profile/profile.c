@@ -104,18 +104,28 @@ static void print_summary(FILE *f, json_t *r)
         fprintf(f, "peak extra 0, not negative: %s\n", json_string_value(json_object_get(r, "peak_extra_note")));
     print_peaks(f, r);
     fprintf(f, "%-26s %12s %12s %12s %10s\n", "library", "allocated", "own peak", "at peak", "copied");
-    int64_t total = 0; /* what the rows hold at the peak: they add up to it */
+    int64_t total = json_integer_value(json_object_get(r, "before_bytes")); /* the rows add up to the peak */
+    unsigned quiet = 0;
+    fprintf(f, "%-26s %12s %12s %12s\n", "live when the window opened", "", "",
+            tly_h_bytes(a, sizeof a, (double)total));
     const char *name;
     json_t *v;
     json_object_foreach(json_object_get(r, "libraries"), name, v)
     {
         char c[32], d[32], e[32];
-        if (json_integer_value(json_object_get(v, "alloc_bytes")) == 0 &&
-            json_integer_value(json_object_get(v, "copied_bytes")) == 0 &&
-            json_integer_value(json_object_get(v, "at_peak_bytes")) == 0)
-            continue;
-        char shown[4 * 256];
         total += json_integer_value(json_object_get(v, "at_peak_bytes"));
+        /* every copy is counted now, so nearly every library copied something: a row for those that
+         * allocated, held or copied a visible share (0.005 x array; any copy without an array) */
+        bool copied = json_is_number(json_object_get(v, "copies"))
+                          ? json_number_value(json_object_get(v, "copies")) >= 0.005
+                          : json_integer_value(json_object_get(v, "copied_bytes")) > 0;
+        if (json_integer_value(json_object_get(v, "alloc_bytes")) == 0 && !copied &&
+            json_integer_value(json_object_get(v, "at_peak_bytes")) == 0 &&
+            json_integer_value(json_object_get(v, "peak_bytes")) == 0) {
+            quiet++;
+            continue;
+        }
+        char shown[4 * 256];
         char ratio[32] = "\u2014"; /* no array: no ratio */
         if (json_is_number(json_object_get(v, "copies")))
             snprintf(ratio, sizeof ratio, "%.2f", json_number_value(json_object_get(v, "copies")));
@@ -132,10 +142,18 @@ static void print_summary(FILE *f, json_t *r)
     fprintf(f, "%-26s %12s %12s %12s\n", "blocks under 64 KiB, all",
             tly_h_bytes(a, sizeof a, (double)json_integer_value(json_object_get(sm, "alloc_bytes"))), "",
             tly_h_bytes(b, sizeof b, (double)small));
+    /* the mappings' growth in the window: what they held at the peak less what they held at its start
+     * (the timeline's first sample; its last column) */
+    json_t *first = json_array_get(json_object_get(json_object_get(r, "timeline"), "samples"), 0);
+    int64_t mm_start =
+        json_array_size(first) ? json_integer_value(json_array_get(first, json_array_size(first) - 1)) : 0;
     fprintf(f, "%-26s %12s %12s %12s\n", "mmap (anonymous, >= 1 MiB)", "",
             tly_h_bytes(a, sizeof a, (double)json_integer_value(json_object_get(r, "mmap_peak_bytes"))),
-            tly_h_bytes(b, sizeof b, (double)mm));
-    total += small + mm;
+            tly_h_bytes(b, sizeof b, (double)(mm - mm_start)));
+    if (quiet)
+        fprintf(f, "(%u libraries with nothing allocated or held and copies under 0.005 x array: in results.json)\n",
+                quiet);
+    total += small + mm - mm_start;
     fprintf(f, "%-26s %12s %12s %12s\n", "total at the peak", "", "", tly_h_bytes(c, sizeof c, (double)total));
     if (llabs(peak - total) > 64 * 1024) /* a free between the peak and its split: never seen above a few KiB */
         fprintf(f, "%-26s %12s %12s %12s\n", "  (peak, for comparison)", "", "",
