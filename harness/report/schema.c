@@ -451,8 +451,10 @@ int tly_h_results_validate(json_t *doc, const char *file)
 }
 
 static const struct rule baseline_rules[] = {
-    {"extra_copies", COUNT, false}, {"peak_extra_ratio", EXTRA_RATIO, false}, {"read_amplification", RATIO, false},
-    {"tolerance", RATIO, false},    {"tolerance_about", TEXT, false},
+    {"extra_copies", COUNT, false},           {"peak_extra_ratio", EXTRA_RATIO, false},
+    {"read_amplification", RATIO, false},     {"tolerance", RATIO, false},
+    {"tolerance_about", TEXT, false},         {"library_tolerance", RATIO, false},
+    {"library_tolerance_about", TEXT, false},
 };
 
 int tly_h_baseline_validate(json_t *baseline, const char *file)
