@@ -94,14 +94,13 @@ int tly__workers(const struct tly_array *a);
 struct tly_codec tly__op_codec(const struct tly__op *op);
 int tly__encode(struct tly__op *op, void *dst, size_t cap, const void *src, size_t n, size_t *out_n);
 int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, size_t n);
-/* Block @p j of a blosc frame written block by block (tly_blosc_encode_block), as tly__encode does a chunk. */
-int tly__encode_block(struct tly__op *op, const struct tly_blosc_plan *p, uint64_t j, const void *src, void *out,
+/* Block @p j of a frame written block by block (the block entries' encode_block), as tly__encode does a chunk. */
+struct tly_block_plan;
+int tly__encode_block(struct tly__op *op, const struct tly_block_plan *p, uint64_t j, const void *src, void *out,
                       const void **at, size_t *len);
-/* read.c: a chunk's streamed decoder (zstd, gzip or zlib), fed its next @p n encoded bytes. */
-struct tly__dstream;
-int tly__dstream_feed(struct tly__dstream *ds, const void *in, size_t n);
-/* tly__dstream_feed as codec work of @p op (behind the codec gate, traced as a decode). */
-int tly__feed(struct tly__op *op, struct tly__dstream *ds, const void *in, size_t n);
+/* tly_dstream_feed as codec work of @p op (behind the codec gate, traced as a decode). */
+struct tly_dstream;
+int tly__feed(struct tly__op *op, struct tly_dstream *ds, const void *in, size_t n);
 
 /* tly_store_readv for one chunk of @p op: a large read is split into op->read_ways ranges of at
  * least TLY__RANGE_MIN bytes read at once (parallel range GETs on S3, parallel preads locally),
@@ -113,7 +112,7 @@ int tly__readv(struct tly__op *op, const char *key, uint64_t offset, const struc
  * into the output @p out (preadv / range GETs of stretches of adjacent runs). */
 int tly__read_runs(struct tly__op *op, const char *key, uint64_t base, const struct tly_runs *rs, char *out);
 
-/* read_blosc.c: the lanes of an operation's blosc reads (a lane reads a group of blocks, then
+/* read_blocks.c: the lanes of an operation's block-by-block reads (a lane reads a group of blocks, then
  * decodes them), at most `free` at once over all its chunks. */
 struct tly__lanes {
     pthread_mutex_t mu;
@@ -123,21 +122,20 @@ struct tly__lanes {
 void tly__lanes_init(struct tly__lanes *l, int n);
 void tly__lanes_destroy(struct tly__lanes *l);
 
-/* Read a blosc chunk of @p size stored bytes, block by block, into the output @p out (its ticket
- * taken here, once the header says what the chunk holds). */
-int tly__read_blosc(struct tly__op *op, struct tly__lanes *lanes, const char *key, const struct tly_runs *rs,
-                    uint64_t size, char *out);
+/* Read a chunk of @p size stored bytes of a codec with block frames (tly__codec_blocks), block by
+ * block, into the output @p out (its ticket taken here, once the header says what the chunk holds). */
+int tly__read_blocks(struct tly__op *op, struct tly__lanes *lanes, const char *key, const struct tly_runs *rs,
+                     uint64_t size, char *out);
 
-/* write_blosc.c: write a blosc chunk block by block, as planned by @p p (tly_blosc_plan), from its
+/* write_blocks.c: write a chunk block by block, as planned by @p p (the block entries' plan), from its
  * pieces @p iov (in chunk order; @p pad marks fill-value pieces) under @p key of a store that can
  * patch what it wrote; the stored size into @p stored. */
-struct tly_blosc_plan;
-int tly__put_blosc(struct tly__op *op, const struct tly_blosc_plan *p, const char *key, const struct iovec *iov,
-                   const bool *pad, int niov, uint64_t *stored);
+int tly__put_blocks(struct tly__op *op, const struct tly_block_plan *p, const char *key, const struct iovec *iov,
+                    const bool *pad, int niov, uint64_t *stored);
 
-/* The most bytes tly__put_blosc() holds for one chunk (its ticket's share): the table, a block's
- * output, c-blosc's temporaries and, when the chunk is not one piece, two blocks of input. */
-uint64_t tly__blosc_write_bytes(const struct tly_array *a, const struct tly_blosc_plan *p, bool contiguous);
+/* The most bytes tly__put_blocks() holds for one chunk (its ticket's share): the table, a block's
+ * output, the codec's temporaries and, when the chunk is not one piece, two blocks of input. */
+uint64_t tly__blocks_write_bytes(const struct tly_array *a, const struct tly_block_plan *p, bool contiguous);
 
 /* write.c: a chunk's content as pieces of memory, in chunk order; `pad` marks fill-value pieces
  * (the array's fill pattern: stable memory). */

@@ -14,6 +14,7 @@
 #include "tally/error.h"
 #include "common/opts.h"
 #include "engine/internal.h"
+#include "codec/blocks.h"
 #include "tally/codec.h"
 #include "tally/mem.h"
 #include "tally/timing.h"
@@ -217,14 +218,14 @@ int tly__encode(struct tly__op *op, void *dst, size_t cap, const void *src, size
     return err;
 }
 
-int tly__encode_block(struct tly__op *op, const struct tly_blosc_plan *p, uint64_t j, const void *src, void *out,
+int tly__encode_block(struct tly__op *op, const struct tly_block_plan *p, uint64_t j, const void *src, void *out,
                       const void **at, size_t *len)
 {
     uint64_t lo = j * p->blocksize, n = p->n - lo < p->blocksize ? p->n - lo : p->blocksize;
     codec_enter(op->a, TLY_ENCODE);
     codec_event(op->a, true, "encode", n, 0);
     *len = 0;
-    int err = tly_blosc_encode_block(&op->a->meta.codec, p, j, src, out, at, len);
+    int err = tly__codec_blocks(&op->a->meta.codec)->encode_block(&op->a->meta.codec, p, j, src, out, at, len);
     codec_event(op->a, false, "encode", *len, err);
     codec_leave(op->a);
     return err;
@@ -248,11 +249,11 @@ int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, si
     return err;
 }
 
-int tly__feed(struct tly__op *op, struct tly__dstream *ds, const void *in, size_t n)
+int tly__feed(struct tly__op *op, struct tly_dstream *ds, const void *in, size_t n)
 {
     codec_enter(op->a, TLY_DECODE);
     codec_event(op->a, true, "decode", n, 0);
-    int err = tly__dstream_feed(ds, in, n);
+    int err = tly_dstream_feed(ds, in, n);
     codec_event(op->a, false, "decode", 0, err);
     codec_leave(op->a);
     return err;
