@@ -16,9 +16,10 @@
 #include "tally/error.h"
 #include "tally/mem.h"
 
-/* Every codec, in the order tly_codec_names() lists them: X(name) for the table tly__codec_<name>,
- * whose name field is the same word. */
-#define CODECS(X)                                                                                                      \
+/* Every codec: X(name) for the table tly__codec_<name> (whose name field is the same word), in the
+ * order tly_codec_names() lists them; TEST(name) for a codec the tests use, which tly_codec_parse()
+ * knows but tly_codec_names() does not list (no Zarr reader has it). */
+#define CODECS(X, TEST)                                                                                                \
     X(none)                                                                                                            \
     X(blosc)                                                                                                           \
     X(zstd)                                                                                                            \
@@ -26,9 +27,9 @@
     X(zlib)
 
 #define DECLARE(name) extern const struct tly__codec_ops tly__codec_##name;
-CODECS(DECLARE)
+CODECS(DECLARE, DECLARE)
 #define ENTRY(name) &tly__codec_##name,
-static const struct tly__codec_ops *const codecs[] = {CODECS(ENTRY)};
+static const struct tly__codec_ops *const codecs[] = {CODECS(ENTRY, ENTRY)};
 #define NCODECS ((int)(sizeof codecs / sizeof codecs[0]))
 
 const struct tly__codec_ops *tly__codec_by_id(enum tly_codec_id id)
@@ -51,7 +52,8 @@ const char *const *tly_codec_names(void)
 {
     /* a codec's name is its table's suffix (test_codec_table checks the two agree) */
 #define NAME(name) #name,
-    static const char *const names[] = {CODECS(NAME) NULL};
+#define UNLISTED(name)
+    static const char *const names[] = {CODECS(NAME, UNLISTED) NULL};
     return names;
 }
 
