@@ -24,7 +24,8 @@
     X(blosc)                                                                                                           \
     X(zstd)                                                                                                            \
     X(gzip)                                                                                                            \
-    X(zlib)
+    X(zlib)                                                                                                            \
+    /* (the list ends here: a codec added above is a line of its own) */
 
 #define DECLARE(name) extern const struct tly__codec_ops tly__codec_##name;
 CODECS(DECLARE, DECLARE)
