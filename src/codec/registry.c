@@ -25,6 +25,7 @@
     X(zstd)                                                                                                            \
     X(gzip)                                                                                                            \
     X(zlib)                                                                                                            \
+    TEST(copy)                                                                                                         \
     /* (the list ends here: a codec added above is a line of its own) */
 
 #define DECLARE(name) extern const struct tly__codec_ops tly__codec_##name;
