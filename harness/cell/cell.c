@@ -180,20 +180,22 @@ static int parse_array(json_t *j, const char *where, struct tly_h_cell *c)
 
 static int parse_opts(json_t *j, const char *where, struct tly_h_cell *c)
 {
+    /* the bounds are the engine's (tally/opts.h): a key given must lie in them, one left out is the default (0) */
     static const struct {
         const char *key;
-        long long lo, hi;
-    } nums[] = {{"threads", 1, 1024},
-                {"io_concurrency", 1, 1024},
-                {"memory_limit", 0, (long long)1 << 50},
-                {"part_size", 0, (long long)5 << 30}};
+        enum tly_opt opt;
+    } nums[] = {{"threads", TLY_OPT_THREADS},
+                {"io_concurrency", TLY_OPT_IO_CONCURRENCY},
+                {"memory_limit", TLY_OPT_MEMORY_LIMIT},
+                {"part_size", TLY_OPT_PART_SIZE}};
     long long v[4];
     for (int i = 0; i < 4; i++) {
         json_t *x = json_object_get(j, nums[i].key);
+        const struct tly_opt_def *d = tly_opt_def(nums[i].opt);
         v[i] = x ? json_integer_value(x) : 0;
-        if (x && (v[i] < nums[i].lo || v[i] > nums[i].hi))
-            return tly_fail(TLY_EFORMAT, "%s: %s %lld is outside %lld..%lld", where, nums[i].key, v[i], nums[i].lo,
-                            nums[i].hi);
+        if (x && (v[i] < 0 || (uint64_t)v[i] < d->lo || (uint64_t)v[i] > d->hi))
+            return tly_fail(TLY_EFORMAT, "%s: %s %lld is outside %llu..%llu", where, nums[i].key, v[i],
+                            (unsigned long long)d->lo, (unsigned long long)d->hi);
     }
     c->opts = (struct tly_io_opts){
         .threads = (int)v[0], .io_concurrency = (int)v[1], .memory_limit = (uint64_t)v[2], .part_size = (size_t)v[3]};

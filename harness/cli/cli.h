@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "harness.h"
+#include "tally/opts.h"
 
 /** getopt_long() for a command: options anywhere, errors reported by getopt itself. Reset per command. */
 int tly_h_getopt(int argc, char **argv, const struct option *opts);
@@ -25,6 +26,10 @@ int tly_h_arg_int(const char *cmd, const char *name, const char *v, long long lo
 
 /** A byte size for option @p name in [@p lo, @p hi]; on error says so on stderr. */
 int tly_h_arg_size(const char *cmd, const char *name, const char *v, uint64_t lo, uint64_t hi, uint64_t *out);
+
+/** The value of tuning option @p o (its command-line option, kind and range from tally/opts.h's
+ *  table); on error says so on stderr. */
+int tly_h_arg_opt(const char *cmd, enum tly_opt o, const char *v, uint64_t *out);
 
 int tly_h_cmd_put(int argc, char **argv);
 int tly_h_cmd_get(int argc, char **argv);

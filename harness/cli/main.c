@@ -182,6 +182,14 @@ int tly_h_arg_size(const char *cmd, const char *name, const char *v, uint64_t lo
     return err;
 }
 
+int tly_h_arg_opt(const char *cmd, enum tly_opt o, const char *v, uint64_t *out)
+{
+    int err = tly_opt_parse(o, v, out);
+    if (err)
+        fprintf(stderr, "tally %s: %s: %s\n", cmd, tly_opt_def(o)->option, tly_errmsg());
+    return err;
+}
+
 /* True when the command's words ask for help (before a "--", after which they are another program's;
  * for profile, before CMD too). */
 static bool wants_help(const char *cmd, int argc, char **argv)

@@ -130,11 +130,11 @@ int tly_io_opts_resolve(const struct tly_io_opts *opts, struct tly_io_opts *out)
     struct tly_io_opts o = opts ? *opts : (struct tly_io_opts){0};
     uint64_t threads, conc, mem, part;
     int err;
-    if ((err = tly__opt_resolve(TLY__OPT_THREADS, o.threads > 0 ? (uint64_t)o.threads : 0, &threads)) ||
+    if ((err = tly__opt_resolve(TLY_OPT_THREADS, o.threads > 0 ? (uint64_t)o.threads : 0, &threads)) ||
         (err =
-             tly__opt_resolve(TLY__OPT_IO_CONCURRENCY, o.io_concurrency > 0 ? (uint64_t)o.io_concurrency : 0, &conc)) ||
-        (err = tly__opt_resolve(TLY__OPT_MEMORY_LIMIT, o.memory_limit, &mem)) ||
-        (err = tly__opt_resolve(TLY__OPT_PART_SIZE, o.part_size, &part)))
+             tly__opt_resolve(TLY_OPT_IO_CONCURRENCY, o.io_concurrency > 0 ? (uint64_t)o.io_concurrency : 0, &conc)) ||
+        (err = tly__opt_resolve(TLY_OPT_MEMORY_LIMIT, o.memory_limit, &mem)) ||
+        (err = tly__opt_resolve(TLY_OPT_PART_SIZE, o.part_size, &part)))
         return err;
     if (o.threads < 0 || o.io_concurrency < 0)
         return tly_fail(TLY_EUSAGE, "threads %d, I/O concurrency %d: want positive counts", o.threads,
