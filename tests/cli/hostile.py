@@ -362,6 +362,18 @@ def i24_one_limit(w):
     refused("I24 a cell with memory_limit 1000", c, ["run", "--scenarios", f"{c}/matrix.json", "--list"],
             ["memory_limit 1000", bounds])
 
+    # A cell's codec names are the registry's: a gzip axis is a gzip cell (it was refused, and a
+    # gzip spec without a codec name was labelled none).
+    matrix["memory_limit"] = 67108864
+    matrix["axes"]["codec"] = ["gzip", "zlib"]
+    matrix["codecs"] = {"gzip": "gzip:level=5", "zlib": "zlib"}
+    with open(f"{c}/matrix.json", "w") as f:
+        json.dump(matrix, f)
+    p = tally("run", "--scenarios", f"{c}/matrix.json", "--list", "--impl", "tally")
+    t.check("I24 a gzip and zlib codec axis lists its cells", p.returncode == 0 and
+            "tally/write-local-gzip-v2-tiles" in p.stdout and "tally/read-local-zlib-v2-tiles" in p.stdout,
+            (p.returncode, p.stdout[-300:], p.stderr[-300:]))
+
 
 CASES = (d1_requote, d2_overflow, d3_npy, d4_chunks, d5_overwrite_enospc, d7_meta_size, d9_symlinks, d10_zstd_reasons,
          d11_fifo, d13_json_position, d13_npy, d13_zattrs, n10_gzip_level, n25_shard_index_budget,
