@@ -33,34 +33,6 @@ struct rctx {
     struct tly__lanes lanes; /* block-by-block reads' lanes over all the operation's chunks */
 };
 
-#define READ_BATCH 1024
-
-/* Uncompressed: read the runs straight into the output, one call per stretch of adjacent runs. */
-int tly__read_runs(struct tly__op *op, const char *key, uint64_t base, const struct tly_runs *rs, char *out)
-{
-    struct iovec iov[READ_BATCH];
-    struct tly_runs_iter it;
-    uint64_t co, bo, start = 0, next = 0;
-    int n = 0, err = 0;
-    tly_runs_iter_init(&it, rs);
-    while (!err && tly_runs_next(&it, &co, &bo)) {
-        if (n > 0 && (co != next || n == READ_BATCH)) {
-            err = tly__readv(op, key, base + start, iov, n);
-            n = 0;
-        }
-        if (n == 0)
-            start = co;
-        if (n > 0 && (char *)iov[n - 1].iov_base + iov[n - 1].iov_len == out + bo)
-            iov[n - 1].iov_len += rs->run_bytes; /* adjacent in the output too: one piece */
-        else
-            iov[n++] = (struct iovec){out + bo, rs->run_bytes};
-        next = co + rs->run_bytes;
-    }
-    if (!err && n > 0)
-        err = tly__readv(op, key, base + start, iov, n);
-    return err;
-}
-
 /* Output of a streamed decode, scattered to the runs as it comes (the chunk is strided there). */
 struct scatter {
     struct tly_runs_iter it;
