@@ -19,7 +19,7 @@
 #include "cell/preload.h"
 #include "cell/resident.h"
 #include "cell/result.h"
-#include "cli/cli.h"
+#include "options.h"
 #include "report/report.h"
 
 struct profile_opts {
@@ -249,7 +249,7 @@ static int parse(int argc, char **argv, struct profile_opts *o)
 {
     static const struct option opts[] = {
         {"out", required_argument, NULL, 'o'},     {"array-bytes", required_argument, NULL, 'a'},
-        {"json", optional_argument, NULL, 'j'},          {"name", required_argument, NULL, 'n'},
+        {"json", optional_argument, NULL, 'j'},    {"name", required_argument, NULL, 'n'},
         {"budgets", required_argument, NULL, 'b'}, {NULL, 0, NULL, 0}};
     *o = (struct profile_opts){.out = "reports/profile"};
     /* "+": options end at CMD, so its own options stay its own */
