@@ -21,7 +21,7 @@ static int jemalloc_path(char *out)
     return tly_h_pathf(out, "%s", info.dli_fname);
 }
 
-int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file)
+int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file, const char *dir)
 {
     char je[TLY_H_PATH], pre[TLY_H_PATH];
     int err = jemalloc_path(je);
@@ -40,6 +40,7 @@ int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file)
     env[0] = (struct tly_h_env){"LD_PRELOAD", value};
     env[1] = (struct tly_h_env){"TALLY_PROFILE_OUT", out_file};
     env[2] = (struct tly_h_env){"TALLY_PROFILE_ROOT", NULL};
+    env[3] = (struct tly_h_env){"TALLY_PROFILE_DIR", dir};
     return 0;
 }
 
@@ -60,7 +61,6 @@ void tly_h_resident_into(json_t *r, const struct tly_h_resident *rs)
     }
 }
 
-/* The three peaks' extras, one line, and why requested and resident differ when they do. */
 json_t *tly_h_preload_result(const char *file, const struct tly_h_resident *rs)
 {
     json_error_t je;
@@ -74,12 +74,43 @@ json_t *tly_h_preload_result(const char *file, const struct tly_h_resident *rs)
         tly_fail(TLY_EFORMAT, "%s: not a result object of the preload", file);
         return NULL;
     }
+    tly_h_preload_finish(r, rs);
+    return r;
+}
+
+void tly_h_preload_finish(json_t *r, const struct tly_h_resident *rs)
+{
     /* the preload's figures, derived the harness's way (one definition for every result) */
     tly_h_resident_into(r, rs);
     tly_h_figures(r, false);
+    tly_h_unexplained_copies(r);
     /* the preload sees a program's memory, not what its stack read or wrote: no store traffic */
     static const char *const unknown[] = {"store_bytes_read", "store_bytes_written", "read_amplification"};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
         json_object_set_new(r, unknown[i], json_null());
-    return r;
+}
+
+void tly_h_unexplained_copies(json_t *r)
+{
+    json_t *ratio = json_object_get(r, "peak_extra_ratio");
+    json_int_t by_peak = json_integer_value(json_object_get(r, "extra_copies"));
+    double volume = 0;
+    const char *name;
+    json_t *v;
+    json_object_foreach(json_object_get(r, "libraries"), name, v) volume +=
+        json_number_value(json_object_get(v, "copies"));
+    double unexplained = json_number_value(ratio) - volume;
+    if (!json_is_number(ratio) || by_peak < 1 || unexplained < TLY_H_UNEXPLAINED_MIN) {
+        json_object_set_new(r, "unexplained_copies", json_null());
+        return;
+    }
+    char note[320];
+    snprintf(note, sizeof note,
+             "%lld extra by peak; copy volume %.2f: %.2f x array of the peak was filled without memcpy, memmove "
+             "or mempcpy, which the instrument cannot see: loop copies, such as numpy's strided or transposed "
+             "copies, or a buffer a codec wrote itself",
+             (long long)by_peak, volume, unexplained);
+    json_object_set_new(r, "unexplained_copies",
+                        json_pack("{s:I, s:f, s:f, s:s}", "extra_copies_by_peak", by_peak, "copy_volume", volume,
+                                  "unexplained", unexplained, "note", note));
 }

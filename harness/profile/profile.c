@@ -20,6 +20,7 @@
 #include "cell/resident.h"
 #include "cell/result.h"
 #include "options.h"
+#include "profile/tree.h"
 #include "report/report.h"
 
 struct profile_opts {
@@ -74,6 +75,14 @@ static void print_peaks(FILE *f, json_t *r)
         fprintf(f, "  %s\n", json_string_value(json_object_get(r, TLY_K_PEAKS_NOTE)));
 }
 
+/* Copies the peak holds and no memcpy explains: said, not hidden (tly_h_unexplained_copies). */
+static void print_unexplained(FILE *f, json_t *r)
+{
+    json_t *u = json_object_get(r, "unexplained_copies");
+    if (json_is_object(u))
+        fprintf(f, "unexplained copies: %s\n", json_string_value(json_object_get(u, "note")));
+}
+
 static void print_summary(FILE *f, json_t *r)
 {
     char a[32], b[32], extra[200];
@@ -95,18 +104,28 @@ static void print_summary(FILE *f, json_t *r)
         fprintf(f, "peak extra 0, not negative: %s\n", json_string_value(json_object_get(r, "peak_extra_note")));
     print_peaks(f, r);
     fprintf(f, "%-26s %12s %12s %12s %10s\n", "library", "allocated", "own peak", "at peak", "copied");
-    int64_t total = 0; /* what the rows hold at the peak: they add up to it */
+    int64_t total = json_integer_value(json_object_get(r, "before_bytes")); /* the rows add up to the peak */
+    unsigned quiet = 0;
+    fprintf(f, "%-26s %12s %12s %12s\n", "live when the window opened", "", "",
+            tly_h_bytes(a, sizeof a, (double)total));
     const char *name;
     json_t *v;
     json_object_foreach(json_object_get(r, "libraries"), name, v)
     {
         char c[32], d[32], e[32];
-        if (json_integer_value(json_object_get(v, "alloc_bytes")) == 0 &&
-            json_integer_value(json_object_get(v, "copied_bytes")) == 0 &&
-            json_integer_value(json_object_get(v, "at_peak_bytes")) == 0)
-            continue;
-        char shown[4 * 256];
         total += json_integer_value(json_object_get(v, "at_peak_bytes"));
+        /* every copy is counted now, so nearly every library copied something: a row for those that
+         * allocated, held or copied a visible share (0.005 x array; any copy without an array) */
+        bool copied = json_is_number(json_object_get(v, "copies"))
+                          ? json_number_value(json_object_get(v, "copies")) >= 0.005
+                          : json_integer_value(json_object_get(v, "copied_bytes")) > 0;
+        if (json_integer_value(json_object_get(v, "alloc_bytes")) == 0 && !copied &&
+            json_integer_value(json_object_get(v, "at_peak_bytes")) == 0 &&
+            json_integer_value(json_object_get(v, "peak_bytes")) == 0) {
+            quiet++;
+            continue;
+        }
+        char shown[4 * 256];
         char ratio[32] = "\u2014"; /* no array: no ratio */
         if (json_is_number(json_object_get(v, "copies")))
             snprintf(ratio, sizeof ratio, "%.2f", json_number_value(json_object_get(v, "copies")));
@@ -123,16 +142,27 @@ static void print_summary(FILE *f, json_t *r)
     fprintf(f, "%-26s %12s %12s %12s\n", "blocks under 64 KiB, all",
             tly_h_bytes(a, sizeof a, (double)json_integer_value(json_object_get(sm, "alloc_bytes"))), "",
             tly_h_bytes(b, sizeof b, (double)small));
+    /* the mappings' growth in the window: what they held at the peak less what they held at its start
+     * (the timeline's first sample; its last column) */
+    json_t *first = json_array_get(json_object_get(json_object_get(r, "timeline"), "samples"), 0);
+    int64_t mm_start =
+        json_array_size(first) ? json_integer_value(json_array_get(first, json_array_size(first) - 1)) : 0;
     fprintf(f, "%-26s %12s %12s %12s\n", "mmap (anonymous, >= 1 MiB)", "",
             tly_h_bytes(a, sizeof a, (double)json_integer_value(json_object_get(r, "mmap_peak_bytes"))),
-            tly_h_bytes(b, sizeof b, (double)mm));
-    total += small + mm;
+            tly_h_bytes(b, sizeof b, (double)(mm - mm_start)));
+    if (quiet)
+        fprintf(f, "(%u libraries with nothing allocated or held and copies under 0.005 x array: in results.json)\n",
+                quiet);
+    total += small + mm - mm_start;
     fprintf(f, "%-26s %12s %12s %12s\n", "total at the peak", "", "", tly_h_bytes(c, sizeof c, (double)total));
     if (llabs(peak - total) > 64 * 1024) /* a free between the peak and its split: never seen above a few KiB */
         fprintf(f, "%-26s %12s %12s %12s\n", "  (peak, for comparison)", "", "",
                 tly_h_bytes(c, sizeof c, (double)peak));
-    fprintf(f, "copied: by the library that called memcpy/memmove (64 KiB or more), x array; coverage %.3f\n",
+    fprintf(f,
+            "copied: by the library that called memcpy/memmove/mempcpy (every copy, any size), x array; coverage "
+            "%.3f\n",
             json_number_value(json_object_get(json_object_get(r, "coverage"), "ratio")));
+    print_unexplained(f, r);
     json_t *st = json_object_get(r, "stage_time");
     if (!json_is_object(st)) {
         fprintf(f, "time: %s\n",
@@ -162,7 +192,7 @@ static int write_reports(const struct profile_opts *o, json_t *entry)
         return err;
     json_t *doc = tly_h_results_new("tally profile", 1, NULL, NULL);
     json_array_append(tly_h_results_list(doc), entry);
-    /* the figures are the profiled program's process's to write (TALLY_PROFILE_OUT): checked as any
+    /* the figures are the profiled program's processes' to write (TALLY_PROFILE_DIR): checked as any
      * results file is before they reach a report */
     err = tly_h_results_validate(doc, "the preload's result (written in the profiled process)");
     if (!err)
@@ -311,26 +341,15 @@ static int json_file_ready(const char *file)
     return 0;
 }
 
-/* A directory of tally's own for the preload's result (RESULT and RESULT.tmp in it), under $TMPDIR. */
-static int temp_dir(char *dir, char *file)
+/* A directory of tally's own for the preload's results (TALLY_PROFILE_DIR), under $TMPDIR. */
+static int temp_dir(char *dir)
 {
     const char *tmp = getenv("TMPDIR");
     bool env = tmp && *tmp;
     int err = tly_h_pathf(dir, "%s/tally-profile-XXXXXX", env ? tmp : "/tmp");
     if (!err && mkdtemp(dir) == NULL)
         return tly_fail_errno("cannot make a temporary directory in %s%s", env ? tmp : "/tmp", env ? " (TMPDIR)" : "");
-    if (!err && (err = tly_h_pathf(file, "%s/result.json", dir)) != 0)
-        rmdir(dir);
     return err;
-}
-
-static void temp_dir_remove(const char *dir, const char *file)
-{
-    char tmp[TLY_H_PATH + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", file);
-    unlink(file);
-    unlink(tmp);
-    rmdir(dir);
 }
 
 /* Why there are no figures, when the program ran: what became of it, and what that means. */
@@ -340,9 +359,9 @@ static void no_result(const char *cmd, int status)
         fprintf(stderr, "tally profile: no figures: the process was killed before the preload could write them\n");
     else
         fprintf(stderr,
-                "tally profile: untracked: %s exited with status %d and the preload wrote no result: it ended "
-                "with _exit (or exec'd a program without the preload) before the preload could, the preload "
-                "could not write it (its message above says why), or it never loaded the preload (a static "
+                "tally profile: untracked: %s exited with status %d and no process of it left a result: "
+                "each was killed or exec'd a program without the preload before it could write, the preload "
+                "could not write (its message above says why), or it never loaded the preload (a static "
                 "binary ignores LD_PRELOAD)\n",
                 cmd, WEXITSTATUS(status));
 }
@@ -362,7 +381,7 @@ int tly_h_cmd_profile(int argc, char **argv)
     struct profile_opts o;
     if (parse(argc, argv, &o) != 0)
         return TLY_EXIT_ERROR;
-    char **cmd = argv + optind, dir[TLY_H_PATH] = "", file[TLY_H_PATH], ld[TLY_H_PRELOAD_VALUE];
+    char **cmd = argv + optind, dir[TLY_H_PATH] = "", ld[TLY_H_PRELOAD_VALUE];
     struct tly_h_env env[TLY_H_PRELOAD_NENV];
     int err = parse_budgets(&o);
     if (!err)
@@ -370,9 +389,9 @@ int tly_h_cmd_profile(int argc, char **argv)
     if (!err && o.json_file)
         err = json_file_ready(o.json_file);
     if (!err)
-        err = temp_dir(dir, file);
-    if (!err && (err = tly_h_preload_env(env, ld, file)) != 0)
-        temp_dir_remove(dir, file);
+        err = temp_dir(dir);
+    if (!err && (err = tly_h_preload_env(env, ld, NULL, dir)) != 0)
+        tly_h_tree_remove(dir);
     if (err) {
         json_decref(o.budget_doc);
         return tly_h_fail_cmd("profile", err);
@@ -391,16 +410,23 @@ int tly_h_cmd_profile(int argc, char **argv)
         close(saved_out);
     }
     int exit_code = cmd_status(cmd[0], rc, status);
-    json_t *r = rc == 0 ? tly_h_preload_result(file, rs) : NULL;
-    temp_dir_remove(dir, file);
+    /* every process of the program that loaded the preload left its results in dir */
+    json_t *procs = NULL;
+    bool root_primary = false;
+    json_t *r = rc == 0 ? tly_h_tree_collect(dir, status, rs, &procs, &root_primary) : NULL;
+    tly_h_tree_remove(dir);
     tly_h_resident_free(rs);
     if (r == NULL) {
         if (rc == 0)
             no_result(cmd[0], status);
+        if (json_array_size(procs))
+            tly_h_tree_print(stderr, procs, NULL);
+        json_decref(procs);
         json_decref(o.budget_doc);
         return exit_code ? exit_code : TLY_EXIT_ERROR;
     }
     rescale(r, o.array_bytes);
+    tly_h_unexplained_copies(r); /* on the rescaled peak */
     if (!json_is_true(json_object_get(r, "marked")) && json_integer_value(json_object_get(r, "array_bytes")) > 0)
         json_object_set_new(r, "window_note",
                             json_string("whole process: one array of the peak is taken to be the "
@@ -419,7 +445,7 @@ int tly_h_cmd_profile(int argc, char **argv)
      * kept: they are what it did until it failed) */
     json_t *proc = json_object_get(r, "impl_process");
     bool failed = WIFSIGNALED(status) || WEXITSTATUS(status) != 0;
-    if (json_is_object(proc)) {
+    if (json_is_object(proc) && root_primary) { /* another process's: "processes" says the program's */
         json_object_set_new(proc, "exit_status", WIFEXITED(status) ? json_integer(WEXITSTATUS(status)) : json_null());
         json_object_set_new(proc, "signal", WIFSIGNALED(status) ? json_integer(WTERMSIG(status)) : json_null());
     }
@@ -447,10 +473,12 @@ int tly_h_cmd_profile(int argc, char **argv)
     }
     if ((!o.json || o.json_file) && tracked && !err) {
         print_summary(stderr, r);
+        tly_h_tree_print(stderr, procs, json_object_get(r, "tree"));
         if (!err)
             fprintf(stderr, "reports: %s/results.json, copies.md, index.html, trace.json\n", o.out);
     }
     json_decref(r);
+    json_decref(procs);
     json_decref(o.budget_doc);
     if (err)
         tly_h_fail_cmd("profile", err);

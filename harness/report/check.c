@@ -92,8 +92,27 @@ static int compare(json_t *lines, const char *cell, const char *figure, const ch
     return 0;
 }
 
+/*
+ * A copy volume that fell while the peak did not is no improvement: the copy may only have moved
+ * where the instrument cannot see it (a transposed copy is a loop, no memcpy: its ledger says 0 with
+ * the same peak). It is a note; a regression is still a regression.
+ */
+static int compare_copies(json_t *lines, const char *cell, const char *owner, double base, double now, double tol,
+                          bool peak_fell)
+{
+    if (now < base - tol - 1e-9 && !peak_fell) {
+        add(lines, TLY_H_NOTE, cell, "copies", owner, base, now, tol,
+            "the copy volume fell but the peak did not: the copies may now be made where the instrument cannot "
+            "see them (loops, such as numpy's strided or transposed copies, never call memcpy), not an "
+            "improvement");
+        return 0;
+    }
+    return compare(lines, cell, "copies", owner, base, now, tol);
+}
+
 /* Per-owner copy volumes: owners that copy now, against what they copied; owners that stopped. */
-static int compare_owners(json_t *lines, const char *cell, const char *key, json_t *was, json_t *now, double tol)
+static int compare_owners(json_t *lines, const char *cell, const char *key, json_t *was, json_t *now, double tol,
+                          bool peak_fell)
 {
     json_t *b = json_object_get(was, key), *n = json_object_get(now, key);
     const char *kind = strcmp(key, "copies") == 0 ? "stage" : "library";
@@ -104,14 +123,14 @@ static int compare_owners(json_t *lines, const char *cell, const char *key, json
     json_object_foreach(n, k, v)
     {
         snprintf(owner, sizeof owner, "%s %s", kind, k);
-        bad +=
-            compare(lines, cell, "copies", owner, json_number_value(json_object_get(b, k)), json_number_value(v), tol);
+        bad += compare_copies(lines, cell, owner, json_number_value(json_object_get(b, k)), json_number_value(v), tol,
+                              peak_fell);
     }
     json_object_foreach(b, k, v)
     {
         snprintf(owner, sizeof owner, "%s %s", kind, k);
         if (!json_object_get(n, k))
-            bad += compare(lines, cell, "copies", owner, json_number_value(v), 0, tol);
+            bad += compare_copies(lines, cell, owner, json_number_value(v), 0, tol, peak_fell);
     }
     return bad;
 }
@@ -176,8 +195,9 @@ static int check_cell(json_t *lines, const char *cell, json_t *was, json_t *now,
     else if (nc != bc)
         add(lines, TLY_H_NOTE, cell, "extra_copies", NULL, bc, nc, o->copies_tol,
             "peak_extra_ratio moved within its tolerance across a rounding boundary");
-    bad += compare_owners(lines, cell, "copies", was, now, tol);
-    bad += compare_owners(lines, cell, "libraries", was, now, tol);
+    bool peak_fell = nratio < bratio - tol - 1e-9;
+    bad += compare_owners(lines, cell, "copies", was, now, tol, peak_fell);
+    bad += compare_owners(lines, cell, "libraries", was, now, tol, peak_fell);
     bad += compare_amplification(lines, cell, was, now, o->ratio_tol); /* not the cell's own: that is its peak's */
     compare_throughput(lines, cell, was, now, o->throughput_tol);
     return bad;

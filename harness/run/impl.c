@@ -261,7 +261,7 @@ static json_t *run_adapter(const struct tly_h_impl *im, const char *cellfile, co
 {
     char *tail[] = {"--cell", (char *)cellfile, NULL}, *argv[16], ld[TLY_H_PRELOAD_VALUE];
     struct tly_h_env env[TLY_H_PRELOAD_NENV];
-    if (tly_h_preload_env(env, ld, result_file) != 0) {
+    if (tly_h_preload_env(env, ld, result_file, NULL) != 0) {
         snprintf(reason, TLY_H_REASON, "%s", tly_errmsg());
         return NULL;
     }

@@ -28,17 +28,24 @@ extern "C" {
 #endif
 
 /**
- * Open the measured window (the first call only; later ones are counted as ignored): every peak
- * restarts from the live bytes now. @p op is "write", "read" or free text; @p array_bytes is the
- * array's size, the unit of the result's ratios.
+ * Open a measured window named @p op (any number, one after another or nested, 8 open at once with
+ * the whole-process one): its peak starts from the live bytes now. @p op is "write", "read" or free
+ * text; @p array_bytes is the array's size, the unit of the result's ratios.
  */
 void tly_mark_begin(const char *op, unsigned long long array_bytes) TLY__MARKS_WEAK;
 
+/** As tly_mark_begin(), with a name of its own (@p name NULL or "": the op's). */
+void tly_mark_begin_named(const char *name, const char *op, unsigned long long array_bytes) TLY__MARKS_WEAK;
+
 /**
- * Close the window and write the result to TALLY_PROFILE_OUT. @p output_bytes: the heap bytes of a
- * read's output allocated inside the window (they are not counted as extra).
+ * Close the innermost open window and write its result (TALLY_PROFILE_DIR, and TALLY_PROFILE_OUT for
+ * the process's first window). @p output_bytes: the heap bytes of a read's output allocated inside
+ * the window (they are not counted as extra).
  */
 void tly_mark_end(unsigned long long output_bytes) TLY__MARKS_WEAK;
+
+/** Close the innermost open window named @p name (and any still open inside it). */
+void tly_mark_end_named(const char *name, unsigned long long output_bytes) TLY__MARKS_WEAK;
 
 /** Make the stage named @p stage (one of tally's: "encode", "put", ...) the calling thread's. */
 void tly_mark_push(const char *stage) TLY__MARKS_WEAK;

@@ -66,6 +66,7 @@ static void on_thread_exit(void *arg)
     uint8_t in = t->in_hook;
     t->in_hook = 1;
     tly__time_thread_exit(t);
+    tly__lib_thread_exit(t);
     pthread_mutex_lock(&blocks_mu);
     fold(&retired, b);
     atomic_store(&b->in_use, 0);

@@ -114,7 +114,7 @@ void tly__hooks_boot(void)
     off("sanitizer build: ASan replaces malloc, so jemalloc's hooks cannot run");
     return;
 #endif
-    const char *env = getenv("TALLY_TRACK");
+    const char *env = tly__getenv("TALLY_TRACK");
     if (env && strcmp(env, "0") == 0) {
         off("TALLY_TRACK=0");
         return;

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "tally/mem.h"
 #include "tally/timing.h"
@@ -17,6 +18,21 @@
 #define TLY__LIKELY(x) __builtin_expect(!!(x), 1)
 #define TLY__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define TLY__CACHELINE 64
+
+/*
+ * The environment as the kernel gave it (libc's __environ), not through getenv: a program may define
+ * getenv itself (bash's answers from its shell variables, NULL before its main has made them), and
+ * the tracker's settings must reach it under bash too.
+ */
+static inline const char *tly__getenv(const char *name)
+{
+    extern char **__environ;
+    size_t n = strlen(name);
+    for (char **e = __environ; e && *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    return NULL;
+}
 
 /* A spinlock that needs no initialisation and never allocates (held for a few loads and stores). */
 typedef atomic_flag tly__spin;
@@ -74,7 +90,8 @@ struct tly__tls {
     struct tly__tblock *block;
     int32_t sched_fd1; /* /proc/thread-self/schedstat's descriptor + 1 (0: not opened; -1: none) */
     uint64_t since, cpu_since, runq_since, waited, worker_since;
-    uint64_t copy_pending; /* payload bytes copied since the last copy event (traces) */
+    uint64_t copy_pending;              /* payload bytes copied since the last copy event (traces) */
+    struct tly__copy_block *copy_block; /* libs.c: this thread's copy counters by library (NULL: none yet) */
 };
 
 extern __thread struct tly__tls tly__tls __attribute__((tls_model("initial-exec")));
@@ -93,9 +110,21 @@ static inline enum tly_stage tly__stage_of(const struct tly__tls *t)
 #define TLY__LIB_MAX 64
 #define TLY__LIB_NONE 0xffu
 
-/* One slot's counters; live, peak and at_peak are absolute (not relative to a window). */
+/* Copies by size band: small under 4 KiB, mid 4 KiB up to 64 KiB, large 64 KiB and more. */
+enum { TLY__COPY_SMALL, TLY__COPY_MID, TLY__COPY_LARGE, TLY__COPY_BANDS };
+#define TLY__COPY_MID_MIN 4096u
+#define TLY__COPY_LARGE_MIN 65536u
+
+static inline unsigned tly__copy_band(uint64_t n)
+{
+    return n < TLY__COPY_MID_MIN ? TLY__COPY_SMALL : n < TLY__COPY_LARGE_MIN ? TLY__COPY_MID : TLY__COPY_LARGE;
+}
+
+/* One slot's counters; live, peak and at_peak are absolute (not relative to a window). copies and
+ * copy_bytes are the sums of the bands'. */
 struct tly__lib_counters {
     uint64_t allocs, frees, alloc_bytes, copies, copy_bytes;
+    uint64_t band_copies[TLY__COPY_BANDS], band_bytes[TLY__COPY_BANDS];
     int64_t live_bytes, peak_bytes, at_peak_bytes;
 };
 
@@ -109,7 +138,12 @@ extern _Atomic unsigned tly__lib_count; /* slots in use: 0 .. count-1 */
 void tly__lib_alloc(unsigned lib, uint64_t usize, uint64_t req);
 void tly__lib_free(unsigned lib, uint64_t req);
 void tly__lib_grow(unsigned lib, int64_t d_req, int64_t d_usize);
+/* A copy of @p n bytes charged to @p lib, in the calling thread's own counters (no lock, no atomic
+ * read-modify-write: cheap enough for every copy); a thread without a block of its own, or one that
+ * is exiting, adds to the slot's shared counters instead. */
 void tly__lib_copy(unsigned lib, uint64_t n);
+/* The thread ends: its copy block goes back for another thread (its counts stay in it). */
+void tly__lib_thread_exit(struct tly__tls *t);
 void tly__lib_live(int64_t out[TLY__LIB_MAX]);
 void tly__lib_reset_peaks(void);
 void tly__lib_read(struct tly__lib_counters out[TLY__LIB_MAX]);

@@ -49,7 +49,7 @@ void tly__plant_release(void)
 /* TALLY_PLANT=STAGE[:BYTES], read once at start-up. */
 void tly__plant_boot(void)
 {
-    const char *env = getenv("TALLY_PLANT");
+    const char *env = tly__getenv("TALLY_PLANT");
     if (env == NULL || *env == '\0')
         return;
     char name[32];

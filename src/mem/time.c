@@ -49,7 +49,7 @@ static void forked_child(void)
 void tly__time_boot(void)
 {
     pthread_atfork(NULL, NULL, forked_child);
-    const char *track = getenv("TALLY_TRACK"), *time_env = getenv("TALLY_TIME");
+    const char *track = tly__getenv("TALLY_TRACK"), *time_env = tly__getenv("TALLY_TIME");
     tly__time_enabled = !(track && strcmp(track, "0") == 0) && !(time_env && strcmp(time_env, "0") == 0);
     if (tly__time_enabled)
         tly__tls.since = tly__now_ns(); /* the main thread */

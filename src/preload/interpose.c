@@ -5,7 +5,8 @@
  *
  * Each forwards to libc's own implementation, found with dlsym(RTLD_NEXT) in the constructor;
  * before that (other libraries' constructors may copy or map first) to a safe fallback. The cost
- * when nothing is counted: one compare and an indirect call.
+ * of a mapping or a write that is not counted: one compare and an indirect call; of a copy, a
+ * per-thread cache lookup and two stores besides (every copy is counted).
  */
 #undef _FORTIFY_SOURCE
 #include <dlfcn.h>
@@ -79,60 +80,73 @@ static _Atomic(copy_chk_fn) real_memcpy_chk = fb_chk, real_memmove_chk = fb_chk,
 
 /* --- copies --- */
 
-static void copy_seen(size_t n, uintptr_t ra)
+/*
+ * Every copy is counted, by the library that called it, in its size band (src/mem/libs.c). One of
+ * TALLY_PROFILE_COPY_MIN bytes or more is also charged past the plumbing (an unwind) and noted in
+ * the calling thread's stage (tly_mark_push) and trace; a smaller one by its return address alone,
+ * through a per-thread cache: no lock, no unwind, a few plain stores.
+ */
+static __attribute__((noinline)) void copy_large(size_t n, uintptr_t ra)
 {
     unsigned slot = tly__obj_copy_slot(ra);
     if (slot == TLY__LIB_NONE)
         return; /* the preload's own */
     tly__lib_copy(slot, n);
-    tly_copy_note(n); /* and in the calling thread's stage (tly_mark_push) */
+    tly_copy_note(n);
 }
 
-/* Out of line, so that the common case (a small copy) is a compare and a tail call. */
-static __attribute__((noinline)) void *copy_slow(copy_fn f, void *d, const void *s, size_t n, uintptr_t ra)
+static __attribute__((noinline)) void copy_small(size_t n, uintptr_t ra)
 {
-    copy_seen(n, ra);
-    return f(d, s, n);
+    unsigned slot = tly__obj_copy_slot_fast(ra);
+    if (slot != TLY__LIB_NONE)
+        tly__lib_copy(slot, n);
 }
 
-static __attribute__((noinline)) void *chk_slow(copy_chk_fn f, void *d, const void *s, size_t n, size_t dlen,
-                                                uintptr_t ra)
+static inline void copy_seen(size_t n, uintptr_t ra)
 {
-    copy_seen(n, ra);
-    return f(d, s, n, dlen);
+    size_t min = atomic_load_explicit(&tly__pl_copy_min, memory_order_relaxed);
+    if (TLY__UNLIKELY(n >= min))
+        copy_large(n, ra);
+    else if (TLY__LIKELY(min != SIZE_MAX)) /* SIZE_MAX: before the constructor, nothing counts */
+        copy_small(n, ra);
 }
 
-#define LARGE_COPY(n) TLY__UNLIKELY((n) >= atomic_load_explicit(&tly__pl_copy_min, memory_order_relaxed))
 #define RA ((uintptr_t)__builtin_return_address(0))
 
 void *memcpy(void *d, const void *s, size_t n)
 {
-    return LARGE_COPY(n) ? copy_slow(REAL(memcpy), d, s, n, RA) : REAL(memcpy)(d, s, n);
+    copy_seen(n, RA);
+    return REAL(memcpy)(d, s, n);
 }
 
 void *memmove(void *d, const void *s, size_t n)
 {
-    return LARGE_COPY(n) ? copy_slow(REAL(memmove), d, s, n, RA) : REAL(memmove)(d, s, n);
+    copy_seen(n, RA);
+    return REAL(memmove)(d, s, n);
 }
 
 void *mempcpy(void *d, const void *s, size_t n)
 {
-    return LARGE_COPY(n) ? copy_slow(REAL(mempcpy), d, s, n, RA) : REAL(mempcpy)(d, s, n);
+    copy_seen(n, RA);
+    return REAL(mempcpy)(d, s, n);
 }
 
 void *__memcpy_chk(void *d, const void *s, size_t n, size_t dlen)
 {
-    return LARGE_COPY(n) ? chk_slow(REAL(memcpy_chk), d, s, n, dlen, RA) : REAL(memcpy_chk)(d, s, n, dlen);
+    copy_seen(n, RA);
+    return REAL(memcpy_chk)(d, s, n, dlen);
 }
 
 void *__memmove_chk(void *d, const void *s, size_t n, size_t dlen)
 {
-    return LARGE_COPY(n) ? chk_slow(REAL(memmove_chk), d, s, n, dlen, RA) : REAL(memmove_chk)(d, s, n, dlen);
+    copy_seen(n, RA);
+    return REAL(memmove_chk)(d, s, n, dlen);
 }
 
 void *__mempcpy_chk(void *d, const void *s, size_t n, size_t dlen)
 {
-    return LARGE_COPY(n) ? chk_slow(REAL(mempcpy_chk), d, s, n, dlen, RA) : REAL(mempcpy_chk)(d, s, n, dlen);
+    copy_seen(n, RA);
+    return REAL(mempcpy_chk)(d, s, n, dlen);
 }
 
 /* --- anonymous mappings --- */

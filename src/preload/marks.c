@@ -1,9 +1,7 @@
 /*
- * Marks: the measured window, from C (tly_mark_*, include/tally/marks.h) or from any language
- * through the TALLY_MARK_FD line protocol. Without marks the window is the whole process.
- *
- * Closing a window takes every figure first (counters, cross-checks, the timeline, into static
- * storage) and only then writes the result, whose allocations would otherwise be in the figures.
+ * Marks: the measured windows, from C (tly_mark_*, include/tally/marks.h) or from any language
+ * through the TALLY_MARK_FD line protocol, and the threads' stages (push/pop). The windows
+ * themselves are windows.c's; without marks there is only the whole-process one.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,7 +16,6 @@
 #include "preload/preload.h"
 #include "tally/marks.h"
 
-#define TL_CAP (TLY_TIMELINE_CAP + 2)
 #define STACK_CAP 32
 
 /* The mark descriptor's tag: F_SETSIG's signal, kept by its open file description (dup, fork), not
@@ -31,83 +28,27 @@ pid_t tly__mark_pid;
 static struct stat mark_st; /* the mark descriptor's /dev/null, as it was opened */
 static bool mark_tagged;    /* F_SETSIG took (a kernel, or a sandbox, may refuse it) */
 
-enum { W_NONE, W_PROCESS, W_MARKED, W_DONE };
-
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static int state;
-static pid_t window_pid; /* a fork inherits the window, not the right to close it */
-static unsigned ignored; /* marks after the first window, or out of order */
-static struct tly__figures fig;
-static struct tly_mem_sample tl[TL_CAP];
-static int64_t tl_lib[TL_CAP][TLY__LIB_MAX];
-
 static __thread uint8_t stage_stack[STACK_CAP] __attribute__((tls_model("initial-exec")));
 static __thread unsigned stage_depth __attribute__((tls_model("initial-exec")));
 
-static void open_window(bool marked, const char *op, uint64_t array_bytes)
-{
-    memset(&fig, 0, sizeof fig);
-    fig.marked = marked;
-    snprintf(fig.op, sizeof fig.op, "%s", op ? op : "");
-    fig.array_bytes = array_bytes;
-    tly_mem_reset_peaks();
-    tly__snapshot_libs(&fig.before, fig.lb);
-    tly_time_snapshot(&fig.time_before);
-    fig.t0_ns = tly__now_ns();
-    window_pid = getpid();
-    state = marked ? W_MARKED : W_PROCESS;
-}
-
-static void close_window(uint64_t output_bytes, bool end_missing)
-{
-    fig.t1_ns = tly__now_ns();
-    tly_time_snapshot(&fig.time_after);
-    tly__snapshot_libs(&fig.after, fig.la);
-    fig.nslots = atomic_load_explicit(&tly__lib_count, memory_order_acquire);
-    fig.xc_ok = tly_mem_crosscheck(&fig.xc) == 0;
-    size_t n = tly__timeline_read(tl, tl_lib, TL_CAP);
-    fig.tl_n = n < TL_CAP ? n : TL_CAP;
-    fig.tl = tl;
-    fig.tl_lib = tl_lib;
-    fig.output_bytes = output_bytes;
-    fig.end_missing = end_missing;
-    fig.marks_ignored = ignored;
-    state = W_DONE;
-}
-
-static void write_result(void)
-{
-    const char *out = tly__pl_out();
-    if (out == NULL)
-        return;
-    sigset_t old;
-    bool was_pending = tly__xfsz_hold(&old);
-    int err = tly__report_write(out, &fig);
-    if (err)
-        fprintf(stderr, "tally-preload: cannot write the result to TALLY_PROFILE_OUT=%s: %s\n", out, strerror(-err));
-    tly__xfsz_release(&old, was_pending);
-}
-
 void tly_mark_begin(const char *op, unsigned long long array_bytes)
 {
-    pthread_mutex_lock(&mu);
-    if (state == W_PROCESS)
-        open_window(true, op, array_bytes);
-    else
-        ignored++;
-    pthread_mutex_unlock(&mu);
+    tly__win_begin(NULL, op, array_bytes);
+}
+
+void tly_mark_begin_named(const char *name, const char *op, unsigned long long array_bytes)
+{
+    tly__win_begin(name, op, array_bytes);
 }
 
 void tly_mark_end(unsigned long long output_bytes)
 {
-    pthread_mutex_lock(&mu);
-    if (state == W_MARKED && window_pid == getpid()) {
-        close_window(output_bytes, false);
-        write_result();
-    } else {
-        ignored++;
-    }
-    pthread_mutex_unlock(&mu);
+    tly__win_end(NULL, output_bytes);
+}
+
+void tly_mark_end_named(const char *name, unsigned long long output_bytes)
+{
+    tly__win_end(name, output_bytes);
 }
 
 void tly_mark_push(const char *stage)
@@ -150,7 +91,14 @@ static unsigned long long take_number(char *s)
     return v;
 }
 
-/* One line of the protocol: "begin OP N", "end N", "push STAGE", "pop". */
+/* The last word of @p s when there are two or more (its first character); NULL when fewer. */
+static char *last_word(char *s)
+{
+    char *sp = strrchr(s, ' ');
+    return sp && sp > s ? sp + 1 : NULL;
+}
+
+/* One line of the protocol: "begin [NAME] OP N", "end [NAME] N", "push STAGE", "pop". */
 static void mark_line(char *line)
 {
     size_t n = strlen(line);
@@ -164,15 +112,26 @@ static void mark_line(char *line)
     arg += strspn(arg, " ");
     if (strcmp(line, "begin") == 0) {
         unsigned long long bytes = take_number(arg);
-        tly_mark_begin(arg, bytes);
+        char *op = last_word(arg);
+        /* "begin NAME write N": a name before an op of the protocol's; else the words are the op */
+        if (op && (strcmp(op, "write") == 0 || strcmp(op, "read") == 0)) {
+            for (char *e = op - 1; e > arg && e[-1] == ' ';)
+                *--e = '\0';
+            op[-1] = '\0';
+            tly__win_begin(arg, op, bytes);
+        } else {
+            tly__win_begin(NULL, arg, bytes);
+        }
     } else if (strcmp(line, "end") == 0) {
-        tly_mark_end(take_number(arg));
+        unsigned long long bytes = take_number(arg);
+        tly__win_end(arg, bytes); /* "end N" or "end NAME N" */
     } else if (strcmp(line, "push") == 0) {
         tly_mark_push(arg);
     } else if (strcmp(line, "pop") == 0) {
         tly_mark_pop();
     } else {
-        fprintf(stderr, "tally-preload: TALLY_MARK_FD: '%s' is not a mark (begin OP N, end N, push STAGE, pop)\n",
+        fprintf(stderr,
+                "tally-preload: TALLY_MARK_FD: '%s' is not a mark (begin [NAME] OP N, end [NAME] N, push STAGE, pop)\n",
                 line);
     }
 }
@@ -240,22 +199,5 @@ void tly__marks_boot(void)
         pthread_atfork(NULL, NULL, forked);
         atomic_store_explicit(&tly__mark_fd, fd, memory_order_relaxed);
     }
-    pthread_mutex_lock(&mu);
-    open_window(false, NULL, tly__pl_array_bytes);
-    pthread_mutex_unlock(&mu);
-}
-
-void tly__marks_exit(void)
-{
-    pthread_mutex_lock(&mu);
-    if (window_pid == getpid()) {
-        if (state == W_MARKED) { /* begin without end: the window closes at exit, and says so */
-            close_window(0, true);
-            write_result();
-        } else if (state == W_PROCESS && tly__pl_may_write_unmarked()) {
-            close_window(0, false);
-            write_result();
-        }
-    }
-    pthread_mutex_unlock(&mu);
+    tly__win_boot();
 }

@@ -47,9 +47,26 @@ struct table {
 };
 
 static struct table tables[2];
-static struct table *cur; /* guarded by mu, as are the slots cached in it */
+static struct table *cur;              /* guarded by mu, as are the slots cached in it */
+static _Atomic unsigned table_gen = 1; /* bumped when cur changes: the threads' copy caches go stale */
 static tly__spin mu = TLY__SPIN_INIT;
 static atomic_flag building = ATOMIC_FLAG_INIT;
+
+/* mu is held by this thread: a copy made by a signal handler that interrupted it (every copy is
+ * looked up now, however small) must not spin on the lock its own thread holds. */
+static __thread bool holding_mu __attribute__((tls_model("initial-exec")));
+
+static void lock_mu(void)
+{
+    tly__spin_lock(&mu);
+    holding_mu = true;
+}
+
+static void unlock_mu(void)
+{
+    holding_mu = false;
+    tly__spin_unlock(&mu);
+}
 
 static char slot_names[TLY__LIB_MAX][NAME_CAP];
 static char slot_paths[TLY__LIB_MAX][PATH_CAP];
@@ -217,27 +234,30 @@ static int read_gen(struct dl_phdr_info *info, size_t size, void *arg)
     return 1; /* the first object says it: stop */
 }
 
-/* Rebuild the table when the loader's objects changed; false when nothing changed or another thread
- * is rebuilding. */
-static bool refresh(void)
+/* Rebuild the table when the loader's objects changed: REFRESH_CHANGED, REFRESH_SAME (the table is the
+ * loader's list), or REFRESH_BUSY (another thread is rebuilding). */
+enum { REFRESH_BUSY = -1, REFRESH_SAME, REFRESH_CHANGED };
+
+static int refresh(void)
 {
     if (atomic_flag_test_and_set_explicit(&building, memory_order_acquire))
-        return false;
+        return REFRESH_BUSY;
     unsigned long long g[2] = {0, 0};
     dl_iterate_phdr(read_gen, g);
-    tly__spin_lock(&mu);
+    lock_mu();
     struct table *c = cur;
     bool changed = c == NULL || c->adds != g[0] || c->subs != g[1];
-    tly__spin_unlock(&mu);
+    unlock_mu();
     if (changed) {
         struct table *t = c == &tables[0] ? &tables[1] : &tables[0];
         build(t);
-        tly__spin_lock(&mu);
+        lock_mu();
         cur = t;
-        tly__spin_unlock(&mu);
+        atomic_fetch_add_explicit(&table_gen, 1, memory_order_relaxed);
+        unlock_mu();
     }
     atomic_flag_clear_explicit(&building, memory_order_release);
-    return changed;
+    return changed ? REFRESH_CHANGED : REFRESH_SAME;
 }
 
 /* The slot of the object of range @p r (under mu): the slot of its short name, a new one, or OTHER. */
@@ -283,13 +303,13 @@ static int classify_locked(uintptr_t a, unsigned *slot)
 
 static int classify(uintptr_t a, unsigned *slot)
 {
-    tly__spin_lock(&mu);
+    lock_mu();
     int k = classify_locked(a, slot);
-    tly__spin_unlock(&mu);
-    if (k == K_MISS && refresh()) {
-        tly__spin_lock(&mu);
+    unlock_mu();
+    if (k == K_MISS && refresh() == REFRESH_CHANGED) {
+        lock_mu();
         k = classify_locked(a, slot);
-        tly__spin_unlock(&mu);
+        unlock_mu();
     }
     return k;
 }
@@ -340,6 +360,8 @@ unsigned tly__obj_alloc_slot(size_t usize)
 unsigned tly__obj_copy_slot(uintptr_t ra)
 {
     unsigned slot = TLY__SLOT_UNKNOWN;
+    if (holding_mu)
+        return TLY__SLOT_UNKNOWN; /* a signal handler's copy, on a thread inside the table's lock */
     switch (classify(ra - 1, &slot)) {
     case K_SELF:
         return TLY__LIB_NONE;
@@ -349,6 +371,107 @@ unsigned tly__obj_copy_slot(uintptr_t ra)
     default: /* jemalloc's realloc, libstdc++'s std::copy, the interpreter: charge who called them */
         return unwind_slot();
     }
+}
+
+/*
+ * Every copy's slot, by its return address alone: a few-entry cache per thread of the code ranges
+ * last met, before the table (a binary search under mu). No unwind: a copy made in the plumbing or
+ * the interpreter is charged to that object (libstdc++, libjemalloc, python3.11); the large ones
+ * are charged past it (tly__obj_copy_slot). An address in no object (JIT code) is cached as the gap
+ * it lies in, and looked up again every GAP_USES copies, in case an object was loaded there since.
+ */
+#define CACHE_WAYS 4
+#define GAP_USES 1024u
+
+struct cached {
+    uintptr_t lo, len;            /* [lo, lo + len) */
+    unsigned gen, slot, gap_left; /* gap_left: 0 for an object's range */
+};
+
+static __thread struct {
+    struct cached e[CACHE_WAYS];
+    unsigned next;
+} cache __attribute__((tls_model("initial-exec")));
+
+/* Under mu: the range holding @p a, or its gap between ranges ([lo, hi), NULL returned). */
+static struct range *find_locked(uintptr_t a, uintptr_t *lo, uintptr_t *hi)
+{
+    struct table *t = cur;
+    *lo = 0;
+    *hi = UINTPTR_MAX;
+    if (t == NULL || t->n == 0)
+        return NULL;
+    size_t l = 0, h = t->n;
+    while (h - l > 1) {
+        size_t mid = l + (h - l) / 2;
+        if (t->r[mid].lo <= a)
+            l = mid;
+        else
+            h = mid;
+    }
+    struct range *r = &t->r[l];
+    if (a >= r->lo && a < r->hi)
+        return r;
+    if (a < r->lo) { /* below the first range */
+        *hi = r->lo;
+    } else {
+        *lo = r->hi;
+        *hi = l + 1 < t->n ? t->r[l + 1].lo : UINTPTR_MAX;
+    }
+    return NULL;
+}
+
+static __attribute__((noinline)) unsigned copy_slot_fill(uintptr_t a)
+{
+    if (holding_mu)
+        return TLY__SLOT_UNKNOWN; /* a signal handler's copy, on a thread inside the table's lock */
+    uintptr_t lo, hi;
+    unsigned slot = TLY__SLOT_UNKNOWN, gen = 0;
+    int fresh = REFRESH_SAME;
+    for (int pass = 0; pass < 2; pass++) {
+        lock_mu();
+        gen = atomic_load_explicit(&table_gen, memory_order_relaxed);
+        struct range *r = find_locked(a, &lo, &hi);
+        if (r) {
+            slot = r->kind == K_SELF ? TLY__LIB_NONE : slot_for(cur, r);
+            lo = r->lo;
+            hi = r->hi;
+        }
+        unlock_mu();
+        if (r) {
+            fresh = REFRESH_SAME;
+            break;
+        }
+        if (pass || (fresh = refresh()) != REFRESH_CHANGED)
+            break;
+    }
+    /* A gap is cached only while the table is known to be the loader's list: not while another thread
+     * rebuilds it (an object just loaded there would be charged to [unknown] for GAP_USES copies). */
+    if (fresh != REFRESH_BUSY) {
+        cache.e[cache.next] = (struct cached){lo, hi - lo, gen, slot, slot == TLY__SLOT_UNKNOWN ? GAP_USES : 0};
+        cache.next = (cache.next + 1) % CACHE_WAYS;
+    }
+    return slot;
+}
+
+unsigned tly__obj_copy_slot_fast(uintptr_t ra)
+{
+    uintptr_t a = ra - 1;
+    if (a - self_lo < self_hi - self_lo)
+        return TLY__LIB_NONE; /* the preload's own (a name copied under mu: never look it up) */
+    unsigned gen = atomic_load_explicit(&table_gen, memory_order_relaxed);
+    for (int i = 0; i < CACHE_WAYS; i++) {
+        struct cached *e = &cache.e[i];
+        if (a - e->lo < e->len && e->gen == gen) {
+            if (TLY__LIKELY(e->gap_left == 0))
+                return e->slot;
+            if (--e->gap_left > 0)
+                return e->slot;
+            e->gen = 0; /* look again */
+            break;
+        }
+    }
+    return copy_slot_fill(a);
 }
 
 bool tly__obj_in_allocator(uintptr_t ra)
@@ -373,7 +496,7 @@ int tly__obj_boot(void)
     for (unsigned i = 0; i < TLY__SLOT_FIRST_LIB; i++)
         copy_str(slot_names[i], NAME_CAP, fixed[i], strlen(fixed[i]));
     refresh();
-    tly__spin_lock(&mu);
+    lock_mu();
     const struct table *t = cur;
     for (size_t i = 0; t && i < t->n; i++) {
         const struct range *r = &t->r[i];
@@ -386,7 +509,7 @@ int tly__obj_boot(void)
         if (r->hi > *hi)
             *hi = r->hi;
     }
-    tly__spin_unlock(&mu);
+    unlock_mu();
     atomic_store_explicit(&tly__lib_count, TLY__SLOT_FIRST_LIB, memory_order_release);
     /* The unwinder's first call binds its symbols and sets up its tables: do it here, not in a hook. */
     (void)unwind_slot();

@@ -2,7 +2,7 @@
  * libtally-preload.so: start-up and shut-down of the tracker in a process not built with tally
  * (docs/impl-protocol.md). src/mem's constructor has installed the hooks (priority 101); this one
  * reads the settings, learns the process's shared objects, and opens the whole-process window;
- * the destructor closes it when no marks did.
+ * the destructor closes every window still open (windows.c).
  *
  * Whatever goes wrong here (a bad setting, an output directory that does not exist, a process whose
  * malloc is not jemalloc's) is said on stderr or in the result, never in the program's behaviour
@@ -62,7 +62,7 @@ bool tly__pl_may_write_unmarked(void)
 
 static uint64_t setting(const char *env, uint64_t lo, uint64_t hi, uint64_t dflt)
 {
-    const char *v = getenv(env);
+    const char *v = tly__getenv(env);
     uint64_t x;
     if (v == NULL || *v == '\0')
         return dflt;
@@ -74,7 +74,7 @@ static uint64_t setting(const char *env, uint64_t lo, uint64_t hi, uint64_t dflt
 
 static void find_root(void)
 {
-    const char *r = getenv("TALLY_PROFILE_ROOT");
+    const char *r = tly__getenv("TALLY_PROFILE_ROOT");
     long long pid = r ? strtoll(r, NULL, 10) : 0;
     if (pid > 0) {
         root_pid = (pid_t)pid;
@@ -88,7 +88,7 @@ static void find_root(void)
 
 static void find_out(void)
 {
-    const char *out = getenv("TALLY_PROFILE_OUT");
+    const char *out = tly__getenv("TALLY_PROFILE_OUT");
     if (out == NULL || *out == '\0')
         return;
     if (strlen(out) >= sizeof out_path - 8) {
@@ -123,12 +123,14 @@ __attribute__((constructor(102))) static void tly__preload_ctor(void)
     ssize_t k = readlink("/proc/self/exe", tly__pl_exe, sizeof tly__pl_exe - 1);
     tly__pl_exe[k > 0 ? k : 0] = '\0';
     tly__interpose_boot();
+    tly__exec_boot();
 
     tly__pl_settings[0] = setting("TALLY_PROFILE_LARGE", TLY_MEM_LARGE, (uint64_t)1 << 40, TLY_MEM_LARGE);
     tly__pl_settings[1] = setting("TALLY_PROFILE_COPY_MIN", 1, (uint64_t)1 << 40, 64 * 1024);
     tly__pl_settings[2] = setting("TALLY_PROFILE_MMAP_MIN", 4096, (uint64_t)1 << 40, 1024 * 1024);
     tly__pl_array_bytes = setting("TALLY_PROFILE_ARRAY_BYTES", 0, (uint64_t)1 << 50, 0);
     find_out();
+    tly__proc_boot();
 
     bool found_jemalloc = tly__obj_boot() == 0;
     if (!tly_mem_tracking()) {
@@ -151,5 +153,5 @@ __attribute__((constructor(102))) static void tly__preload_ctor(void)
 
 __attribute__((destructor)) static void tly__preload_dtor(void)
 {
-    tly__marks_exit();
+    tly__win_exit("exit", true);
 }

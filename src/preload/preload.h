@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "mem/internal.h"
@@ -35,12 +36,16 @@ extern uint64_t tly__pl_array_bytes;    /* TALLY_PROFILE_ARRAY_BYTES: an unmarke
 const char *tly__pl_out(void);          /* TALLY_PROFILE_OUT, or NULL */
 bool tly__pl_may_write_unmarked(void);  /* see preload.c: the run's first process, and no mark wrote */
 const char *tly__pl_untracked_reason(void);
+/* @p name from the environment the process started with (libc's, not the program's getenv) */
 
 /* objects.c: the shared objects of the process, their short names and slots, the unwind */
 int tly__obj_boot(void);                    /* -1 when jemalloc is not among the process's objects */
 unsigned tly__obj_alloc_slot(size_t usize); /* a tly__lib_fn: the slot of a new block (in a hook) */
 unsigned tly__obj_copy_slot(uintptr_t ra);  /* the slot of a copy made from @p ra; NONE: our own */
-bool tly__obj_in_allocator(uintptr_t ra);   /* @p ra is in jemalloc or in the preload */
+/* The same by @p ra's object alone, no unwind (plumbing and the interpreter charged themselves);
+ * through a per-thread cache, without a lock when it hits: for every copy. */
+unsigned tly__obj_copy_slot_fast(uintptr_t ra);
+bool tly__obj_in_allocator(uintptr_t ra); /* @p ra is in jemalloc or in the preload */
 /* The names of the objects loaded now (as the libraries are named), each once, into @p out (@p cap
  * of them, NAME_CAP bytes each); returns how many. Not in a hook: it walks the loader's list. */
 size_t tly__obj_loaded(char (*out)[64], size_t cap);
@@ -56,12 +61,28 @@ extern pid_t tly__mark_pid; /* the process whose descriptor it is */
 void tly__marks_boot(void);
 bool tly__marks_fd_ours(int fd); /* @p fd is still the mark descriptor the preload opened */
 ssize_t tly__marks_write(const void *buf, size_t n);
-void tly__marks_exit(void);
+
+/* windows.c: the process's windows (see there) */
+void tly__win_boot(void);
+/* open a marked window named @p name (@p op when NULL or empty) */
+void tly__win_begin(const char *name, const char *op, uint64_t array_bytes);
+/* close the innermost marked window named @p name (the innermost marked one when NULL or empty) */
+void tly__win_end(const char *name, uint64_t output_bytes);
+/* the process ends by @p how ("exit", "_exit"): its windows close; @p wait false: not when busy */
+void tly__win_exit(const char *how, bool wait);
+/* the process is about to exec: its windows are written as they stand ("ended": "exec") */
+void tly__win_exec(void);
+
+/* exec.c: exec* interposed, so that a process's windows are written before its image goes */
+void tly__exec_boot(void);
 
 /* report.c: everything a closed window needs, taken before the report allocates anything */
 struct tly__figures {
     bool marked, end_missing;
-    char op[64];
+    char op[64], name[64];
+    unsigned seq, depth; /* the window's number in the process image; windows around it */
+    const char *ended;   /* how it closed: "end", "enclosing_end", "exit", "_exit", "exec" */
+    uint64_t tl_t0_ns;   /* CLOCK_MONOTONIC of the timeline's t_s 0 */
     uint64_t array_bytes, output_bytes;
     unsigned marks_ignored;
     uint64_t t0_ns, t1_ns;
@@ -79,6 +100,20 @@ struct tly__figures {
 /* Write @p f to @p path (through PATH.tmp, renamed; removed when the write fails). Returns 0 or a
  * negative errno. Under tly__xfsz_hold(): a result over RLIMIT_FSIZE fails with EFBIG. */
 int tly__report_write(const char *path, const struct tly__figures *f);
+
+/* report.c's JSON string, for results.c */
+void tly__jstr(FILE *f, const char *s);
+
+/* results.c: the process block of each result, the results directory (TALLY_PROFILE_DIR) */
+void tly__proc_boot(void);
+void tly__proc_forked(void); /* in a fork's child: the process is a new one */
+void tly__emit_header(FILE *f, const struct tly__figures *x);
+void tly__result_provisional(const char *name, const char *op, bool marked, unsigned depth, unsigned seq,
+                             uint64_t t0_ns);
+bool tly__result_anywhere(void); /* TALLY_PROFILE_DIR or TALLY_PROFILE_OUT is set */
+bool tly__result_dir_set(void);  /* TALLY_PROFILE_DIR is set */
+void tly__result_write_dir(const struct tly__figures *x);
+void tly__result_write_out(const struct tly__figures *x);
 
 /* Around what the preload writes: SIGXFSZ blocked on this thread, and one raised meanwhile taken
  * off. hold returns whether one was pending already (the program's: release leaves it). */

@@ -16,10 +16,11 @@
 #include "preload/preload.h"
 
 #define UNSEEN                                                                                                         \
-    "what the instrument cannot see: copies under TALLY_PROFILE_COPY_MIN bytes, copies the compiler inlined, "         \
-    "copies inside libc (read() into a buffer, stdio, libc's calls to its own memcpy), copies by the kernel (the "     \
-    "page cache), memory mapped with file backing, reserved without access or committed with mprotect (V8's heap), "   \
-    "thread stacks, and allocations made before the preload's constructor"
+    "what the instrument cannot see: copies that do not call memcpy, memmove or mempcpy (loops, such as numpy's "      \
+    "strided and transposed copies: see unexplained_copies), copies the compiler inlined, copies inside libc (read() " \
+    "into a buffer, stdio, libc's calls to its own memcpy), copies by the kernel (the page cache), memory mapped "     \
+    "with file backing, reserved without access or committed with mprotect (V8's heap), thread stacks, and "           \
+    "allocations made before the preload's constructor"
 
 static void jstr(FILE *f, const char *s)
 {
@@ -33,6 +34,11 @@ static void jstr(FILE *f, const char *s)
             fputc(*p, f);
     }
     fputc('"', f);
+}
+
+void tly__jstr(FILE *f, const char *s)
+{
+    jstr(f, s);
 }
 
 /* A ratio to the array, or null when there is no array to compare with. */
@@ -66,6 +72,18 @@ static unsigned lib_order(const struct tly__figures *x, unsigned out[TLY__LIB_MA
     return k;
 }
 
+/* A library's copies by size band (src/mem/libs.c): small < 4 KiB <= mid < 64 KiB <= large. */
+static void copy_bands(FILE *f, const struct tly__lib_counters *a, const struct tly__lib_counters *b)
+{
+    static const char *const names[TLY__COPY_BANDS] = {"small", "mid", "large"};
+    fputs(", \"copy_bands\": {", f);
+    for (unsigned k = 0; k < TLY__COPY_BANDS; k++)
+        fprintf(f, "%s\"%s\": {\"count\": %llu, \"bytes\": %llu}", k ? ", " : "", names[k],
+                (unsigned long long)(a->band_copies[k] - b->band_copies[k]),
+                (unsigned long long)(a->band_bytes[k] - b->band_bytes[k]));
+    fputc('}', f);
+}
+
 static void libraries(FILE *f, const struct tly__figures *x, const unsigned *order, unsigned k)
 {
     fputs("  \"libraries\": {", f);
@@ -85,6 +103,7 @@ static void libraries(FILE *f, const struct tly__figures *x, const unsigned *ord
                 (long long)(a->peak_bytes - b->live_bytes), (long long)(a->at_peak_bytes - b->live_bytes),
                 (unsigned long long)(a->copy_bytes - b->copy_bytes), (unsigned long long)(a->copies - b->copies));
         jratio(f, (double)(a->copy_bytes - b->copy_bytes), x->array_bytes);
+        copy_bands(f, a, b);
         fputc('}', f);
     }
     fputs(k ? "\n  },\n" : "},\n", f);
@@ -232,7 +251,9 @@ static void emit(FILE *f, const struct tly__figures *x)
 
     fprintf(f, "{\n  \"impl_process\": {\"pid\": %d, \"exe\": ", (int)getpid());
     jstr(f, tly__pl_exe);
-    fputs(", \"exit_status\": null},\n  \"tracking\": ", f);
+    fputs(", \"exit_status\": null},\n", f);
+    tly__emit_header(f, x);
+    fputs("  \"tracking\": ", f);
     fputs(reason ? "false, \"untracked_reason\": " : "true, \"untracked_reason\": null", f);
     if (reason)
         jstr(f, reason);

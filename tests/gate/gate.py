@@ -193,6 +193,29 @@ def regression(tally, w, base):
             p.returncode == 1 and open(base).read() == before and "budgets failed" in p.stderr, p.stderr[-300:])
 
 
+def copies_unseen(tally, w, good, base):
+    """A copy ledger that fell with the peak unchanged is a note, never an improvement (issue 20): a
+    transposed copy is a loop, no memcpy, so its ledger says 0 with the peak of the memcpy'd copy."""
+    b = json.load(open(base))
+    cell = "tally/write-local-zstd-v2-tiles"
+    b["cells"][cell]["copies"]["encode"] = 2.0
+    lower = os.path.join(w, "ledger-lower.json")
+    json.dump(b, open(lower, "w"))
+    p = run(tally, "check", "--baseline", lower, good, "--allow-missing", "no S3 here")
+    line = [x for x in p.stdout.splitlines() if f"{cell} stage encode copies" in x]
+    t.check("copies 2 -> 0 with the same peak: a note that the copies may be unseen, not 'improved', exit 0",
+            p.returncode == 0 and line and line[0].startswith("note") and "improved" not in line[0]
+            and "peak did not" in line[0] and "1 improvements" not in p.stdout, p.stdout[-600:])
+    b["cells"][cell]["peak_extra_ratio"] += 2.0
+    b["cells"][cell]["extra_copies"] += 2
+    fell = os.path.join(w, "ledger-and-peak-lower.json")
+    json.dump(b, open(fell, "w"))
+    p = run(tally, "check", "--baseline", fell, good, "--allow-missing", "no S3 here")
+    line = [x for x in p.stdout.splitlines() if f"{cell} stage encode copies" in x]
+    t.check("copies 2 -> 0 and the peak 2 arrays lower: an improvement", p.returncode == 0 and line
+            and line[0].startswith("improved"), p.stdout[-600:])
+
+
 def store_figures(tally, w, good, base):
     """Store traffic and read amplification: in every result, budgetable, and new to an old baseline."""
     rs = {r["scenario"]: r for r in results(good)["results"]}
@@ -328,6 +351,7 @@ def main():
             untracked = fail_closed(tally, w)
             good, base = baseline_and_check(tally, w, untracked)
             store_figures(tally, w, good, base)
+            copies_unseen(tally, w, good, base)
             regression(tally, w, base)
             shards(tally, w, good)
     finally:

@@ -7,7 +7,11 @@
  * Mode mmap: the window holds an anonymous mapping of the array's size instead, grown to twice that
  * with mremap and then unmapped: memory outside malloc that must not hide from the peak.
  *
- * usage: tally-planted [ARRAY_BYTES [EXIT_STATUS [copy|mmap]]]
+ * Mode rows: the window copies the array into a second one (allocated before it) in 20,000-byte rows
+ * through libplanted, which counts the bytes and calls it gave memcpy; they are printed, for the test
+ * to hold the preload's figures to.
+ *
+ * usage: tally-planted [ARRAY_BYTES [EXIT_STATUS [copy|mmap|rows]]]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +22,27 @@
 
 void *planted_work(const void *array, size_t n);
 void planted_release(void);
+size_t planted_rows(void *dst, const void *src, size_t n, size_t row, size_t *calls);
+
+static int rows(size_t n)
+{
+    unsigned char *a = malloc(n), *b = malloc(n);
+    if (a == NULL || b == NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        a[i] = (unsigned char)(i * 31 + 7);
+    memset(b, 0, n);
+    if (TLY_MARKS_AVAILABLE())
+        tly_mark_begin("rows", n);
+    size_t calls, bytes = planted_rows(b, a, n, 20000, &calls);
+    if (TLY_MARKS_AVAILABLE())
+        tly_mark_end(0);
+    int ok = memcmp(a, b, n) == 0;
+    printf("tally-planted: rows: %zu bytes in %zu memcpy calls\n", bytes, calls);
+    free(a);
+    free(b);
+    return ok;
+}
 
 static int mapped(size_t n)
 {
@@ -45,6 +70,11 @@ int main(int argc, char **argv)
     if (argc > 3 && strcmp(argv[3], "mmap") == 0) {
         int ok = mapped(n);
         printf("tally-planted: %zu bytes mapped, %s\n", n, ok ? "ok" : "WRONG");
+        return ok ? status : 1;
+    }
+    if (argc > 3 && strcmp(argv[3], "rows") == 0) {
+        int ok = rows(n);
+        printf("tally-planted: %zu bytes copied in rows, %s\n", n, ok ? "ok" : "WRONG");
         return ok ? status : 1;
     }
     unsigned char *a = malloc(n);

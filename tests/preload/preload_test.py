@@ -17,6 +17,7 @@ hooks cannot run under ASan), no numpy in /usr/bin/python3, no node.
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -182,6 +183,30 @@ def case_no_jemalloc(opts):
     check(p.returncode == 4, "exit status unchanged without jemalloc")
     check(r is not None and r["tracking"] is False, "a result that says tracking is off", r)
     check("jemalloc" in (r["untracked_reason"] or ""), f"and why: {r['untracked_reason']}", r)
+
+def case_planted_rows(opts):
+    """Every copy counted (issue 20): 100 MB copied in 20,000-byte memcpys from libplanted, each under
+    the 64 KiB that was once the threshold, is 1.00 x array charged to libplanted, in the mid band,
+    as many calls and bytes as the library itself counted."""
+    p, r = run(opts, [opts.planted, str(ARRAY), "0", "rows"])
+    check(p.returncode == 0, "tally-planted copied its rows")
+    common(r, True)
+    m = re.search(r"rows: (\d+) bytes in (\d+) memcpy calls", p.stdout)
+    check(m is not None, "the program counted its own copies", p.stdout)
+    own_bytes, own_calls = int(m.group(1)), int(m.group(2))
+    check(own_bytes == ARRAY and own_calls == ARRAY // 20000, f"{own_calls} calls, {own_bytes} bytes", p.stdout)
+    check("libplanted" in r["libraries"], "libplanted has a line of its own", r)
+    lib = r["libraries"]["libplanted"]
+    check(near(lib["copies"], 1.00, 0.02), f"copies charged to libplanted: {lib['copies']:.3f} x array", r)
+    mid = lib["copy_bands"]["mid"]
+    check(mid["count"] == own_calls and mid["bytes"] == own_bytes,
+          f"libplanted's mid band (4-64 KiB) is the library's own count: {mid} vs {own_calls} calls", r)
+    check(lib["copy_count"] == sum(b["count"] for b in lib["copy_bands"].values())
+          and lib["copied_bytes"] == sum(b["bytes"] for b in lib["copy_bands"].values()),
+          "copy_count and copied_bytes are the bands' sums", r)
+    check(lib["copy_bands"]["large"]["count"] == 0, "no large copies", r)
+    stage = sum(s["copy_bytes"] for s in r["stages"].values())
+    check(stage < ARRAY // 100, f"copies under TALLY_PROFILE_COPY_MIN are not in the stages' ledger ({stage})", r)
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}

@@ -289,13 +289,18 @@ def n9_controls(tally, w, doc):
 
 
 def forged_profile(tally, w):
-    """The preload's result file is the profiled process's to write: forge it, exit without the preload's."""
+    """The preload's result files are the profiled processes' to write: forge one."""
     if "tracking: off" in run(tally, "--version").stdout:
         t.skip("a profiled program that forges its result", "tracking is off in this build (no preload)")
         return
+    # a marked window's result of a process that never was, beside the real one's in TALLY_PROFILE_DIR:
+    # the first marked window is the primary result
     forge = ("import json, os, sys\n"
              "r = json.loads(sys.argv[1])\n"
-             "open(os.environ['TALLY_PROFILE_OUT'], 'w').write(json.dumps(r))\n"
+             "r['process'] = {'pid': 1, 'ppid': 0, 'exe': '/x', 'argv': ['x'], 'start_ns': 1, 'forked': False}\n"
+             "r['window'] = {'name': 'w', 'op': 'write', 'marked': True, 'seq': 0, 'depth': 1, 't0_ns': 1,\n"
+             "               't1_ns': 2, 'timeline_t0_ns': 1, 'ended': 'end', 'incomplete': False}\n"
+             "open(os.environ['TALLY_PROFILE_DIR'] + '/1.1.0.json', 'w').write(json.dumps(r))\n"
              "os._exit(0)\n")
     base = {"tracking": True, "marked": True, "array_bytes": 1000, "before_bytes": 0, "output_bytes": 0,
             "peak_bytes": 2000, "peak_extra_bytes": 1000, "peak_extra_ratio": 1.0, "extra_copies": 1,
