@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
-#include "cli/cli.h"
+#include "options.h"
 #include "tally/tally.h"
 
 static bool wanted(const struct tly_h_bench *b, const char *name)

@@ -29,7 +29,7 @@
 #include "bench/bench.h"
 #include "bench/measure.h"
 #include "cell/result.h"
-#include "cli/cli.h"
+#include "options.h"
 #include "harness.h"
 
 static void keep_freed_pages(void)

@@ -92,12 +92,16 @@ static const char *str(json_t *j, const char *k)
 /* @p v must be one of the words in @p allowed (NULL-terminated). */
 static int one_of(const char *where, const char *key, const char *v, const char *const *allowed)
 {
-    for (int i = 0; allowed[i]; i++)
+    char list[256];
+    size_t at = 0;
+    list[0] = '\0';
+    for (int i = 0; allowed[i]; i++) {
         if (strcmp(v, allowed[i]) == 0)
             return 0;
-    return tly_fail(TLY_EFORMAT, "%s: %s '%s' is not one of %s%s%s%s%s", where, key, v, allowed[0],
-                    allowed[1] ? ", " : "", allowed[1] ? allowed[1] : "", allowed[1] && allowed[2] ? ", " : "",
-                    allowed[1] && allowed[2] ? allowed[2] : "");
+        if (at < sizeof list)
+            at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "", allowed[i]);
+    }
+    return tly_fail(TLY_EFORMAT, "%s: %s '%s' is not one of %s", where, key, v, list);
 }
 
 static int parse_dims(json_t *a, const char *where, const char *key, uint64_t *out)
@@ -180,20 +184,22 @@ static int parse_array(json_t *j, const char *where, struct tly_h_cell *c)
 
 static int parse_opts(json_t *j, const char *where, struct tly_h_cell *c)
 {
+    /* the bounds are the engine's (tally/opts.h): a key given must lie in them, one left out is the default (0) */
     static const struct {
         const char *key;
-        long long lo, hi;
-    } nums[] = {{"threads", 1, 1024},
-                {"io_concurrency", 1, 1024},
-                {"memory_limit", 0, (long long)1 << 50},
-                {"part_size", 0, (long long)5 << 30}};
+        enum tly_opt opt;
+    } nums[] = {{"threads", TLY_OPT_THREADS},
+                {"io_concurrency", TLY_OPT_IO_CONCURRENCY},
+                {"memory_limit", TLY_OPT_MEMORY_LIMIT},
+                {"part_size", TLY_OPT_PART_SIZE}};
     long long v[4];
     for (int i = 0; i < 4; i++) {
         json_t *x = json_object_get(j, nums[i].key);
+        const struct tly_opt_def *d = tly_opt_def(nums[i].opt);
         v[i] = x ? json_integer_value(x) : 0;
-        if (x && (v[i] < nums[i].lo || v[i] > nums[i].hi))
-            return tly_fail(TLY_EFORMAT, "%s: %s %lld is outside %lld..%lld", where, nums[i].key, v[i], nums[i].lo,
-                            nums[i].hi);
+        if (x && (v[i] < 0 || (uint64_t)v[i] < d->lo || (uint64_t)v[i] > d->hi))
+            return tly_fail(TLY_EFORMAT, "%s: %s %lld is outside %llu..%llu", where, nums[i].key, v[i],
+                            (unsigned long long)d->lo, (unsigned long long)d->hi);
     }
     c->opts = (struct tly_io_opts){
         .threads = (int)v[0], .io_concurrency = (int)v[1], .memory_limit = (uint64_t)v[2], .part_size = (size_t)v[3]};
@@ -203,7 +209,8 @@ static int parse_opts(json_t *j, const char *where, struct tly_h_cell *c)
 int tly_h_cell_parse(json_t *j, const char *where, struct tly_h_cell *c)
 {
     static const char *const ops[] = {"write", "read", NULL}, *const stores[] = {"local", "s3", NULL};
-    static const char *const formats[] = {"v2", "v3", NULL}, *const codecs[] = {"none", "blosc", "zstd", NULL};
+    static const char *const formats[] = {"v2", "v3", NULL};
+    const char *const *codecs = tly_codec_names(); /* the registry's: one list for every room and adapter */
     memset(c, 0, sizeof *c);
     if (!json_is_object(j))
         return tly_fail(TLY_EFORMAT, "%s: a cell must be an object", where);
@@ -232,13 +239,14 @@ int tly_h_cell_parse(json_t *j, const char *where, struct tly_h_cell *c)
         return err;
     if (c->codec_spec == NULL)
         c->codec_spec = c->codec ? c->codec : "none";
-    if (c->codec == NULL)
-        c->codec = strncmp(c->codec_spec, "blosc", 5) == 0  ? "blosc"
-                   : strncmp(c->codec_spec, "zstd", 4) == 0 ? "zstd"
-                                                            : "none";
     struct tly_codec probe;
     if ((err = tly_codec_parse(c->codec_spec, &probe)))
         return tly_fail(err, "%s: codec '%s': %s", where, c->codec_spec, tly_errmsg());
+    if (c->codec == NULL) { /* the spec's codec, by the registry's name for it (gzip:level=5 is gzip) */
+        c->codec = tly_codec_name(probe.id);
+        if ((err = one_of(where, "codec", c->codec, codecs)))
+            return err;
+    }
     if ((err = parse_array(j, where, c)) || (err = parse_opts(j, where, c)))
         return err;
     if (c->budgets && (err = tly_h_budgets_validate(c->budgets, where)))

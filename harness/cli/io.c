@@ -43,7 +43,6 @@ static int parse_io_args(const char *cmd, int argc, char **argv, struct io_args 
 {
     memset(a, 0, sizeof *a);
     int ch;
-    long long n;
     while ((ch = tly_h_getopt(argc, argv, io_options)) != -1) {
         switch (ch) {
         case 'c':
@@ -62,19 +61,20 @@ static int parse_io_args(const char *cmd, int argc, char **argv, struct io_args 
             a->separator = optarg;
             break;
         case 't':
-        case 'i':
-            if (tly_h_arg_int(cmd, ch == 't' ? "threads" : "io-concurrency", optarg, 1, 1024, &n) != 0)
+        case 'i': {
+            uint64_t v;
+            if (tly_h_arg_opt(cmd, ch == 't' ? TLY_OPT_THREADS : TLY_OPT_IO_CONCURRENCY, optarg, &v) != 0)
                 return -1;
-            *(ch == 't' ? &a->opts.threads : &a->opts.io_concurrency) = (int)n;
+            *(ch == 't' ? &a->opts.threads : &a->opts.io_concurrency) = (int)v;
             break;
+        }
         case 'm':
-            if (tly_h_arg_size(cmd, "memory-limit", optarg, (uint64_t)64 << 10, (uint64_t)1 << 50,
-                               &a->opts.memory_limit) != 0)
+            if (tly_h_arg_opt(cmd, TLY_OPT_MEMORY_LIMIT, optarg, &a->opts.memory_limit) != 0)
                 return -1;
             break;
         case 'P': {
             uint64_t v;
-            if (tly_h_arg_size(cmd, "part-size", optarg, (uint64_t)5 << 20, (uint64_t)5 << 30, &v) != 0)
+            if (tly_h_arg_opt(cmd, TLY_OPT_PART_SIZE, optarg, &v) != 0)
                 return -1;
             a->opts.part_size = (size_t)v;
             break;

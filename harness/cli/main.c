@@ -145,7 +145,7 @@ static void usage_all(FILE *f)
           f);
 }
 
-void tly_h_usage(const char *cmd, FILE *f)
+static void usage(const char *cmd, FILE *f)
 {
     const struct command *c = find(cmd);
     if (c == NULL)
@@ -153,33 +153,6 @@ void tly_h_usage(const char *cmd, FILE *f)
     fprintf(f, "usage: tally %s%s%s\n\n%s\n", c->name, c->synopsis[0] ? " " : "", c->synopsis, c->summary);
     if (c->help)
         fprintf(f, "\noptions:\n%s", c->help);
-}
-
-int tly_h_usage_error(const char *cmd)
-{
-    tly_h_usage(cmd, stderr);
-    return TLY_EXIT_ERROR;
-}
-
-int tly_h_getopt(int argc, char **argv, const struct option *opts)
-{
-    return getopt_long(argc, argv, "", opts, NULL);
-}
-
-int tly_h_arg_int(const char *cmd, const char *name, const char *v, long long lo, long long hi, long long *out)
-{
-    int err = tly_int_parse(v, lo, hi, out);
-    if (err)
-        fprintf(stderr, "tally %s: --%s: %s\n", cmd, name, tly_errmsg());
-    return err;
-}
-
-int tly_h_arg_size(const char *cmd, const char *name, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    int err = tly_size_parse_range(v, lo, hi, out);
-    if (err)
-        fprintf(stderr, "tally %s: --%s: %s\n", cmd, name, tly_errmsg());
-    return err;
 }
 
 /* True when the command's words ask for help (before a "--", after which they are another program's;
@@ -196,6 +169,7 @@ static bool wants_help(const char *cmd, int argc, char **argv)
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress reaches a pipe as it happens */
+    tly_h_set_usage(usage);           /* every room's usage errors print from the table above */
     if (argc < 2) {
         usage_all(stderr);
         return TLY_EXIT_ERROR;

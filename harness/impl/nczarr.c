@@ -126,6 +126,14 @@ static const char *skip(struct cell *c, int *err)
         snprintf(why, sizeof why, "the adapter handles little-endian numeric dtypes, not %s", c->dtype);
         return why;
     }
+    static const char *const configured[] = NCZARR_CODECS;
+    bool known = false;
+    for (int i = 0; configured[i]; i++)
+        known |= strcmp(c->codec, configured[i]) == 0;
+    if (!known) {
+        snprintf(why, sizeof why, "the nczarr adapter does not configure %s chunks", c->codec);
+        return why;
+    }
     if (strcmp(c->codec, "none") == 0)
         return NULL;
     bool blosc = strcmp(c->codec, "blosc") == 0;

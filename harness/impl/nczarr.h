@@ -10,6 +10,11 @@
 #define IMPL "nczarr"
 #define VAR "array"
 #define MAXDIM 32
+/* The codecs the adapter configures (others of tally's registry are skipped). */
+#define NCZARR_CODECS                                                                                                  \
+    {                                                                                                                  \
+        "none", "blosc", "zstd", NULL                                                                                  \
+    }
 
 /* The cell file, checked (docs/impl-protocol.md). */
 struct cell {

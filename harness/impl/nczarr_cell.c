@@ -67,7 +67,7 @@ static int int_in(json_t *o, const char *key, int dflt)
 int nczarr_load_cell(const char *file, struct cell *c)
 {
     static const char *const ops[] = {"write", "read", NULL}, *const stores[] = {"local", "s3", NULL},
-                             *const formats[] = {"v2", "v3", NULL}, *const codecs[] = {"none", "blosc", "zstd", NULL};
+                             *const formats[] = {"v2", "v3", NULL}, *const configured[] = NCZARR_CODECS;
     json_error_t err;
     memset(c, 0, sizeof *c);
     c->root = json_load_file(file, JSON_REJECT_DUPLICATES, &err);
@@ -80,6 +80,22 @@ int nczarr_load_cell(const char *file, struct cell *c)
     if (!json_is_object(c->root))
         return nczarr_fail("the cell file %s is not a JSON object", file);
     json_t *o = c->root;
+    /* the codec names a cell may hold: tally's registry's (the cell's "codecs", written by tally run);
+     * one of them the adapter does not configure is skipped (nczarr.c), not refused */
+    const char *codecs[32];
+    json_t *names = json_object_get(o, "codecs"), *name;
+    size_t i, n_codecs = 0;
+    if (names && !json_is_array(names))
+        return nczarr_fail("the cell file %s: codecs is not a list of names", file);
+    json_array_foreach(names, i, name)
+    {
+        if (!json_is_string(name) || n_codecs + 1 >= sizeof codecs / sizeof codecs[0])
+            return nczarr_fail("the cell file %s: codecs is not a list of names", file);
+        codecs[n_codecs++] = json_string_value(name);
+    }
+    for (i = 0; !names && configured[i]; i++) /* a cell written by hand: the codecs configured */
+        codecs[n_codecs++] = configured[i];
+    codecs[n_codecs] = NULL;
     if (!(c->scenario = str_in(file, o, "scenario", NULL)) || !(c->op = str_in(file, o, "op", ops)) ||
         !(c->store = str_in(file, o, "store", stores)) || !(c->format = str_in(file, o, "format", formats)) ||
         !(c->codec = str_in(file, o, "codec", codecs)) || !(c->dtype = str_in(file, o, "dtype", NULL)) ||

@@ -52,7 +52,11 @@ except ImportError as e:  # reported by --probe and --cell, never a traceback
 OPS = ("write", "read")
 STORES = ("local", "s3")
 FORMATS = ("v2", "v3")
-CODECS = ("none", "blosc", "zstd")
+# The codecs these adapters configure, with numcodecs' defaults. The names a cell may hold are tally's
+# registry's (the cell's "codecs", written by tally run from tly_codec_names()); a codec of that list
+# that is not here is skipped with a reason, not refused.
+CODEC_DEFAULTS = {"none": {}, "blosc": {"cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0},
+                  "zstd": {"level": 3, "checksum": False}}
 REQUIRED = ("scenario", "op", "store", "format", "codec", "dtype", "shape", "chunks", "data_path", "url")
 
 
@@ -134,6 +138,13 @@ def layout_skip(adapter, cell):
     return None
 
 
+def codec_skip(adapter, cell):
+    """The reason a cell of a codec tally has and these adapters do not configure is skipped."""
+    if cell["codec"] not in CODEC_DEFAULTS:
+        return f"the {adapter.name} adapter does not configure {cell['codec']} chunks"
+    return None
+
+
 def load_cell(path, line=None):
     try:
         with open(path, encoding="utf-8") as f:
@@ -151,7 +162,10 @@ def load_cell(path, line=None):
     missing = [k for k in REQUIRED if k not in cell]
     if missing:
         raise Failure(f"the cell file {path} lacks {', '.join(missing)}")
-    for key, allowed in (("op", OPS), ("store", STORES), ("format", FORMATS), ("codec", CODECS)):
+    codecs = cell.get("codecs", list(CODEC_DEFAULTS))
+    if not isinstance(codecs, list) or not all(isinstance(c, str) for c in codecs):
+        raise Failure(f"the cell file {path}: codecs {codecs!r} is not a list of names")
+    for key, allowed in (("op", OPS), ("store", STORES), ("format", FORMATS), ("codec", codecs)):
         if cell[key] not in allowed:
             raise Failure(f"the cell file {path}: {key} is {cell[key]!r}, not one of {', '.join(allowed)}")
     shape, chunks = cell["shape"], cell["chunks"]
@@ -163,15 +177,9 @@ def load_cell(path, line=None):
     cc = cell.setdefault("codec_config", {"id": cell["codec"]})
     if not isinstance(cc, dict) or cc.get("id") != cell["codec"]:
         raise Failure(f"the cell file {path}: codec_config {cc!r} does not match codec {cell['codec']!r}")
-    ints = {"blosc": ("clevel", "shuffle", "blocksize"), "zstd": ("level",), "none": ()}[cell["codec"]]
-    if cell["codec"] == "blosc":
-        cc.setdefault("cname", "lz4")
-        cc.setdefault("clevel", 5)
-        cc.setdefault("shuffle", 1)
-        cc.setdefault("blocksize", 0)
-    elif cell["codec"] == "zstd":
-        cc.setdefault("level", 3)
-        cc.setdefault("checksum", False)
+    for k, v in CODEC_DEFAULTS.get(cell["codec"], {}).items():
+        cc.setdefault(k, v)
+    ints = [k for k, v in CODEC_DEFAULTS.get(cell["codec"], {}).items() if isinstance(v, int) and not isinstance(v, bool)]
     bad = [k for k in ints if not isinstance(cc[k], int) or isinstance(cc[k], bool)]
     if bad or (cell["codec"] == "blosc" and (cc["shuffle"] not in (0, 1, 2) or not isinstance(cc["cname"], str))):
         raise Failure(f"the cell file {path}: codec_config {cc!r} is not a valid {cell['codec']} configuration "
@@ -443,7 +451,7 @@ def main(adapter, argv=None):
             line.update(status="skipped", reason=f"{adapter.name} is unavailable here: {p['reason']}")
             return emit(line, 0)
         line["impl_version"] = p["version"]
-        why = layout_skip(adapter, cell) or adapter.skip(cell)
+        why = codec_skip(adapter, cell) or layout_skip(adapter, cell) or adapter.skip(cell)
         if why:
             line.update(status="skipped", reason=why)
             return emit(line, 0)

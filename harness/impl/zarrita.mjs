@@ -118,7 +118,10 @@ function loadData(cell) {
 }
 
 // ------------------------------------------------------------------------------------------- cells
-const AXES = { op: ["write", "read"], store: ["local", "s3"], format: ["v2", "v3"], codec: ["none", "blosc", "zstd"] };
+const AXES = { op: ["write", "read"], store: ["local", "s3"], format: ["v2", "v3"] };
+// The codecs this adapter configures, with numcodecs' defaults. The names a cell may hold are tally's
+// registry's (the cell's "codecs", written by tally run); one of them not here is skipped, not refused.
+const CODEC_DEFAULTS = { blosc: { cname: "lz4", clevel: 5, shuffle: 1, blocksize: 0 }, zstd: { level: 3, checksum: false }, none: {} };
 const REQUIRED = ["scenario", "op", "store", "format", "codec", "dtype", "shape", "chunks", "data_path", "url"];
 
 function loadCell(file) {
@@ -137,7 +140,11 @@ function loadCell(file) {
   if (cell === null || typeof cell !== "object" || Array.isArray(cell)) throw new Failure(`the cell file ${file} is not a JSON object`);
   const missing = REQUIRED.filter((k) => !(k in cell));
   if (missing.length) throw new Failure(`the cell file ${file} lacks ${missing.join(", ")}`);
-  for (const [k, allowed] of Object.entries(AXES)) {
+  const names = cell.codecs ?? Object.keys(CODEC_DEFAULTS);
+  if (!Array.isArray(names) || !names.every((n) => typeof n === "string")) {
+    throw new Failure(`the cell file ${file}: codecs ${JSON.stringify(names)} is not a list of names`);
+  }
+  for (const [k, allowed] of [...Object.entries(AXES), ["codec", names]]) {
     if (!allowed.includes(cell[k])) throw new Failure(`the cell file ${file}: ${k} is ${JSON.stringify(cell[k])}, not one of ${allowed.join(", ")}`);
   }
   const ints = (a, min) => Array.isArray(a) && a.length > 0 && a.every((n) => Number.isInteger(n) && n >= min);
@@ -149,8 +156,7 @@ function loadCell(file) {
   if (cc === null || typeof cc !== "object" || cc.id !== cell.codec) {
     throw new Failure(`the cell file ${file}: codec_config ${JSON.stringify(cc)} does not match codec ${JSON.stringify(cell.codec)}`);
   }
-  const defaults = { blosc: { cname: "lz4", clevel: 5, shuffle: 1, blocksize: 0 }, zstd: { level: 3, checksum: false }, none: {} };
-  cell.codec_config = { ...defaults[cell.codec], ...cc };
+  cell.codec_config = { ...(CODEC_DEFAULTS[cell.codec] ?? {}), ...cc };
   cell.verify = cell.verify ?? true;
   if (cell.store === "local" && (typeof cell.url !== "string" || !path.isAbsolute(cell.url))) {
     throw new Failure(`the cell file ${file}: a local url must be an absolute path, not ${JSON.stringify(cell.url)}`);
@@ -159,6 +165,7 @@ function loadCell(file) {
 }
 
 function skip(cell) {
+  if (!(cell.codec in CODEC_DEFAULTS)) return `the zarrita adapter does not configure ${cell.codec} chunks`;
   if (cell.region) return "the zarrita adapter reads whole arrays only (a region cell)";
   if (cell.inner_chunks && cell.op === "write") {
     return "zarrita 0.7.5 reads sharded arrays but cannot write them (zarr.create has no sharding_indexed encoder)";

@@ -19,7 +19,7 @@
 #include "cell/preload.h"
 #include "cell/resident.h"
 #include "cell/result.h"
-#include "cli/cli.h"
+#include "options.h"
 #include "profile/tree.h"
 #include "report/report.h"
 

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "options.h"
 #include "report/check.h"
 #include "report/report.h"
 #include "tally/tally.h"

@@ -11,7 +11,10 @@
 #include "report/report.h"
 #include "tally/tally.h"
 
-static const char *const codecs[] = {"none", "blosc", "zstd"};
+/* memray-array's codecs: the columns of its workload's table, and always columns of the copies tables. */
+static const char *const memray[] = {"none", "blosc", "zstd"};
+
+#define MAX_COLUMNS 16
 
 const char *tly_h_str(json_t *o, const char *k)
 {
@@ -82,6 +85,24 @@ static void copies_text(json_t *e, char *buf, size_t cap)
                                                                     : "");
 }
 
+/* The copies tables' codec columns: the registry's codecs (tly_codec_names()) that are memray-array's
+ * or that a cell of @p results has, in the registry's order. */
+static int codec_columns(json_t *results, const char **cols)
+{
+    json_t *present = distinct(results, "codec");
+    int n = 0;
+    for (const char *const *c = tly_codec_names(); *c && n < MAX_COLUMNS; c++) {
+        bool want = tly_h_word_in((const char *const[]){memray[0], memray[1], memray[2], NULL}, *c);
+        size_t i;
+        json_t *v;
+        json_array_foreach(present, i, v) want |= strcmp(json_string_value(v), *c) == 0;
+        if (want)
+            cols[n++] = *c;
+    }
+    json_decref(present);
+    return n;
+}
+
 static void copies_table(FILE *f, json_t *results, const char *op, const char *title)
 {
     fprintf(f,
@@ -89,7 +110,15 @@ static void copies_table(FILE *f, json_t *results, const char *op, const char *t
             "cannot do the cell (the reason is in results.json); † the peak extra is under the fixed overhead "
             "(16 MiB), not copies; **bold** a failed budget.\n\n",
             title);
-    fprintf(f, "| store | format | layout | impl | none | blosc | zstd |\n|---|---|---|---|---|---|---|\n");
+    const char *cols[MAX_COLUMNS];
+    int ncols = codec_columns(results, cols);
+    fprintf(f, "| store | format | layout | impl |");
+    for (int k = 0; k < ncols; k++)
+        fprintf(f, " %s |", cols[k]);
+    fprintf(f, "\n|---|---|---|---|");
+    for (int k = 0; k < ncols; k++)
+        fprintf(f, "---|");
+    fputc('\n', f);
     json_t *stores = distinct(results, "store"), *formats = distinct(results, "format");
     json_t *layouts = distinct(results, "layout"), *impls = distinct(results, "impl");
     size_t a, b, c, d;
@@ -97,11 +126,11 @@ static void copies_table(FILE *f, json_t *results, const char *op, const char *t
     json_array_foreach(stores, a, s) json_array_foreach(formats, b, fm) json_array_foreach(layouts, c, l)
         json_array_foreach(impls, d, im)
     {
-        char cells[3][64];
+        char cells[MAX_COLUMNS][64];
         bool any = false;
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < ncols; k++) {
             json_t *e = find(results, json_string_value(im), op, json_string_value(s), json_string_value(fm),
-                             json_string_value(l), codecs[k]);
+                             json_string_value(l), cols[k]);
             any |= measured(e);
             copies_text(e, cells[k], sizeof cells[k]);
         }
@@ -112,7 +141,9 @@ static void copies_table(FILE *f, json_t *results, const char *op, const char *t
                 tly_h_md_text(f, json_string_value(names[k]));
                 fputc(' ', f);
             }
-            fprintf(f, "| %s | %s | %s |\n", cells[0], cells[1], cells[2]);
+            for (int k = 0; k < ncols; k++)
+                fprintf(f, "| %s ", cells[k]);
+            fprintf(f, "|\n");
         }
     }
     fputc('\n', f);
@@ -164,7 +195,7 @@ static void headline(FILE *f, json_t *results)
                 bool have = false;
                 for (int k = 0; k < 6; k++) {
                     json_t *e =
-                        find(results, name, k < 3 ? "write" : "read", "local", format, "one-chunk", codecs[k % 3]);
+                        find(results, name, k < 3 ? "write" : "read", "local", format, "one-chunk", memray[k % 3]);
                     r[k] = e ? peak_ratio(e, peak_kinds[p]) : -1;
                     have |= r[k] >= 0;
                 }

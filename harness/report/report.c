@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "options.h"
 #include "harness.h"
 #include "report/report.h"
 #include "tally/tally.h"

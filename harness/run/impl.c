@@ -169,6 +169,11 @@ static int cell_file(struct tly_h_scratch *s, const struct tly_h_cell *c, const 
     for (size_t i = 0; i < sizeof optional / sizeof optional[0]; i++)
         if (json_object_get(c->json, optional[i]))
             json_object_set(j, optional[i], json_object_get(c->json, optional[i]));
+    /* the codec names every adapter checks "codec" against: the registry's list, never retyped */
+    json_t *names = json_array();
+    for (const char *const *n = tly_codec_names(); *n; n++)
+        json_array_append_new(names, json_string(*n));
+    json_object_set_new(j, "codecs", names);
     if (fixture)
         json_object_set_new(j, "fixture", json_string("written by tally's engine"));
     err = json_dump_file(j, path, JSON_COMPACT) == 0 ? 0 : tly_fail(-EIO, "cannot write %s", path);

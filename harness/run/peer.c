@@ -1,7 +1,8 @@
 /* tally peer: zarr-python's rows — `tally run --impl zarr-python`, kept as a word of its own. */
 #include <stdlib.h>
 
-#include "cli/cli.h"
+#include "options.h"
+#include "run/run.h"
 
 int tly_h_cmd_peer(int argc, char **argv)
 {

@@ -11,7 +11,7 @@
 
 #include "cell/cell.h"
 #include "cell/result.h"
-#include "cli/cli.h"
+#include "options.h"
 #include "report/report.h"
 #include "run/impl.h"
 #include "run/matrix.h"

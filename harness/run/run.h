@@ -39,4 +39,7 @@ int tly_h_program_result(const char *prog, json_t *result);
 /** True when the S3 cells can run (AWS_ENDPOINT_URL and TALLY_S3_BUCKET are set). */
 bool tly_h_s3_configured(void);
 
+/** tally run (run.c), which tally peer (peer.c) runs with its own arguments. */
+int tly_h_cmd_run(int argc, char **argv);
+
 #endif

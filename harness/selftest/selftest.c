@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "cell/cell.h"
-#include "cli/cli.h"
+#include "options.h"
 #include "harness.h"
 #include "run/matrix.h"
 #include "run/run.h"

@@ -3,11 +3,11 @@
  *
  *   error.h   errors as values, messages with context (tly_fail, tly_errmsg)
  *   checked.h sizes multiplied and added without wrapping
- *   opts.h    the strict parser of numbers a user gives
+ *   opts.h    the strict parser of numbers a user gives, and the one table of tuning options' bounds
  *   mem.h     the tracker: stages, counters, copy ledger, timeline, cross-checks
  *   timing.h  where the time goes: busy and waiting per stage, waits, the event ring
  *   plan.h    dtypes, regions, chunk grids and runs (the plan stage)
- *   codec.h   none, blosc, zstd into caller buffers
+ *   codec.h   codecs (none, blosc, zstd, gzip, zlib) into caller buffers, and what each can do
  *   meta.h    Zarr v2/v3 metadata
  *   store.h   local filesystem and S3 objects
  *   engine.h  arrays: create, open, write and read regions
@@ -24,6 +24,7 @@
 #include "tally/error.h"
 #include "tally/mem.h"
 #include "tally/meta.h"
+#include "tally/opts.h"
 #include "tally/plan.h"
 #include "tally/store.h"
 #include "tally/timing.h"

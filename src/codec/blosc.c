@@ -14,7 +14,8 @@
 
 #include <blosc.h>
 
-#include "codec/internal.h"
+#include "codec/blosc.h"
+#include "codec/ops.h"
 #include "tally/error.h"
 
 /* blosc_compress_ctx takes size_t sizes but keeps them in int32_t inside. */
@@ -30,8 +31,9 @@ static int internal_threads(int threads)
 
 /* c-blosc 1.x's temporaries: two blocks a call (three a thread when it decodes on threads); its
  * automatic block is at most 32 KiB x 16 (clevel 9) x 2 (the high-ratio codecs). */
-size_t tly__blosc_workspace(const struct tly_codec *c, size_t n, bool decode)
+static size_t workspace(const struct tly_codec *c, size_t n, bool decode, bool windowed)
 {
+    (void)windowed;
     size_t block = c->blosc.blocksize ? c->blosc.blocksize : (size_t)1 << 20;
     if (block > n)
         block = n;
@@ -39,8 +41,9 @@ size_t tly__blosc_workspace(const struct tly_codec *c, size_t n, bool decode)
     return (threads ? (size_t)threads * 3 * block : 2 * block) + 4096;
 }
 
-size_t tly__blosc_bound(size_t n)
+static size_t bound(const struct tly_codec *c, size_t n)
 {
+    (void)c;
     return n > SIZE_MAX - BLOSC_MAX_OVERHEAD ? SIZE_MAX : n + BLOSC_MAX_OVERHEAD;
 }
 
@@ -64,7 +67,7 @@ int tly__blosc_check(const struct tly_codec *c)
         return tly_fail(TLY_EUSAGE, "blosc: shuffle %d is not 0 (none), 1 (byte) or 2 (bit)", c->blosc.shuffle);
     if (c->blosc.blocksize > BLOSC_MAX_BUFFERSIZE)
         return tly_fail(TLY_EUSAGE, "blosc: blocksize %zu is over c-blosc's limit of %d", c->blosc.blocksize,
-                         BLOSC_MAX_BUFFERSIZE);
+                        BLOSC_MAX_BUFFERSIZE);
     /* c-blosc records typesizes over 255 as 1 (as numcodecs does); 0 or less is a caller's bug. */
     if (c->blosc.typesize < 1)
         return tly_fail(TLY_EUSAGE, "blosc: typesize %d is not positive", c->blosc.typesize);
@@ -88,7 +91,7 @@ static int set_shuffle(struct tly_codec *c, const char *val)
     return rc;
 }
 
-int tly__blosc_set(struct tly_codec *c, const char *key, const char *val)
+static int set(struct tly_codec *c, const char *key, const char *val)
 {
     long long v;
     int rc;
@@ -113,14 +116,14 @@ int tly__blosc_set(struct tly_codec *c, const char *key, const char *val)
     return tly_fail(TLY_EUSAGE, "blosc: unknown option '%s' (cname, clevel, shuffle, blocksize)", key);
 }
 
-int tly__blosc_encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
+static int encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
 {
     int rc = tly__blosc_check(c);
     if (rc)
         return rc;
     if (n > BLOSC_MAX_BUFFERSIZE)
         return tly_fail(TLY_ECODEC, "blosc: a %zu-byte chunk is over c-blosc 1.x's limit of %d bytes", n,
-                         BLOSC_MAX_BUFFERSIZE);
+                        BLOSC_MAX_BUFFERSIZE);
     size_t destsize = cap < BLOSC_MAX_CAP ? cap : BLOSC_MAX_CAP;
     int r = blosc_compress_ctx(c->blosc.clevel, c->blosc.shuffle, (size_t)c->blosc.typesize, n, src, dst, destsize,
                                c->blosc.cname, c->blosc.blocksize, 1);
@@ -128,7 +131,7 @@ int tly__blosc_encode(const struct tly_codec *c, void *dst, size_t cap, const vo
         return tly_fail(TLY_ECODEC, "blosc: compression with %s failed (%d)", c->blosc.cname, r);
     if (r == 0) /* c-blosc's answer when the frame does not fit */
         return tly_fail(TLY_ECODEC, "blosc: a %zu-byte chunk does not fit in %zu bytes (bound %zu)", n, cap,
-                         tly__blosc_bound(n));
+                        bound(c, n));
     *out_n = (size_t)r;
     return 0;
 }
@@ -143,14 +146,14 @@ static int header(const void *src, size_t n, size_t *out_nbytes)
 {
     if (n < BLOSC_MIN_HEADER_LENGTH)
         return tly_fail(TLY_ECODEC, "blosc: chunk of %zu bytes is shorter than a blosc header (%d)", n,
-                         BLOSC_MIN_HEADER_LENGTH);
+                        BLOSC_MIN_HEADER_LENGTH);
     int version, versionlz;
     blosc_cbuffer_versions(src, &version, &versionlz);
     size_t nbytes, cbytes, blocksize;
     blosc_cbuffer_sizes(src, &nbytes, &cbytes, &blocksize);
     if (version == 0 || version > BLOSC_VERSION_FORMAT)
         return tly_fail(TLY_ECODEC, "blosc: header corrupt (format version %d; this c-blosc reads 1..%d)", version,
-                         BLOSC_VERSION_FORMAT);
+                        BLOSC_VERSION_FORMAT);
     if (blosc_cbuffer_validate(src, n, &nbytes) < 0)
         return tly_fail(TLY_ECODEC, "blosc: header corrupt (records %zu compressed bytes, chunk has %zu)", cbytes, n);
     size_t typesize;
@@ -161,7 +164,7 @@ static int header(const void *src, size_t n, size_t *out_nbytes)
     if (flags & BLOSC_MEMCPYED) {
         if (n - BLOSC_MIN_HEADER_LENGTH != nbytes)
             return tly_fail(TLY_ECODEC, "blosc: header corrupt (uncompressed frame of %zu bytes records %zu)", n,
-                             nbytes);
+                            nbytes);
     } else if (nbytes > 0) {
         if (blocksize == 0)
             return tly_fail(TLY_ECODEC, "blosc: header corrupt (blocksize 0)");
@@ -173,7 +176,7 @@ static int header(const void *src, size_t n, size_t *out_nbytes)
     return 0;
 }
 
-int tly__blosc_decode(int threads, void *dst, size_t dst_n, const void *src, size_t n)
+static int decode(const struct tly_codec *c, void *dst, size_t dst_n, const void *src, size_t n)
 {
     size_t nbytes = 0;
     int rc = header(src, n, &nbytes);
@@ -184,17 +187,30 @@ int tly__blosc_decode(int threads, void *dst, size_t dst_n, const void *src, siz
     /* blosc_decompress_ctx returns 0 for an error too, so an empty chunk is not handed to it. */
     if (nbytes == 0)
         return 0;
-    int r = blosc_decompress_ctx(src, dst, dst_n, internal_threads(threads));
+    int r = blosc_decompress_ctx(src, dst, dst_n, internal_threads(c->threads));
     if (r < 0 || (size_t)r != dst_n)
         return tly_fail(TLY_ECODEC, "blosc: decompression failed (%d): data corrupt", r);
     return 0;
 }
 
-int tly__blosc_decoded_size(const void *src, size_t n, uint64_t *out)
+static int decoded_size(const struct tly_codec *c, const void *src, size_t n, uint64_t *out)
 {
+    (void)c;
     size_t nbytes = 0;
     int rc = header(src, n, &nbytes);
     if (rc == 0)
         *out = nbytes;
     return rc;
 }
+
+const struct tly__codec_ops tly__codec_blosc = {
+    .name = "blosc",
+    .id = TLY_CODEC_BLOSC,
+    .set = set,
+    .bound = bound,
+    .workspace = workspace,
+    .encode = encode,
+    .decode = decode,
+    .decoded_size = decoded_size,
+    .blocks = &tly__blosc_blocks,
+};

@@ -25,23 +25,23 @@
 
 #include <blosc.h>
 
-#include "codec/internal.h"
+#include "codec/blosc.h"
 #include "tally/error.h"
 
 #define FLAG_NOSPLIT 0x10
 #define FLAG_RESERVED 0x08
 #define MAX_SPLITS 16
 
-int tly_blosc_frame_open(const void *header, uint64_t size, uint64_t dst_n, struct tly_blosc_frame *f)
+int tly_blosc_frame_open(const void *header, uint64_t size, uint64_t dst_n, struct tly_block_frame *f)
 {
     const uint8_t *h = header;
     if (size < TLY_BLOSC_HEADER)
         return tly_fail(TLY_ECODEC, "blosc: chunk of %llu bytes is shorter than a blosc header (%d)",
                         (unsigned long long)size, TLY_BLOSC_HEADER);
-    *f = (struct tly_blosc_frame){
+    *f = (struct tly_block_frame){
         .nbytes = tly__le32(h + 4), .blocksize = tly__le32(h + 8), .cbytes = tly__le32(h + 12)};
     memcpy(f->header, h, TLY_BLOSC_HEADER); /* 16 header bytes, not payload */
-    f->memcpyed = (h[2] & BLOSC_MEMCPYED) != 0;
+    f->stored = (h[2] & BLOSC_MEMCPYED) != 0;
     if (h[0] == 0 || h[0] > BLOSC_VERSION_FORMAT)
         return tly_fail(TLY_ECODEC, "blosc: header corrupt (format version %d; this c-blosc reads 1..%d)", h[0],
                         BLOSC_VERSION_FORMAT);
@@ -58,7 +58,7 @@ int tly_blosc_frame_open(const void *header, uint64_t size, uint64_t dst_n, stru
     if (f->nbytes != dst_n)
         return tly_fail(TLY_ECODEC, "blosc: chunk holds %llu bytes, expected %llu", (unsigned long long)f->nbytes,
                         (unsigned long long)dst_n);
-    if (f->memcpyed) {
+    if (f->stored) {
         if (size - TLY_BLOSC_HEADER != f->nbytes)
             return tly_fail(TLY_ECODEC, "blosc: header corrupt (uncompressed frame of %llu bytes records %llu)",
                             (unsigned long long)size, (unsigned long long)f->nbytes);
@@ -76,12 +76,12 @@ int tly_blosc_frame_open(const void *header, uint64_t size, uint64_t dst_n, stru
     return 0;
 }
 
-uint64_t tly_blosc_frame_table_bytes(const struct tly_blosc_frame *f)
+uint64_t tly_blosc_frame_table_bytes(const struct tly_block_frame *f)
 {
     return f->nblocks * sizeof(int32_t);
 }
 
-uint64_t tly_blosc_block_size(const struct tly_blosc_frame *f, uint64_t j)
+uint64_t tly_blosc_block_size(const struct tly_block_frame *f, uint64_t j)
 {
     if (j + 1 < f->nblocks)
         return f->blocksize;
@@ -102,7 +102,7 @@ static int by_start(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int tly_blosc_frame_blocks(const struct tly_blosc_frame *f, const void *table, uint32_t *start, uint32_t *extent,
+int tly_blosc_frame_blocks(const struct tly_block_frame *f, const void *table, uint32_t *start, uint32_t *extent,
                            uint64_t *scratch)
 {
     const uint8_t *t = table;
@@ -141,7 +141,7 @@ int tly_blosc_frame_blocks(const struct tly_blosc_frame *f, const void *table, u
     return 0;
 }
 
-size_t tly_blosc_block_frame(const struct tly_blosc_frame *f, uint64_t j, void *at, size_t extent)
+size_t tly_blosc_block_frame(const struct tly_block_frame *f, uint64_t j, void *at, size_t extent)
 {
     uint8_t *h = at;
     uint32_t bsize = (uint32_t)tly_blosc_block_size(f, j);

@@ -32,7 +32,7 @@
 
 #include <blosc.h>
 
-#include "codec/internal.h"
+#include "codec/blosc.h"
 #include "tally/error.h"
 #include "tally/mem.h"
 
@@ -66,7 +66,7 @@ static int compress_zeros(const struct tly_codec *c, const uint8_t *z, size_t n,
 }
 
 /* The block size and header c-blosc picks for @p n bytes, from a probe of zeros. */
-static int probe_header(const struct tly_codec *c, uint64_t n, const uint8_t *z, size_t zn, struct tly_blosc_plan *p)
+static int probe_header(const struct tly_codec *c, uint64_t n, const uint8_t *z, size_t zn, struct tly_block_plan *p)
 {
     size_t pn = n < zn ? (size_t)n : zn;
     uint8_t *out = NULL;
@@ -74,19 +74,19 @@ static int probe_header(const struct tly_codec *c, uint64_t n, const uint8_t *z,
     if (r >= BLOSC_MIN_HEADER_LENGTH) {
         memcpy(p->header, out, TLY_BLOSC_HEADER); /* c-blosc's header, not payload */
         p->blocksize = tly__le32(out + 8);
-        p->memcpyed = (out[2] & BLOSC_MEMCPYED) || n == 0;
+        p->stored = (out[2] & BLOSC_MEMCPYED) || n == 0;
     }
     free(out);
     if (r < BLOSC_MIN_HEADER_LENGTH)
         return tly_fail(TLY_EUNSUPPORTED, "blosc: a probe of the settings failed (%d)", r);
-    if (!p->memcpyed && (p->blocksize == 0 || (pn < n && p->blocksize >= pn)))
+    if (!p->stored && (p->blocksize == 0 || (pn < n && p->blocksize >= pn)))
         return tly_fail(TLY_EUNSUPPORTED, "blosc: block size %llu not found by a probe of %zu bytes",
                         (unsigned long long)p->blocksize, pn);
     return 0;
 }
 
 /* A forced size that c-blosc turns into the block size for a frame of a block and the last one. */
-static int last_force(const struct tly_codec *c, const uint8_t *z, size_t zn, struct tly_blosc_plan *p)
+static int last_force(const struct tly_codec *c, const uint8_t *z, size_t zn, struct tly_block_plan *p)
 {
     size_t n = (size_t)(p->blocksize + p->n % p->blocksize);
     size_t tries[] = {(size_t)p->blocksize, (size_t)p->blocksize / (size_t)c->blosc.typesize};
@@ -102,7 +102,7 @@ static int last_force(const struct tly_codec *c, const uint8_t *z, size_t zn, st
                                     (unsigned long long)p->blocksize);
 }
 
-static int plan(const struct tly_codec *c, uint64_t n, struct tly_blosc_plan *p)
+static int plan(const struct tly_codec *c, uint64_t n, struct tly_block_plan *p)
 {
     int rc = tly__blosc_check(c);
     if (rc)
@@ -110,11 +110,11 @@ static int plan(const struct tly_codec *c, uint64_t n, struct tly_blosc_plan *p)
     if (n > BLOSC_MAX_BUFFERSIZE)
         return tly_fail(TLY_ECODEC, "blosc: a %llu-byte chunk is over c-blosc 1.x's limit of %d bytes",
                         (unsigned long long)n, BLOSC_MAX_BUFFERSIZE);
-    *p = (struct tly_blosc_plan){.n = n};
+    *p = (struct tly_block_plan){.n = n};
     size_t zn = c->blosc.blocksize * 2 > PROBE ? c->blosc.blocksize * 2 : PROBE;
     uint8_t *z = zn > PROBE ? calloc(1, zn) : zeros;
     rc = z ? probe_header(c, n, z, zn, p) : tly_fail(-ENOMEM, "blosc: out of memory for a probe");
-    if (!rc && !p->memcpyed) {
+    if (!rc && !p->stored) {
         p->nblocks = n / p->blocksize + (n % p->blocksize != 0);
         if (n % p->blocksize && p->nblocks > 1)
             rc = last_force(c, z, zn, p);
@@ -124,7 +124,7 @@ static int plan(const struct tly_codec *c, uint64_t n, struct tly_blosc_plan *p)
     return rc;
 }
 
-int tly_blosc_plan(const struct tly_codec *c, uint64_t n, struct tly_blosc_plan *p)
+int tly_blosc_plan(const struct tly_codec *c, uint64_t n, struct tly_block_plan *p)
 {
     if (c == NULL || p == NULL || c->id != TLY_CODEC_BLOSC)
         return tly_fail(TLY_EUSAGE, "blosc: a plan needs a blosc codec");
@@ -136,12 +136,12 @@ int tly_blosc_plan(const struct tly_codec *c, uint64_t n, struct tly_blosc_plan 
     return rc;
 }
 
-size_t tly_blosc_block_cap(const struct tly_blosc_plan *p)
+size_t tly_blosc_block_cap(const struct tly_block_plan *p)
 {
     return 2 * (size_t)tly_blosc_max_extent(p->blocksize) + 2 * TLY_BLOSC_BLOCK_PAD;
 }
 
-static int encode_block(const struct tly_codec *c, const struct tly_blosc_plan *p, uint64_t j, const void *src,
+static int encode_block(const struct tly_codec *c, const struct tly_block_plan *p, uint64_t j, const void *src,
                         uint8_t *out, const void **at, size_t *len)
 {
     uint64_t left = p->n % p->blocksize;
@@ -161,10 +161,10 @@ static int encode_block(const struct tly_codec *c, const struct tly_blosc_plan *
     return 0;
 }
 
-int tly_blosc_encode_block(const struct tly_codec *c, const struct tly_blosc_plan *p, uint64_t j, const void *src,
+int tly_blosc_encode_block(const struct tly_codec *c, const struct tly_block_plan *p, uint64_t j, const void *src,
                            void *out, const void **at, size_t *len)
 {
-    if (p->memcpyed || j >= p->nblocks)
+    if (p->stored || j >= p->nblocks)
         return tly_fail(TLY_EUSAGE, "blosc: no block %llu to compress", (unsigned long long)j);
     int rc = 0;
     TLY_STAGE(TLY_ENCODE)
@@ -174,7 +174,7 @@ int tly_blosc_encode_block(const struct tly_codec *c, const struct tly_blosc_pla
     return rc;
 }
 
-bool tly_blosc_frame_head(const struct tly_blosc_plan *p, const uint32_t *sizes, void *head)
+bool tly_blosc_frame_head(const struct tly_block_plan *p, const uint32_t *sizes, void *head)
 {
     uint8_t *h = head;
     uint64_t pos = TLY_BLOSC_HEADER + p->nblocks * sizeof(int32_t);
@@ -189,7 +189,7 @@ bool tly_blosc_frame_head(const struct tly_blosc_plan *p, const uint32_t *sizes,
     return pos <= p->n + TLY_BLOSC_HEADER;
 }
 
-void tly_blosc_memcpyed_head(const struct tly_blosc_plan *p, void *head)
+void tly_blosc_stored_head(const struct tly_block_plan *p, void *head)
 {
     uint8_t *h = head;
     memcpy(h, p->header, TLY_BLOSC_HEADER); /* the header's bytes, not payload */
@@ -197,3 +197,28 @@ void tly_blosc_memcpyed_head(const struct tly_blosc_plan *p, void *head)
     tly__put_le32(h + 4, (uint32_t)p->n);
     tly__put_le32(h + 12, (uint32_t)(p->n + TLY_BLOSC_HEADER));
 }
+
+/* c-blosc's temporaries are a function of its block size: a block's, not the settings'. */
+static size_t block_workspace(const struct tly_codec *c, uint64_t blocksize, size_t n, bool decode)
+{
+    struct tly_codec b = *c;
+    b.blosc.blocksize = (size_t)blocksize;
+    return tly_codec_workspace(&b, n, decode, false);
+}
+
+const struct tly__block_ops tly__blosc_blocks = {
+    .header = TLY_BLOSC_HEADER,
+    .pad = TLY_BLOSC_BLOCK_PAD,
+    .workspace = block_workspace,
+    .frame_open = tly_blosc_frame_open,
+    .table_bytes = tly_blosc_frame_table_bytes,
+    .block_size = tly_blosc_block_size,
+    .max_extent = tly_blosc_max_extent,
+    .frame_blocks = tly_blosc_frame_blocks,
+    .block_frame = tly_blosc_block_frame,
+    .plan = tly_blosc_plan,
+    .block_cap = tly_blosc_block_cap,
+    .encode_block = tly_blosc_encode_block,
+    .frame_head = tly_blosc_frame_head,
+    .stored_head = tly_blosc_stored_head,
+};

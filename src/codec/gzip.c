@@ -14,7 +14,8 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "codec/internal.h"
+#include "codec/ops.h"
+#include "codec/stream.h"
 #include "tally/error.h"
 #include "tally/mem.h"
 
@@ -39,7 +40,7 @@ static size_t zmin(size_t a, size_t b)
     return a < b ? a : b;
 }
 
-size_t tly__gzip_bound(const struct tly_codec *c, size_t n)
+static size_t bound(const struct tly_codec *c, size_t n)
 {
     /* compressBound: zlib's bound for any level with the default window and memLevel (stored blocks
      * included), for the zlib wrapper; a gzip wrapper is 12 bytes longer. */
@@ -48,9 +49,9 @@ size_t tly__gzip_bound(const struct tly_codec *c, size_t n)
     return (size_t)compressBound((uLong)n) + (c->id == TLY_CODEC_GZIP ? GZIP_EXTRA : 0);
 }
 
-size_t tly__gzip_workspace(const struct tly_codec *c, size_t n, bool decode)
+static size_t workspace(const struct tly_codec *c, size_t n, bool decode, bool windowed)
 {
-    (void)c, (void)n;
+    (void)c, (void)n, (void)windowed;
     /* zlib 1.2.13's inflate: its state (about 7 KiB) and the window it allocates on first output */
     if (decode)
         return 8192 + ((size_t)1 << WBITS);
@@ -60,14 +61,14 @@ size_t tly__gzip_workspace(const struct tly_codec *c, size_t n, bool decode)
            ((size_t)5 << (MEM_LEVEL + 6));
 }
 
-int tly__gzip_check(const struct tly_codec *c)
+static int check(const struct tly_codec *c)
 {
     if (c->gzip.level < -1 || c->gzip.level > 9)
         return tly_fail(TLY_EUSAGE, "%s: level %d is not -1..9", fmt(c->id), c->gzip.level);
     return 0;
 }
 
-int tly__gzip_set(struct tly_codec *c, const char *key, const char *val)
+static int set(struct tly_codec *c, const char *key, const char *val)
 {
     long long v;
     int rc;
@@ -79,8 +80,9 @@ int tly__gzip_set(struct tly_codec *c, const char *key, const char *val)
     return tly_fail(TLY_EUSAGE, "%s: unknown option '%s' (level)", fmt(c->id), key);
 }
 
-int tly__gzip_decoded_size(const struct tly_codec *c)
+static int decoded_size(const struct tly_codec *c, const void *src, size_t n, uint64_t *out)
 {
+    (void)src, (void)n, (void)out;
     if (c->id == TLY_CODEC_ZLIB)
         return tly_fail(TLY_EUNSUPPORTED, "zlib: a zlib stream records no decoded size");
     return tly_fail(TLY_EUNSUPPORTED, "gzip: the decoded size is recorded only mod 2^32, at the end of the stream");
@@ -161,7 +163,7 @@ static int deflate_piece(z_stream *z, struct zout *o, const unsigned char *in, s
 
 static int deflater_new(const struct tly_codec *c, z_stream *z)
 {
-    int rc = tly__gzip_check(c);
+    int rc = check(c);
     if (rc)
         return rc;
     *z = (z_stream){0};
@@ -181,7 +183,7 @@ static int deflate_all(const struct tly_codec *c, struct zout *o, const struct i
     return rc;
 }
 
-int tly__gzip_encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
+static int encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
 {
     struct iovec iov = {(void *)src, n};
     struct zout o = {.buf = dst, .cap = cap, .name = fmt(c->id)};
@@ -216,6 +218,7 @@ int tly_gzip_encode_stream(const struct tly_codec *c, const struct iovec *iov, i
 /* ---- inflate ---- */
 
 struct tly_gzip_dstream {
+    struct tly_dstream base; /* first: the registry's view of it */
     z_stream z;
     const char *name;
     bool gzip; /* members may follow one another */
@@ -368,7 +371,7 @@ int tly_gzip_dstream_close(struct tly_gzip_dstream *ds)
     return rc;
 }
 
-int tly__gzip_decode(const struct tly_codec *c, void *dst, size_t dst_n, const void *src, size_t n)
+static int decode(const struct tly_codec *c, void *dst, size_t dst_n, const void *src, size_t n)
 {
     struct tly_gzip_dstream *ds;
     int rc = tly_gzip_dstream_open(c, dst, dst_n, NULL, NULL, NULL, 0, &ds);
@@ -381,3 +384,44 @@ int tly__gzip_decode(const struct tly_codec *c, void *dst, size_t dst_n, const v
     }
     return tly_gzip_dstream_close(ds);
 }
+
+/* ---- the tables: gzip and zlib, one deflate ---- */
+
+static size_t stream_block(bool decode)
+{
+    (void)decode;
+    return TLY_GZIP_STREAM_BLOCK;
+}
+
+static int ds_open(const struct tly_codec *c, void *dst, size_t dst_n, tly_sink_fn sink, void *arg, void *out,
+                   size_t out_cap, struct tly_dstream **out_ds)
+{
+    struct tly_gzip_dstream *ds;
+    int rc = tly_gzip_dstream_open(c, dst, dst_n, sink, arg, out, out_cap, &ds);
+    if (rc == 0)
+        *out_ds = &ds->base;
+    return rc;
+}
+
+static int ds_feed(struct tly_dstream *ds, const void *in, size_t n)
+{
+    return tly_gzip_dstream_feed((struct tly_gzip_dstream *)ds, in, n);
+}
+
+static int ds_close(struct tly_dstream *ds)
+{
+    return tly_gzip_dstream_close((struct tly_gzip_dstream *)ds);
+}
+
+static void ds_abort(struct tly_dstream *ds)
+{
+    tly_gzip_dstream_abort((struct tly_gzip_dstream *)ds);
+}
+
+#define DEFLATE_OPS                                                                                                    \
+    .set = set, .bound = bound, .workspace = workspace, .encode = encode, .decode = decode,                            \
+    .decoded_size = decoded_size, .stream_block = stream_block, .encode_stream = tly_gzip_encode_stream,               \
+    .dstream_open = ds_open, .dstream_feed = ds_feed, .dstream_close = ds_close, .dstream_abort = ds_abort
+
+const struct tly__codec_ops tly__codec_gzip = {.name = "gzip", .id = TLY_CODEC_GZIP, DEFLATE_OPS};
+const struct tly__codec_ops tly__codec_zlib = {.name = "zlib", .id = TLY_CODEC_ZLIB, DEFLATE_OPS};

@@ -1,7 +1,8 @@
 /*
- * The codec registry: names, defaults, the command-line spec, and dispatch to none.c, blosc.c,
- * zstd.c and gzip.c (gzip and zlib). Dispatch is where the stage is set, so every codec's work (and
- * its library's allocations) lands in encode or decode.
+ * The codec registry: the list of codecs' tables (codec/ops.h), looked up by name and by id, and the
+ * calls every codec shares. Dispatch is where the stage is set, so every codec's work (and its
+ * library's allocations) lands in encode or decode, and where the arguments all codecs share are
+ * checked. Adding a codec is its file and its line in CODECS below.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -10,20 +11,62 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec/internal.h"
+#include "codec/blocks.h"
+#include "codec/ops.h"
 #include "tally/error.h"
 #include "tally/mem.h"
 
-static const char *const names[] = {
-    [TLY_CODEC_NONE] = "none", [TLY_CODEC_BLOSC] = "blosc", [TLY_CODEC_ZSTD] = "zstd",
-    [TLY_CODEC_GZIP] = "gzip", [TLY_CODEC_ZLIB] = "zlib",
-};
+/* Every codec: X(name) for the table tly__codec_<name> (whose name field is the same word), in the
+ * order tly_codec_names() lists them; TEST(name) for a codec the tests use, which tly_codec_parse()
+ * knows but tly_codec_names() does not list (no Zarr reader has it). */
+#define CODECS(X, TEST)                                                                                                \
+    X(none)                                                                                                            \
+    X(blosc)                                                                                                           \
+    X(zstd)                                                                                                            \
+    X(gzip)                                                                                                            \
+    X(zlib)                                                                                                            \
+    TEST(copy)                                                                                                         \
+    /* (the list ends here: a codec added above is a line of its own) */
 
-#define NCODECS ((int)(sizeof names / sizeof names[0]))
+#define DECLARE(name) extern const struct tly__codec_ops tly__codec_##name;
+CODECS(DECLARE, DECLARE)
+#define ENTRY(name) &tly__codec_##name,
+static const struct tly__codec_ops *const codecs[] = {CODECS(ENTRY, ENTRY)};
+#define NCODECS ((int)(sizeof codecs / sizeof codecs[0]))
+
+const struct tly__codec_ops *tly__codec_by_id(enum tly_codec_id id)
+{
+    for (int i = 0; i < NCODECS; i++)
+        if (codecs[i]->id == id)
+            return codecs[i];
+    return NULL;
+}
+
+const struct tly__codec_ops *tly__codec_by_name(const char *name, size_t len)
+{
+    for (int i = 0; i < NCODECS; i++)
+        if (strlen(codecs[i]->name) == len && strncmp(name, codecs[i]->name, len) == 0)
+            return codecs[i];
+    return NULL;
+}
+
+const char *const *tly_codec_names(void)
+{
+    /* a codec's name is its table's suffix (test_codec_table checks the two agree) */
+#define NAME(name) #name,
+#define UNLISTED(name)
+    static const char *const names[] = {CODECS(NAME, UNLISTED) NULL};
+    return names;
+}
 
 static int bad_id(const struct tly_codec *c)
 {
     return tly_fail(TLY_EUSAGE, "codec: unknown codec id %d", (int)c->id);
+}
+
+static const struct tly__codec_ops *ops_of(const struct tly_codec *c)
+{
+    return c ? tly__codec_by_id(c->id) : NULL;
 }
 
 void tly_codec_defaults(struct tly_codec *c, enum tly_codec_id id)
@@ -39,7 +82,8 @@ void tly_codec_defaults(struct tly_codec *c, enum tly_codec_id id)
 
 const char *tly_codec_name(enum tly_codec_id id)
 {
-    return (int)id >= 0 && (int)id < NCODECS ? names[id] : "?";
+    const struct tly__codec_ops *ops = tly__codec_by_id(id);
+    return ops ? ops->name : "?";
 }
 
 int tly__codec_int(const char *codec, const char *key, const char *val, long long lo, long long hi, long long *out)
@@ -79,17 +123,10 @@ int tly__stream_args(const char *codec, const struct iovec *iov, int niov, uint6
 
 static int set_option(struct tly_codec *c, const char *key, const char *val)
 {
-    switch (c->id) {
-    case TLY_CODEC_BLOSC:
-        return tly__blosc_set(c, key, val);
-    case TLY_CODEC_ZSTD:
-        return tly__zstd_set(c, key, val);
-    case TLY_CODEC_GZIP:
-    case TLY_CODEC_ZLIB:
-        return tly__gzip_set(c, key, val);
-    default:
-        return tly_fail(TLY_EUSAGE, "%s: takes no options (got '%s')", tly_codec_name(c->id), key);
-    }
+    const struct tly__codec_ops *ops = ops_of(c);
+    if (ops && ops->set)
+        return ops->set(c, key, val);
+    return tly_fail(TLY_EUSAGE, "%s: takes no options (got '%s')", tly_codec_name(c->id), key);
 }
 
 /* "k=v,k=v" into @p c. */
@@ -116,81 +153,50 @@ static int parse_options(struct tly_codec *c, const char *opts)
     }
 }
 
+/* "none, blosc, zstd, gzip, zlib", for the message that names them. */
+static void list_names(char *buf, size_t cap)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (const char *const *n = tly_codec_names(); *n && at < cap; n++)
+        at += (size_t)snprintf(buf + at, cap - at, "%s%s", at ? ", " : "", *n);
+}
+
 int tly_codec_parse(const char *spec, struct tly_codec *out)
 {
     if (spec == NULL)
         return tly_fail(TLY_EUSAGE, "codec: no codec spec given");
     const char *colon = strchr(spec, ':');
     size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
-    for (int id = 0; id < NCODECS; id++) {
-        if (strlen(names[id]) != len || strncmp(spec, names[id], len) != 0)
-            continue;
-        struct tly_codec c;
-        tly_codec_defaults(&c, (enum tly_codec_id)id);
-        int rc = colon ? parse_options(&c, colon + 1) : 0;
-        if (rc == 0)
-            *out = c; /* @p out is left as it was on an error */
-        return rc;
+    const struct tly__codec_ops *ops = tly__codec_by_name(spec, len);
+    if (ops == NULL) {
+        char names[256];
+        list_names(names, sizeof names);
+        return tly_fail(TLY_EUSAGE, "codec '%.*s' is unknown (%s)", (int)len, spec, names);
     }
-    return tly_fail(TLY_EUSAGE, "codec '%.*s' is unknown (none, blosc, zstd, gzip, zlib)", (int)len, spec);
+    struct tly_codec c;
+    tly_codec_defaults(&c, ops->id);
+    int rc = colon ? parse_options(&c, colon + 1) : 0;
+    if (rc == 0)
+        *out = c; /* @p out is left as it was on an error */
+    return rc;
 }
 
 size_t tly_codec_bound(const struct tly_codec *c, size_t n)
 {
-    if (c == NULL)
-        return SIZE_MAX;
-    switch (c->id) {
-    case TLY_CODEC_NONE:
-        return tly__none_bound(n);
-    case TLY_CODEC_BLOSC:
-        return tly__blosc_bound(n);
-    case TLY_CODEC_ZSTD:
-        return tly__zstd_bound(n);
-    case TLY_CODEC_GZIP:
-    case TLY_CODEC_ZLIB:
-        return tly__gzip_bound(c, n);
-    default:
-        return SIZE_MAX;
-    }
+    const struct tly__codec_ops *ops = ops_of(c);
+    return ops ? ops->bound(c, n) : SIZE_MAX;
 }
 
 size_t tly_codec_workspace(const struct tly_codec *c, size_t n, bool decode, bool windowed)
 {
-    size_t asked;
-    switch (c ? c->id : TLY_CODEC_NONE) {
-    case TLY_CODEC_BLOSC:
-        asked = tly__blosc_workspace(c, n, decode);
-        break;
-    case TLY_CODEC_ZSTD:
-        asked = tly__zstd_workspace(c, n, decode, windowed);
-        break;
-    case TLY_CODEC_GZIP:
-    case TLY_CODEC_ZLIB:
-        asked = tly__gzip_workspace(c, n, decode);
-        break;
-    default:
+    const struct tly__codec_ops *ops = ops_of(c);
+    if (ops == NULL || ops->workspace == NULL)
         return 0;
-    }
+    size_t asked = ops->workspace(c, n, decode, windowed);
     /* the libraries' estimates are requested bytes; jemalloc's size classes round each block up by
      * at most a quarter, and the budget counts what is really taken */
     return asked + asked / 4 + 16384;
-}
-
-static int encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
-{
-    switch (c->id) {
-    case TLY_CODEC_NONE:
-        return tly__none_encode(dst, cap, src, n, out_n);
-    case TLY_CODEC_BLOSC:
-        return tly__blosc_encode(c, dst, cap, src, n, out_n);
-    case TLY_CODEC_ZSTD:
-        return tly__zstd_encode(c, dst, cap, src, n, out_n);
-    case TLY_CODEC_GZIP:
-    case TLY_CODEC_ZLIB:
-        return tly__gzip_encode(c, dst, cap, src, n, out_n);
-    default:
-        return bad_id(c);
-    }
 }
 
 int tly_codec_encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
@@ -198,39 +204,28 @@ int tly_codec_encode(const struct tly_codec *c, void *dst, size_t cap, const voi
     if (c == NULL || out_n == NULL || (n > 0 && src == NULL) || (cap > 0 && dst == NULL))
         return tly_fail(TLY_EUSAGE, "codec: encode: missing codec, buffer or size pointer");
     *out_n = 0;
+    const struct tly__codec_ops *ops = ops_of(c);
+    if (ops == NULL)
+        return bad_id(c);
     int rc = TLY_EINTERNAL; /* set by the stage's body, which always runs once */
     TLY_STAGE(TLY_ENCODE)
     {
-        rc = encode(c, dst, cap, src, n, out_n);
+        rc = ops->encode(c, dst, cap, src, n, out_n);
     }
     return rc;
-}
-
-static int decode(const struct tly_codec *c, void *dst, size_t dst_n, const void *src, size_t n)
-{
-    switch (c->id) {
-    case TLY_CODEC_NONE:
-        return tly__none_decode(dst, dst_n, src, n);
-    case TLY_CODEC_BLOSC:
-        return tly__blosc_decode(c->threads, dst, dst_n, src, n);
-    case TLY_CODEC_ZSTD:
-        return tly__zstd_decode(dst, dst_n, src, n);
-    case TLY_CODEC_GZIP:
-    case TLY_CODEC_ZLIB:
-        return tly__gzip_decode(c, dst, dst_n, src, n);
-    default:
-        return bad_id(c);
-    }
 }
 
 int tly_codec_decode(const struct tly_codec *c, void *dst, size_t dst_n, const void *src, size_t n)
 {
     if (c == NULL || (n > 0 && src == NULL) || (dst_n > 0 && dst == NULL))
         return tly_fail(TLY_EUSAGE, "codec: decode: missing codec or buffer");
+    const struct tly__codec_ops *ops = ops_of(c);
+    if (ops == NULL)
+        return bad_id(c);
     int rc = TLY_EINTERNAL; /* set by the stage's body, which always runs once */
     TLY_STAGE(TLY_DECODE)
     {
-        rc = decode(c, dst, dst_n, src, n);
+        rc = ops->decode(c, dst, dst_n, src, n);
     }
     return rc;
 }
@@ -239,17 +234,86 @@ int tly_codec_decoded_size(const struct tly_codec *c, const void *src, size_t n,
 {
     if (c == NULL || out == NULL || (n > 0 && src == NULL))
         return tly_fail(TLY_EUSAGE, "codec: decoded size: missing codec, buffer or result pointer");
-    switch (c->id) {
-    case TLY_CODEC_NONE:
-        return tly_fail(TLY_EUNSUPPORTED, "none: an unencoded chunk records no decoded size");
-    case TLY_CODEC_BLOSC:
-        return tly__blosc_decoded_size(src, n, out);
-    case TLY_CODEC_ZSTD:
-        return tly__zstd_decoded_size(src, n, out);
-    case TLY_CODEC_GZIP:
-    case TLY_CODEC_ZLIB:
-        return tly__gzip_decoded_size(c);
-    default:
+    const struct tly__codec_ops *ops = ops_of(c);
+    if (ops == NULL)
         return bad_id(c);
-    }
+    if (ops->decoded_size == NULL)
+        return tly_fail(TLY_EUNSUPPORTED, "%s: the chunk records no decoded size", ops->name);
+    return ops->decoded_size(c, src, n, out);
+}
+
+/* ---- capabilities ---- */
+
+bool tly_codec_stores_raw(const struct tly_codec *c)
+{
+    const struct tly__codec_ops *ops = ops_of(c);
+    return ops && ops->raw;
+}
+
+bool tly_codec_streams(const struct tly_codec *c)
+{
+    const struct tly__codec_ops *ops = ops_of(c);
+    return ops && ops->encode_stream;
+}
+
+size_t tly_codec_stream_block(const struct tly_codec *c, bool decode)
+{
+    return tly_codec_streams(c) ? ops_of(c)->stream_block(decode) : 0;
+}
+
+bool tly_codec_has_blocks(const struct tly_codec *c)
+{
+    return tly__codec_blocks(c) != NULL;
+}
+
+const struct tly__block_ops *tly__codec_blocks(const struct tly_codec *c)
+{
+    const struct tly__codec_ops *ops = ops_of(c);
+    return ops ? ops->blocks : NULL;
+}
+
+/* ---- streaming ---- */
+
+static const struct tly__codec_ops *streaming(const struct tly_codec *c, const char *what)
+{
+    const struct tly__codec_ops *ops = ops_of(c);
+    if (ops && ops->encode_stream)
+        return ops;
+    tly_fail(TLY_EUSAGE, "%s: stream %s needs a codec that streams", ops ? ops->name : "codec", what);
+    return NULL;
+}
+
+int tly_codec_encode_stream(const struct tly_codec *c, const struct iovec *iov, int niov, uint64_t total, void *out,
+                            size_t out_cap, tly_sink_fn sink, void *arg)
+{
+    const struct tly__codec_ops *ops = streaming(c, "encoding");
+    return ops ? ops->encode_stream(c, iov, niov, total, out, out_cap, sink, arg) : TLY_EUSAGE;
+}
+
+int tly_dstream_open(const struct tly_codec *c, void *dst, size_t dst_n, tly_sink_fn sink, void *arg, void *out,
+                     size_t out_cap, struct tly_dstream **out_ds)
+{
+    const struct tly__codec_ops *ops = streaming(c, "decoding");
+    if (ops == NULL)
+        return TLY_EUSAGE;
+    int rc = ops->dstream_open(c, dst, dst_n, sink, arg, out, out_cap, out_ds);
+    if (rc == 0)
+        (*out_ds)->ops = ops;
+    return rc;
+}
+
+int tly_dstream_feed(struct tly_dstream *ds, const void *in, size_t n)
+{
+    return ds->ops->dstream_feed(ds, in, n);
+}
+
+int tly_dstream_close(struct tly_dstream *ds)
+{
+    return ds ? ds->ops->dstream_close(ds) : 0;
+}
+
+void tly_dstream_abort(struct tly_dstream *ds)
+{
+    if (ds)
+        ds->ops->dstream_abort(ds);
 }

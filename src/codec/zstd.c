@@ -14,19 +14,21 @@
 #define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
-#include "codec/internal.h"
+#include "codec/ops.h"
+#include "codec/stream.h"
 #include "tally/error.h"
 #include "tally/mem.h"
 
-size_t tly__zstd_bound(size_t n)
+static size_t bound(const struct tly_codec *c, size_t n)
 {
+    (void)c;
     size_t b = ZSTD_compressBound(n);
     return ZSTD_isError(b) ? SIZE_MAX : b;
 }
 
 #define WINDOW_MAX ((size_t)8 << 20) /* level 19's window; levels 20-22 (--ultra) go beyond */
 
-size_t tly__zstd_workspace(const struct tly_codec *c, size_t n, bool decode, bool windowed)
+static size_t workspace(const struct tly_codec *c, size_t n, bool decode, bool windowed)
 {
     if (!decode)
         return ZSTD_estimateCStreamSize_usingCParams(ZSTD_getCParams(c->zstd.level, n, 0));
@@ -35,7 +37,7 @@ size_t tly__zstd_workspace(const struct tly_codec *c, size_t n, bool decode, boo
     return ZSTD_estimateDStreamSize(n < WINDOW_MAX ? n : WINDOW_MAX);
 }
 
-int tly__zstd_check(const struct tly_codec *c)
+static int check(const struct tly_codec *c)
 {
     if (c->zstd.level < ZSTD_minCLevel() || c->zstd.level > ZSTD_maxCLevel())
         return tly_fail(TLY_EUSAGE, "zstd: level %d is not %d..%d", c->zstd.level, ZSTD_minCLevel(), ZSTD_maxCLevel());
@@ -44,7 +46,7 @@ int tly__zstd_check(const struct tly_codec *c)
     return 0;
 }
 
-int tly__zstd_set(struct tly_codec *c, const char *key, const char *val)
+static int set(struct tly_codec *c, const char *key, const char *val)
 {
     long long v;
     int rc;
@@ -69,7 +71,7 @@ static int zerr(const char *what, size_t r)
 /* A compression context with @p c's settings. */
 static int cctx_new(const struct tly_codec *c, ZSTD_CCtx **out)
 {
-    int rc = tly__zstd_check(c);
+    int rc = check(c);
     if (rc)
         return rc;
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
@@ -87,7 +89,7 @@ static int cctx_new(const struct tly_codec *c, ZSTD_CCtx **out)
     return 0;
 }
 
-int tly__zstd_encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
+static int encode(const struct tly_codec *c, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
 {
     ZSTD_CCtx *cctx;
     int rc = cctx_new(c, &cctx);
@@ -132,8 +134,9 @@ static int content_size(const void *src, size_t n, uint64_t *out)
     return 0;
 }
 
-int tly__zstd_decode(void *dst, size_t dst_n, const void *src, size_t n)
+static int decode(const struct tly_codec *c, void *dst, size_t dst_n, const void *src, size_t n)
 {
+    (void)c;
     uint64_t size = 0;
     int rc = content_size(src, n, &size);
     if (rc)
@@ -152,8 +155,9 @@ int tly__zstd_decode(void *dst, size_t dst_n, const void *src, size_t n)
     return 0;
 }
 
-int tly__zstd_decoded_size(const void *src, size_t n, uint64_t *out)
+static int decoded_size(const struct tly_codec *c, const void *src, size_t n, uint64_t *out)
 {
+    (void)c;
     return content_size(src, n, out);
 }
 
@@ -243,6 +247,7 @@ int tly_zstd_encode_stream(const struct tly_codec *c, const struct iovec *iov, i
 /* ---- streaming decode ---- */
 
 struct tly_zstd_dstream {
+    struct tly_dstream base; /* first: the registry's view of it */
     ZSTD_DCtx *dctx;
     ZSTD_outBuffer z; /* the destination, or the caller's block buffer */
     tly_sink_fn sink; /* NULL: decoding straight into the destination */
@@ -372,3 +377,52 @@ int tly_zstd_dstream_close(struct tly_zstd_dstream *ds)
     tly_zstd_dstream_abort(ds);
     return rc;
 }
+
+/* ---- the table ---- */
+
+static size_t stream_block(bool decode)
+{
+    return decode ? ZSTD_DStreamOutSize() : ZSTD_CStreamOutSize();
+}
+
+static int ds_open(const struct tly_codec *c, void *dst, size_t dst_n, tly_sink_fn sink, void *arg, void *out,
+                   size_t out_cap, struct tly_dstream **out_ds)
+{
+    struct tly_zstd_dstream *ds;
+    int rc = tly_zstd_dstream_open(c, dst, dst_n, sink, arg, out, out_cap, &ds);
+    if (rc == 0)
+        *out_ds = &ds->base;
+    return rc;
+}
+
+static int ds_feed(struct tly_dstream *ds, const void *in, size_t n)
+{
+    return tly_zstd_dstream_feed((struct tly_zstd_dstream *)ds, in, n);
+}
+
+static int ds_close(struct tly_dstream *ds)
+{
+    return tly_zstd_dstream_close((struct tly_zstd_dstream *)ds);
+}
+
+static void ds_abort(struct tly_dstream *ds)
+{
+    tly_zstd_dstream_abort((struct tly_zstd_dstream *)ds);
+}
+
+const struct tly__codec_ops tly__codec_zstd = {
+    .name = "zstd",
+    .id = TLY_CODEC_ZSTD,
+    .set = set,
+    .bound = bound,
+    .workspace = workspace,
+    .encode = encode,
+    .decode = decode,
+    .decoded_size = decoded_size,
+    .stream_block = stream_block,
+    .encode_stream = tly_zstd_encode_stream,
+    .dstream_open = ds_open,
+    .dstream_feed = ds_feed,
+    .dstream_close = ds_close,
+    .dstream_abort = ds_abort,
+};

@@ -1,4 +1,16 @@
-/* Internal to src/engine. */
+/*
+ * Internal to src/engine. Its files by concern, each standing only on those listed before it (no file
+ * circles):
+ *
+ *   workers.c     the thread pool (the one place that starts threads)
+ *   op.c          an operation: options, region, chunk range, pool, counters (tly__op_*)
+ *   gate.c        the codec gate: every codec call of an operation (tly__encode, tly__decode, ...)
+ *   runs.c        the runs layer: fill, copy, segments, reads of runs and split reads
+ *   read_blocks.c, write_blocks.c   chunks of a codec with block frames, block by block
+ *   read.c, write.c                 regions of an array, a path per chunk by what its codec can do
+ *   shard.c, shard_read.c, shard_write.c   Zarr v3 sharding
+ *   array.c       arrays: create, open, commit, close
+ */
 #ifndef TLY__ENGINE_INTERNAL_H
 #define TLY__ENGINE_INTERNAL_H
 
@@ -61,7 +73,7 @@ struct tly__op {
 typedef int (*tly__task_fn)(void *ctx, uint64_t i);
 int tly__run_tasks(int threads, uint64_t n, tly__task_fn fn, void *ctx);
 
-/* Begin an operation: check region @p r of @p a, note where the store's traffic stands
+/* op.c: begin an operation: check region @p r of @p a, note where the store's traffic stands
  * (tly_store_traffic), make its pool, plan its chunk range (grid @p g) into @p op; and finish it: its
  * counters, its pool's and the store's traffic since it began (store_bytes_read/written) to @p stats
  * when not NULL, the pool destroyed. A read adds needed_bytes itself. */
@@ -71,8 +83,8 @@ void tly__op_end(struct tly__op *op, struct tly_io_stats *stats);
 /* Threads each of @p chunks chunks may use: with fewer chunks than threads, the idle ones' share. */
 int tly__share(int threads, uint64_t chunks);
 
-/* shard.c: Zarr v3 sharding. Set up the array's inner grid and index size (at open and create); read
- * and write regions of a sharded array. */
+/* Zarr v3 sharding: the array's inner grid and index size set up at open and create (shard.c); regions
+ * of a sharded array read (shard_read.c) and written (shard_write.c). */
 int tly__shard_setup(struct tly_array *a);
 int tly__shard_read(struct tly_array *a, void *buf, const struct tly_region *r, struct tly_io_stats *stats);
 int tly__shard_write(struct tly_array *a, const void *buf, const struct tly_region *r, struct tly_io_stats *stats);
@@ -87,33 +99,32 @@ int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region
  * io_concurrency transfers in flight (codec work is then limited to `threads` by tly__codec_*). */
 int tly__workers(const struct tly_array *a);
 
-/* The array's codec for one chunk of @p op, behind the codec gate: at most `threads` workers run
- * codec work at once (a remote store runs more workers than cores to keep transfers in flight).
+/* gate.c: the array's codec for one chunk of @p op, behind the codec gate: at most `threads` workers
+ * run codec work at once (a remote store runs more workers than cores to keep transfers in flight).
  * A decode may use op->codec_threads threads inside the chunk. */
 /* The array's codec as @p op runs it: decodes on op->codec_threads threads. */
 struct tly_codec tly__op_codec(const struct tly__op *op);
 int tly__encode(struct tly__op *op, void *dst, size_t cap, const void *src, size_t n, size_t *out_n);
 int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, size_t n);
-/* Block @p j of a blosc frame written block by block (tly_blosc_encode_block), as tly__encode does a chunk. */
-int tly__encode_block(struct tly__op *op, const struct tly_blosc_plan *p, uint64_t j, const void *src, void *out,
+/* Block @p j of a frame written block by block (the block entries' encode_block), as tly__encode does a chunk. */
+struct tly_block_plan;
+int tly__encode_block(struct tly__op *op, const struct tly_block_plan *p, uint64_t j, const void *src, void *out,
                       const void **at, size_t *len);
-/* read.c: a chunk's streamed decoder (zstd, gzip or zlib), fed its next @p n encoded bytes. */
-struct tly__dstream;
-int tly__dstream_feed(struct tly__dstream *ds, const void *in, size_t n);
-/* tly__dstream_feed as codec work of @p op (behind the codec gate, traced as a decode). */
-int tly__feed(struct tly__op *op, struct tly__dstream *ds, const void *in, size_t n);
+/* tly_dstream_feed as codec work of @p op (behind the codec gate, traced as a decode). */
+struct tly_dstream;
+int tly__feed(struct tly__op *op, struct tly_dstream *ds, const void *in, size_t n);
 
-/* tly_store_readv for one chunk of @p op: a large read is split into op->read_ways ranges of at
+/* runs.c: tly_store_readv for one chunk of @p op: a large read is split into op->read_ways ranges of at
  * least TLY__RANGE_MIN bytes read at once (parallel range GETs on S3, parallel preads locally),
  * each straight into its part of @p iov. */
 #define TLY__RANGE_MIN ((uint64_t)8 << 20)
 int tly__readv(struct tly__op *op, const char *key, uint64_t offset, const struct iovec *iov, int niov);
 
-/* read.c: the runs of @p rs, stored as they are from byte @p base of object @p key, read straight
+/* runs.c: the runs of @p rs, stored as they are from byte @p base of object @p key, read straight
  * into the output @p out (preadv / range GETs of stretches of adjacent runs). */
 int tly__read_runs(struct tly__op *op, const char *key, uint64_t base, const struct tly_runs *rs, char *out);
 
-/* read_blosc.c: the lanes of an operation's blosc reads (a lane reads a group of blocks, then
+/* read_blocks.c: the lanes of an operation's block-by-block reads (a lane reads a group of blocks, then
  * decodes them), at most `free` at once over all its chunks. */
 struct tly__lanes {
     pthread_mutex_t mu;
@@ -123,23 +134,22 @@ struct tly__lanes {
 void tly__lanes_init(struct tly__lanes *l, int n);
 void tly__lanes_destroy(struct tly__lanes *l);
 
-/* Read a blosc chunk of @p size stored bytes, block by block, into the output @p out (its ticket
- * taken here, once the header says what the chunk holds). */
-int tly__read_blosc(struct tly__op *op, struct tly__lanes *lanes, const char *key, const struct tly_runs *rs,
-                    uint64_t size, char *out);
+/* Read a chunk of @p size stored bytes of a codec with block frames (tly__codec_blocks), block by
+ * block, into the output @p out (its ticket taken here, once the header says what the chunk holds). */
+int tly__read_blocks(struct tly__op *op, struct tly__lanes *lanes, const char *key, const struct tly_runs *rs,
+                     uint64_t size, char *out);
 
-/* write_blosc.c: write a blosc chunk block by block, as planned by @p p (tly_blosc_plan), from its
+/* write_blocks.c: write a chunk block by block, as planned by @p p (the block entries' plan), from its
  * pieces @p iov (in chunk order; @p pad marks fill-value pieces) under @p key of a store that can
  * patch what it wrote; the stored size into @p stored. */
-struct tly_blosc_plan;
-int tly__put_blosc(struct tly__op *op, const struct tly_blosc_plan *p, const char *key, const struct iovec *iov,
-                   const bool *pad, int niov, uint64_t *stored);
+int tly__put_blocks(struct tly__op *op, const struct tly_block_plan *p, const char *key, const struct iovec *iov,
+                    const bool *pad, int niov, uint64_t *stored);
 
-/* The most bytes tly__put_blosc() holds for one chunk (its ticket's share): the table, a block's
- * output, c-blosc's temporaries and, when the chunk is not one piece, two blocks of input. */
-uint64_t tly__blosc_write_bytes(const struct tly_array *a, const struct tly_blosc_plan *p, bool contiguous);
+/* The most bytes tly__put_blocks() holds for one chunk (its ticket's share): the table, a block's
+ * output, the codec's temporaries and, when the chunk is not one piece, two blocks of input. */
+uint64_t tly__blocks_write_bytes(const struct tly_array *a, const struct tly_block_plan *p, bool contiguous);
 
-/* write.c: a chunk's content as pieces of memory, in chunk order; `pad` marks fill-value pieces
+/* runs.c: a chunk's content as pieces of memory, in chunk order; `pad` marks fill-value pieces
  * (the array's fill pattern: stable memory). */
 struct tly__segs {
     struct iovec *iov;
@@ -157,13 +167,13 @@ void tly__segs_free(struct tly__segs *s);
  * of memory. */
 const void *tly__segs_contiguous(const struct tly_array *a, const struct tly__segs *s, uint64_t n, void **gathered);
 
-/* 0, or TLY_EUSAGE when @p r does not fit the array. */
+/* op.c: 0, or TLY_EUSAGE when @p r does not fit the array. */
 int tly__check_region(const struct tly_array *a, const struct tly_region *r);
 
 /* The i-th chunk (row-major over [lo, hi)) of a region's chunk range, into idx. */
 void tly__chunk_at(int rank, const uint64_t *lo, const uint64_t *hi, uint64_t i, uint64_t *idx);
 
-/* Fill @p n bytes at @p dst with the array's fill value (the pattern repeated). Not a copy. */
+/* runs.c: fill @p n bytes at @p dst with the array's fill value (the pattern repeated). Not a copy. */
 void tly__fill(const struct tly_array *a, void *dst, size_t n);
 
 /* Fill the runs of @p rs in @p buf (the output region) with the fill value. */

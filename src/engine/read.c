@@ -2,19 +2,24 @@
  * Reading a region: for each chunk it touches,
  *
  *   missing   the fill value written into the output's runs
- *   none      preadv straight into the output's runs (runs adjacent in the chunk share a call)
- *   zstd,     the encoded chunk streamed into the decoder as it arrives (local: 1 MiB blocks; S3:
- *   gzip,     the HTTP body's pieces, decoded on the S3 client's loop thread), straight into the
- *   zlib      output when the chunk lies contiguously there, else through a small window, scattered
- *   blosc     block by block (read_blosc.c): the header and offset table, then groups of blocks
- *             read into a small slot and each decoded as it arrives, straight into the output when
- *             the chunk lies contiguously there, else through a block buffer scattered to the runs;
- *             a memcpyed frame is read straight into the output's runs
+ *   raw       (none) preadv straight into the output's runs (runs adjacent in the chunk share a call)
+ *   streams   (zstd, gzip, zlib) the encoded chunk streamed into the decoder as it arrives (local:
+ *             1 MiB blocks; S3: the HTTP body's pieces, decoded on the S3 client's loop thread),
+ *             straight into the output when the chunk lies contiguously there, else through a small
+ *             window, scattered
+ *   blocks    (blosc) block by block (read_blocks.c): the header and offset table, then groups of
+ *             blocks read into a small slot and each decoded as it arrives, straight into the output
+ *             when the chunk lies contiguously there, else through a block buffer scattered to the
+ *             runs; a stored frame is read straight into the output's runs
+ *   whole     (any other codec) the encoded chunk read whole into a pool buffer and decoded straight
+ *             into the output when the chunk lies contiguously there, else into a chunk buffer
+ *             scattered to the runs
+ *
+ * The path is chosen by what the codec can do (tally/codec.h), never by which codec it is.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zstd.h>
 
 #include "tally/error.h"
 #include "engine/internal.h"
@@ -25,36 +30,8 @@
 struct rctx {
     struct tly__op op; /* first: tly__op_run() fills it */
     char *buf;
-    struct tly__lanes lanes; /* blosc's lanes over all the operation's chunks */
+    struct tly__lanes lanes; /* block-by-block reads' lanes over all the operation's chunks */
 };
-
-#define READ_BATCH 1024
-
-/* Uncompressed: read the runs straight into the output, one call per stretch of adjacent runs. */
-int tly__read_runs(struct tly__op *op, const char *key, uint64_t base, const struct tly_runs *rs, char *out)
-{
-    struct iovec iov[READ_BATCH];
-    struct tly_runs_iter it;
-    uint64_t co, bo, start = 0, next = 0;
-    int n = 0, err = 0;
-    tly_runs_iter_init(&it, rs);
-    while (!err && tly_runs_next(&it, &co, &bo)) {
-        if (n > 0 && (co != next || n == READ_BATCH)) {
-            err = tly__readv(op, key, base + start, iov, n);
-            n = 0;
-        }
-        if (n == 0)
-            start = co;
-        if (n > 0 && (char *)iov[n - 1].iov_base + iov[n - 1].iov_len == out + bo)
-            iov[n - 1].iov_len += rs->run_bytes; /* adjacent in the output too: one piece */
-        else
-            iov[n++] = (struct iovec){out + bo, rs->run_bytes};
-        next = co + rs->run_bytes;
-    }
-    if (!err && n > 0)
-        err = tly__readv(op, key, base + start, iov, n);
-    return err;
-}
 
 /* Output of a streamed decode, scattered to the runs as it comes (the chunk is strided there). */
 struct scatter {
@@ -110,55 +87,24 @@ static size_t stream_in_cap(const struct tly__op *op, uint64_t size)
     return size < block ? (size_t)size : block;
 }
 
-static bool streamed(enum tly_codec_id id)
-{
-    return id == TLY_CODEC_ZSTD || id == TLY_CODEC_GZIP || id == TLY_CODEC_ZLIB;
-}
-
-/* The window a streamed decode of a strided chunk goes through before it is scattered. */
-static size_t stream_window(enum tly_codec_id id)
-{
-    return id == TLY_CODEC_ZSTD ? ZSTD_DStreamOutSize() : TLY_GZIP_STREAM_BLOCK;
-}
-
-/* A streamed decoder: zstd's or zlib's (gzip, zlib), which have the same shape. */
-struct tly__dstream {
-    struct tly_zstd_dstream *zstd;
-    struct tly_gzip_dstream *gzip;
-};
-
-static int dstream_open(const struct tly_codec *c, void *dst, size_t dst_n, tly_sink_fn sink, void *arg, void *out,
-                        size_t out_cap, struct tly__dstream *ds)
-{
-    if (c->id == TLY_CODEC_ZSTD)
-        return tly_zstd_dstream_open(c, dst, dst_n, sink, arg, out, out_cap, &ds->zstd);
-    return tly_gzip_dstream_open(c, dst, dst_n, sink, arg, out, out_cap, &ds->gzip);
-}
-
-int tly__dstream_feed(struct tly__dstream *ds, const void *in, size_t n)
-{
-    return ds->zstd ? tly_zstd_dstream_feed(ds->zstd, in, n) : tly_gzip_dstream_feed(ds->gzip, in, n);
-}
-
 /* Close (verdict) or, after a failure whose reason must stand, abort. */
-static int dstream_end(struct tly__dstream *ds, bool failed)
+static int dstream_end(struct tly_dstream *ds, bool failed)
 {
     if (failed) {
-        tly_zstd_dstream_abort(ds->zstd);
-        tly_gzip_dstream_abort(ds->gzip);
+        tly_dstream_abort(ds);
         return 0;
     }
-    return ds->zstd ? tly_zstd_dstream_close(ds->zstd) : tly_gzip_dstream_close(ds->gzip);
+    return tly_dstream_close(ds);
 }
 
 static int feed_sink(void *arg, const void *data, size_t n)
 {
-    return tly__dstream_feed(arg, data, n);
+    return tly_dstream_feed(arg, data, n);
 }
 
 /* Remote, in blocks: GET each range of the encoded chunk into @p in, then decode it here. */
 static int fetch_and_feed(struct tly__op *op, const char *key, uint64_t size, void *in, size_t in_cap,
-                          struct tly__dstream *ds)
+                          struct tly_dstream *ds)
 {
     int err = 0;
     for (uint64_t off = 0; !err && off < size; off += in_cap) {
@@ -174,7 +120,7 @@ static int fetch_and_feed(struct tly__op *op, const char *key, uint64_t size, vo
 }
 
 /*
- * zstd, gzip, zlib: the encoded chunk streams from the store into the decoder (see stream_in_cap),
+ * A codec that streams: the encoded chunk streams from the store into the decoder (see stream_in_cap),
  * decoded straight into the output when the chunk is contiguous there, else through a small window
  * scattered to the runs. The encoded chunk is held whole only when it fits in one block.
  */
@@ -183,10 +129,10 @@ static int read_stream(struct tly__op *op, const char *key, const struct tly_run
     struct tly_array *a = op->a;
     const struct tly_codec *c = &a->meta.codec;
     size_t in_cap = stream_in_cap(op, size);
-    size_t win_cap = tly_runs_contiguous(rs) ? 0 : stream_window(c->id);
+    size_t win_cap = tly_runs_contiguous(rs) ? 0 : tly_codec_stream_block(c, true);
     void *in, *win = NULL;
     struct scatter sc = {.run_bytes = rs->run_bytes, .out = out};
-    struct tly__dstream ds = {0};
+    struct tly_dstream *ds = NULL;
     int err = 0;
     in = in_cap ? tly_pool_alloc(in_cap) : NULL;
     win = win_cap ? tly_pool_alloc(win_cap) : NULL;
@@ -199,36 +145,65 @@ static int read_stream(struct tly__op *op, const char *key, const struct tly_run
     if (!err && win_cap) {
         tly_runs_iter_init(&sc.it, rs);
         sc.have_run = tly_runs_next(&sc.it, &sc.co, &sc.bo);
-        err = dstream_open(c, NULL, rs->chunk_bytes, scatter_sink, &sc, win, win_cap, &ds);
+        err = tly_dstream_open(c, NULL, rs->chunk_bytes, scatter_sink, &sc, win, win_cap, &ds);
     } else if (!err) {
-        err = dstream_open(c, out + rs->buf_base, rs->chunk_bytes, NULL, NULL, NULL, 0, &ds);
+        err = tly_dstream_open(c, out + rs->buf_base, rs->chunk_bytes, NULL, NULL, NULL, 0, &ds);
     }
     if (!err && a->remote && in_cap) {
-        err = fetch_and_feed(op, key, size, in, in_cap, &ds);
+        err = fetch_and_feed(op, key, size, in, in_cap, ds);
     } else if (!err) {
         TLY_STAGE(TLY_GET)
         {
-            err = tly_store_read_stream(a->store, key, in, in_cap, feed_sink, &ds);
+            err = tly_store_read_stream(a->store, key, in, in_cap, feed_sink, ds);
         }
     }
     /* After a failure the reason stands: close() would replace it with "truncated". */
-    int end = dstream_end(&ds, err != 0);
+    int end = dstream_end(ds, err != 0);
     tly_pool_free(in);
     tly_pool_free(win);
     return err ? err : end;
 }
 
+/* Any other codec: the encoded chunk read whole, decoded into the output (or a chunk buffer). */
+static int read_whole(struct tly__op *op, const char *key, const struct tly_runs *rs, uint64_t size, char *out)
+{
+    bool contiguous = tly_runs_contiguous(rs);
+    void *enc = tly_pool_alloc((size_t)size), *chunk = contiguous ? NULL : tly_pool_alloc(rs->chunk_bytes);
+    int err = enc && (contiguous || chunk)
+                  ? 0
+                  : tly_fail(-ENOMEM, "out of memory for a %llu-byte chunk", (unsigned long long)size);
+    if (!err) {
+        struct iovec iov = {enc, (size_t)size};
+        TLY_STAGE(TLY_GET)
+        {
+            err = tly__readv(op, key, 0, &iov, 1);
+        }
+    }
+    if (!err)
+        err = tly__decode(op, contiguous ? out + rs->buf_base : chunk, rs->chunk_bytes, enc, (size_t)size);
+    if (!err && !contiguous)
+        TLY_STAGE(TLY_SCATTER)
+        {
+            tly__plant_point(TLY_SCATTER);
+            tly__copy_runs(rs, chunk, out, true);
+        }
+    tly_pool_free(chunk);
+    tly_pool_free(enc);
+    return err;
+}
+
 /* The most bytes reading this chunk holds at once (its ticket): pool buffers and the codec's own
- * workspace (zstd's or zlib's decoder). A blosc chunk takes its own once its header is read
- * (read_blosc.c). */
+ * workspace. A chunk read block by block takes its own once its header is read (read_blocks.c). */
 static uint64_t read_ticket(const struct tly__op *op, const struct tly_runs *rs, uint64_t size)
 {
     struct tly_codec c = tly__op_codec(op);
     bool contiguous = tly_runs_contiguous(rs);
-    uint64_t work = tly_codec_workspace(&c, rs->chunk_bytes, true, !contiguous);
-    if (!streamed(c.id))
+    if (tly_codec_stores_raw(&c) || tly_codec_has_blocks(&c))
         return 0;
-    return stream_in_cap(op, size) + (contiguous ? 0 : stream_window(c.id)) + work;
+    if (!tly_codec_streams(&c))
+        return size + (contiguous ? 0 : rs->chunk_bytes) + tly_codec_workspace(&c, rs->chunk_bytes, true, false);
+    uint64_t work = tly_codec_workspace(&c, rs->chunk_bytes, true, !contiguous);
+    return stream_in_cap(op, size) + (contiguous ? 0 : tly_codec_stream_block(&c, true)) + work;
 }
 
 static int read_one(void *arg, uint64_t i)
@@ -270,7 +245,8 @@ static int read_one(void *arg, uint64_t i)
         tly__plant_point(TLY_POOL);
         tly_pool_acquire(x->op.pool, ticket);
     }
-    if (!err && a->meta.codec.id == TLY_CODEC_NONE) {
+    const struct tly_codec *c = &a->meta.codec;
+    if (!err && tly_codec_stores_raw(c)) {
         if (size != rs.chunk_bytes)
             err = tly_fail(TLY_EFORMAT, "%llu bytes, expected %llu", (unsigned long long)size,
                            (unsigned long long)rs.chunk_bytes);
@@ -279,10 +255,12 @@ static int read_one(void *arg, uint64_t i)
             {
                 err = tly__read_runs(&x->op, key, 0, &rs, x->buf);
             }
-    } else if (!err && streamed(a->meta.codec.id)) {
+    } else if (!err && tly_codec_streams(c)) {
         err = read_stream(&x->op, key, &rs, size, x->buf);
+    } else if (!err && tly_codec_has_blocks(c)) {
+        err = tly__read_blocks(&x->op, &x->lanes, key, &rs, size, x->buf);
     } else if (!err) {
-        err = tly__read_blosc(&x->op, &x->lanes, key, &rs, size, x->buf);
+        err = read_whole(&x->op, key, &rs, size, x->buf);
     }
     tly_pool_release(x->op.pool, ticket);
     atomic_fetch_add(&x->op.stats.stored_bytes, size);

@@ -188,7 +188,7 @@ static int push_group(struct sread *x, struct group g)
 /* Whether inner chunks are read straight into the output's runs (uncompressed, no checksum). */
 static bool direct(const struct tly_array *a)
 {
-    return a->meta.codec.id == TLY_CODEC_NONE && !a->meta.crc32c;
+    return tly_codec_stores_raw(&a->meta.codec) && !a->meta.crc32c;
 }
 
 /* The inner chunks shard @p i holds of the region: missing ones filled now, the others items,
@@ -270,7 +270,7 @@ static int decode_item(struct sread *x, const uint64_t *g, uint8_t *enc, uint64_
         if (want != got)
             return tly_fail(TLY_EFORMAT, "checksum mismatch (stored %08x, computed %08x)", want, got);
     }
-    if (a->meta.codec.id == TLY_CODEC_NONE) {
+    if (tly_codec_stores_raw(&a->meta.codec)) {
         if (nb != n)
             return tly_fail(TLY_EFORMAT, "%llu bytes, expected %llu", (unsigned long long)nb, (unsigned long long)n);
         scatter(&rs, (char *)enc, x->out);

@@ -126,10 +126,9 @@ static int encode_inner(struct swrite *x, const struct tly__segs *s, uint64_t n,
     }
     if (*enc == NULL)
         return tly_fail(-ENOMEM, "out of memory for a %llu-byte inner chunk", (unsigned long long)n);
-    if (c->id == TLY_CODEC_ZSTD || c->id == TLY_CODEC_GZIP) { /* the pieces read in place */
+    if (tly_codec_streams(c)) { /* the pieces read in place */
         struct collect col = {*enc, 0, 0};
-        err = c->id == TLY_CODEC_ZSTD ? tly_zstd_encode_stream(c, s->iov, s->n, n, *enc, bound, collect_sink, &col)
-                                      : tly_gzip_encode_stream(c, s->iov, s->n, n, *enc, bound, collect_sink, &col);
+        err = tly_codec_encode_stream(c, s->iov, s->n, n, *enc, bound, collect_sink, &col);
         *len = col.n;
         return err;
     }
@@ -145,11 +144,11 @@ static int encode_inner(struct swrite *x, const struct tly__segs *s, uint64_t n,
 static uint64_t inner_ticket(const struct tly_array *a, uint64_t n)
 {
     const struct tly_codec *c = &a->meta.codec;
-    if (c->id == TLY_CODEC_NONE)
+    if (tly_codec_stores_raw(c))
         return 0;
     uint64_t t = tly_codec_bound(c, n) + tly_codec_workspace(c, n, false, false);
-    /* blosc may gather a strided inner chunk first */
-    return c->id == TLY_CODEC_ZSTD || c->id == TLY_CODEC_GZIP ? t : t + n;
+    /* a codec that does not stream may gather a strided inner chunk first */
+    return tly_codec_streams(c) ? t : t + n;
 }
 
 /* Open shard @p s's object (under its lock), the index's place reserved first when it goes there. */
@@ -270,7 +269,7 @@ static int write_inner(void *arg, uint64_t i)
             tly__plant_point(TLY_POOL);
             tly_pool_acquire(x->op.pool, ticket);
         }
-        if (a->meta.codec.id != TLY_CODEC_NONE)
+        if (!tly_codec_stores_raw(&a->meta.codec))
             err = encode_inner(x, &segs, n, &enc, &len);
         else
             len = n;

@@ -2,24 +2,27 @@
  * Writing a region: each chunk it touches is planned into segments — runs of the caller's memory
  * and runs of fill value for edge padding — in chunk order, and those segments go to the store:
  *
- *   none   the segments as iovecs to pwritev (no copy)
- *   zstd   the segments streamed through the compressor in place, output in bounded blocks
- *   gzip   the same through zlib's deflate (and zlib, its other wrapper)
- *   blosc  local: block by block (write_blosc.c), each block compressed from the caller's memory
- *          (gathered into a two-block buffer when the chunk is in pieces) and written as it comes,
- *          the header and offset table patched in at the end; S3, whose parts leave as they fill:
- *          the whole chunk compressed into one buffer, from the one segment when the chunk is
- *          contiguous, else from the segments gathered into a buffer
+ *   raw      (none) the segments as iovecs to pwritev (no copy)
+ *   streams  (zstd, gzip, zlib) the segments streamed through the compressor in place, output in
+ *            bounded blocks
+ *   blocks   (blosc) local: block by block (write_blocks.c), each block compressed from the
+ *            caller's memory (gathered into a two-block buffer when the chunk is in pieces) and
+ *            written as it comes, the header and offset table patched in at the end
+ *   whole    (blosc on S3, whose parts leave as they fill, and any other codec) the whole chunk
+ *            compressed into one buffer, from the one segment when the chunk is contiguous, else
+ *            from the segments gathered into a buffer
+ *
+ * The path is chosen by what the codec can do (tally/codec.h), never by which codec it is.
  *
  * A chunk the region covers only partly is read (or filled), patched and written whole.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zstd.h>
 
 #include "tally/error.h"
 #include "engine/internal.h"
+#include "codec/blocks.h"
 #include "tally/codec.h"
 #include "tally/mem.h"
 #include "mem/plant.h"
@@ -27,90 +30,8 @@
 struct wctx {
     struct tly__op op; /* first: tly__op_run() fills it */
     const char *buf;
-    const struct tly_blosc_plan *blosc; /* blosc written block by block (NULL: whole) */
+    const struct tly_block_plan *blocks; /* chunks written block by block (NULL: whole) */
 };
-
-static int segs_push(struct tly__segs *s, const void *p, size_t len, bool pad)
-{
-    if (len == 0)
-        return 0;
-    if (s->n == s->cap) {
-        int cap = s->cap ? s->cap * 2 : 16;
-        struct iovec *iov = realloc(s->iov, (size_t)cap * sizeof *iov);
-        if (iov)
-            s->iov = iov;
-        bool *pd = iov ? realloc(s->pad, (size_t)cap * sizeof *pd) : NULL;
-        if (pd == NULL)
-            return tly_fail(-ENOMEM, "out of memory planning a chunk");
-        s->pad = pd;
-        s->cap = cap;
-    }
-    s->iov[s->n] = (struct iovec){(void *)p, len};
-    s->pad[s->n++] = pad;
-    return 0;
-}
-
-static int push_fill(struct tly__segs *s, const struct tly_array *a, uint64_t len)
-{
-    while (len > 0) {
-        size_t k = len < TLY__FILL_PATTERN_BYTES ? (size_t)len : TLY__FILL_PATTERN_BYTES;
-        int err = segs_push(s, a->fill_pattern, k, true);
-        if (err)
-            return err;
-        len -= k;
-    }
-    return 0;
-}
-
-int tly__plan_segments(const struct tly_array *a, const struct tly_runs *rs, const char *src, struct tly__segs *s)
-{
-    struct tly_runs_iter it;
-    uint64_t co, bo, pos = 0;
-    int err = 0;
-    tly_runs_iter_init(&it, rs);
-    while (!err && tly_runs_next(&it, &co, &bo)) {
-        if (co > pos)
-            err = push_fill(s, a, co - pos);
-        if (!err)
-            err = segs_push(s, src + bo, rs->run_bytes, false);
-        pos = co + rs->run_bytes;
-    }
-    if (!err && pos < rs->chunk_bytes)
-        err = push_fill(s, a, rs->chunk_bytes - pos);
-    return err;
-}
-
-int tly__segs_one(struct tly__segs *s, const void *p, size_t len)
-{
-    return segs_push(s, p, len, false);
-}
-
-const void *tly__segs_contiguous(const struct tly_array *a, const struct tly__segs *s, uint64_t n, void **gathered)
-{
-    *gathered = NULL;
-    if (s->n == 1 && !s->pad[0])
-        return s->iov[0].iov_base;
-    TLY_STAGE(TLY_GATHER)
-    {
-        tly__plant_point(TLY_GATHER);
-        *gathered = tly_pool_alloc(n);
-        char *p = *gathered;
-        for (int i = 0; p && i < s->n; p += s->iov[i].iov_len, i++) {
-            if (s->pad[i])
-                tly__fill(a, p, s->iov[i].iov_len);
-            else
-                tly_copy(p, s->iov[i].iov_base, s->iov[i].iov_len);
-        }
-    }
-    return *gathered;
-}
-
-void tly__segs_free(struct tly__segs *s)
-{
-    free(s->iov);
-    free(s->pad);
-    *s = (struct tly__segs){0};
-}
 
 struct sink {
     struct tly_writer *w;
@@ -130,27 +51,6 @@ static int sink_write(void *arg, const void *data, size_t n)
     return err;
 }
 
-/* zstd, gzip and zlib compress a chunk's segments in place, streaming their output in blocks. */
-typedef int (*encode_stream_fn)(const struct tly_codec *c, const struct iovec *iov, int niov, uint64_t total, void *out,
-                                size_t out_cap, tly_sink_fn sink, void *arg);
-
-/* The codec's streaming encoder and its output block (NULL: the codec does not stream). */
-static encode_stream_fn stream_encoder(enum tly_codec_id id, size_t *out_cap)
-{
-    switch (id) {
-    case TLY_CODEC_ZSTD:
-        *out_cap = ZSTD_CStreamOutSize();
-        return tly_zstd_encode_stream;
-    case TLY_CODEC_GZIP:
-    case TLY_CODEC_ZLIB:
-        *out_cap = TLY_GZIP_STREAM_BLOCK;
-        return tly_gzip_encode_stream;
-    default:
-        *out_cap = 0;
-        return NULL;
-    }
-}
-
 /* Encode the segments and write them under @p key; the stored size into @p stored. */
 static int put_chunk(struct wctx *x, const char *key, const struct tly__segs *s, uint64_t chunk_bytes, uint64_t *stored)
 {
@@ -159,8 +59,8 @@ static int put_chunk(struct wctx *x, const char *key, const struct tly__segs *s,
     const struct tly_codec *c = &a->meta.codec;
     struct tly_writer *w;
     int err;
-    if (c->id == TLY_CODEC_BLOSC && x->blosc) {
-        err = tly__put_blosc(op, x->blosc, key, s->iov, s->pad, s->n, stored);
+    if (x->blocks) {
+        err = tly__put_blocks(op, x->blocks, key, s->iov, s->pad, s->n, stored);
         if (err)
             tly_err_prefix("chunk %s", key);
         return err;
@@ -172,23 +72,22 @@ static int put_chunk(struct wctx *x, const char *key, const struct tly__segs *s,
     if (err)
         return err;
     void *gathered = NULL, *enc = NULL;
-    size_t cap;
-    encode_stream_fn encode_stream = stream_encoder(c->id, &cap);
-    if (c->id == TLY_CODEC_NONE) {
+    size_t cap = tly_codec_stream_block(c, false);
+    if (tly_codec_stores_raw(c)) {
         TLY_STAGE(TLY_PUT)
         {
             tly__plant_point(TLY_PUT);
             err = tly_writer_add(w, s->iov, s->n); /* the caller's memory and the fill pattern: stable */
         }
         *stored = chunk_bytes;
-    } else if (encode_stream) {
+    } else if (tly_codec_streams(c)) {
         struct sink sk = {w, 0};
         TLY_STAGE(TLY_ENCODE)
         {
             tly__plant_point(TLY_ENCODE);
             enc = tly_pool_alloc(cap);
         }
-        err = enc ? encode_stream(c, s->iov, s->n, chunk_bytes, enc, cap, sink_write, &sk)
+        err = enc ? tly_codec_encode_stream(c, s->iov, s->n, chunk_bytes, enc, cap, sink_write, &sk)
                   : tly_fail(-ENOMEM, "out of memory for the %s output buffer", tly_codec_name(c->id));
         *stored = sk.bytes;
     } else {
@@ -245,7 +144,7 @@ static int load_chunk(struct tly__op *op, const char *key, void *dst, uint64_t c
     if (err)
         return err;
     const struct tly_codec *c = &a->meta.codec;
-    if (c->id == TLY_CODEC_NONE) {
+    if (tly_codec_stores_raw(c)) {
         if (size != chunk_bytes)
             return tly_fail(TLY_EFORMAT, "chunk %s: %llu bytes, expected %llu", key, (unsigned long long)size,
                             (unsigned long long)chunk_bytes);
@@ -307,13 +206,11 @@ static uint64_t write_ticket(const struct wctx *x, const struct tly_runs *rs, co
     const struct tly_array *a = op->a;
     const struct tly_codec *c = &a->meta.codec;
     uint64_t n = rs->chunk_bytes;
-    bool blocks = c->id == TLY_CODEC_BLOSC && x->blosc;
-    size_t out_cap;
-    bool streamed = stream_encoder(c->id, &out_cap) != NULL;
-    uint64_t enc = streamed ? out_cap
-                   : blocks ? tly__blosc_write_bytes(a, x->blosc, rs->covers_chunk && s->n == 1 && !s->pad[0])
-                   : c->id == TLY_CODEC_BLOSC ? tly_codec_bound(c, n)
-                                              : 0;
+    bool blocks = x->blocks != NULL, streamed = tly_codec_streams(c), raw = tly_codec_stores_raw(c);
+    uint64_t enc = streamed ? tly_codec_stream_block(c, false)
+                   : blocks ? tly__blocks_write_bytes(a, x->blocks, rs->covers_chunk && s->n == 1 && !s->pad[0])
+                   : raw    ? 0
+                            : tly_codec_bound(c, n);
     enc += blocks ? 0 : tly_codec_workspace(c, n, false, false);
     /* a remote store copies streamed output into multipart parts: at most two per writer */
     if (streamed && a->remote) {
@@ -322,10 +219,9 @@ static uint64_t write_ticket(const struct wctx *x, const struct tly_runs *rs, co
     }
     if (!rs->covers_chunk) { /* read-modify-write: the chunk, its old encoded bytes and their decoder, the new ones */
         struct tly_codec dc = tly__op_codec(op);
-        return n + (c->id == TLY_CODEC_NONE ? 0 : tly_codec_bound(c, n) + tly_codec_workspace(&dc, n, true, false)) +
-               enc;
+        return n + (raw ? 0 : tly_codec_bound(c, n) + tly_codec_workspace(&dc, n, true, false)) + enc;
     }
-    bool gather = c->id == TLY_CODEC_BLOSC && !blocks && !(s->n == 1 && !s->pad[0]);
+    bool gather = !raw && !streamed && !blocks && !(s->n == 1 && !s->pad[0]); /* whole, from pieces */
     return enc + (gather ? n : 0);
 }
 
@@ -379,13 +275,14 @@ int tly_array_write(struct tly_array *a, const void *buf, const struct tly_regio
         return err;
     }
     struct wctx x = {.buf = buf};
-    struct tly_blosc_plan plan;
-    /* blosc block by block where the store can patch the table in at the end (not S3: its parts
-     * leave as they fill); settings c-blosc's choices cannot be reproduced for are written whole */
-    if (a->meta.codec.id == TLY_CODEC_BLOSC && !a->remote) {
+    struct tly_block_plan plan;
+    /* block by block where the store can patch the table in at the end (not S3: its parts leave as
+     * they fill); settings the codec's own choices cannot be reproduced for are written whole */
+    const struct tly__block_ops *blocks = tly__codec_blocks(&a->meta.codec);
+    if (blocks && !a->remote) {
         uint64_t n = tly_grid_chunk_elems(&a->grid) * a->meta.dtype.size;
-        if (tly_blosc_plan(&a->meta.codec, n, &plan) == 0)
-            x.blosc = &plan;
+        if (blocks->plan(&a->meta.codec, n, &plan) == 0)
+            x.blocks = &plan;
         else
             tly_errclear();
     }

@@ -342,6 +342,9 @@ static int check_emittable(const struct tly_meta *m)
         m->dtype.endian == '\0')
         return tly_fail(TLY_EUSAGE, "metadata: dtype %c%u is not a tally dtype", m->dtype.kind,
                         (unsigned)m->dtype.size);
+    if (m->codec.id != TLY_CODEC_NONE && m->codec.id != TLY_CODEC_BLOSC && m->codec.id != TLY_CODEC_ZSTD &&
+        m->codec.id != TLY_CODEC_GZIP && m->codec.id != TLY_CODEC_ZLIB) /* a test codec (copy): no Zarr form */
+        return tly_fail(TLY_EUSAGE, "metadata: codec %s has no Zarr metadata", tly_codec_name(m->codec.id));
     if (m->codec.id == TLY_CODEC_BLOSC && memchr(m->codec.blosc.cname, '\0', sizeof m->codec.blosc.cname) == NULL)
         return tly_fail(TLY_EUSAGE, "metadata: blosc cname is not terminated");
     if ((m->shard.on || m->crc32c) && m->zarr_format != 3)

@@ -231,7 +231,7 @@ static int local_get(struct tly_store *base, const char *key, char **data, size_
         close(fd);
         return tly_fail(TLY_EFORMAT, "%s/%s: %llu bytes is more than the limit for metadata, %llu bytes (%s)", st->root,
                         key, (unsigned long long)size, (unsigned long long)st->meta_limit,
-                        tly__opt_env(TLY__OPT_META_LIMIT));
+                        tly__opt_env(TLY_OPT_META_LIMIT));
     }
     char *buf = malloc((size_t)size + 1);
     if (buf == NULL) {
@@ -475,7 +475,7 @@ int tly__local_open(const char *path, const struct tly_store_opts *opts, struct 
     if (path[0] == '\0')
         return tly_fail(TLY_EUSAGE, "empty directory path");
     uint64_t limit;
-    int err = tly__opt_resolve(TLY__OPT_META_LIMIT, 0, &limit);
+    int err = tly__opt_resolve(TLY_OPT_META_LIMIT, 0, &limit);
     if (err)
         return err;
     struct tly__local *st = calloc(1, sizeof *st);

@@ -139,16 +139,16 @@ int tly__s3_configure(struct tly__s3 *st, const char *url, const struct tly_stor
     uint64_t part, conc, retries, backoff, cto, lst, page, total, idle, body_max;
     if (opts->io_concurrency < 0)
         return tly_fail(TLY_EUSAGE, "I/O concurrency %d: want a positive count", opts->io_concurrency);
-    if ((err = tly__opt_resolve(TLY__OPT_PART_SIZE, opts->part_size, &part)) ||
-        (err = tly__opt_resolve(TLY__OPT_IO_CONCURRENCY, (uint64_t)opts->io_concurrency, &conc)) ||
-        (err = tly__opt_resolve(TLY__OPT_S3_RETRIES, 0, &retries)) ||
-        (err = tly__opt_resolve(TLY__OPT_S3_BACKOFF_MS, 0, &backoff)) ||
-        (err = tly__opt_resolve(TLY__OPT_S3_CONNECT_TIMEOUT, 0, &cto)) ||
-        (err = tly__opt_resolve(TLY__OPT_S3_LOW_SPEED_TIME, 0, &lst)) ||
-        (err = tly__opt_resolve(TLY__OPT_S3_LIST_PAGE, 0, &page)) ||
-        (err = tly__opt_resolve(TLY__OPT_S3_TIMEOUT, 0, &total)) ||
-        (err = tly__opt_resolve(TLY__OPT_S3_IDLE_TIMEOUT, 0, &idle)) ||
-        (err = tly__opt_resolve(TLY__OPT_META_LIMIT, 0, &body_max)))
+    if ((err = tly__opt_resolve(TLY_OPT_PART_SIZE, opts->part_size, &part)) ||
+        (err = tly__opt_resolve(TLY_OPT_IO_CONCURRENCY, (uint64_t)opts->io_concurrency, &conc)) ||
+        (err = tly__opt_resolve(TLY_OPT_S3_RETRIES, 0, &retries)) ||
+        (err = tly__opt_resolve(TLY_OPT_S3_BACKOFF_MS, 0, &backoff)) ||
+        (err = tly__opt_resolve(TLY_OPT_S3_CONNECT_TIMEOUT, 0, &cto)) ||
+        (err = tly__opt_resolve(TLY_OPT_S3_LOW_SPEED_TIME, 0, &lst)) ||
+        (err = tly__opt_resolve(TLY_OPT_S3_LIST_PAGE, 0, &page)) ||
+        (err = tly__opt_resolve(TLY_OPT_S3_TIMEOUT, 0, &total)) ||
+        (err = tly__opt_resolve(TLY_OPT_S3_IDLE_TIMEOUT, 0, &idle)) ||
+        (err = tly__opt_resolve(TLY_OPT_META_LIMIT, 0, &body_max)))
         return err;
     st->part_size = (size_t)part;
     st->list_page = (int)page;

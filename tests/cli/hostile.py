@@ -342,8 +342,42 @@ def n25_shard_index_budget(w):
             p.returncode == 2 and "--memory-limit" not in p.stderr and "c/0" in p.stderr, p.stderr[-300:])
 
 
+def i24_one_limit(w):
+    """Issue 24: --memory-limit's bounds are one row of tally/opts.h's table: the command line, the
+    environment and a scenario's cell refuse 1000 bytes with the same range (the cell once took it and
+    failed at run time)."""
+    c = case(w, "i24")
+    np.save(f"{c}/a.npy", np.arange(100, dtype="<f4"))
+    bounds = "outside 65536..1125899906842624"
+    refused("I24 put --memory-limit 1000", c, ["put", f"{c}/a.npy", f"{c}/z", "--memory-limit", "1000"],
+            ["--memory-limit", bounds])
+    env = dict(os.environ, TALLY_MEMORY_LIMIT="1000")
+    refused("I24 TALLY_MEMORY_LIMIT=1000", c, ["put", f"{c}/a.npy", f"{c}/z"], ["TALLY_MEMORY_LIMIT", bounds],
+            env=env)
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gate", "small.json")) as f:
+        matrix = json.load(f)
+    matrix["memory_limit"] = 1000
+    with open(f"{c}/matrix.json", "w") as f:
+        json.dump(matrix, f)
+    refused("I24 a cell with memory_limit 1000", c, ["run", "--scenarios", f"{c}/matrix.json", "--list"],
+            ["memory_limit 1000", bounds])
+
+    # A cell's codec names are the registry's: a gzip axis is a gzip cell (it was refused, and a
+    # gzip spec without a codec name was labelled none).
+    matrix["memory_limit"] = 67108864
+    matrix["axes"]["codec"] = ["gzip", "zlib"]
+    matrix["codecs"] = {"gzip": "gzip:level=5", "zlib": "zlib"}
+    with open(f"{c}/matrix.json", "w") as f:
+        json.dump(matrix, f)
+    p = tally("run", "--scenarios", f"{c}/matrix.json", "--list", "--impl", "tally")
+    t.check("I24 a gzip and zlib codec axis lists its cells", p.returncode == 0 and
+            "tally/write-local-gzip-v2-tiles" in p.stdout and "tally/read-local-zlib-v2-tiles" in p.stdout,
+            (p.returncode, p.stdout[-300:], p.stderr[-300:]))
+
+
 CASES = (d1_requote, d2_overflow, d3_npy, d4_chunks, d5_overwrite_enospc, d7_meta_size, d9_symlinks, d10_zstd_reasons,
-         d11_fifo, d13_json_position, d13_npy, d13_zattrs, n10_gzip_level, n25_shard_index_budget)
+         d11_fifo, d13_json_position, d13_npy, d13_zattrs, n10_gzip_level, n25_shard_index_budget,
+         i24_one_limit)
 
 
 def main():

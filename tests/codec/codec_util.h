@@ -8,6 +8,8 @@
 #include <sys/uio.h>
 
 #include "support.h"
+#include "codec/blosc.h"
+#include "codec/stream.h"
 #include "tally/codec.h"
 #include "tally/error.h"
 

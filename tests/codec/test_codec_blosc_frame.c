@@ -15,11 +15,11 @@ TestSuite(codec);
  * an exactly sized buffer with the pad before it (a test fixture: the engine reads it there). */
 static int decode_by_blocks(const unsigned char *enc, size_t m, unsigned char *out, size_t n)
 {
-    struct tly_blosc_frame f;
+    struct tly_block_frame f;
     int rc = tly_blosc_frame_open(enc, m, n, &f);
     if (rc || f.nbytes == 0)
         return rc;
-    if (f.memcpyed) {
+    if (f.stored) {
         memcpy(out, enc + TLY_BLOSC_HEADER, n); /* test fixture */
         return 0;
     }
@@ -58,10 +58,10 @@ static void check_frame(const char *cname, int clevel, int shuffle, int typesize
     cr_assert_eq(memcmp(whole, blocks, n), 0, "%s shuffle %d typesize %d blocksize %zu: blocks decode differently",
                  cname, shuffle, typesize, blocksize);
     cr_assert_eq(memcmp(src, blocks, n), 0);
-    struct tly_blosc_frame f;
+    struct tly_block_frame f;
     cr_assert_eq(tly_blosc_frame_open(enc, (size_t)m, n, &f), 0);
-    *saw_memcpyed |= f.memcpyed;
-    for (uint64_t j = 1; !f.memcpyed && j < f.nblocks; j++) {
+    *saw_memcpyed |= f.stored;
+    for (uint64_t j = 1; !f.stored && j < f.nblocks; j++) {
         uint32_t a = enc[16 + 4 * (j - 1)] | enc[17 + 4 * (j - 1)] << 8 | enc[18 + 4 * (j - 1)] << 16;
         uint32_t b = enc[16 + 4 * j] | enc[17 + 4 * j] << 8 | enc[18 + 4 * j] << 16;
         *saw_unordered |= b < a;
@@ -227,13 +227,13 @@ TLY_TEST(codec, blosc_frame_layout)
 {
     size_t n = 50000, m;
     unsigned char *enc = frame_of(n, 1, &m);
-    struct tly_blosc_frame f;
+    struct tly_block_frame f;
     cr_assert_eq(tly_blosc_frame_open(enc, m, n, &f), 0, "%s", tly_errmsg());
     cr_expect_eq(f.nbytes, n);
     cr_expect_eq(f.cbytes, m);
     cr_expect_eq(f.blocksize, 4096u);
     cr_expect_eq(f.nblocks, 13u);
-    cr_expect_not(f.memcpyed);
+    cr_expect_not(f.stored);
     cr_expect_eq(tly_blosc_frame_table_bytes(&f), 13u * 4);
     cr_expect_eq(tly_blosc_block_size(&f, 0), 4096u);
     cr_expect_eq(tly_blosc_block_size(&f, 12), n - 12 * 4096);

@@ -15,12 +15,12 @@ TestSuite(codec);
 /* The frame of @p n bytes at @p src, block by block as the engine writes it; its size. */
 static size_t stitch(const struct tly_codec *c, const unsigned char *src, size_t n, unsigned char *frame)
 {
-    struct tly_blosc_plan p;
+    struct tly_block_plan p;
     cr_assert_eq(tly_blosc_plan(c, n, &p), 0, "%s clevel %d shuffle %d typesize %d blocksize %zu, %zu bytes: %s",
                  c->blosc.cname, c->blosc.clevel, c->blosc.shuffle, c->blosc.typesize, c->blosc.blocksize, n,
                  tly_errmsg());
-    if (p.memcpyed) {
-        tly_blosc_memcpyed_head(&p, frame);
+    if (p.stored) {
+        tly_blosc_stored_head(&p, frame);
         memcpy(frame + TLY_BLOSC_HEADER, src, n); /* test fixture */
         return n + TLY_BLOSC_HEADER;
     }
@@ -39,7 +39,7 @@ static size_t stitch(const struct tly_codec *c, const unsigned char *src, size_t
     }
     size_t m = pos;
     if (!tly_blosc_frame_head(&p, sizes, frame)) { /* longer than the chunk: stored as it is */
-        tly_blosc_memcpyed_head(&p, frame);
+        tly_blosc_stored_head(&p, frame);
         memcpy(frame + TLY_BLOSC_HEADER, src, n); /* test fixture */
         m = n + TLY_BLOSC_HEADER;
     }

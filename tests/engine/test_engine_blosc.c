@@ -1,5 +1,5 @@
 /*
- * engine: blosc chunks read block by block (src/engine/read_blosc.c). Frames of every shape c-blosc
+ * engine: blosc chunks read block by block (src/engine/read_blocks.c). Frames of every shape c-blosc
  * writes (blocks out of order from its threads, many small blocks, memcpyed) read back equal whole,
  * by strided and partial regions and on several threads; a frame that lies is TLY_ECODEC naming the
  * chunk and the block; the memory a read holds is a few blocks, counted in its ticket.

@@ -9,16 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/blosc.h"
 #include "tally/codec.h"
 
 /* The streamed path: fills @p out (nbytes) block by block; 0, or an error as the engine gets it. */
 static int block_by_block(const struct tly_codec *c, const unsigned char *src, size_t n, unsigned char *out,
                           uint64_t nbytes)
 {
-    struct tly_blosc_frame f;
+    struct tly_block_frame f;
     int err = tly_blosc_frame_open(src, n, nbytes, &f);
-    if (err || f.memcpyed || f.nblocks == 0)
-        return err ? err : (f.memcpyed ? (memcpy(out, src + TLY_BLOSC_HEADER, nbytes), 0) : 0);
+    if (err || f.stored || f.nblocks == 0)
+        return err ? err : (f.stored ? (memcpy(out, src + TLY_BLOSC_HEADER, nbytes), 0) : 0);
     uint64_t tb = tly_blosc_frame_table_bytes(&f);
     if (TLY_BLOSC_HEADER + tb > n)
         return -1;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/stream.h"
 #include "tally/codec.h"
 
 #define MAX_OUT ((size_t)4 << 20)

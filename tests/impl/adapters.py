@@ -232,6 +232,20 @@ def errors(name, tmp, probe_line):
     check(f"{name} missing data file: exit 1, failed, the reason names the file", ok,
           f"exit {p.returncode}, line {r}")
 
+    # Codec names come from tally's registry (the cell's "codecs", as tally run writes it): one the
+    # adapter does not configure is skipped with a reason, one not in the list is refused.
+    registry = ["none", "blosc", "zstd", "gzip", "zlib"]
+    for codec, want in (("gzip", "skipped"), ("lzma", "failed")):
+        cell, path = make_cell(work, name, "write", "local", fmt, codec, [256, 256], {"id": codec})
+        cell["codecs"] = registry
+        with open(path, "w") as f:
+            json.dump(cell, f)
+        p, r = run(ADAPTERS[name] + ["--cell", path])
+        reason = (r or {}).get("reason") or ""
+        ok = (r is not None and r.get("status") == want and p.returncode == (0 if want == "skipped" else 1)
+              and (f"does not configure {codec}" in reason if want == "skipped" else "lzma" in reason))
+        check(f"{name} a {codec} cell: {want}, a reason naming it", ok, f"exit {p.returncode}, line {r}")
+
     # blosc with a compressor name no library has: the write fails after the array was begun.
     if name == "nczarr" and not probe_line["codecs"].get("blosc"):
         skip_case(f"{name} rejected codec", "no blosc filter here")

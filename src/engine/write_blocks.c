@@ -1,16 +1,17 @@
 /*
- * Writing a blosc chunk block by block (a store that can patch what it wrote: the local one), so
- * that the encoded chunk never exists whole:
+ * Writing a chunk of a codec with block frames (codec/blocks.h: blosc's) block by block (a store
+ * that can patch what it wrote: the local one), so that the encoded chunk never exists whole:
  *
  *   1. a placeholder for the header and offset table (known only at the end), then each block,
- *      compressed by c-blosc as its own frame (tly_blosc_encode_block) straight from the caller's
+ *      compressed as its own frame (the block entries' encode_block) straight from the caller's
  *      memory when the chunk is one piece there, else from a buffer of two blocks it is gathered
  *      into, block by block; each block written as it is produced;
  *   2. the header and offset table patched in at the end (tly_writer_patch), then the commit;
- *   3. a chunk c-blosc would store "memcpyed" (clevel 0, under 128 bytes, or blocks that together
- *      outgrow the chunk) is written as the header and the caller's bytes as they are: no copy.
+ *   3. a chunk the codec would store as it is (blosc's "memcpyed": clevel 0, under 128 bytes, or
+ *      blocks that together outgrow the chunk) is written as the header and the caller's bytes as
+ *      they are: no copy.
  *
- * The frame is blosc_compress_ctx()'s, byte for byte (src/codec/blosc_write.c says where snappy's
+ * blosc's frame is blosc_compress_ctx()'s, byte for byte (src/codec/blosc_write.c says where snappy's
  * may differ). Memory: the table, one block's output and, for a strided chunk, two blocks of input.
  */
 #include <errno.h>
@@ -19,17 +20,17 @@
 
 #include "tally/error.h"
 #include "engine/internal.h"
+#include "codec/blocks.h"
 #include "tally/codec.h"
 #include "tally/mem.h"
 #include "mem/plant.h"
 
-uint64_t tly__blosc_write_bytes(const struct tly_array *a, const struct tly_blosc_plan *p, bool contiguous)
+uint64_t tly__blocks_write_bytes(const struct tly_array *a, const struct tly_block_plan *p, bool contiguous)
 {
-    struct tly_codec c = a->meta.codec;
-    c.blosc.blocksize = (size_t)p->blocksize;
-    uint64_t table = TLY_BLOSC_HEADER + 8 * p->nblocks; /* the table, and each block's size */
-    return table + tly_blosc_block_cap(p) + (contiguous ? 0 : 2 * p->blocksize) +
-           tly_codec_workspace(&c, (size_t)(2 * p->blocksize), false, false);
+    const struct tly__block_ops *ops = tly__codec_blocks(&a->meta.codec);
+    uint64_t table = ops->header + 8 * p->nblocks; /* the table, and each block's size */
+    return table + ops->block_cap(p) + (contiguous ? 0 : 2 * p->blocksize) +
+           ops->workspace(&a->meta.codec, p->blocksize, (size_t)(2 * p->blocksize), false);
 }
 
 /* The chunk's pieces, read in order: bytes [lo, lo + n) of the chunk gathered into @p dst. */
@@ -59,13 +60,13 @@ static void gather(const struct tly_array *a, struct cursor *cu, char *dst, size
     }
 }
 
-/* The chunk as c-blosc stores what it cannot shrink: the header, then the caller's bytes. */
-static int put_memcpyed(struct tly_writer *w, const struct tly_blosc_plan *p, const struct iovec *iov, int niov,
-                        uint64_t *stored)
+/* The chunk as the codec stores what it cannot shrink: the header, then the caller's bytes. */
+static int put_stored(const struct tly__block_ops *ops, struct tly_writer *w, const struct tly_block_plan *p,
+                      const struct iovec *iov, int niov, uint64_t *stored)
 {
-    uint8_t head[TLY_BLOSC_HEADER];
-    struct iovec h = {head, sizeof head};
-    tly_blosc_memcpyed_head(p, head);
+    uint8_t head[TLY__BLOCK_HEADER_MAX];
+    struct iovec h = {head, ops->header};
+    ops->stored_head(p, head);
     int err;
     TLY_STAGE(TLY_PUT)
     {
@@ -74,19 +75,20 @@ static int put_memcpyed(struct tly_writer *w, const struct tly_blosc_plan *p, co
         if (!err)
             err = tly_writer_add(w, iov, niov); /* the caller's memory and the fill pattern: stable */
     }
-    *stored = p->n + TLY_BLOSC_HEADER;
+    *stored = p->n + ops->header;
     return err;
 }
 
 /* The blocks, each written as it is compressed; false in *fits when they outgrow the chunk. */
-static int put_blocks(struct tly__op *op, struct tly_writer *w, const struct tly_blosc_plan *p, const struct iovec *iov,
+static int put_blocks(struct tly__op *op, struct tly_writer *w, const struct tly_block_plan *p, const struct iovec *iov,
                       const bool *pad, int niov, uint8_t *head, uint64_t *stored, bool *fits)
 {
     const struct tly_array *a = op->a;
-    uint64_t nb = p->nblocks, B = p->blocksize, table = TLY_BLOSC_HEADER + 4 * nb, total = table;
+    const struct tly__block_ops *ops = tly__codec_blocks(&a->meta.codec);
+    uint64_t nb = p->nblocks, B = p->blocksize, table = ops->header + 4 * nb, total = table;
     uint32_t *sizes = (uint32_t *)(void *)(head + table);
     bool contiguous = niov == 1 && !pad[0];
-    void *out = tly_pool_alloc(tly_blosc_block_cap(p));
+    void *out = tly_pool_alloc(ops->block_cap(p));
     char *in = contiguous ? NULL : tly_pool_alloc((size_t)(2 * B));
     struct cursor cu = {iov, pad, niov, 0, 0};
     struct iovec hv = {head, (size_t)table};
@@ -123,11 +125,11 @@ static int put_blocks(struct tly__op *op, struct tly_writer *w, const struct tly
             }
             sizes[j] = (uint32_t)len;
             total += len;
-            *fits = total <= p->n + TLY_BLOSC_HEADER; /* c-blosc's rule: else stored memcpyed */
+            *fits = total <= p->n + ops->header; /* c-blosc's rule: else stored as it is */
         }
     }
     if (!err && *fits) {
-        tly_blosc_frame_head(p, sizes, head);
+        ops->frame_head(p, sizes, head);
         TLY_STAGE(TLY_PUT)
         {
             tly__plant_point(TLY_PUT);
@@ -140,9 +142,10 @@ static int put_blocks(struct tly__op *op, struct tly_writer *w, const struct tly
     return err;
 }
 
-int tly__put_blosc(struct tly__op *op, const struct tly_blosc_plan *p, const char *key, const struct iovec *iov,
-                   const bool *pad, int niov, uint64_t *stored)
+int tly__put_blocks(struct tly__op *op, const struct tly_block_plan *p, const char *key, const struct iovec *iov,
+                    const bool *pad, int niov, uint64_t *stored)
 {
+    const struct tly__block_ops *ops = tly__codec_blocks(&op->a->meta.codec);
     struct tly_store *st = op->a->store;
     struct tly_writer *w = NULL;
     int err;
@@ -156,13 +159,13 @@ int tly__put_blosc(struct tly__op *op, const struct tly_blosc_plan *p, const cha
     }
     bool fits = false;
     uint8_t *head = NULL;
-    if (!err && !p->memcpyed) {
-        head = tly_pool_alloc((size_t)(TLY_BLOSC_HEADER + 8 * p->nblocks));
+    if (!err && !p->stored) {
+        head = tly_pool_alloc((size_t)(ops->header + 8 * p->nblocks));
         err = head ? put_blocks(op, w, p, iov, pad, niov, head, stored, &fits)
                    : tly_fail(-ENOMEM, "out of memory for a table of %llu blocks", (unsigned long long)p->nblocks);
     }
-    if (!err && !fits) { /* memcpyed: by the settings, or blocks that outgrew the chunk (start again) */
-        if (!p->memcpyed) {
+    if (!err && !fits) { /* stored: by the settings, or blocks that outgrew the chunk (start again) */
+        if (!p->stored) {
             TLY_STAGE(TLY_PUT)
             {
                 tly_writer_abort(w);
@@ -171,7 +174,7 @@ int tly__put_blosc(struct tly__op *op, const struct tly_blosc_plan *p, const cha
             }
         }
         if (!err)
-            err = put_memcpyed(w, p, iov, niov, stored);
+            err = put_stored(ops, w, p, iov, niov, stored);
     }
     TLY_STAGE(TLY_PUT)
     {

@@ -1,22 +1,23 @@
 /*
- * Reading a blosc chunk block by block, so that the encoded chunk never exists whole:
+ * Reading a chunk of a codec with block frames (codec/blocks.h: blosc's) block by block, so that
+ * the encoded chunk never exists whole:
  *
  *   1. the first range: the header and, for all but huge tables, the offset table (one read; a
  *      table that does not fit is a second read);
  *   2. the blocks the region needs, in groups of blocks adjacent in the frame (one read each, of up
- *      to GROUP_BYTES or one block), each group read into a slot with TLY_BLOSC_BLOCK_PAD bytes
+ *      to GROUP_BYTES or one block), each group read into a slot with the codec's pad of bytes
  *      free before every block (preadv / a range GET straight into the pieces), and each block
- *      decoded by c-blosc where it lies (tly_blosc_block_frame): straight into the output when the
+ *      decoded where it lies (the block entries' block_frame): straight into the output when the
  *      chunk lies contiguously there (or the block within one run), else into a block-sized buffer
  *      scattered to the runs from cache;
  *   3. the chunk's groups run on its share of threads (op->codec_threads), each lane reading one
  *      group and then decoding it, so that one lane reads while another decodes.
  *
- * A "memcpyed" frame (the bytes as they are after the header) is read like an uncompressed chunk:
+ * A stored frame (blosc's "memcpyed": the bytes as they are after the header) is read like an uncompressed chunk:
  * straight into the output's runs.
  *
  * Memory: a chunk holds its offset table (and the arrays made from it) and, per lane, a slot, the
- * block buffer of a strided chunk and c-blosc's temporaries for one block; its ticket counts them
+ * block buffer of a strided chunk and the codec's temporaries for one block; its ticket counts them
  * all before any is taken. The lanes of the whole operation are bounded by `lanes` (the threads):
  * a remote store runs more chunks than threads to keep transfers in flight, and without that bound
  * each would hold a slot of blocks waiting for a thread to decode them.
@@ -27,6 +28,7 @@
 
 #include "tally/error.h"
 #include "engine/internal.h"
+#include "codec/blocks.h"
 #include "tally/codec.h"
 #include "tally/mem.h"
 #include "mem/plant.h"
@@ -74,7 +76,8 @@ struct bread {
     const struct tly_runs *rs;
     char *out;
     bool contiguous;
-    struct tly_blosc_frame f;
+    const struct tly__block_ops *ops; /* the codec's block entries */
+    struct tly_block_frame f;
     uint32_t *start, *extent;  /* per block, in the frame */
     uint32_t *gfirst, *gcount; /* per group: its first block and how many */
     uint64_t ngroups;
@@ -148,7 +151,7 @@ static void scatter(const struct bread *b, const char *buf, uint64_t lo, uint64_
  * when it must be scattered). */
 static int decode_block(struct bread *b, uint64_t j, char *at, size_t len, char *aside)
 {
-    uint64_t lo = j * b->f.blocksize, bsize = tly_blosc_block_size(&b->f, j);
+    uint64_t lo = j * b->f.blocksize, bsize = b->ops->block_size(&b->f, j);
     char *dst = direct(b, lo, lo + bsize);
     int err = tly__decode(b->op, dst ? dst : aside, (size_t)bsize, at, len);
     if (!err && !dst)
@@ -166,23 +169,23 @@ static int read_group(void *arg, uint64_t g)
     struct iovec iov[GROUP_BLOCKS];
     size_t bytes = 0;
     for (uint32_t i = 0; i < n; i++)
-        bytes += TLY_BLOSC_BLOCK_PAD + b->extent[j0 + i];
+        bytes += b->ops->pad + b->extent[j0 + i];
     lane_take(b->lanes);
     char *slot = tly_pool_alloc(bytes);
     char *aside = b->contiguous ? NULL : tly_pool_alloc((size_t)b->f.blocksize);
     int err = 0;
     if (slot == NULL || (!b->contiguous && aside == NULL))
         err = tly_fail(-ENOMEM, "out of memory for %zu bytes of blocks", bytes);
-    for (uint32_t i = 0, pos = 0; !err && i < n; pos += TLY_BLOSC_BLOCK_PAD + b->extent[j0 + i], i++)
-        iov[i] = (struct iovec){slot + pos + TLY_BLOSC_BLOCK_PAD, b->extent[j0 + i]};
+    for (uint32_t i = 0, pos = 0; !err && i < n; pos += b->ops->pad + b->extent[j0 + i], i++)
+        iov[i] = (struct iovec){slot + pos + b->ops->pad, b->extent[j0 + i]};
     if (!err) {
         TLY_STAGE(TLY_GET)
         {
             err = tly_store_readv(b->op->a->store, b->key, b->start[j0], iov, (int)n);
         }
     }
-    for (uint32_t i = 0, pos = 0; !err && i < n; pos += TLY_BLOSC_BLOCK_PAD + b->extent[j0 + i], i++) {
-        size_t len = tly_blosc_block_frame(&b->f, j0 + i, slot + pos, b->extent[j0 + i]);
+    for (uint32_t i = 0, pos = 0; !err && i < n; pos += b->ops->pad + b->extent[j0 + i], i++) {
+        size_t len = b->ops->block_frame(&b->f, j0 + i, slot + pos, b->extent[j0 + i]);
         err = decode_block(b, j0 + i, slot + pos, len, aside);
     }
     tly_pool_free(aside);
@@ -200,9 +203,9 @@ static void plan_groups(struct bread *b)
     b->ngroups = 0;
     for (uint64_t j = 0, last = UINT64_MAX; j < n; j++) {
         uint64_t lo = j * b->f.blocksize;
-        if (!b->contiguous && !wanted(b->rs, lo, lo + tly_blosc_block_size(&b->f, j)))
+        if (!b->contiguous && !wanted(b->rs, lo, lo + b->ops->block_size(&b->f, j)))
             continue;
-        size_t need = TLY_BLOSC_BLOCK_PAD + b->extent[j];
+        size_t need = b->ops->pad + b->extent[j];
         uint64_t g = b->ngroups - 1;
         if (b->ngroups > 0 && last == j - 1 && b->start[j] == b->start[last] + b->extent[last] &&
             b->gcount[g] < GROUP_BLOCKS && bytes + need <= GROUP_BYTES) {
@@ -217,30 +220,30 @@ static void plan_groups(struct bread *b)
     }
 }
 
-/* The most bytes a lane holds: its slot, a strided chunk's block buffer, c-blosc's temporaries. */
-static uint64_t lane_bytes(const struct tly__op *op, const struct tly_blosc_frame *f, bool contiguous)
+/* The most bytes a lane holds: its slot, a strided chunk's block buffer, the codec's temporaries. */
+static uint64_t lane_bytes(const struct bread *b, bool contiguous)
 {
-    struct tly_codec c = op->a->meta.codec;
-    uint64_t slot = TLY_BLOSC_BLOCK_PAD + tly_blosc_max_extent(f->blocksize);
-    c.blosc.blocksize = (size_t)f->blocksize;
+    const struct tly_block_frame *f = &b->f;
+    struct tly_codec c = b->op->a->meta.codec;
+    uint64_t slot = b->ops->pad + b->ops->max_extent(f->blocksize);
     c.threads = 1;
     return (slot > GROUP_BYTES ? slot : GROUP_BYTES) + (contiguous ? 0 : f->blocksize) +
-           tly_codec_workspace(&c, (size_t)f->blocksize, true, false);
+           b->ops->workspace(&c, f->blocksize, (size_t)f->blocksize, true);
 }
 
 /* The table's bytes and the arrays made from it: sort scratch, start, extent, groups. */
-static uint64_t table_bytes(const struct tly_blosc_frame *f)
+static uint64_t table_bytes(const struct bread *b)
 {
-    return tly_blosc_frame_table_bytes(f) + f->nblocks * (8 + 4 + 4 + 4 + 4);
+    return b->ops->table_bytes(&b->f) + b->f.nblocks * (8 + 4 + 4 + 4 + 4);
 }
 
 /* The compressed frame: the table (@p first holds @p nfirst bytes of the frame), the groups. */
 static int read_blocks(struct bread *b, const uint8_t *first, size_t nfirst)
 {
     struct tly__op *op = b->op;
-    uint64_t n = b->f.nblocks, tb = tly_blosc_frame_table_bytes(&b->f);
+    uint64_t n = b->f.nblocks, tb = b->ops->table_bytes(&b->f);
     int lanes = op->codec_threads > 0 ? op->codec_threads : 1;
-    uint64_t ticket = table_bytes(&b->f) + (uint64_t)lanes * lane_bytes(op, &b->f, b->contiguous);
+    uint64_t ticket = table_bytes(b) + (uint64_t)lanes * lane_bytes(b, b->contiguous);
     int err = 0;
     TLY_STAGE(TLY_POOL)
     {
@@ -248,26 +251,26 @@ static int read_blocks(struct bread *b, const uint8_t *first, size_t nfirst)
         tly_pool_acquire(op->pool, ticket);
     }
     /* sort scratch, start, extent, gfirst, gcount, and the table when it is read on its own */
-    uint64_t *scratch = tly_pool_alloc((size_t)table_bytes(&b->f));
+    uint64_t *scratch = tly_pool_alloc((size_t)table_bytes(b));
     if (scratch == NULL)
         err = tly_fail(-ENOMEM, "out of memory for a table of %llu blocks", (unsigned long long)n);
-    const void *table = first + TLY_BLOSC_HEADER;
+    const void *table = first + b->ops->header;
     if (!err) {
         b->start = (uint32_t *)(scratch + n);
         b->extent = b->start + n;
         b->gfirst = b->extent + n;
         b->gcount = b->gfirst + n;
     }
-    if (!err && TLY_BLOSC_HEADER + tb > nfirst) { /* the table goes on past the first range */
+    if (!err && b->ops->header + tb > nfirst) { /* the table goes on past the first range */
         struct iovec iov = {b->gcount + n, (size_t)tb};
         table = iov.iov_base;
         TLY_STAGE(TLY_GET)
         {
-            err = tly_store_readv(op->a->store, b->key, TLY_BLOSC_HEADER, &iov, 1);
+            err = tly_store_readv(op->a->store, b->key, b->ops->header, &iov, 1);
         }
     }
     if (!err)
-        err = tly_blosc_frame_blocks(&b->f, table, b->start, b->extent, scratch);
+        err = b->ops->frame_blocks(&b->f, table, b->start, b->extent, scratch);
     if (!err) {
         TLY_STAGE(TLY_PLAN)
         {
@@ -285,19 +288,24 @@ static int read_blocks(struct bread *b, const uint8_t *first, size_t nfirst)
     return err;
 }
 
-int tly__read_blosc(struct tly__op *op, struct tly__lanes *lanes, const char *key, const struct tly_runs *rs,
-                    uint64_t size, char *out)
+int tly__read_blocks(struct tly__op *op, struct tly__lanes *lanes, const char *key, const struct tly_runs *rs,
+                     uint64_t size, char *out)
 {
-    struct bread b = {
-        .op = op, .lanes = lanes, .key = key, .rs = rs, .out = out, .contiguous = tly_runs_contiguous(rs)};
+    struct bread b = {.op = op,
+                      .lanes = lanes,
+                      .key = key,
+                      .rs = rs,
+                      .out = out,
+                      .contiguous = tly_runs_contiguous(rs),
+                      .ops = tly__codec_blocks(&op->a->meta.codec)};
     /* the first range: the header and a table of blocks of at least MIN_BLOCK */
     uint8_t first[FIRST_MAX];
-    uint64_t guess = TLY_BLOSC_HEADER + 4 * (rs->chunk_bytes / MIN_BLOCK + 1);
+    uint64_t guess = b.ops->header + 4 * (rs->chunk_bytes / MIN_BLOCK + 1);
     size_t nfirst = (size_t)(guess < FIRST_MAX ? guess : FIRST_MAX);
     if (nfirst > size)
         nfirst = (size_t)size;
     int err = 0;
-    if (size >= TLY_BLOSC_HEADER) {
+    if (size >= b.ops->header) {
         struct iovec iov = {first, nfirst};
         TLY_STAGE(TLY_GET)
         {
@@ -305,13 +313,13 @@ int tly__read_blosc(struct tly__op *op, struct tly__lanes *lanes, const char *ke
         }
     }
     if (!err)
-        err = tly_blosc_frame_open(first, size, rs->chunk_bytes, &b.f);
+        err = b.ops->frame_open(first, size, rs->chunk_bytes, &b.f);
     if (err || b.f.nbytes == 0)
         return err;
-    if (b.f.memcpyed) {
+    if (b.f.stored) {
         TLY_STAGE(TLY_GET)
         {
-            err = tly__read_runs(op, key, TLY_BLOSC_HEADER, rs, out);
+            err = tly__read_runs(op, key, b.ops->header, rs, out);
         }
         return err;
     }

@@ -1,0 +1,104 @@
+/*
+ * The codec gate: every codec call of an operation (encode, decode, a block, a streamed decoder's
+ * feed) goes through here, so that at most `threads` workers run codec work at once (a remote store
+ * runs more workers than cores to keep transfers in flight), the wait counts as a gate wait of the
+ * stage, and while a trace is on each call is an event ("zstd decode" with its bytes in, then out).
+ */
+#include <pthread.h>
+#include <stdio.h>
+
+#include "codec/blocks.h"
+#include "engine/internal.h"
+#include "tally/codec.h"
+#include "tally/error.h"
+#include "tally/mem.h"
+#include "tally/timing.h"
+
+/* Through the gate for codec work of stage @p s; the time spent waiting there is a gate wait in s. */
+static void codec_enter(struct tly_array *a, enum tly_stage s)
+{
+    if (!a->remote)
+        return; /* workers == threads: the gate would never close */
+    pthread_mutex_lock(&a->gate_mu);
+    if (a->gate_free == 0)
+        TLY_STAGE(s)
+        {
+            uint64_t t0 = tly_wait_begin();
+            while (a->gate_free == 0)
+                pthread_cond_wait(&a->gate_cv, &a->gate_mu);
+            tly_wait_end(t0, TLY_WAIT_GATE);
+        }
+    a->gate_free--;
+    pthread_mutex_unlock(&a->gate_mu);
+}
+
+/* A codec call's events, while a trace is on: "blosc encode" with the bytes in, then out. */
+static void codec_event(const struct tly_array *a, bool begin, const char *what, uint64_t bytes, int err)
+{
+    if (!tly_trace_on())
+        return;
+    char name[32];
+    snprintf(name, sizeof name, "%s %s", tly_codec_name(a->meta.codec.id), what);
+    tly_trace_note(begin ? TLY_EV_CODEC_BEGIN : TLY_EV_CODEC_END, bytes, 0, err != 0, name);
+}
+
+static void codec_leave(struct tly_array *a)
+{
+    if (!a->remote)
+        return;
+    pthread_mutex_lock(&a->gate_mu);
+    a->gate_free++;
+    pthread_cond_signal(&a->gate_cv);
+    pthread_mutex_unlock(&a->gate_mu);
+}
+
+int tly__encode(struct tly__op *op, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
+{
+    codec_enter(op->a, TLY_ENCODE);
+    codec_event(op->a, true, "encode", n, 0);
+    int err = tly_codec_encode(&op->a->meta.codec, dst, cap, src, n, out_n);
+    codec_event(op->a, false, "encode", *out_n, err);
+    codec_leave(op->a);
+    return err;
+}
+
+int tly__encode_block(struct tly__op *op, const struct tly_block_plan *p, uint64_t j, const void *src, void *out,
+                      const void **at, size_t *len)
+{
+    uint64_t lo = j * p->blocksize, n = p->n - lo < p->blocksize ? p->n - lo : p->blocksize;
+    codec_enter(op->a, TLY_ENCODE);
+    codec_event(op->a, true, "encode", n, 0);
+    *len = 0;
+    int err = tly__codec_blocks(&op->a->meta.codec)->encode_block(&op->a->meta.codec, p, j, src, out, at, len);
+    codec_event(op->a, false, "encode", *len, err);
+    codec_leave(op->a);
+    return err;
+}
+
+struct tly_codec tly__op_codec(const struct tly__op *op)
+{
+    struct tly_codec c = op->a->meta.codec;
+    c.threads = op->codec_threads;
+    return c;
+}
+
+int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, size_t n)
+{
+    struct tly_codec c = tly__op_codec(op);
+    codec_enter(op->a, TLY_DECODE);
+    codec_event(op->a, true, "decode", n, 0);
+    int err = tly_codec_decode(&c, dst, dst_n, src, n);
+    codec_event(op->a, false, "decode", dst_n, err);
+    codec_leave(op->a);
+    return err;
+}
+
+int tly__feed(struct tly__op *op, struct tly_dstream *ds, const void *in, size_t n)
+{
+    codec_enter(op->a, TLY_DECODE);
+    codec_event(op->a, true, "decode", n, 0);
+    int err = tly_dstream_feed(ds, in, n);
+    codec_event(op->a, false, "decode", 0, err);
+    codec_leave(op->a);
+    return err;
+}
