@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "preload/preload.h"
+#include "preload/stacks.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -92,6 +93,8 @@ static __attribute__((noinline)) void copy_large(size_t n, uintptr_t ra)
     if (slot == TLY__LIB_NONE)
         return; /* the preload's own */
     tly__lib_copy(slot, n);
+    if (tly__stacks_on)
+        tly__stacks_copy(slot, n);
     tly_copy_note(n);
 }
 

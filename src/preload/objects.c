@@ -22,6 +22,7 @@
 #include <jemalloc/jemalloc.h>
 
 #include "preload/preload.h"
+#include "preload/stacks.h"
 
 #define MAX_RANGES 1024
 #define POOL_BYTES (96 * 1024)
@@ -34,6 +35,7 @@ enum kind { K_MISS = -1, K_LIB, K_PLUMBING, K_SELF, K_JEMALLOC, K_RUNTIME };
 
 struct range {
     uintptr_t lo, hi; /* one executable segment */
+    uintptr_t base;   /* the object's load address (dlpi_addr) */
     uint32_t path;    /* offset into the table's pool */
     uint8_t kind;
     uint8_t slot; /* TLY__LIB_NONE until the object is first charged */
@@ -176,7 +178,7 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
             continue;
         uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-        t->r[t->n++] = (struct range){lo, lo + ph->p_memsz, off, (uint8_t)k, TLY__LIB_NONE};
+        t->r[t->n++] = (struct range){lo, lo + ph->p_memsz, info->dlpi_addr, off, (uint8_t)k, TLY__LIB_NONE};
     }
     return 0;
 }
@@ -234,6 +236,34 @@ static int read_gen(struct dl_phdr_info *info, size_t size, void *arg)
     return 1; /* the first object says it: stop */
 }
 
+static int refresh(void);
+
+/* The ranges of @p old missing from @p now (both sorted): objects unloaded, logged for the stacks'
+ * report (an address may be another object's by then). Only the builder reads @p old here. */
+static void log_gone(const struct table *old, const struct table *now, unsigned gen)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < old->n; i++) {
+        const struct range *r = &old->r[i];
+        while (j < now->n && now->r[j].lo < r->lo)
+            j++;
+        bool kept = j < now->n && now->r[j].lo == r->lo && now->r[j].hi == r->hi &&
+                    strcmp(now->pool + now->r[j].path, old->pool + r->path) == 0;
+        if (!kept)
+            tly__gone_add(r->lo, r->hi, r->base, old->pool + r->path, gen);
+    }
+}
+
+unsigned tly__obj_gen(void)
+{
+    return atomic_load_explicit(&table_gen, memory_order_relaxed);
+}
+
+void tly__obj_sync(void)
+{
+    refresh();
+}
+
 /* Rebuild the table when the loader's objects changed: REFRESH_CHANGED, REFRESH_SAME (the table is the
  * loader's list), or REFRESH_BUSY (another thread is rebuilding). */
 enum { REFRESH_BUSY = -1, REFRESH_SAME, REFRESH_CHANGED };
@@ -253,8 +283,10 @@ static int refresh(void)
         build(t);
         lock_mu();
         cur = t;
-        atomic_fetch_add_explicit(&table_gen, 1, memory_order_relaxed);
+        unsigned gen = atomic_fetch_add_explicit(&table_gen, 1, memory_order_relaxed) + 1;
         unlock_mu();
+        if (c)
+            log_gone(c, t, gen);
     }
     atomic_flag_clear_explicit(&building, memory_order_release);
     return changed ? REFRESH_CHANGED : REFRESH_SAME;
@@ -319,25 +351,37 @@ struct walk {
     int depth, runtime_left; /* runtime_left > 0: frames left to look for an extension above the interpreter */
 };
 
-static _Unwind_Reason_Code step(struct _Unwind_Context *ctx, void *arg)
+/* One frame of the walk: true when it found the slot (or gave up). */
+static bool step_ip(struct walk *w, uintptr_t ip)
 {
-    struct walk *w = arg;
-    uintptr_t ip = (uintptr_t)_Unwind_GetIP(ctx);
     if (ip == 0 || ++w->depth > MAX_DEPTH)
-        return _URC_END_OF_STACK;
+        return true;
     unsigned slot = TLY__SLOT_UNKNOWN;
     int k = classify(ip - 1, &slot); /* ip - 1: inside the call, even when it is a function's last */
     if (k == K_LIB || (k == K_MISS && w->runtime_left == 0)) {
         w->slot = slot;
-        return _URC_END_OF_STACK;
+        return true;
     }
     if (k == K_RUNTIME && w->runtime_left == 0) {
         w->runtime_slot = slot;
         w->runtime_left = RUNTIME_DEPTH;
     } else if (w->runtime_left > 0 && --w->runtime_left == 0) {
-        return _URC_END_OF_STACK;
+        return true;
     }
-    return _URC_NO_REASON;
+    return false;
+}
+
+static _Unwind_Reason_Code step(struct _Unwind_Context *ctx, void *arg)
+{
+    return step_ip(arg, (uintptr_t)_Unwind_GetIP(ctx)) ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
+unsigned tly__obj_frames_slot(const uintptr_t *ips, unsigned n)
+{
+    struct walk w = {TLY__SLOT_UNKNOWN, TLY__SLOT_UNKNOWN, 0, 0};
+    for (unsigned i = 0; i < n && !step_ip(&w, ips[i]); i++)
+        ;
+    return w.slot != TLY__SLOT_UNKNOWN ? w.slot : w.runtime_slot;
 }
 
 /* The slot of the first frame outside the plumbing (an interpreter's caller when it has one nearby).
@@ -354,7 +398,7 @@ unsigned tly__obj_alloc_slot(size_t usize)
 {
     if (usize < atomic_load_explicit(&tly__pl_large, memory_order_relaxed))
         return TLY__LIB_NONE;
-    return unwind_slot();
+    return tly__stacks_on ? tly__stacks_alloc_slot() : unwind_slot();
 }
 
 unsigned tly__obj_copy_slot(uintptr_t ra)
@@ -472,6 +516,11 @@ unsigned tly__obj_copy_slot_fast(uintptr_t ra)
         }
     }
     return copy_slot_fill(a);
+}
+
+bool tly__obj_in_jemalloc(uintptr_t ra)
+{
+    return ra >= je_lo && ra < je_hi;
 }
 
 bool tly__obj_in_allocator(uintptr_t ra)
