@@ -113,6 +113,7 @@ struct tly__figures {
     const struct tly__stack_counts *stk_before, *stk_peak, *stk_now;
     unsigned stk_n;
     uint64_t stk_dropped;
+    uint64_t stk_taken[2], stk_taken_ns[2]; /* stacks taken and their time: at the start, at the close */
 };
 
 /* Write @p f to @p path (through PATH.tmp, renamed; removed when the write fails). Returns 0 or a

@@ -49,6 +49,7 @@ static uint32_t index_[INDEX_CAP];
 static _Atomic unsigned nstacks = 1; /* id 0: no room */
 static size_t words_used;
 static _Atomic uint64_t dropped;
+static _Atomic uint64_t captures, capture_ns; /* what taking stacks cost: how many, how long in all */
 static tly__spin mu = TLY__SPIN_INIT;
 static __thread bool holding __attribute__((tls_model("initial-exec")));
 
@@ -157,6 +158,7 @@ static unsigned take(struct capture *c, unsigned slot_given, unsigned *slot)
 {
     if (holding)
         return 0; /* a signal handler on a thread that holds mu */
+    uint64_t t0 = tly__now_ns();
     memset(c, 0, sizeof *c);
     _Unwind_Backtrace(cap_step, c);
     *slot = slot_given != TLY__LIB_NONE ? slot_given : tly__obj_frames_slot(c->ip, c->n);
@@ -169,6 +171,8 @@ static unsigned take(struct capture *c, unsigned slot_given, unsigned *slot)
     tly__spin_unlock(&mu);
     if (id == 0)
         atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&captures, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&capture_ns, tly__now_ns() - t0, memory_order_relaxed);
     return id;
 }
 
@@ -241,6 +245,12 @@ void tly__stacks_at_peak(struct tly__stack_counts *out)
 unsigned tly__stacks_count(void)
 {
     return atomic_load_explicit(&nstacks, memory_order_acquire);
+}
+
+void tly__stacks_cost(uint64_t *n, uint64_t *ns)
+{
+    *n = atomic_load_explicit(&captures, memory_order_relaxed);
+    *ns = atomic_load_explicit(&capture_ns, memory_order_relaxed);
 }
 
 uint64_t tly__stacks_dropped(void)

@@ -39,6 +39,8 @@ void tly__stacks_now(struct tly__stack_counts *out);
 void tly__stacks_at_peak(struct tly__stack_counts *out);
 unsigned tly__stacks_count(void);
 uint64_t tly__stacks_dropped(void); /* captures the table had no room for (charged to id 0) */
+/* Stacks taken so far, and the wall time spent taking them (all threads together). */
+void tly__stacks_cost(uint64_t *n, uint64_t *ns);
 
 /* A stack's frames, innermost first (Python frames as two words), its slot, whether it was cut and the
  * objects table's generation when it was taken. */

@@ -113,8 +113,10 @@ void tly__stacks_emit(FILE *f, const struct tly__figures *x)
     tly__sym_begin();
     fprintf(f,
             "  \"stacks\": {\"enabled\": true, \"depth_cap\": %d, \"python_frames\": %s, \"interned\": %u, "
-            "\"dropped\": %llu,\n",
-            TLY__STACK_DEPTH, tly__py_active() ? "true" : "false", n, (unsigned long long)x->stk_dropped);
+            "\"dropped\": %llu, \"taken\": %llu, \"taken_s\": %.6f,\n",
+            TLY__STACK_DEPTH, tly__py_active() ? "true" : "false", n, (unsigned long long)x->stk_dropped,
+            (unsigned long long)(x->stk_taken[1] - x->stk_taken[0]),
+            (double)(x->stk_taken_ns[1] - x->stk_taken_ns[0]) / 1e9);
     unsigned k = 0;
     for (unsigned i = 0; i < n; i++)
         if (p->bytes[i] - b->bytes[i] > 0)

@@ -42,6 +42,7 @@ struct window {
     struct tly_mem_snapshot before;
     struct tly__lib_counters lb[TLY__LIB_MAX];
     struct tly_time_snapshot time_before;
+    uint64_t stk_taken, stk_taken_ns;
     struct carried c;
 };
 
@@ -136,8 +137,10 @@ static void open_window(bool marked, const char *name, const char *op, uint64_t 
     tly_mem_reset_peaks();
     tl_t0_ns = tly__now_ns();
     tly__snapshot_libs(&w->before, w->lb);
-    if (tly__stacks_on)
+    if (tly__stacks_on) {
         tly__stacks_now(&stk_before[depth - 1]);
+        tly__stacks_cost(&w->stk_taken, &w->stk_taken_ns);
+    }
     tly_time_snapshot(&w->time_before);
 }
 
@@ -159,6 +162,9 @@ static void take(unsigned at, uint64_t output_bytes, const char *ended)
         fig.stk_now = &stk_now;
         fig.stk_n = tly__stacks_count();
         fig.stk_dropped = tly__stacks_dropped();
+        fig.stk_taken[0] = w->stk_taken;
+        fig.stk_taken_ns[0] = w->stk_taken_ns;
+        tly__stacks_cost(&fig.stk_taken[1], &fig.stk_taken_ns[1]);
     }
     fig.nslots = atomic_load_explicit(&tly__lib_count, memory_order_acquire);
     fig.xc_ok = tly_mem_crosscheck(&fig.xc) == 0;
