@@ -131,7 +131,7 @@ static void print_frames(FILE *f, json_t *frames)
 static void print_block(FILE *f, json_t *r, const char *key, const char *title, const char *count_key)
 {
     json_t *b = block(r, key);
-    if (b == NULL)
+    if (b == NULL || json_array_size(json_object_get(b, "sites")) == 0)
         return;
     char c[32], lib[128];
     json_t *total = json_object_get(b, "total_bytes");

@@ -20,9 +20,18 @@
 
 static Dwfl *dwfl;
 static char *debuginfo_path;
+/* Debug files from this machine only: by build id under /usr/lib/debug (libc6-dbg, *-dbgsym), or the
+ * object's own DWARF. Not dwfl_standard_find_debuginfo: it asks debuginfod servers, over the network,
+ * through libcurl, whose start-up at exit meets an OpenSSL already shut down (a crash). */
+static int find_debuginfo(Dwfl_Module *m, void **user, const char *name, Dwarf_Addr base, const char *file,
+                          const char *debuglink, GElf_Word crc, char **debuginfo_file)
+{
+    return dwfl_build_id_find_debuginfo(m, user, name, base, file, debuglink, crc, debuginfo_file);
+}
+
 static const Dwfl_Callbacks callbacks = {
     .find_elf = dwfl_linux_proc_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_debuginfo = find_debuginfo,
     .debuginfo_path = &debuginfo_path,
 };
 #endif

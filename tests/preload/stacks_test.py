@@ -3,14 +3,16 @@
 
   python    stacks/hold_copy.py: the top site at the peak is hold_here at its file:line (Python frames
             joined to the native ones), the top copy site copy_here; the folded files add up to the
-            result's totals, which match the libraries' bytes at the peak within 1%; the summary names both
+            result's totals, which match the libraries' bytes at the peak within 1%; the summary names both,
+            index.html draws them as flame graphs
   c         stacks/static_copy.c built with -g: the copy site names the static function and its line
   zarr      stacks/zarr_blosc.py: zarr-python's 100 MB one-chunk blosc write: the compressed chunk's site
             names numcodecs' blosc compress (an extension's function found by its PyMethodDef) under
             zarr's _encode_chunk
   off       TALLY_PROFILE_STACKS=0: no stacks, no folded files, the same peak
   hostile   stacks/deep.c: 300 frames deep (truncated at the cap), a thread that exits mid-window and a
-            library dlclose'd before the report: the program's output and status unchanged, every site there
+            library dlclose'd before the report: the program's output and status unchanged, every site there;
+            stacks/ssl_exit.c: OpenSSL shut down by its atexit handler before the frames are named
 
   stacks_test.py CASE TALLY [--skip REASON]; exits 1 on any failure, 77 when skipped
 """
@@ -101,6 +103,9 @@ def case_python(tally, work):
     want = st.get("peak", {}).get("total_bytes", 0)
     t.check("python: the peak's sites add up to the libraries' large blocks at the peak (1%)",
             abs(libs - want) <= 0.01 * max(libs, 1), f"sites {want}, libraries {libs}")
+    html = open(os.path.join(work, "out", "index.html")).read()
+    t.check("python: index.html draws both flame graphs, hold_here and copy_here in them",
+            html.count("<svg class='flame'") == 2 and want_hold in html and want_copy in html)
     t.check("python: the summary names both sites", "hold_here" in p.stderr and "copy_here" in p.stderr
             and "where the peak's large blocks were allocated" in p.stderr, p.stderr[-1500:])
 
@@ -181,6 +186,13 @@ def case_hostile(tally, work):
             == [3 << 20, 5 << 20, 7 << 20], json.dumps([(s["bytes"], s["frames"][-2:]) for s in copies])[:800])
 
 
+def case_hostile_ssl(tally, work):
+    exe = build(work, "ssl_exit.c", "-lcrypto")
+    p, res = profile(tally, os.path.join(work, "out-ssl"), [exe])
+    t.check("hostile: OpenSSL cleaned up at exit before the frames are named: exit 0, the site named",
+            p.returncode == 0 and any("main (ssl_exit.c:" in joined(s) for s in sites(res, "peak")), p.stderr[-1500:])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("case", choices=("python", "c", "zarr", "off", "hostile"))
@@ -192,6 +204,8 @@ def main():
         sys.exit(77)
     with tempfile.TemporaryDirectory(prefix="tally-stacks-") as work:
         globals()[f"case_{a.case}"](os.path.abspath(a.tally), work)
+        if a.case == "hostile":
+            case_hostile_ssl(os.path.abspath(a.tally), work)
     sys.exit(t.summary())
 
 
