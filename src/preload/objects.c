@@ -75,62 +75,6 @@ static char slot_paths[TLY__LIB_MAX][PATH_CAP];
 
 static uintptr_t je_lo, je_hi, self_lo, self_hi;
 
-static void copy_str(char *dst, size_t cap, const char *src, size_t n)
-{
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, src, n); /* a name, not payload */
-    dst[n] = '\0';
-}
-
-/* The file name, without the directory or version and ABI suffixes; a Python extension module in
- * a package is named for its top-level package (numpy's _multiarray_umath.cpython-311-... -> numpy). */
-static void short_name(const char *path, char *out, size_t cap)
-{
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    if (strstr(base, ".cpython-") || strstr(base, ".abi3.so") || strstr(base, ".pypy")) {
-        const char *pkg = strstr(path, "-packages/");
-        const char *end = pkg ? strchr(pkg + strlen("-packages/"), '/') : NULL;
-        if (end) {
-            pkg += strlen("-packages/");
-            copy_str(out, cap, pkg, (size_t)(end - pkg));
-        } else {
-            copy_str(out, cap, base, strcspn(base, "."));
-        }
-        return;
-    }
-    for (const char *p = base; (p = strstr(p, ".so")) != NULL; p += 3)
-        if (p[3] == '\0' || p[3] == '.') {
-            copy_str(out, cap, base, (size_t)(p - base));
-            return;
-        }
-    copy_str(out, cap, base, strlen(base));
-}
-
-static bool plumbing(const char *path)
-{
-    static const char *const names[] = {"libc.so",       "libjemalloc", "libstdc++",  "libgcc_s",        "ld-linux",
-                                        "libpthread.so", "libdl.so",    "linux-vdso", "libtally-preload"};
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strncmp(base, names[i], strlen(names[i])) == 0)
-            return true;
-    return false;
-}
-
-static bool runtime(const char *path)
-{
-    static const char *const names[] = {"python3", "libpython", "node", "libnode"};
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strncmp(base, names[i], strlen(names[i])) == 0)
-            return true;
-    return false;
-}
-
 static bool in_segments(const struct dl_phdr_info *info, uintptr_t a)
 {
     for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -161,9 +105,9 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
         k = K_SELF;
     else if (in_segments(info, (uintptr_t)&mallctl))
         k = K_JEMALLOC;
-    else if (plumbing(path))
+    else if (tly__obj_plumbing(path))
         k = K_PLUMBING;
-    else if (runtime(path))
+    else if (tly__obj_runtime(path))
         k = K_RUNTIME;
     size_t len = strlen(path);
     if (len >= PATH_CAP)
@@ -171,7 +115,7 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
     if (t->pool_used + len + 1 > POOL_BYTES)
         return 0; /* out of room: its addresses will miss, and be charged as [unknown] */
     uint32_t off = (uint32_t)t->pool_used;
-    copy_str(t->pool + off, len + 1, path, len);
+    tly__obj_copy_str(t->pool + off, len + 1, path, len);
     t->pool_used += len + 1;
     for (int i = 0; i < info->dlpi_phnum && t->n < MAX_RANGES; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
@@ -194,14 +138,14 @@ static int add_loaded(struct dl_phdr_info *info, size_t size, void *arg)
     struct loaded *l = arg;
     const char *path = object_path(info);
     char name[NAME_CAP];
-    short_name(path, name, sizeof name);
+    tly__obj_short_name(path, name, sizeof name);
     if (name[0] == '\0' || strncmp(name, "linux-vdso", 10) == 0)
         return 0;
     for (size_t i = 0; i < l->n; i++)
         if (strcmp(l->names[i], name) == 0)
             return 0;
     if (l->n < l->cap)
-        copy_str(l->names[l->n++], NAME_CAP, name, strlen(name));
+        tly__obj_copy_str(l->names[l->n++], NAME_CAP, name, strlen(name));
     return 0;
 }
 
@@ -299,15 +243,15 @@ static unsigned slot_for(struct table *t, struct range *r)
         return r->slot;
     char name[NAME_CAP];
     const char *path = t->pool + r->path;
-    short_name(path, name, sizeof name);
+    tly__obj_short_name(path, name, sizeof name);
     unsigned n = atomic_load_explicit(&tly__lib_count, memory_order_relaxed);
     for (unsigned i = TLY__SLOT_FIRST_LIB; i < n; i++)
         if (strcmp(slot_names[i], name) == 0)
             return r->slot = (uint8_t)i;
     if (n >= TLY__LIB_MAX)
         return r->slot = TLY__SLOT_OTHER;
-    copy_str(slot_names[n], NAME_CAP, name, strlen(name));
-    copy_str(slot_paths[n], PATH_CAP, path, strlen(path));
+    tly__obj_copy_str(slot_names[n], NAME_CAP, name, strlen(name));
+    tly__obj_copy_str(slot_paths[n], PATH_CAP, path, strlen(path));
     atomic_store_explicit(&tly__lib_count, n + 1, memory_order_release);
     return r->slot = (uint8_t)n;
 }
@@ -543,7 +487,7 @@ int tly__obj_boot(void)
     static const char *const fixed[TLY__SLOT_FIRST_LIB] = {
         [TLY__SLOT_MMAP] = "mmap", [TLY__SLOT_UNKNOWN] = "[unknown]", [TLY__SLOT_OTHER] = "[other]"};
     for (unsigned i = 0; i < TLY__SLOT_FIRST_LIB; i++)
-        copy_str(slot_names[i], NAME_CAP, fixed[i], strlen(fixed[i]));
+        tly__obj_copy_str(slot_names[i], NAME_CAP, fixed[i], strlen(fixed[i]));
     refresh();
     lock_mu();
     const struct table *t = cur;

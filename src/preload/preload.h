@@ -38,6 +38,12 @@ bool tly__pl_may_write_unmarked(void);  /* see preload.c: the run's first proces
 const char *tly__pl_untracked_reason(void);
 /* @p name from the environment the process started with (libc's, not the program's getenv) */
 
+/* objects_names.c: names of shared objects (no malloc: they run in the hooks) */
+void tly__obj_copy_str(char *dst, size_t cap, const char *src, size_t n); /* at most cap - 1 bytes, terminated */
+void tly__obj_short_name(const char *path, char *out, size_t cap);        /* libblosc.so.1 -> libblosc */
+bool tly__obj_plumbing(const char *path); /* libc, jemalloc, libstdc++, libgcc_s, ld.so, the preload */
+bool tly__obj_runtime(const char *path);  /* python3.x, libpython, node */
+
 /* objects.c: the shared objects of the process, their short names and slots, the unwind */
 int tly__obj_boot(void);                    /* -1 when jemalloc is not among the process's objects */
 unsigned tly__obj_alloc_slot(size_t usize); /* a tly__lib_fn: the slot of a new block (in a hook) */
