@@ -9,6 +9,7 @@
   zarr      stacks/zarr_blosc.py: zarr-python's 100 MB one-chunk blosc write: the compressed chunk's site
             names numcodecs' blosc compress (an extension's function found by its PyMethodDef) under
             zarr's _encode_chunk
+  nested    stacks/nested.py: an outer marked window whose peak lies in an inner one carries its stacks
   off       TALLY_PROFILE_STACKS=0: no stacks, no folded files, the same peak
   hostile   stacks/deep.c: 300 frames deep (truncated at the cap), a thread that exits mid-window and a
             library dlclose'd before the report: the program's output and status unchanged, every site there;
@@ -149,6 +150,18 @@ def case_zarr(tally, work):
     t.check("zarr: the summary names it", "numcodecs/blosc compress" in p.stderr, p.stderr[-1500:])
 
 
+def case_nested(tally, work):
+    script = os.path.join(HERE, "nested.py")
+    p, res = profile(tally, os.path.join(work, "out"), ["/usr/bin/python3", script])
+    t.check("nested: profiled, the outer window is the primary", p.returncode == 0 and res is not None
+            and res.get("window", {}).get("name") == "outer", p.stderr[-2000:])
+    top = (sites(res, "peak") or [{}])[0]
+    want = f"nested.py:{line_of(script, 'big_inner')} big_inner"
+    t.check("nested: the outer window's top site at its peak is the inner window's big_inner",
+            want in joined(top) and top.get("bytes", 0) >= 50_000_000
+            and not any("small_after" in f for f in top.get("frames", [])), json.dumps(top)[:1200])
+
+
 def case_off(tally, work):
     script = os.path.join(HERE, "hold_copy.py")
     out = os.path.join(work, "out")
@@ -195,7 +208,7 @@ def case_hostile_ssl(tally, work):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=("python", "c", "zarr", "off", "hostile"))
+    ap.add_argument("case", choices=("python", "c", "zarr", "nested", "off", "hostile"))
     ap.add_argument("tally")
     ap.add_argument("--skip")
     a = ap.parse_args()
