@@ -53,8 +53,8 @@ bool tly__py_active(void);
 bool tly__py_is_eval(uintptr_t ip);
 struct tly__py_frame {
     uintptr_t code;
-    uintptr_t lasti;
-    bool entry; /* the first frame its _PyEval_EvalFrameDefault call ran */
+    uintptr_t lasti; /* the last instruction's index; above bit 32, what tells the code object from a later one */
+    bool entry;      /* the first frame its _PyEval_EvalFrameDefault call ran */
 };
 /* The thread's Python frames, innermost first, into @p out; returns how many. No allocation. */
 unsigned tly__py_frames(struct tly__py_frame *out, unsigned cap);

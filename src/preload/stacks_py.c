@@ -91,6 +91,29 @@ bool tly__py_is_eval(uintptr_t ip)
     return ip >= eval_lo && ip < eval_hi;
 }
 
+static const char *utf8_of(PyObject *s, size_t *len);
+
+static uint64_t hash_bytes(uint64_t h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* What tells a code object from another one later allocated at its address (freed objects' addresses
+ * come back at once): its file's and function's names, read in place, and its first line, hashed into
+ * 32 bits kept beside the instruction index. */
+static uint32_t ident(PyCodeObject *co)
+{
+    size_t n = 0;
+    uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)co->co_firstlineno;
+    const char *s = utf8_of(co->co_filename, &n);
+    h = s ? hash_bytes(h, s, n) : h;
+    s = utf8_of(co->co_qualname, &n);
+    h = s ? hash_bytes(h ^ 0xff, s, n) : h;
+    return (uint32_t)(h ^ h >> 32);
+}
+
 unsigned tly__py_frames(struct tly__py_frame *out, unsigned cap)
 {
     PyThreadState *ts = this_state();
@@ -101,7 +124,7 @@ unsigned tly__py_frames(struct tly__py_frame *out, unsigned cap)
         if (f->f_code == NULL || _PyFrame_IsIncomplete(f))
             continue;
         out[n].code = (uintptr_t)f->f_code;
-        out[n].lasti = (uintptr_t)_PyInterpreterFrame_LASTI(f);
+        out[n].lasti = (uintptr_t)(uint32_t)_PyInterpreterFrame_LASTI(f) | (uintptr_t)ident(f->f_code) << 32;
         out[n].entry = f->is_entry;
         n++;
     }
@@ -161,7 +184,7 @@ void tly__py_remember(uintptr_t code, uintptr_t lasti)
     if (file)
         file = short_file(file, &flen);
     put(buf, &at, sizeof buf, file ? file : "?", file ? flen : 1);
-    int line = addr2line(co, (int)(lasti * sizeof(_Py_CODEUNIT)));
+    int line = addr2line(co, (int)((lasti & 0xffffffffu) * sizeof(_Py_CODEUNIT)));
     char num[24];
     int k = snprintf(num, sizeof num, ":%d ", line);
     put(buf, &at, sizeof buf, num, k > 0 ? (size_t)k : 0);
@@ -190,6 +213,16 @@ bool tly__py_is_eval(uintptr_t ip)
 {
     (void)ip;
     return false;
+}
+
+/* What tells a code object from another one later allocated at its address: its file's and name's
+ * objects and its first line, hashed into 32 bits (kept beside the instruction index). */
+static uint32_t ident(PyCodeObject *co)
+{
+    uint64_t x = (uint64_t)(uintptr_t)co->co_filename * 0x9e3779b97f4a7c15ULL;
+    x ^= (uint64_t)(uintptr_t)co->co_qualname * 0xff51afd7ed558ccdULL;
+    x ^= (uint64_t)co->co_firstlineno * 0xc4ceb9fe1a85ec53ULL;
+    return (uint32_t)(x ^ x >> 32);
 }
 
 unsigned tly__py_frames(struct tly__py_frame *out, unsigned cap)

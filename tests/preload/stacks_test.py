@@ -4,7 +4,7 @@
   python    stacks/hold_copy.py: the top site at the peak is hold_here at its file:line (Python frames
             joined to the native ones), the top copy site copy_here; the folded files add up to the
             result's totals, which match the libraries' bytes at the peak within 1%; the summary names both,
-            index.html draws them as flame graphs
+            index.html draws them as flame graphs; stacks/reuse.py: code objects at freed ones' addresses
   c         stacks/static_copy.c built with -g: the copy site names the static function and its line
   zarr      stacks/zarr_blosc.py: zarr-python's 100 MB one-chunk blosc write: the compressed chunk's site
             names numcodecs' blosc compress (an extension's function found by its PyMethodDef) under
@@ -109,6 +109,23 @@ def case_python(tally, work):
             html.count("<svg class='flame'") == 2 and want_hold in html and want_copy in html)
     t.check("python: the summary names both sites", "hold_here" in p.stderr and "copy_here" in p.stderr
             and "where the peak's large blocks were allocated" in p.stderr, p.stderr[-1500:])
+
+
+def case_python_reuse(tally, work):
+    p, res = profile(tally, os.path.join(work, "out-reuse"), ["/usr/bin/python3", os.path.join(HERE, "reuse.py")])
+    peak = sites(res, "peak")
+    named, wrong = 0, []
+    for s in peak:
+        fr = [f for f in s.get("frames", []) if re.match(r"gen\d+\.py:", f)]
+        if not fr:
+            continue
+        named += 1
+        m = re.match(r"gen(\d+)\.py:2 f(\d+)$", fr[0])
+        if not m or m.group(1) != m.group(2) or int(m.group(1)) != s["bytes"] - 100_001 or s.get("blocks") != 1:
+            wrong.append((s["bytes"], fr))
+    t.check("python: functions whose code objects reuse freed addresses: each block's site names its own",
+            p.returncode == 0 and named >= 150 and not wrong and res["stacks"]["peak"]["sites_count"] >= 300,
+            f"{named} named, wrong: {wrong[:3]}")
 
 
 def build(work, src, *extra):
@@ -217,6 +234,8 @@ def main():
         sys.exit(77)
     with tempfile.TemporaryDirectory(prefix="tally-stacks-") as work:
         globals()[f"case_{a.case}"](os.path.abspath(a.tally), work)
+        if a.case == "python":
+            case_python_reuse(os.path.abspath(a.tally), work)
         if a.case == "hostile":
             case_hostile_ssl(os.path.abspath(a.tally), work)
     sys.exit(t.summary())
