@@ -5,7 +5,8 @@
             joined to the native ones), the top copy site copy_here; the folded files add up to the
             result's totals, which match the libraries' bytes at the peak within 1%; the summary names both,
             index.html draws them as flame graphs; stacks/reuse.py: code objects at freed ones' addresses
-  c         stacks/static_copy.c built with -g: the copy site names the static function and its line
+  c         stacks/static_copy.c built with -g: the copy site names the static function and its line;
+            site budgets (--budgets '{"sites": {"copy_quietly": {"copied_bytes": N}}}') held, failed, missing
   zarr      stacks/zarr_blosc.py: zarr-python's 100 MB one-chunk blosc write: the compressed chunk's site
             names numcodecs' blosc compress (an extension's function found by its PyMethodDef) under
             zarr's _encode_chunk
@@ -149,6 +150,7 @@ def case_c(tally, work):
     want = f"main (static_copy.c:{line_of(src, 'main')})"
     t.check("c: the top site at the peak is main's malloc at its line", want in joined(top)
             and top.get("bytes") == 100_000_000, json.dumps(top))
+    case_budgets(tally, work, exe)
 
 
 def case_zarr(tally, work):
@@ -177,6 +179,27 @@ def case_nested(tally, work):
     t.check("nested: the outer window's top site at its peak is the inner window's big_inner",
             want in joined(top) and top.get("bytes", 0) >= 50_000_000
             and not any("small_after" in f for f in top.get("frames", [])), json.dumps(top)[:1200])
+
+
+def case_budgets(tally, work, exe):
+    """Site budgets: the bytes of the sites whose frames name a text, at the peak or copied."""
+    def run(budgets, env=None):
+        e = dict(os.environ)
+        e.update(env or {})
+        return subprocess.run([tally, "profile", "--out", os.path.join(work, "out-b"), "--budgets", json.dumps(budgets),
+                               "--", exe], capture_output=True, text=True, env=e, timeout=240)
+    p = run({"sites": {"copy_quietly": {"copied_bytes": 100_000_000}, "main (static_copy.c": {"at_peak_bytes": 2e8}}})
+    t.check("budgets: site budgets that hold: exit 0, each said", p.returncode == 0 and
+            "budget held: site 'copy_quietly' copied_bytes = 100000000, limit 100000000" in p.stderr, p.stderr[-800:])
+    p = run({"sites": {"copy_quietly": {"copied_bytes": 99_999_999}}})
+    t.check("budgets: a site over its budget: exit 1, FAILED with its bytes", p.returncode == 1 and
+            "budget FAILED: site 'copy_quietly' copied_bytes = 100000000" in p.stderr, p.stderr[-800:])
+    p = run({"sites": {"copy_quietly": {"copied_bytes": 1e9}}}, {"TALLY_PROFILE_STACKS": "0"})
+    t.check("budgets: a site budget without stacks fails as missing", p.returncode == 1 and
+            "no call stacks" in p.stderr, p.stderr[-800:])
+    p = run({"sites": {"copy_quietly": {"copies": 1}}})
+    t.check("budgets: an unknown site figure: exit 2 before the program runs", p.returncode == 2 and
+            "unknown figure 'copies'" in p.stderr and p.stdout == "", p.stderr[-800:])
 
 
 def case_off(tally, work):
