@@ -18,6 +18,7 @@
  * threads moving the same stack across a peak can misplace one block's bytes (as the libraries'
  * split of the peak can, read while other threads move).
  */
+#include <pthread.h>
 #include <string.h>
 #include <unwind.h>
 
@@ -268,6 +269,14 @@ const uintptr_t *tly__stack_words(unsigned id, unsigned *n, unsigned *slot, bool
     return &words[s->off];
 }
 
+/* A fork's child has only the thread that forked: a lock another thread held is nobody's now (an
+ * intern it left half done is past nstacks, never read). */
+static void forked_child(void)
+{
+    holding = false;
+    tly__spin_unlock(&mu);
+}
+
 void tly__stacks_boot(void)
 {
     const char *v = tly__getenv("TALLY_PROFILE_STACKS");
@@ -279,5 +288,6 @@ void tly__stacks_boot(void)
     struct capture c;
     memset(&c, 0, sizeof c);
     _Unwind_Backtrace(cap_step, &c);
+    pthread_atfork(NULL, NULL, forked_child);
     atomic_store_explicit(&tly__stack_move, move, memory_order_release);
 }
