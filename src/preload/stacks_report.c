@@ -3,6 +3,10 @@
  * bytes, heaviest first, each with its frames named now (stacks_sym.c, stacks_py.c), after every
  * figure was taken. Frames are listed outermost first, as folded stacks are.
  *
+ * Naming reads debug information (libdw allocates, copies and maps as it goes): it runs with the
+ * calling thread's tracking off, into static storage, and frees what it allocated before tracking is
+ * back, so that windows still open (an enclosing one) do not count it either.
+ *
  * A site's bytes are relative to the window's start, as a library's are: bytes live at the peak less
  * what the stack held when the window opened (a stack that freed older blocks is not listed), and
  * bytes copied in the window. The sites past SITES_MAX are summed in "other_bytes", so that the
@@ -17,11 +21,18 @@
 #define SITES_MAX 200
 #define FRAME_CAP 320
 #define FRAMES_MAX (TLY__STACK_DEPTH + 64 + 1)
+#define NAMES_BYTES (4u << 20)
 
 struct site {
     unsigned id;
     int64_t bytes, count;
+    unsigned nframes;
+    uint32_t frame[FRAMES_MAX]; /* outermost first: offsets of their names in `names` */
 };
+
+static struct site peak_sites[TLY__STACKS_MAX], copy_sites[TLY__STACKS_MAX];
+static char names[NAMES_BYTES];
+static size_t names_used;
 
 static int by_bytes(const void *a, const void *b)
 {
@@ -29,61 +40,64 @@ static int by_bytes(const void *a, const void *b)
     return x->bytes < y->bytes ? 1 : x->bytes > y->bytes ? -1 : x->id < y->id ? -1 : x->id > y->id;
 }
 
-static char frames[FRAMES_MAX][FRAME_CAP];
-
-/* Stack @p id's frames named into `frames`, innermost first; returns how many. The interpreter's own
- * native frames are left out where a Python frame stands further in (they are how it ran that frame). */
-static unsigned name_frames(unsigned id, unsigned *slot, bool *truncated)
+static uint32_t keep_name(const char *s)
 {
-    unsigned n, k = 0, first_py = FRAMES_MAX, gen;
-    const uintptr_t *w = tly__stack_words(id, &n, slot, truncated, &gen);
-    bool runtime[FRAMES_MAX];
-    for (unsigned i = 0; i < n && k < FRAMES_MAX; i++) {
+    size_t n = strlen(s) + 1;
+    if (names_used + n > NAMES_BYTES)
+        return 0;                     /* names[0] is "?" */
+    memcpy(names + names_used, s, n); /* a name, not payload */
+    names_used += n;
+    return (uint32_t)(names_used - n);
+}
+
+/* Site @p s's frames named into `names`. The interpreter's own native frames are left out where a
+ * Python frame stands further in (they are how it ran that frame). */
+static void name_site(struct site *s)
+{
+    static char text[FRAMES_MAX][FRAME_CAP];
+    bool runtime[FRAMES_MAX], truncated;
+    unsigned n, k = 0, first_py = FRAMES_MAX, gen, slot;
+    const uintptr_t *w = tly__stack_words(s->id, &n, &slot, &truncated, &gen);
+    for (unsigned i = 0; i < n && k < FRAMES_MAX; i++, k++) {
         if (w[i] & TLY__STACK_PY_TAG) {
-            snprintf(frames[k], FRAME_CAP, "%s", tly__py_text(w[i] & ~TLY__STACK_PY_TAG, w[i + 1]));
+            snprintf(text[k], FRAME_CAP, "%s", tly__py_text(w[i] & ~TLY__STACK_PY_TAG, w[i + 1]));
             runtime[k] = false;
-            if (first_py == FRAMES_MAX)
-                first_py = k;
+            first_py = first_py == FRAMES_MAX ? k : first_py;
             i++;
         } else {
-            tly__sym_name(w[i], gen, frames[k], FRAME_CAP, &runtime[k]);
+            tly__sym_name(w[i], gen, text[k], FRAME_CAP, &runtime[k]);
         }
-        k++;
     }
-    unsigned kept = 0;
-    for (unsigned i = 0; i < k; i++)
-        if (!(runtime[i] && i > first_py)) {
-            if (kept != i)
-                memcpy(frames[kept], frames[i], FRAME_CAP); /* a name, not payload */
-            kept++;
-        }
-    if (id == 0)
-        kept = (unsigned)snprintf(frames[0], FRAME_CAP, "[no room in the stacks table]") > 0;
-    return kept;
+    if (s->id == 0) {
+        snprintf(text[0], FRAME_CAP, "[no room in the stacks table]");
+        runtime[0] = false;
+        k = 1;
+    }
+    s->nframes = 0;
+    for (unsigned i = k; i-- > 0;) /* outermost first */
+        if (!(runtime[i] && i > first_py))
+            s->frame[s->nframes++] = keep_name(text[i]);
 }
 
 static void site(FILE *f, const struct site *s, const char *count_key, bool first)
 {
-    unsigned slot;
+    unsigned n, slot, gen;
     bool truncated;
-    unsigned n = name_frames(s->id, &slot, &truncated);
+    (void)tly__stack_words(s->id, &n, &slot, &truncated, &gen);
     fprintf(f, "%s\n      {\"bytes\": %lld, \"%s\": %lld, \"library\": ", first ? "" : ",", (long long)s->bytes,
             count_key, (long long)s->count);
     tly__jstr(f, tly__slot_name(slot));
     fprintf(f, ", \"truncated\": %s, \"frames\": [", truncated ? "true" : "false");
-    for (unsigned i = n; i-- > 0;) {
-        tly__jstr(f, frames[i]);
-        fputs(i ? ", " : "", f);
+    for (unsigned i = 0; i < s->nframes; i++) {
+        tly__jstr(f, names + s->frame[i]);
+        fputs(i + 1 < s->nframes ? ", " : "", f);
     }
     fputs("]}", f);
 }
 
-static struct site sites[TLY__STACKS_MAX];
-
-/* One list of sites: @p k of them in `sites`, sorted here. */
-static void sites_block(FILE *f, const char *key, unsigned k, const char *count_key)
+/* One list of sites, @p k of them, sorted (the first SITES_MAX named) already. */
+static void sites_block(FILE *f, const char *key, const struct site *sites, unsigned k, const char *count_key)
 {
-    qsort(sites, k, sizeof sites[0], by_bytes);
     int64_t total = 0, other = 0, other_count = 0, count = 0;
     for (unsigned i = 0; i < k; i++) {
         total += sites[i].bytes;
@@ -102,6 +116,23 @@ static void sites_block(FILE *f, const char *key, unsigned k, const char *count_
     fputs("]}", f);
 }
 
+/* The listed sites' frames named, with this thread's tracking off (see the top of the file). */
+static void name_all(unsigned np, unsigned nc)
+{
+    struct tly__tls *t = &tly__tls;
+    uint8_t was = t->in_hook;
+    t->in_hook = 1;
+    names_used = 0;
+    keep_name("?");
+    tly__sym_begin();
+    for (unsigned i = 0; i < np && i < SITES_MAX; i++)
+        name_site(&peak_sites[i]);
+    for (unsigned i = 0; i < nc && i < SITES_MAX; i++)
+        name_site(&copy_sites[i]);
+    tly__sym_end();
+    t->in_hook = was;
+}
+
 void tly__stacks_emit(FILE *f, const struct tly__figures *x)
 {
     if (!tly__stacks_on || x->stk_peak == NULL) {
@@ -109,26 +140,25 @@ void tly__stacks_emit(FILE *f, const struct tly__figures *x)
         return;
     }
     const struct tly__stack_counts *b = x->stk_before, *p = x->stk_peak, *a = x->stk_now;
-    unsigned n = x->stk_n;
-    tly__sym_begin();
+    unsigned n = x->stk_n, np = 0, nc = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (p->bytes[i] - b->bytes[i] > 0)
+            peak_sites[np++] = (struct site){i, p->bytes[i] - b->bytes[i], p->blocks[i] - b->blocks[i], 0, {0}};
+        if (a->copy_bytes[i] > b->copy_bytes[i])
+            copy_sites[nc++] = (struct site){
+                i, (int64_t)(a->copy_bytes[i] - b->copy_bytes[i]), (int64_t)(a->copies[i] - b->copies[i]), 0, {0}};
+    }
+    qsort(peak_sites, np, sizeof peak_sites[0], by_bytes);
+    qsort(copy_sites, nc, sizeof copy_sites[0], by_bytes);
+    name_all(np, nc);
     fprintf(f,
             "  \"stacks\": {\"enabled\": true, \"depth_cap\": %d, \"python_frames\": %s, \"interned\": %u, "
             "\"dropped\": %llu, \"taken\": %llu, \"taken_s\": %.6f,\n",
             TLY__STACK_DEPTH, tly__py_active() ? "true" : "false", n, (unsigned long long)x->stk_dropped,
             (unsigned long long)(x->stk_taken[1] - x->stk_taken[0]),
             (double)(x->stk_taken_ns[1] - x->stk_taken_ns[0]) / 1e9);
-    unsigned k = 0;
-    for (unsigned i = 0; i < n; i++)
-        if (p->bytes[i] - b->bytes[i] > 0)
-            sites[k++] = (struct site){i, p->bytes[i] - b->bytes[i], p->blocks[i] - b->blocks[i]};
-    sites_block(f, "peak", k, "blocks");
+    sites_block(f, "peak", peak_sites, np, "blocks");
     fputs(",\n", f);
-    k = 0;
-    for (unsigned i = 0; i < n; i++)
-        if (a->copy_bytes[i] > b->copy_bytes[i])
-            sites[k++] = (struct site){i, (int64_t)(a->copy_bytes[i] - b->copy_bytes[i]),
-                                       (int64_t)(a->copies[i] - b->copies[i])};
-    sites_block(f, "copies", k, "count");
+    sites_block(f, "copies", copy_sites, nc, "count");
     fputs("},\n", f);
-    tly__sym_end();
 }

@@ -179,6 +179,9 @@ def case_nested(tally, work):
     t.check("nested: the outer window's top site at its peak is the inner window's big_inner",
             want in joined(top) and top.get("bytes", 0) >= 50_000_000
             and not any("small_after" in f for f in top.get("frames", [])), json.dumps(top)[:1200])
+    libs = sorted((res or {}).get("libraries", {}))
+    t.check("nested: naming the inner window's frames (libdw) is not in the outer window's figures",
+            not any(k.startswith(("libdw", "libelf")) for k in libs), libs)
 
 
 def case_budgets(tally, work, exe):
