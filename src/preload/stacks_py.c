@@ -215,16 +215,6 @@ bool tly__py_is_eval(uintptr_t ip)
     return false;
 }
 
-/* What tells a code object from another one later allocated at its address: its file's and name's
- * objects and its first line, hashed into 32 bits (kept beside the instruction index). */
-static uint32_t ident(PyCodeObject *co)
-{
-    uint64_t x = (uint64_t)(uintptr_t)co->co_filename * 0x9e3779b97f4a7c15ULL;
-    x ^= (uint64_t)(uintptr_t)co->co_qualname * 0xff51afd7ed558ccdULL;
-    x ^= (uint64_t)co->co_firstlineno * 0xc4ceb9fe1a85ec53ULL;
-    return (uint32_t)(x ^ x >> 32);
-}
-
 unsigned tly__py_frames(struct tly__py_frame *out, unsigned cap)
 {
     (void)out;
