@@ -14,7 +14,8 @@
   off       TALLY_PROFILE_STACKS=0: no stacks, no folded files, the same peak
   hostile   stacks/deep.c: 300 frames deep (truncated at the cap), a thread that exits mid-window and a
             library dlclose'd before the report: the program's output and status unchanged, every site there;
-            stacks/ssl_exit.c: OpenSSL shut down by its atexit handler before the frames are named
+            stacks/ssl_exit.c: OpenSSL shut down by its atexit handler before the frames are named;
+            stacks/threads.c: 8 threads interning and counting on the same stacks at once
 
   stacks_test.py CASE TALLY [--skip REASON]; exits 1 on any failure, 77 when skipped
 """
@@ -242,6 +243,20 @@ def case_hostile(tally, work):
             == [3 << 20, 5 << 20, 7 << 20], json.dumps([(s["bytes"], s["frames"][-2:]) for s in copies])[:800])
 
 
+def case_hostile_threads(tally, work):
+    exe = build(work, "threads.c", "-pthread")
+    p, res = profile(tally, os.path.join(work, "out-threads"), [exe])
+    copies = [s for s in sites(res, "copies") if "site (threads.c:" in joined(s)]
+    t.check("hostile: 8 threads interning the same 4 copy sites at once: every copy on them",
+            p.returncode == 0 and p.stdout.strip() == str(8 * 2000 * 102400) and len(copies) == 4
+            and sum(s["bytes"] for s in copies) == 8 * 2000 * 102400 and sum(s["count"] for s in copies) == 16000,
+            json.dumps([(s["bytes"], s["count"], s["frames"][-1]) for s in copies]) + p.stderr[-800:])
+    libs = sum(v.get("at_peak_bytes", 0) for k, v in (res or {}).get("libraries", {}).items() if k != "mmap")
+    want = ((res or {}).get("stacks") or {}).get("peak", {}).get("total_bytes", -1)
+    t.check("hostile: 8 threads: the sites at the peak add up to the libraries' (a block either way at most)",
+            abs(libs - want) <= 102400 and want >= 8 * 102400, f"sites {want}, libraries {libs}")
+
+
 def case_hostile_ssl(tally, work):
     exe = build(work, "ssl_exit.c", "-lcrypto")
     p, res = profile(tally, os.path.join(work, "out-ssl"), [exe])
@@ -264,6 +279,7 @@ def main():
             case_python_reuse(os.path.abspath(a.tally), work)
         if a.case == "hostile":
             case_hostile_ssl(os.path.abspath(a.tally), work)
+            case_hostile_threads(os.path.abspath(a.tally), work)
     sys.exit(t.summary())
 
 
