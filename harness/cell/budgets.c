@@ -43,7 +43,11 @@ int tly_h_budgets_validate(json_t *budgets, const char *where)
     json_object_foreach(budgets, k, v)
     {
         char path[160];
-        if (strcmp(k, "stages") == 0 || strcmp(k, "libraries") == 0) {
+        if (strcmp(k, "sites") == 0) {
+            int err = tly_h_budgets_sites_validate(v, where);
+            if (err)
+                return err;
+        } else if (strcmp(k, "stages") == 0 || strcmp(k, "libraries") == 0) {
             bool stages = k[0] == 's';
             if (!json_is_object(v))
                 return tly_fail(TLY_EFORMAT, "%s: budgets.%s must be an object", where, k);
@@ -116,7 +120,7 @@ json_t *tly_h_check_budgets(json_t *budgets, json_t *result, bool *all_ok)
     json_t *v;
     json_object_foreach(budgets, k, v)
     {
-        if (strcmp(k, "stages") == 0 || strcmp(k, "libraries") == 0)
+        if (strcmp(k, "stages") == 0 || strcmp(k, "libraries") == 0 || strcmp(k, "sites") == 0)
             continue;
         json_t *actual = json_object_get(result, k);
         bool ok = within(k, actual, json_number_value(v));
@@ -125,6 +129,9 @@ json_t *tly_h_check_budgets(json_t *budgets, json_t *result, bool *all_ok)
     }
     check_owners(budgets, result, "stages", lines, all_ok);
     check_owners(budgets, result, "libraries", lines, all_ok);
+    json_t *sites = json_object_get(budgets, "sites");
+    if (sites)
+        tly_h_budgets_sites_check(sites, result, lines, all_ok);
     return lines;
 }
 
@@ -155,13 +162,22 @@ void tly_h_budget_line_text(json_t *line, char *buf, size_t cap)
 {
     const char *stage = json_string_value(json_object_get(line, "stage"));
     const char *lib = json_string_value(json_object_get(line, "library"));
+    const char *site = json_string_value(json_object_get(line, "site"));
     json_t *actual = json_object_get(line, "actual");
     char num[48], lim[32];
     double limit = json_number_value(json_object_get(line, "limit"));
     if (json_is_number(actual))
         number_text(json_number_value(actual), num, sizeof num);
+    else if (site) /* a result without stacks */
+        snprintf(num, sizeof num, "(missing: the result has no call stacks)");
     else /* a figure the cell does not have: another stack's store traffic, a write's read amplification */
         snprintf(num, sizeof num, "(missing: this cell does not measure it)");
+    if (site) {
+        number_text(limit, lim, sizeof lim);
+        snprintf(buf, cap, "site '%s' %s = %s, limit %s", site, json_string_value(json_object_get(line, "name")), num,
+                 lim);
+        return;
+    }
     number_text(limit, lim, sizeof lim);
     snprintf(buf, cap, "%s%s%s%s = %s, limit %s",
              stage ? "stage "

@@ -77,6 +77,12 @@ int tly_h_meta_shard(struct tly_meta *m, const uint64_t *inner, bool index_start
  */
 int tly_h_budgets_validate(json_t *budgets, const char *where);
 
+/** budgets.sites (budgets_sites.c): frame text -> {at_peak_bytes, copied_bytes} limits, checked. */
+int tly_h_budgets_sites_validate(json_t *sites, const char *where);
+
+/** The site budgets' lines ({name, site, limit, actual, ok}) of @p result into @p lines. */
+void tly_h_budgets_sites_check(json_t *sites, json_t *result, json_t *lines, bool *all_ok);
+
 /**
  * Check @p result against @p budgets: a list of {name, stage, library, limit, actual, ok} lines;
  * @p all_ok false when any failed (a figure missing from the result fails).

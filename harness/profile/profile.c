@@ -20,6 +20,7 @@
 #include "cell/resident.h"
 #include "cell/result.h"
 #include "options.h"
+#include "profile/stacks.h"
 #include "profile/tree.h"
 #include "report/report.h"
 
@@ -199,6 +200,8 @@ static int write_reports(const struct profile_opts *o, json_t *entry)
         err = json_dump_file(doc, path, JSON_INDENT(1) | JSON_REAL_PRECISION(6))
                   ? tly_fail(-EIO, "cannot write %s", path)
                   : tly_h_report(o->out, doc);
+    if (!err)
+        err = tly_h_stacks_folded(o->out, entry);
     json_decref(doc);
     return err;
 }
@@ -473,9 +476,13 @@ int tly_h_cmd_profile(int argc, char **argv)
     }
     if ((!o.json || o.json_file) && tracked && !err) {
         print_summary(stderr, r);
+        tly_h_stacks_print(stderr, r);
         tly_h_tree_print(stderr, procs, json_object_get(r, "tree"));
         if (!err)
-            fprintf(stderr, "reports: %s/results.json, copies.md, index.html, trace.json\n", o.out);
+            fprintf(stderr, "reports: %s/results.json, copies.md, index.html, trace.json%s\n", o.out,
+                    json_is_true(json_object_get(json_object_get(r, "stacks"), "enabled"))
+                        ? ", peak.folded, copies.folded"
+                        : "");
     }
     json_decref(r);
     json_decref(procs);

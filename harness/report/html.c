@@ -90,6 +90,7 @@ static void section(FILE *f, json_t *e, size_t i)
     tly_h_html_memory(f, e, i);
     tly_h_html_lanes(f, e);
     tly_h_html_stage_bar(f, e);
+    tly_h_html_flames(f, e);
     fprintf(f, "</section>\n");
 }
 
@@ -109,7 +110,9 @@ int tly_h_write_index_html(const char *dir, json_t *results)
                "#c00;color:#c00;padding:2px 10px;margin:0 0 4px 8px;"
                "max-width:330px;font-size:12px}.failed ul{margin:2px 0;padding-left:16px}"
                "#tip{position:absolute;pointer-events:none;background:#fff;border:1px solid #888;padding:4px 6px;"
-               "font:11px monospace;white-space:pre;display:none;z-index:2}</style></head><body>\n"
+               "font:11px monospace;white-space:pre;display:none;z-index:2}svg.flame text{font:11px monospace;"
+               "pointer-events:none}svg.flame g{cursor:pointer}svg.flame rect{stroke:#fff;stroke-width:.5}"
+               "</style></head><body>\n"
                "<svg width='0' height='0' style='position:absolute'><defs><pattern id='waiting' width='4' "
                "height='4' patternUnits='userSpaceOnUse' patternTransform='rotate(45)'><rect width='2' height='4' "
                "fill='#fff' fill-opacity='0.85'/></pattern></defs></svg>\n"
@@ -134,6 +137,7 @@ int tly_h_write_index_html(const char *dir, json_t *results)
     json_array_foreach(results, i, e) if (!strcmp(tly_h_str(e, "status"), "ok")) section(f, e, i);
     fprintf(f, "<div id='tip'></div>\n");
     tly_h_html_script(f);
+    tly_h_html_flame_script(f);
     fprintf(f, "</body></html>\n");
     return fclose(f) == 0 ? 0 : tly_fail_errno("%s", path);
 }

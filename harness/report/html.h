@@ -42,4 +42,11 @@ void tly_h_html_stage_bar(FILE *f, json_t *e);
 /** The page's script: the charts' hover. */
 void tly_h_html_script(FILE *f);
 
+/** A result's call stacks ("stacks", from the preload) as flame graphs: memory at the peak, copies
+ * (html_flame.c). Nothing when the result has none. */
+void tly_h_html_flames(FILE *f, json_t *e);
+
+/** The flame graphs' click-to-zoom script. */
+void tly_h_html_flame_script(FILE *f);
+
 #endif

@@ -38,6 +38,17 @@ static int64_t at_peak[TLY_NSTAGES];
 static int64_t at_peak_lib[TLY__LIB_MAX];
 static uint64_t peak_time_ns;
 
+_Atomic(tly__stack_move_fn) tly__stack_move;
+_Atomic uint32_t tly__peak_epoch;
+
+/* A large block's bytes move on its stack (the preload's; nothing in the engine). */
+static inline void stack_move(uint32_t stack, int64_t d, int64_t nblocks)
+{
+    tly__stack_move_fn mv = atomic_load_explicit(&tly__stack_move, memory_order_relaxed);
+    if (TLY__UNLIKELY(mv != NULL) && (d != 0 || nblocks != 0))
+        mv(stack, d, nblocks);
+}
+
 uint64_t tly__now_ns(void)
 {
     struct timespec ts;
@@ -138,6 +149,7 @@ static void new_peak(int64_t l)
     tly__spin_lock(&peak_mu);
     if (l > atomic_load_explicit(&peak, memory_order_relaxed)) {
         atomic_store_explicit(&peak, l, memory_order_relaxed);
+        atomic_fetch_add_explicit(&tly__peak_epoch, 1, memory_order_relaxed);
         tly__live_stages(at_peak);
         peak_time_ns = tly__now_ns();
         tly__timeline_peak(peak_time_ns, l, at_peak, libs_at_peak());
@@ -187,15 +199,20 @@ static void slack_add(int64_t d)
         atomic_fetch_add_explicit(&slack, d, memory_order_relaxed);
 }
 
-/* The library slot a new large block is charged to (none unless the preload attributes them). Its
- * slot is charged before the process's live bytes move, so that a peak this block makes sees it. */
-static unsigned lib_charge(size_t usize, size_t req)
+/* The library slot a new large block is charged to (none unless the preload attributes them), and
+ * its stack into @p stack. Both are charged before the process's live bytes move, so that a peak
+ * this block makes sees it. */
+static unsigned lib_charge(struct tly__tls *t, size_t usize, size_t req, uint32_t *stack)
 {
     tly__lib_fn of = atomic_load_explicit(&tly__lib_of, memory_order_relaxed);
+    *stack = TLY__STACK_NONE;
     if (TLY__LIKELY(of == NULL))
         return TLY__LIB_NONE;
+    t->stack = TLY__STACK_NONE;
     unsigned lib = of(usize);
+    *stack = t->stack;
     tly__lib_alloc(lib, usize, req);
+    stack_move(*stack, (int64_t)req, 1);
     return lib;
 }
 
@@ -208,7 +225,9 @@ void tly__account_alloc(struct tly__tls *t, void *ptr, size_t usize, size_t req)
     tly__bump(b, &b->alloc_bytes[s], usize);
     tly__bump(b, &b->alloc_req_bytes[s], req);
     if (usize >= TLY_MEM_LARGE) {
-        tly__ptab_put((uintptr_t)ptr, usize, c, s, lib_charge(usize, c));
+        uint32_t stack;
+        unsigned lib = lib_charge(t, usize, c, &stack);
+        tly__ptab_put((uintptr_t)ptr, usize, c, s, lib, stack);
         slack_add((int64_t)(usize - c));
     }
     live_add(s, (int64_t)c);
@@ -221,10 +240,12 @@ void tly__account_free(struct tly__tls *t, void *ptr, size_t usize)
     if (usize >= TLY_MEM_LARGE) {
         size_t recorded;
         unsigned lib;
+        uint32_t stack;
         /* A large block missing from the table was allocated before tracking began: never counted. */
-        if (!tly__ptab_take((uintptr_t)ptr, &recorded, &c, &s, &lib))
+        if (!tly__ptab_take((uintptr_t)ptr, &recorded, &c, &s, &lib, &stack))
             return;
         tly__lib_free(lib, c);
+        stack_move(stack, -(int64_t)c, -1);
         slack_add(-(int64_t)(recorded - c));
     }
     struct tly__tblock *b = tly__block(t);
@@ -236,17 +257,20 @@ void tly__account_resize(struct tly__tls *t, void *ptr, size_t old_usize, size_t
 {
     enum tly_stage s = tly__stage_of(t);
     unsigned lib = TLY__LIB_NONE;
+    uint32_t stack = TLY__STACK_NONE;
     size_t old_c = old_usize, new_c = charged(new_usize, new_req);
     if (old_usize >= TLY_MEM_LARGE) {
         size_t rec_usize;
         if (new_usize >= TLY_MEM_LARGE) {
-            if (!tly__ptab_resize((uintptr_t)ptr, new_usize, new_c, &rec_usize, &old_c, &s, &lib))
+            if (!tly__ptab_resize((uintptr_t)ptr, new_usize, new_c, &rec_usize, &old_c, &s, &lib, &stack))
                 return; /* allocated before tracking began */
             tly__lib_grow(lib, (int64_t)new_c - (int64_t)old_c, (int64_t)new_usize - (int64_t)rec_usize);
+            stack_move(stack, (int64_t)new_c - (int64_t)old_c, 0);
         } else {
-            if (!tly__ptab_take((uintptr_t)ptr, &rec_usize, &old_c, &s, &lib))
+            if (!tly__ptab_take((uintptr_t)ptr, &rec_usize, &old_c, &s, &lib, &stack))
                 return;
             tly__lib_grow(lib, -(int64_t)old_c, 0); /* the rest is a small block now */
+            stack_move(stack, -(int64_t)old_c, -1);
         }
         slack_add(-(int64_t)(rec_usize - old_c));
     } else if (new_usize >= TLY_MEM_LARGE) {
@@ -254,10 +278,13 @@ void tly__account_resize(struct tly__tls *t, void *ptr, size_t old_usize, size_t
          * allocation was counted as small; the library counts the bytes, not a new allocation). */
         tly__lib_fn of = atomic_load_explicit(&tly__lib_of, memory_order_relaxed);
         if (TLY__UNLIKELY(of != NULL)) {
+            t->stack = TLY__STACK_NONE;
             lib = of(new_usize);
+            stack = t->stack;
             tly__lib_grow(lib, (int64_t)new_c, (int64_t)new_usize);
+            stack_move(stack, (int64_t)new_c, 1);
         }
-        tly__ptab_put((uintptr_t)ptr, new_usize, new_c, s, lib);
+        tly__ptab_put((uintptr_t)ptr, new_usize, new_c, s, lib, stack);
     }
     if (new_usize >= TLY_MEM_LARGE)
         slack_add((int64_t)(new_usize - new_c));
@@ -361,6 +388,7 @@ void tly_mem_reset_peaks(void)
     }
     int64_t l = atomic_load_explicit(&live, memory_order_relaxed);
     atomic_store_explicit(&peak, l, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tly__peak_epoch, 1, memory_order_relaxed);
     atomic_store_explicit(&reserved_peak, l + atomic_load_explicit(&slack, memory_order_relaxed), memory_order_relaxed);
     tly__live_stages(at_peak);
     tly__lib_reset_peaks();

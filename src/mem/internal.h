@@ -92,6 +92,7 @@ struct tly__tls {
     uint64_t since, cpu_since, runq_since, waited, worker_since;
     uint64_t copy_pending;              /* payload bytes copied since the last copy event (traces) */
     struct tly__copy_block *copy_block; /* libs.c: this thread's copy counters by library (NULL: none yet) */
+    uint32_t stack;                     /* the stack id tly__lib_of gave the block it just charged */
 };
 
 extern __thread struct tly__tls tly__tls __attribute__((tls_model("initial-exec")));
@@ -148,6 +149,17 @@ void tly__lib_live(int64_t out[TLY__LIB_MAX]);
 void tly__lib_reset_peaks(void);
 void tly__lib_read(struct tly__lib_counters out[TLY__LIB_MAX]);
 
+/*
+ * Call stacks of large blocks (src/preload/stacks.c): tly__lib_of leaves the new block's stack id in
+ * tly__tls.stack (TLY__STACK_NONE: none), the pointer table keeps it, and every change of the block's live bytes
+ * is handed to tly__stack_move (NULL in the engine: no stacks). tly__peak_epoch counts the peaks
+ * (and their restarts): a stack whose bytes move after the latest one keeps its bytes at that peak.
+ */
+#define TLY__STACK_NONE UINT32_MAX /* no stack taken (the engine, stacks off, under the threshold) */
+typedef void (*tly__stack_move_fn)(uint32_t stack, int64_t d_bytes, int64_t d_blocks);
+extern _Atomic(tly__stack_move_fn) tly__stack_move;
+extern _Atomic uint32_t tly__peak_epoch;
+
 /* counters.c */
 struct tly__tblock *tly__block_slow(struct tly__tls *t);
 
@@ -186,11 +198,11 @@ uint64_t tly__now_ns(void);
 uint64_t tly__thread_tracked_bytes(void);
 
 /* ptrtable.c: the stage (and library) that allocated each live block of TLY_MEM_LARGE bytes or more */
-void tly__ptab_put(uintptr_t p, size_t usize, size_t req, enum tly_stage s, unsigned lib);
-bool tly__ptab_take(uintptr_t p, size_t *usize, size_t *req, enum tly_stage *s, unsigned *lib);
+void tly__ptab_put(uintptr_t p, size_t usize, size_t req, enum tly_stage s, unsigned lib, uint32_t stack);
+bool tly__ptab_take(uintptr_t p, size_t *usize, size_t *req, enum tly_stage *s, unsigned *lib, uint32_t *stack);
 /* the old usable and requested sizes into @p old_usize and @p old_req */
 bool tly__ptab_resize(uintptr_t p, size_t new_usize, size_t new_req, size_t *old_usize, size_t *old_req,
-                      enum tly_stage *s, unsigned *lib);
+                      enum tly_stage *s, unsigned *lib, uint32_t *stack);
 size_t tly__ptab_count(void);
 
 /* timeline.c */

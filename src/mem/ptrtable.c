@@ -13,9 +13,10 @@
 #include "mem/internal.h"
 
 struct ent {
-    uintptr_t key; /* 0 = empty */
-    uint64_t meta; /* usize << 16 | lib << 8 | stage (a usable size needs far fewer than 48 bits) */
-    uint64_t req;  /* the bytes asked for (at most usize) */
+    uintptr_t key;  /* 0 = empty */
+    uint64_t meta;  /* usize << 16 | lib << 8 | stage (a usable size needs far fewer than 48 bits) */
+    uint64_t req;   /* the bytes asked for (at most usize) */
+    uint64_t stack; /* the preload's stack id (0: none) */
 };
 
 static uint64_t pack(size_t usize, enum tly_stage s, unsigned lib)
@@ -49,7 +50,7 @@ static struct ent *map_table(size_t n)
     return m == MAP_FAILED ? NULL : m;
 }
 
-static void insert_raw(struct ent *t, size_t mask, uintptr_t key, uint64_t meta, uint64_t req)
+static void insert_raw(struct ent *t, size_t mask, uintptr_t key, uint64_t meta, uint64_t req, uint64_t stack)
 {
     size_t i = slot_of(key, mask);
     while (t[i].key != 0 && t[i].key != key)
@@ -57,6 +58,7 @@ static void insert_raw(struct ent *t, size_t mask, uintptr_t key, uint64_t meta,
     t[i].key = key;
     t[i].meta = meta;
     t[i].req = req;
+    t[i].stack = stack;
 }
 
 /* Grow to twice the size; false when the kernel refuses memory (the entry is then not recorded). */
@@ -68,7 +70,7 @@ static bool grow(void)
         return false;
     for (size_t i = 0; i < cap; i++)
         if (tab[i].key)
-            insert_raw(nt, ncap - 1, tab[i].key, tab[i].meta, tab[i].req);
+            insert_raw(nt, ncap - 1, tab[i].key, tab[i].meta, tab[i].req, tab[i].stack);
     if (tab)
         munmap(tab, cap * sizeof(struct ent));
     tab = nt;
@@ -110,7 +112,7 @@ static void erase(struct ent *e)
     count--;
 }
 
-void tly__ptab_put(uintptr_t p, size_t usize, size_t req, enum tly_stage s, unsigned lib)
+void tly__ptab_put(uintptr_t p, size_t usize, size_t req, enum tly_stage s, unsigned lib, uint32_t stack)
 {
     pthread_mutex_lock(&mu);
     if ((count + 1) * 2 > cap && !grow()) {
@@ -120,17 +122,18 @@ void tly__ptab_put(uintptr_t p, size_t usize, size_t req, enum tly_stage s, unsi
     struct ent *e = find(p);
     if (e == NULL)
         count++;
-    insert_raw(tab, cap - 1, p, pack(usize, s, lib), req);
+    insert_raw(tab, cap - 1, p, pack(usize, s, lib), req, stack);
     pthread_mutex_unlock(&mu);
 }
 
-bool tly__ptab_take(uintptr_t p, size_t *usize, size_t *req, enum tly_stage *s, unsigned *lib)
+bool tly__ptab_take(uintptr_t p, size_t *usize, size_t *req, enum tly_stage *s, unsigned *lib, uint32_t *stack)
 {
     pthread_mutex_lock(&mu);
     struct ent *e = find(p);
     if (e) {
         *usize = (size_t)(e->meta >> 16);
         *req = (size_t)e->req;
+        *stack = (uint32_t)e->stack;
         unpack(e->meta, s, lib);
         erase(e);
     }
@@ -139,7 +142,7 @@ bool tly__ptab_take(uintptr_t p, size_t *usize, size_t *req, enum tly_stage *s, 
 }
 
 bool tly__ptab_resize(uintptr_t p, size_t new_usize, size_t new_req, size_t *old_usize, size_t *old_req,
-                      enum tly_stage *s, unsigned *lib)
+                      enum tly_stage *s, unsigned *lib, uint32_t *stack)
 {
     pthread_mutex_lock(&mu);
     struct ent *e = find(p);
@@ -147,6 +150,7 @@ bool tly__ptab_resize(uintptr_t p, size_t new_usize, size_t new_req, size_t *old
         unpack(e->meta, s, lib);
         *old_usize = (size_t)(e->meta >> 16);
         *old_req = (size_t)e->req;
+        *stack = (uint32_t)e->stack;
         e->meta = pack(new_usize, *s, *lib);
         e->req = new_req;
     }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "preload/preload.h"
+#include "preload/stacks.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -92,6 +93,8 @@ static __attribute__((noinline)) void copy_large(size_t n, uintptr_t ra)
     if (slot == TLY__LIB_NONE)
         return; /* the preload's own */
     tly__lib_copy(slot, n);
+    if (tly__stacks_on)
+        tly__stacks_copy(slot, n);
     tly_copy_note(n);
 }
 
@@ -105,6 +108,8 @@ static __attribute__((noinline)) void copy_small(size_t n, uintptr_t ra)
 static inline void copy_seen(size_t n, uintptr_t ra)
 {
     size_t min = atomic_load_explicit(&tly__pl_copy_min, memory_order_relaxed);
+    if (TLY__UNLIKELY(tly__tls.in_hook))
+        return; /* the tracker's own work on this thread (the hooks; frames named for a result) */
     if (TLY__UNLIKELY(n >= min))
         copy_large(n, ra);
     else if (TLY__LIKELY(min != SIZE_MAX)) /* SIZE_MAX: before the constructor, nothing counts */
@@ -211,8 +216,8 @@ static void count_map(uintptr_t lo, size_t len, enum tly_stage s)
 
 static void map_seen(void *p, size_t len, int prot, int flags, uintptr_t ra)
 {
-    if (tly__obj_in_allocator(ra))
-        return; /* jemalloc's own mappings hold the blocks the hooks count */
+    if (tly__obj_in_allocator(ra) || tly__tls.in_hook)
+        return; /* jemalloc's own mappings hold the blocks the hooks count; the tracker's own */
     bool counted = (flags & MAP_ANONYMOUS) && prot != PROT_NONE &&
                    len >= atomic_load_explicit(&tly__pl_mmap_min, memory_order_relaxed);
     if (!counted && !((flags & MAP_FIXED) && atomic_load_explicit(&nmaps, memory_order_relaxed)))

@@ -22,6 +22,7 @@
 #include <jemalloc/jemalloc.h>
 
 #include "preload/preload.h"
+#include "preload/stacks.h"
 
 #define MAX_RANGES 1024
 #define POOL_BYTES (96 * 1024)
@@ -34,6 +35,7 @@ enum kind { K_MISS = -1, K_LIB, K_PLUMBING, K_SELF, K_JEMALLOC, K_RUNTIME };
 
 struct range {
     uintptr_t lo, hi; /* one executable segment */
+    uintptr_t base;   /* the object's load address (dlpi_addr) */
     uint32_t path;    /* offset into the table's pool */
     uint8_t kind;
     uint8_t slot; /* TLY__LIB_NONE until the object is first charged */
@@ -73,62 +75,6 @@ static char slot_paths[TLY__LIB_MAX][PATH_CAP];
 
 static uintptr_t je_lo, je_hi, self_lo, self_hi;
 
-static void copy_str(char *dst, size_t cap, const char *src, size_t n)
-{
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, src, n); /* a name, not payload */
-    dst[n] = '\0';
-}
-
-/* The file name, without the directory or version and ABI suffixes; a Python extension module in
- * a package is named for its top-level package (numpy's _multiarray_umath.cpython-311-... -> numpy). */
-static void short_name(const char *path, char *out, size_t cap)
-{
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    if (strstr(base, ".cpython-") || strstr(base, ".abi3.so") || strstr(base, ".pypy")) {
-        const char *pkg = strstr(path, "-packages/");
-        const char *end = pkg ? strchr(pkg + strlen("-packages/"), '/') : NULL;
-        if (end) {
-            pkg += strlen("-packages/");
-            copy_str(out, cap, pkg, (size_t)(end - pkg));
-        } else {
-            copy_str(out, cap, base, strcspn(base, "."));
-        }
-        return;
-    }
-    for (const char *p = base; (p = strstr(p, ".so")) != NULL; p += 3)
-        if (p[3] == '\0' || p[3] == '.') {
-            copy_str(out, cap, base, (size_t)(p - base));
-            return;
-        }
-    copy_str(out, cap, base, strlen(base));
-}
-
-static bool plumbing(const char *path)
-{
-    static const char *const names[] = {"libc.so",       "libjemalloc", "libstdc++",  "libgcc_s",        "ld-linux",
-                                        "libpthread.so", "libdl.so",    "linux-vdso", "libtally-preload"};
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strncmp(base, names[i], strlen(names[i])) == 0)
-            return true;
-    return false;
-}
-
-static bool runtime(const char *path)
-{
-    static const char *const names[] = {"python3", "libpython", "node", "libnode"};
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strncmp(base, names[i], strlen(names[i])) == 0)
-            return true;
-    return false;
-}
-
 static bool in_segments(const struct dl_phdr_info *info, uintptr_t a)
 {
     for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -159,9 +105,9 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
         k = K_SELF;
     else if (in_segments(info, (uintptr_t)&mallctl))
         k = K_JEMALLOC;
-    else if (plumbing(path))
+    else if (tly__obj_plumbing(path))
         k = K_PLUMBING;
-    else if (runtime(path))
+    else if (tly__obj_runtime(path))
         k = K_RUNTIME;
     size_t len = strlen(path);
     if (len >= PATH_CAP)
@@ -169,14 +115,14 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
     if (t->pool_used + len + 1 > POOL_BYTES)
         return 0; /* out of room: its addresses will miss, and be charged as [unknown] */
     uint32_t off = (uint32_t)t->pool_used;
-    copy_str(t->pool + off, len + 1, path, len);
+    tly__obj_copy_str(t->pool + off, len + 1, path, len);
     t->pool_used += len + 1;
     for (int i = 0; i < info->dlpi_phnum && t->n < MAX_RANGES; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
             continue;
         uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-        t->r[t->n++] = (struct range){lo, lo + ph->p_memsz, off, (uint8_t)k, TLY__LIB_NONE};
+        t->r[t->n++] = (struct range){lo, lo + ph->p_memsz, info->dlpi_addr, off, (uint8_t)k, TLY__LIB_NONE};
     }
     return 0;
 }
@@ -192,14 +138,14 @@ static int add_loaded(struct dl_phdr_info *info, size_t size, void *arg)
     struct loaded *l = arg;
     const char *path = object_path(info);
     char name[NAME_CAP];
-    short_name(path, name, sizeof name);
+    tly__obj_short_name(path, name, sizeof name);
     if (name[0] == '\0' || strncmp(name, "linux-vdso", 10) == 0)
         return 0;
     for (size_t i = 0; i < l->n; i++)
         if (strcmp(l->names[i], name) == 0)
             return 0;
     if (l->n < l->cap)
-        copy_str(l->names[l->n++], NAME_CAP, name, strlen(name));
+        tly__obj_copy_str(l->names[l->n++], NAME_CAP, name, strlen(name));
     return 0;
 }
 
@@ -234,6 +180,34 @@ static int read_gen(struct dl_phdr_info *info, size_t size, void *arg)
     return 1; /* the first object says it: stop */
 }
 
+static int refresh(void);
+
+/* The ranges of @p old missing from @p now (both sorted): objects unloaded, logged for the stacks'
+ * report (an address may be another object's by then). Only the builder reads @p old here. */
+static void log_gone(const struct table *old, const struct table *now, unsigned gen)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < old->n; i++) {
+        const struct range *r = &old->r[i];
+        while (j < now->n && now->r[j].lo < r->lo)
+            j++;
+        bool kept = j < now->n && now->r[j].lo == r->lo && now->r[j].hi == r->hi &&
+                    strcmp(now->pool + now->r[j].path, old->pool + r->path) == 0;
+        if (!kept)
+            tly__gone_add(r->lo, r->hi, r->base, old->pool + r->path, gen);
+    }
+}
+
+unsigned tly__obj_gen(void)
+{
+    return atomic_load_explicit(&table_gen, memory_order_relaxed);
+}
+
+void tly__obj_sync(void)
+{
+    refresh();
+}
+
 /* Rebuild the table when the loader's objects changed: REFRESH_CHANGED, REFRESH_SAME (the table is the
  * loader's list), or REFRESH_BUSY (another thread is rebuilding). */
 enum { REFRESH_BUSY = -1, REFRESH_SAME, REFRESH_CHANGED };
@@ -253,8 +227,10 @@ static int refresh(void)
         build(t);
         lock_mu();
         cur = t;
-        atomic_fetch_add_explicit(&table_gen, 1, memory_order_relaxed);
+        unsigned gen = atomic_fetch_add_explicit(&table_gen, 1, memory_order_relaxed) + 1;
         unlock_mu();
+        if (c)
+            log_gone(c, t, gen);
     }
     atomic_flag_clear_explicit(&building, memory_order_release);
     return changed ? REFRESH_CHANGED : REFRESH_SAME;
@@ -267,15 +243,15 @@ static unsigned slot_for(struct table *t, struct range *r)
         return r->slot;
     char name[NAME_CAP];
     const char *path = t->pool + r->path;
-    short_name(path, name, sizeof name);
+    tly__obj_short_name(path, name, sizeof name);
     unsigned n = atomic_load_explicit(&tly__lib_count, memory_order_relaxed);
     for (unsigned i = TLY__SLOT_FIRST_LIB; i < n; i++)
         if (strcmp(slot_names[i], name) == 0)
             return r->slot = (uint8_t)i;
     if (n >= TLY__LIB_MAX)
         return r->slot = TLY__SLOT_OTHER;
-    copy_str(slot_names[n], NAME_CAP, name, strlen(name));
-    copy_str(slot_paths[n], PATH_CAP, path, strlen(path));
+    tly__obj_copy_str(slot_names[n], NAME_CAP, name, strlen(name));
+    tly__obj_copy_str(slot_paths[n], PATH_CAP, path, strlen(path));
     atomic_store_explicit(&tly__lib_count, n + 1, memory_order_release);
     return r->slot = (uint8_t)n;
 }
@@ -319,25 +295,37 @@ struct walk {
     int depth, runtime_left; /* runtime_left > 0: frames left to look for an extension above the interpreter */
 };
 
-static _Unwind_Reason_Code step(struct _Unwind_Context *ctx, void *arg)
+/* One frame of the walk: true when it found the slot (or gave up). */
+static bool step_ip(struct walk *w, uintptr_t ip)
 {
-    struct walk *w = arg;
-    uintptr_t ip = (uintptr_t)_Unwind_GetIP(ctx);
     if (ip == 0 || ++w->depth > MAX_DEPTH)
-        return _URC_END_OF_STACK;
+        return true;
     unsigned slot = TLY__SLOT_UNKNOWN;
     int k = classify(ip - 1, &slot); /* ip - 1: inside the call, even when it is a function's last */
     if (k == K_LIB || (k == K_MISS && w->runtime_left == 0)) {
         w->slot = slot;
-        return _URC_END_OF_STACK;
+        return true;
     }
     if (k == K_RUNTIME && w->runtime_left == 0) {
         w->runtime_slot = slot;
         w->runtime_left = RUNTIME_DEPTH;
     } else if (w->runtime_left > 0 && --w->runtime_left == 0) {
-        return _URC_END_OF_STACK;
+        return true;
     }
-    return _URC_NO_REASON;
+    return false;
+}
+
+static _Unwind_Reason_Code step(struct _Unwind_Context *ctx, void *arg)
+{
+    return step_ip(arg, (uintptr_t)_Unwind_GetIP(ctx)) ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
+unsigned tly__obj_frames_slot(const uintptr_t *ips, unsigned n)
+{
+    struct walk w = {TLY__SLOT_UNKNOWN, TLY__SLOT_UNKNOWN, 0, 0};
+    for (unsigned i = 0; i < n && !step_ip(&w, ips[i]); i++)
+        ;
+    return w.slot != TLY__SLOT_UNKNOWN ? w.slot : w.runtime_slot;
 }
 
 /* The slot of the first frame outside the plumbing (an interpreter's caller when it has one nearby).
@@ -354,7 +342,7 @@ unsigned tly__obj_alloc_slot(size_t usize)
 {
     if (usize < atomic_load_explicit(&tly__pl_large, memory_order_relaxed))
         return TLY__LIB_NONE;
-    return unwind_slot();
+    return tly__stacks_on ? tly__stacks_alloc_slot() : unwind_slot();
 }
 
 unsigned tly__obj_copy_slot(uintptr_t ra)
@@ -474,6 +462,11 @@ unsigned tly__obj_copy_slot_fast(uintptr_t ra)
     return copy_slot_fill(a);
 }
 
+bool tly__obj_in_jemalloc(uintptr_t ra)
+{
+    return ra >= je_lo && ra < je_hi;
+}
+
 bool tly__obj_in_allocator(uintptr_t ra)
 {
     return (ra >= je_lo && ra < je_hi) || (ra >= self_lo && ra < self_hi);
@@ -494,7 +487,7 @@ int tly__obj_boot(void)
     static const char *const fixed[TLY__SLOT_FIRST_LIB] = {
         [TLY__SLOT_MMAP] = "mmap", [TLY__SLOT_UNKNOWN] = "[unknown]", [TLY__SLOT_OTHER] = "[other]"};
     for (unsigned i = 0; i < TLY__SLOT_FIRST_LIB; i++)
-        copy_str(slot_names[i], NAME_CAP, fixed[i], strlen(fixed[i]));
+        tly__obj_copy_str(slot_names[i], NAME_CAP, fixed[i], strlen(fixed[i]));
     refresh();
     lock_mu();
     const struct table *t = cur;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "preload/preload.h"
+#include "preload/stacks.h"
 #include "tally/error.h"
 #include "tally/opts.h"
 
@@ -132,6 +133,7 @@ __attribute__((constructor(102))) static void tly__preload_ctor(void)
     find_out();
     tly__proc_boot();
 
+    tly__stacks_boot(); /* before the library slots: a large block's slot comes with its stack */
     bool found_jemalloc = tly__obj_boot() == 0;
     if (!tly_mem_tracking()) {
         /* src/mem's probe says the hooks never ran: here that means malloc is someone else's */

@@ -38,6 +38,12 @@ bool tly__pl_may_write_unmarked(void);  /* see preload.c: the run's first proces
 const char *tly__pl_untracked_reason(void);
 /* @p name from the environment the process started with (libc's, not the program's getenv) */
 
+/* objects_names.c: names of shared objects (no malloc: they run in the hooks) */
+void tly__obj_copy_str(char *dst, size_t cap, const char *src, size_t n); /* at most cap - 1 bytes, terminated */
+void tly__obj_short_name(const char *path, char *out, size_t cap);        /* libblosc.so.1 -> libblosc */
+bool tly__obj_plumbing(const char *path); /* libc, jemalloc, libstdc++, libgcc_s, ld.so, the preload */
+bool tly__obj_runtime(const char *path);  /* python3.x, libpython, node */
+
 /* objects.c: the shared objects of the process, their short names and slots, the unwind */
 int tly__obj_boot(void);                    /* -1 when jemalloc is not among the process's objects */
 unsigned tly__obj_alloc_slot(size_t usize); /* a tly__lib_fn: the slot of a new block (in a hook) */
@@ -46,9 +52,21 @@ unsigned tly__obj_copy_slot(uintptr_t ra);  /* the slot of a copy made from @p r
  * through a per-thread cache, without a lock when it hits: for every copy. */
 unsigned tly__obj_copy_slot_fast(uintptr_t ra);
 bool tly__obj_in_allocator(uintptr_t ra); /* @p ra is in jemalloc or in the preload */
+bool tly__obj_in_jemalloc(uintptr_t ra);
+/* The slot of the first frame outside the plumbing among return addresses @p ips (innermost first). */
+unsigned tly__obj_frames_slot(const uintptr_t *ips, unsigned n);
 /* The names of the objects loaded now (as the libraries are named), each once, into @p out (@p cap
  * of them, NAME_CAP bytes each); returns how many. Not in a hook: it walks the loader's list. */
 size_t tly__obj_loaded(char (*out)[64], size_t cap);
+/* The objects table's generation (bumped at each rebuild); tly__obj_sync rebuilds it now if the
+ * loader's list changed (not in a hook). */
+unsigned tly__obj_gen(void);
+void tly__obj_sync(void);
+/* gone.c: objects unloaded (found at a rebuild of generation @p gen): a stack interned before it
+ * names its frames there by the object that was, not by what the loader put there since. */
+void tly__gone_add(uintptr_t lo, uintptr_t hi, uintptr_t base, const char *path, unsigned gen);
+/* The path of the object unloaded at a generation after @p since that held @p a; its base in @p base. */
+const char *tly__gone_find(uintptr_t a, unsigned since, uintptr_t *base);
 const char *tly__slot_name(unsigned slot);
 const char *tly__slot_path(unsigned slot);
 
@@ -76,6 +94,8 @@ void tly__win_exec(void);
 /* exec.c: exec* interposed, so that a process's windows are written before its image goes */
 void tly__exec_boot(void);
 
+struct tly__stack_counts;
+
 /* report.c: everything a closed window needs, taken before the report allocates anything */
 struct tly__figures {
     bool marked, end_missing;
@@ -95,6 +115,11 @@ struct tly__figures {
     size_t tl_n;
     struct tly_mem_sample *tl;
     int64_t (*tl_lib)[TLY__LIB_MAX];
+    /* stacks (stacks.h): at the window's start, at its peak and at its end; NULL when they are off */
+    const struct tly__stack_counts *stk_before, *stk_peak, *stk_now;
+    unsigned stk_n;
+    uint64_t stk_dropped;
+    uint64_t stk_taken[2], stk_taken_ns[2]; /* stacks taken and their time: at the start, at the close */
 };
 
 /* Write @p f to @p path (through PATH.tmp, renamed; removed when the write fails). Returns 0 or a

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "preload/preload.h"
+#include "preload/stacks.h"
 
 #define UNSEEN                                                                                                         \
     "what the instrument cannot see: copies that do not call memcpy, memmove or mempcpy (loops, such as numpy's "      \
@@ -290,6 +291,7 @@ static void emit(FILE *f, const struct tly__figures *x)
     stage_time(f, x);
     coverage(f, x);
     timeline(f, x, order, k);
+    tly__stacks_emit(f, x);
     loaded(f);
     fprintf(f, "  \"settings\": {\"large\": %zu, \"copy_min\": %zu, \"mmap_min\": %zu},\n", tly__pl_settings[0],
             tly__pl_settings[1], tly__pl_settings[2]);

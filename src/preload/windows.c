@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "preload/preload.h"
+#include "preload/stacks.h"
 
 #define WIN_MAX 8
 #define TL_CAP (TLY_TIMELINE_CAP + 2)
@@ -41,6 +42,7 @@ struct window {
     struct tly_mem_snapshot before;
     struct tly__lib_counters lb[TLY__LIB_MAX];
     struct tly_time_snapshot time_before;
+    uint64_t stk_taken, stk_taken_ns;
     struct carried c;
 };
 
@@ -57,16 +59,22 @@ static struct tly_mem_sample tl[TL_CAP];
 static int64_t tl_lib[TL_CAP][TLY__LIB_MAX];
 static struct tly_mem_snapshot scratch;
 static struct tly__lib_counters scratch_l[TLY__LIB_MAX];
+/* stacks (when on): each window's at its start, and at its carried peak; the closing window's */
+static struct tly__stack_counts stk_before[WIN_MAX], stk_carried[WIN_MAX], stk_peak, stk_now;
 
 static int64_t max64(int64_t a, int64_t b)
 {
     return a > b ? a : b;
 }
 
-/* Fold the peak figures of @p s and @p l (one stretch of the counters) into @p c. */
-static void fold(struct carried *c, const struct tly_mem_snapshot *s, const struct tly__lib_counters *l)
+/* Fold the peak figures of @p s and @p l (one stretch of the counters) into @p c, and the stacks at the
+ * counters' peak into @p sc when it is higher. */
+static void fold(struct carried *c, const struct tly_mem_snapshot *s, const struct tly__lib_counters *l,
+                 struct tly__stack_counts *sc)
 {
     bool higher = !c->set || s->peak_bytes > c->s.peak_bytes;
+    if (higher && tly__stacks_on)
+        tly__stacks_at_peak(sc);
     for (int i = 0; i < TLY_NSTAGES; i++) {
         c->s.stage[i].peak_bytes =
             c->set ? max64(c->s.stage[i].peak_bytes, s->stage[i].peak_bytes) : s->stage[i].peak_bytes;
@@ -89,11 +97,12 @@ static void fold(struct carried *c, const struct tly_mem_snapshot *s, const stru
 }
 
 /* The window's peak figures into @p s and @p l (the counters at its close): its carried ones and theirs. */
-static void carry_into(struct carried *c, struct tly_mem_snapshot *s, struct tly__lib_counters *l)
+static void carry_into(struct carried *c, struct tly_mem_snapshot *s, struct tly__lib_counters *l,
+                       struct tly__stack_counts *sc)
 {
     if (!c->set)
         return;
-    fold(c, s, l);
+    fold(c, s, l, sc);
     for (int i = 0; i < TLY_NSTAGES; i++) {
         s->stage[i].peak_bytes = c->s.stage[i].peak_bytes;
         s->stage[i].at_peak_bytes = c->s.stage[i].at_peak_bytes;
@@ -122,12 +131,16 @@ static void open_window(bool marked, const char *name, const char *op, uint64_t 
     if (depth > 0) { /* the open windows keep what the counters held so far */
         tly__snapshot_libs(&scratch, scratch_l);
         for (unsigned i = 0; i < depth; i++)
-            fold(&win[i].c, &scratch, scratch_l);
+            fold(&win[i].c, &scratch, scratch_l, &stk_carried[i]);
     }
     depth++;
     tly_mem_reset_peaks();
     tl_t0_ns = tly__now_ns();
     tly__snapshot_libs(&w->before, w->lb);
+    if (tly__stacks_on) {
+        tly__stacks_now(&stk_before[depth - 1]);
+        tly__stacks_cost(&w->stk_taken, &w->stk_taken_ns);
+    }
     tly_time_snapshot(&w->time_before);
 }
 
@@ -139,7 +152,20 @@ static void take(unsigned at, uint64_t output_bytes, const char *ended)
     fig.t1_ns = tly__now_ns();
     tly_time_snapshot(&fig.time_after);
     tly__snapshot_libs(&fig.after, fig.la);
-    carry_into(&w->c, &fig.after, fig.la);
+    carry_into(&w->c, &fig.after, fig.la, &stk_carried[at]);
+    if (tly__stacks_on) { /* the stacks at the carried peak, or at the counters' */
+        if (!w->c.set)
+            tly__stacks_at_peak(&stk_peak);
+        tly__stacks_now(&stk_now);
+        fig.stk_before = &stk_before[at];
+        fig.stk_peak = w->c.set ? &stk_carried[at] : &stk_peak;
+        fig.stk_now = &stk_now;
+        fig.stk_n = tly__stacks_count();
+        fig.stk_dropped = tly__stacks_dropped();
+        fig.stk_taken[0] = w->stk_taken;
+        fig.stk_taken_ns[0] = w->stk_taken_ns;
+        tly__stacks_cost(&fig.stk_taken[1], &fig.stk_taken_ns[1]);
+    }
     fig.nslots = atomic_load_explicit(&tly__lib_count, memory_order_acquire);
     fig.xc_ok = tly_mem_crosscheck(&fig.xc) == 0;
     size_t n = tly__timeline_read(tl, tl_lib, TL_CAP);
