@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -109,6 +110,18 @@ def case_python(tally, work):
     html = open(os.path.join(work, "out", "index.html")).read()
     t.check("python: index.html draws both flame graphs, hold_here and copy_here in them",
             html.count("<svg class='flame'") == 2 and want_hold in html and want_copy in html)
+    chromium = shutil.which("chromium")
+    if chromium:  # the page as a browser builds it, offline: both flame graphs and their top frames
+        dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                              f"--user-data-dir={work}/chromium", "--dump-dom",
+                              "file://" + os.path.join(work, "out", "index.html")],
+                             capture_output=True, text=True, timeout=120).stdout
+        t.check("python: headless Chromium's DOM of index.html has both flame graphs, hold_here and copy_here "
+                "among their frames' labels", dom.count('class="flame"') == 2 and "hold_here" in dom
+                and "copy_here" in dom, dom[:300])
+    else:
+        t.check("chromium installed (scripts/deps installs it)", False)
     t.check("python: the summary names both sites", "hold_here" in p.stderr and "copy_here" in p.stderr
             and "where the peak's large blocks were allocated" in p.stderr, p.stderr[-1500:])
 
