@@ -11,7 +11,8 @@ array as one chunk, none / blosc / zstd, each a whole program:
   malloc's requested bytes, not mmap), within 0.03 x array;
 - resident: tally's resident peak (sampled from outside by tally every ms) against this script's own
   sampler of the same run (RssAnon from /proc/PID/status of every process under tally, every ms),
-  within 0.05 x array.
+  within 0.05 x array, with jemalloc keeping freed pages resident (MALLOC_CONF below) so that the
+  peak is a plateau rather than a spike either sampler could miss on a loaded machine.
 The difference of each is printed, so a drift shows before it fails.
 """
 import json
@@ -140,8 +141,13 @@ def cell(tally, w, stack, op, codec, script, store):
     cmd = ["/usr/bin/python3", script, op, codec, store]
     out = os.path.join(w, "prof")
     fresh(op, store)
+    # jemalloc keeps what the program frees resident for 10 s (no huge arena purging at once): each
+    # process's resident peak is then a plateau both samplers reach, where a spike (a 100 MB buffer
+    # freed the moment it was full) is what a 1 ms sampler on a loaded machine misses by up to 0.4 x
+    # array, whichever sampler it is. The heap figures do not depend on it.
+    env = dict(os.environ, MALLOC_CONF="oversize_threshold:0,dirty_decay_ms:10000,muzzy_decay_ms:10000")
     p = subprocess.Popen([tally, "profile", "--array-bytes", str(ARRAY), "--out", out, "--", *cmd],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     s = Sampler(p.pid)
     s.start()
     _, err = p.communicate()
