@@ -122,10 +122,12 @@ class Session:
         unit = config.getoption("tally_unit")
         self.unit = figures.parse_size(unit, "--tally-unit") if unit else UNIT_DEFAULT
         self.entries_dir = os.environ.get(preload.ENTRIES)
-        if not self.worker and not self.entries_dir:
+        if not self.worker and not self.entries_dir:  # in the directory the first pytest removes, when it made one
             import tempfile
 
-            self.entries_dir = os.environ[preload.ENTRIES] = tempfile.mkdtemp(prefix="tally-pytest-entries-")
+            owned = os.environ.get(preload.OWNED_DIR)
+            self.entries_dir = tempfile.mkdtemp(prefix="pytest-entries-", dir=owned if owned else None)
+            os.environ[preload.ENTRIES] = self.entries_dir
         self.index = {}
         self.measured = self.over = 0
 
@@ -134,13 +136,21 @@ class Session:
     def pytest_collection_modifyitems(self, items):
         self.index = {it.nodeid: i for i, it in enumerate(items)}
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item):
+        """Budgets checked again where collection made no Python items (unittest's test cases)."""
+        try:
+            item._tally_budgets = budgets_of(item)
+        except pytest.Collector.CollectError as e:
+            pytest.fail(str(e), pytrace=False)
+
     @pytest.hookimpl(hookwrapper=True, trylast=True)
     def pytest_runtest_call(self, item):
         """The test's call, innermost: its fixtures' setup and teardown stay outside the window."""
         if self.window is None:
             yield
             return
-        budgets = budgets_of(item)
+        budgets = item._tally_budgets
         self.window.begin(budgets.get("array_bytes", 0))
         try:
             yield
@@ -168,7 +178,7 @@ class Session:
             self._write(self._entry(item, "untracked", untracked_reason=raw.get("untracked_reason"),
                                     tracking=False))
             return
-        budgets = budgets_of(item)
+        budgets = item._tally_budgets
         w = getattr(item, "_tally_window", None)
         array = (w and w.array_bytes) or budgets.get("array_bytes")
         about = None if array else f"no array named: ratios are x {figures.mib(self.unit)} (--tally-unit)"

@@ -11,6 +11,7 @@ FIXED_OVERHEAD = 16 << 20  # TLY_H_FIXED_OVERHEAD: a peak extra under it is neve
 UNEXPLAINED_MIN = 0.75  # TLY_H_UNEXPLAINED_MIN
 RESULTS_SCHEMA = "tally-results/2"
 NAME_MAX = 200  # a cell's name in a results file (harness/report/schema.c)
+TIMELINE_CAP = 128
 MARKER_KEYS = ("array_bytes", "peak_extra", "extra_copies", "copies")
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
@@ -107,7 +108,23 @@ def derive(raw, array, array_about=None):
     for k in ("store_bytes_read", "store_bytes_written", "read_amplification"):
         r[k] = None
     r["unexplained_copies"] = _unexplained(r)
+    _thin_timeline(r)
     return r
+
+
+def _thin_timeline(r, cap=TIMELINE_CAP):
+    """At most @p cap samples of the window's timeline (evenly, its peak and last kept): a suite's
+    results stay small enough to keep (a test's own timeline is up to a sample per millisecond)."""
+    tl = r.get("timeline")
+    samples = (tl or {}).get("samples") or []
+    if len(samples) <= cap:
+        return
+    step = math.ceil(len(samples) / cap)
+    peak = tl.get("peak_index") or 0
+    keep = sorted(set(range(0, len(samples), step)) | {peak, len(samples) - 1})
+    tl["samples"] = [samples[i] for i in keep]
+    tl["peak_index"] = keep.index(peak)
+    tl["thinned_from"] = len(samples)
 
 
 def _unexplained(r):

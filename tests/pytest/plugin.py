@@ -5,6 +5,7 @@
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -82,6 +83,14 @@ def budgets(tally, tmp):
           c.stdout[-1500:])
 
 
+def zarr_write(tally, tmp):
+    p = pytest(tally, "--tally", "test_zarr_budget.py")
+    text = p.stdout + p.stderr
+    m = re.search(r"tally: peak extra (\d+\.\d\d) x array > 1.1 \(numcodecs (\d+) MiB at peak\)", text)
+    check("zarr-python's 100 MB blosc write over peak_extra=1.1: fails naming numcodecs at the peak",
+          p.returncode == 1 and m and float(m.group(1)) > 1.5 and int(m.group(2)) > 150, text[-1500:])
+
+
 def markers(tally, tmp):
     p = pytest(tally, "--tally", "test_bad_marker.py", "test_sites_marker.py")
     text = p.stdout + p.stderr
@@ -133,7 +142,7 @@ def main():
         print("skip: tracking is off in this build (sanitizers own malloc): the preload cannot run")
         return 77
     with tempfile.TemporaryDirectory(prefix="tally-pytest-test-") as tmp:
-        for case in (budgets, markers, xdist, stop_first, untracked):
+        for case in (budgets, zarr_write, markers, xdist, stop_first, untracked):
             case(tally, tmp)
     print(f"{'FAILED' if failures else 'passed'}: {failures} failures")
     return 1 if failures else 0
