@@ -54,6 +54,8 @@ def pytest_cmdline_main(config):
                                 lambda s: print(f"{s} (found by {tally} preload-env, from {how})", flush=True))
         if why is None:
             return rc
+        if capman:
+            capman.start_global_capturing()
     config._tally_why = why  # the run goes on untracked
     return None
 
