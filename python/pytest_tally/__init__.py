@@ -51,7 +51,8 @@ def pytest_cmdline_main(config):
         if capman:
             capman.stop_global_capturing()
         rc, why = preload.rerun(list(config.invocation_params.args), env,
-                                lambda s: print(f"{s} (found by {tally} preload-env, from {how})", flush=True))
+                                lambda s: print(f"{s} (found by {tally} preload-env, from {how})", flush=True),
+                                config.getoption("tally_out"))
         if why is None:
             return rc
         if capman:

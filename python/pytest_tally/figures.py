@@ -86,7 +86,9 @@ def derive(raw, array, array_about=None):
     off = r.get("output_bytes") or 0
     extra, requested = _peak(r["before_bytes"], r["peak_bytes"], off, array)
     peaks = {"requested": requested, "reserved": None, "resident": None,
-             "resident_about": "not sampled: the pytest plugin has no sampler outside the process"}
+             "resident_about": "sampled by the pytest that ran this one under the preload, from outside, "
+                               "and added to results.json when it has ended; not sampled when pytest was "
+                               "started under the preload by another program"}
     if isinstance(r.get("reserved_before_bytes"), int) and isinstance(r.get("reserved_peak_bytes"), int):
         peaks["reserved"] = _peak(r["reserved_before_bytes"], r["reserved_peak_bytes"], off, array)[1]
     r["peaks"] = peaks

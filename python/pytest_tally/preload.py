@@ -50,7 +50,7 @@ def loaded():
     return begin, end
 
 
-def rerun(args, env_lines, say):
+def rerun(args, env_lines, say, out=None):
     """pytest run again as a child under the preload, with a TALLY_PROFILE_DIR of its own that is
     removed when it has ended (its processes write their whole-process windows as they exit);
     (exit status, None), or (None, why) when it could not start."""
@@ -67,13 +67,24 @@ def rerun(args, env_lines, say):
     except OSError as e:
         shutil.rmtree(directory, ignore_errors=True)
         return None, f"cannot run {sys.executable} again: {e}"
+    from . import resident
+
+    sampler = resident.Sampler(child.pid)
+    sampler.start()
     while True:
         try:
             rc = child.wait()
             break
         except KeyboardInterrupt:  # the child has it too (one process group): wait for its summary
             continue
+    sampler.finish()
     shutil.rmtree(directory, ignore_errors=True)
+    results = os.path.join(out, "results.json") if out else None
+    if results and os.path.exists(results):
+        try:
+            resident.add_to_results(results, sampler)
+        except (OSError, ValueError) as e:
+            print(f"tally: {results}: the resident peaks could not be added: {e}", file=sys.stderr)
     return (rc if rc >= 0 else 128 - rc), None
 
 

@@ -57,6 +57,10 @@ def budgets(tally, tmp):
     check("extra_copies=2 passes: 2 extra copies, ok, numpy copies 2.0",
           w.get("status") == "ok" and w.get("ok") is True and w.get("extra_copies") == 2
           and abs(w["libraries"]["numpy"]["copies"] - 2) < 0.01, json.dumps(w)[:600])
+    res = (w.get("peaks") or {}).get("resident") or {}
+    check("three peaks: requested, reserved, and resident (sampled from outside) near 2 x array",
+          w["peaks"]["reserved"]["extra_ratio"] >= 2 and abs((res.get("extra_ratio") or 0) - 2) < 0.1,
+          json.dumps(w.get("peaks")))
     check("the fixture's array is outside the window (before_bytes holds it)",
           w.get("before_bytes", 0) >= 100_000_000, w.get("before_bytes"))
     o = r.get("test_budgets.py::test_two_copies_over", {})
@@ -107,6 +111,8 @@ def xdist(tally, tmp):
     check("-n 2: every test passes, six results merged from two workers",
           p.returncode == 0 and len(r) == 6 and len(pids) == 2, f"rc {p.returncode}, pids {pids}\n"
           + p.stdout[-1500:] + p.stderr[-1500:])
+    check("-n 2: the workers' resident peaks sampled", all((e.get("peaks") or {}).get("resident") for e in r.values()),
+          json.dumps([e.get("peaks") for e in r.values()])[:800])
     check("-n 2: ids kept", all(f"test_xdist.py::test_worker[{i}]" in r for i in range(6)), sorted(r))
     p = subprocess.run([tally, "report", out], capture_output=True, text=True)
     check("-n 2: tally report renders the merged results", p.returncode == 0, p.stderr)
