@@ -153,6 +153,7 @@ def check_budgets(r, budgets):
     """Budget lines (as tally's, harness/cell/budgets.c) and the messages of those that failed."""
     lines, failed = [], []
     top = _top_at_peak(r)
+    x = "x array" if not r.get("array_about") else f"x {mib(r['array_bytes'])} (no array named)"
 
     def line(name, limit, actual, lib=None):
         ok = actual <= limit + 1e-9
@@ -163,11 +164,11 @@ def check_budgets(r, budgets):
         return ok
 
     if "peak_extra" in budgets and not line("peak_extra_ratio", budgets["peak_extra"], r["peak_extra_ratio"]):
-        failed.append(f"tally: peak extra {r['peak_extra_ratio']:.2f} x array > {budgets['peak_extra']:g}"
+        failed.append(f"tally: peak extra {r['peak_extra_ratio']:.2f} {x} > {budgets['peak_extra']:g}"
                       + (f" ({top})" if top else ""))
     if "extra_copies" in budgets and not line("extra_copies", budgets["extra_copies"], r["extra_copies"]):
         failed.append(f"tally: extra copies {r['extra_copies']} > {budgets['extra_copies']:g} (peak extra "
-                      f"{r['peak_extra_ratio']:.2f} x array{'; ' + top if top else ''})")
+                      f"{r['peak_extra_ratio']:.2f} {x}{'; ' + top if top else ''})")
     loaded = r.get("loaded_libraries") or []
     for lib, limit in (budgets.get("copies") or {}).items():
         v = (r.get("libraries") or {}).get(lib)
@@ -179,7 +180,7 @@ def check_budgets(r, budgets):
             continue
         copies = (v or {}).get("copies") or 0.0
         if not line("copies", limit, copies, lib):
-            failed.append(f"tally: {lib} copies {copies:.2f} x array > {limit:g} "
+            failed.append(f"tally: {lib} copies {copies:.2f} {x} > {limit:g} "
                           f"({mib((v or {}).get('copied_bytes') or 0)} copied)")
     return lines, failed
 
