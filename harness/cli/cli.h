@@ -25,5 +25,6 @@ int tly_h_cmd_bench(int argc, char **argv);
 int tly_h_cmd_bench_cell(int argc, char **argv);
 int tly_h_cmd_demo(int argc, char **argv);
 int tly_h_cmd_profile(int argc, char **argv);
+int tly_h_cmd_preload_env(int argc, char **argv);
 
 #endif

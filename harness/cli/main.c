@@ -77,6 +77,13 @@ static const struct command commands[] = {
      "Exit status, the first that applies: CMD's own when it failed (128 + signal when killed); 127 CMD not\n"
      "found; 2 tally could not measure, or a budget names a library CMD never loaded; 1 a budget failed; 0.\n",
      false},
+    {"preload-env", tly_h_cmd_preload_env, "",
+     "print the environment that runs a program under the preload as tally profile does (LD_PRELOAD=...)",
+     "Lines KEY=VALUE: LD_PRELOAD (the preload, then the jemalloc tally runs on, then any LD_PRELOAD\n"
+     "already set), TALLY_VERSION, TALLY_JEMALLOC and TALLY_BUILD_TYPE. The pytest plugin\n"
+     "(python/pytest_tally) reads them.\n"
+     "Exit status 2 when the preload or jemalloc cannot be found.\n",
+     false},
     {"report", tly_h_cmd_report, "[DIR...] [--out DIR]",
      "write copies.md, index.html and trace.json from results.json (default reports/latest)",
      "  DIR...                   runs (directories holding results.json, or the files): several are the\n"

@@ -145,7 +145,8 @@ def errors(tally, w):
     t.check("--help exits 0", run(tally, "--help").returncode == 0)
     # Every command refuses a word it does not know, at once, with its usage, and does nothing
     # (no directory named after the word; a parser that looped would hit the timeout).
-    for cmd in ("put", "get", "info", "gc", "run", "report", "check", "selftest", "peer", "bench", "demo"):
+    for cmd in ("put", "get", "info", "gc", "run", "report", "check", "selftest", "peer", "bench", "demo",
+                "preload-env"):
         try:
             p = subprocess.run([tally, cmd, "--no-such-option"], capture_output=True, text=True, timeout=20, cwd=w)
             ok, why = p.returncode == 2 and "usage" in p.stderr, f"exit {p.returncode}: {p.stderr.strip()[:120]}"
