@@ -72,6 +72,16 @@ void tly_h_resident_into(json_t *r, const struct tly_h_resident *rs)
              t1 = (uint64_t)json_integer_value(json_object_get(r, "t1_ns"));
     int64_t before, peak;
     if (rs && pid > 0 && t1 > 0 && tly_h_resident_window(rs, pid, t0, t1, &before, &peak)) {
+        /* and what the process read of itself just before it gave memory back (a spike the samples
+         * may have missed): the highest of both */
+        size_t i;
+        json_t *rd;
+        json_array_foreach(json_object_get(r, "resident_releases"), i, rd)
+        {
+            json_int_t b = json_integer_value(json_array_get(rd, 1));
+            if (b > peak)
+                peak = b;
+        }
         json_object_set_new(r, TLY_K_RESIDENT_BEFORE, json_integer(before));
         json_object_set_new(r, TLY_K_RESIDENT_PEAK, json_integer(peak));
     } else {

@@ -287,6 +287,7 @@ void *mmap64(void *a, size_t len, int prot, int flags, int fd, off_t off)
 
 int munmap(void *a, size_t len)
 {
+    tly__release_seen(len); /* the resident bytes just before they go (release.c) */
     int rc = REAL(munmap)(a, len);
     if (rc == 0)
         unmap_seen(a, len, RA);

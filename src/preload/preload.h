@@ -73,6 +73,16 @@ const char *tly__slot_path(unsigned slot);
 /* interpose.c */
 void tly__interpose_boot(void);
 
+/* release.c: anonymous resident bytes read just before memory goes back to the kernel */
+struct tly__release {
+    uint64_t t_ns; /* CLOCK_MONOTONIC */
+    int64_t bytes;
+};
+void tly__release_boot(void);
+void tly__release_seen(size_t len); /* before a release of @p len bytes (read when 1 MiB or more) */
+/* The readings from @p t0_ns to @p t1_ns into @p out (at most @p cap); how many. */
+size_t tly__release_window(uint64_t t0_ns, uint64_t t1_ns, struct tly__release *out, size_t cap);
+
 /* marks.c */
 extern _Atomic int tly__mark_fd;
 extern pid_t tly__mark_pid; /* the process whose descriptor it is */

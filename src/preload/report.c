@@ -243,6 +243,18 @@ static void loaded(FILE *f)
     fputs("],\n", f);
 }
 
+/* The resident bytes read just before each release in the window (release.c): the harness takes
+ * the highest of them and of its own samples. */
+static void releases(FILE *f, const struct tly__figures *x)
+{
+    static struct tly__release r[2048]; /* at a window's close, under the marks' lock: no allocation */
+    size_t n = tly__release_window(x->t0_ns, x->t1_ns ? x->t1_ns : UINT64_MAX, r, sizeof r / sizeof r[0]);
+    fputs("  \"resident_releases\": [", f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s[%llu, %lld]", i ? ", " : "", (unsigned long long)r[i].t_ns, (long long)r[i].bytes);
+    fputs("],\n", f);
+}
+
 static void emit(FILE *f, const struct tly__figures *x)
 {
     const struct tly_mem_snapshot *a = &x->after, *b = &x->before;
@@ -293,6 +305,7 @@ static void emit(FILE *f, const struct tly__figures *x)
     timeline(f, x, order, k);
     tly__stacks_emit(f, x);
     loaded(f);
+    releases(f, x);
     fprintf(f, "  \"settings\": {\"large\": %zu, \"copy_min\": %zu, \"mmap_min\": %zu},\n", tly__pl_settings[0],
             tly__pl_settings[1], tly__pl_settings[2]);
     fputs("  \"unseen\": ", f);

@@ -114,6 +114,15 @@ def numpy_copy(tally, w):
     t.check("without marks, time is said not to be attributable (stage_time null, and why)",
             r.get("stage_time") is None and "not attributable without marks" in r.get("stage_time_about", ""),
             r.get("stage_time_about"))
+    # a buffer touched and freed at once: the process reads its resident bytes just before jemalloc
+    # gives the pages back, so the resident peak holds the spike whatever the sampler saw
+    spike = "b = bytearray(100_000_000)\nb[::4096] = b'x' * len(b[::4096])\ndel b\n"
+    p, r = profile(tally, w, "--array-bytes", str(ARRAY), "--", "/usr/bin/python3", "-c", spike)
+    rel = max((b for _, b in r.get("resident_releases", [])), default=0) if r else 0
+    res = (r or {}).get("peaks", {}).get("resident") or {}
+    t.check(f"a 100 MB buffer touched and freed: read just before its release ({rel / 1e6:.1f} MB resident), and "
+            f"the resident peak ({res.get('peak_bytes', 0) / 1e6:.1f} MB) at least that",
+            p.returncode == 0 and rel >= 0.95 * ARRAY and res.get("peak_bytes", 0) >= rel, (rel, res))
     # --json pipes: stdout is the result alone, the program's own stdout goes to stderr; --json=FILE
     p = t.run(tally, "profile", "--out", os.path.join(w, "prof-json"), "--json", "--", "/bin/echo", "program-said")
     try:
