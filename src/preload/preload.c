@@ -124,6 +124,7 @@ __attribute__((constructor(102))) static void tly__preload_ctor(void)
     ssize_t k = readlink("/proc/self/exe", tly__pl_exe, sizeof tly__pl_exe - 1);
     tly__pl_exe[k > 0 ? k : 0] = '\0';
     tly__interpose_boot();
+    tly__markfd_boot();
     tly__release_boot();
     tly__exec_boot();
 

@@ -70,8 +70,9 @@ const char *tly__gone_find(uintptr_t a, unsigned since, uintptr_t *base);
 const char *tly__slot_name(unsigned slot);
 const char *tly__slot_path(unsigned slot);
 
-/* interpose.c */
+/* interpose.c, markfd.c */
 void tly__interpose_boot(void);
+void tly__markfd_boot(void);
 
 /* release.c: anonymous resident bytes read just before memory goes back to the kernel */
 struct tly__release {
