@@ -183,6 +183,26 @@ def case_zarr(tally, work):
     t.check("zarr: the summary names it", "numcodecs/blosc compress" in p.stderr, p.stderr[-1500:])
 
 
+def case_gdal(tally, work):
+    """GDAL 3.6 reading a blosc chunk: a site at the peak runs through GDAL's multidimensional read,
+    its C++ frames demangled (Debian's libgdal is stripped: its Zarr driver's internal functions have
+    no names to give, and show as libgdal+0xOFFSET)."""
+    if subprocess.run(["/usr/bin/python3", "-c", "from osgeo import gdal; assert gdal.GetDriverByName('ZARR')"],
+                      capture_output=True).returncode:
+        t.skip("gdal", "GDAL's Python binding with its Zarr driver is not installed (scripts/deps)")
+        print("SKIP: no GDAL")
+        sys.exit(77)
+    script, store = os.path.join(HERE, "gdal_blosc.py"), os.path.join(work, "g.zarr")
+    subprocess.run(["/usr/bin/python3", script, store, "write"], check=True)
+    p, res = profile(tally, os.path.join(work, "out"), ["/usr/bin/python3", script, store, "read"])
+    t.check("gdal: profiled", p.returncode == 0 and res is not None, p.stderr[-2000:])
+    gdal_sites = [s for s in sites(res, "peak") if s.get("library") == "libgdal" and s.get("bytes", 0) >= 90_000_000]
+    frames = gdal_sites[0]["frames"] if gdal_sites else []
+    t.check("gdal: a site at the peak holds GDAL's 100 MB chunk buffer, through GDALMDArray::Read(...) demangled "
+            "and its Python binding's MDArrayIONumPy", any(f.startswith("GDALMDArray::Read(") for f in frames)
+            and any(f.startswith("MDArrayIONumPy(") for f in frames), json.dumps(frames)[:1500])
+
+
 def case_nested(tally, work):
     script = os.path.join(HERE, "nested.py")
     p, res = profile(tally, os.path.join(work, "out"), ["/usr/bin/python3", script])
@@ -279,7 +299,7 @@ def case_hostile_ssl(tally, work):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=("python", "c", "zarr", "nested", "off", "hostile"))
+    ap.add_argument("case", choices=("python", "c", "zarr", "gdal", "nested", "off", "hostile"))
     ap.add_argument("tally")
     ap.add_argument("--skip")
     a = ap.parse_args()
