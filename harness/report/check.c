@@ -249,7 +249,9 @@ static int check_all(json_t *lines, json_t *cells, json_t *run, const struct che
             continue;
         }
         json_t *now = figures(e);
+        size_t from = json_array_size(lines);
         bad += check_cell(lines, key, was, now, o);
+        tly_h_check_name_sites(lines, from, e);
         json_decref(now);
         (*compared)++;
     }

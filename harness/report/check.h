@@ -27,6 +27,10 @@
 /** True when a line of @p kind fails the check. */
 bool tly_h_check_fails(const char *kind, bool fail_on_throughput);
 
+/** A REGRESSION line of @p lines from @p from on whose owner is a library gets the site where run entry
+ *  @p e copied most for it ("site" and its reason), when @p e has call stacks (check_sites.c). */
+void tly_h_check_name_sites(json_t *lines, size_t from, json_t *e);
+
 /** The line as one line of text (no newline). */
 void tly_h_check_line_text(json_t *line, char *buf, size_t cap);
 

@@ -94,6 +94,21 @@ def case_python(tally, work):
     t.check("python: the top copy site is copy_here at its line, 10 copies of 10 MB",
             want_copy in joined(top) and top.get("bytes") == 100_000_000 and top.get("count") == 10,
             json.dumps(top)[-600:])
+    # the gate names the site: a baseline where the library copied less, and the regression line says
+    # where it copies now
+    base, gated = os.path.join(work, "base.json"), os.path.join(work, "out-gate")
+    subprocess.run([tally, "profile", "--array-bytes", "100000000", "--out", gated, "--", "/usr/bin/python3", script],
+                   capture_output=True)
+    subprocess.run([tally, "check", "--baseline", base, gated, "--update"], capture_output=True)
+    b = json.load(open(base)) if os.path.exists(base) else {"cells": {}}
+    cell = next(iter(b["cells"].values()), {})
+    if cell.get("libraries", {}).get(top.get("library", "?")) is not None:
+        cell["libraries"][top["library"]] -= 0.5
+        json.dump(b, open(base, "w"))
+    g = subprocess.run([tally, "check", "--baseline", base, gated], capture_output=True, text=True)
+    line = next((x for x in g.stdout.splitlines() if x.startswith("REGRESSION") and "library" in x), "")
+    t.check("python: tally check's regression line for the library names where it copies now (copy_here)",
+            g.returncode == 1 and "copied most at" in line and "copy_here" in line, g.stdout[-800:])
     for key, name in (("peak", "peak.folded"), ("copies", "copies.folded")):
         path = os.path.join(work, "out", name)
         if not os.path.exists(path):
