@@ -11,7 +11,6 @@
 #include "cell/figures.h"
 #include "cell/resident.h"
 #include "cell/result.h"
-#include "cli/cli.h"
 #include "tally/tally.h"
 
 /* The jemalloc this program runs on: the one the preloaded process must run on too. */
@@ -44,24 +43,6 @@ int tly_h_preload_env(struct tly_h_env *env, char *value, const char *out_file, 
     env[2] = (struct tly_h_env){"TALLY_PROFILE_ROOT", NULL};
     env[3] = (struct tly_h_env){"TALLY_PROFILE_DIR", dir};
     return 0;
-}
-
-/* tally preload-env: the environment lines a program started by someone else (a test runner that
- * re-executes itself, python/pytest_tally) needs to run under the same preload as tally profile's. */
-int tly_h_cmd_preload_env(int argc, char **argv)
-{
-    (void)argv;
-    if (argc > 1)
-        return tly_h_usage_error("preload-env");
-    char ld[TLY_H_PRELOAD_VALUE];
-    struct tly_h_env env[TLY_H_PRELOAD_NENV];
-    int err = tly_h_preload_env(env, ld, NULL, NULL);
-    if (err)
-        return tly_h_fail_cmd("preload-env", err);
-    const char *alloc = tly_mem_allocator_version();
-    printf("LD_PRELOAD=%s\nTALLY_VERSION=%s\nTALLY_JEMALLOC=%s\nTALLY_BUILD_TYPE=%s\n", ld, tly_version(),
-           alloc ? alloc : "", TALLY_BUILD_TYPE);
-    return TLY_EXIT_OK;
 }
 
 /* The resident peak of the window (sampled from outside, cell/resident.c) into @p r. */
