@@ -234,3 +234,19 @@ void tly_h_resident_free(struct tly_h_resident *r)
             munmap(r->procs[i].pts, r->procs[i].cap * sizeof(struct point));
     munmap(r, sizeof *r);
 }
+
+static void watch_started(pid_t pid, void *arg)
+{
+    *(struct tly_h_resident **)arg = tly_h_resident_start(pid, true);
+}
+
+static void watch_ended(void *arg)
+{
+    tly_h_resident_stop(*(struct tly_h_resident **)arg);
+}
+
+struct tly_h_spawn_watch tly_h_resident_watch(struct tly_h_resident **out)
+{
+    *out = NULL;
+    return (struct tly_h_spawn_watch){watch_started, watch_ended, out};
+}

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "harness.h"
+
 /** Changes smaller than this are not kept (the figures' resolution, besides the sampling period). */
 #define TLY_H_RESIDENT_GRAIN ((int64_t)256 << 10)
 
@@ -47,5 +49,12 @@ bool tly_h_resident_window(const struct tly_h_resident *r, pid_t pid, uint64_t t
 int64_t tly_h_resident_tree_peak(const struct tly_h_resident *r, uint64_t *samples);
 
 void tly_h_resident_free(struct tly_h_resident *r);
+
+/**
+ * A spawn watch (harness.h) that starts sampling the spawned program and its descendants into
+ * *@p out when it starts, and stops when it ends (before it is reaped); *@p out is NULL until then,
+ * and stays NULL when the sampler cannot start. The caller frees it.
+ */
+struct tly_h_spawn_watch tly_h_resident_watch(struct tly_h_resident **out);
 
 #endif

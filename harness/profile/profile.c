@@ -369,16 +369,6 @@ static void no_result(const char *cmd, int status)
                 cmd, WEXITSTATUS(status));
 }
 
-static void watch_started(pid_t pid, void *arg)
-{
-    *(struct tly_h_resident **)arg = tly_h_resident_start(pid, true);
-}
-
-static void watch_ended(void *arg)
-{
-    tly_h_resident_stop(*(struct tly_h_resident **)arg);
-}
-
 int tly_h_cmd_profile(int argc, char **argv)
 {
     struct profile_opts o;
@@ -400,7 +390,7 @@ int tly_h_cmd_profile(int argc, char **argv)
         return tly_h_fail_cmd("profile", err);
     }
     struct tly_h_resident *rs = NULL;
-    struct tly_h_spawn_watch watch = {watch_started, watch_ended, &rs};
+    struct tly_h_spawn_watch watch = tly_h_resident_watch(&rs);
     /* --json on stdout: stdout is the result's alone, so it can be piped; the program's goes to stderr */
     int saved_out = o.json && !o.json_file ? dup(STDOUT_FILENO) : -1;
     if (saved_out >= 0) {

@@ -213,16 +213,6 @@ static int write_fixture(const struct tly_h_cell *c, const char *cellfile)
 }
 
 /* The adapter's line and the preload's figures, as one result. */
-static void watch_started(pid_t pid, void *arg)
-{
-    *(struct tly_h_resident **)arg = tly_h_resident_start(pid, true);
-}
-
-static void watch_ended(void *arg)
-{
-    tly_h_resident_stop(*(struct tly_h_resident **)arg);
-}
-
 static json_t *merge(json_t *line, const char *result_file, const struct tly_h_impl *im,
                      const struct tly_h_resident *rs, char *reason)
 {
@@ -268,7 +258,7 @@ static json_t *run_adapter(const struct tly_h_impl *im, const char *cellfile, co
     build_argv(im->command, tail, argv);
     struct tly_h_child ch;
     struct tly_h_resident *rs = NULL;
-    struct tly_h_spawn_watch watch = {watch_started, watch_ended, &rs};
+    struct tly_h_spawn_watch watch = tly_h_resident_watch(&rs);
     tly_h_spawn_watch_next(&watch);
     int rc = tly_h_spawn(argv[0], argv, env, TLY_H_PRELOAD_NENV, true, &ch);
     json_t *line = rc == 0 ? result_line(ch.out) : NULL, *res = NULL;

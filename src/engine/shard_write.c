@@ -487,6 +487,7 @@ int tly__shard_write(struct tly_array *a, const void *buf, const struct tly_regi
             if (rs.covers_chunk != (pass == 0))
                 continue;
             struct wshard w = {0};
+            /* the shard's grid index and key, not payload */
             memcpy(w.idx, list[i].idx, sizeof w.idx);
             memcpy(w.key, list[i].key, sizeof w.key);
             if (pass == 0)

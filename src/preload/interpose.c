@@ -73,8 +73,6 @@ static void *fb_mempcpy_chk(void *d, const void *s, size_t n, size_t dlen)
 static _Atomic(copy_fn) real_memcpy = fb_memmove, real_memmove = fb_memmove, real_mempcpy = fb_mempcpy;
 static _Atomic(copy_chk_fn) real_memcpy_chk = fb_chk, real_memmove_chk = fb_chk, real_mempcpy_chk = fb_mempcpy_chk;
 
-#define REAL(f) atomic_load_explicit(&real_##f, memory_order_relaxed)
-
 /* --- copies --- */
 
 /*
@@ -311,13 +309,6 @@ void *mremap(void *a, size_t old, size_t len, int flags, ...)
 }
 
 /* --- start-up --- */
-
-#define RESOLVE(var, name)                                                                                             \
-    do {                                                                                                               \
-        void *f = dlsym(RTLD_NEXT, name);                                                                              \
-        if (f)                                                                                                         \
-            atomic_store_explicit(&var, (__typeof__(atomic_load(&var)))f, memory_order_relaxed);                       \
-    } while (0)
 
 void tly__interpose_boot(void)
 {

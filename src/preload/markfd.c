@@ -16,8 +16,6 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-#define REAL(f) atomic_load_explicit(&real_##f, memory_order_relaxed)
-
 /* --- the mark descriptor --- */
 
 typedef ssize_t (*write_fn)(int, const void *, size_t);
@@ -173,13 +171,6 @@ int close_range(unsigned lo, unsigned hi, int flags)
         mark_fd_lost((int)(lo > INT_MAX ? INT_MAX : lo), (int)(hi > INT_MAX ? INT_MAX : hi));
     return REAL(close_range)(lo, hi, flags);
 }
-
-#define RESOLVE(var, name)                                                                                             \
-    do {                                                                                                               \
-        void *f = dlsym(RTLD_NEXT, name);                                                                              \
-        if (f)                                                                                                         \
-            atomic_store_explicit(&var, (__typeof__(atomic_load(&var)))f, memory_order_relaxed);                       \
-    } while (0)
 
 void tly__markfd_boot(void)
 {

@@ -40,25 +40,26 @@ void tly__obj_short_name(const char *path, char *out, size_t cap)
     tly__obj_copy_str(out, cap, base, strlen(base));
 }
 
-bool tly__obj_plumbing(const char *path)
+/* @p path's file name begins with one of @p names (@p n of them). */
+static bool named(const char *path, const char *const *names, size_t n)
 {
-    static const char *const names[] = {"libc.so",       "libjemalloc", "libstdc++",  "libgcc_s",        "ld-linux",
-                                        "libpthread.so", "libdl.so",    "linux-vdso", "libtally-preload"};
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    for (size_t i = 0; i < n; i++)
         if (strncmp(base, names[i], strlen(names[i])) == 0)
             return true;
     return false;
 }
 
+bool tly__obj_plumbing(const char *path)
+{
+    static const char *const names[] = {"libc.so",       "libjemalloc", "libstdc++",  "libgcc_s",        "ld-linux",
+                                        "libpthread.so", "libdl.so",    "linux-vdso", "libtally-preload"};
+    return named(path, names, sizeof names / sizeof names[0]);
+}
+
 bool tly__obj_runtime(const char *path)
 {
     static const char *const names[] = {"python3", "libpython", "node", "libnode"};
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strncmp(base, names[i], strlen(names[i])) == 0)
-            return true;
-    return false;
+    return named(path, names, sizeof names / sizeof names[0]);
 }

@@ -70,6 +70,16 @@ const char *tly__gone_find(uintptr_t a, unsigned since, uintptr_t *base);
 const char *tly__slot_name(unsigned slot);
 const char *tly__slot_path(unsigned slot);
 
+/* An interposed function's libc implementation: the atomic pointer real_F, a fallback until the
+ * constructor has RESOLVEd it with dlsym(RTLD_NEXT) (interpose.c, markfd.c, release.c). */
+#define REAL(f) atomic_load_explicit(&real_##f, memory_order_relaxed)
+#define RESOLVE(var, name)                                                                                             \
+    do {                                                                                                               \
+        void *f = dlsym(RTLD_NEXT, name);                                                                              \
+        if (f)                                                                                                         \
+            atomic_store_explicit(&var, (__typeof__(atomic_load(&var)))f, memory_order_relaxed);                       \
+    } while (0)
+
 /* interpose.c, markfd.c */
 void tly__interpose_boot(void);
 void tly__markfd_boot(void);

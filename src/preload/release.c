@@ -91,13 +91,11 @@ int madvise(void *a, size_t len, int advice)
 {
     if (advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE)
         tly__release_seen(len);
-    return atomic_load_explicit(&real_madvise, memory_order_relaxed)(a, len, advice);
+    return REAL(madvise)(a, len, advice);
 }
 
 void tly__release_boot(void)
 {
     page_bytes = sysconf(_SC_PAGESIZE);
-    void *f = dlsym(RTLD_NEXT, "madvise");
-    if (f)
-        atomic_store_explicit(&real_madvise, (madvise_fn)f, memory_order_relaxed);
+    RESOLVE(real_madvise, "madvise");
 }
