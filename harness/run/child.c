@@ -133,6 +133,13 @@ static json_t *describe(const struct tly_h_cell *c, struct tly_h_result *r, bool
     json_object_set_new(o, "layout", json_string(c->layout));
     json_object_set_new(o, "threads", json_integer(c->opts.threads));
     json_object_set_new(o, "verified", json_boolean(verified));
+    char *st = tly_stacks_json(); /* the window's call stacks, named now */
+    json_t *sj = st ? json_loads(st, 0, NULL) : NULL;
+    free(st);
+    json_t *stacks = json_object_get(sj, "stacks");
+    if (stacks)
+        json_object_set(o, "stacks", stacks);
+    json_decref(sj);
     return o;
 }
 
@@ -155,6 +162,7 @@ static int run_cell(const struct tly_h_cell *c, struct place *p, json_t **result
     }
     if (data == NULL)
         return tly_fail(-ENOMEM, "out of memory for %llu bytes of data", (unsigned long long)bytes);
+    tly_stacks_start(); /* the cell's call stacks (TALLY_PROFILE_STACKS=0: none) */
     tly_h_window_trace(true); /* the cell's trace, for trace.json and index.html */
     tly_h_window_resident(true);
     err = tly_h_measure_engine(c, p->url, &data, &r, &out);

@@ -93,6 +93,7 @@ struct tly__tls {
     uint64_t copy_pending;              /* payload bytes copied since the last copy event (traces) */
     struct tly__copy_block *copy_block; /* libs.c: this thread's copy counters by library (NULL: none yet) */
     uint32_t stack;                     /* the stack id tly__lib_of gave the block it just charged */
+    uint32_t small_copied[TLY_NSTAGES]; /* stacks_engine.c: bytes of small copies not yet on a stack */
 };
 
 extern __thread struct tly__tls tly__tls __attribute__((tls_model("initial-exec")));
@@ -159,6 +160,11 @@ void tly__lib_read(struct tly__lib_counters out[TLY__LIB_MAX]);
 typedef void (*tly__stack_move_fn)(uint32_t stack, int64_t d_bytes, int64_t d_blocks);
 extern _Atomic(tly__stack_move_fn) tly__stack_move;
 extern _Atomic uint32_t tly__peak_epoch;
+
+/* stacks_engine.c: the engine's stacks are on (tly_stacks_start); a copy of @p n bytes made for the
+ * caller at return address @p ra has its stack taken (a small one: sampled, see there). */
+extern bool tly__stacks_engine;
+void tly__stacks_engine_copy(size_t n, uintptr_t ra);
 
 /* counters.c */
 struct tly__tblock *tly__block_slow(struct tly__tls *t);
