@@ -94,6 +94,7 @@ struct tly__tls {
     struct tly__copy_block *copy_block; /* libs.c: this thread's copy counters by library (NULL: none yet) */
     uint32_t stack;                     /* the stack id tly__lib_of gave the block it just charged */
     uint32_t small_copied[TLY_NSTAGES]; /* stacks_engine.c: bytes of small copies not yet on a stack */
+    uint32_t small_copies[TLY_NSTAGES]; /* and how many copies they were */
 };
 
 extern __thread struct tly__tls tly__tls __attribute__((tls_model("initial-exec")));

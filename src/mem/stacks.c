@@ -193,11 +193,11 @@ unsigned tly__stacks_take(const struct tly__leaf *leaf, unsigned slot_given, uns
     return id;
 }
 
-void tly__stacks_copied(unsigned id, uint64_t n)
+void tly__stacks_copied(unsigned id, uint64_t n, uint64_t count)
 {
     struct stack *s = &stacks[id < TLY__STACKS_MAX ? id : 0];
     atomic_fetch_add_explicit(&s->copy_bytes, n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->copies, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->copies, count, memory_order_relaxed);
 }
 
 /* A large block's bytes on its stack (see the top of the file); a new block or a growth is allocated

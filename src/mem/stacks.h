@@ -66,8 +66,8 @@ struct tly__leaf {
 /* The calling thread's stack, interned: its id (0: no room). Its slot (@p slot_given, else the ops')
  * in @p slot; @p root not 0: the outermost word (TLY__STACK_ROOT_TAG | something). */
 unsigned tly__stacks_take(const struct tly__leaf *leaf, unsigned slot_given, unsigned *slot, uintptr_t root);
-/* A copy of @p n bytes counted on stack @p id. */
-void tly__stacks_copied(unsigned id, uint64_t n);
+/* @p count copies of @p n bytes in all counted on stack @p id. */
+void tly__stacks_copied(unsigned id, uint64_t n, uint64_t count);
 /* A large block's bytes move on stack @p id (the tly__stack_move of internal.h). */
 void tly__stacks_move(uint32_t id, int64_t d, int64_t blocks);
 

@@ -58,7 +58,7 @@ static unsigned alloc_stack(size_t usize)
 /*
  * A copy of TLY_MEM_LARGE bytes or more has its stack taken. Smaller ones are sampled by their bytes:
  * a thread's small copies in a stage add up until they reach TLY_MEM_LARGE, and the copy that makes
- * them reach it has its stack taken and charged with all of them (one "count" per sample). So a
+ * them reach it has its stack taken and charged with all of them (bytes and count). So a
  * stage's small copies add up on its stacks, less what each thread has not yet carried over (under
  * TLY_MEM_LARGE a thread and stage); a site's own share of them is an estimate, good where its copies
  * are many (the bytes of the copies between two samples go to the site of the second).
@@ -68,20 +68,23 @@ void tly__stacks_engine_copy(size_t n, uintptr_t ra)
     struct tly__tls *t = &tly__tls;
     if (t->in_hook)
         return;
+    uint64_t count = 1;
     if (n < TLY_MEM_LARGE) {
         enum tly_stage s = tly__stage_of(t);
         uint64_t sum = t->small_copied[s] + n;
+        t->small_copies[s]++;
         if (sum < TLY_MEM_LARGE) {
             t->small_copied[s] = (uint32_t)sum;
             return;
         }
-        t->small_copied[s] = 0;
+        count = t->small_copies[s];
+        t->small_copied[s] = t->small_copies[s] = 0;
         n = sum;
     }
     t->in_hook = 1; /* whatever the unwinder allocates is the tracker's */
     struct tly__leaf leaf = {ra, false};
     unsigned slot;
-    tly__stacks_copied(tly__stacks_take(&leaf, TLY__LIB_NONE, &slot, root(t)), n);
+    tly__stacks_copied(tly__stacks_take(&leaf, TLY__LIB_NONE, &slot, root(t)), n, count);
     t->in_hook = 0;
 }
 

@@ -42,7 +42,7 @@ unsigned tly__stacks_alloc_slot(void)
 void tly__stacks_copy(unsigned slot, uint64_t n)
 {
     unsigned s;
-    tly__stacks_copied(tly__stacks_take(&leaf, slot, &s, 0), n);
+    tly__stacks_copied(tly__stacks_take(&leaf, slot, &s, 0), n, 1);
 }
 
 void tly__stacks_boot(void)
