@@ -170,8 +170,9 @@ void tly_copy_note(size_t n);
  * the window, never in the hot path. The same code as the preload's call stacks (docs/impl-protocol.md,
  * "Stacks"), so the result has the same shape.
  *
- * Returns true when stacks are on: tracking is on and TALLY_PROFILE_STACKS is not 0. Call it once,
- * before the window, on one thread; it cannot be turned off again.
+ * Returns true when stacks are on: TALLY_PROFILE_STACKS is not 0 (with tracking off, under a sanitizer,
+ * only the copies have stacks). Call it once, before the window, on one thread; it cannot be turned off
+ * again.
  */
 bool tly_stacks_start(void);
 

@@ -111,8 +111,8 @@ bool tly_stacks_start(void)
     if (tly__stacks_engine)
         return true;
     const char *v = tly__getenv("TALLY_PROFILE_STACKS");
-    if ((v && strcmp(v, "0") == 0) || !tly_mem_tracking() || tly__stacks_on)
-        return false; /* off, untracked, or the preload's (one user of the stacks a process) */
+    if ((v && strcmp(v, "0") == 0) || tly__stacks_on)
+        return false; /* off, or the preload's (one user of the stacks a process) */
     Dl_info info;
     if (dladdr((void *)mallocx, &info) == 0 || info.dli_fbase == NULL)
         return false;
