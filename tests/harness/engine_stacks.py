@@ -5,7 +5,8 @@ preload's results do, each stack rooted at its stage.
   on      write-local-blosc-v2-strided and read-local-blosc-v2-strided (the matrix's cells): every site's
           outermost frame is its stage ("stage gather") and says the same stage as its "stage"; the top
           copy site of the strided write is gather's, its innermost frame the engine function that called
-          tly_copy (tly__put_blocks, write_blocks.c); the read's top copy site scatter's (read_group,
+          tly_copy (tly__put_blocks, write_blocks.c), its top peak site a chunk's buffer from the pool
+          (tly_pool_alloc, stage pool); the read's top copy site scatter's (read_group,
           read_blocks.c) and its top peak site the output buffer's (tly_h_alloc_output, in the caller's
           stage); peak.folded, copies.folded and allocated.folded in stacks/tally/CELL/ add up to the
           blocks' totals, and those to the result's figures within 1% (the peak above the window's start;
@@ -102,6 +103,14 @@ def case_on(tally, work):
             top.get("stage") == "gather" and re.match(r"tly__put_blocks \(write_blocks\.c:\d+\)$",
                                                       (top.get("frames") or ["?"])[-1]),
             json.dumps(top)[:600])
+    top = (w.get("peak", {}).get("sites") or [{}])[0]
+    if UNTRACKED:
+        t.skip("write: the top peak site", UNTRACKED)
+    else:
+        t.check("write: the top peak site is a chunk's buffer from the pool, in stage pool (tly_pool_alloc)",
+                top.get("stage") == "pool" and re.match(r"tly_pool_alloc \(pool\.c:\d+\)$",
+                                                        ([f for f in top.get("frames", []) if "jemalloc" not in f]
+                                                         or ["?"])[-1]), json.dumps(top)[:600])
     r = res.get(CELLS[1], {}).get("stacks", {})
     top = (r.get("copies", {}).get("sites") or [{}])[0]
     t.check("read: the top copy site is scatter's, its leaf read_group (read_blocks.c)",
