@@ -126,6 +126,17 @@ static bool read_back(const struct tly_h_cell *c, const char *url, const void *d
     return ok;
 }
 
+static void add_stacks(json_t *o)
+{
+    char *st = tly_stacks_json();
+    json_t *sj = st ? json_loads(st, 0, NULL) : NULL;
+    free(st);
+    json_t *stacks = json_object_get(sj, "stacks");
+    if (stacks)
+        json_object_set(o, "stacks", stacks);
+    json_decref(sj);
+}
+
 static json_t *describe(const struct tly_h_cell *c, struct tly_h_result *r, bool verified)
 {
     json_t *o = tly_h_result_json(r, true);
@@ -133,13 +144,6 @@ static json_t *describe(const struct tly_h_cell *c, struct tly_h_result *r, bool
     json_object_set_new(o, "layout", json_string(c->layout));
     json_object_set_new(o, "threads", json_integer(c->opts.threads));
     json_object_set_new(o, "verified", json_boolean(verified));
-    char *st = tly_stacks_json(); /* the window's call stacks, named now */
-    json_t *sj = st ? json_loads(st, 0, NULL) : NULL;
-    free(st);
-    json_t *stacks = json_object_get(sj, "stacks");
-    if (stacks)
-        json_object_set(o, "stacks", stacks);
-    json_decref(sj);
     return o;
 }
 
@@ -178,6 +182,9 @@ static int run_cell(const struct tly_h_cell *c, struct place *p, json_t **result
         }
     free(data);
     free(out);
+    if (!err && *result) /* the window's call stacks, named now that the cell's buffers are gone: naming
+                          * (libdw) allocates several MB, which must not make the process's peak (heaptrack's) */
+        add_stacks(*result);
     return err;
 }
 
