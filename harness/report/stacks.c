@@ -77,8 +77,8 @@ static int folded_file(const char *dir, const char *name, json_t *b)
 
 int tly_h_stacks_folded(const char *dir, json_t *r)
 {
-    static const char *const keys[] = {"peak", "copies", "allocated"},
-                             *const files[] = {"peak.folded", "copies.folded", "allocated.folded"};
+    static const char *const keys[] = {"peak", "copies", "allocated"}, *const files[] = {"peak.folded", "copies.folded",
+                                                                                         "allocated.folded"};
     for (int k = 0; k < 3; k++) {
         json_t *b = block(r, keys[k]);
         int err = b ? folded_file(dir, files[k], b) : 0;

@@ -166,7 +166,7 @@ static int run_cell(const struct tly_h_cell *c, struct place *p, json_t **result
     }
     if (data == NULL)
         return tly_fail(-ENOMEM, "out of memory for %llu bytes of data", (unsigned long long)bytes);
-    tly_stacks_start(); /* the cell's call stacks (TALLY_PROFILE_STACKS=0: none) */
+    tly_stacks_start();       /* the cell's call stacks (TALLY_PROFILE_STACKS=0: none) */
     tly_h_window_trace(true); /* the cell's trace, for trace.json and index.html */
     tly_h_window_resident(true);
     err = tly_h_measure_engine(c, p->url, &data, &r, &out);

@@ -107,8 +107,9 @@ static inline enum tly_stage tly__stage_of(const struct tly__tls *t)
 /*
  * libs.c: the library dimension, beside the stages. The preload (src/preload) charges every block
  * of TLY_MEM_LARGE bytes or more, every large copy and every large anonymous mapping to a slot it
- * names (a shared library, or "mmap"); the engine never sets tly__lib_of, so it stays empty and
- * costs the engine one load on its large-block path.
+ * names (a shared library, or "mmap"); the engine sets tly__lib_of only for its call stacks
+ * (stacks_engine.c: it charges no slot), so without them it stays empty and costs the engine one load
+ * on its large-block path.
  */
 #define TLY__LIB_MAX 64
 #define TLY__LIB_NONE 0xffu
@@ -152,12 +153,12 @@ void tly__lib_reset_peaks(void);
 void tly__lib_read(struct tly__lib_counters out[TLY__LIB_MAX]);
 
 /*
- * Call stacks of large blocks (src/preload/stacks.c): tly__lib_of leaves the new block's stack id in
- * tly__tls.stack (TLY__STACK_NONE: none), the pointer table keeps it, and every change of the block's live bytes
- * is handed to tly__stack_move (NULL in the engine: no stacks). tly__peak_epoch counts the peaks
+ * Call stacks of large blocks (stacks.c, for the preload and the engine): tly__lib_of leaves the new block's
+ * stack id in tly__tls.stack (TLY__STACK_NONE: none), the pointer table keeps it, and every change of the
+ * block's live bytes is handed to tly__stack_move (NULL while no stacks are taken). tly__peak_epoch counts the peaks
  * (and their restarts): a stack whose bytes move after the latest one keeps its bytes at that peak.
  */
-#define TLY__STACK_NONE UINT32_MAX /* no stack taken (the engine, stacks off, under the threshold) */
+#define TLY__STACK_NONE UINT32_MAX /* no stack taken (stacks off, under the threshold) */
 typedef void (*tly__stack_move_fn)(uint32_t stack, int64_t d_bytes, int64_t d_blocks);
 extern _Atomic(tly__stack_move_fn) tly__stack_move;
 extern _Atomic uint32_t tly__peak_epoch;

@@ -141,8 +141,13 @@ void tly_stacks_window_close(void)
         return;
     tly__stacks_at_peak(&at_peak);
     tly__stacks_now(&now);
-    window = (struct tly__stacks_window){&before, &at_peak, &now, tly__stacks_count(), tly__stacks_dropped(),
-                                         {window.taken[0], 0}, {window.taken_ns[0], 0}};
+    window = (struct tly__stacks_window){&before,
+                                         &at_peak,
+                                         &now,
+                                         tly__stacks_count(),
+                                         tly__stacks_dropped(),
+                                         {window.taken[0], 0},
+                                         {window.taken_ns[0], 0}};
     tly__stacks_cost(&window.taken[1], &window.taken_ns[1]);
     closed = true;
 }

@@ -178,7 +178,8 @@ void tly__stacks_emit(FILE *f, const struct tly__stacks_window *w)
     unsigned k[KINDS] = {0};
     for (unsigned i = 0; i < w->n; i++) {
         if (p->bytes[i] - b->bytes[i] > 0)
-            sites_of[PEAK][k[PEAK]++] = (struct site){i, p->bytes[i] - b->bytes[i], p->blocks[i] - b->blocks[i], 0, {0}};
+            sites_of[PEAK][k[PEAK]++] =
+                (struct site){i, p->bytes[i] - b->bytes[i], p->blocks[i] - b->blocks[i], 0, {0}};
         if (a->copy_bytes[i] > b->copy_bytes[i])
             sites_of[COPIES][k[COPIES]++] = (struct site){
                 i, (int64_t)(a->copy_bytes[i] - b->copy_bytes[i]), (int64_t)(a->copies[i] - b->copies[i]), 0, {0}};
