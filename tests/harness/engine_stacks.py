@@ -128,6 +128,11 @@ def case_on(tally, work):
         page = f.read()
     t.check("index.html draws the cells' flame graphs", page.count("<svg class='flame'") >= (2 if UNTRACKED else 4)
             and "stage gather" in page and "stage scatter" in page)
+    # the flame graphs are drawn in the page as written (html_flame.c: not d3-flame-graph's script from
+    # harness/impl/node_modules), so the page is the same where npm never ran
+    refs = re.findall(r"""<(?:script|link|img|iframe)[^>]*\b(?:src|href)\s*=""", page, re.I)
+    t.check("index.html loads nothing from elsewhere (no script src, no link href, no node_modules)",
+            not refs and "node_modules" not in page, refs[:3])
 
 
 def case_failed(tally, work):
