@@ -1,9 +1,10 @@
 /*
- * Site budgets: limits on the bytes of call-stack sites (a result's "stacks", written by the preload).
+ * Site budgets: limits on the bytes of call-stack sites (a result's "stacks", written by the preload,
+ * or by the engine for tally's own cells, whose outermost frame is the stage: "stage gather").
  * {"sites": {"hold_here": {"at_peak_bytes": 120000000, "copied_bytes": 0}}}: the bytes live at the
  * peak (copied in the window) of every listed site whose frames include one containing the text, added
  * up. A site past the ones the result lists (its "other_bytes") is not seen; a result without stacks
- * (TALLY_PROFILE_STACKS=0, or tally's own cells) has no figure: the budget fails as missing.
+ * (TALLY_PROFILE_STACKS=0) has no figure: the budget fails as missing.
  */
 #include <string.h>
 

@@ -43,6 +43,7 @@ void tly_h_window_open(struct tly_h_window *w)
      * on the heap: not in the window's figures), started before the peaks restart */
     w->rs = resident_windows ? tly_h_resident_start(getpid(), false) : NULL;
     tly_mem_reset_peaks();
+    tly_stacks_window_open(); /* (when tly_stacks_start turned them on: tally run's cells) */
     tly_mem_snapshot(&w->before);
     tly_time_snapshot(&w->time_before);
     w->t0_ns = now_ns();
@@ -59,6 +60,7 @@ void tly_h_window_close(struct tly_h_window *w)
         trace_t1 = w->t1_ns;
     }
     tly_mem_snapshot(&w->after);
+    tly_stacks_window_close();
     if (w->rs) {
         tly_h_resident_stop(w->rs);
         w->resident_ok =

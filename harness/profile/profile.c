@@ -20,7 +20,7 @@
 #include "cell/resident.h"
 #include "cell/result.h"
 #include "options.h"
-#include "profile/stacks.h"
+#include "report/stacks.h"
 #include "profile/tree.h"
 #include "report/report.h"
 
@@ -466,12 +466,12 @@ int tly_h_cmd_profile(int argc, char **argv)
     }
     if ((!o.json || o.json_file) && tracked && !err) {
         print_summary(stderr, r);
-        tly_h_stacks_print(stderr, r);
+        tly_h_stacks_print(stderr, r, "");
         tly_h_tree_print(stderr, procs, json_object_get(r, "tree"));
         if (!err)
             fprintf(stderr, "reports: %s/results.json, copies.md, index.html, trace.json%s\n", o.out,
                     json_is_true(json_object_get(json_object_get(r, "stacks"), "enabled"))
-                        ? ", peak.folded, copies.folded"
+                        ? ", peak.folded, copies.folded, allocated.folded"
                         : "");
     }
     json_decref(r);

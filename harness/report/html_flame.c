@@ -1,9 +1,30 @@
 /*
- * index.html's flame graphs: a result's call stacks ("stacks", written by the preload) drawn as
- * icicles, outermost frame on top, a frame's width its bytes (at the peak, or copied). Drawn here in
- * SVG, without a library: a <title> on each frame says its name and bytes, and a click on a frame
- * zooms to it (a click on the top bar zooms out). The result comes from a profiled process: every
- * member is checked for its type, and what is not as the preload writes it is left out.
+ * index.html's flame graphs: a result's call stacks ("stacks", written by the preload or, for tally's
+ * own cells, by the engine) drawn as icicles, outermost frame on top, a frame's width its bytes (at the
+ * peak, or copied). Drawn here in SVG, without a library: a <title> on each frame says its name and
+ * bytes, and a click on a frame zooms to it (a click on the top bar zooms out). The result may come
+ * from a profiled process: every member is checked for its type, and what is not as the preload or
+ * the engine writes it is left out.
+ *
+ * Why not d3-flame-graph (issue 21 asks for it, or the reason): evaluated on 2026-12-06 with
+ * d3-flame-graph 5.0.0 (Apache-2.0) and d3 7.9.2 from npm. It works offline from one inlined file:
+ * its UMD bundle (flamegraph.default(), not flamegraph.flamegraph()) over d3's modules as globals drew
+ * a strided read's copy sites in headless Chromium, every frame a <g> with its label. But:
+ *  - it is drawn by script when the page is viewed, from JavaScript the report must carry: the 13 d3
+ *    modules it needs (UMD, minified) are 118,891 bytes, itself 12,768 and its CSS 584: 132,285 bytes
+ *    in every index.html (294,003 with d3.min.js whole); the own SVG's script is about 1 KB, and its
+ *    frames are in the page as written (a DOM dump, a screenshot and a reader without script see them);
+ *  - that JavaScript must be found when `tally report` (or `tally run`, `tally profile`) writes the
+ *    page: harness/impl/node_modules exists only where scripts/deps ran npm ci, not where tally's
+ *    binary is used or where a CI job only merges results; the page would need a second renderer for
+ *    when it is missing (or a report that fails), where the own SVG needs nothing (this file reads no
+ *    file: index.html is the same with or without node_modules);
+ *  - its frames are <foreignObject> with HTML <div> labels inside the SVG: an element the rest of
+ *    index.html (every figure hand-written SVG, html.h) does not use, and that the writers' elements
+ *    tests/report/hostile_results.py allows do not include;
+ *  - what it adds over this file (search, animated zoom, a details bar) the flame graphs here do not
+ *    need for two charts of at most 200 sites a cell; its tooltip counts "samples", which bytes are not.
+ * So the flame graphs stay tally's own SVG (this file, about 170 lines).
  */
 #include <stdlib.h>
 #include <string.h>

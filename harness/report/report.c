@@ -1,6 +1,7 @@
 /*
  * tally report: the reports of a run (or of its merged shards) from results.json: copies.md
- * (copies.c), index.html (html.c), trace.json (trace.c).
+ * (copies.c), index.html (html.c), trace.json (trace.c), and each cell's call stacks as folded files
+ * (stacks.c: peak.folded, copies.folded and allocated.folded in stacks/IMPL/SCENARIO/).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "options.h"
 #include "harness.h"
 #include "report/report.h"
+#include "report/stacks.h"
 #include "tally/tally.h"
 
 int tly_h_report(const char *dir, json_t *doc)
@@ -20,6 +22,8 @@ int tly_h_report(const char *dir, json_t *doc)
         err = tly_h_write_index_html(dir, results);
     if (!err)
         err = tly_h_write_trace(dir, results);
+    if (!err)
+        err = tly_h_stacks_folded_cells(dir, results);
     return err;
 }
 

@@ -126,6 +126,17 @@ static bool read_back(const struct tly_h_cell *c, const char *url, const void *d
     return ok;
 }
 
+static void add_stacks(json_t *o)
+{
+    char *st = tly_stacks_json();
+    json_t *sj = st ? json_loads(st, 0, NULL) : NULL;
+    free(st);
+    json_t *stacks = json_object_get(sj, "stacks");
+    if (stacks)
+        json_object_set(o, "stacks", stacks);
+    json_decref(sj);
+}
+
 static json_t *describe(const struct tly_h_cell *c, struct tly_h_result *r, bool verified)
 {
     json_t *o = tly_h_result_json(r, true);
@@ -155,6 +166,7 @@ static int run_cell(const struct tly_h_cell *c, struct place *p, json_t **result
     }
     if (data == NULL)
         return tly_fail(-ENOMEM, "out of memory for %llu bytes of data", (unsigned long long)bytes);
+    tly_stacks_start();       /* the cell's call stacks (TALLY_PROFILE_STACKS=0: none) */
     tly_h_window_trace(true); /* the cell's trace, for trace.json and index.html */
     tly_h_window_resident(true);
     err = tly_h_measure_engine(c, p->url, &data, &r, &out);
@@ -170,6 +182,9 @@ static int run_cell(const struct tly_h_cell *c, struct place *p, json_t **result
         }
     free(data);
     free(out);
+    if (!err && *result) /* the window's call stacks, named now that the cell's buffers are gone: naming
+                          * (libdw) allocates several MB, which must not make the process's peak (heaptrack's) */
+        add_stacks(*result);
     return err;
 }
 

@@ -13,6 +13,7 @@
 #include "cell/result.h"
 #include "options.h"
 #include "report/report.h"
+#include "report/stacks.h"
 #include "run/impl.h"
 #include "run/matrix.h"
 #include "run/run.h"
@@ -185,6 +186,7 @@ static void say_failures(json_t *entry)
     char line[256];
     for (size_t i = 0; tly_h_budget_next_failed(json_object_get(entry, "budgets"), &i, line, sizeof line);)
         fprintf(stderr, "tally run: %s: budget failed: %s\n", name, line);
+    tly_h_stacks_print(stderr, entry, "  "); /* where its memory and copies came from, when it has stacks */
 }
 
 static void summary(FILE *f, json_t *results)

@@ -162,6 +162,34 @@ void tly_copy(void *dst, const void *src, size_t n);
  */
 void tly_copy_note(size_t n);
 
+/**
+ * Call stacks of tally's own cells: from tly_stacks_start() on, every block of TLY_MEM_LARGE bytes or
+ * more and every tly_copy() / tly_copy_note() of TLY_MEM_LARGE bytes or more has its native call stack
+ * taken (libgcc's unwinder, interned: a stack seen again costs a hash lookup), with the calling
+ * thread's stage as its root frame ("stage encode"). Frames are named only by tly_stacks_json(), after
+ * the window, never in the hot path. The same code as the preload's call stacks (docs/impl-protocol.md,
+ * "Stacks"), so the result has the same shape.
+ *
+ * Returns true when stacks are on: TALLY_PROFILE_STACKS is not 0 (with tracking off, under a sanitizer,
+ * only the copies have stacks). Call it once, before the window, on one thread; it cannot be turned off
+ * again.
+ */
+bool tly_stacks_start(void);
+
+/** The stacks' counters now, as a window's start (after tly_mem_reset_peaks()). Nothing when they are off. */
+void tly_stacks_window_open(void);
+
+/** The stacks' counters at the window's peak and now, as its end (before anything else allocates). */
+void tly_stacks_window_close(void);
+
+/**
+ * The last closed window's call stacks as JSON text, {"stacks": {...}}: the sites of the memory at its
+ * peak ("peak"), of its copied bytes ("copies") and of its allocated bytes ("allocated"), heaviest
+ * first, each {bytes, blocks or count, library, stage, truncated, frames (outermost first)}; "enabled":
+ * false when stacks are off. Frames are named now. A new string for free(), or NULL without memory.
+ */
+char *tly_stacks_json(void);
+
 /** Counters to cross-check the tracker with, read in one call. */
 struct tly_mem_crosscheck {
     int64_t tracked_live_bytes;        /**< tly_mem_reserved_live_bytes(): jemalloc's units */

@@ -93,6 +93,8 @@ struct tly__tls {
     uint64_t copy_pending;              /* payload bytes copied since the last copy event (traces) */
     struct tly__copy_block *copy_block; /* libs.c: this thread's copy counters by library (NULL: none yet) */
     uint32_t stack;                     /* the stack id tly__lib_of gave the block it just charged */
+    uint32_t small_copied[TLY_NSTAGES]; /* stacks_engine.c: bytes of small copies not yet on a stack */
+    uint32_t small_copies[TLY_NSTAGES]; /* and how many copies they were */
 };
 
 extern __thread struct tly__tls tly__tls __attribute__((tls_model("initial-exec")));
@@ -105,8 +107,9 @@ static inline enum tly_stage tly__stage_of(const struct tly__tls *t)
 /*
  * libs.c: the library dimension, beside the stages. The preload (src/preload) charges every block
  * of TLY_MEM_LARGE bytes or more, every large copy and every large anonymous mapping to a slot it
- * names (a shared library, or "mmap"); the engine never sets tly__lib_of, so it stays empty and
- * costs the engine one load on its large-block path.
+ * names (a shared library, or "mmap"); the engine sets tly__lib_of only for its call stacks
+ * (stacks_engine.c: it charges no slot), so without them it stays empty and costs the engine one load
+ * on its large-block path.
  */
 #define TLY__LIB_MAX 64
 #define TLY__LIB_NONE 0xffu
@@ -150,15 +153,20 @@ void tly__lib_reset_peaks(void);
 void tly__lib_read(struct tly__lib_counters out[TLY__LIB_MAX]);
 
 /*
- * Call stacks of large blocks (src/preload/stacks.c): tly__lib_of leaves the new block's stack id in
- * tly__tls.stack (TLY__STACK_NONE: none), the pointer table keeps it, and every change of the block's live bytes
- * is handed to tly__stack_move (NULL in the engine: no stacks). tly__peak_epoch counts the peaks
+ * Call stacks of large blocks (stacks.c, for the preload and the engine): tly__lib_of leaves the new block's
+ * stack id in tly__tls.stack (TLY__STACK_NONE: none), the pointer table keeps it, and every change of the
+ * block's live bytes is handed to tly__stack_move (NULL while no stacks are taken). tly__peak_epoch counts the peaks
  * (and their restarts): a stack whose bytes move after the latest one keeps its bytes at that peak.
  */
-#define TLY__STACK_NONE UINT32_MAX /* no stack taken (the engine, stacks off, under the threshold) */
+#define TLY__STACK_NONE UINT32_MAX /* no stack taken (stacks off, under the threshold) */
 typedef void (*tly__stack_move_fn)(uint32_t stack, int64_t d_bytes, int64_t d_blocks);
 extern _Atomic(tly__stack_move_fn) tly__stack_move;
 extern _Atomic uint32_t tly__peak_epoch;
+
+/* stacks_engine.c: the engine's stacks are on (tly_stacks_start); a copy of @p n bytes made for the
+ * caller at return address @p ra has its stack taken (a small one: sampled, see there). */
+extern bool tly__stacks_engine;
+void tly__stacks_engine_copy(size_t n, uintptr_t ra);
 
 /* counters.c */
 struct tly__tblock *tly__block_slow(struct tly__tls *t);

@@ -147,7 +147,7 @@ struct tly__figures {
  * negative errno. Under tly__xfsz_hold(): a result over RLIMIT_FSIZE fails with EFBIG. */
 int tly__report_write(const char *path, const struct tly__figures *f);
 
-/* report.c's JSON string, for results.c */
+/* src/mem/stacks_report.c's JSON string (mem/stacks.h), for report.c and results.c */
 void tly__jstr(FILE *f, const char *s);
 
 /* results.c: the process block of each result, the results directory (TALLY_PROFILE_DIR) */

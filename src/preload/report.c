@@ -23,25 +23,6 @@
     "with file backing, reserved without access or committed with mprotect (V8's heap), thread stacks, and "           \
     "allocations made before the preload's constructor"
 
-static void jstr(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
-void tly__jstr(FILE *f, const char *s)
-{
-    jstr(f, s);
-}
-
 /* A ratio to the array, or null when there is no array to compare with. */
 static void jratio(FILE *f, double num, uint64_t array_bytes)
 {
@@ -92,9 +73,9 @@ static void libraries(FILE *f, const struct tly__figures *x, const unsigned *ord
         unsigned i = order[j];
         const struct tly__lib_counters *a = &x->la[i], *b = &x->lb[i];
         fputs(j ? ",\n    " : "\n    ", f);
-        jstr(f, tly__slot_name(i));
+        tly__jstr(f, tly__slot_name(i));
         fputs(": {\"path\": ", f);
-        jstr(f, tly__slot_path(i));
+        tly__jstr(f, tly__slot_path(i));
         fprintf(f,
                 ", \"allocs\": %llu, \"frees\": %llu, \"alloc_bytes\": %llu, \"live_bytes\": %lld, "
                 "\"peak_bytes\": %lld, \"at_peak_bytes\": %lld, \"copied_bytes\": %llu, \"copy_count\": %llu, "
@@ -140,7 +121,7 @@ static void stages(FILE *f, const struct tly__figures *x)
     for (int s = 0; s < TLY_NSTAGES; s++) {
         const struct tly_stage_counters *a = &x->after.stage[s], *b = &x->before.stage[s];
         fputs(s ? ",\n    " : "\n    ", f);
-        jstr(f, tly_stage_name((enum tly_stage)s));
+        tly__jstr(f, tly_stage_name((enum tly_stage)s));
         fprintf(f,
                 ": {\"allocs\": %llu, \"alloc_bytes\": %llu, \"peak_bytes\": %lld, \"at_peak_bytes\": %lld, "
                 "\"copy_bytes\": %llu, \"copy_count\": %llu, \"copies\": ",
@@ -164,7 +145,7 @@ static void stage_time(FILE *f, const struct tly__figures *x)
             staged += (double)(a->busy_ns[s] - b->busy_ns[s] + a->waiting_ns[s] - b->waiting_ns[s]);
     if (!tly_time_on() || staged <= 0 || wall <= 0) {
         fputs("  \"stage_time\": null, \"stage_time_about\": ", f);
-        jstr(f, tly_time_on() ? "time is not attributable without marks: no stage was pushed (tly_mark_push, or "
+        tly__jstr(f, tly_time_on() ? "time is not attributable without marks: no stage was pushed (tly_mark_push, or "
                                 "'push STAGE' lines on TALLY_MARK_FD), so the whole window was unstaged"
                               : "time accounting is off (TALLY_TRACK=0 or TALLY_TIME=0)");
         fputs(",\n", f);
@@ -179,12 +160,12 @@ static void stage_time(FILE *f, const struct tly__figures *x)
             continue;
         fputs(first ? "\n    " : ",\n    ", f);
         first = false;
-        jstr(f, tly_stage_name((enum tly_stage)s));
+        tly__jstr(f, tly_stage_name((enum tly_stage)s));
         fprintf(f, ": {\"busy_s\": %.6f, \"waiting_s\": %.6f, \"busy_fraction\": %.6f, \"busy_threads\": %.6f}", busy,
                 waiting, busy / wall, busy / wall);
     }
     fputs("\n  },\n  \"stage_time_about\": ", f);
-    jstr(f, "the marks' push/pop stages: wall time each thread spent in each pushed stage (unstaged: the rest), "
+    tly__jstr(f, "the marks' push/pop stages: wall time each thread spent in each pushed stage (unstaged: the rest), "
             "over the window's wall time");
     fputs(",\n", f);
 }
@@ -209,7 +190,7 @@ static void timeline(FILE *f, const struct tly__figures *x, const unsigned *orde
     fputs("  \"timeline\": {\"columns\": [\"t_s\", \"live\"", f);
     for (unsigned j = 0; j < k; j++) {
         fputs(", ", f);
-        jstr(f, tly__slot_name(order[j]));
+        tly__jstr(f, tly__slot_name(order[j]));
     }
     fputs(", \"small\", \"mmap\"], \"samples\": [", f);
     size_t peak_index = 0;
@@ -238,7 +219,7 @@ static void loaded(FILE *f)
     fputs("  \"loaded_libraries\": [", f);
     for (size_t i = 0; i < n; i++) {
         fputs(i ? ", " : "", f);
-        jstr(f, names[i]);
+        tly__jstr(f, names[i]);
     }
     fputs("],\n", f);
 }
@@ -263,16 +244,16 @@ static void emit(FILE *f, const struct tly__figures *x)
     const char *reason = tly__pl_untracked_reason();
 
     fprintf(f, "{\n  \"impl_process\": {\"pid\": %d, \"exe\": ", (int)getpid());
-    jstr(f, tly__pl_exe);
+    tly__jstr(f, tly__pl_exe);
     fputs(", \"exit_status\": null},\n", f);
     tly__emit_header(f, x);
     fputs("  \"tracking\": ", f);
     fputs(reason ? "false, \"untracked_reason\": " : "true, \"untracked_reason\": null", f);
     if (reason)
-        jstr(f, reason);
+        tly__jstr(f, reason);
     fprintf(f, ",\n  \"marked\": %s, \"op\": ", x->marked ? "true" : "false");
     if (x->marked)
-        jstr(f, x->op);
+        tly__jstr(f, x->op);
     else
         fputs("null", f);
     fprintf(f, ", \"marks_ignored\": %u, \"end_missing\": %s,\n", x->marks_ignored, x->end_missing ? "true" : "false");
@@ -303,13 +284,16 @@ static void emit(FILE *f, const struct tly__figures *x)
     stage_time(f, x);
     coverage(f, x);
     timeline(f, x, order, k);
-    tly__stacks_emit(f, x);
+    struct tly__stacks_window sw = {x->stk_before, x->stk_peak, x->stk_now, x->stk_n, x->stk_dropped,
+                                    {x->stk_taken[0], x->stk_taken[1]}, {x->stk_taken_ns[0], x->stk_taken_ns[1]}};
+    tly__stacks_emit(f, x->stk_peak ? &sw : NULL);
+    fputs(",\n", f);
     loaded(f);
     releases(f, x);
     fprintf(f, "  \"settings\": {\"large\": %zu, \"copy_min\": %zu, \"mmap_min\": %zu},\n", tly__pl_settings[0],
             tly__pl_settings[1], tly__pl_settings[2]);
     fputs("  \"unseen\": ", f);
-    jstr(f, UNSEEN);
+    tly__jstr(f, UNSEEN);
     fputs("\n}\n", f);
 }
 

@@ -2,7 +2,8 @@
 """Call stacks under the preload (issue 21): tally profile's "stacks", folded files and top sites.
 
   python    stacks/hold_copy.py: the top site at the peak is hold_here at its file:line (Python frames
-            joined to the native ones), the top copy site copy_here; the folded files add up to the
+            joined to the native ones), the top copy site copy_here; the folded files (peak, copies,
+            allocated: its sites hold every byte at the peak) add up to the
             result's totals, which match the libraries' bytes at the peak within 1%; the summary names both,
             index.html draws them as flame graphs; stacks/reuse.py: code objects at freed ones' addresses
   c         stacks/static_copy.c built with -g: the copy site names the static function and its line;
@@ -109,7 +110,7 @@ def case_python(tally, work):
     line = next((x for x in g.stdout.splitlines() if x.startswith("REGRESSION") and "library" in x), "")
     t.check("python: tally check's regression line for the library names where it copies now (copy_here)",
             g.returncode == 1 and "copied most at" in line and "copy_here" in line, g.stdout[-800:])
-    for key, name in (("peak", "peak.folded"), ("copies", "copies.folded")):
+    for key, name in (("peak", "peak.folded"), ("copies", "copies.folded"), ("allocated", "allocated.folded")):
         path = os.path.join(work, "out", name)
         if not os.path.exists(path):
             t.check(f"python: {name} written", False)
@@ -118,6 +119,11 @@ def case_python(tally, work):
         want = st[key]["total_bytes"]
         t.check(f"python: {name} adds up to stacks.{key}.total_bytes", lines >= 1 and abs(total - want) <= want * 0.01,
                 f"{total} vs {want}")
+    alloc = st.get("allocated", {})
+    t.check("python: the allocated bytes' sites hold every byte at the peak (a stack's bytes at the peak less "
+            "its bytes at the start are never more than it allocated) and hold_here",
+            alloc.get("total_bytes", 0) >= st.get("peak", {}).get("total_bytes", 1)
+            and any("hold_here" in joined(s) for s in alloc.get("sites", [])), json.dumps(alloc)[:400])
     libs = sum(v.get("at_peak_bytes", 0) for k, v in res.get("libraries", {}).items() if k != "mmap")
     want = st.get("peak", {}).get("total_bytes", 0)
     t.check("python: the peak's sites add up to the libraries' large blocks at the peak (1%)",
@@ -260,7 +266,8 @@ def case_off(tally, work):
     p, res = profile(tally, out, ["/usr/bin/python3", script], {"TALLY_PROFILE_STACKS": "0"})
     t.check("off: profiled", p.returncode == 0 and res is not None, p.stderr[-2000:])
     st = (res or {}).get("stacks")
-    t.check("off: stacks say they are off", st == {"enabled": False, "peak": None, "copies": None}, json.dumps(st))
+    t.check("off: stacks say they are off", st == {"enabled": False, "peak": None, "copies": None, "allocated": None},
+            json.dumps(st))
     t.check("off: no folded files", not os.path.exists(os.path.join(out, "peak.folded"))
             and not os.path.exists(os.path.join(out, "copies.folded")))
     t.check("off: the figures are still there", (res or {}).get("peak_bytes", 0) - res.get("before_bytes", 0)

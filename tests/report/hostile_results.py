@@ -35,7 +35,8 @@ CELLS = "^(write|read)-local-zstd-v2-tiles$"
 EVIL = "<svg onload=alert(1)>"
 # what the page's writers emit: any other tag or attribute came from the input
 TAGS = {"html", "head", "meta", "title", "style", "body", "svg", "defs", "pattern", "rect", "h1", "h3", "p", "span",
-        "table", "tr", "th", "td", "a", "section", "div", "ul", "li", "b", "script", "text", "line", "path", "g"}
+        "table", "tr", "th", "td", "a", "section", "div", "ul", "li", "b", "script", "text", "line", "path", "g",
+        "h4"}  # h4: a flame graph's title (tally's own cells have call stacks)
 RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "preload/preload.h"
-#include "preload/stacks.h"
+#include "mem/internal.h"
+#include "mem/stacks.h"
 
 #ifdef TLY_HAVE_LIBDW
 #include <elfutils/libdwfl.h>
@@ -41,7 +41,9 @@ static demangle_fn demangle;
 
 void tly__sym_begin(void)
 {
-    tly__obj_sync(); /* objects unloaded since the last rebuild are logged now */
+    const struct tly__stacks_ops *o = tly__stacks_ops();
+    if (o && o->sync)
+        o->sync(); /* objects unloaded since the last rebuild are logged now (the preload's) */
     demangle = (demangle_fn)dlsym(RTLD_DEFAULT, "__cxa_demangle");
 #ifdef TLY_HAVE_LIBDW
     dwfl = dwfl_begin(&callbacks);
@@ -182,7 +184,8 @@ void tly__sym_name(uintptr_t ip, unsigned gen, char *out, size_t cap, bool *runt
     uintptr_t base = 0;
     int line = 0;
     *runtime = false;
-    const char *gone = tly__gone_find(a, gen, &base);
+    const struct tly__stacks_ops *o = tly__stacks_ops();
+    const char *gone = o && o->gone_find ? o->gone_find(a, gen, &base) : NULL;
     if (gone) {
         snprintf(out, cap, "%s+0x%lx [unloaded]", base_of(gone), (unsigned long)(a - base));
         clean(out);

@@ -1,8 +1,9 @@
 /*
- * tally profile's call stacks (see stacks.h). The result was written by the profiled process: every
- * member is checked for its type here, and a site that is not what the preload writes is skipped.
+ * A result's call stacks (see stacks.h). A result may have been written by a profiled process: every
+ * member is checked for its type here, and a site that is not what the preload or the engine writes
+ * is skipped.
  */
-#include "profile/stacks.h"
+#include "report/stacks.h"
 
 #include <errno.h>
 #include <string.h>
@@ -76,10 +77,37 @@ static int folded_file(const char *dir, const char *name, json_t *b)
 
 int tly_h_stacks_folded(const char *dir, json_t *r)
 {
-    static const char *const keys[] = {"peak", "copies"}, *const files[] = {"peak.folded", "copies.folded"};
-    for (int k = 0; k < 2; k++) {
+    static const char *const keys[] = {"peak", "copies", "allocated"}, *const files[] = {"peak.folded", "copies.folded",
+                                                                                         "allocated.folded"};
+    for (int k = 0; k < 3; k++) {
         json_t *b = block(r, keys[k]);
         int err = b ? folded_file(dir, files[k], b) : 0;
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+int tly_h_stacks_folded_cells(const char *dir, json_t *results)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(results, i, e)
+    {
+        if (!json_is_true(json_object_get(json_object_get(e, "stacks"), "enabled")))
+            continue;
+        char key[512], path[TLY_H_PATH];
+        tly_h_cell_key(e, key, sizeof key);
+        for (char *p = key; *p; p++)
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+                  *p == '-' || *p == '_' || *p == '/') ||
+                (*p == '.' && (p == key || p[-1] == '/')))
+                *p = '_';
+        int err = tly_h_pathf(path, "%s/stacks/%s", dir, key);
+        if (!err)
+            err = tly_h_mkdirs(path);
+        if (!err)
+            err = tly_h_stacks_folded(path, e);
         if (err)
             return err;
     }
@@ -128,14 +156,15 @@ static void print_frames(FILE *f, json_t *frames)
     }
 }
 
-static void print_block(FILE *f, json_t *r, const char *key, const char *title, const char *count_key)
+static void print_block(FILE *f, json_t *r, const char *key, const char *title, const char *count_key,
+                        const char *indent)
 {
     json_t *b = block(r, key);
     if (b == NULL || json_array_size(json_object_get(b, "sites")) == 0)
         return;
-    char c[32], lib[128];
+    char c[32], lib[4 * 160];
     json_t *total = json_object_get(b, "total_bytes");
-    fprintf(f, "%s (%s in %lld sites):\n", title,
+    fprintf(f, "%s%s (%s in %lld sites):\n", indent, title,
             tly_h_bytes(c, sizeof c, json_is_integer(total) ? (double)json_integer_value(total) : 0.0),
             (long long)json_integer_value(json_object_get(b, "sites_count")));
     size_t i;
@@ -144,20 +173,26 @@ static void print_block(FILE *f, json_t *r, const char *key, const char *title, 
     {
         if (i >= TOP)
             break;
-        json_t *bytes = json_object_get(site, "bytes"), *l = json_object_get(site, "library");
+        json_t *bytes = json_object_get(site, "bytes"), *l = json_object_get(site, "library"),
+               *stage = json_object_get(site, "stage");
+        char where[160];
+        if (json_is_string(stage)) /* the engine's: its stage is where it ran */
+            snprintf(where, sizeof where, "stage %s", json_string_value(stage));
+        else
+            snprintf(where, sizeof where, "%s", json_is_string(l) ? json_string_value(l) : "?");
         long long count = (long long)json_integer_value(json_object_get(site, count_key));
-        fprintf(f, "  %zu. %s, %lld %s%s, %s: ", i + 1,
+        fprintf(f, "%s  %zu. %s, %lld %s%s, %s: ", indent, i + 1,
                 tly_h_bytes(c, sizeof c, json_is_integer(bytes) ? (double)json_integer_value(bytes) : 0.0), count,
                 strcmp(count_key, "blocks") == 0 ? "block" : "cop",
                 count == 1 ? (count_key[0] == 'b' ? "" : "y") : (count_key[0] == 'b' ? "s" : "ies"),
-                tly_h_term(lib, sizeof lib, json_is_string(l) ? json_string_value(l) : "?"));
+                tly_h_term(lib, sizeof lib, where));
         print_frames(f, json_object_get(site, "frames"));
         fputc('\n', f);
     }
 }
 
-void tly_h_stacks_print(FILE *f, json_t *r)
+void tly_h_stacks_print(FILE *f, json_t *r, const char *indent)
 {
-    print_block(f, r, "peak", "where the peak's large blocks were allocated", "blocks");
-    print_block(f, r, "copies", "where the large copies were made", "count");
+    print_block(f, r, "peak", "where the peak's large blocks were allocated", "blocks", indent);
+    print_block(f, r, "copies", "where the large copies were made", "count", indent);
 }
