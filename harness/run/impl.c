@@ -321,8 +321,8 @@ json_t *tly_h_impl_run(const struct tly_h_impl *im, json_t *cell, struct tly_h_s
     }
     char data[TLY_H_PATH], cellfile[TLY_H_PATH] = "", result[TLY_H_PATH] = "";
     json_t *res = NULL;
-    bool read = strcmp(c.op, "read") == 0;
-    bool fixture = read && ((im->sharded_fixture && c.sharded) || (im->s3_fixture && strcmp(c.store, "s3") == 0));
+    bool is_read = strcmp(c.op, "read") == 0;
+    bool fixture = is_read && ((im->sharded_fixture && c.sharded) || (im->s3_fixture && strcmp(c.store, "s3") == 0));
     if (data_file(s, &c, data) || cell_file(s, &c, data, fixture, cellfile))
         snprintf(reason, TLY_H_REASON, "%s", tly_errmsg());
     else if (fixture && (res = adapter_skips(im, cellfile)) != NULL)

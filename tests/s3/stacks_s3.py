@@ -186,7 +186,11 @@ def main():
     tally = sys.argv[1]
     w = tempfile.mkdtemp(prefix="tally-test-stacks-")
     try:
-        run_matrix(tally, w)
+        if "tracking: off" in t.run(tally, "--version").stdout:
+            t.skip("tally run of the S3 stacks", "tracking is off in this build (sanitizers own malloc): the "
+                   "preload cannot measure the adapters")
+        else:
+            run_matrix(tally, w)
         round_trip(tally, w)
         errors(w)
     except subprocess.TimeoutExpired as e:
