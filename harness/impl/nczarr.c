@@ -113,7 +113,8 @@ static const char *skip(struct cell *c, int *err)
     if (strcmp(c->store, "s3") == 0) {
         if (!s3_built())
             return "Debian 12's netCDF-C 4.9.0 is built without NCZarr S3 support (a #mode=nczarr,zarr,s3 URL "
-                   "answers NC_ENOTBUILT: 'Attempt to use feature that was not turned on when netCDF was built')";
+                   "answers NC_ENOTBUILT: 'Attempt to use feature that was not turned on when netCDF was built'; its "
+                   "nc-config has no --has-s3 to ask)";
         return "the adapter runs NCZarr's local cells only";
     }
     c->type = NC_NAT;

@@ -26,6 +26,8 @@ An Adapter subclass provides:
   read(cell)                 -> a new numpy array with the whole array
   window_open(cell)          optional: start the adapter's own measurement (outside the marks)
   window_close(cell, array_bytes, output_bytes) -> dict for "extra", or None
+  label(cell)                optional: -> the name reports show for this cell's stack, when it is more than
+                             the impl's name (zarr-python's S3 cells: "zarr-python + boto3 store"), else None
 """
 import ctypes
 import datetime
@@ -94,6 +96,9 @@ class Adapter:
         pass
 
     def window_close(self, cell, array_bytes, output_bytes):
+        return None
+
+    def label(self, cell):
         return None
 
 
@@ -451,6 +456,8 @@ def main(adapter, argv=None):
             line.update(status="skipped", reason=f"{adapter.name} is unavailable here: {p['reason']}")
             return emit(line, 0)
         line["impl_version"] = p["version"]
+        if adapter.label(cell):
+            line["label"] = adapter.label(cell)
         why = codec_skip(adapter, cell) or layout_skip(adapter, cell) or adapter.skip(cell)
         if why:
             line.update(status="skipped", reason=why)

@@ -3,17 +3,26 @@
 //
 //   node harness/impl/zarrita.mjs --probe | --cell CELL.json      (docs/impl-protocol.md)
 //
-// Runs the local Zarr v3 cells: zarr.create(root(FileSystemStore(url)), {shape, chunkShape, dtype,
+// Runs the Zarr v3 cells: zarr.create(root(FileSystemStore(url)), {shape, chunkShape, dtype,
 // codecs: [bytes little-endian, then blosc | zstd (the numcodecs npm package, wasm)], fillValue 0}),
 // zarr.set(arr, null, {data, shape, stride}) / zarr.get(await zarr.open(loc, {kind: "array"})).
 // The array is at the cell's url itself. Skips v2 (zarrita 0.7.5 creates v3 arrays only: zarr.create
-// always writes zarr.json with zarr_format 3; it reads v2 but cannot write it) and S3 (@zarrita/storage
-// 0.2.0 has no S3 store: FetchStore is read-only HTTP GET, the others are FileSystemStore, ZipFileStore
-// and ReferenceStore).
+// always writes zarr.json with zarr_format 3; it reads v2 but cannot write it).
+//
+// S3: @zarrita/storage 0.2.0 has no S3 store (FetchStore is HTTP GET only, unsigned; the others are
+// FileSystemStore, ZipFileStore and ReferenceStore), and this adapter does not hand-write a SigV4
+// client. Reads go through FetchStore at ENDPOINT/BUCKET/PREFIX/, the prefix made readable to anyone
+// for the cell (a bucket policy statement granting s3:GetObject on PREFIX/*, which radosgw honours;
+// taken out again after), the array written by tally's engine (the matrix's impls.zarrita.s3_fixture).
+// Writes go through a store of this adapter's (PresignedPutStore: set(key) is one fetch PUT to a
+// presigned URL; boto3 presigns one URL per key the array will hold, zarr.json and every chunk,
+// before the window). The policy, the presigning and the clean-up are harness/impl/s3_boto3_store.py's
+// command line (boto3), run outside the window. The result line's "label" names the store.
 //
 // Marks: through the preload's TALLY_MARK_FD ("begin write N", "end N": one write per line); unset:
 // unmarked. The data file (.npy) is parsed here: magic, version, header dict (descr, fortran_order,
 // shape), then the bytes; read before the window.
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as v8 from "node:v8";
@@ -29,9 +38,63 @@ class Failure extends Error {}
 // zarrita and its store, imported when a cell runs (so that --probe answers without them).
 let zarr = null;
 let FileSystemStore = null;
+let FetchStore = null;
 async function loadZarrita() {
   zarr = await import("zarrita");
   FileSystemStore = (await import("@zarrita/storage/fs")).default;
+  FetchStore = (await import("@zarrita/storage/fetch")).default;
+}
+
+// ------------------------------------------------------------------------------------------- S3
+const PYTHON = process.env.TALLY_PYTHON || "/usr/bin/python3";
+const S3_HELPER = path.join(HERE, "s3_boto3_store.py");
+const LABELS = { read: "zarrita + FetchStore (public-read prefix)", write: "zarrita + presigned-PUT store" };
+
+// s3_boto3_store.py VERB URL ARGS... (boto3: the policy, presigned URLs, removal); its stdout.
+function s3Helper(verb, url, args = []) {
+  const r = spawnSync(PYTHON, [S3_HELPER, verb, url, ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
+  if (r.error) throw new Failure(`${PYTHON} ${S3_HELPER} ${verb}: ${r.error.message}`);
+  if (r.status !== 0) throw new Failure((r.stderr || "").trim().split("\n").pop() || `${S3_HELPER} ${verb}: exit ${r.status}`);
+  return r.stdout;
+}
+
+function splitS3(url) {
+  const m = /^s3:\/\/([^/]+)\/(.+?)\/*$/.exec(url);
+  if (!m) throw new Failure(`an s3 url must be s3://BUCKET/PREFIX, not ${JSON.stringify(url)}`);
+  return { bucket: m[1], prefix: m[2] };
+}
+
+// The keys a whole-array write stores: zarr.json and every chunk (v3's default "c/i/j" keys).
+function keysOf(cell) {
+  const keys = ["zarr.json"];
+  const grid = cell.shape.map((n, d) => Math.ceil(n / cell.chunks[d]));
+  const idx = grid.map(() => 0);
+  if (grid.some((n) => n === 0)) return keys;
+  for (;;) {
+    keys.push("c/" + idx.join("/"));
+    let d = idx.length - 1;
+    while (d >= 0 && ++idx[d] === grid[d]) idx[d--] = 0;
+    if (d < 0) return keys;
+  }
+}
+
+// A write-only store of presigned PUT URLs (one per key): zarrita's set() as an HTTP PUT through fetch.
+class PresignedPutStore {
+  constructor(urls) { this.urls = urls; }
+  async get() { return undefined; } // a whole-array write reads nothing back
+  async set(key, value) {
+    const url = this.urls[key.replace(/^\//, "")];
+    if (!url) throw new Failure(`PresignedPutStore: no presigned URL for the key ${key}`);
+    const r = await fetch(url, { method: "PUT", body: value });
+    if (r.status !== 200) throw new Failure(`PUT ${key}: HTTP ${r.status} ${(await r.text()).slice(0, 200)}`);
+  }
+}
+
+function s3Root(cell) {
+  const endpoint = process.env.AWS_ENDPOINT_URL;
+  if (!endpoint) throw new Failure("an s3 cell needs AWS_ENDPOINT_URL in the environment");
+  const { bucket, prefix } = splitS3(cell.url);
+  return `${endpoint.replace(/\/+$/, "")}/${bucket}/${prefix}/`;
 }
 
 function version() {
@@ -179,8 +242,8 @@ function skip(cell) {
   if (cell.format === "v2") {
     return "zarrita 0.7.5 creates Zarr v3 arrays only (zarr.create always writes zarr.json with zarr_format 3; v2 it reads but cannot write)";
   }
-  if (cell.store === "s3") {
-    return "zarrita has no S3 store: @zarrita/storage 0.2.0's FetchStore is read-only HTTP GET (no PUT, no signing); its others are FileSystemStore, ZipFileStore and ReferenceStore";
+  if (cell.store === "s3" && cell.op === "read" && !cell.fixture) {
+    return "an S3 read needs a fixture the harness writes (s3_fixture in the matrix's impls.zarrita): zarrita writes S3 only through presigned URLs";
   }
   if (!(cell.dtype in NPY_TYPES)) return `the adapter handles little-endian numeric dtypes, not ${cell.dtype}`;
   if (cell.codec === "blosc" && ![0, 1, 2].includes(Number(cell.codec_config.shuffle))) {
@@ -210,7 +273,8 @@ function stridesOf(shape) {
 }
 
 async function write(cell, data) {
-  const root = zarr.root(new FileSystemStore(cell.url));
+  const store = cell.store === "s3" ? new PresignedPutStore(cell._presigned) : new FileSystemStore(cell.url);
+  const root = zarr.root(store);
   const arr = await zarr.create(root, {
     shape: cell.shape, chunkShape: cell.chunks, dtype: NPY_TYPES[cell.dtype][0], codecs: codecs(cell), fillValue: 0,
   });
@@ -218,7 +282,11 @@ async function write(cell, data) {
 }
 
 async function read(cell) {
-  const arr = await zarr.open(zarr.root(new FileSystemStore(cell.url)), { kind: "array" });
+  // radosgw answers an anonymous GET of a missing key 403 (also with s3:ListBucket granted on the prefix),
+  // and FetchStore takes only 404 as missing: on S3, open.v3 (the cell's format) asks for zarr.json alone,
+  // where open would try v2's .zattrs first. Every chunk of the arrays here exists.
+  const arr = cell.store === "s3" ? await zarr.open.v3(zarr.root(new FetchStore(s3Root(cell))), { kind: "array" })
+    : await zarr.open(zarr.root(new FileSystemStore(cell.url)), { kind: "array" });
   const chunk = await zarr.get(arr);
   if (JSON.stringify(chunk.shape) !== JSON.stringify(cell.shape)) {
     throw new Failure(`read ${JSON.stringify(chunk.shape)} from ${cell.url}, the cell says ${JSON.stringify(cell.shape)}`);
@@ -257,6 +325,11 @@ async function stage(what, fn) {
 async function runCell(cell, m) {
   let data = await stage("loading the data", () => loadData(cell));
   const arrayBytes = data.byteLength;
+  if (cell.store === "s3" && cell.op === "write") {
+    // presigned before the window: the write's PUTs; the read back to verify goes through FetchStore
+    cell._presigned = await stage("presigning the PUTs", () => JSON.parse(s3Helper("presign-put", cell.url, keysOf(cell))));
+  }
+  if (cell.store === "s3") await stage("granting anonymous GetObject on the prefix", () => s3Helper("grant-read", cell.url));
   if (cell.op === "read" && !cell.fixture) {
     await stage(`writing the read fixture to ${cell.url}`, () => write(cell, data));
     data = null;
@@ -280,7 +353,12 @@ async function runCell(cell, m) {
     compare(cell, out, data);
     verified = true;
   }
-  return { extra: { window_wall_s: Math.round(cell._wall * 1e6) / 1e6, marked: m.present }, verified };
+  const extra = { window_wall_s: Math.round(cell._wall * 1e6) / 1e6, marked: m.present };
+  if (cell.store === "s3") {
+    extra.store = cell.op === "read" ? { name: "@zarrita/storage FetchStore", url: s3Root(cell).replace(/\/\/[^/]*@/, "//") }
+      : { name: "PresignedPutStore (harness/impl/zarrita.mjs): fetch PUT to URLs presigned by boto3", keys: keysOf(cell).length };
+  }
+  return { extra, verified };
 }
 
 function scrub(text) {
@@ -307,10 +385,27 @@ async function probe() {
   }
 }
 
+// --skip FILE: the skipped line --cell would print, or status "run" (the harness asks before it writes
+// a fixture the adapter may not read).
+async function skipLine(file) {
+  const line = { impl: IMPL, scenario: null, status: "run" };
+  try {
+    const cell = loadCell(file);
+    line.scenario = cell.scenario;
+    const p = await probe();
+    const why = p.available ? skip(cell) : `${IMPL} is unavailable here: ${p.reason}`;
+    if (why) Object.assign(line, { status: "skipped", reason: why });
+  } catch (e) {
+    line.reason = e.message; // --cell says it again, as a failure
+  }
+  return emit(line);
+}
+
 async function main(argv) {
   if (argv.length === 1 && argv[0] === "--probe") return emit(await probe());
+  if (argv.length === 2 && argv[0] === "--skip") return skipLine(argv[1]);
   if (argv.length !== 2 || argv[0] !== "--cell") {
-    process.stderr.write("usage: zarrita.mjs --probe | --cell FILE\n");
+    process.stderr.write("usage: zarrita.mjs --probe | --skip FILE | --cell FILE\n");
     return 2;
   }
   const line = { impl: IMPL, impl_version: null, scenario: null, status: "failed", reason: null, verified: false, extra: {} };
@@ -325,20 +420,23 @@ async function main(argv) {
       return emit(line);
     }
     line.impl_version = p.version;
+    if (cell.store === "s3") line.label = LABELS[cell.op];
     const why = skip(cell);
     if (why) {
       Object.assign(line, { status: "skipped", reason: why });
       return emit(line);
     }
     if (!fs.existsSync(cell.data_path)) throw new Failure(`the data file ${cell.data_path} does not exist`);
-    let exists = true;
-    try { fs.lstatSync(cell.url); } catch { exists = false; }
-    if (exists !== Boolean(cell.fixture)) {
-      throw new Failure(cell.fixture ? `${cell.url}: the fixture the harness wrote is not there`
-        : `${cell.url} already exists (the url must be a directory that does not exist yet)`);
+    if (cell.store === "local") {
+      let exists = true;
+      try { fs.lstatSync(cell.url); } catch { exists = false; }
+      if (exists !== Boolean(cell.fixture)) {
+        throw new Failure(cell.fixture ? `${cell.url}: the fixture the harness wrote is not there`
+          : `${cell.url} already exists (the url must be a directory that does not exist yet)`);
+      }
+      if (!fs.existsSync(path.dirname(cell.url))) throw new Failure(`the parent directory of ${cell.url} does not exist`);
     }
-    if (!fs.existsSync(path.dirname(cell.url))) throw new Failure(`the parent directory of ${cell.url} does not exist`);
-    claimed = true;
+    claimed = true; // on S3, a fixture the harness wrote is the adapter's to remove too
     const r = await runCell(cell, marks());
     Object.assign(line, { status: "ok", extra: r.extra, verified: r.verified });
     delete line.reason;
@@ -348,7 +446,10 @@ async function main(argv) {
   } finally {
     if (claimed) {
       try {
-        fs.rmSync(cell.url, { recursive: true, force: true });
+        if (cell.store === "s3") {
+          s3Helper("revoke-read", cell.url);
+          s3Helper("remove", cell.url);
+        } else fs.rmSync(cell.url, { recursive: true, force: true });
       } catch (e) {
         const why = `cleanup of ${cell.url}: ${e.message}`;
         line.status = "failed";

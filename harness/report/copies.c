@@ -66,6 +66,15 @@ static bool measured(json_t *e)
     return e && is(e, "status", "ok");
 }
 
+/* The name a result's stack is shown by: its impl_label where the adapter gave one ("zarr-python + boto3
+ * store": a store of the adapter's own is in the figures), else its impl ("tally" for the engine's). */
+static const char *stack_name(json_t *e)
+{
+    if (json_is_string(json_object_get(e, "impl_label")))
+        return tly_h_str(e, "impl_label");
+    return json_object_get(e, "impl") ? tly_h_str(e, "impl") : "tally";
+}
+
 /* A cell of the extra-copies tables: the count, its caveats, or why there is none. */
 static void copies_text(json_t *e, char *buf, size_t cap)
 {
@@ -128,17 +137,21 @@ static void copies_table(FILE *f, json_t *results, const char *op, const char *t
     {
         char cells[MAX_COLUMNS][64];
         bool any = false;
+        json_t *named = NULL; /* the row's first measured result: it names the stack */
         for (int k = 0; k < ncols; k++) {
             json_t *e = find(results, json_string_value(im), op, json_string_value(s), json_string_value(fm),
                              json_string_value(l), cols[k]);
+            if (measured(e) && named == NULL)
+                named = e;
             any |= measured(e);
             copies_text(e, cells[k], sizeof cells[k]);
         }
         if (any) {
-            json_t *names[] = {s, fm, l, im};
+            const char *names[] = {json_string_value(s), json_string_value(fm), json_string_value(l),
+                                   stack_name(named)};
             for (int k = 0; k < 4; k++) {
                 fprintf(f, "| ");
-                tly_h_md_text(f, json_string_value(names[k]));
+                tly_h_md_text(f, names[k]);
                 fputc(' ', f);
             }
             for (int k = 0; k < ncols; k++)
@@ -270,7 +283,7 @@ static void split_table(FILE *f, json_t *results)
         char rd[32], wr[32], amp[32];
         tly_h_traffic_text(e, rd, wr, amp, sizeof rd);
         fprintf(f, "| ");
-        tly_h_md_text(f, json_object_get(e, "impl") ? tly_h_str(e, "impl") : "tally");
+        tly_h_md_text(f, stack_name(e));
         fprintf(f, " | ");
         tly_h_md_text(f, tly_h_str(e, "scenario"));
         fprintf(f, " | %.3f | %.1f | ", json_number_value(json_object_get(e, "peak_extra_ratio")),

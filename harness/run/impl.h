@@ -14,8 +14,9 @@
 /** An implementation of the run. */
 struct tly_h_impl {
     const char *name;
-    json_t *command; /**< the adapter's argv (borrowed from the matrix) */
+    json_t *command;      /**< the adapter's argv (borrowed from the matrix) */
     bool sharded_fixture; /**< it reads sharded arrays it cannot write: the harness writes them (engine) */
+    bool s3_fixture;      /**< it reads S3 arrays it cannot write there: the harness writes them (engine) */
     bool available;
     char version[128];
     char reason[TLY_H_REASON]; /**< why it is unavailable */

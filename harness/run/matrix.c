@@ -14,7 +14,7 @@ static const char *const axis_names[] = {"op", "store", "codec", "format", "layo
 static const char *const top_keys[] = {"about",   "axes",      "layouts",      "codecs",
                                        "data",    "threads",   "memory_limit", "memory_limit_about",
                                        "budgets", "scenarios", "impls",        NULL};
-static const char *const impl_keys[] = {"command", "about", "sharded_fixture", NULL};
+static const char *const impl_keys[] = {"command", "about", "sharded_fixture", "s3_fixture", NULL};
 static const char *const layout_keys[] = {"dtype",  "shape",          "chunks",  "about", "inner_chunks",
                                           "region", "index_location", "formats", "ops",   NULL};
 static const char *const when_keys[] = {"op", "store", "codec", "format", "layout", "impl", "scenario", NULL};
@@ -342,15 +342,15 @@ static int load_impls(json_t *m, const char *path, json_t **out)
             json_decref(words);
             return err;
         }
-        json_t *fx = json_object_get(v, "sharded_fixture");
-        if (fx && !json_is_boolean(fx)) {
+        json_t *fx = json_object_get(v, "sharded_fixture"), *s3fx = json_object_get(v, "s3_fixture");
+        if ((fx && !json_is_boolean(fx)) || (s3fx && !json_is_boolean(s3fx))) {
             json_decref(words);
-            return tly_fail(TLY_EFORMAT, "%s: %s.sharded_fixture must be true or false", path, where);
+            return tly_fail(TLY_EFORMAT, "%s: %s.sharded_fixture and s3_fixture must be true or false", path, where);
         }
         json_object_set_new(*out, name,
-                            json_pack("{s:o, s:O, s:b}", "command", words, "about",
+                            json_pack("{s:o, s:O, s:b, s:b}", "command", words, "about",
                                       json_object_get(v, "about") ? json_object_get(v, "about") : json_string(""),
-                                      "sharded_fixture", json_is_true(fx)));
+                                      "sharded_fixture", json_is_true(fx), "s3_fixture", json_is_true(s3fx)));
     }
     return 0;
 }

@@ -305,6 +305,7 @@ static int choose_impls(const struct run_opts *o, const struct tly_h_matrix *m, 
         x->name = def ? json_object_iter_key(json_object_iter_at(m->impls, w)) : "tally";
         x->command = json_object_get(def, "command");
         x->sharded_fixture = json_is_true(json_object_get(def, "sharded_fixture"));
+        x->s3_fixture = json_is_true(json_object_get(def, "s3_fixture"));
         x->available = true;
         if (def)
             tly_h_impl_probe(x);
