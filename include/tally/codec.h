@@ -41,9 +41,11 @@ struct tly_codec {
     struct {
         int level; /**< 0..9 (gzip and zlib), default 1 as numcodecs; -1: zlib's default (6) */
     } gzip;
-    /** Not metadata: threads a decode may run inside one chunk (blosc splits the chunk's blocks among
-     *  them; zstd, and every encode, ignore it). 0 or 1: the calling thread alone. The engine lends
-     *  a chunk the threads that have no chunk of their own. */
+    /** Not metadata: threads a codec call may run inside one chunk. Decode: blosc splits the chunk's
+     *  blocks among them (a zstd frame decodes on one thread). Encode: zstd's workers (the same
+     *  frame for any count from one on, not the one-thread frame); blosc's threads (its blocks then
+     *  lie in the order they finished: valid, not the same bytes twice). 0 or 1: the calling thread
+     *  alone. The engine lends a chunk the threads that have no chunk of their own. */
     int threads;
 };
 
