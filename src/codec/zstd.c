@@ -5,7 +5,9 @@
  * bytes between chunks.
  *
  * Threads inside a chunk: compression takes the codec's `threads` (the engine lends a lone chunk
- * its idle workers) as libzstd's own workers (ZSTD_c_nbWorkers), in jobs of JOB bytes: the output
+ * its idle workers) as libzstd's own workers (ZSTD_c_nbWorkers), in jobs of JOB bytes (1 MiB: about
+ * 10 MiB of libzstd's buffers for two workers, 38 MiB with its default 4 MiB jobs, 3.5 MiB on one
+ * thread, measured with ZSTD_sizeof_CCtx on a 100 MB chunk at level 3): the output
  * is still one standard frame with its content size, the same bytes for any number of workers
  * from one on. libzstd's workers read their jobs from a round buffer it copies the input into (its
  * copy, bounded: workspace() counts it). A frame decodes on one thread: the format has no
@@ -34,7 +36,7 @@ static size_t bound(const struct tly_codec *c, size_t n)
 }
 
 #define WINDOW_MAX ((size_t)8 << 20) /* level 19's window; levels 20-22 (--ultra) go beyond */
-#define JOB ((size_t)4 << 20)          /* a compression job of libzstd's workers */
+#define JOB ((size_t)1 << 20)          /* a job of libzstd's workers: small, for its buffers' sake */
 
 /* libzstd's workers for @p threads threads on @p n bytes: none for one thread, a chunk of no more
  * than one job, or a libzstd built without them. */
@@ -53,9 +55,9 @@ static size_t workspace(const struct tly_codec *c, size_t n, bool decode, bool w
     int nw = decode ? 0 : workers(c->threads, n);
     if (!decode && nw) { /* per worker a context and a job's output; the round buffer of input */
         ZSTD_compressionParameters cp = ZSTD_getCParams(c->zstd.level, n, 0);
-        size_t window = (size_t)1 << cp.windowLog, job = JOB > window ? JOB : window;
-        size_t round = (job * (size_t)nw > window ? job * (size_t)nw : window) + 3 * job;
-        return (size_t)nw * (ZSTD_estimateCCtxSize_usingCParams(cp) + ZSTD_compressBound(job)) + round;
+        size_t window = (size_t)1 << cp.windowLog; /* the round buffer: the window or the jobs, and 3 more */
+        size_t round = (JOB * (size_t)nw > window ? JOB * (size_t)nw : window) + 3 * JOB;
+        return (size_t)nw * (ZSTD_estimateCCtxSize_usingCParams(cp) + ZSTD_compressBound(JOB)) + round;
     }
     if (!decode)
         return ZSTD_estimateCStreamSize_usingCParams(ZSTD_getCParams(c->zstd.level, n, 0));

@@ -7,7 +7,7 @@
  *      compressed as its own frame (the block entries' encode_block) straight from the caller's
  *      memory when the chunk is one piece there, else from a buffer of two blocks it is gathered
  *      into; the blocks are compressed on the chunk's share of threads (op->codec_threads: a lone
- *      chunk gets every thread), each into a slot of a window of WINDOW_PER_LANE slots a lane, and
+ *      chunk gets every thread), each into a slot of a window of a slot a lane and one more, and
  *      written in order as soon as the block before them is: whichever lane finds the next block
  *      ready writes it (and those after it that are), while the others compress;
  *   2. the header and offset table patched in at the end (tly_writer_patch), then the commit;
@@ -34,7 +34,6 @@
 #include "tally/mem.h"
 #include "mem/plant.h"
 
-#define WINDOW_PER_LANE 2 /* slots a lane may fill ahead of the writer */
 
 /* Lanes of a chunk's block writes, and the slots of its window. */
 static int lanes_of(const struct tly__op *op, uint64_t nblocks)
@@ -43,9 +42,18 @@ static int lanes_of(const struct tly__op *op, uint64_t nblocks)
     return (uint64_t)lanes > nblocks && nblocks > 0 ? (int)nblocks : lanes;
 }
 
+/* A slot a lane, and one more: a lane that finds the next block ready writes it while the others
+ * compress, and finds a free slot for its next block when it is done. */
 static int window_of(int lanes)
 {
-    return lanes > 1 ? WINDOW_PER_LANE * lanes : 1;
+    return lanes > 1 ? lanes + 1 : 1;
+}
+
+/* Slot @p k's output: a block's, or the last block's (the most) for the slot that holds it. */
+static size_t slot_cap(const struct tly__block_ops *ops, const struct tly_block_plan *p, int window, int k)
+{
+    uint64_t last = p->nblocks ? p->nblocks - 1 : 0;
+    return ops->block_cap(p, last % (uint64_t)window == (uint64_t)k ? last : 0);
 }
 
 uint64_t tly__blocks_write_bytes(const struct tly__op *op, const struct tly_block_plan *p, bool contiguous)
@@ -54,9 +62,14 @@ uint64_t tly__blocks_write_bytes(const struct tly__op *op, const struct tly_bloc
     const struct tly__block_ops *ops = tly__codec_blocks(&a->meta.codec);
     int lanes = lanes_of(op, p->nblocks);
     uint64_t table = ops->header + 8 * p->nblocks; /* the table, and each block's size */
-    uint64_t slot = ops->block_cap(p) + (contiguous ? 0 : 2 * p->blocksize);
-    uint64_t parts = a->remote ? 3 * (uint64_t)a->opts.part_size : 0; /* kept first, two filling */
-    return table + (uint64_t)window_of(lanes) * slot + parts +
+    int window = window_of(lanes);
+    uint64_t slots = (uint64_t)window * (contiguous ? 0 : 2 * p->blocksize);
+    for (int k = 0; k < window; k++)
+        slots += slot_cap(ops, p, window, k);
+    /* S3: the parts the writer holds (the kept first, two filling), or the frame when it is smaller */
+    uint64_t parts = 3 * (uint64_t)a->opts.part_size, frame = p->n + ops->header + 4 * p->nblocks;
+    parts = a->remote ? (parts < frame ? parts : frame) : 0;
+    return table + slots + parts +
            (uint64_t)lanes * ops->workspace(&a->meta.codec, p->blocksize, (size_t)(2 * p->blocksize), false);
 }
 
@@ -147,36 +160,24 @@ static int write_ready(struct bw *b)
     return err;
 }
 
-/* Block @p j: compressed into its slot once the block that held the slot is written, then written
- * in its turn. Only the lane that failed returns the failure; the others stop with 0. */
-static int block_task(void *arg, uint64_t j)
+/* Wait until block @p j's slot is free (the block that held it is written); false when the lanes stop. */
+static bool slot_wait(struct bw *b, uint64_t j)
 {
-    struct bw *b = arg;
-    const struct tly_block_plan *p = b->p;
-    uint64_t B = p->blocksize, w = (uint64_t)b->window;
-    struct slot *s = &b->slots[j % w];
+    uint64_t w = (uint64_t)b->window;
     pthread_mutex_lock(&b->mu);
     while (!b->err && !b->outgrown && j >= w && b->written <= j - w)
         pthread_cond_wait(&b->cv, &b->mu);
-    bool stop = b->err || b->outgrown;
+    bool go = !b->err && !b->outgrown;
     pthread_mutex_unlock(&b->mu);
-    if (stop)
-        return 0;
-    /* a short last block goes with the block before it, as c-blosc compresses it */
-    bool short_last = j + 1 == p->nblocks && p->n % B;
-    uint64_t lo = (short_last ? j - 1 : j) * B;
-    const char *src;
-    if (b->at == NULL) {
-        src = (const char *)b->iov[0].iov_base + lo;
-    } else {
-        TLY_STAGE(TLY_GATHER)
-        {
-            tly__plant_point(TLY_GATHER);
-            gather(b, lo, s->in, (size_t)(short_last ? B + p->n % B : B));
-        }
-        src = s->in;
-    }
-    int err = tly__encode_block(b->op, p, j, src, s->out, &s->at, &s->len);
+    return go;
+}
+
+/* Compress block @p j from @p src into its slot, then write it in its turn. Only the lane that
+ * failed returns the failure; the others stop with 0. */
+static int one_block(struct bw *b, uint64_t j, const char *src)
+{
+    struct slot *s = &b->slots[j % (uint64_t)b->window];
+    int err = tly__encode_block(b->op, b->p, j, src, s->out, &s->at, &s->len);
     pthread_mutex_lock(&b->mu);
     if (err && !b->err)
         b->err = err;
@@ -191,6 +192,38 @@ static int block_task(void *arg, uint64_t j)
     return err;
 }
 
+/* Block @p j, compressed once its slot is free. A short last block is compressed with the block
+ * before it, as c-blosc does: from the caller's memory, or, for a strided chunk, by the lane of the
+ * block before it, from the two it gathered at once (each byte gathered once). */
+static int block_task(void *arg, uint64_t j)
+{
+    struct bw *b = arg;
+    const struct tly_block_plan *p = b->p;
+    uint64_t B = p->blocksize, nb = p->nblocks, left = p->n % B;
+    bool paired = b->at != NULL && left && nb > 1; /* the last two blocks gathered together */
+    if (paired && j + 1 == nb)
+        return 0;
+    if (!slot_wait(b, j))
+        return 0;
+    bool short_last = j + 1 == nb && left;
+    const char *src;
+    if (b->at == NULL) {
+        src = (const char *)b->iov[0].iov_base + (short_last ? j - 1 : j) * B;
+    } else {
+        char *in = b->slots[j % (uint64_t)b->window].in;
+        TLY_STAGE(TLY_GATHER)
+        {
+            tly__plant_point(TLY_GATHER);
+            gather(b, j * B, in, (size_t)(paired && j + 2 == nb ? B + left : B));
+        }
+        src = in;
+    }
+    int err = one_block(b, j, src);
+    if (!err && paired && j + 2 == nb && slot_wait(b, j + 1))
+        err = one_block(b, j + 1, src); /* the short last block, with this one */
+    return err;
+}
+
 /* The window's slots and, for a strided chunk, where each piece begins. */
 static int bw_alloc(struct bw *b, bool contiguous)
 {
@@ -198,7 +231,7 @@ static int bw_alloc(struct bw *b, bool contiguous)
     if (b->slots == NULL)
         return tly_fail(-ENOMEM, "out of memory for a window of %d blocks", b->window);
     for (int k = 0; k < b->window; k++) {
-        b->slots[k].out = tly_pool_alloc(b->ops->block_cap(b->p));
+        b->slots[k].out = tly_pool_alloc(slot_cap(b->ops, b->p, b->window, k));
         b->slots[k].in = contiguous ? NULL : tly_pool_alloc((size_t)(2 * b->p->blocksize));
         if (b->slots[k].out == NULL || (!contiguous && b->slots[k].in == NULL))
             return tly_fail(-ENOMEM, "out of memory for a window of %d blocks", b->window);
