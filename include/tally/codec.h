@@ -103,6 +103,14 @@ int tly_codec_decoded_size(const struct tly_codec *c, const void *src, size_t n,
  */
 size_t tly_codec_workspace(const struct tly_codec *c, size_t n, bool decode, bool windowed);
 
+/**
+ * The threads one encode (or decode, @p decode) of a chunk of @p n bytes runs on, of @p c->threads:
+ * blosc all of them (its blocks); zstd its workers to encode (none for a chunk of one job, or a
+ * libzstd without them) and one to decode (a frame decodes on one thread: the format's limit);
+ * gzip, zlib and none one.
+ */
+int tly_codec_threads(const struct tly_codec *c, size_t n, bool decode);
+
 /** Where streaming encode sends each block of output as it is produced; returns 0 or an error. */
 typedef int (*tly_sink_fn)(void *arg, const void *data, size_t n);
 

@@ -44,6 +44,13 @@ static size_t workspace(const struct tly_codec *c, size_t n, bool decode, bool w
     return (threads ? (size_t)threads * 3 * block : 2 * block) + 4096;
 }
 
+static int threads(const struct tly_codec *c, size_t n, bool decode)
+{
+    (void)n;
+    (void)decode;
+    return internal_threads(c->threads);
+}
+
 static size_t bound(const struct tly_codec *c, size_t n)
 {
     (void)c;
@@ -215,5 +222,6 @@ const struct tly__codec_ops tly__codec_blosc = {
     .encode = encode,
     .decode = decode,
     .decoded_size = decoded_size,
+    .threads = threads,
     .blocks = &tly__blosc_blocks,
 };

@@ -50,6 +50,11 @@ static int workers(int threads, size_t n)
     return threads < b.upperBound ? threads : b.upperBound;
 }
 
+static int threads(const struct tly_codec *c, size_t n, bool decode)
+{
+    return decode ? 1 : workers(c->threads, n);
+}
+
 static size_t workspace(const struct tly_codec *c, size_t n, bool decode, bool windowed)
 {
     int nw = decode ? 0 : workers(c->threads, n);
@@ -451,6 +456,7 @@ const struct tly__codec_ops tly__codec_zstd = {
     .encode = encode,
     .decode = decode,
     .decoded_size = decoded_size,
+    .threads = threads,
     .stream_block = stream_block,
     .encode_stream = tly_zstd_encode_stream,
     .dstream_open = ds_open,

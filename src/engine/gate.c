@@ -85,6 +85,7 @@ struct tly_codec tly__op_codec(const struct tly__op *op)
 int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, size_t n)
 {
     struct tly_codec c = tly__op_codec(op);
+    tly__op_chunk_threads(op, tly_codec_threads(&c, dst_n, true));
     codec_enter(op->a, TLY_DECODE);
     codec_event(op->a, true, "decode", n, 0);
     int err = tly_codec_decode(&c, dst, dst_n, src, n);

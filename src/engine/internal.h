@@ -51,6 +51,7 @@ struct tly__op_stats {
     uint64_t workers; /* threads the chunks ran on */
     int threads;      /* codec work at once at most (--threads) */
     int io_concurrency;
+    _Atomic int chunk_threads; /* threads one chunk's codec work ran on at most (tly__op_chunk_threads) */
 };
 
 /* What the workers of one operation share: the array, the region, its chunk range, the pool of
@@ -82,6 +83,9 @@ void tly__op_end(struct tly__op *op, struct tly_io_stats *stats);
 
 /* Threads each of @p chunks chunks may use: with fewer chunks than threads, the idle ones' share. */
 int tly__share(int threads, uint64_t chunks);
+
+/* Note that a chunk's codec work of @p op ran on @p n threads (the operation reports the most). */
+void tly__op_chunk_threads(struct tly__op *op, int n);
 
 /* Zarr v3 sharding: the array's inner grid and index size set up at open and create (shard.c); regions
  * of a sharded array read (shard_read.c) and written (shard_write.c). */

@@ -54,6 +54,7 @@ static void stats_out(const struct tly__op *op, struct tly_io_stats *out)
     out->workers = s->workers;
     out->threads = s->threads;
     out->io_concurrency = s->io_concurrency;
+    out->chunk_threads = atomic_load(&s->chunk_threads) > 1 ? atomic_load(&s->chunk_threads) : 1;
 }
 
 int tly_io_opts_resolve(const struct tly_io_opts *opts, struct tly_io_opts *out)
@@ -161,6 +162,13 @@ void tly__op_end(struct tly__op *op, struct tly_io_stats *stats)
     stats_out(op, stats);
     tly_pool_destroy(op->pool);
     op->pool = NULL;
+}
+
+void tly__op_chunk_threads(struct tly__op *op, int n)
+{
+    int now = atomic_load(&op->stats.chunk_threads);
+    while (n > now && !atomic_compare_exchange_weak(&op->stats.chunk_threads, &now, n))
+        ;
 }
 
 int tly__share(int threads, uint64_t chunks)

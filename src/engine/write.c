@@ -89,6 +89,7 @@ static int put_chunk(struct wctx *x, const char *key, const struct tly__segs *s,
             enc = tly_pool_alloc(cap);
         }
         struct tly_codec oc = tly__op_codec(op); /* a lone chunk's idle threads: zstd's workers */
+        tly__op_chunk_threads(op, tly_codec_threads(&oc, chunk_bytes, false));
         err = enc ? tly_codec_encode_stream(&oc, s->iov, s->n, chunk_bytes, enc, cap, sink_write, &sk)
                   : tly_fail(-ENOMEM, "out of memory for the %s output buffer", tly_codec_name(c->id));
         *stored = sk.bytes;

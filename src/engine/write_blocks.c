@@ -290,6 +290,7 @@ static int put_blocks(struct tly__op *op, struct tly_writer *w, const struct tly
     pthread_cond_init(&b.cv, NULL);
     struct iovec hv = {head, (size_t)table};
     memset(head, 0, (size_t)table); /* the placeholder, patched at the end */
+    tly__op_chunk_threads(op, lanes);
     int err = bw_alloc(&b, contiguous);
     if (!err) {
         TLY_STAGE(TLY_PUT)
