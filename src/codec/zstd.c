@@ -5,9 +5,9 @@
  * bytes between chunks.
  *
  * Threads inside a chunk: compression takes the codec's `threads` (the engine lends a lone chunk
- * its idle workers) as libzstd's own workers (ZSTD_c_nbWorkers), in jobs of JOB bytes (1 MiB: about
- * 10 MiB of libzstd's buffers for two workers, 38 MiB with its default 4 MiB jobs, 3.5 MiB on one
- * thread, measured with ZSTD_sizeof_CCtx on a 100 MB chunk at level 3): the output
+ * its idle workers) as libzstd's own workers (ZSTD_c_nbWorkers), in jobs of JOB bytes (its least,
+ * 512 KiB: 7 MiB of libzstd's buffers for two workers, 10.5 MiB with 1 MiB jobs, 38 MiB with 4 MiB
+ * ones and 3.5 MiB on one thread, by ZSTD_sizeof_CCtx on a 100 MB chunk at level 3): the output
  * is still one standard frame with its content size, the same bytes for any number of workers
  * from one on. libzstd's workers read their jobs from a round buffer it copies the input into (its
  * copy, bounded: workspace() counts it). A frame decodes on one thread: the format has no
@@ -36,7 +36,7 @@ static size_t bound(const struct tly_codec *c, size_t n)
 }
 
 #define WINDOW_MAX ((size_t)8 << 20) /* level 19's window; levels 20-22 (--ultra) go beyond */
-#define JOB ((size_t)1 << 20)          /* a job of libzstd's workers: small, for its buffers' sake */
+#define JOB ((size_t)512 << 10)        /* a job of libzstd's workers: its least, for its buffers' sake */
 
 /* libzstd's workers for @p threads threads on @p n bytes: none for one thread, a chunk of no more
  * than one job, or a libzstd built without them. */

@@ -64,6 +64,9 @@ struct tly__op {
     uint64_t nchunks;  /* chunks the operation touches */
     int codec_threads; /* threads a chunk's decode may use: the threads' share when chunks are fewer */
     int read_ways;     /* ranges a chunk's read may be split into: the workers' share, likewise */
+    bool overlap_io;   /* set before tly__op_run: a local operation whose chunks block in the store runs
+                          half as many workers again as threads, its codec work behind the gate */
+    int workers;       /* threads its chunks run on (tly__op_begin) */
     struct tly__op_stats stats;
     uint64_t traffic_read0, traffic_written0; /* the store's traffic when the operation began */
 };

@@ -150,8 +150,11 @@ int tly__op_begin(struct tly__op *op, struct tly_array *a, const struct tly_grid
     }
     op->nchunks = n;
     op->codec_threads = share(a->opts.threads, n);
-    op->read_ways = share(tly__workers(a), n);
-    op->stats.workers = (uint64_t)tly__workers(a) < n ? (uint64_t)tly__workers(a) : n;
+    op->workers = tly__workers(a);
+    if (op->overlap_io && !a->remote) /* half as many again: ~30% of their time blocked leaves the threads busy */
+        op->workers = a->opts.threads + (a->opts.threads + 1) / 2;
+    op->read_ways = share(op->workers, n);
+    op->stats.workers = (uint64_t)op->workers < n ? (uint64_t)op->workers : n;
     op->stats.threads = a->opts.threads;
     op->stats.io_concurrency = a->opts.io_concurrency;
     return 0;
@@ -183,7 +186,7 @@ int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region
     if (err)
         return err;
     struct chunk_task ct = {op, fn, ctx};
-    err = op->nchunks ? tly__run_tasks(tly__workers(a), op->nchunks, chunk_task, &ct) : 0;
+    err = op->nchunks ? tly__run_tasks(op->workers, op->nchunks, chunk_task, &ct) : 0;
     tly__op_end(op, stats);
     return err;
 }

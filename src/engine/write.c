@@ -279,6 +279,10 @@ int tly_array_write(struct tly_array *a, const void *buf, const struct tly_regio
         return err;
     }
     struct wctx x = {.buf = buf};
+    /* a compressed write blocks in pwrite (dirty-page throttling, the file system: 29% of the workers'
+     * time in issue 26's bench) while it could encode: half as many local workers again as threads, at
+     * most `threads` of them encoding at once (the codec gate) */
+    x.op.overlap_io = !tly_codec_stores_raw(&a->meta.codec);
     struct tly_block_plan plan;
     /* block by block (the table patched in at the end: on S3 into the kept first part); settings the
      * codec's own choices cannot be reproduced for are written whole */
