@@ -40,10 +40,10 @@ json_t *tly_h_time_json(const struct tly_time_snapshot *a, const struct tly_time
     double in_flight = reqs ? (double)(int64_t)(b->http_in_flight_ns - a->http_in_flight_ns) / 1e9 : 0.0;
     return json_pack("{s:f, s:I, s:i, s:i, s:i, s:I, s:b, s:f, s:o, s:I, s:f}", "wall_s", wall_s, "workers",
                      (json_int_t)(io ? io->workers : 0), "threads", io ? io->threads : 0, "chunk_threads",
-                     io && io->chunk_threads > 0 ? io->chunk_threads : 1, "io_concurrency",
-                     io ? io->io_concurrency : 0, "chunks", (json_int_t)(io ? io->chunks : 0), "remote", remote,
-                     "worker_s", (double)(b->worker_ns - a->worker_ns) / 1e9, "waits", waits, "http_requests",
-                     (json_int_t)reqs, "http_in_flight", in_flight > 0 ? in_flight / wall : 0.0);
+                     io && io->chunk_threads > 0 ? io->chunk_threads : 1, "io_concurrency", io ? io->io_concurrency : 0,
+                     "chunks", (json_int_t)(io ? io->chunks : 0), "remote", remote, "worker_s",
+                     (double)(b->worker_ns - a->worker_ns) / 1e9, "waits", waits, "http_requests", (json_int_t)reqs,
+                     "http_in_flight", in_flight > 0 ? in_flight / wall : 0.0);
 }
 
 static double num(json_t *o, const char *k)
@@ -97,10 +97,10 @@ json_t *tly_h_bottleneck(json_t *stage_time, json_t *time)
             n += snprintf(text + n, sizeof text - (size_t)n, "; workers waited %.0f%% of the time at the codec gate",
                           100 * gate);
         snprintf(text + n, sizeof text - (size_t)n, "; %s idle %.0f%%; %s", io_stage, 100 * io_idle,
-                 cap >= threads         ? "raise --threads"
-                 : per_chunk <= 1       ? "a chunk's codec work runs on one thread by its format (a zstd frame decodes "
-                                          "on one thread): more chunks would use the idle threads"
-                                        : "more chunks would use the idle threads");
+                 cap >= threads   ? "raise --threads"
+                 : per_chunk <= 1 ? "a chunk's codec work runs on one thread by its format (a zstd frame decodes "
+                                    "on one thread): more chunks would use the idle threads"
+                                  : "more chunks would use the idle threads");
     } else if (io >= 0.5) {
         resource = remote ? "http" : "storage";
         char busy[96] = "";

@@ -36,7 +36,7 @@ static size_t bound(const struct tly_codec *c, size_t n)
 }
 
 #define WINDOW_MAX ((size_t)8 << 20) /* level 19's window; levels 20-22 (--ultra) go beyond */
-#define JOB ((size_t)512 << 10)        /* a job of libzstd's workers: its least, for its buffers' sake */
+#define JOB ((size_t)512 << 10)      /* a job of libzstd's workers: its least, for its buffers' sake */
 
 /* libzstd's workers for @p threads threads on @p n bytes: none for one thread, a chunk of no more
  * than one job, or a libzstd built without them. */

@@ -34,7 +34,6 @@
 #include "tally/mem.h"
 #include "mem/plant.h"
 
-
 /* Lanes of a chunk's block writes, and the slots of its window. */
 static int lanes_of(const struct tly__op *op, uint64_t nblocks)
 {
@@ -73,6 +72,15 @@ uint64_t tly__blocks_write_bytes(const struct tly__op *op, const struct tly_bloc
            (uint64_t)lanes * ops->workspace(&a->meta.codec, p->blocksize, (size_t)(2 * p->blocksize), false);
 }
 
+/* A block in the window: its output (and a strided chunk's gathered input), ready once compressed. */
+struct slot {
+    void *out;
+    char *in;
+    const void *at;
+    size_t len;
+    bool ready;
+};
+
 /* One chunk's block writes. */
 struct bw {
     struct tly__op *op;
@@ -85,13 +93,7 @@ struct bw {
     uint64_t *at; /* where each piece begins in the chunk (niov + 1), for a strided chunk */
     uint32_t *sizes;
     int window;
-    struct slot {
-        void *out;
-        char *in; /* a strided chunk's gathered input */
-        const void *at;
-        size_t len;
-        bool ready;
-    } *slots;
+    struct slot *slots;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     uint64_t written; /* blocks written, in order */
@@ -284,8 +286,15 @@ static int put_blocks(struct tly__op *op, struct tly_writer *w, const struct tly
     uint64_t table = ops->header + 4 * p->nblocks;
     bool contiguous = niov == 1 && !pad[0];
     int lanes = lanes_of(op, p->nblocks);
-    struct bw b = {.op = op, .ops = ops, .p = p, .w = w, .iov = iov, .pad = pad, .niov = niov,
-                   .sizes = (uint32_t *)(void *)(head + table), .window = window_of(lanes)};
+    struct bw b = {.op = op,
+                   .ops = ops,
+                   .p = p,
+                   .w = w,
+                   .iov = iov,
+                   .pad = pad,
+                   .niov = niov,
+                   .sizes = (uint32_t *)(void *)(head + table),
+                   .window = window_of(lanes)};
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.cv, NULL);
     struct iovec hv = {head, (size_t)table};
