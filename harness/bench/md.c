@@ -65,6 +65,9 @@ static void cell(char *buf, size_t cap, json_t *row, const struct col *c, double
         snprintf(buf, cap, "%.0f", x);
     else
         snprintf(buf, cap, c->show == GBPS ? "%.2f" : "%.1f", x);
+    if (c->fig && !strcmp(c->fig, "limit") && json_is_string(json_object_get(row, "limit_note")) &&
+        json_is_number(v)) /* a limit of one thread by the format (the notes say why) */
+        snprintf(buf + strlen(buf), cap - strlen(buf), " (1 thread: the format)");
     if (c->fig) { /* the median of an unstable figure: marked as the spread column marks it */
         const char *name = json_string_value(json_object_get(row, c->fig));
         json_t *fig = json_object_get(json_object_get(row, "figures"), name ? name : c->fig);
@@ -152,6 +155,22 @@ static void header(FILE *f, json_t *doc)
             str(doc, "about"));
 }
 
+/* The rows whose limit is one thread by the format, and why. */
+static void limit_notes(FILE *f, json_t *doc)
+{
+    size_t i;
+    json_t *r;
+    bool any = false;
+    json_array_foreach(json_object_get(doc, "rows"), i, r)
+    {
+        if (!json_is_string(json_object_get(r, "limit_note")))
+            continue;
+        fprintf(f, "%s- **%s**: %s.\n", any ? "" : "\n## Limits of one thread by the format\n\n", str(r, "name"),
+                str(r, "limit_note"));
+        any = true;
+    }
+}
+
 /* Every row that is not ok, and why, in words. */
 static void notes(FILE *f, json_t *doc)
 {
@@ -187,5 +206,6 @@ void tly_h_bench_write_md(FILE *f, json_t *doc)
               f);
         table(f, json_object_get(doc, "scaling"), scaling_cols, sizeof scaling_cols / sizeof scaling_cols[0], max);
     }
+    limit_notes(f, doc);
     notes(f, doc);
 }

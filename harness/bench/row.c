@@ -174,6 +174,13 @@ json_t *tly_h_bench_row(struct tly_h_bench *b, const struct tly_h_bench_case *c)
                   "array_bytes", (json_int_t)bytes, "chunks", (json_int_t)n, "strided", strided(c), "threads",
                   c->threads, "io_concurrency", c->io, "memory_limit", (json_int_t)c->mem, "limit", limit,
                   "layout_limit", layout, "overlap_limit", overlap, "figures", figs);
+    /* a zstd chunk is one frame, and a frame decodes on one thread: a lone chunk's read cannot use
+     * the idle threads, and its limit (the codec alone on the same chunks) is one thread too */
+    if (!none && !strcmp(c->op, "read") && !strcmp(c->codec, "zstd") && n < (uint64_t)c->threads)
+        json_object_set_new(row, "limit_note",
+                            json_sprintf("one thread by the format: a Zarr zstd chunk is one frame, which decodes on "
+                                         "one thread; its limit is the codec alone on %llu of %d threads",
+                                         (unsigned long long)n, c->threads));
     if (c->inner[0])
         json_object_set_new(row, "shards",
                             json_integer((json_int_t)((c->shape[0] / c->chunks[0]) * (c->shape[1] / c->chunks[1]))));

@@ -38,11 +38,12 @@ json_t *tly_h_time_json(const struct tly_time_snapshot *a, const struct tly_time
     }
     uint64_t reqs = b->http_requests - a->http_requests;
     double in_flight = reqs ? (double)(int64_t)(b->http_in_flight_ns - a->http_in_flight_ns) / 1e9 : 0.0;
-    return json_pack("{s:f, s:I, s:i, s:i, s:I, s:b, s:f, s:o, s:I, s:f}", "wall_s", wall_s, "workers",
-                     (json_int_t)(io ? io->workers : 0), "threads", io ? io->threads : 0, "io_concurrency",
-                     io ? io->io_concurrency : 0, "chunks", (json_int_t)(io ? io->chunks : 0), "remote", remote,
-                     "worker_s", (double)(b->worker_ns - a->worker_ns) / 1e9, "waits", waits, "http_requests",
-                     (json_int_t)reqs, "http_in_flight", in_flight > 0 ? in_flight / wall : 0.0);
+    return json_pack("{s:f, s:I, s:i, s:i, s:i, s:I, s:b, s:f, s:o, s:I, s:f}", "wall_s", wall_s, "workers",
+                     (json_int_t)(io ? io->workers : 0), "threads", io ? io->threads : 0, "chunk_threads",
+                     io && io->chunk_threads > 0 ? io->chunk_threads : 1, "io_concurrency", io ? io->io_concurrency : 0,
+                     "chunks", (json_int_t)(io ? io->chunks : 0), "remote", remote, "worker_s",
+                     (double)(b->worker_ns - a->worker_ns) / 1e9, "waits", waits, "http_requests", (json_int_t)reqs,
+                     "http_in_flight", in_flight > 0 ? in_flight / wall : 0.0);
 }
 
 static double num(json_t *o, const char *k)
@@ -72,8 +73,10 @@ json_t *tly_h_bottleneck(json_t *stage_time, json_t *time)
                          "unknown: no worker time was measured (time accounting off, or no chunk)");
     double ticket = num(waits, "ticket_s") / worker_s, gate = num(waits, "gate_s") / worker_s;
     double io = num(waits, "io_s") / worker_s, cpu = num(waits, "cpu_s") / worker_s;
-    /* codec work runs on one thread per chunk (blosc decodes may use the idle threads' share) */
-    double cap = chunks > 0 && chunks < threads ? chunks : threads;
+    /* codec work runs on a chunk's threads: a lone chunk's share of the idle ones where its codec
+     * can use them (blosc's blocks, zstd's encode workers), one where it cannot (a zstd frame's decode) */
+    double per_chunk = num(time, "chunk_threads") >= 1 ? num(time, "chunk_threads") : 1;
+    double cap = chunks > 0 && chunks < threads ? fmin(threads, chunks * per_chunk) : threads;
     double enc = busy_of(stage_time, "encode") / wall, dec = busy_of(stage_time, "decode") / wall;
     const char *codec = enc >= dec ? "encode" : "decode";
     double codec_busy = enc >= dec ? enc : dec;
@@ -94,7 +97,10 @@ json_t *tly_h_bottleneck(json_t *stage_time, json_t *time)
             n += snprintf(text + n, sizeof text - (size_t)n, "; workers waited %.0f%% of the time at the codec gate",
                           100 * gate);
         snprintf(text + n, sizeof text - (size_t)n, "; %s idle %.0f%%; %s", io_stage, 100 * io_idle,
-                 cap < threads ? "more chunks would use the idle threads" : "raise --threads");
+                 cap >= threads   ? "raise --threads"
+                 : per_chunk <= 1 ? "a chunk's codec work runs on one thread by its format (a zstd frame decodes "
+                                    "on one thread): more chunks would use the idle threads"
+                                  : "more chunks would use the idle threads");
     } else if (io >= 0.5) {
         resource = remote ? "http" : "storage";
         char busy[96] = "";

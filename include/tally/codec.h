@@ -41,9 +41,11 @@ struct tly_codec {
     struct {
         int level; /**< 0..9 (gzip and zlib), default 1 as numcodecs; -1: zlib's default (6) */
     } gzip;
-    /** Not metadata: threads a decode may run inside one chunk (blosc splits the chunk's blocks among
-     *  them; zstd, and every encode, ignore it). 0 or 1: the calling thread alone. The engine lends
-     *  a chunk the threads that have no chunk of their own. */
+    /** Not metadata: threads a codec call may run inside one chunk. Decode: blosc splits the chunk's
+     *  blocks among them (a zstd frame decodes on one thread). Encode: zstd's workers (the same
+     *  frame for any count from one on, not the one-thread frame); blosc's threads (its blocks then
+     *  lie in the order they finished: valid, not the same bytes twice). 0 or 1: the calling thread
+     *  alone. The engine lends a chunk the threads that have no chunk of their own. */
     int threads;
 };
 
@@ -100,6 +102,14 @@ int tly_codec_decoded_size(const struct tly_codec *c, const void *src, size_t n,
  * none: 0. In allocated bytes: the estimates plus jemalloc's size-class rounding.
  */
 size_t tly_codec_workspace(const struct tly_codec *c, size_t n, bool decode, bool windowed);
+
+/**
+ * The threads one encode (or decode, @p decode) of a chunk of @p n bytes runs on, of @p c->threads:
+ * blosc all of them (its blocks); zstd its workers to encode (none for a chunk of one job, or a
+ * libzstd without them) and one to decode (a frame decodes on one thread: the format's limit);
+ * gzip, zlib and none one.
+ */
+int tly_codec_threads(const struct tly_codec *c, size_t n, bool decode);
 
 /** Where streaming encode sends each block of output as it is produced; returns 0 or an error. */
 typedef int (*tly_sink_fn)(void *arg, const void *data, size_t n);

@@ -69,6 +69,10 @@ struct tly_io_stats {
     uint64_t workers;      /**< threads the chunks ran on (remote stores: up to the I/O concurrency) */
     int threads;           /**< codec work running at once at most (the threads option) */
     int io_concurrency;    /**< S3 transfers in flight at most (the io_concurrency option) */
+    /** Threads one chunk's codec work ran on at most: a lone chunk's share of the idle threads where
+     *  its codec can use them (blosc's blocks, zstd's encode workers), 1 where it cannot (a zstd frame
+     *  decodes on one thread: the format's limit). */
+    int chunk_threads;
     /** Payload bytes read from the array's store during the operation (tly_store_traffic): index and
      * header reads, a read-modify-write's read, bytes read twice and retries included. */
     uint64_t store_bytes_read;

@@ -69,8 +69,8 @@ struct tly__block_ops {
     /** Plan chunks of @p n bytes (once per array). 0, TLY_EUSAGE, or TLY_EUNSUPPORTED when the chunk
      *  is to be encoded whole instead. In stage encode. */
     int (*plan)(const struct tly_codec *c, uint64_t n, struct tly_block_plan *p);
-    /** Bytes of the output buffer encode_block needs. */
-    size_t (*block_cap)(const struct tly_block_plan *p);
+    /** Bytes of the output buffer encode_block needs for block @p j (the most: the last block's). */
+    size_t (*block_cap)(const struct tly_block_plan *p, uint64_t j);
     /** Encode block @p j (see tly_blosc_encode_block) into @p out; its bytes are @p *len at @p *at. */
     int (*encode_block)(const struct tly_codec *c, const struct tly_block_plan *p, uint64_t j, const void *src,
                         void *out, const void **at, size_t *len);

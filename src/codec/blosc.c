@@ -4,9 +4,11 @@
  *
  * Threads inside a chunk: decompression takes the codec's `threads` (the engine lends a lone chunk
  * its idle workers), since c-blosc's threads decode their blocks straight into the output.
- * Compression always runs on the calling thread: c-blosc 1.x's threaded compressor compresses each
- * block aside and memcpy()s it into place (a payload copy no ledger would see), in the order the
- * threads finish (so the same array would not give the same bytes twice).
+ * Compression takes them too, but the engine never asks for it: c-blosc 1.x's threaded compressor
+ * compresses each block aside and memcpy()s it into place (a payload copy no ledger would see), in
+ * the order the threads finish (so the same array would not give the same bytes twice). The engine
+ * compresses a chunk's blocks on its own threads instead (src/engine/write_blocks.c), each block's
+ * bytes in their place; the codec alone on threads is tally bench's limit for it.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -29,16 +31,24 @@ static int internal_threads(int threads)
     return threads < 1 ? 1 : threads > 64 ? 64 : threads;
 }
 
-/* c-blosc 1.x's temporaries: two blocks a call (three a thread when it decodes on threads); its
+/* c-blosc 1.x's temporaries: two blocks a call (three a thread when it runs on threads); its
  * automatic block is at most 32 KiB x 16 (clevel 9) x 2 (the high-ratio codecs). */
 static size_t workspace(const struct tly_codec *c, size_t n, bool decode, bool windowed)
 {
     (void)windowed;
+    (void)decode; /* threads take three blocks each either way */
     size_t block = c->blosc.blocksize ? c->blosc.blocksize : (size_t)1 << 20;
     if (block > n)
         block = n;
-    int threads = decode && c->threads > 1 ? internal_threads(c->threads) : 0;
+    int threads = c->threads > 1 ? internal_threads(c->threads) : 0;
     return (threads ? (size_t)threads * 3 * block : 2 * block) + 4096;
+}
+
+static int threads(const struct tly_codec *c, size_t n, bool decode)
+{
+    (void)n;
+    (void)decode;
+    return internal_threads(c->threads);
 }
 
 static size_t bound(const struct tly_codec *c, size_t n)
@@ -126,7 +136,7 @@ static int encode(const struct tly_codec *c, void *dst, size_t cap, const void *
                         BLOSC_MAX_BUFFERSIZE);
     size_t destsize = cap < BLOSC_MAX_CAP ? cap : BLOSC_MAX_CAP;
     int r = blosc_compress_ctx(c->blosc.clevel, c->blosc.shuffle, (size_t)c->blosc.typesize, n, src, dst, destsize,
-                               c->blosc.cname, c->blosc.blocksize, 1);
+                               c->blosc.cname, c->blosc.blocksize, internal_threads(c->threads));
     if (r < 0)
         return tly_fail(TLY_ECODEC, "blosc: compression with %s failed (%d)", c->blosc.cname, r);
     if (r == 0) /* c-blosc's answer when the frame does not fit */
@@ -212,5 +222,6 @@ const struct tly__codec_ops tly__codec_blosc = {
     .encode = encode,
     .decode = decode,
     .decoded_size = decoded_size,
+    .threads = threads,
     .blocks = &tly__blosc_blocks,
 };

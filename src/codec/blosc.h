@@ -64,13 +64,14 @@ size_t tly_blosc_block_frame(const struct tly_block_frame *f, uint64_t j, void *
  */
 int tly_blosc_plan(const struct tly_codec *c, uint64_t n, struct tly_block_plan *p);
 
-/** Bytes of the output buffer tly_blosc_encode_block() needs. */
-size_t tly_blosc_block_cap(const struct tly_block_plan *p);
+/** Bytes of the output buffer tly_blosc_encode_block() needs for block @p j (a short last block's
+ *  frame holds the block before it too: the most). */
+size_t tly_blosc_block_cap(const struct tly_block_plan *p, uint64_t j);
 
 /**
  * Compress block @p j: @p src holds its bytes, and for the last block when it is shorter, the full
  * block before it and then it (src points at the one before: c-blosc compresses a short last block as
- * the end of a frame). Output goes to @p out (tly_blosc_block_cap() bytes); the block's encoded bytes
+ * the end of a frame). Output goes to @p out (tly_blosc_block_cap() bytes for @p j); the block's encoded bytes
  * are @p *len bytes at @p *at. Returns 0 or TLY_ECODEC. Runs in stage encode.
  */
 int tly_blosc_encode_block(const struct tly_codec *c, const struct tly_block_plan *p, uint64_t j, const void *src,

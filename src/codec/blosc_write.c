@@ -136,9 +136,11 @@ int tly_blosc_plan(const struct tly_codec *c, uint64_t n, struct tly_block_plan 
     return rc;
 }
 
-size_t tly_blosc_block_cap(const struct tly_block_plan *p)
+size_t tly_blosc_block_cap(const struct tly_block_plan *p, uint64_t j)
 {
-    return 2 * (size_t)tly_blosc_max_extent(p->blocksize) + 2 * TLY_BLOSC_BLOCK_PAD;
+    /* a short last block is compressed in a frame of two (with the block before it) */
+    size_t blocks = p->n % p->blocksize && j + 1 == p->nblocks && p->nblocks > 1 ? 2 : 1;
+    return blocks * ((size_t)tly_blosc_max_extent(p->blocksize) + TLY_BLOSC_BLOCK_PAD);
 }
 
 static int encode_block(const struct tly_codec *c, const struct tly_block_plan *p, uint64_t j, const void *src,
@@ -147,7 +149,7 @@ static int encode_block(const struct tly_codec *c, const struct tly_block_plan *
     uint64_t left = p->n % p->blocksize;
     bool last = left && j + 1 == p->nblocks;
     size_t n = (size_t)(last ? p->blocksize + left : p->blocksize);
-    int r = compress(c, src, n, last ? p->last_force : (size_t)p->blocksize, out, tly_blosc_block_cap(p));
+    int r = compress(c, src, n, last ? p->last_force : (size_t)p->blocksize, out, tly_blosc_block_cap(p, j));
     if (r < BLOSC_MIN_HEADER_LENGTH)
         return tly_fail(TLY_ECODEC, "blosc: compression of block %llu with %s failed (%d)", (unsigned long long)j,
                         c->blosc.cname, r);

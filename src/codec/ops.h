@@ -39,6 +39,8 @@ struct tly__codec_ops {
     int (*decode)(const struct tly_codec *c, void *dst, size_t dst_n, const void *src, size_t n);
     /** tly_codec_decoded_size(); NULL: TLY_EUNSUPPORTED. */
     int (*decoded_size)(const struct tly_codec *c, const void *src, size_t n, uint64_t *out);
+    /** tly_codec_threads(); NULL: one. */
+    int (*threads)(const struct tly_codec *c, size_t n, bool decode);
 
     /* ---- optional: streaming (all NULL, or all set) ---- */
 

@@ -188,6 +188,13 @@ size_t tly_codec_bound(const struct tly_codec *c, size_t n)
     return ops ? ops->bound(c, n) : SIZE_MAX;
 }
 
+int tly_codec_threads(const struct tly_codec *c, size_t n, bool decode)
+{
+    const struct tly__codec_ops *ops = ops_of(c);
+    int t = ops && ops->threads ? ops->threads(c, n, decode) : 1;
+    return t > 1 ? t : 1;
+}
+
 size_t tly_codec_workspace(const struct tly_codec *c, size_t n, bool decode, bool windowed)
 {
     const struct tly__codec_ops *ops = ops_of(c);

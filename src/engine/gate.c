@@ -1,7 +1,8 @@
 /*
  * The codec gate: every codec call of an operation (encode, decode, a block, a streamed decoder's
  * feed) goes through here, so that at most `threads` workers run codec work at once (a remote store
- * runs more workers than cores to keep transfers in flight), the wait counts as a gate wait of the
+ * runs more workers than cores to keep transfers in flight, a local compressed write half as many
+ * again as threads so that one encodes while another is blocked in pwrite), the wait counts as a gate wait of the
  * stage, and while a trace is on each call is an event ("zstd decode" with its bytes in, then out).
  */
 #include <pthread.h>
@@ -14,10 +15,17 @@
 #include "tally/mem.h"
 #include "tally/timing.h"
 
-/* Through the gate for codec work of stage @p s; the time spent waiting there is a gate wait in s. */
-static void codec_enter(struct tly_array *a, enum tly_stage s)
+/* Whether @p op runs more workers than threads (a remote store's, or a local write's overlap_io). */
+static bool gated(const struct tly__op *op)
 {
-    if (!a->remote)
+    return op->a->remote || op->workers > op->a->opts.threads;
+}
+
+/* Through the gate for codec work of stage @p s; the time spent waiting there is a gate wait in s. */
+static void codec_enter(const struct tly__op *op, enum tly_stage s)
+{
+    struct tly_array *a = op->a;
+    if (!gated(op))
         return; /* workers == threads: the gate would never close */
     pthread_mutex_lock(&a->gate_mu);
     if (a->gate_free == 0)
@@ -42,9 +50,10 @@ static void codec_event(const struct tly_array *a, bool begin, const char *what,
     tly_trace_note(begin ? TLY_EV_CODEC_BEGIN : TLY_EV_CODEC_END, bytes, 0, err != 0, name);
 }
 
-static void codec_leave(struct tly_array *a)
+static void codec_leave(const struct tly__op *op)
 {
-    if (!a->remote)
+    struct tly_array *a = op->a;
+    if (!gated(op))
         return;
     pthread_mutex_lock(&a->gate_mu);
     a->gate_free++;
@@ -54,11 +63,11 @@ static void codec_leave(struct tly_array *a)
 
 int tly__encode(struct tly__op *op, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)
 {
-    codec_enter(op->a, TLY_ENCODE);
+    codec_enter(op, TLY_ENCODE);
     codec_event(op->a, true, "encode", n, 0);
     int err = tly_codec_encode(&op->a->meta.codec, dst, cap, src, n, out_n);
     codec_event(op->a, false, "encode", *out_n, err);
-    codec_leave(op->a);
+    codec_leave(op);
     return err;
 }
 
@@ -66,12 +75,12 @@ int tly__encode_block(struct tly__op *op, const struct tly_block_plan *p, uint64
                       const void **at, size_t *len)
 {
     uint64_t lo = j * p->blocksize, n = p->n - lo < p->blocksize ? p->n - lo : p->blocksize;
-    codec_enter(op->a, TLY_ENCODE);
+    codec_enter(op, TLY_ENCODE);
     codec_event(op->a, true, "encode", n, 0);
     *len = 0;
     int err = tly__codec_blocks(&op->a->meta.codec)->encode_block(&op->a->meta.codec, p, j, src, out, at, len);
     codec_event(op->a, false, "encode", *len, err);
-    codec_leave(op->a);
+    codec_leave(op);
     return err;
 }
 
@@ -85,20 +94,21 @@ struct tly_codec tly__op_codec(const struct tly__op *op)
 int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, size_t n)
 {
     struct tly_codec c = tly__op_codec(op);
-    codec_enter(op->a, TLY_DECODE);
+    tly__op_chunk_threads(op, tly_codec_threads(&c, dst_n, true));
+    codec_enter(op, TLY_DECODE);
     codec_event(op->a, true, "decode", n, 0);
     int err = tly_codec_decode(&c, dst, dst_n, src, n);
     codec_event(op->a, false, "decode", dst_n, err);
-    codec_leave(op->a);
+    codec_leave(op);
     return err;
 }
 
 int tly__feed(struct tly__op *op, struct tly_dstream *ds, const void *in, size_t n)
 {
-    codec_enter(op->a, TLY_DECODE);
+    codec_enter(op, TLY_DECODE);
     codec_event(op->a, true, "decode", n, 0);
     int err = tly_dstream_feed(ds, in, n);
     codec_event(op->a, false, "decode", 0, err);
-    codec_leave(op->a);
+    codec_leave(op);
     return err;
 }

@@ -51,6 +51,7 @@ struct tly__op_stats {
     uint64_t workers; /* threads the chunks ran on */
     int threads;      /* codec work at once at most (--threads) */
     int io_concurrency;
+    _Atomic int chunk_threads; /* threads one chunk's codec work ran on at most (tly__op_chunk_threads) */
 };
 
 /* What the workers of one operation share: the array, the region, its chunk range, the pool of
@@ -63,6 +64,9 @@ struct tly__op {
     uint64_t nchunks;  /* chunks the operation touches */
     int codec_threads; /* threads a chunk's decode may use: the threads' share when chunks are fewer */
     int read_ways;     /* ranges a chunk's read may be split into: the workers' share, likewise */
+    bool overlap_io;   /* set before tly__op_run: a local operation whose chunks block in the store runs
+                          half as many workers again as threads, its codec work behind the gate */
+    int workers;       /* threads its chunks run on (tly__op_begin) */
     struct tly__op_stats stats;
     uint64_t traffic_read0, traffic_written0; /* the store's traffic when the operation began */
 };
@@ -83,6 +87,9 @@ void tly__op_end(struct tly__op *op, struct tly_io_stats *stats);
 /* Threads each of @p chunks chunks may use: with fewer chunks than threads, the idle ones' share. */
 int tly__share(int threads, uint64_t chunks);
 
+/* Note that a chunk's codec work of @p op ran on @p n threads (the operation reports the most). */
+void tly__op_chunk_threads(struct tly__op *op, int n);
+
 /* Zarr v3 sharding: the array's inner grid and index size set up at open and create (shard.c); regions
  * of a sharded array read (shard_read.c) and written (shard_write.c). */
 int tly__shard_setup(struct tly_array *a);
@@ -102,7 +109,7 @@ int tly__workers(const struct tly_array *a);
 /* gate.c: the array's codec for one chunk of @p op, behind the codec gate: at most `threads` workers
  * run codec work at once (a remote store runs more workers than cores to keep transfers in flight).
  * A decode may use op->codec_threads threads inside the chunk. */
-/* The array's codec as @p op runs it: decodes on op->codec_threads threads. */
+/* The array's codec as @p op runs it: decodes and streamed encodes on op->codec_threads threads. */
 struct tly_codec tly__op_codec(const struct tly__op *op);
 int tly__encode(struct tly__op *op, void *dst, size_t cap, const void *src, size_t n, size_t *out_n);
 int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, size_t n);
@@ -140,14 +147,15 @@ int tly__read_blocks(struct tly__op *op, struct tly__lanes *lanes, const char *k
                      uint64_t size, char *out);
 
 /* write_blocks.c: write a chunk block by block, as planned by @p p (the block entries' plan), from its
- * pieces @p iov (in chunk order; @p pad marks fill-value pieces) under @p key of a store that can
- * patch what it wrote; the stored size into @p stored. */
+ * pieces @p iov (in chunk order; @p pad marks fill-value pieces) under @p key, its blocks compressed
+ * on op->codec_threads threads and written in order; the stored size into @p stored. */
 int tly__put_blocks(struct tly__op *op, const struct tly_block_plan *p, const char *key, const struct iovec *iov,
                     const bool *pad, int niov, uint64_t *stored);
 
-/* The most bytes tly__put_blocks() holds for one chunk (its ticket's share): the table, a block's
- * output, the codec's temporaries and, when the chunk is not one piece, two blocks of input. */
-uint64_t tly__blocks_write_bytes(const struct tly_array *a, const struct tly_block_plan *p, bool contiguous);
+/* The most bytes tly__put_blocks() holds for one chunk of @p op (its ticket's share): the table, the
+ * window's slots (a block's output and, when the chunk is not one piece, two blocks of input), the
+ * codec's temporaries per lane, and on S3 the writer's parts. */
+uint64_t tly__blocks_write_bytes(const struct tly__op *op, const struct tly_block_plan *p, bool contiguous);
 
 /* runs.c: a chunk's content as pieces of memory, in chunk order; `pad` marks fill-value pieces
  * (the array's fill pattern: stable memory). */

@@ -54,6 +54,7 @@ static void stats_out(const struct tly__op *op, struct tly_io_stats *out)
     out->workers = s->workers;
     out->threads = s->threads;
     out->io_concurrency = s->io_concurrency;
+    out->chunk_threads = atomic_load(&s->chunk_threads) > 1 ? atomic_load(&s->chunk_threads) : 1;
 }
 
 int tly_io_opts_resolve(const struct tly_io_opts *opts, struct tly_io_opts *out)
@@ -149,8 +150,11 @@ int tly__op_begin(struct tly__op *op, struct tly_array *a, const struct tly_grid
     }
     op->nchunks = n;
     op->codec_threads = share(a->opts.threads, n);
-    op->read_ways = share(tly__workers(a), n);
-    op->stats.workers = (uint64_t)tly__workers(a) < n ? (uint64_t)tly__workers(a) : n;
+    op->workers = tly__workers(a);
+    if (op->overlap_io && !a->remote) /* half as many again: ~30% of their time blocked leaves the threads busy */
+        op->workers = a->opts.threads + (a->opts.threads + 1) / 2;
+    op->read_ways = share(op->workers, n);
+    op->stats.workers = (uint64_t)op->workers < n ? (uint64_t)op->workers : n;
     op->stats.threads = a->opts.threads;
     op->stats.io_concurrency = a->opts.io_concurrency;
     return 0;
@@ -161,6 +165,13 @@ void tly__op_end(struct tly__op *op, struct tly_io_stats *stats)
     stats_out(op, stats);
     tly_pool_destroy(op->pool);
     op->pool = NULL;
+}
+
+void tly__op_chunk_threads(struct tly__op *op, int n)
+{
+    int now = atomic_load(&op->stats.chunk_threads);
+    while (n > now && !atomic_compare_exchange_weak(&op->stats.chunk_threads, &now, n))
+        ;
 }
 
 int tly__share(int threads, uint64_t chunks)
@@ -175,7 +186,7 @@ int tly__op_run(struct tly__op *op, struct tly_array *a, const struct tly_region
     if (err)
         return err;
     struct chunk_task ct = {op, fn, ctx};
-    err = op->nchunks ? tly__run_tasks(tly__workers(a), op->nchunks, chunk_task, &ct) : 0;
+    err = op->nchunks ? tly__run_tasks(op->workers, op->nchunks, chunk_task, &ct) : 0;
     tly__op_end(op, stats);
     return err;
 }

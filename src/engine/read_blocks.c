@@ -281,6 +281,7 @@ static int read_blocks(struct bread *b, const uint8_t *first, size_t nfirst)
             tly__plant_point(TLY_DECODE);
         }
         uint64_t ways = b->ngroups < (uint64_t)lanes ? b->ngroups : (uint64_t)lanes;
+        tly__op_chunk_threads(op, (int)ways);
         err = b->ngroups ? tly__run_tasks((int)ways, b->ngroups, read_group, b) : 0;
     }
     tly_pool_free(scratch);

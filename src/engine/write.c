@@ -5,12 +5,13 @@
  *   raw      (none) the segments as iovecs to pwritev (no copy)
  *   streams  (zstd, gzip, zlib) the segments streamed through the compressor in place, output in
  *            bounded blocks
- *   blocks   (blosc) local: block by block (write_blocks.c), each block compressed from the
- *            caller's memory (gathered into a two-block buffer when the chunk is in pieces) and
- *            written as it comes, the header and offset table patched in at the end
- *   whole    (blosc on S3, whose parts leave as they fill, and any other codec) the whole chunk
- *            compressed into one buffer, from the one segment when the chunk is contiguous, else
- *            from the segments gathered into a buffer
+ *   blocks   (blosc) block by block (write_blocks.c), the blocks compressed on the chunk's share
+ *            of threads from the caller's memory (gathered block by block when the chunk is in
+ *            pieces) and written in order as they come, the header and offset table patched in at
+ *            the end (on S3 into the first part, which the writer keeps until the commit)
+ *   whole    (any other codec, and settings whose blocks the codec cannot reproduce) the whole
+ *            chunk compressed into one buffer, from the one segment when the chunk is contiguous,
+ *            else from the segments gathered into a buffer
  *
  * The path is chosen by what the codec can do (tally/codec.h), never by which codec it is.
  *
@@ -87,7 +88,9 @@ static int put_chunk(struct wctx *x, const char *key, const struct tly__segs *s,
             tly__plant_point(TLY_ENCODE);
             enc = tly_pool_alloc(cap);
         }
-        err = enc ? tly_codec_encode_stream(c, s->iov, s->n, chunk_bytes, enc, cap, sink_write, &sk)
+        struct tly_codec oc = tly__op_codec(op); /* a lone chunk's idle threads: zstd's workers */
+        tly__op_chunk_threads(op, tly_codec_threads(&oc, chunk_bytes, false));
+        err = enc ? tly_codec_encode_stream(&oc, s->iov, s->n, chunk_bytes, enc, cap, sink_write, &sk)
                   : tly_fail(-ENOMEM, "out of memory for the %s output buffer", tly_codec_name(c->id));
         *stored = sk.bytes;
     } else {
@@ -208,10 +211,11 @@ static uint64_t write_ticket(const struct wctx *x, const struct tly_runs *rs, co
     uint64_t n = rs->chunk_bytes;
     bool blocks = x->blocks != NULL, streamed = tly_codec_streams(c), raw = tly_codec_stores_raw(c);
     uint64_t enc = streamed ? tly_codec_stream_block(c, false)
-                   : blocks ? tly__blocks_write_bytes(a, x->blocks, rs->covers_chunk && s->n == 1 && !s->pad[0])
+                   : blocks ? tly__blocks_write_bytes(op, x->blocks, rs->covers_chunk && s->n == 1 && !s->pad[0])
                    : raw    ? 0
                             : tly_codec_bound(c, n);
-    enc += blocks ? 0 : tly_codec_workspace(c, n, false, false);
+    struct tly_codec oc = tly__op_codec(op); /* a streamed encode runs on the chunk's threads */
+    enc += blocks ? 0 : tly_codec_workspace(streamed ? &oc : c, n, false, false);
     /* a remote store copies streamed output into multipart parts: at most two per writer */
     if (streamed && a->remote) {
         uint64_t parts = 2 * (uint64_t)a->opts.part_size, bound = tly_codec_bound(c, n);
@@ -275,11 +279,15 @@ int tly_array_write(struct tly_array *a, const void *buf, const struct tly_regio
         return err;
     }
     struct wctx x = {.buf = buf};
+    /* a compressed write blocks in pwrite (dirty-page throttling, the file system: 29% of the workers'
+     * time in issue 26's bench) while it could encode: half as many local workers again as threads, at
+     * most `threads` of them encoding at once (the codec gate) */
+    x.op.overlap_io = !tly_codec_stores_raw(&a->meta.codec);
     struct tly_block_plan plan;
-    /* block by block where the store can patch the table in at the end (not S3: its parts leave as
-     * they fill); settings the codec's own choices cannot be reproduced for are written whole */
+    /* block by block (the table patched in at the end: on S3 into the kept first part); settings the
+     * codec's own choices cannot be reproduced for are written whole */
     const struct tly__block_ops *blocks = tly__codec_blocks(&a->meta.codec);
-    if (blocks && !a->remote) {
+    if (blocks) {
         uint64_t n = tly_grid_chunk_elems(&a->grid) * a->meta.dtype.size;
         if (blocks->plan(&a->meta.codec, n, &plan) == 0)
             x.blocks = &plan;

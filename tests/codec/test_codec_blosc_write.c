@@ -25,7 +25,7 @@ static size_t stitch(const struct tly_codec *c, const unsigned char *src, size_t
         return n + TLY_BLOSC_HEADER;
     }
     size_t table = TLY_BLOSC_HEADER + 4 * p.nblocks, pos = table;
-    unsigned char *out = cu_alloc(tly_blosc_block_cap(&p));
+    unsigned char *out = cu_alloc(tly_blosc_block_cap(&p, p.nblocks ? p.nblocks - 1 : 0) /* the most */);
     uint32_t *sizes = cu_alloc(4 * p.nblocks);
     for (uint64_t j = 0; j < p.nblocks; j++) {
         bool short_last = j + 1 == p.nblocks && n % p.blocksize;

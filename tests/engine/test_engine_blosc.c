@@ -355,3 +355,43 @@ TLY_TEST(engine, blosc_writes_block_by_block)
     free(c0);
     free(c1);
 }
+
+/* A chunk's blocks compressed on several lanes (a lone chunk, or two chunks on four threads) come
+ * out in order: c-blosc's own one-thread frame byte for byte, strided chunks (gathered block by
+ * block, each lane from where its block begins) and a short last block (with the block before it)
+ * included. */
+TLY_TEST(engine, blosc_writes_blocks_on_lanes)
+{
+    uint64_t shape[] = {1000, 1536}, chunks[] = {1000, 768}; /* 2 strided chunks of 3,072,000 bytes */
+    float *src;
+    struct tly_array *a = make_array("lanes", shape, chunks, 4, &src);
+    size_t n = 1000 * 768;
+    float *c0 = malloc(n * sizeof *c0), *c1 = malloc(n * sizeof *c1);
+    cr_assert(c0 && c1);
+    for (size_t i = 0; i < 1000; i++) {
+        memcpy(c0 + i * 768, src + i * 1536, 768 * sizeof *c0);
+        memcpy(c1 + i * 768, src + i * 1536 + 768, 768 * sizeof *c1);
+    }
+    char path[400];
+    snprintf(path, sizeof path, "%s/lanes/0.0", dir);
+    size_t m;
+    unsigned char *f = slurp(path, &m);
+    uint32_t bs;
+    memcpy(&bs, f + 8, 4);
+    cr_expect(bs > 0 && (n * 4) % bs != 0 && (n * 4) / bs >= 4, "block size %u: want a short last block of many", bs);
+    free(f);
+    expect_ctx_frame("lanes", "0.0", "lz4", 5, c0, n * 4);
+    expect_ctx_frame("lanes", "0.1", "lz4", 5, c1, n * 4);
+    expect_region(a, src, 1536, 0, 1000, 0, 1536, "lanes");
+    /* a lone contiguous chunk on eight lanes */
+    uint64_t shape1[] = {1000, 768};
+    float *src1;
+    struct tly_array *b = make_array("lanes1", shape1, shape1, 8, &src1);
+    expect_ctx_frame("lanes1", "0.0", "lz4", 5, src1, n * 4);
+    tly_array_close(a);
+    tly_array_close(b);
+    free(src);
+    free(src1);
+    free(c0);
+    free(c1);
+}

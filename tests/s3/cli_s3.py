@@ -73,6 +73,7 @@ def roundtrips(w):
         status, hdrs, _ = s3.request("HEAD", f"{PREFIX}/big-{codec}/0.0")
         R.check(f"stored as a multipart object ({codec})", status == 200 and re.search(r"-\d+\"?$", hdrs.get("ETag", "")),
                 hdrs.get("ETag"))
+    blosc_one_chunk(w, big)
     p = tally("put", f"{w}/a.npy", url("v2-none"), "--codec", "zstd")
     R.check("put over an existing array needs --overwrite", p.returncode == 2 and "--overwrite" in p.stderr, p.stderr)
     p = tally("put", f"{w}/a.npy", url("v2-none"), "--codec", "zstd", "--overwrite", "--chunks", "300,500")
@@ -82,6 +83,46 @@ def roundtrips(w):
     keys = s3.list_keys(f"{PREFIX}/v2-none/")
     R.check("and clears the old chunks", sorted(k.rsplit("/", 1)[1] for k in keys) == [".zarray", "0.0"], keys)
     R.check("no multipart upload left behind", s3.list_uploads(PREFIX + "/") == [], s3.list_uploads(PREFIX + "/"))
+
+
+def blosc_one_chunk(w, big):
+    """A 26 MB blosc chunk written block by block to S3, its blocks compressed on the threads and its
+    header and offset table patched into the first part (kept until the commit): a multipart object
+    that is numcodecs' own frame byte for byte (one thread: blocks in order), and zarr-python reads it."""
+    import json
+    import numcodecs
+    import zarr
+    from numcodecs import blosc
+    blosc.use_threads = False
+    for fmt in ("v2", "v3"):
+        name = f"big-blosc-{fmt}"
+        p = tally("put", f"{w}/big.npy", url(name), "--codec", "blosc", "--format", fmt, "--threads", "4")
+        R.check(f"put one 26 MB blosc chunk ({fmt}) block by block", p.returncode == 0, p.stderr)
+        key = f"{PREFIX}/{name}/" + ("0.0" if fmt == "v2" else "c/0/0")
+        status, hdrs, body = s3.request("GET", key)
+        R.check(f"stored as a multipart object (blosc {fmt})", status == 200 and
+                re.search(r"-\d+\"?$", hdrs.get("ETag", "")), hdrs.get("ETag"))
+        meta_key = f"{PREFIX}/{name}/" + (".zarray" if fmt == "v2" else "zarr.json")
+        _, _, meta = s3.request("GET", meta_key)
+        if fmt == "v2":
+            conf = json.loads(meta)["compressor"]
+        else:
+            conf = dict(next(c for c in json.loads(meta)["codecs"] if c["name"] == "blosc")["configuration"])
+            conf["shuffle"] = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[conf["shuffle"]]
+            conf = {"id": "blosc", "cname": conf["cname"], "clevel": conf["clevel"], "shuffle": conf["shuffle"],
+                    "blocksize": conf.get("blocksize", 0)}
+        ref = bytes(numcodecs.get_codec(conf).encode(big))
+        R.check(f"numcodecs' frame byte for byte (blosc {fmt}, {len(body)} bytes)", body == ref,
+                f"{len(body)} bytes, numcodecs {len(ref)}")
+        if fmt == "v2":
+            d = os.path.join(w, "big-blosc.zarr")
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, ".zarray"), "wb") as f:
+                f.write(meta)
+            with open(os.path.join(d, "0.0"), "wb") as f:
+                f.write(body)
+            z = zarr.open(d, mode="r")
+            R.check("zarr-python reads it", np.array_equal(z[...], big), "differs")
 
 
 def region_reads(w):

@@ -59,6 +59,21 @@ Test(rule, one_chunk_the_codec_capacity_is_one_thread)
               s);
 }
 
+Test(rule, one_chunk_whose_codec_runs_on_its_threads_has_them_all)
+{
+    char s[400];
+    json_t *st = json_pack("{s:o, s:o}", "encode", stage(1.7, 0), "put", stage(0.2, 0));
+    json_t *t = time_of(0, 0, 0.1, 0, false, 0, 1);
+    json_object_set_new(t, "chunk_threads", json_integer(2)); /* blosc's blocks on both threads */
+    cr_expect_str_eq(verdict(st, t, s, sizeof s), "encode");
+    cr_expect(strstr(s, "encode busy 1.70 of 2 threads;") && strstr(s, "raise --threads"), "%s", s);
+    st = json_pack("{s:o, s:o}", "decode", stage(0.9, 0), "get", stage(0.05, 0.02));
+    t = time_of(0, 0, 0.02, 0, false, 0, 1);
+    json_object_set_new(t, "chunk_threads", json_integer(1)); /* a zstd frame: one thread by its format */
+    verdict(st, t, s, sizeof s);
+    cr_expect(strstr(s, "decode busy 0.90 of 1 thread;") && strstr(s, "one thread by its format"), "%s", s);
+}
+
 Test(rule, the_codec_gate_makes_it_codec_bound)
 {
     char s[400];
