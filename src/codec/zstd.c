@@ -10,8 +10,10 @@
  * ones and 3.5 MiB on one thread, by ZSTD_sizeof_CCtx on a 100 MB chunk at level 3): the output
  * is still one standard frame with its content size, the same bytes for any number of workers
  * from one on. libzstd's workers read their jobs from a round buffer it copies the input into (its
- * copy, bounded: workspace() counts it). A frame decodes on one thread: the format has no
- * independent pieces to split a decode among.
+ * copy, bounded: workspace() counts it, and the copy ledger counts its bytes with tly_copy_note(), in
+ * the encode stage: every input byte passes through that buffer once, as zstdmt_compress.c's memcpy
+ * into inBuff; so a lone chunk's zstd write trades one counted copy of its bytes for its threads).
+ * A frame decodes on one thread: the format has no independent pieces to split a decode among.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -136,6 +138,8 @@ static int encode(const struct tly_codec *c, void *dst, size_t cap, const void *
     ZSTD_freeCCtx(cctx);
     if (ZSTD_isError(r))
         return zerr("compression failed", r);
+    if (workers(c->threads, n))
+        tly_copy_note(n); /* libzstd's workers' round buffer (the header comment) */
     *out_n = r;
     return 0;
 }
@@ -276,6 +280,8 @@ int tly_zstd_encode_stream(const struct tly_codec *c, const struct iovec *iov, i
         if (rc == 0) {
             rc = stream(cctx, &o, iov, niov, total);
             ZSTD_freeCCtx(cctx);
+            if (rc == 0 && workers(c->threads, (size_t)total))
+                tly_copy_note((size_t)total); /* libzstd's workers' round buffer (the header comment) */
         }
     }
     return rc;
