@@ -64,7 +64,7 @@ struct tly__op {
     int codec_threads; /* threads a chunk's decode may use: the threads' share when chunks are fewer */
     int read_ways;     /* ranges a chunk's read may be split into: the workers' share, likewise */
     struct tly__op_stats stats;
-    uint64_t traffic_read0, traffic_written0; /* the store's traffic when the operation began */
+    uint64_t traffic_read0, traffic_written0, requests0; /* the store's traffic when the operation began */
 };
 
 /* workers.c: the one place that starts threads. Runs fn(ctx, i) for i in [0, n) on @p threads

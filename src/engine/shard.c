@@ -4,8 +4,9 @@
  * 2^64-1 twice for an inner chunk not stored (all fill value), then the index's CRC-32C.
  *
  * Reading a region (shard_read.c):
- *   1. the index of every shard the region touches (one size query and one ranged read each, in
- *      parallel), checked: checksum, every entry inside the shard's data, no two overlapping;
+ *   1. the index of every shard the region touches (in parallel; one request each for an index at the
+ *      end, a suffix range on S3: tly_store_read_tail; the size, then a range for one at the start), checked: checksum,
+ * every entry inside the shard's data, no two overlapping;
  *   2. the inner chunks the region touches, sorted by offset and coalesced into groups of adjacent
  *      byte ranges (gaps up to TLY__SHARD_GAP, groups up to TLY__RANGE_MIN unless one inner chunk is
  *      larger), each group one read into a buffer, its inner chunks decoded straight into the output

@@ -108,32 +108,39 @@ static int read_index(void *arg, uint64_t i)
             "shard %s: its index (%llu inner chunks: %llu bytes, twice that to read and decode) does not fit "
             "--memory-limit %llu: raise it (TALLY_MEMORY_LIMIT)",
             s->key, (unsigned long long)n, (unsigned long long)ib, (unsigned long long)limit);
-    int err;
+    /* an index at the end: its bytes and the shard's size by one request (a suffix range on S3);
+     * at the start: the size, then its bytes */
+    bool end = !a->meta.shard.index_start;
+    int err = 0;
+    TLY_STAGE(TLY_POOL)
+    {
+        tly_pool_acquire(x->op.pool, 2 * ib);
+    }
     TLY_STAGE(TLY_GET)
     {
         tly__plant_point(TLY_GET);
-        err = tly_store_size(a->store, s->key, &s->size);
+        raw = tly_pool_alloc(ib);
+        if (raw == NULL)
+            err = tly_fail(-ENOMEM, "out of memory for a shard index");
+        else if (end)
+            err = tly_store_read_tail(a->store, s->key, raw, ib, &s->size);
+        else
+            err = tly_store_size(a->store, s->key, &s->size);
     }
     if (err == TLY_ENOTFOUND) {
         tly_errclear();
         s->missing = true;
-        return 0;
-    }
-    if (!err && s->size < ib)
-        err = tly_fail(TLY_EFORMAT, "%llu bytes, fewer than its index's %llu (truncated?)", (unsigned long long)s->size,
-                       (unsigned long long)ib);
-    if (!err) {
-        TLY_STAGE(TLY_POOL)
-        {
-            tly_pool_acquire(x->op.pool, 2 * ib);
-        }
-        TLY_STAGE(TLY_GET)
-        {
-            raw = tly_pool_alloc(ib);
-            struct iovec iov = {raw, ib};
-            err = raw ? tly_store_readv(a->store, s->key, a->meta.shard.index_start ? 0 : s->size - ib, &iov, 1)
-                      : tly_fail(-ENOMEM, "out of memory for a shard index");
-        }
+        err = 0;
+    } else {
+        if (!err && s->size < ib)
+            err = tly_fail(TLY_EFORMAT, "%llu bytes, fewer than its index's %llu (truncated?)",
+                           (unsigned long long)s->size, (unsigned long long)ib);
+        if (!err && !end)
+            TLY_STAGE(TLY_GET)
+            {
+                struct iovec iov = {raw, ib};
+                err = tly_store_readv(a->store, s->key, 0, &iov, 1);
+            }
         atomic_fetch_add(&x->op.stats.stored_bytes, ib);
         uint32_t want, got;
         if (!err && a->meta.shard.index_crc &&
@@ -147,11 +154,11 @@ static int read_index(void *arg, uint64_t i)
             err = tly_fail(-ENOMEM, "out of memory for a shard index");
         for (uint64_t k = 0; !err && k < 2 * n; k++)
             s->ent[k] = tly__shard_le64(raw + 8 * k);
-        tly_pool_free(raw);
-        tly_pool_release(x->op.pool, 2 * ib);
         if (!err)
             err = check_entries(a, s);
     }
+    tly_pool_free(raw);
+    tly_pool_release(x->op.pool, 2 * ib);
     if (err)
         tly_err_prefix("shard %s", s->key);
     return err;

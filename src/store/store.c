@@ -62,6 +62,17 @@ int tly_store_readv(struct tly_store *st, const char *key, uint64_t offset, cons
     return st->ops->readv(st, key, offset, iov, niov);
 }
 
+int tly_store_read_tail(struct tly_store *st, const char *key, void *buf, size_t n, uint64_t *size)
+{
+    CHECK_KEY(key);
+    return st->ops->read_tail(st, key, buf, n, size);
+}
+
+uint64_t tly_store_read_requests(const struct tly_store *st)
+{
+    return atomic_load_explicit(&st->traffic.read_requests, memory_order_relaxed);
+}
+
 int tly_store_read_stream(struct tly_store *st, const char *key, void *buf, size_t cap, tly_store_sink_fn sink,
                           void *arg)
 {
