@@ -136,6 +136,13 @@ int tly_writer_patch(struct tly_writer *w, uint64_t offset, const void *data, si
  */
 void tly_writer_keep_head(struct tly_writer *w);
 
+/**
+ * Let up to @p n parts copied by tly_writer_writev() upload at once (default 1: one uploads while the
+ * next fills): the writer then holds up to n + 1 parts of part_size bytes (n + 2 with
+ * tly_writer_keep_head()). The local store writes at once and ignores it.
+ */
+void tly_writer_parts_in_flight(struct tly_writer *w, int n);
+
 /** Publish the object under its key (atomically) and free @p w. On error nothing is published. */
 int tly_writer_commit(struct tly_writer *w);
 

@@ -113,6 +113,12 @@ int tly_writer_writev(struct tly_writer *w, const struct iovec *iov, int niov)
     return w->ops->writev(w, iov, niov);
 }
 
+void tly_writer_parts_in_flight(struct tly_writer *w, int n)
+{
+    if (w->ops->in_flight)
+        w->ops->in_flight(w, n);
+}
+
 int tly_writer_patch(struct tly_writer *w, uint64_t offset, const void *data, size_t n)
 {
     if (w->ops->patch == NULL)

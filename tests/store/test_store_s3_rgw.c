@@ -251,6 +251,39 @@ TLY_TEST(store_s3_rgw, added_pieces_stream_from_memory_single_and_multipart)
     free(src);
 }
 
+/* Copied parts (writev) upload up to tly_writer_parts_in_flight at once: the writer's part buffers
+ * (stage put) stay within that many parts and the one filling; the object reads back as written. */
+TLY_TEST(store_s3_rgw, copied_parts_in_flight_stay_within_their_count)
+{
+    REQUIRE_S3();
+    struct tly_store *st = open_root(&(struct tly_store_opts){.part_size = 5 * MIB});
+    size_t size = 31 * MIB + 777;
+    char *src = malloc(size);
+    fill(src, size, 9);
+    struct tly_writer *w;
+    cr_assert_eq(tly_store_writer(st, "inflight", &w), 0, "%s", tly_errmsg());
+    tly_writer_parts_in_flight(w, 3);
+    tly_mem_reset_peaks();
+    struct tly_mem_snapshot s0, s1;
+    tly_mem_snapshot(&s0);
+    int err = 0;
+    for (size_t off = 0; off < size && !err; off += 300000) {
+        struct iovec one = {src + off, size - off < 300000 ? size - off : 300000};
+        err = tly_writer_writev(w, &one, 1);
+    }
+    cr_assert_eq(err, 0, "%s", tly_errmsg());
+    cr_assert_eq(tly_writer_commit(w), 0, "%s", tly_errmsg());
+    tly_mem_snapshot(&s1);
+    int64_t peak = s1.stage[TLY_PUT].peak_bytes - s0.stage[TLY_PUT].live_bytes;
+    if (tly_mem_tracking())
+        cr_expect(peak <= (int64_t)(4 * 5 * MIB + MIB), "put held %lld bytes, over 3 parts uploading and 1 filling",
+                  (long long)peak);
+    expect_object(st, "inflight", src, size);
+    cr_expect_eq(tly_store_delete(st, "inflight"), 0);
+    tly_store_close(st);
+    free(src);
+}
+
 static int count_sink(void *arg, const void *data, size_t n)
 {
     (void)data;
