@@ -332,10 +332,13 @@ static int write_inner(void *arg, uint64_t i)
 
 /*
  * Remote: the memory budget's split between the inner chunks in work and the open shards' part
- * buffers. Codec work runs on `threads` workers at once (the gate), so tickets for twice as many
- * inner chunks (encoding, and encoded waiting to append) keep it busy; the part buffers get the rest,
+ * buffers. Codec work runs on `threads` workers at once (the gate), so tickets for one inner chunk
+ * more than that (encoding, and one encoded waiting to append) keep it busy; the part buffers get the rest,
+ * at most half the budget (as before: a 100 MB array's peak stays under half of it, 0 extra copies),
  * drawn by the shards open at once (the slots): each a part filling, the first kept while an index at
- * the start waits for it, and as many parts uploading as its share holds beyond those. A budget too
+ * the start waits for it, and as many parts uploading as its share holds beyond those (before: two
+ * shards open, one part uploading each; 64 MiB now gives one shard three). The reservation holds the
+ * rest of the budget too, so the inner chunks' tickets never take more than their share. A budget too
  * small for that runs one shard, one part uploading, with half the budget reserved (as a chunk larger
  * than the budget runs on a forced ticket). Returns the bytes to reserve; sets x->slots and x->in_flight.
  */
@@ -343,8 +346,12 @@ static uint64_t plan_parts(struct swrite *x, uint64_t nsh)
 {
     struct tly_array *a = x->op.a;
     uint64_t part = a->opts.part_size, head = a->meta.shard.index_start ? 1 : 0, limit = a->opts.memory_limit;
-    uint64_t work = 2 * (uint64_t)a->opts.threads * inner_ticket(a, tly__inner_bytes(a));
-    uint64_t tokens = limit > work ? (limit - work) / part : 0, slots = nsh < SHARDS_OPEN ? nsh : SHARDS_OPEN;
+    uint64_t work = ((uint64_t)a->opts.threads + 1) * inner_ticket(a, tly__inner_bytes(a));
+    /* at most half the budget: the inner chunks' tickets are taken by up to io_concurrency workers */
+    uint64_t parts = limit > work ? limit - work : 0;
+    if (parts > limit / 2)
+        parts = limit / 2;
+    uint64_t tokens = parts / part, slots = nsh < SHARDS_OPEN ? nsh : SHARDS_OPEN;
     if (slots == 0)
         slots = 1;
     while (slots > 1 && tokens / slots < 3 + head)
@@ -356,7 +363,12 @@ static uint64_t plan_parts(struct swrite *x, uint64_t nsh)
     if (x->in_flight > a->opts.io_concurrency) /* more would wait for a transfer, holding their parts */
         x->in_flight = a->opts.io_concurrency;
     uint64_t reserve = slots * (uint64_t)(x->in_flight + 1 + head) * part;
-    return per >= 2 + head ? reserve : (reserve < limit / 2 ? reserve : limit / 2);
+    if (per < 2 + head)
+        return reserve < limit / 2 ? reserve : limit / 2;
+    /* the inner chunks' tickets get `work` and no more: up to io_concurrency workers would otherwise
+     * fill the rest with inner chunks waiting for the gate (a 100 MB shard's peak went over half the
+     * array: 1 extra copy) */
+    return limit - work > reserve ? limit - work : reserve;
 }
 
 /* Write the shards @p sh (covered by the region @p r of @p src) inner chunk by inner chunk, under
