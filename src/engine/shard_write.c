@@ -347,7 +347,7 @@ static uint64_t plan_parts(struct swrite *x, uint64_t nsh)
     struct tly_array *a = x->op.a;
     uint64_t part = a->opts.part_size, head = a->meta.shard.index_start ? 1 : 0, limit = a->opts.memory_limit;
     uint64_t work = ((uint64_t)a->opts.threads + 1) * inner_ticket(a, tly__inner_bytes(a));
-    /* at most half the budget: the inner chunks' tickets are taken by up to io_concurrency workers */
+    /* at most half the budget: a 100 MB shard's peak (its parts and inner chunks) under half the array */
     uint64_t parts = limit > work ? limit - work : 0;
     if (parts > limit / 2)
         parts = limit / 2;
