@@ -6,7 +6,12 @@
  *   overlap         the decode of the codec limit (the codec alone on each chunk, in memory)
  *   overlap_layout  the decode of the layout's codec limit (decoded aside, scattered into the runs)
  *
- * and, in the same process, the read of the encoded chunks as raw reads the decoded ones: one file
+ * An S3 write's is the same with the sides turned (tly_h_bench_overlap for writes, S3 only): the encode
+ * (the codec limit's) against the PUT of the encoded chunks by the S3 client alone, one object per chunk
+ * or, for a sharded row, per shard (its inner chunks' encoded bytes as the pieces of one object: the
+ * spec's object_chunks), the objects in parallel on the engine's transfers.
+ *
+ * And, in the same process, the read of the encoded chunks as raw reads the decoded ones: one file
  * (or S3 object) per chunk, each split into ranges among the workers by the engine's rule, into
  * buffers allocated and touched before. Each pass is timed on its own under the memory policy
  * (untimed, then timed); the figure is the array's bytes over the longer of the two.
@@ -161,10 +166,126 @@ static int time_read(const struct tly_h_bspec *s, char *data, double *secs)
     return err;
 }
 
+/* ---- an S3 write's other half: the encoded chunks PUT by the S3 client alone ---- */
+
+/* The object chunk @p i goes to: a sharded row's shard (the spec's object_chunks, the shard's shape),
+ * else the chunk's own. */
+static uint64_t object_of(const struct tly_h_bspec *s, uint64_t i, uint64_t *nobj)
+{
+    json_t *oc = json_object_get(s->cell->json, "object_chunks");
+    const struct tly_grid *g = &s->grid;
+    uint64_t idx[TLY_MAX_RANK], obj = 0, n = 1;
+    for (int d = g->rank - 1; d >= 0; d--) {
+        idx[d] = i % g->nchunks[d];
+        i /= g->nchunks[d];
+    }
+    for (int d = 0; d < g->rank; d++) {
+        uint64_t per = 1, span = (uint64_t)json_integer_value(json_array_get(oc, (size_t)d));
+        if (span >= g->chunks[d])
+            per = span / g->chunks[d];
+        uint64_t nd = (g->nchunks[d] + per - 1) / per;
+        obj = obj * nd + idx[d] / per;
+        n *= nd;
+    }
+    *nobj = n;
+    return obj;
+}
+
+struct wr {
+    struct ov *x;
+    uint64_t nobj;
+    struct iovec **iov; /* per object: its chunks' encoded bytes, in chunk order */
+    int *niov;
+};
+
+static int put_object(void *ctx, int worker, uint64_t o)
+{
+    (void)worker;
+    struct wr *w = ctx;
+    char name[64];
+    snprintf(name, sizeof name, "enc/%llu", (unsigned long long)o);
+    struct tly_writer *wt = NULL;
+    int err = tly_store_writer(w->x->st, name, &wt);
+    if (!err)
+        err = tly_writer_add(wt, w->iov[o], w->niov[o]);
+    if (!err)
+        return tly_writer_commit(wt);
+    if (wt)
+        tly_writer_abort(wt);
+    return err;
+}
+
+static int write_pass(void *ctx)
+{
+    struct wr *w = ctx;
+    return tly_h_bench_par(w->x->s->io, w->nobj, put_object, w);
+}
+
+static void write_undo(void *ctx)
+{
+    struct wr *w = ctx;
+    for (uint64_t o = 0; o < w->nobj; o++) {
+        char name[64];
+        snprintf(name, sizeof name, "enc/%llu", (unsigned long long)o);
+        tly_store_delete(w->x->st, name);
+    }
+}
+
+/* The PUT of the encoded chunks, one S3 object per chunk (per shard when sharded), on the engine's
+ * transfers: the figure's other half for a write. Takes @p data. */
+static int time_write(const struct tly_h_bspec *s, char *data, double *secs)
+{
+    struct ov x = {.s = s, .workers = s->io};
+    struct wr w = {.x = &x};
+    struct tly_codec c;
+    struct tly_store_opts so = {.io_concurrency = s->io};
+    int err = tly_codec_parse(s->cell->codec_spec, &c);
+    c.blosc.typesize = s->cell->dtype.size;
+    x.enc = calloc(s->nchunks, sizeof *x.enc);
+    x.enc_n = calloc(s->nchunks, sizeof *x.enc_n);
+    char *chunk = s->layout ? malloc(s->chunk_bytes) : NULL;
+    object_of(s, 0, &w.nobj);
+    w.iov = calloc(w.nobj, sizeof *w.iov);
+    w.niov = calloc(w.nobj, sizeof *w.niov);
+    if (!err && (x.enc == NULL || x.enc_n == NULL || w.iov == NULL || w.niov == NULL || (s->layout && chunk == NULL)))
+        err = tly_fail(-ENOMEM, "out of memory");
+    if (!err)
+        err = tly_store_open(s->dir, &so, &x.st);
+    for (uint64_t i = 0; !err && i < s->nchunks; i++) {
+        uint64_t n, o = object_of(s, i, &n);
+        struct iovec *v = realloc(w.iov[o], (size_t)(w.niov[o] + 1) * sizeof *v);
+        if (v == NULL)
+            err = tly_fail(-ENOMEM, "out of memory");
+        else if (!(err = encode_chunk(&x, &c, data, chunk, i))) {
+            w.iov[o] = v;
+            v[w.niov[o]++] = (struct iovec){x.enc[i], x.enc_n[i]};
+        } else
+            w.iov[o] = v;
+    }
+    free(chunk);
+    free(data);
+    struct tly_h_bench_pass p = {write_pass, write_undo, &w};
+    struct tly_h_bench_timing t = {0};
+    if (!err)
+        err = tly_h_bench_time(&p, &t);
+    *secs = t.secs;
+    for (uint64_t i = 0; x.enc && i < s->nchunks; i++)
+        free(x.enc[i]);
+    for (uint64_t o = 0; w.iov && o < w.nobj; o++)
+        free(w.iov[o]);
+    free(w.iov);
+    free(w.niov);
+    free(x.enc);
+    free(x.enc_n);
+    if (x.st)
+        tly_store_close(x.st);
+    return err;
+}
+
 int tly_h_bench_overlap(const struct tly_h_bspec *s, char *data, struct tly_h_bench_timing *t)
 {
-    if (!s->read)
-        return tly_fail(TLY_EUSAGE, "the overlapped limit is a read's");
+    if (!s->read && !s->s3)
+        return tly_fail(TLY_EUSAGE, "the overlapped limit of a write is an S3 write's");
     /* the decode, as the codec limit (or the layout's) measures it: it takes the array */
     struct tly_h_bench_timing dec = {0};
     struct tly_h_bspec cs = *s;
@@ -177,11 +298,12 @@ int tly_h_bench_overlap(const struct tly_h_bspec *s, char *data, struct tly_h_be
     double read_s = 0;
     if (!err) {
         tly_h_gen_all(again, s->bytes, &s->cell->dtype);
-        err = time_read(s, again, &read_s);
+        err = s->read ? time_read(s, again, &read_s) : time_write(s, again, &read_s);
     }
     t->secs = dec.secs > read_s ? dec.secs : read_s;
     t->peak_extra = 0;
     if (!err)
-        fprintf(stderr, "overlap: read %.4f s, decode %.4f s\n", read_s, dec.secs);
+        fprintf(stderr, "overlap: %s %.4f s, %s %.4f s\n", s->read ? "read" : "put", read_s,
+                s->read ? "decode" : "encode", dec.secs);
     return err;
 }

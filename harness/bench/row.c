@@ -50,6 +50,9 @@ static json_t *spec_of(const struct tly_h_bench *b, const struct tly_h_bench_cas
         json_object_set_new(spec, "inner_chunks", json_pack("[I,I]", (json_int_t)c->inner[0], (json_int_t)c->inner[1]));
     if (engine && c->inner[0])
         json_object_set_new(spec, "format", json_string("v3"));
+    if (kind && !strncmp(kind, "overlap", 7) && c->inner[0]) /* an S3 write's PUTs: one object per shard */
+        json_object_set_new(spec, "object_chunks",
+                            json_pack("[I,I]", (json_int_t)c->chunks[0], (json_int_t)c->chunks[1]));
     return spec;
 }
 
@@ -148,13 +151,15 @@ json_t *tly_h_bench_row(struct tly_h_bench *b, const struct tly_h_bench_case *c)
     /* a compressed read's overlapped limit: reading the encoded chunks and decoding them (the
      * layout's way when strided), the longer of the two */
     const char *overlap = none || strcmp(c->op, "read") != 0 ? NULL : strided(c) ? "overlap_layout" : "overlap";
+    if (!local) /* S3: every row's (writes too: encoding and PUTs); uncompressed, the S3 client's alone */
+        overlap = none ? layout : strided(c) ? "overlap_layout" : "overlap";
     struct kind k[MAX_KINDS] = {{.fig = "tally", .kind = "tally"},
                                 {.fig = "untracked", .kind = "tally", .untracked = true},
                                 {.fig = limit, .kind = limit}};
     int nk = 3;
     if (strided(c))
         k[nk++] = (struct kind){.fig = layout, .kind = layout};
-    if (overlap)
+    if (overlap && strcmp(overlap, layout) != 0)
         k[nk++] = (struct kind){.fig = overlap, .kind = overlap};
     if (local && !c->inner[0]) /* zarr-python 2.13 has no sharding */
         k[nk++] = (struct kind){.fig = "zarr_python", .kind = NULL};

@@ -42,6 +42,7 @@ static const struct key keys[] = {
     {"inner_chunks", JSON_ARRAY},
     {"index_location", JSON_STRING},
     {"region", JSON_ARRAY},
+    {"object_chunks", JSON_ARRAY}, /* bench: an S3 write limit's objects (a sharded row's shard shape) */
 };
 
 static bool type_ok(json_t *v, json_type t)

@@ -96,7 +96,8 @@ void tly_h_preload_finish(json_t *r, const struct tly_h_resident *rs)
     tly_h_figures(r, false);
     tly_h_unexplained_copies(r);
     /* the preload sees a program's memory, not what its stack read or wrote: no store traffic */
-    static const char *const unknown[] = {"store_bytes_read", "store_bytes_written", "read_amplification"};
+    static const char *const unknown[] = {"store_bytes_read", "store_bytes_written", "store_read_requests",
+                                          "read_amplification"};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
         json_object_set_new(r, unknown[i], json_null());
 }

@@ -224,6 +224,7 @@ json_t *tly_h_result_json(const struct tly_h_result *r, bool with_timeline)
     /* the operation's own traffic: the metadata an open, create or commit moves is not in it */
     json_object_set_new(o, "store_bytes_read", json_integer((json_int_t)r->io.store_bytes_read));
     json_object_set_new(o, "store_bytes_written", json_integer((json_int_t)r->io.store_bytes_written));
+    json_object_set_new(o, "store_read_requests", json_integer((json_int_t)r->io.store_read_requests));
     double amp = tly_h_read_amplification(r->op, &r->io);
     json_object_set_new(o, "read_amplification", amp >= 0 ? json_real(amp) : json_null());
     json_object_set_new(o, "tracking", tly_mem_tracking() ? json_true() : json_false());

@@ -237,6 +237,7 @@ static const struct rule entry_rules[] = {
     {"throughput_bps", RATE, false},
     {"store_bytes_read", BYTES, true},
     {"store_bytes_written", BYTES, true},
+    {"store_read_requests", COUNT, true},
     {"read_amplification", RATIO, true},
     {"mmap_bytes", SIGNED_BYTES, false},
     {"mmap_peak_bytes", SIGNED_BYTES, false},

@@ -78,6 +78,10 @@ struct tly_io_stats {
     uint64_t store_bytes_read;
     /** Payload bytes written to the store during the operation (a patched blosc table counts again). */
     uint64_t store_bytes_written;
+    /** Requests that read objects during the operation (tly_store_read_requests: S3 GETs and HEADs,
+     * index reads included; a sharded read makes one per shard for its index and one per group of
+     * inner chunks). */
+    uint64_t store_read_requests;
 };
 
 /**

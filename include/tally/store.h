@@ -70,6 +70,23 @@ int tly_store_size(struct tly_store *st, const char *key, uint64_t *out);
 int tly_store_readv(struct tly_store *st, const char *key, uint64_t offset, const struct iovec *iov, int niov);
 
 /**
+ * Read the last bytes of object @p key (a shard's index at its end) in one request, and its size:
+ * min(@p n, size) bytes into the start of @p buf, the object's size into @p size. S3 asks for a
+ * suffix range (`Range: bytes=-N`), whose Content-Range says the size; a server that answers it
+ * with the whole object (200) or refuses it (416, as RGW does for an empty object) costs a second
+ * request (the size, then a range), never the object whole. The local store reads it with one
+ * pread after the open's fstat. Returns 0, TLY_ENOTFOUND, or an error naming the key.
+ */
+int tly_store_read_tail(struct tly_store *st, const char *key, void *buf, size_t n, uint64_t *size);
+
+/**
+ * Requests the store has made to read objects since it was opened: S3 GETs and HEADs (a retried
+ * one counts once); local, each read of an object (tly_store_size, readv, read_tail, read_stream,
+ * get). Counters only grow; safe from any thread.
+ */
+uint64_t tly_store_read_requests(const struct tly_store *st);
+
+/**
  * Stream the whole of object @p key through @p sink as it arrives, so that it is never held whole:
  * the local store reads blocks into @p buf (@p cap bytes, the caller's); S3 hands the HTTP body's
  * pieces straight from libcurl. Returns 0, TLY_ENOTFOUND, the sink's error, or an error naming
@@ -118,6 +135,13 @@ int tly_writer_patch(struct tly_writer *w, uint64_t offset, const void *data, si
  * last, so that tly_writer_patch() can change bytes in it; the local store needs nothing.
  */
 void tly_writer_keep_head(struct tly_writer *w);
+
+/**
+ * Let up to @p n parts copied by tly_writer_writev() upload at once (default 1: one uploads while the
+ * next fills): the writer then holds up to n + 1 parts of part_size bytes (n + 2 with
+ * tly_writer_keep_head()). The local store writes at once and ignores it.
+ */
+void tly_writer_parts_in_flight(struct tly_writer *w, int n);
 
 /** Publish the object under its key (atomically) and free @p w. On error nothing is published. */
 int tly_writer_commit(struct tly_writer *w);

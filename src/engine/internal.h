@@ -68,7 +68,7 @@ struct tly__op {
                           half as many workers again as threads, its codec work behind the gate */
     int workers;       /* threads its chunks run on (tly__op_begin) */
     struct tly__op_stats stats;
-    uint64_t traffic_read0, traffic_written0; /* the store's traffic when the operation began */
+    uint64_t traffic_read0, traffic_written0, requests0; /* the store's traffic when the operation began */
 };
 
 /* workers.c: the one place that starts threads. Runs fn(ctx, i) for i in [0, n) on @p threads

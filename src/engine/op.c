@@ -28,6 +28,7 @@ static void traffic_begin(struct tly__op *op, struct tly_array *a)
 {
     op->a = a;
     tly_store_traffic(a->store, &op->traffic_read0, &op->traffic_written0);
+    op->requests0 = tly_store_read_requests(a->store);
 }
 
 static void stats_out(const struct tly__op *op, struct tly_io_stats *out)
@@ -42,6 +43,7 @@ static void stats_out(const struct tly__op *op, struct tly_io_stats *out)
     tly_store_traffic(op->a->store, &read, &written);
     out->store_bytes_read = read - op->traffic_read0;
     out->store_bytes_written = written - op->traffic_written0;
+    out->store_read_requests = tly_store_read_requests(op->a->store) - op->requests0;
     out->chunks = atomic_load(&s->chunks);
     out->missing = atomic_load(&s->missing);
     out->rmw = atomic_load(&s->rmw);

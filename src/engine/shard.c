@@ -4,13 +4,15 @@
  * 2^64-1 twice for an inner chunk not stored (all fill value), then the index's CRC-32C.
  *
  * Reading a region (shard_read.c):
- *   1. the index of every shard the region touches (one size query and one ranged read each, in
- *      parallel), checked: checksum, every entry inside the shard's data, no two overlapping;
+ *   1. the index of every shard the region touches, in parallel (an index at the end by one request,
+ *      tly_store_read_tail: a suffix range on S3; one at the start by its size, then a range), checked:
+ *      checksum, every entry inside the shard's data, no two overlapping;
  *   2. the inner chunks the region touches, sorted by offset and coalesced into groups of adjacent
- *      byte ranges (gaps up to TLY__SHARD_GAP, groups up to TLY__RANGE_MIN unless one inner chunk is
- *      larger), each group one read into a buffer, its inner chunks decoded straight into the output
- *      where they are contiguous there, else into an inner chunk's buffer scattered to the runs;
- *      uncompressed inner chunks without a checksum are read straight into the output's runs.
+ *      byte ranges (gaps up to TLY__SHARD_GAP, groups up to a worker's share of the memory budget and
+ *      at most TLY__RANGE_MIN, unless one inner chunk is larger), each group one read into a buffer,
+ *      its inner chunks decoded straight into the output where they are contiguous there, else into
+ *      an inner chunk's buffer scattered to the runs; uncompressed inner chunks without a checksum
+ *      are read straight into the output's runs.
  *   Missing shards and inner chunks: the fill value written into the output.
  *
  * Writing (shard_write.c): a shard the region covers is written inner chunk by inner chunk, each a task of its own:
@@ -20,7 +22,9 @@
  * bytes), its place recorded in the index. An inner chunk that holds only the fill value is not
  * stored. The index goes last (index_location end), or is reserved first and patched in at the end
  * (start). The encoded shard is never held whole. A shard the region covers only partly is read
- * whole, patched and written again (a read-modify-write of the shard: stats.rmw counts them).
+ * whole, patched and written again (a read-modify-write of the shard: stats.rmw counts them). On S3
+ * the memory budget is split between the inner chunks in work and the open shard's part buffers, as
+ * many parts uploading at once as fit (plan_parts in shard_write.c).
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -10,6 +10,7 @@ struct tly_store_ops {
     const char *kind;
     int (*size)(struct tly_store *st, const char *key, uint64_t *out);
     int (*readv)(struct tly_store *st, const char *key, uint64_t offset, const struct iovec *iov, int niov);
+    int (*read_tail)(struct tly_store *st, const char *key, void *buf, size_t n, uint64_t *size);
     int (*read_stream)(struct tly_store *st, const char *key, void *buf, size_t cap, tly_store_sink_fn sink, void *arg);
     int (*get)(struct tly_store *st, const char *key, char **data, size_t *n);
     int (*put)(struct tly_store *st, const char *key, const void *data, size_t n);
@@ -31,14 +32,22 @@ struct tly_writer_ops {
     int (*commit)(struct tly_writer *w);
     void (*abort)(struct tly_writer *w);
     int (*patch)(struct tly_writer *w, uint64_t offset, const void *data, size_t n); /* NULL: cannot */
-    void (*keep_head)(struct tly_writer *w); /* NULL: every byte can be patched until the commit */
+    void (*keep_head)(struct tly_writer *w);        /* NULL: every byte can be patched until the commit */
+    void (*in_flight)(struct tly_writer *w, int n); /* NULL: writev writes at once (nothing in flight) */
 };
 
 /* Payload bytes that crossed a store's interface (tly_store_traffic): each store adds to them at its
  * one or two points where bytes meet the file or the wire, nowhere else. */
 struct tly__store_traffic {
     _Atomic uint64_t read, written;
+    _Atomic uint64_t read_requests; /* tly_store_read_requests */
 };
+
+/* One request that reads an object (tly_store_read_requests). */
+static inline void tly__traffic_request(struct tly__store_traffic *t)
+{
+    atomic_fetch_add_explicit(&t->read_requests, 1, memory_order_relaxed);
+}
 
 static inline void tly__traffic_add(struct tly__store_traffic *t, uint64_t read, uint64_t written)
 {

@@ -104,6 +104,7 @@ static int local_size(struct tly_store *base, const char *key, uint64_t *out)
     struct tly__local *st = L(base);
     int dir, pfd;
     const char *name;
+    tly__traffic_request(&st->base.traffic);
     int err = tly__local_key_at(st, key, &dir, &pfd, &name);
     if (err == TLY_ENOTFOUND && dir >= 0) /* the key's directory, not the array's, is missing */
         return not_found(st, key);
@@ -182,6 +183,7 @@ static int read_all(struct tly__local *st, int fd, uint64_t off, const struct io
 static int local_readv(struct tly_store *base, const char *key, uint64_t offset, const struct iovec *iov, int niov)
 {
     struct tly__local *st = L(base);
+    tly__traffic_request(&st->base.traffic);
     int fd, err = tly__local_open_key(st, key, &fd, NULL);
     if (err == TLY_ENOTFOUND)
         err = not_found(st, key);
@@ -192,10 +194,28 @@ static int local_readv(struct tly_store *base, const char *key, uint64_t offset,
     return err;
 }
 
+/* The object's last bytes: the open's fstat gives the size, one pread (more only if it comes short) the bytes. */
+static int local_read_tail(struct tly_store *base, const char *key, void *buf, size_t n, uint64_t *size)
+{
+    struct tly__local *st = L(base);
+    tly__traffic_request(&st->base.traffic);
+    int fd, err = tly__local_open_key(st, key, &fd, size);
+    if (err == TLY_ENOTFOUND)
+        err = not_found(st, key);
+    if (err)
+        return err;
+    size_t want = *size < n ? (size_t)*size : n;
+    struct iovec iov = {buf, want};
+    err = read_all(st, fd, *size - want, &iov, 1, key);
+    close(fd);
+    return err;
+}
+
 static int local_read_stream(struct tly_store *base, const char *key, void *buf, size_t cap, tly_store_sink_fn sink,
                              void *arg)
 {
     struct tly__local *st = L(base);
+    tly__traffic_request(&st->base.traffic);
     int fd, err = tly__local_open_key(st, key, &fd, NULL);
     if (err == TLY_ENOTFOUND)
         err = not_found(st, key);
@@ -222,6 +242,7 @@ static int local_read_stream(struct tly_store *base, const char *key, void *buf,
 static int local_get(struct tly_store *base, const char *key, char **data, size_t *n)
 {
     struct tly__local *st = L(base);
+    tly__traffic_request(&st->base.traffic);
     uint64_t size;
     int fd, err = tly__local_open_key(st, key, &fd, &size);
     if (err)
@@ -456,6 +477,7 @@ static const struct tly_store_ops local_ops = {
     .kind = "local",
     .size = local_size,
     .readv = local_readv,
+    .read_tail = local_read_tail,
     .read_stream = local_read_stream,
     .get = local_get,
     .put = local_put,

@@ -187,7 +187,8 @@ void tly__s3_http_submit(struct tly__s3_http *h, struct tly__s3_req *r)
     r->buf_n = 0;
     r->delivered = 0;
     r->sink_err = 0;
-    r->overflow = r->enough = r->idle = r->late = false;
+    r->overflow = r->enough = r->idle = r->late = r->whole = r->have_total = false;
+    r->total = 0;
     r->attempts = 0;
     r->deadline_ns = tly__s3_now_ns() + (uint64_t)h->o.total_timeout_s * 1000000000u;
     r->timeout_s = 0;

@@ -62,7 +62,8 @@ struct tly__s3_req {
     char payload_hash[65]; /* "UNSIGNED-PAYLOAD" or the body's hex SHA-256 */
     bool ranged;           /* send Range: bytes=range_start-(range_start+range_len-1) */
     uint64_t range_start, range_len;
-    bool body_may_hold_error; /* CompleteMultipartUpload: a 200 may carry an <Error> */
+    bool suffix;               /* send Range: bytes=-range_len (the object's last bytes; not with ranged) */
+    bool body_may_hold_error;  /* CompleteMultipartUpload: a 200 may carry an <Error> */
     const char *if_match;      /* conditional: If-Match (an ETag) sent and signed; NULL: none */
     const char *if_none_match; /* conditional: If-None-Match ("*": only when the key is absent); NULL: none */
     const char *meta_write;    /* x-amz-meta-tally-write: the writer's id on a PUT; NULL: none */
@@ -89,10 +90,13 @@ struct tly__s3_req {
     uint64_t delivered; /* body bytes handed over (IOV, SINK), across retries */
     int sink_err;       /* the sink's error, its message in sink_msg */
     char sink_msg[512];
-    bool overflow; /* RESP_IOV: the body was longer than asked */
-    bool enough;   /* RESP_IOV: a 200 for a range delivered what was asked; the rest is not read */
-    bool idle;     /* this attempt was abandoned: no byte moved for idle_timeout_s */
-    bool late;     /* the request's time (total_timeout_s) ran out */
+    bool overflow;  /* RESP_IOV: the body was longer than asked */
+    bool enough;    /* RESP_IOV: a 200 for a range delivered what was asked; the rest is not read */
+    bool whole;     /* suffix: a 200 (the server ignored the Range), stopped at its first byte */
+    uint64_t total; /* suffix: the object's size, from a 206's Content-Range or a 200's Content-Length */
+    bool have_total;
+    bool idle; /* this attempt was abandoned: no byte moved for idle_timeout_s */
+    bool late; /* the request's time (total_timeout_s) ran out */
     int attempts;
     /* the loop's own */
     enum tly_stage caller_stage;

@@ -62,6 +62,10 @@ static int sign_headers(struct tly__s3_http *h, struct tly__s3_req *r)
     if (r->ranged)
         snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)(r->range_start + r->delivered),
                  (unsigned long long)(r->range_start + r->range_len - 1));
+    else if (r->suffix) /* resumed: the last bytes not yet in, again a suffix */
+        snprintf(
+            range, sizeof range, "bytes=-%llu",
+            (unsigned long long)((r->have_total && r->total < r->range_len ? r->total : r->range_len) - r->delivered));
     else if (resuming)
         snprintf(range, sizeof range, "bytes=%llu-", (unsigned long long)r->delivered);
     struct tly__sigv4_header hs[9];
@@ -143,6 +147,8 @@ static void set_method(CURL *e, struct tly__s3_req *r)
 static void finish(struct tly__s3_http *h, struct tly__s3_req *r)
 {
     tly_io_request_end(r, r->status, r->body_len + r->delivered + r->buf_n, r->attempts);
+    if (h->o.traffic && (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0))
+        tly__traffic_request(h->o.traffic);
     tly__s3_str_free(&r->errbody);
     pthread_mutex_lock(&h->mu);
     r->done = true;
@@ -201,6 +207,7 @@ void tly__s3_attempt_begin(struct tly__s3_http *h, struct tly__s3_req *r)
     r->body_off = 0;
     r->skip = 0;
     r->buf_n = 0;
+    r->whole = false;
     int err = sign_headers(h, r);
     if (err) {
         curl_slist_free_all(r->headers);
@@ -368,8 +375,8 @@ void tly__s3_attempt_end(struct tly__s3_http *h, CURL *e, CURLcode rc)
         curl_easy_cleanup(e);
     h->active--;
 
-    if (rc == CURLE_WRITE_ERROR && r->enough)
-        r->curl_code = rc = CURLE_OK; /* stopped once a 200 had delivered the range asked for */
+    if (rc == CURLE_WRITE_ERROR && (r->enough || r->whole))
+        r->curl_code = rc = CURLE_OK; /* stopped once a 200 had delivered the range asked for, or at once */
     uint64_t now = tly__s3_now_ns();
     if (rc == CURLE_ABORTED_BY_CALLBACK && r->idle)
         snprintf(r->curl_error, sizeof r->curl_error, "no byte moved for %ld s (TALLY_S3_IDLE_TIMEOUT)",

@@ -3,10 +3,10 @@
  * from the caller's memory (read, seek), the ETag header, and the response body landed in the
  * caller's pieces, its sink or a buffer allocated in its stage (write). A 200 to a ranged or resumed
  * GET is the whole object: what comes before the range is dropped, and the transfer stops once the
- * range is in. An error reply's body is kept for its S3 error code (64 KiB at most); a body read
- * whole (metadata, XML) is refused past body_max (TALLY_META_LIMIT) as soon as its Content-Length
- * says so, before anything is allocated for it; a body nobody asked for is refused past 64 KiB.
- * The copies into and out of libcurl's buffers go through the copy ledger.
+ * range is in; a 200 to a suffix range is stopped at once (its Content-Length is the object's size). An error reply's
+ * body is kept for its S3 error code (64 KiB at most); a body read whole (metadata, XML) is refused past body_max
+ * (TALLY_META_LIMIT) as soon as its Content-Length says so, before anything is allocated for it; a body nobody asked
+ * for is refused past 64 KiB. The copies into and out of libcurl's buffers go through the copy ledger.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -107,6 +107,17 @@ size_t tly__s3_on_header(char *p, size_t size, size_t nitems, void *ud)
         for (const char *c = v; ok && c < end; c++)
             ok = *c > 0x20 && *c < 0x7f;
         snprintf(r->etag, sizeof r->etag, "%.*s", ok ? (int)(end - v) : 0, v);
+    } else if (len > 14 && strncasecmp(p, "content-range:", 14) == 0 && r->suffix) {
+        /* "bytes FIRST-LAST/TOTAL": the size of the object a suffix range ends */
+        char text[96];
+        snprintf(text, sizeof text, "%.*s", (int)(end - v < 95 ? end - v : 95), v);
+        const char *slash = strrchr(text, '/');
+        char *stop = NULL;
+        unsigned long long total = slash && slash[1] >= '0' && slash[1] <= '9' ? strtoull(slash + 1, &stop, 10) : 0;
+        if (stop && *stop == '\0' && strncmp(text, "bytes ", 6) == 0) {
+            r->total = total;
+            r->have_total = true;
+        }
     } else if (len > 15 && strncasecmp(p, "content-length:", 15) == 0 && r->resp == TLY__S3_RESP_BUF) {
         long status = 0;
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -171,6 +182,16 @@ size_t tly__s3_on_write(char *p, size_t size, size_t nitems, void *ud)
     size_t len = size * nitems, n = len;
     if (r->cur_status == 0) {
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->cur_status);
+        /* A 200 to a suffix range is the whole object from its start: its size is what was wanted;
+         * the caller reads the end by an ordinary range rather than the object whole. */
+        if (r->cur_status == 200 && r->suffix) {
+            curl_off_t cl = -1;
+            curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+            r->whole = true;
+            r->have_total = cl >= 0;
+            r->total = cl >= 0 ? (uint64_t)cl : 0;
+            return 0;
+        }
         /* A 200 to a ranged (or resumed) GET is the whole object: drop what comes before the range. */
         if (r->cur_status == 200 && (r->ranged || r->delivered > 0))
             r->skip = r->range_start + r->delivered;

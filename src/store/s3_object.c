@@ -87,6 +87,58 @@ int tly__s3_readv(struct tly_store *base, const char *key, uint64_t offset, cons
     return err;
 }
 
+/*
+ * The object's last @p n bytes by one GET of a suffix range: a 206's Content-Range says the size. A
+ * server that answers the suffix with the whole object (200: stopped at its first byte, its
+ * Content-Length the size) or refuses it (416: RGW does so for an empty object) is asked again the
+ * ordinary way (the size by HEAD when not known, then a range): two requests, as before suffixes.
+ */
+int tly__s3_read_tail(struct tly_store *base, const char *key, void *buf, size_t n, uint64_t *size)
+{
+    struct tly__s3 *st = tly__s3_of(base);
+    if (n == 0)
+        return tly__s3_size(base, key, size);
+    struct tly__s3_req r;
+    struct iovec iov = {buf, n};
+    int err = tly__s3_req_key(st, &r, "GET", "GET", key, NULL);
+    if (err)
+        return err;
+    r.suffix = true;
+    r.range_len = n;
+    r.resp = TLY__S3_RESP_IOV;
+    r.resp_iov = &iov;
+    r.nresp_iov = 1;
+    r.resp_len = n;
+    err = tly__s3_run(st, &r);
+    bool again = (err == TLY_EFORMAT && r.status == 416) || (!err && r.status == 200);
+    bool known = !err && r.have_total;
+    uint64_t total = r.have_total ? r.total : r.content_length;
+    if (!err && r.status == 200 && !r.whole && r.have_length) /* an empty 200: no byte to stop at */
+        known = true, total = r.content_length;
+    if (again && err) { /* 416 */
+        tly_errclear();
+        err = 0;
+    }
+    if (!again && !err && !known)
+        err = tly_fail(TLY_EHTTP, "s3 GET %s: a %ld to a suffix range without Content-Range (the object's size)",
+                       r.what, r.status);
+    if (!again && !err && r.delivered != (total < n ? total : n))
+        err = tly_fail(TLY_EFORMAT, "s3 GET %s: %llu of the last %llu bytes of %llu (truncated)", r.what,
+                       (unsigned long long)r.delivered, (unsigned long long)(total < n ? total : n),
+                       (unsigned long long)total);
+    tly__s3_req_clear(&r);
+    if (err || !again) {
+        if (!err)
+            *size = total;
+        return err;
+    }
+    if (!known && (err = tly__s3_size(base, key, &total)) != 0)
+        return err;
+    *size = total;
+    iov.iov_len = total < n ? (size_t)total : n;
+    return iov.iov_len ? tly__s3_readv(base, key, total - iov.iov_len, &iov, 1) : 0;
+}
+
 int tly__s3_read_stream(struct tly_store *base, const char *key, void *buf, size_t cap, tly_store_sink_fn sink,
                         void *arg)
 {

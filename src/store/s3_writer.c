@@ -4,7 +4,8 @@
  *   tly_writer_add      the pieces are referenced and streamed as the request body; an object
  *                       over the part size is a multipart upload whose parts are cut from them
  *   tly_writer_writev   the pieces are copied (stage put) into blocks of a part of at most
- *                       part_size bytes, uploaded when it fills: at most two parts per writer
+ *                       part_size bytes, uploaded when it fills: at most two parts per writer,
+ *                       or in_flight + 1 (tly_writer_parts_in_flight)
  *
  * A small object is one PUT at commit, a large one a multipart upload completed at commit and
  * aborted on any failure. An upload a crash left behind is aborted by tly_store_gc (s3_list.c).
@@ -51,6 +52,7 @@ struct s3_writer {
     struct part **parts;
     int nparts, parts_cap;
     bool keep_head; /* the first part waits for the commit (tly_writer_keep_head) */
+    int in_flight;  /* copied parts uploading at once at most (tly_writer_parts_in_flight; default 1) */
     int err;        /* the first failure; every later call returns it */
     char msg[512];
 };
@@ -186,11 +188,12 @@ static int cut_part(struct s3_writer *w)
     w->blocks = NULL;
     w->nblocks = w->blocks_cap = 0;
     w->owned = 0;
-    /* Bounded memory: copied parts upload one at a time while the next one fills. */
-    if (p->nblocks)
-        for (int i = 0; i < w->nparts - 1; i++)
-            if (w->parts[i]->nblocks)
-                reap(w, w->parts[i]);
+    /* Bounded memory: at most in_flight copied parts upload while the next one fills (the oldest
+     * answered first). */
+    int uploading = 0;
+    for (int i = w->nparts - 2; p->nblocks && i >= 0; i--)
+        if (w->parts[i]->nblocks && !w->parts[i]->reaped && !w->parts[i]->held && ++uploading >= w->in_flight)
+            reap(w, w->parts[i]);
     if (w->keep_head && w->nparts == 1) {
         p->held = p->reaped = true; /* sent at commit, once patched */
         return 0;
@@ -474,8 +477,13 @@ static void writer_keep_head(struct tly_writer *base)
     ((struct s3_writer *)base)->keep_head = true;
 }
 
-static const struct tly_writer_ops s3_writer_ops = {writer_add,   writer_writev, writer_commit,
-                                                    writer_abort, writer_patch,  writer_keep_head};
+static void writer_in_flight(struct tly_writer *base, int n)
+{
+    ((struct s3_writer *)base)->in_flight = n > 1 ? n : 1;
+}
+
+static const struct tly_writer_ops s3_writer_ops = {writer_add,   writer_writev,    writer_commit,   writer_abort,
+                                                    writer_patch, writer_keep_head, writer_in_flight};
 
 int tly__s3_writer(struct tly_store *base, const char *key, struct tly_writer **out)
 {
@@ -487,6 +495,7 @@ int tly__s3_writer(struct tly_store *base, const char *key, struct tly_writer **
     }
     w->base.ops = &s3_writer_ops;
     w->st = st;
+    w->in_flight = 1;
     *out = &w->base;
     return 0;
 }

@@ -62,6 +62,17 @@ int tly_store_readv(struct tly_store *st, const char *key, uint64_t offset, cons
     return st->ops->readv(st, key, offset, iov, niov);
 }
 
+int tly_store_read_tail(struct tly_store *st, const char *key, void *buf, size_t n, uint64_t *size)
+{
+    CHECK_KEY(key);
+    return st->ops->read_tail(st, key, buf, n, size);
+}
+
+uint64_t tly_store_read_requests(const struct tly_store *st)
+{
+    return atomic_load_explicit(&st->traffic.read_requests, memory_order_relaxed);
+}
+
 int tly_store_read_stream(struct tly_store *st, const char *key, void *buf, size_t cap, tly_store_sink_fn sink,
                           void *arg)
 {
@@ -100,6 +111,12 @@ int tly_writer_add(struct tly_writer *w, const struct iovec *iov, int niov)
 int tly_writer_writev(struct tly_writer *w, const struct iovec *iov, int niov)
 {
     return w->ops->writev(w, iov, niov);
+}
+
+void tly_writer_parts_in_flight(struct tly_writer *w, int n)
+{
+    if (w->ops->in_flight)
+        w->ops->in_flight(w, n);
 }
 
 int tly_writer_patch(struct tly_writer *w, uint64_t offset, const void *data, size_t n)

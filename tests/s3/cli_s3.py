@@ -13,14 +13,20 @@
   (multipart; an index at the start patched into the first part, kept until the commit), their
   indexes checked by this client, and a region read of 4 inner chunks GETs the index and those 4
   inner chunks' bytes only;
+- a shard's index at the end costs one request (issue 23): a suffix range (Range: bytes=-N, no HEAD),
+  so a read's store_read_requests is per shard 1 + its groups of inner chunks; a server that answers
+  the suffix with the whole object (200) or refuses it (416) is asked again the ordinary way, and an
+  empty shard object (RGW refuses its suffix: 416) is an error naming the truncation;
 - TLS is verified: a self-signed endpoint is refused, and accepted with AWS_CA_BUNDLE or
   TALLY_S3_CA_BUNDLE naming its certificate; connections are kept alive and reused.
 """
+import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 
 import numpy as np
 
@@ -301,11 +307,75 @@ def sharded(w):
             s3.list_uploads(PREFIX + "/"))
 
 
+class SuffixProxy(FaultProxy):
+    """Answers a GET of a suffix range (bytes=-N) as a server without them would: "whole" sends the whole
+    object with a 200, "refuse" a 416 InvalidRange; everything else goes to RGW."""
+
+    def __init__(self, upstream, mode):
+        super().__init__(upstream, plan=lambda n, method, target, h: (
+            mode if method == "GET" and h.get("range", "").startswith("bytes=-") else None))
+
+    def act(self, action, sock, entry, headers, body):
+        key = urllib.parse.unquote(entry["target"].split("?")[0][len(f"/{BUCKET}/"):])
+        if action == "whole":
+            status, _, data = s3.request("GET", key)
+            reason = b"OK" if status == 200 else b"Error"
+        else:
+            status, reason, data = 416, b"Requested Range Not Satisfiable", (
+                b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidRange</Code></Error>')
+        sock.sendall(b"HTTP/1.1 %d %s\r\nContent-Length: %d\r\n\r\n" % (status, reason, len(data)) + data)
+        entry["status"], entry["body_bytes"] = status, len(data)
+        return True
+
+
+def shard_requests(w):
+    """One request per shard index: store_read_requests (the --json result) and the GETs on the wire."""
+    rng = np.random.default_rng(23)
+    a = rng.random((1000, 1000), dtype=np.float32)
+    a[:250, :250] = 0  # one all-fill inner chunk: not stored, not read
+    np.save(f"{w}/sr.npy", a)
+    # 4 shards of 4 inner chunks; none: each stored inner chunk its own group (read straight into the
+    # output); zstd: a shard's 4 inner chunks (under 8 MiB together) one group
+    groups = {"none": 15, "zstd": 4}
+    for codec in ("none", "zstd"):
+        name = f"sr-{codec}"
+        p = tally("put", f"{w}/sr.npy", url(name), "--format", "v3", "--shards", "500,500", "--chunks", "250,250",
+                  "--codec", codec)
+        if not R.check(f"sharded put for the request count ({codec})", p.returncode == 0, p.stderr):
+            continue
+        for mode, per_index in ((None, 1), ("whole", 2), ("refuse", 3)):
+            proxy = SuffixProxy(os.environ["AWS_ENDPOINT_URL"], mode) if mode else FaultProxy(
+                os.environ["AWS_ENDPOINT_URL"])
+            g = tally("get", url(name), f"{w}/srb.npy", "--json", env=dict(os.environ, AWS_ENDPOINT_URL=proxy.url))
+            proxy.close()
+            res = json.loads(g.stdout) if g.returncode == 0 else {}
+            ok = g.returncode == 0 and np.array_equal(np.load(f"{w}/srb.npy"), a)
+            data = [e for e in proxy.log if "/c/" in e["target"]]
+            want = 4 * per_index + groups[codec]
+            what = mode or "RGW"
+            R.check(f"sharded read ({codec}, {what}) equal", ok, g.stderr)
+            R.check(f"({codec}, {what}) store_read_requests = 4 shards x {per_index} + {groups[codec]} groups",
+                    res.get("store_read_requests") == want and len(data) == want,
+                    f"store_read_requests {res.get('store_read_requests')}, {len(data)} requests on the wire, "
+                    f"want {want}")
+            if mode is None:
+                suffix = [e for e in data if e["headers"].get("range") == f"bytes=-{16 * 4 + 4}"]
+                R.check(f"({codec}) each index one suffix GET, no HEAD",
+                        len(suffix) == 4 and not any(e["method"] == "HEAD" for e in data),
+                        [(e["method"], e["headers"].get("range")) for e in data][:8])
+    # an empty shard object: RGW refuses its suffix range (416); the read says what is wrong
+    status, _, _ = s3.request("PUT", f"{PREFIX}/sr-zstd/c/0/0", body=b"")
+    g = tally("get", url("sr-zstd"), f"{w}/srb.npy")
+    R.check("an empty shard object: an error naming its size against the index's", status == 200 and
+            g.returncode != 0 and "0 bytes, fewer than its index's 68" in g.stderr, g.stderr)
+
+
 def main():
     with tempfile.TemporaryDirectory() as w:
         try:
             roundtrips(w)
             sharded(w)
+            shard_requests(w)
             region_reads(w)
             big_chunk_reads(w)
             tls(w)
