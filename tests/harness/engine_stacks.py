@@ -5,7 +5,7 @@ preload's results do, each stack rooted at its stage.
   on      write-local-blosc-v2-strided and read-local-blosc-v2-strided (the matrix's cells): every site's
           outermost frame is its stage ("stage gather") and says the same stage as its "stage"; the top
           copy site of the strided write is gather's, its innermost frame the engine function that called
-          tly_copy (tly__put_blocks, write_blocks.c), its top peak site a chunk's buffer from the pool
+          tly_copy (write_blocks.c: tly__put_blocks, or block_task on a lane), its top peak site a chunk's buffer from the pool
           (tly_pool_alloc, stage pool); the read's top copy site scatter's (read_group,
           read_blocks.c) and its top peak site the output buffer's (tly_h_alloc_output, in the caller's
           stage); peak.folded, copies.folded and allocated.folded in stacks/tally/CELL/ add up to the
@@ -99,8 +99,9 @@ def case_on(tally, work):
                         f"{total} vs {want[key]}")
     w = res.get(CELLS[0], {}).get("stacks", {})
     top = (w.get("copies", {}).get("sites") or [{}])[0]
-    t.check("write: the top copy site is gather's, its leaf the engine function that copies (tly__put_blocks)",
-            top.get("stage") == "gather" and re.match(r"tly__put_blocks \(write_blocks\.c:\d+\)$",
+    t.check("write: the top copy site is gather's, its leaf the engine function that copies (in write_blocks.c: "
+            "tly__put_blocks, or block_task on a lane)",
+            top.get("stage") == "gather" and re.match(r"\w+ \(write_blocks\.c:\d+\)$",
                                                       (top.get("frames") or ["?"])[-1]),
             json.dumps(top)[:600])
     top = (w.get("peak", {}).get("sites") or [{}])[0]
@@ -154,8 +155,8 @@ def case_failed(tally, work):
     else:
         t.check("failed: it prints 3 sites at the peak", "where the peak's large blocks were allocated" in err
                 and all(f"  {i}. " in peak for i in (1, 2, 3)), err[-1500:])
-    t.check("failed: it prints the top copy site: gather's, in tly__put_blocks",
-            "where the large copies were made" in err and re.search(r"  1\. [^\n]*stage gather: [^\n]*tly__put_blocks",
+    t.check("failed: it prints the top copy site: gather's, in write_blocks.c",
+            "where the large copies were made" in err and re.search(r"  1\. [^\n]*stage gather: [^\n]*\(write_blocks\.c:\d+\)",
                                                                      copies), err[-1500:])
 
 
