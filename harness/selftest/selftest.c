@@ -31,7 +31,7 @@ struct probe {
 static const struct probe probes[] = {
     {"plan", "write", "local", "none", "one"},      {"meta", "write", "local", "none", "one"},
     {"pool", "write", "local", "zstd", "one"},      {"put", "write", "local", "none", "one"},
-    {"gather", "write", "local", "blosc", "tiles"}, {"encode", "write", "local", "zstd", "one"},
+    {"gather", "write", "local", "blosc", "tiles"}, {"encode", "write", "local", "blosc", "one"},
     {"get", "read", "local", "none", "one"},        {"decode", "read", "local", "zstd", "one"},
     {"scatter", "read", "local", "zstd", "tiles"},  {"sign", "write", "s3", "none", "one"},
     {"http", "write", "s3", "none", "one"},

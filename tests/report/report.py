@@ -94,7 +94,7 @@ def main():
               and suite.find("testcase").get("name") == "tally/write-local-blosc-v2-strided")
         # a planted copy fails the run, naming the stage
         env = dict(os.environ, TALLY_PLANT="encode:10000000")
-        p = subprocess.run([tally, "run", "--filter", "^write-local-zstd-v2-one-chunk$", "--out", f"{work}/planted",
+        p = subprocess.run([tally, "run", "--filter", "^write-local-blosc-v2-one-chunk$", "--out", f"{work}/planted",
                             "--junit", f"{work}/planted.xml", "--allow-untracked", "--impl", "tally"], capture_output=True, text=True,
                            env=env)
         t.check("a copy planted in encode: tally run exits 1", p.returncode == 1, p.returncode)
