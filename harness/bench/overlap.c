@@ -124,19 +124,39 @@ static int read_pass(void *ctx)
     return tly_h_bench_par(x->workers, x->s->nchunks * x->ways, read_part, x);
 }
 
+/* What a read's and a write's other half both start with: @p s's codec, the encoded chunks' table
+ * and, for a strided layout, a chunk to gather into. */
+static int ov_begin(const struct tly_h_bspec *s, struct ov *x, struct tly_codec *c, char **chunk)
+{
+    int err = tly_codec_parse(s->cell->codec_spec, c);
+    c->blosc.typesize = s->cell->dtype.size;
+    x->enc = calloc(s->nchunks, sizeof *x->enc);
+    x->enc_n = calloc(s->nchunks, sizeof *x->enc_n);
+    *chunk = s->layout ? malloc(s->chunk_bytes) : NULL;
+    if (!err && (x->enc == NULL || x->enc_n == NULL || (s->layout && *chunk == NULL)))
+        err = tly_fail(-ENOMEM, "out of memory");
+    return err;
+}
+
+/* The encoded chunks freed and the store closed. */
+static void ov_end(struct ov *x)
+{
+    for (uint64_t i = 0; x->enc && i < x->s->nchunks; i++)
+        free(x->enc[i]);
+    free(x->enc);
+    free(x->enc_n);
+    if (x->st)
+        tly_store_close(x->st);
+}
+
 /* The read of the encoded chunks: the figure's other half. Takes @p data. */
 static int time_read(const struct tly_h_bspec *s, char *data, double *secs)
 {
     struct ov x = {.s = s, .workers = s->s3 ? s->io : s->threads};
     struct tly_codec c;
     struct tly_store_opts so = {.io_concurrency = s->io};
-    int err = tly_codec_parse(s->cell->codec_spec, &c);
-    c.blosc.typesize = s->cell->dtype.size;
-    x.enc = calloc(s->nchunks, sizeof *x.enc);
-    x.enc_n = calloc(s->nchunks, sizeof *x.enc_n);
-    char *chunk = s->layout ? malloc(s->chunk_bytes) : NULL;
-    if (!err && (x.enc == NULL || x.enc_n == NULL || (s->layout && chunk == NULL)))
-        err = tly_fail(-ENOMEM, "out of memory");
+    char *chunk;
+    int err = ov_begin(s, &x, &c, &chunk);
     if (!err && s->s3)
         err = tly_store_open(s->dir, &so, &x.st);
     for (uint64_t i = 0; !err && i < s->nchunks; i++)
@@ -157,12 +177,8 @@ static int time_read(const struct tly_h_bspec *s, char *data, double *secs)
             tly_store_delete(x.st, name);
         else
             unlink(name);
-        free(x.enc[i]);
     }
-    free(x.enc);
-    free(x.enc_n);
-    if (x.st)
-        tly_store_close(x.st);
+    ov_end(&x);
     return err;
 }
 
@@ -239,15 +255,12 @@ static int time_write(const struct tly_h_bspec *s, char *data, double *secs)
     struct wr w = {.x = &x};
     struct tly_codec c;
     struct tly_store_opts so = {.io_concurrency = s->io};
-    int err = tly_codec_parse(s->cell->codec_spec, &c);
-    c.blosc.typesize = s->cell->dtype.size;
-    x.enc = calloc(s->nchunks, sizeof *x.enc);
-    x.enc_n = calloc(s->nchunks, sizeof *x.enc_n);
-    char *chunk = s->layout ? malloc(s->chunk_bytes) : NULL;
+    char *chunk;
+    int err = ov_begin(s, &x, &c, &chunk);
     object_of(s, 0, &w.nobj);
     w.iov = calloc(w.nobj, sizeof *w.iov);
     w.niov = calloc(w.nobj, sizeof *w.niov);
-    if (!err && (x.enc == NULL || x.enc_n == NULL || w.iov == NULL || w.niov == NULL || (s->layout && chunk == NULL)))
+    if (!err && (w.iov == NULL || w.niov == NULL))
         err = tly_fail(-ENOMEM, "out of memory");
     if (!err)
         err = tly_store_open(s->dir, &so, &x.st);
@@ -269,16 +282,11 @@ static int time_write(const struct tly_h_bspec *s, char *data, double *secs)
     if (!err)
         err = tly_h_bench_time(&p, &t);
     *secs = t.secs;
-    for (uint64_t i = 0; x.enc && i < s->nchunks; i++)
-        free(x.enc[i]);
     for (uint64_t o = 0; w.iov && o < w.nobj; o++)
         free(w.iov[o]);
     free(w.iov);
     free(w.niov);
-    free(x.enc);
-    free(x.enc_n);
-    if (x.st)
-        tly_store_close(x.st);
+    ov_end(&x);
     return err;
 }
 

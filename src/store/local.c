@@ -180,13 +180,18 @@ static int read_all(struct tly__local *st, int fd, uint64_t off, const struct io
     return 0;
 }
 
+/* A read's open of @p key: the request counted, a missing key the read's error (not_found). */
+static int open_read(struct tly__local *st, const char *key, int *fd, uint64_t *size)
+{
+    tly__traffic_request(&st->base.traffic);
+    int err = tly__local_open_key(st, key, fd, size);
+    return err == TLY_ENOTFOUND ? not_found(st, key) : err;
+}
+
 static int local_readv(struct tly_store *base, const char *key, uint64_t offset, const struct iovec *iov, int niov)
 {
     struct tly__local *st = L(base);
-    tly__traffic_request(&st->base.traffic);
-    int fd, err = tly__local_open_key(st, key, &fd, NULL);
-    if (err == TLY_ENOTFOUND)
-        err = not_found(st, key);
+    int fd, err = open_read(st, key, &fd, NULL);
     if (err)
         return err;
     err = read_all(st, fd, offset, iov, niov, key);
@@ -198,10 +203,7 @@ static int local_readv(struct tly_store *base, const char *key, uint64_t offset,
 static int local_read_tail(struct tly_store *base, const char *key, void *buf, size_t n, uint64_t *size)
 {
     struct tly__local *st = L(base);
-    tly__traffic_request(&st->base.traffic);
-    int fd, err = tly__local_open_key(st, key, &fd, size);
-    if (err == TLY_ENOTFOUND)
-        err = not_found(st, key);
+    int fd, err = open_read(st, key, &fd, size);
     if (err)
         return err;
     size_t want = *size < n ? (size_t)*size : n;
@@ -215,10 +217,7 @@ static int local_read_stream(struct tly_store *base, const char *key, void *buf,
                              void *arg)
 {
     struct tly__local *st = L(base);
-    tly__traffic_request(&st->base.traffic);
-    int fd, err = tly__local_open_key(st, key, &fd, NULL);
-    if (err == TLY_ENOTFOUND)
-        err = not_found(st, key);
+    int fd, err = open_read(st, key, &fd, NULL);
     if (err)
         return err;
     for (uint64_t off = 0; !err;) {

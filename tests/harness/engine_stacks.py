@@ -51,18 +51,6 @@ def run(tally, out, cells, scenarios=None, env=None):
     return p, res
 
 
-def folded_sum(path):
-    total, lines = 0, 0
-    with open(path) as f:
-        for line in f:
-            frames, _, count = line.rstrip("\n").rpartition(" ")
-            if not frames or not count.isdigit():
-                raise AssertionError(f"{path}: not a folded line: {line!r}")
-            total += int(count)
-            lines += 1
-    return total, lines
-
-
 def near(a, b, rel=0.01):
     return abs(a - b) <= rel * max(abs(b), 1)
 
@@ -91,7 +79,7 @@ def case_on(tally, work):
             total = st.get(key, {}).get("total_bytes", -1)
             if not t.check(f"{name}: {key}.folded written", os.path.exists(path), path):
                 continue
-            s, lines = folded_sum(path)
+            s, lines = t.folded_sum(path)
             t.check(f"{name}: {key}.folded adds up to stacks.{key}.total_bytes", lines >= 1 and s == total,
                     f"{s} in {lines} lines, total {total}")
             if want[key] is not None:

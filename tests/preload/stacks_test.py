@@ -64,18 +64,6 @@ def joined(site):
     return " > ".join(site.get("frames", [])) if site else ""
 
 
-def folded_sum(path):
-    total, lines = 0, 0
-    with open(path) as f:
-        for line in f:
-            frames, _, count = line.rstrip("\n").rpartition(" ")
-            if not frames or not count.isdigit():
-                raise AssertionError(f"{path}: not a folded line: {line!r}")
-            total += int(count)
-            lines += 1
-    return total, lines
-
-
 def case_python(tally, work):
     script = os.path.join(HERE, "hold_copy.py")
     p, res = profile(tally, os.path.join(work, "out"), ["/usr/bin/python3", script])
@@ -115,7 +103,7 @@ def case_python(tally, work):
         if not os.path.exists(path):
             t.check(f"python: {name} written", False)
             continue
-        total, lines = folded_sum(path)
+        total, lines = t.folded_sum(path)
         want = st[key]["total_bytes"]
         t.check(f"python: {name} adds up to stacks.{key}.total_bytes", lines >= 1 and abs(total - want) <= want * 0.01,
                 f"{total} vs {want}")

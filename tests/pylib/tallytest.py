@@ -34,3 +34,17 @@ def summary():
     print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed"
           + (f", {RESULTS['skipped']} skipped" if RESULTS["skipped"] else ""))
     return 1 if RESULTS["failed"] or not RESULTS["passed"] else 0
+
+
+def folded_sum(path):
+    """A folded stacks file's (flamegraph.pl's format: frames joined by ';', a space, a count) total
+    count and its number of lines; a line not in that format fails the test."""
+    total, lines = 0, 0
+    with open(path) as f:
+        for line in f:
+            frames, _, count = line.rstrip("\n").rpartition(" ")
+            if not frames or not count.isdigit():
+                raise AssertionError(f"{path}: not a folded line: {line!r}")
+            total += int(count)
+            lines += 1
+    return total, lines
