@@ -188,6 +188,10 @@ static void judge_ratios(json_t *row, json_t *figs, json_t *reasons, bool *inval
                        "invalid: %s would be %.2f, above %.2f: the engine cannot beat %s, a physical limit, so that "
                        "limit was mis-measured",
                        ratios[i].key, v, TLY_H_BENCH_LIMIT_SLACK, den);
+            else /* every withheld ratio is named in the reasons */
+                reason(reasons,
+                       "invalid: %s is the ratio to %s here (one chunk: the layout's limit is the contiguous one)",
+                       ratios[i].key, den);
             *invalid = true;
             json_object_set_new(withheld, ratios[i].key, json_string("invalid"));
             ok = false;

@@ -1,6 +1,7 @@
 /* tally bench's statistics, verdicts and --compare on synthetic figures: no timing is measured here. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <string.h>
 #include <stdio.h>
 
 #include "bench/bench.h"
@@ -109,6 +110,19 @@ Test(bench_stats, beating_a_physical_limit_is_invalid)
     cr_assert(json_is_null(json_object_get(r, "ratio_to_raw")), "withheld, not reported");
     cr_assert_str_eq(withheld(r, "ratio_to_raw"), "invalid");
     cr_assert(json_is_number(json_object_get(r, "ratio_to_layout_limit")), "1.0 to the layout's limit is fine");
+    json_decref(r);
+    /* one chunk: the layout's limit is the codec's, so both ratios are withheld, and the reasons name each */
+    r = row("codec", NULL, fig(limit_v, 5), fig(steady, 5), fig(steady, 5), NULL);
+    cr_assert_str_eq(withheld(r, "ratio_to_codec_limit"), "invalid");
+    cr_assert_str_eq(withheld(r, "ratio_to_layout_limit"), "invalid");
+    const char *keys[2] = {"ratio_to_codec_limit", "ratio_to_layout_limit"};
+    for (int k = 0; k < 2; k++) {
+        bool named = false;
+        size_t i;
+        json_t *why;
+        json_array_foreach(json_object_get(r, "reasons"), i, why) named |= strstr(json_string_value(why), keys[k]) != NULL;
+        cr_assert(named, "the reasons name %s", keys[k]);
+    }
     json_decref(r);
     /* the codec's strided code is a target, not a physical limit: the engine may stream where it gathers */
     double half[5] = {0.5, 0.5, 0.5, 0.5, 0.5};
