@@ -5,9 +5,17 @@
  * bytes between chunks.
  *
  * Threads inside a chunk: compression takes the codec's `threads` (the engine lends a lone chunk
- * its idle workers) as libzstd's own workers (ZSTD_c_nbWorkers), in jobs of JOB bytes (its least,
- * 512 KiB: 7 MiB of libzstd's buffers for two workers, 10.5 MiB with 1 MiB jobs, 38 MiB with 4 MiB
- * ones and 3.5 MiB on one thread, by ZSTD_sizeof_CCtx on a 100 MB chunk at level 3): the output
+ * its idle workers) as libzstd's own workers (ZSTD_c_nbWorkers), in jobs of job() bytes.
+ * Measured on a 2-CPU machine, the engine writing one 1 GiB chunk of the cells' float32 data at
+ * level 1 to a local file (tally bench-cell, 2 threads): 2 workers in 512 KiB jobs (libzstd's
+ * least) 0.83-1.00 GB/s with 6-7 MiB peak extra, no faster than one thread; 2 workers in 1 MiB
+ * jobs 1.19 (11 MiB); 3 workers in 1 MiB jobs 0.94-1.06 (15 MiB); 2 workers in 2 MiB jobs 0.97
+ * (27 MiB). The codec alone, with no file to write, goes faster with half as many workers again
+ * (3 in 1 MiB jobs 1.45 GB/s, 2 in 1 MiB jobs 1.17), which is why the bench's codec limit for a lone
+ * chunk uses them (harness/bench/codec.c); the engine's writes need that CPU. Buffers: per worker a
+ * context and a job's output, and the round buffer (workspace() counts them): 1 MiB jobs cost 4-5
+ * MiB more than 512 KiB ones, 0.13 of a 100 MB chunk's bytes at its peak against 0.08, so a chunk
+ * takes them only from BIG_JOB_MIN bytes on (where those 4-5 MiB are under 2% of it). The output
  * is still one standard frame with its content size, the same bytes for any number of workers
  * from one on. libzstd's workers read their jobs from a round buffer it copies the input into (its
  * copy, bounded: workspace() counts it, and the copy ledger counts its bytes with tly_copy_note(), in
@@ -37,8 +45,15 @@ static size_t bound(const struct tly_codec *c, size_t n)
     return ZSTD_isError(b) ? SIZE_MAX : b;
 }
 
-#define WINDOW_MAX ((size_t)8 << 20) /* level 19's window; levels 20-22 (--ultra) go beyond */
-#define JOB ((size_t)512 << 10)      /* a job of libzstd's workers: its least, for its buffers' sake */
+#define WINDOW_MAX ((size_t)8 << 20)    /* level 19's window; levels 20-22 (--ultra) go beyond */
+#define JOB ((size_t)512 << 10)         /* a job of libzstd's workers: its least */
+#define BIG_JOB_MIN ((size_t)256 << 20) /* a chunk this large takes jobs of 2 x JOB (the header comment) */
+
+/* The bytes of a job of libzstd's workers for a chunk of @p n bytes. */
+static size_t job(size_t n)
+{
+    return n >= BIG_JOB_MIN ? 2 * JOB : JOB;
+}
 
 /* libzstd's workers for @p threads threads on @p n bytes: none for one thread, a chunk of no more
  * than one job, or a libzstd built without them. */
@@ -63,8 +78,8 @@ static size_t workspace(const struct tly_codec *c, size_t n, bool decode, bool w
     if (!decode && nw) { /* per worker a context and a job's output; the round buffer of input */
         ZSTD_compressionParameters cp = ZSTD_getCParams(c->zstd.level, n, 0);
         size_t window = (size_t)1 << cp.windowLog; /* the round buffer: the window or the jobs, and 3 more */
-        size_t round = (JOB * (size_t)nw > window ? JOB * (size_t)nw : window) + 3 * JOB;
-        return (size_t)nw * (ZSTD_estimateCCtxSize_usingCParams(cp) + ZSTD_compressBound(JOB)) + round;
+        size_t j = job(n), round = (j * (size_t)nw > window ? j * (size_t)nw : window) + 3 * j;
+        return (size_t)nw * (ZSTD_estimateCCtxSize_usingCParams(cp) + ZSTD_compressBound(j)) + round;
     }
     if (!decode)
         return ZSTD_estimateCStreamSize_usingCParams(ZSTD_getCParams(c->zstd.level, n, 0));
@@ -120,7 +135,7 @@ static int cctx_new(const struct tly_codec *c, size_t n, ZSTD_CCtx **out)
         ZSTD_isError(r = ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1)) ||
         (workers(c->threads, n) &&
          (ZSTD_isError(r = ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, workers(c->threads, n))) ||
-          ZSTD_isError(r = ZSTD_CCtx_setParameter(cctx, ZSTD_c_jobSize, (int)JOB))))) {
+          ZSTD_isError(r = ZSTD_CCtx_setParameter(cctx, ZSTD_c_jobSize, (int)job(n)))))) {
         ZSTD_freeCCtx(cctx);
         return zerr("setting parameters", r);
     }
