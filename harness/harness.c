@@ -431,3 +431,23 @@ json_t *tly_h_host_json(void)
     return json_pack("{s:i, s:I, s:s, s:s}", "cpus", (int)cpus, "mem_bytes", (json_int_t)mem, "cpu_model", model,
                      "kernel", u.release);
 }
+
+/* The source tree's commit and whether it has changes, when git can say. */
+void tly_h_git_state(json_t *doc)
+{
+    char *rev[] = {"git", "-C", TALLY_SOURCE_DIR, "rev-parse", "HEAD", NULL};
+    char *st[] = {"git", "-C", TALLY_SOURCE_DIR, "status", "--porcelain", "--untracked-files=no", NULL};
+    struct tly_h_child c;
+    json_t *commit = json_null(), *dirty = json_null();
+    if (tly_h_spawn("git", rev, NULL, 0, true, &c) == 0 && WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0 && c.out) {
+        c.out[strcspn(c.out, "\n")] = '\0';
+        commit = json_string(c.out);
+        struct tly_h_child d;
+        if (tly_h_spawn("git", st, NULL, 0, true, &d) == 0 && WIFEXITED(d.status) && WEXITSTATUS(d.status) == 0)
+            dirty = json_boolean(d.out && d.out[0]);
+        tly_h_child_free(&d);
+    }
+    tly_h_child_free(&c);
+    json_object_set_new(doc, "git_commit", commit);
+    json_object_set_new(doc, "git_dirty", dirty);
+}

@@ -104,6 +104,10 @@ void tly_h_child_free(struct tly_h_child *c);
 /** The machine: {"cpus", "mem_bytes", "cpu_model", "kernel"}; a new reference. */
 json_t *tly_h_host_json(void);
 
+/** Into @p doc: git_commit (the source tree's HEAD) and git_dirty (tracked files changed), or nulls
+ *  when git cannot say. */
+void tly_h_git_state(json_t *doc);
+
 /** The last non-empty line of @p s (for a one-line reason), in a static buffer; "no message" when none. */
 const char *tly_h_last_line(const char *s);
 

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench/bench.h"
@@ -302,6 +303,20 @@ static int verdict(const struct tly_h_bench *b, json_t *doc)
     return b->failures || n[3] ? TLY_EXIT_ERROR : n[2] ? TLY_EXIT_BUDGET : TLY_EXIT_OK;
 }
 
+/* The command line that made the document, as a shell would take it back: "tally bench" and @p argv's
+ * options (argv[0] is "bench"), each quoted when it holds more than letters, digits and -_./,:= */
+static json_t *command_line(int argc, char **argv)
+{
+    char line[2048];
+    size_t n = (size_t)snprintf(line, sizeof line, "tally %s", argc > 0 ? argv[0] : "bench");
+    for (int i = 1; i < argc && n < sizeof line; i++) {
+        bool plain = argv[i][0] != '\0' && strspn(argv[i], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                           "0123456789-_./,:=") == strlen(argv[i]);
+        n += (size_t)snprintf(line + n, sizeof line - n, plain ? " %s" : " '%s'", argv[i]);
+    }
+    return json_string(line);
+}
+
 int tly_h_cmd_bench(int argc, char **argv)
 {
     struct tly_h_bench b = {.out = "reports/latest", .reps = TLY_H_BENCH_MIN_REPS, .max_spread = 0.25};
@@ -321,10 +336,15 @@ int tly_h_cmd_bench(int argc, char **argv)
     }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = cpus > 0 ? (int)cpus : 1;
+    char date[32];
+    time_t began = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&began));
+    double t0 = tly_h_now_s();
     json_t *rows = json_array(), *scaling = json_array();
     run_rows(&b, b.s3url[0] != '\0', threads, rows);
     run_scaling(&b, b.s3url[0] != '\0', threads, scaling);
     rmdir(b.dir);
+    double took = tly_h_now_s() - t0;
     uint64_t side = plan_side(&b);
     json_t *doc = json_pack("{s:s, s:o, s:b, s:i, s:f, s:f, s:s, s:s, s:o, s:I, s:o, s:o, s:s}", "schema",
                             TLY_H_BENCH_SCHEMA, "machine", tly_h_host_json(), "quick", b.quick, "reps", b.reps,
@@ -332,6 +352,10 @@ int tly_h_cmd_bench(int argc, char **argv)
                             TLY_H_BENCH_MEMORY_POLICY, "memory_policy_about", policy_about, "filter",
                             b.filter_text ? json_string(b.filter_text) : json_null(), "array_bytes",
                             (json_int_t)(side * side * 4), "rows", rows, "scaling", scaling, "about", about);
+    json_object_set_new(doc, "date", json_string(date));
+    json_object_set_new(doc, "took_s", json_real(took));
+    json_object_set_new(doc, "command", command_line(argc, argv));
+    tly_h_git_state(doc);
     if (json_array_size(rows) + json_array_size(scaling) == 0) {
         fprintf(stderr, "tally bench: --filter '%s' matches no row\n", b.filter_text ? b.filter_text : "");
         rc = TLY_EXIT_ERROR;

@@ -151,6 +151,10 @@ static void header(FILE *f, json_t *doc)
         json_is_string(json_object_get(doc, "filter")) ? str(doc, "filter") : "",
         json_is_string(json_object_get(doc, "filter")) ? "`" : "", json_integer_value(json_object_get(doc, "reps")),
         100 * num(doc, "max_spread"), num(doc, "limit_slack"));
+    json_t *commit = json_object_get(doc, "git_commit");
+    fprintf(f, "Made by `%s`, started %s, %.0f min; commit %.12s%s.\n\n", str(doc, "command"), str(doc, "date"),
+            num(doc, "took_s") / 60, json_is_string(commit) ? json_string_value(commit) : "unknown",
+            json_is_true(json_object_get(doc, "git_dirty")) ? " with uncommitted changes" : "");
     fprintf(f, "Memory policy: **%s**. %s\n\n%s\n\n", str(doc, "memory_policy"), str(doc, "memory_policy_about"),
             str(doc, "about"));
 }

@@ -11,26 +11,6 @@
 #include "report/report.h"
 #include "tally/tally.h"
 
-/* The source tree's commit and whether it has changes, when git can say. */
-static void git_state(json_t *doc)
-{
-    char *rev[] = {"git", "-C", TALLY_SOURCE_DIR, "rev-parse", "HEAD", NULL};
-    char *st[] = {"git", "-C", TALLY_SOURCE_DIR, "status", "--porcelain", "--untracked-files=no", NULL};
-    struct tly_h_child c;
-    json_t *commit = json_null(), *dirty = json_null();
-    if (tly_h_spawn("git", rev, NULL, 0, true, &c) == 0 && WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0 && c.out) {
-        c.out[strcspn(c.out, "\n")] = '\0';
-        commit = json_string(c.out);
-        struct tly_h_child d;
-        if (tly_h_spawn("git", st, NULL, 0, true, &d) == 0 && WIFEXITED(d.status) && WEXITSTATUS(d.status) == 0)
-            dirty = json_boolean(d.out && d.out[0]);
-        tly_h_child_free(&d);
-    }
-    tly_h_child_free(&c);
-    json_object_set_new(doc, "git_commit", commit);
-    json_object_set_new(doc, "git_dirty", dirty);
-}
-
 json_t *tly_h_results_new(const char *matrix, size_t cells_total, const char *filter, const char *shard)
 {
     char date[32];
@@ -44,7 +24,7 @@ json_t *tly_h_results_new(const char *matrix, size_t cells_total, const char *fi
         "untracked_reason", tly_mem_tracking() ? json_null() : json_string(tly_mem_untracked_reason()), "matrix",
         matrix, "cells_total", (json_int_t)cells_total, "filter", filter ? json_string(filter) : json_null(), "shard",
         shard ? json_string(shard) : json_null());
-    git_state(doc);
+    tly_h_git_state(doc);
     json_object_set_new(doc, "results", json_array());
     return doc;
 }

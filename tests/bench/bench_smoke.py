@@ -112,6 +112,14 @@ def main():
                     re.search(rf"\*\*{re.escape(r['name'])}\*\* is {r['status']}", md) for r in rows
                     if r["status"] != "ok"), md[-1500:])
         t.check("bench.json is the printed document", json.load(open(f"{out}/bench.json"))["rows"] == rows)
+        head = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "HEAD"],
+                              capture_output=True, text=True).stdout.strip()
+        t.check("the document names its date, its commit (this checkout's) and the command that made it",
+                re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", doc.get("date", "")) and
+                doc.get("command", "").startswith("tally bench ") and "--filter" in doc["command"] and
+                doc.get("git_commit") == (head or None) and doc.get("took_s", 0) > 0 and
+                f"commit {head[:12] or 'unknown'}" in md and f"`{doc['command']}`" in md, {k: doc.get(k) for k in
+                                                                             ("date", "command", "git_commit")})
         p = t.run(tally, "bench", "--compare", f"{out}/bench.json", f"{out}/bench.json")
         t.check("--compare of a run with itself: exit 0, no regression", p.returncode == 0 and
                 "0 regressions" in p.stdout, p.stdout + p.stderr)
