@@ -340,6 +340,8 @@ int tly_h_cmd_bench(int argc, char **argv)
     time_t began = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&began));
     double t0 = tly_h_now_s();
+    json_t *git = json_object(); /* the tree as the run began: edits made while it runs are not its */
+    tly_h_git_state(git);
     json_t *rows = json_array(), *scaling = json_array();
     run_rows(&b, b.s3url[0] != '\0', threads, rows);
     run_scaling(&b, b.s3url[0] != '\0', threads, scaling);
@@ -355,7 +357,8 @@ int tly_h_cmd_bench(int argc, char **argv)
     json_object_set_new(doc, "date", json_string(date));
     json_object_set_new(doc, "took_s", json_real(took));
     json_object_set_new(doc, "command", command_line(argc, argv));
-    tly_h_git_state(doc);
+    json_object_update(doc, git);
+    json_decref(git);
     if (json_array_size(rows) + json_array_size(scaling) == 0) {
         fprintf(stderr, "tally bench: --filter '%s' matches no row\n", b.filter_text ? b.filter_text : "");
         rc = TLY_EXIT_ERROR;
