@@ -110,6 +110,8 @@ static const struct col row_cols[] = {
     {"ratio_to_layout_limit", "ratio_to_layout_limit", RATIO},
     {"overlap limit GB/s", "overlap_limit_gbps", GBPS, "overlap_limit"},
     {"ratio_to_overlap_limit", "ratio_to_overlap_limit", RATIO},
+    {"CPU-shared limit GB/s", "cpu_limit_gbps", GBPS, "cpu_limit"},
+    {"ratio_to_cpu_limit", "ratio_to_cpu_limit", RATIO},
     {"zarr-python GB/s", "zarr_python_gbps", GBPS, "zarr_python"},
     {"ratio_to_zarr_python", "ratio_to_zarr_python", RATIO},
     {"ratio_to_untracked", "ratio_to_untracked", RATIO},

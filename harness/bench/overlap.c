@@ -6,15 +6,23 @@
  *   overlap         the decode of the codec limit (the codec alone on each chunk, in memory)
  *   overlap_layout  the decode of the layout's codec limit (decoded aside, scattered into the runs)
  *
- * An S3 write's is the same with the sides turned (tly_h_bench_overlap for writes, S3 only): the encode
- * (the codec limit's) against the PUT of the encoded chunks by the S3 client alone, one object per chunk
- * or, for a sharded row, per shard (its inner chunks' encoded bytes as the pieces of one object: the
- * spec's object_chunks), the objects in parallel on the engine's transfers.
+ * A write's is the same with the sides turned: the encode (the codec limit's) against storing the
+ * encoded chunks, one object or file per chunk or, for a sharded row, per shard (its inner chunks'
+ * encoded bytes as the pieces of one object: the spec's object_chunks), by the S3 client alone on the
+ * engine's transfers or by pwritev on its threads.
  *
  * And, in the same process, the read of the encoded chunks as raw reads the decoded ones: one file
  * (or S3 object) per chunk, each split into ranges among the workers by the engine's rule, into
  * buffers allocated and touched before. Each pass is timed on its own under the memory policy
  * (untimed, then timed); the figure is the array's bytes over the longer of the two.
+ *
+ * The CPU-shared limit (cpu_gbps, the row's cpu or cpu_layout figure) takes the machine's CPUs into
+ * account too: where moving bytes costs CPU (page-cache copies, HTTP), the two halves cannot both have
+ * every CPU at once, so no operation beats bytes / max(either half's time, (CPU seconds of both halves)
+ * / CPUs), CPU seconds being this process's over each timed pass (measure.c). It assumes the engine
+ * cannot encode, decode or move the bytes with less CPU than the codec alone and the I/O alone do; a
+ * ratio above the slack to it says it was mis-measured. An S3 server on the same machine takes CPU too,
+ * which this limit does not count (it would need the server's process), so on S3 it is a loose limit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -150,7 +158,7 @@ static void ov_end(struct ov *x)
 }
 
 /* The read of the encoded chunks: the figure's other half. Takes @p data. */
-static int time_read(const struct tly_h_bspec *s, char *data, double *secs)
+static int time_read(const struct tly_h_bspec *s, char *data, struct tly_h_bench_timing *t)
 {
     struct ov x = {.s = s, .workers = s->s3 ? s->io : s->threads};
     struct tly_codec c;
@@ -166,10 +174,8 @@ static int time_read(const struct tly_h_bspec *s, char *data, double *secs)
     free(data);
     x.ways = tly_h_bench_read_ways(s, x.workers);
     struct tly_h_bench_pass p = {read_pass, NULL, &x};
-    struct tly_h_bench_timing t = {0};
     if (!err)
-        err = tly_h_bench_time(&p, &t);
-    *secs = t.secs;
+        err = tly_h_bench_time(&p, t);
     for (uint64_t i = 0; x.enc && i < s->nchunks; i++) {
         char name[TLY_H_PATH];
         name_of(&x, i, name, sizeof name);
@@ -214,11 +220,36 @@ struct wr {
     int *niov;
 };
 
+/* Object @p o's encoded pieces into its file, as the engine's local store writes a chunk (pwritev of
+ * them in place, at most IOV_MAX at a time). */
+static int write_file(const char *name, const struct iovec *iov, int niov)
+{
+    int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return tly_fail_errno("%s", name);
+    int err = 0;
+    off_t at = 0;
+    for (int i = 0; !err && i < niov; i++)
+        for (size_t done = 0; !err && done < iov[i].iov_len;) {
+            ssize_t n = pwrite(fd, (const char *)iov[i].iov_base + done, iov[i].iov_len - done, at);
+            if (n <= 0)
+                err = tly_fail_errno("%s: write", name);
+            done += n > 0 ? (size_t)n : 0;
+            at += n > 0 ? n : 0;
+        }
+    close(fd);
+    return err;
+}
+
 static int put_object(void *ctx, int worker, uint64_t o)
 {
     (void)worker;
     struct wr *w = ctx;
-    char name[64];
+    char name[TLY_H_PATH];
+    if (w->x->st == NULL) {
+        snprintf(name, sizeof name, "%s/enc.%llu", w->x->s->dir, (unsigned long long)o);
+        return write_file(name, w->iov[o], w->niov[o]);
+    }
     snprintf(name, sizeof name, "enc/%llu", (unsigned long long)o);
     struct tly_writer *wt = NULL;
     int err = tly_store_writer(w->x->st, name, &wt);
@@ -234,24 +265,29 @@ static int put_object(void *ctx, int worker, uint64_t o)
 static int write_pass(void *ctx)
 {
     struct wr *w = ctx;
-    return tly_h_bench_par(w->x->s->io, w->nobj, put_object, w);
+    return tly_h_bench_par(w->x->workers, w->nobj, put_object, w);
 }
 
 static void write_undo(void *ctx)
 {
     struct wr *w = ctx;
     for (uint64_t o = 0; o < w->nobj; o++) {
-        char name[64];
+        char name[TLY_H_PATH];
+        if (w->x->st == NULL) {
+            snprintf(name, sizeof name, "%s/enc.%llu", w->x->s->dir, (unsigned long long)o);
+            unlink(name);
+            continue;
+        }
         snprintf(name, sizeof name, "enc/%llu", (unsigned long long)o);
         tly_store_delete(w->x->st, name);
     }
 }
 
-/* The PUT of the encoded chunks, one S3 object per chunk (per shard when sharded), on the engine's
- * transfers: the figure's other half for a write. Takes @p data. */
-static int time_write(const struct tly_h_bspec *s, char *data, double *secs)
+/* Storing the encoded chunks, one S3 object (on the engine's transfers) or file (on its threads) per
+ * chunk, per shard when sharded: the figure's other half for a write. Takes @p data. */
+static int time_write(const struct tly_h_bspec *s, char *data, struct tly_h_bench_timing *t)
 {
-    struct ov x = {.s = s, .workers = s->io};
+    struct ov x = {.s = s, .workers = s->s3 ? s->io : s->threads};
     struct wr w = {.x = &x};
     struct tly_codec c;
     struct tly_store_opts so = {.io_concurrency = s->io};
@@ -262,7 +298,7 @@ static int time_write(const struct tly_h_bspec *s, char *data, double *secs)
     w.niov = calloc(w.nobj, sizeof *w.niov);
     if (!err && (w.iov == NULL || w.niov == NULL))
         err = tly_fail(-ENOMEM, "out of memory");
-    if (!err)
+    if (!err && s->s3)
         err = tly_store_open(s->dir, &so, &x.st);
     for (uint64_t i = 0; !err && i < s->nchunks; i++) {
         uint64_t n, o = object_of(s, i, &n);
@@ -278,10 +314,8 @@ static int time_write(const struct tly_h_bspec *s, char *data, double *secs)
     free(chunk);
     free(data);
     struct tly_h_bench_pass p = {write_pass, write_undo, &w};
-    struct tly_h_bench_timing t = {0};
     if (!err)
-        err = tly_h_bench_time(&p, &t);
-    *secs = t.secs;
+        err = tly_h_bench_time(&p, t);
     for (uint64_t o = 0; w.iov && o < w.nobj; o++)
         free(w.iov[o]);
     free(w.iov);
@@ -292,26 +326,26 @@ static int time_write(const struct tly_h_bspec *s, char *data, double *secs)
 
 int tly_h_bench_overlap(const struct tly_h_bspec *s, char *data, struct tly_h_bench_timing *t)
 {
-    if (!s->read && !s->s3)
-        return tly_fail(TLY_EUSAGE, "the overlapped limit of a write is an S3 write's");
-    /* the decode, as the codec limit (or the layout's) measures it: it takes the array */
-    struct tly_h_bench_timing dec = {0};
+    /* the decode (or encode), as the codec limit (or the layout's) measures it: it takes the array */
+    struct tly_h_bench_timing dec = {0}, io = {0};
     struct tly_h_bspec cs = *s;
     cs.kind = s->layout ? "codec_layout" : "codec";
     int err = tly_h_bench_codec(&cs, data, &dec);
-    /* the read of the encoded chunks, from the array made again */
+    /* the read (or store) of the encoded chunks, from the array made again */
     char *again = err ? NULL : tly_h_alloc_output(s->bytes);
     if (!err && again == NULL)
         err = tly_fail(-ENOMEM, "out of memory for the array");
-    double read_s = 0;
     if (!err) {
         tly_h_gen_all(again, s->bytes, &s->cell->dtype);
-        err = s->read ? time_read(s, again, &read_s) : time_write(s, again, &read_s);
+        err = s->read ? time_read(s, again, &io) : time_write(s, again, &io);
     }
-    t->secs = dec.secs > read_s ? dec.secs : read_s;
+    t->secs = dec.secs > io.secs ? dec.secs : io.secs;
     t->peak_extra = 0;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    double shared = dec.busy_s >= 0 && io.busy_s >= 0 && cpus > 0 ? (dec.busy_s + io.busy_s) / (double)cpus : 0;
+    t->cpu_secs = shared > t->secs ? shared : t->secs;
     if (!err)
-        fprintf(stderr, "overlap: %s %.4f s, %s %.4f s\n", s->read ? "read" : "put", read_s,
-                s->read ? "decode" : "encode", dec.secs);
+        fprintf(stderr, "overlap: %s %.4f s (%.3f CPU s), %s %.4f s (%.3f CPU s)\n", s->read ? "read" : "store",
+                io.secs, io.busy_s, s->read ? "decode" : "encode", dec.secs, dec.busy_s);
     return err;
 }

@@ -11,7 +11,7 @@
 
 #include "bench/bench.h"
 
-#define MAX_KINDS 6
+#define MAX_KINDS 7
 
 /* One kind of a row: its figure's name, and its repetitions so far. */
 struct kind {
@@ -23,7 +23,9 @@ struct kind {
     int64_t peak[TLY_H_BENCH_MAX_REPS];
     json_t *time[TLY_H_BENCH_MAX_REPS]; /* tally's: the pass's stage time and bottleneck, or NULL */
     int n;
-    char why[256]; /* the last failure, or "" */
+    char why[256];    /* the last failure, or "" */
+    struct kind *cpu; /* an overlap kind's: where its CPU-shared limit goes */
+    bool derived;     /* never run: its figures come with another kind's (cpu, from overlap) */
 };
 
 /* The child's spec for a case and kind. */
@@ -77,6 +79,11 @@ static void measure_once(struct kind *k)
                                         json_object_get(res, "time"), "bottleneck", json_object_get(res, "bottleneck"))
                             : NULL;
         k->peak[k->n++] = (int64_t)json_integer_value(json_object_get(res, "peak_extra_bytes"));
+        double cg = json_number_value(json_object_get(res, "cpu_gbps"));
+        if (k->cpu && cg > 0)
+            k->cpu->gbps[k->cpu->n++] = cg;
+        else if (k->cpu)
+            snprintf(k->cpu->why, sizeof k->cpu->why, "the machine's busy CPU time could not be read");
     } else {
         snprintf(k->why, sizeof k->why, "%s", rc != 0 ? "could not start" : tly_h_last_line(ch.err));
     }
@@ -89,7 +96,8 @@ static void measure_all(const struct tly_h_bench *b, struct kind *k, int nk)
 {
     for (int r = 0; r < b->reps; r++)
         for (int j = 0; j < nk; j++)
-            measure_once(&k[(r + j) % nk]);
+            if (!k[(r + j) % nk].derived)
+                measure_once(&k[(r + j) % nk]);
 }
 
 /* Where tally's time went in its median repetition: stage_time, time and bottleneck into @p row (and
@@ -148,11 +156,13 @@ json_t *tly_h_bench_row(struct tly_h_bench *b, const struct tly_h_bench_case *c)
 {
     bool none = strcmp(c->codec, "none") == 0, local = strcmp(c->store, "local") == 0;
     const char *limit = none ? "raw" : "codec", *layout = !strided(c) ? limit : none ? "raw_layout" : "codec_layout";
-    /* a compressed read's overlapped limit: reading the encoded chunks and decoding them (the
-     * layout's way when strided), the longer of the two */
-    const char *overlap = none || strcmp(c->op, "read") != 0 ? NULL : strided(c) ? "overlap_layout" : "overlap";
-    if (!local) /* S3: every row's (writes too: encoding and PUTs); uncompressed, the S3 client's alone */
-        overlap = none ? layout : strided(c) ? "overlap_layout" : "overlap";
+    /* a compressed row's overlapped limit: moving the encoded chunks and decoding or encoding them (the
+     * layout's way when strided), the longer of the two, and with them its CPU-shared limit
+     * (overlap.c); S3 rows without a codec: the S3 client's alone */
+    const char *overlap = none ? NULL : strided(c) ? "overlap_layout" : "overlap";
+    if (!local && none)
+        overlap = layout;
+    const char *cpu = none ? NULL : strided(c) ? "cpu_layout" : "cpu";
     struct kind k[MAX_KINDS] = {{.fig = "tally", .kind = "tally"},
                                 {.fig = "untracked", .kind = "tally", .untracked = true},
                                 {.fig = limit, .kind = limit}};
@@ -161,11 +171,16 @@ json_t *tly_h_bench_row(struct tly_h_bench *b, const struct tly_h_bench_case *c)
         k[nk++] = (struct kind){.fig = layout, .kind = layout};
     if (overlap && strcmp(overlap, layout) != 0)
         k[nk++] = (struct kind){.fig = overlap, .kind = overlap};
+    if (cpu) { /* measured by the overlap kind's processes */
+        k[nk] = (struct kind){.fig = cpu, .derived = true};
+        k[nk - 1].cpu = &k[nk];
+        nk++;
+    }
     if (local && !c->inner[0]) /* zarr-python 2.13 has no sharding */
         k[nk++] = (struct kind){.fig = "zarr_python", .kind = NULL};
     fprintf(stderr, "bench %s (%d kinds x %d) ...\n", c->name, nk, b->reps);
     for (int i = 0; i < nk; i++)
-        k[i].spec = spec_of(b, c, k[i].kind);
+        k[i].spec = k[i].derived ? NULL : spec_of(b, c, k[i].kind);
     measure_all(b, k, nk);
     json_t *figs = json_object();
     for (int i = 0; i < nk; i++) {
@@ -179,6 +194,7 @@ json_t *tly_h_bench_row(struct tly_h_bench *b, const struct tly_h_bench_case *c)
                   "array_bytes", (json_int_t)bytes, "chunks", (json_int_t)n, "strided", strided(c), "threads",
                   c->threads, "io_concurrency", c->io, "memory_limit", (json_int_t)c->mem, "limit", limit,
                   "layout_limit", layout, "overlap_limit", overlap, "figures", figs);
+    json_object_set_new(row, "cpu_limit", cpu ? json_string(cpu) : json_null());
     /* a zstd chunk is one frame, and a frame decodes on one thread: a lone chunk's read cannot use
      * the idle threads, and its limit (the codec alone on the same chunks) is one thread too */
     if (!none && !strcmp(c->op, "read") && !strcmp(c->codec, "zstd") && n < (uint64_t)c->threads)

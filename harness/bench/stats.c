@@ -73,13 +73,9 @@ json_t *tly_h_bench_fig_json(const double *v, int n, double max_spread)
                      "unstable", ok && f.spread > max_spread, "reps", reps);
 }
 
-const char *const tly_h_bench_ratio_keys[] = {"ratio_to_raw",
-                                              "ratio_to_codec_limit",
-                                              "ratio_to_layout_limit",
-                                              "ratio_to_overlap_limit",
-                                              "ratio_to_zarr_python",
-                                              "ratio_to_untracked",
-                                              NULL};
+const char *const tly_h_bench_ratio_keys[] = {
+    "ratio_to_raw",       "ratio_to_codec_limit", "ratio_to_layout_limit", "ratio_to_overlap_limit",
+    "ratio_to_cpu_limit", "ratio_to_zarr_python", "ratio_to_untracked",    NULL};
 
 /* A ratio: tally's figure over the figure named den (NULL: the one the row's field named by `in`
  * names: layout_limit, overlap_limit). Physical: nothing can beat it (raw I/O, the codec alone,
@@ -93,6 +89,7 @@ static const struct {
     {"ratio_to_codec_limit", "codec", NULL, true},
     {"ratio_to_layout_limit", NULL, "layout_limit", true},
     {"ratio_to_overlap_limit", NULL, "overlap_limit", true},
+    {"ratio_to_cpu_limit", NULL, "cpu_limit", true},
     {"ratio_to_zarr_python", "zarr_python", NULL, false},
     {"ratio_to_untracked", "untracked", NULL, false},
 };
@@ -179,7 +176,8 @@ static void judge_ratios(json_t *row, json_t *figs, json_t *reasons, bool *inval
         bool ok = applies && t_ok && !t_shaky && fig_get(figs, den, &d, &d_shaky) && !d_shaky;
         double v = ok ? t.med / d.med : 0;
         bool physical =
-            ratios[i].physical && !(den && (!strcmp(den, "codec_layout") || !strcmp(den, "overlap_layout")));
+            ratios[i].physical &&
+            !(den && (!strcmp(den, "codec_layout") || !strcmp(den, "overlap_layout") || !strcmp(den, "cpu_layout")));
         /* one chunk: the layout's limit is the contiguous one, already judged under its own name */
         bool again = !ratios[i].den && den && (!strcmp(den, "raw") || !strcmp(den, "codec"));
         if (ok && physical && v > TLY_H_BENCH_LIMIT_SLACK) {
@@ -218,6 +216,7 @@ void tly_h_bench_judge(json_t *row)
     set_median(row, "baseline_gbps", figs, json_string_value(json_object_get(row, "limit")));
     set_median(row, "layout_limit_gbps", figs, json_string_value(json_object_get(row, "layout_limit")));
     set_median(row, "overlap_limit_gbps", figs, json_string_value(json_object_get(row, "overlap_limit")));
+    set_median(row, "cpu_limit_gbps", figs, json_string_value(json_object_get(row, "cpu_limit")));
     set_median(row, "zarr_python_gbps", figs, "zarr_python");
     set_median(row, "untracked_gbps", figs, "untracked");
     json_t *peak = json_object_get(t, "peak_extra_bytes");

@@ -21,7 +21,7 @@ import tallytest as t  # noqa: E402
 # One strided uncompressed read, one compressed one-chunk write, one scaling row: about a minute on 2 cores.
 FILTER = "^(read-local-none-16x4MiB|write-local-zstd-one-chunk|scaling-local-none-4x4-t1)$"
 RATIOS = ("ratio_to_raw", "ratio_to_codec_limit", "ratio_to_layout_limit", "ratio_to_overlap_limit",
-          "ratio_to_zarr_python", "ratio_to_untracked")
+          "ratio_to_cpu_limit", "ratio_to_zarr_python", "ratio_to_untracked")
 FIGURE = {"gbps", "gbps_min", "gbps_max", "spread", "unstable", "reps"}
 
 
@@ -42,7 +42,8 @@ def check_ratios(r):
     none = "-none-" in r["name"]
     for k in RATIOS:
         den = {"ratio_to_raw": "raw", "ratio_to_codec_limit": "codec", "ratio_to_layout_limit": r["layout_limit"],
-               "ratio_to_overlap_limit": r.get("overlap_limit"), "ratio_to_zarr_python": "zarr_python",
+               "ratio_to_overlap_limit": r.get("overlap_limit"), "ratio_to_cpu_limit": r.get("cpu_limit"),
+               "ratio_to_zarr_python": "zarr_python",
                "ratio_to_untracked": "untracked"}[k]
         applies = den in figs
         v, why = r[k], r["withheld"].get(k)
@@ -58,7 +59,12 @@ def check_ratios(r):
             t.check(f"{r['name']}: {k} = {v:.3g} within its range, at most 1.05 if a physical limit",
                     r[k + "_min"] <= v <= r[k + "_max"] and (v <= 1.05 or k in ("ratio_to_zarr_python",
                                                              "ratio_to_untracked") or den in ("codec_layout",
-                                                                                              "overlap_layout")), r)
+                                                                                              "overlap_layout",
+                                                                                              "cpu_layout")), r)
+    t.check(f"{r['name']}: a CPU-shared limit on compressed rows, with the overlapped limit it comes with",
+            (r.get("cpu_limit") is not None) == (not none) and (none or ({r["cpu_limit"], r["overlap_limit"]} <= set(figs)
+                                                                         and len(figs[r["cpu_limit"]]["reps"]) ==
+                                                                         len(figs[r["overlap_limit"]]["reps"]))), r)
     t.check(f"{r['name']}: ratio_to_raw only on uncompressed rows",
             ("raw" in figs) == none and ("codec" in figs) == (not none), sorted(figs))
     status = "invalid" if r["invalid"] else "unstable" if r["unstable"] else "ok"

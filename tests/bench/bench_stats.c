@@ -120,7 +120,8 @@ Test(bench_stats, beating_a_physical_limit_is_invalid)
         bool named = false;
         size_t i;
         json_t *why;
-        json_array_foreach(json_object_get(r, "reasons"), i, why) named |= strstr(json_string_value(why), keys[k]) != NULL;
+        json_array_foreach(json_object_get(r, "reasons"), i, why) named |=
+            strstr(json_string_value(why), keys[k]) != NULL;
         cr_assert(named, "the reasons name %s", keys[k]);
     }
     json_decref(r);
@@ -164,6 +165,46 @@ Test(bench_stats, the_overlapped_limit)
             json_decref(r);
         }
     }
+}
+
+/* The CPU-shared limit (the row's cpu_limit names its figure): a ratio of its own, physical for a
+ * contiguous row (beating it is a mis-measured limit), not for the layout's (cpu_layout: its halves are
+ * the simplest strided codes); a row without one has no ratio. */
+Test(bench_stats, the_cpu_shared_limit)
+{
+    double half[5] = {0.5, 0.5, 0.5, 0.5, 0.5}, cpu_v[5] = {1.25, 1.3, 1.2, 1.25, 1.25};
+    const char *kinds[] = {"cpu", "cpu_layout"};
+    for (int k = 0; k < 2; k++) {
+        for (int beaten = 0; beaten < 2; beaten++) {
+            json_t *figs =
+                json_pack("{s:o, s:o, s:o, s:o, s:o}", "tally", fig(steady, 5), "untracked", fig(steady, 5), "codec",
+                          fig(limit_v, 5), "overlap", fig(limit_v, 5), kinds[k], fig(beaten ? half : cpu_v, 5));
+            json_t *r =
+                json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:o}", "name", "write-local-zstd-x", "key",
+                          "write-local-zstd-x", "op", "write", "array_bytes", (json_int_t)1 << 26, "limit", "codec",
+                          "layout_limit", "codec", "overlap_limit", "overlap", "cpu_limit", kinds[k], "figures", figs);
+            tly_h_bench_judge(r);
+            cr_assert(fabs(num(r, "cpu_limit_gbps") - (beaten ? 0.5 : 1.25)) < 1e-9);
+            cr_assert(fabs(num(r, "ratio_to_overlap_limit") - 0.5) < 1e-9, "the overlapped limit is still judged");
+            if (!beaten) {
+                cr_assert(fabs(num(r, "ratio_to_cpu_limit") - 0.8) < 1e-9);
+                cr_assert(fabs(num(r, "ratio_to_cpu_limit_min") - 0.98 / 1.3) < 1e-9, "range: min over max");
+                cr_assert_str_eq(status(r), "ok");
+            } else if (k == 0) {
+                cr_assert_str_eq(status(r), "invalid", "beating the codec and the I/O on the same CPUs: mis-measured");
+                cr_assert_str_eq(withheld(r, "ratio_to_cpu_limit"), "invalid");
+            } else {
+                cr_assert_str_eq(status(r), "ok", "the layout's CPU-shared limit is a target, not a physical limit");
+                cr_assert(fabs(num(r, "ratio_to_cpu_limit") - 2.0) < 1e-9);
+            }
+            json_decref(r);
+        }
+    }
+    json_t *r = row("codec", NULL, fig(steady, 5), fig(steady, 5), fig(limit_v, 5), NULL);
+    cr_assert(json_is_null(json_object_get(r, "ratio_to_cpu_limit")) && !withheld(r, "ratio_to_cpu_limit") &&
+                  json_is_null(json_object_get(r, "cpu_limit_gbps")),
+              "no CPU-shared limit: the ratio does not apply");
+    json_decref(r);
 }
 
 Test(bench_stats, a_figure_that_did_not_run_is_an_error)
