@@ -149,10 +149,9 @@ int tly_h_bench_codec(const struct tly_h_bspec *s, char *data, struct tly_h_benc
     if (!err && x.bound == SIZE_MAX)
         err = tly_fail(TLY_EUNSUPPORTED, "the codec cannot take a chunk of %llu bytes",
                        (unsigned long long)s->chunk_bytes);
-    if (!err && (!per_worker(&x.chunk, x.workers, s->layout ? s->chunk_bytes : 0) || !per_worker(&x.out, x.workers,
-                                                                                                 s->read   ? 0
-                                                                                                 : x.block ? x.block
-                                                                                                           : x.bound)))
+    size_t out_n = s->read ? 0 : x.block ? x.block : x.bound; /* where a write's chunk is encoded */
+    if (!err &&
+        (!per_worker(&x.chunk, x.workers, s->layout ? s->chunk_bytes : 0) || !per_worker(&x.out, x.workers, out_n)))
         err = tly_fail(-ENOMEM, "out of memory for the workers' buffers");
     struct tly_h_bench_pass p = {encode_pass, NULL, &x};
     if (!err && s->read) {

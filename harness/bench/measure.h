@@ -34,7 +34,7 @@ struct tly_h_bench_pass {
 /** What a timed pass took. */
 struct tly_h_bench_timing {
     double secs;
-    double busy_s;      /**< the machine's busy CPU seconds (all CPUs, every process) during the pass; < 0: unknown */
+    double busy_s;      /**< this process's CPU seconds (every thread, user and system) in the pass; < 0: unknown */
     double cpu_secs;    /**< overlap kinds: the CPU-shared limit's time (overlap.c); 0 elsewhere */
     int64_t peak_extra; /**< tracked peak above what was live when the pass began */
     struct tly_time_snapshot time_before, time_after; /**< where its time went (tally/timing.h) */

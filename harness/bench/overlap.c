@@ -9,7 +9,7 @@
  * A write's is the same with the sides turned: the encode (the codec limit's) against storing the
  * encoded chunks, one object or file per chunk or, for a sharded row, per shard (its inner chunks'
  * encoded bytes as the pieces of one object: the spec's object_chunks), by the S3 client alone on the
- * engine's transfers or by pwritev on its threads.
+ * engine's transfers or by pwrite on its threads.
  *
  * And, in the same process, the read of the encoded chunks as raw reads the decoded ones: one file
  * (or S3 object) per chunk, each split into ranges among the workers by the engine's rule, into
@@ -220,8 +220,7 @@ struct wr {
     int *niov;
 };
 
-/* Object @p o's encoded pieces into its file, as the engine's local store writes a chunk (pwritev of
- * them in place, at most IOV_MAX at a time). */
+/* An object's encoded pieces into its file, one after another. */
 static int write_file(const char *name, const struct iovec *iov, int niov)
 {
     int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -246,11 +245,9 @@ static int put_object(void *ctx, int worker, uint64_t o)
     (void)worker;
     struct wr *w = ctx;
     char name[TLY_H_PATH];
-    if (w->x->st == NULL) {
-        snprintf(name, sizeof name, "%s/enc.%llu", w->x->s->dir, (unsigned long long)o);
+    name_of(w->x, o, name, sizeof name);
+    if (w->x->st == NULL)
         return write_file(name, w->iov[o], w->niov[o]);
-    }
-    snprintf(name, sizeof name, "enc/%llu", (unsigned long long)o);
     struct tly_writer *wt = NULL;
     int err = tly_store_writer(w->x->st, name, &wt);
     if (!err)
@@ -273,13 +270,11 @@ static void write_undo(void *ctx)
     struct wr *w = ctx;
     for (uint64_t o = 0; o < w->nobj; o++) {
         char name[TLY_H_PATH];
-        if (w->x->st == NULL) {
-            snprintf(name, sizeof name, "%s/enc.%llu", w->x->s->dir, (unsigned long long)o);
+        name_of(w->x, o, name, sizeof name);
+        if (w->x->st)
+            tly_store_delete(w->x->st, name);
+        else
             unlink(name);
-            continue;
-        }
-        snprintf(name, sizeof name, "enc/%llu", (unsigned long long)o);
-        tly_store_delete(w->x->st, name);
     }
 }
 

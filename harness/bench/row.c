@@ -83,7 +83,7 @@ static void measure_once(struct kind *k)
         if (k->cpu && cg > 0)
             k->cpu->gbps[k->cpu->n++] = cg;
         else if (k->cpu)
-            snprintf(k->cpu->why, sizeof k->cpu->why, "the machine's busy CPU time could not be read");
+            snprintf(k->cpu->why, sizeof k->cpu->why, "its CPU time could not be read");
     } else {
         snprintf(k->why, sizeof k->why, "%s", rc != 0 ? "could not start" : tly_h_last_line(ch.err));
     }
