@@ -95,9 +95,10 @@ int tly_codec_decoded_size(const struct tly_codec *c, const void *src, size_t n,
 /**
  * The bytes the codec's library allocates for itself (contexts, its own buffers) to encode, or to
  * decode, one chunk of @p n bytes: what a memory budget must count beside the chunk's buffers.
- * zstd: the streaming context for the level and size (encode); the decoder context, plus its
- * window when @p windowed (a chunk decoded through a window rather than straight into the output:
- * frames with windows up to 8 MiB, which levels up to 19 write). blosc: its per-call temporaries.
+ * zstd: the context for the level and size (encode), plus its window buffer when @p windowed (runs
+ * that are not one, which libzstd gathers there; one run is read in place); the decoder context,
+ * plus its window when @p windowed (a chunk decoded through a window rather than straight into the
+ * output: frames with windows up to 8 MiB, which levels up to 19 write). blosc: its per-call temporaries.
  * gzip and zlib: deflate's state and buffers (encode), inflate's state and 32 KiB window (decode).
  * none: 0. In allocated bytes: the estimates plus jemalloc's size-class rounding.
  */
@@ -163,6 +164,24 @@ struct tly_dstream;
  */
 int tly_dstream_open(const struct tly_codec *c, void *dst, size_t dst_n, tly_sink_fn sink, void *arg, void *out,
                      size_t out_cap, struct tly_dstream **out_ds);
+
+/**
+ * Where a placed decoder (tly_dstream_open_placed) puts the chunk's decoded bytes from offset @p pos
+ * on: up to @p *len of them at @p *dst, or, with @p *dst NULL, @p *len bytes nobody wants (into the
+ * decoder's scratch). Asked again only once that place is full. Returns 0 or a negative error.
+ */
+typedef int (*tly_place_fn)(void *arg, uint64_t pos, void **dst, size_t *len);
+
+/**
+ * As tly_dstream_open with a sink, for a chunk strided in the output, but the decoder copies its
+ * output straight into the places @p place names, and that copy is counted in stage scatter: one
+ * copy where a sink takes two (the codec's own copy out of its window into a block, then the
+ * sink's scatter). @p scratch (@p scratch_cap bytes) takes the bytes no place wants (that copy is
+ * counted in stage decode: the decoder cannot skip them). TLY_EUNSUPPORTED,
+ * with no message, when the codec cannot (take a sink then).
+ */
+int tly_dstream_open_placed(const struct tly_codec *c, size_t dst_n, tly_place_fn place, void *arg, void *scratch,
+                            size_t scratch_cap, struct tly_dstream **out_ds);
 
 /** Feed the next @p n encoded bytes. TLY_ECODEC when they are not the chunk expected. */
 int tly_dstream_feed(struct tly_dstream *ds, const void *in, size_t n);

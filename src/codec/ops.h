@@ -52,6 +52,9 @@ struct tly__codec_ops {
     /** tly_dstream_open(): the decoder's state begins with a struct tly_dstream (the registry sets its ops). */
     int (*dstream_open)(const struct tly_codec *c, void *dst, size_t dst_n, tly_sink_fn sink, void *arg, void *out,
                         size_t out_cap, struct tly_dstream **out_ds);
+    /** tly_dstream_open_placed(); NULL: TLY_EUNSUPPORTED (a sink then). */
+    int (*dstream_open_placed)(const struct tly_codec *c, size_t dst_n, tly_place_fn place, void *arg, void *scratch,
+                               size_t scratch_cap, struct tly_dstream **out_ds);
     int (*dstream_feed)(struct tly_dstream *ds, const void *in, size_t n);
     int (*dstream_close)(struct tly_dstream *ds);
     void (*dstream_abort)(struct tly_dstream *ds);

@@ -309,6 +309,20 @@ int tly_dstream_open(const struct tly_codec *c, void *dst, size_t dst_n, tly_sin
     return rc;
 }
 
+int tly_dstream_open_placed(const struct tly_codec *c, size_t dst_n, tly_place_fn place, void *arg, void *scratch,
+                            size_t scratch_cap, struct tly_dstream **out_ds)
+{
+    const struct tly__codec_ops *ops = streaming(c, "decoding");
+    if (ops == NULL)
+        return TLY_EUSAGE;
+    if (ops->dstream_open_placed == NULL)
+        return TLY_EUNSUPPORTED; /* no message: the caller takes a sink instead */
+    int rc = ops->dstream_open_placed(c, dst_n, place, arg, scratch, scratch_cap, out_ds);
+    if (rc == 0)
+        (*out_ds)->ops = ops;
+    return rc;
+}
+
 int tly_dstream_feed(struct tly_dstream *ds, const void *in, size_t n)
 {
     return ds->ops->dstream_feed(ds, in, n);

@@ -40,6 +40,11 @@ struct tly_zstd_dstream;
 int tly_zstd_dstream_open(const struct tly_codec *c, void *dst, size_t dst_n, tly_sink_fn sink, void *arg, void *out,
                           size_t out_cap, struct tly_zstd_dstream **out_ds);
 
+/** As tly_zstd_dstream_open, its output copied by libzstd straight into the places @p place names
+ *  (tly_dstream_open_placed). */
+int tly_zstd_dstream_open_placed(const struct tly_codec *c, size_t dst_n, tly_place_fn place, void *arg, void *scratch,
+                                 size_t scratch_cap, struct tly_zstd_dstream **out_ds);
+
 /** Feed the next @p n encoded bytes. TLY_ECODEC when they are not the frame expected. */
 int tly_zstd_dstream_feed(struct tly_zstd_dstream *ds, const void *in, size_t n);
 

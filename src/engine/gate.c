@@ -71,6 +71,35 @@ int tly__encode(struct tly__op *op, void *dst, size_t cap, const void *src, size
     return err;
 }
 
+/* A stream encoder's sink, called outside the gate: a worker blocked writing a block of output
+ * (pwrite, a part's upload) leaves its place to another chunk's codec work. */
+struct gate_sink {
+    struct tly__op *op;
+    tly_sink_fn sink;
+    void *arg;
+};
+
+static int gate_sink(void *arg, const void *data, size_t n)
+{
+    struct gate_sink *g = arg;
+    codec_leave(g->op);
+    int err = g->sink(g->arg, data, n);
+    codec_enter(g->op, TLY_ENCODE);
+    return err;
+}
+
+int tly__encode_stream(struct tly__op *op, const struct tly_codec *c, const struct iovec *iov, int niov,
+                       uint64_t total, void *out, size_t cap, tly_sink_fn sink, void *arg)
+{
+    struct gate_sink g = {op, sink, arg};
+    codec_enter(op, TLY_ENCODE);
+    codec_event(op->a, true, "encode", total, 0);
+    int err = tly_codec_encode_stream(c, iov, niov, total, out, cap, gate_sink, &g);
+    codec_event(op->a, false, "encode", 0, err);
+    codec_leave(op);
+    return err;
+}
+
 int tly__encode_block(struct tly__op *op, const struct tly_block_plan *p, uint64_t j, const void *src, void *out,
                       const void **at, size_t *len)
 {

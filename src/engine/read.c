@@ -5,8 +5,9 @@
  *   raw       (none) preadv straight into the output's runs (runs adjacent in the chunk share a call)
  *   streams   (zstd, gzip, zlib) the encoded chunk streamed into the decoder as it arrives (local:
  *             1 MiB blocks; S3: the HTTP body's pieces, decoded on the S3 client's loop thread),
- *             straight into the output when the chunk lies contiguously there, else through a small
- *             window, scattered
+ *             straight into the output when the chunk lies contiguously there, else copied by the
+ *             decoder out of its window straight into the runs (zstd), or through a small window
+ *             scattered (a codec that cannot place its output)
  *   blocks    (blosc) block by block (read_blocks.c): the header and offset table, then groups of
  *             blocks read into a small slot and each decoded as it arrives, straight into the output
  *             when the chunk lies contiguously there, else through a block buffer scattered to the
@@ -120,6 +121,28 @@ static int fetch_and_feed(struct tly__op *op, const char *key, uint64_t size, vo
 }
 
 /*
+ * Where a placed decoder puts the bytes from chunk offset @p pos on: the rest of the run that holds
+ * pos, or the bytes up to the next run (bytes the region does not want, edge padding) into scratch.
+ */
+static int place_run(void *arg, uint64_t pos, void **dst, size_t *len)
+{
+    struct scatter *sc = arg;
+    while (sc->have_run && sc->co + sc->run_bytes <= pos)
+        sc->have_run = tly_runs_next(&sc->it, &sc->co, &sc->bo);
+    if (!sc->have_run) { /* past the last run: nothing more is wanted */
+        *dst = NULL;
+        *len = SIZE_MAX;
+    } else if (pos < sc->co) {
+        *dst = NULL;
+        *len = (size_t)(sc->co - pos);
+    } else {
+        *dst = sc->out + sc->bo + (pos - sc->co);
+        *len = (size_t)(sc->run_bytes - (pos - sc->co));
+    }
+    return 0;
+}
+
+/*
  * A codec that streams: the encoded chunk streams from the store into the decoder (see stream_in_cap),
  * decoded straight into the output when the chunk is contiguous there, else through a small window
  * scattered to the runs. The encoded chunk is held whole only when it fits in one block.
@@ -143,9 +166,16 @@ static int read_stream(struct tly__op *op, const char *key, const struct tly_run
     if ((in_cap && in == NULL) || (win_cap && win == NULL))
         err = tly_fail(-ENOMEM, "out of memory for %s stream buffers", tly_codec_name(c->id));
     if (!err && win_cap) {
+        TLY_STAGE(TLY_SCATTER)
+        {
+            tly__plant_point(TLY_SCATTER); /* the decoder's copies into the runs are the scatter */
+        }
         tly_runs_iter_init(&sc.it, rs);
         sc.have_run = tly_runs_next(&sc.it, &sc.co, &sc.bo);
-        err = tly_dstream_open(c, NULL, rs->chunk_bytes, scatter_sink, &sc, win, win_cap, &ds);
+        /* a codec that places its output copies it once, straight into the runs; else a sink */
+        err = tly_dstream_open_placed(c, rs->chunk_bytes, place_run, &sc, win, win_cap, &ds);
+        if (err == TLY_EUNSUPPORTED)
+            err = tly_dstream_open(c, NULL, rs->chunk_bytes, scatter_sink, &sc, win, win_cap, &ds);
     } else if (!err) {
         err = tly_dstream_open(c, out + rs->buf_base, rs->chunk_bytes, NULL, NULL, NULL, 0, &ds);
     }

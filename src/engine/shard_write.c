@@ -135,7 +135,7 @@ static int encode_inner(struct swrite *x, const struct tly__segs *s, uint64_t n,
         return tly_fail(-ENOMEM, "out of memory for a %llu-byte inner chunk", (unsigned long long)n);
     if (tly_codec_streams(c)) { /* the pieces read in place */
         struct collect col = {*enc, 0, 0};
-        err = tly_codec_encode_stream(c, s->iov, s->n, n, *enc, bound, collect_sink, &col);
+        err = tly__encode_stream(&x->op, c, s->iov, s->n, n, *enc, bound, collect_sink, &col);
         *len = col.n;
         return err;
     }
@@ -153,7 +153,7 @@ static uint64_t inner_ticket(const struct tly_array *a, uint64_t n)
     const struct tly_codec *c = &a->meta.codec;
     if (tly_codec_stores_raw(c))
         return 0;
-    uint64_t t = tly_codec_bound(c, n) + tly_codec_workspace(c, n, false, false);
+    uint64_t t = tly_codec_bound(c, n) + tly_codec_workspace(c, n, false, true); /* its runs may be gathered */
     /* a codec that does not stream may gather a strided inner chunk first */
     return tly_codec_streams(c) ? t : t + n;
 }

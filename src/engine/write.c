@@ -90,7 +90,7 @@ static int put_chunk(struct wctx *x, const char *key, const struct tly__segs *s,
         }
         struct tly_codec oc = tly__op_codec(op); /* a lone chunk's idle threads: zstd's workers */
         tly__op_chunk_threads(op, tly_codec_threads(&oc, chunk_bytes, false));
-        err = enc ? tly_codec_encode_stream(&oc, s->iov, s->n, chunk_bytes, enc, cap, sink_write, &sk)
+        err = enc ? tly__encode_stream(op, &oc, s->iov, s->n, chunk_bytes, enc, cap, sink_write, &sk)
                   : tly_fail(-ENOMEM, "out of memory for the %s output buffer", tly_codec_name(c->id));
         *stored = sk.bytes;
     } else {
@@ -215,7 +215,8 @@ static uint64_t write_ticket(const struct wctx *x, const struct tly_runs *rs, co
                    : raw    ? 0
                             : tly_codec_bound(c, n);
     struct tly_codec oc = tly__op_codec(op); /* a streamed encode runs on the chunk's threads */
-    enc += blocks ? 0 : tly_codec_workspace(streamed ? &oc : c, n, false, false);
+    /* a streamed encode of runs that are not one gathers them into the library's window */
+    enc += blocks ? 0 : tly_codec_workspace(streamed ? &oc : c, n, false, rs->covers_chunk && s->n > 1);
     /* a remote store copies streamed output into multipart parts: at most two per writer */
     if (streamed && a->remote) {
         uint64_t parts = 2 * (uint64_t)a->opts.part_size, bound = tly_codec_bound(c, n);

@@ -52,10 +52,20 @@ TLY_TEST(codec, dstream_into_a_destination_any_piece_size)
     for (size_t i = 0; i < sizeof pieces / sizeof *pieces; i++) {
         memset(dst, 0, n);
         struct tly_zstd_dstream *ds;
+        struct tly_mem_snapshot s0, s1;
+        tly_mem_snapshot(&s0);
         cr_assert_eq(tly_zstd_dstream_open(&c, dst, n, NULL, NULL, NULL, 0, &ds), 0);
         cr_assert_eq(feed_all(ds, enc, en, pieces[i] < en ? pieces[i] : en), 0, "%s", tly_errmsg());
         cr_assert_eq(tly_zstd_dstream_close(ds), 0, "%s", tly_errmsg());
+        tly_mem_snapshot(&s1);
         cr_expect_eq(memcmp(src, dst, n), 0, "pieces of %zu bytes", pieces[i]);
+        /* a compressed block split between pieces is stitched whole, counted; in one piece none is */
+        uint64_t stitched = TLY_DELTA(s0, s1, TLY_DECODE, copy_bytes);
+        if (pieces[i] >= en)
+            cr_expect_eq(stitched, 0, "the frame in one piece: no copy");
+        else
+            cr_expect(stitched > 0 && stitched <= en, "pieces of %zu: %llu bytes stitched of %zu", pieces[i],
+                      (unsigned long long)stitched, en);
     }
     free(src);
     free(dst);
@@ -84,6 +94,96 @@ TLY_TEST(codec, dstream_through_a_sink_in_small_blocks)
     cr_expect_eq(feed_all(ds, enc, en, en), TLY_EHTTP);
     tly_zstd_dstream_close(ds);
     free(col.buf);
+    free(src);
+    free(enc);
+}
+
+/* Places for a placed decode: runs of @p run bytes every @p stride bytes of the chunk, the rest
+ * unwanted; the runs land packed in @p out. */
+struct places {
+    unsigned char *out;
+    size_t run, stride, asks, wrong_pos;
+    uint64_t last, next; /* the last position asked for, and the end of the place given there */
+    int fail_at;
+};
+
+static int place(void *arg, uint64_t pos, void **dst, size_t *len)
+{
+    struct places *p = arg;
+    if (++p->asks == (size_t)p->fail_at)
+        return TLY_EHTTP;
+    /* the decoder may take less than a place (its scratch, the chunk's end), never skip or go back */
+    p->wrong_pos += p->asks > 1 && (pos <= p->last || pos > p->next);
+    p->last = pos;
+    uint64_t k = pos / p->stride, in = pos % p->stride;
+    if (in < p->run) {
+        *dst = p->out + k * p->run + in;
+        *len = p->run - in;
+    } else {
+        *dst = NULL;
+        *len = p->stride - in;
+    }
+    p->next = pos + *len;
+    return 0;
+}
+
+TLY_TEST(codec, dstream_placed_into_runs_copies_once)
+{
+    struct tly_codec c = cu_codec(TLY_CODEC_ZSTD);
+    size_t n = 2 * MiB + 100;
+    unsigned char *src = cu_alloc(n), scratch[333];
+    cu_fill(src, n, 4, 5);
+    void *enc;
+    size_t en = encode(src, n, &enc);
+    static const size_t runs[][2] = {{1, 2}, {100, 100}, {4096, 10000}, {300000, 700000}};
+    static const size_t pieces[] = {1, 4096, SIZE_MAX};
+    for (size_t r = 0; r < sizeof runs / sizeof *runs; r++)
+        for (size_t i = 0; i < sizeof pieces / sizeof *pieces; i++) {
+            size_t run = runs[r][0], stride = runs[r][1], nruns = (n + stride - 1) / stride;
+            if (pieces[i] == 1 && stride < 1000)
+                continue; /* a byte at a time through a byte-sized place: minutes, nothing new */
+            struct places p = {.out = cu_alloc(nruns * run), .run = run, .stride = stride};
+            struct tly_zstd_dstream *ds;
+            struct tly_mem_snapshot s0, s1;
+            tly_mem_snapshot(&s0);
+            cr_assert_eq(tly_zstd_dstream_open_placed(&c, n, place, &p, scratch, sizeof scratch, &ds), 0);
+            cr_assert_eq(feed_all(ds, enc, en, pieces[i] < en ? pieces[i] : en), 0, "%s", tly_errmsg());
+            cr_assert_eq(tly_zstd_dstream_close(ds), 0, "%s", tly_errmsg());
+            tly_mem_snapshot(&s1);
+            size_t bad = 0;
+            for (size_t at = 0; at < n; at++)
+                if (at % stride < run)
+                    bad += p.out[at / stride * run + at % stride] != src[at];
+            cr_expect_eq(bad, 0, "runs %zu/%zu, pieces %zu: %zu bytes differ", run, stride, pieces[i], bad);
+            cr_expect_eq(p.wrong_pos, 0, "asked only forward, within the last place");
+            size_t wanted = n / stride * run + (n % stride < run ? n % stride : run);
+            cr_expect_eq(TLY_DELTA(s0, s1, TLY_SCATTER, copy_bytes), wanted, "libzstd's copy into the runs: scatter");
+            /* and decode: the rest, and the compressed blocks that arrived split (stitched whole) */
+            uint64_t rest = TLY_DELTA(s0, s1, TLY_DECODE, copy_bytes);
+            if (pieces[i] >= en)
+                cr_expect_eq(rest, n - wanted, "its copy of the rest: decode");
+            else
+                cr_expect(rest > n - wanted && rest <= n - wanted + en, "the rest and the stitched blocks: %llu",
+                          (unsigned long long)rest);
+            free(p.out);
+        }
+    /* a place's error stops decoding and comes back; a truncated frame is refused */
+    struct places p = {.out = cu_alloc(n), .run = 10, .stride = 10, .fail_at = 3};
+    struct tly_zstd_dstream *ds;
+    cr_assert_eq(tly_zstd_dstream_open_placed(&c, n, place, &p, scratch, sizeof scratch, &ds), 0);
+    cr_expect_eq(feed_all(ds, enc, en, en), TLY_EHTTP);
+    tly_zstd_dstream_abort(ds);
+    p = (struct places){.out = p.out, .run = n, .stride = n};
+    cr_assert_eq(tly_zstd_dstream_open_placed(&c, n, place, &p, scratch, sizeof scratch, &ds), 0);
+    cr_expect_eq(feed_all(ds, enc, en - 7, 1000), 0);
+    cr_expect_eq(tly_zstd_dstream_close(ds), TLY_ECODEC, "truncated");
+    cr_expect(strstr(tly_errmsg(), "truncated") != NULL, "%s", tly_errmsg());
+    cu_expect_err(tly_zstd_dstream_open_placed(&c, n, NULL, &p, scratch, sizeof scratch, &ds), TLY_EUSAGE, "zstd:");
+    struct tly_codec g = cu_codec(TLY_CODEC_GZIP);
+    struct tly_dstream *gs;
+    cr_expect_eq(tly_dstream_open_placed(&g, n, place, &p, scratch, sizeof scratch, &gs), TLY_EUNSUPPORTED,
+                 "gzip cannot place: the caller takes a sink");
+    free(p.out);
     free(src);
     free(enc);
 }
@@ -180,14 +280,17 @@ TLY_TEST(codec, workspace_bounds_what_the_libraries_take)
     for (int level = 1; level <= 3; level += 2) {
         struct tly_codec c = cu_codec(TLY_CODEC_ZSTD);
         c.zstd.level = level;
-        struct iovec iov = {src, n};
-        tly_mem_reset_peaks();
-        tly_mem_snapshot(&start);
-        int rc = tly_zstd_encode_stream(&c, &iov, 1, n, out, sizeof out, discard, NULL);
-        int64_t took = stage_peak(TLY_ENCODE, &start), ws = (int64_t)tly_codec_workspace(&c, n, false, false);
-        cr_assert_eq(rc, 0, "%s", tly_errmsg());
-        cr_expect(took <= ws && took >= ws / 2, "zstd level %d encode: took %lld, workspace %lld", level,
-                  (long long)took, (long long)ws);
+        for (int gathered = 0; gathered <= 1; gathered++) { /* one run, read in place; two, gathered */
+            struct iovec iov[2] = {{src, gathered ? n / 2 : n}, {src + n / 2, n / 2}};
+            tly_mem_reset_peaks();
+            tly_mem_snapshot(&start);
+            int rc = tly_zstd_encode_stream(&c, iov, 1 + gathered, n, out, sizeof out, discard, NULL);
+            int64_t took = stage_peak(TLY_ENCODE, &start);
+            int64_t ws = (int64_t)tly_codec_workspace(&c, n, false, gathered);
+            cr_assert_eq(rc, 0, "%s", tly_errmsg());
+            cr_expect(took <= ws && took >= ws / 2, "zstd level %d encode (%s): took %lld, workspace %lld", level,
+                      gathered ? "gathered" : "in place", (long long)took, (long long)ws);
+        }
     }
     struct tly_codec c = cu_codec(TLY_CODEC_ZSTD);
     void *enc;

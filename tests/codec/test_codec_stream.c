@@ -68,7 +68,10 @@ static void stream_case(size_t n, size_t out_cap, int checksum)
     cr_assert_eq(rc, 0, "%s", tly_errmsg());
     expect_frame(&c, &k, src, n);
     cr_expect_leq(k.max_block, out_cap);
-    cr_expect_leq(k.short_calls, 1, "only the last block may be short (%zu were)", k.short_calls);
+    if (out_cap >= ZSTD_CStreamOutSize()) /* each block compressed straight into the output, then drained */
+        cr_expect_leq(k.calls, n / ZSTD_BLOCKSIZE_MAX + 2, "a sink call per block of zstd's (%zu calls)", k.calls);
+    else /* smaller: libzstd's own buffer fills it */
+        cr_expect_leq(k.short_calls, 1, "only the last block may be short (%zu were)", k.short_calls);
     cr_expect_eq(cu_zstd_checksum_flag(k.buf, k.len), checksum);
     free(k.buf);
     free(out);

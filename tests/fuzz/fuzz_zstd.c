@@ -1,7 +1,8 @@
 /*
  * libFuzzer: a zstd chunk decoded whole (tly_codec_decode) and streamed in pieces of the input's
- * choosing (tly_zstd_dstream_*), straight into a destination and through a small window to a sink,
- * as the engine reads a contiguous and a strided chunk. Whole and streamed must agree. Seeds:
+ * choosing (tly_zstd_dstream_*), straight into a destination, through a small window to a sink, and
+ * placed into runs with gaps between them, as the engine reads a contiguous and a strided chunk
+ * (and walk_feed stitches the blocks the pieces split). Whole and streamed must agree. Seeds:
  * tests/fuzz/corpus/zstd (numcodecs-written frames, and tally's own).
  */
 #include <assert.h>
@@ -25,6 +26,21 @@ static int sink(void *arg, const void *p, size_t n)
     assert(a->n + n <= a->cap);
     memcpy(a->buf + a->n, p, n);
     a->n += n;
+    return 0;
+}
+
+/* Places: runs of @p run bytes every @p stride of the chunk, packed into @p out (place_run's shape). */
+struct runs {
+    unsigned char *out;
+    size_t run, stride;
+};
+
+static int place(void *arg, uint64_t pos, void **dst, size_t *len)
+{
+    struct runs *r = arg;
+    uint64_t k = pos / r->stride, in = pos % r->stride;
+    *dst = in < r->run ? r->out + k * r->run + in : NULL;
+    *len = in < r->run ? r->run - in : r->stride - in;
     return 0;
 }
 
@@ -72,6 +88,16 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t n)
     int rs = tly_zstd_dstream_open(&c, NULL, (size_t)size, sink, &a, window, 1 + sizes[0], &ds);
     if (rs == 0)
         rs = stream(ds, src, n, sizes + 1);
+    struct runs r = {NULL, 1 + sizes[2], 1 + sizes[2] + sizes[3]};
+    r.out = malloc(((size_t)size / r.stride + 1) * r.run);
+    unsigned char scratch[97];
+    int rp = tly_zstd_dstream_open_placed(&c, (size_t)size, place, &r, scratch, 1 + sizes[1] % sizeof scratch, &ds);
+    if (rp == 0)
+        rp = stream(ds, src, n, sizes + 2);
+    if (rw == 0 && rp == 0)
+        for (size_t at = 0; at < size; at++)
+            assert(at % r.stride >= r.run || r.out[at / r.stride * r.run + at % r.stride] == whole[at]);
+    free(r.out);
     if (rw == 0 && rd == 0)
         assert(memcmp(whole, direct, size) == 0);
     if (rw == 0 && rs == 0)
