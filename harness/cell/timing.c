@@ -87,8 +87,14 @@ json_t *tly_h_bottleneck(json_t *stage_time, json_t *time)
     const char *resource;
     if (ticket >= 0.25) {
         resource = "memory";
-        snprintf(text, sizeof text, "memory-bound: workers waited %.0f%% of the time for tickets; raise --memory-limit",
-                 100 * ticket);
+        int n = snprintf(text, sizeof text, "memory-bound: workers waited %.0f%% of the time for tickets", 100 * ticket);
+        double in_flight = num(time, "http_in_flight");
+        if (remote && io >= 0.05) /* the budget was held by buffers waiting on the server */
+            n += snprintf(text + n, sizeof text - (size_t)n,
+                          ", held while their requests were out (%.1f in flight on average, workers waited %.0f%% "
+                          "of the time for HTTP answers)",
+                          in_flight, 100 * io);
+        snprintf(text + n, sizeof text - (size_t)n, "; raise --memory-limit");
     } else if (codec_busy >= 0.75 * cap || gate >= 0.25) {
         resource = codec;
         of_threads(a, sizeof a, codec_busy, cap);

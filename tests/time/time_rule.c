@@ -42,6 +42,17 @@ Test(rule, memory_first_when_tickets_held_a_quarter_of_the_workers_time)
     cr_expect(strstr(s, "memory-bound: workers waited 38% of the time for tickets; raise --memory-limit"), "%s", s);
 }
 
+Test(rule, remote_memory_says_the_tickets_were_held_by_requests_out)
+{
+    char s[400];
+    json_t *st = json_pack("{s:o, s:o}", "decode", stage(0.5, 0), "pool", stage(0, 1.0));
+    cr_expect_str_eq(verdict(st, time_of(1.0, 0, 0.6, 0, true, 6.5, 8), s, sizeof s), "memory");
+    cr_expect(strstr(s, "memory-bound: workers waited 50% of the time for tickets, held while their requests were out "
+                        "(6.5 in flight on average, workers waited 30% of the time for HTTP answers); raise "
+                        "--memory-limit"),
+              "%s", s);
+}
+
 Test(rule, encode_when_the_codec_fills_three_quarters_of_its_threads)
 {
     char s[400];
