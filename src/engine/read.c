@@ -4,7 +4,8 @@
  *   missing   the fill value written into the output's runs
  *   raw       (none) preadv straight into the output's runs (runs adjacent in the chunk share a call)
  *   streams   (zstd, gzip, zlib) the encoded chunk streamed into the decoder as it arrives (local:
- *             1 MiB blocks; S3: the HTTP body's pieces, decoded on the S3 client's loop thread),
+ *             1 MiB blocks, a lone chunk's read ahead by a second worker while the first decodes;
+ *             S3: the HTTP body's pieces, decoded on the S3 client's loop thread),
  *             straight into the output when the chunk lies contiguously there, else copied by the
  *             decoder out of its window straight into the runs (zstd), or through a small window
  *             scattered (a codec that cannot place its output)
@@ -19,6 +20,7 @@
  * The path is chosen by what the codec can do (tally/codec.h), never by which codec it is.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +28,7 @@
 #include "engine/internal.h"
 #include "tally/codec.h"
 #include "tally/mem.h"
+#include "tally/timing.h"
 #include "mem/plant.h"
 
 struct rctx {
@@ -86,6 +89,111 @@ static size_t stream_in_cap(const struct tly__op *op, uint64_t size)
         return 0;
     size_t block = a->remote ? a->opts.part_size : STREAM_IN_BLOCK;
     return size < block ? (size_t)size : block;
+}
+
+#define AHEAD_SLOTS 3 /* blocks a lone local chunk's read holds: one decoding, one read, one reading */
+
+/* Whether a chunk of @p size encoded bytes is read ahead (read_ahead()): a lone local chunk of more
+ * than one block, with a second worker to read while the first decodes. */
+static bool reads_ahead(const struct tly__op *op, uint64_t size)
+{
+    return !op->a->remote && op->nchunks == 1 && op->workers >= 2 && size > STREAM_IN_BLOCK;
+}
+
+/*
+ * A lone local chunk read ahead: a frame decodes on one thread, and the preads that bring its
+ * encoded bytes (the kernel's copy out of the page cache, 0.1-0.2 of the decode's time) would
+ * otherwise wait for it and it for them. Two workers share the work: each takes the next block to
+ * decode when it has been read and nobody decodes, else the next block to read into a free slot,
+ * else waits. So the decoder is fed while the other reads ahead, blocks are decoded in order, and
+ * one thread alone (no second worker started) alternates and never waits on itself.
+ */
+struct ahead {
+    struct tly__op *op;
+    const char *key;
+    struct tly_dstream *ds;
+    uint64_t size, next; /* encoded bytes; the offset of the next block to read */
+    uint64_t blocks, decoded;
+    size_t cap;
+    char *buf[AHEAD_SLOTS];
+    size_t len[AHEAD_SLOTS];
+    enum { SLOT_FREE, SLOT_BUSY, SLOT_FULL } st[AHEAD_SLOTS];
+    int rd, dec; /* the next slot to read into, and to decode */
+    bool decoding, failed;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+static int ahead_task(void *arg, uint64_t i)
+{
+    (void)i;
+    struct ahead *h = arg;
+    int err = 0;
+    pthread_mutex_lock(&h->mu);
+    while (!h->failed && h->decoded < h->blocks) {
+        int s = h->dec;
+        if (!h->decoding && h->st[s] == SLOT_FULL) {
+            h->decoding = true;
+            h->st[s] = SLOT_BUSY;
+            pthread_mutex_unlock(&h->mu);
+            err = tly__feed(h->op, h->ds, h->buf[s], h->len[s]);
+            pthread_mutex_lock(&h->mu);
+            h->st[s] = SLOT_FREE;
+            h->dec = (s + 1) % AHEAD_SLOTS;
+            h->decoded++;
+            h->decoding = false;
+        } else if (h->next < h->size && h->st[s = h->rd] == SLOT_FREE) {
+            uint64_t off = h->next;
+            struct iovec iov = {h->buf[s], h->size - off < h->cap ? (size_t)(h->size - off) : h->cap};
+            h->next += iov.iov_len;
+            h->st[s] = SLOT_BUSY;
+            h->rd = (s + 1) % AHEAD_SLOTS;
+            pthread_mutex_unlock(&h->mu);
+            TLY_STAGE(TLY_GET)
+            {
+                err = tly__readv(h->op, h->key, off, &iov, 1);
+            }
+            pthread_mutex_lock(&h->mu);
+            h->len[s] = iov.iov_len;
+            h->st[s] = SLOT_FULL;
+        } else { /* the next block is being read (an I/O wait), or every slot waits on the decoder */
+            bool io = h->st[h->dec] != SLOT_FULL;
+            TLY_STAGE(io ? TLY_GET : TLY_DECODE)
+            {
+                uint64_t t0 = tly_wait_begin();
+                pthread_cond_wait(&h->cv, &h->mu);
+                tly_wait_end(t0, io ? TLY_WAIT_IO : TLY_WAIT_GATE);
+            }
+            continue;
+        }
+        if (err)
+            h->failed = true; /* this thread's message comes back through tly__run_tasks */
+        pthread_cond_broadcast(&h->cv);
+        if (err)
+            break;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return err;
+}
+
+static int read_ahead(struct tly__op *op, const char *key, uint64_t size, struct tly_dstream *ds)
+{
+    struct ahead h = {.op = op, .key = key, .ds = ds, .size = size, .cap = STREAM_IN_BLOCK};
+    h.blocks = (size + h.cap - 1) / h.cap;
+    int err = 0;
+    for (int k = 0; k < AHEAD_SLOTS && !err; k++)
+        if ((h.buf[k] = tly_pool_alloc(h.cap)) == NULL)
+            err = tly_fail(-ENOMEM, "out of memory for a read-ahead block");
+    if (!err) {
+        pthread_mutex_init(&h.mu, NULL);
+        pthread_cond_init(&h.cv, NULL);
+        err = tly__run_tasks(2, 2, ahead_task, &h);
+        pthread_cond_destroy(&h.cv);
+        pthread_mutex_destroy(&h.mu);
+    }
+    for (int k = 0; k < AHEAD_SLOTS; k++)
+        tly_pool_free(h.buf[k]);
+    return err;
 }
 
 /* Close (verdict) or, after a failure whose reason must stand, abort. */
@@ -151,7 +259,8 @@ static int read_stream(struct tly__op *op, const char *key, const struct tly_run
 {
     struct tly_array *a = op->a;
     const struct tly_codec *c = &a->meta.codec;
-    size_t in_cap = stream_in_cap(op, size);
+    bool ahead = reads_ahead(op, size);
+    size_t in_cap = ahead ? 0 : stream_in_cap(op, size); /* read ahead: its own blocks */
     size_t win_cap = tly_runs_contiguous(rs) ? 0 : tly_codec_stream_block(c, true);
     void *in, *win = NULL;
     struct scatter sc = {.run_bytes = rs->run_bytes, .out = out};
@@ -179,7 +288,9 @@ static int read_stream(struct tly__op *op, const char *key, const struct tly_run
     } else if (!err) {
         err = tly_dstream_open(c, out + rs->buf_base, rs->chunk_bytes, NULL, NULL, NULL, 0, &ds);
     }
-    if (!err && a->remote && in_cap) {
+    if (!err && ahead) {
+        err = read_ahead(op, key, size, ds);
+    } else if (!err && a->remote && in_cap) {
         err = fetch_and_feed(op, key, size, in, in_cap, ds);
     } else if (!err) {
         TLY_STAGE(TLY_GET)
@@ -233,7 +344,8 @@ static uint64_t read_ticket(const struct tly__op *op, const struct tly_runs *rs,
     if (!tly_codec_streams(&c))
         return size + (contiguous ? 0 : rs->chunk_bytes) + tly_codec_workspace(&c, rs->chunk_bytes, true, false);
     uint64_t work = tly_codec_workspace(&c, rs->chunk_bytes, true, !contiguous);
-    return stream_in_cap(op, size) + (contiguous ? 0 : tly_codec_stream_block(&c, true)) + work;
+    uint64_t in = reads_ahead(op, size) ? AHEAD_SLOTS * STREAM_IN_BLOCK : stream_in_cap(op, size);
+    return in + (contiguous ? 0 : tly_codec_stream_block(&c, true)) + work;
 }
 
 static int read_one(void *arg, uint64_t i)
