@@ -189,8 +189,9 @@ static const char about[] =
     "every CPU at once, so the limit is the array's bytes over the longest of either half's time and the CPU "
     "seconds of both halves (the measuring process's, every thread, user and system) over the CPUs; it is the "
     "target of a compressed row where the machine's CPUs are its bound (cpu_layout: the layout's way, a simplest "
-    "code, so no physical limit; on S3 it leaves out the CPU an S3 server on the same machine takes, so it is "
-    "loose there). "
+    "code, so no physical limit; on S3 it counts the CPU of the project's S3 server too, radosgw, ceph-osd and "
+    "ceph-mon from /proc, when the run is against scripts/s3-server on the same machine, and without it is "
+    "loose). "
     "zarr-python 2.13 runs the same local workload; untracked = tally with TALLY_TRACK=0. With fewer chunks than "
     "threads (the one-chunk rows), the engine and its limits split a chunk's read into ranges among them and "
     "decode blosc on their share of threads.";

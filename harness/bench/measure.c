@@ -63,6 +63,60 @@ static double process_busy_s(void)
            (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+/*
+ * The CPU seconds so far of the project's S3 server on this machine, every daemon's user and system
+ * time (scripts/s3-server: radosgw, ceph-osd, ceph-mon; their PIDs in $TALLY_S3_DIR/data/run); -1
+ * when it does not run here. On a machine that also runs the server, moving bytes to S3 costs its
+ * CPU as well as the client's: a CPU-shared limit without it is one the engine cannot reach. A PID
+ * whose command line does not name this server's ceph.conf (a PID reused) is not counted.
+ */
+static double server_busy_s(void)
+{
+    const char *dir = getenv("TALLY_S3_DIR");
+    static const char *daemons[] = {"client.rgw.a", "osd.0", "mon.a"};
+    long tick = sysconf(_SC_CLK_TCK);
+    if (dir == NULL || *dir == '\0' || tick <= 0)
+        return -1;
+    double total = 0;
+    int found = 0;
+    for (size_t i = 0; i < sizeof daemons / sizeof *daemons; i++) {
+        char path[4096], conf[4096], buf[4096];
+        long pid = 0;
+        snprintf(path, sizeof path, "%s/data/run/%s.pid", dir, daemons[i]);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        int ok = fscanf(f, "%ld", &pid) == 1 && pid > 0;
+        fclose(f);
+        snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+        size_t n = 0;
+        if (ok && (f = fopen(path, "r")) != NULL) {
+            n = fread(buf, 1, sizeof buf - 1, f);
+            fclose(f);
+        }
+        for (size_t k = 0; k < n; k++)
+            buf[k] = buf[k] ? buf[k] : ' ';
+        buf[n] = '\0';
+        snprintf(conf, sizeof conf, "-c %s/ceph.conf", dir);
+        if (n == 0 || strstr(buf, conf) == NULL)
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *q = strrchr(buf, ')'); /* the command's name may hold spaces and parentheses */
+        unsigned long long ut = 0, st = 0;
+        /* after ")": state (field 3) ... utime (14) and stime (15) */
+        if (q && sscanf(q + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2) {
+            total += (double)(ut + st) / (double)tick;
+            found++;
+        }
+    }
+    return found ? total : -1;
+}
+
 int tly_h_bench_time(const struct tly_h_bench_pass *p, struct tly_h_bench_timing *t)
 {
     int err = p->run(p->ctx); /* the untimed pass */
@@ -72,11 +126,15 @@ int tly_h_bench_time(const struct tly_h_bench_pass *p, struct tly_h_bench_timing
         return err;
     struct tly_h_window w;
     tly_h_window_open(&w);
+    double server0 = p->server ? server_busy_s() : -1;
     double busy0 = process_busy_s(), t0 = tly_h_now_s();
     err = p->run(p->ctx);
     t->secs = tly_h_now_s() - t0;
-    double busy1 = process_busy_s();
+    double busy1 = process_busy_s(), server1 = server0 >= 0 ? server_busy_s() : -1;
     t->busy_s = busy0 >= 0 && busy1 >= busy0 ? busy1 - busy0 : -1;
+    t->server_busy_s = server0 >= 0 && server1 >= server0 ? server1 - server0 : -1;
+    if (t->busy_s >= 0 && t->server_busy_s > 0)
+        t->busy_s += t->server_busy_s;
     tly_h_window_close(&w);
     t->time_before = w.time_before;
     t->time_after = w.time_after;

@@ -173,7 +173,7 @@ static int time_read(const struct tly_h_bspec *s, char *data, struct tly_h_bench
     free(chunk);
     free(data);
     x.ways = tly_h_bench_read_ways(s, x.workers);
-    struct tly_h_bench_pass p = {read_pass, NULL, &x};
+    struct tly_h_bench_pass p = {read_pass, NULL, &x, s->s3};
     if (!err)
         err = tly_h_bench_time(&p, t);
     for (uint64_t i = 0; x.enc && i < s->nchunks; i++) {
@@ -308,7 +308,7 @@ static int time_write(const struct tly_h_bspec *s, char *data, struct tly_h_benc
     }
     free(chunk);
     free(data);
-    struct tly_h_bench_pass p = {write_pass, write_undo, &w};
+    struct tly_h_bench_pass p = {write_pass, write_undo, &w, s->s3};
     if (!err)
         err = tly_h_bench_time(&p, t);
     for (uint64_t o = 0; w.iov && o < w.nobj; o++)
@@ -340,7 +340,8 @@ int tly_h_bench_overlap(const struct tly_h_bspec *s, char *data, struct tly_h_be
     double shared = dec.busy_s >= 0 && io.busy_s >= 0 && cpus > 0 ? (dec.busy_s + io.busy_s) / (double)cpus : 0;
     t->cpu_secs = shared > t->secs ? shared : t->secs;
     if (!err)
-        fprintf(stderr, "overlap: %s %.4f s (%.3f CPU s), %s %.4f s (%.3f CPU s)\n", s->read ? "read" : "store",
-                io.secs, io.busy_s, s->read ? "decode" : "encode", dec.secs, dec.busy_s);
+        fprintf(stderr, "overlap: %s %.4f s (%.3f CPU s, of which the S3 server's %.3f), %s %.4f s (%.3f CPU s)\n",
+                s->read ? "read" : "store", io.secs, io.busy_s, io.server_busy_s, s->read ? "decode" : "encode",
+                dec.secs, dec.busy_s);
     return err;
 }

@@ -72,6 +72,27 @@ def check_ratios(r):
             r["status"] in (status, "error") and (r["status"] == "ok") == (not r["reasons"]), r)
 
 
+def server_cpu(tally):
+    """On S3 the CPU-shared limit counts the project's S3 server (its daemons' CPU from /proc), and
+    only the server scripts/s3-server runs: a directory that holds none counts nothing."""
+    if not (os.environ.get("AWS_ENDPOINT_URL") and os.environ.get("TALLY_S3_DIR")):
+        t.skip("the S3 server's CPU in the overlapped S3 limit", "no scripts/s3-server environment")
+        return
+    spec = json.dumps({"scenario": "x", "kind": "overlap", "op": "read", "store": "s3", "codec": "zstd",
+                       "codec_spec": "zstd:level=1", "dir": f"s3://{os.environ.get('TALLY_S3_BUCKET', 'tally')}/"
+                       f"smoke-overlap-{os.getpid()}", "dtype": "<f4", "shape": [4096, 4096], "chunks": [1024, 1024],
+                       "threads": 2, "io_concurrency": 8, "memory_limit": 64 << 20})
+    pat = r"overlap: read [0-9.]+ s \(([0-9.]+) CPU s, of which the S3 server's (-?[0-9.]+)\)"
+    p = t.run(tally, "bench-cell", spec)
+    m = re.search(pat, p.stderr)
+    t.check("an S3 overlapped limit's read counts the S3 server's CPU (more than 0, within the pass's)",
+            p.returncode == 0 and m and 0 < float(m.group(2)) <= float(m.group(1)), p.stderr[-400:])
+    p = t.run(tally, "bench-cell", spec, env=dict(os.environ, TALLY_S3_DIR=tempfile.gettempdir()))
+    m = re.search(pat, p.stderr)
+    t.check("with no server of the project's in TALLY_S3_DIR, none is counted (-1)",
+            p.returncode == 0 and m and float(m.group(2)) == -1, p.stderr[-400:])
+
+
 def main():
     tally = os.path.abspath(sys.argv[1])
     p = t.run(tally, "bench", "--help")
@@ -84,6 +105,7 @@ def main():
     t.check("a filter that matches no row is an error (exit 2)", p.returncode == 2 and "matches no row" in p.stderr,
             p.stderr)
 
+    server_cpu(tally)
     out = tempfile.mkdtemp(prefix="tally-bench-smoke-")
     try:
         p = subprocess.run([tally, "bench", "--quick", "--json", "--filter", FILTER, "--out", out],
