@@ -35,11 +35,11 @@ struct tly_h_bench_pass {
 /** What a timed pass took. */
 struct tly_h_bench_timing {
     double secs;
-    double busy_s;      /**< this process's CPU seconds (every thread, user and system) in the pass, and the S3
-                         *   server's when the pass asks (server_busy_s); < 0: unknown */
+    double busy_s;        /**< this process's CPU seconds (every thread, user and system) in the pass, and the S3
+                           *   server's when the pass asks (server_busy_s); < 0: unknown */
     double server_busy_s; /**< of which the S3 server's (scripts/s3-server's daemons); < 0: not counted */
-    double cpu_secs;    /**< overlap kinds: the CPU-shared limit's time (overlap.c); 0 elsewhere */
-    int64_t peak_extra; /**< tracked peak above what was live when the pass began */
+    double cpu_secs;      /**< overlap kinds: the CPU-shared limit's time (overlap.c); 0 elsewhere */
+    int64_t peak_extra;   /**< tracked peak above what was live when the pass began */
     struct tly_time_snapshot time_before, time_after; /**< where its time went (tally/timing.h) */
 };
 

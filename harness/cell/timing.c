@@ -87,7 +87,8 @@ json_t *tly_h_bottleneck(json_t *stage_time, json_t *time)
     const char *resource;
     if (ticket >= 0.25) {
         resource = "memory";
-        int n = snprintf(text, sizeof text, "memory-bound: workers waited %.0f%% of the time for tickets", 100 * ticket);
+        int n =
+            snprintf(text, sizeof text, "memory-bound: workers waited %.0f%% of the time for tickets", 100 * ticket);
         double in_flight = num(time, "http_in_flight");
         if (remote && io >= 0.05) /* the budget was held by buffers waiting on the server */
             n += snprintf(text + n, sizeof text - (size_t)n,

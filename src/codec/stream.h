@@ -13,13 +13,14 @@
 #include "tally/codec.h"
 
 /**
- * zstd only: compress the concatenation of @p niov pieces (read in place: no gather) whose total is
- * @p total bytes, passing output to @p sink in blocks of at most @p out_cap bytes from @p out (a
- * buffer the caller owns, ideally ZSTD_CStreamOutSize()): a full buffer each time it fills, and what
- * is left at the end. The frame records @p total as its content size. Compression runs in stage
- * encode; @p sink runs in the caller's stage (it does the caller's work, e.g. a put). Returns 0,
- * TLY_EUSAGE when the pieces do not add up to @p total (checked before any output), TLY_ECODEC, or
- * the sink's (negative) error.
+ * zstd only: compress the concatenation of @p niov pieces whose total is @p total bytes (one piece
+ * is read in place; several are gathered by libzstd into its window, counted: zstd_stream.c),
+ * passing output to @p sink in blocks of at most @p out_cap bytes from @p out (a buffer the caller
+ * owns, ideally ZSTD_CStreamOutSize()): a block each time the buffer has less room than libzstd
+ * needs to compress a block straight into it, and what is left at the end. The frame records @p total as its content
+ * size. Compression runs in stage encode; @p sink runs in the caller's stage (it does the caller's work, e.g. a put).
+ * Returns 0, TLY_EUSAGE when the pieces do not add up to @p total (checked before any output), TLY_ECODEC, or the
+ * sink's (negative) error.
  */
 int tly_zstd_encode_stream(const struct tly_codec *c, const struct iovec *iov, int niov, uint64_t total, void *out,
                            size_t out_cap, tly_sink_fn sink, void *arg);
@@ -27,8 +28,9 @@ int tly_zstd_encode_stream(const struct tly_codec *c, const struct iovec *iov, i
 /**
  * A zstd frame decoded as its bytes arrive (pushed: from file blocks, or from an HTTP body as it
  * lands), so the encoded chunk is never held whole. Output goes either straight into one
- * contiguous destination (no window buffer: zstd writes there directly), or in blocks of at most
- * out_cap bytes through a sink (for a chunk that lies strided in the output).
+ * contiguous destination (no window buffer: zstd writes there directly), in blocks of at most
+ * out_cap bytes through a sink, or copied by libzstd straight into the places a place function names
+ * (tly_zstd_dstream_open_placed: a chunk that lies strided in the output).
  */
 struct tly_zstd_dstream;
 

@@ -88,8 +88,8 @@ static int gate_sink(void *arg, const void *data, size_t n)
     return err;
 }
 
-int tly__encode_stream(struct tly__op *op, const struct tly_codec *c, const struct iovec *iov, int niov,
-                       uint64_t total, void *out, size_t cap, tly_sink_fn sink, void *arg)
+int tly__encode_stream(struct tly__op *op, const struct tly_codec *c, const struct iovec *iov, int niov, uint64_t total,
+                       void *out, size_t cap, tly_sink_fn sink, void *arg)
 {
     struct gate_sink g = {op, sink, arg};
     codec_enter(op, TLY_ENCODE);

@@ -115,8 +115,8 @@ int tly__encode(struct tly__op *op, void *dst, size_t cap, const void *src, size
 int tly__decode(struct tly__op *op, void *dst, size_t dst_n, const void *src, size_t n);
 /* A streamed encode of @p total bytes of runs (tly_codec_encode_stream) through the gate, as
  * tly__encode a chunk; @p sink runs outside it. */
-int tly__encode_stream(struct tly__op *op, const struct tly_codec *c, const struct iovec *iov, int niov,
-                       uint64_t total, void *out, size_t cap, tly_sink_fn sink, void *arg);
+int tly__encode_stream(struct tly__op *op, const struct tly_codec *c, const struct iovec *iov, int niov, uint64_t total,
+                       void *out, size_t cap, tly_sink_fn sink, void *arg);
 /* Block @p j of a frame written block by block (the block entries' encode_block), as tly__encode does a chunk. */
 struct tly_block_plan;
 int tly__encode_block(struct tly__op *op, const struct tly_block_plan *p, uint64_t j, const void *src, void *out,

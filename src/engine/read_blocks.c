@@ -12,15 +12,16 @@
  *      scattered to the runs from cache;
  *   3. the chunk's groups run on its share of threads (op->codec_threads), each lane reading one
  *      group and then decoding it, so that one lane reads while another decodes. On a remote store
- *      a contiguous chunk's group is read before its task takes a lane, and holds it only to decode: a lane bounds the
- *      CPU, and holding one through a GET kept as few requests in flight as there are threads (2 on
- *      a 2-CPU machine, for all of an operation's chunks: read-s3-blosc-256x4MiB 0.42 GB/s against
- *      its overlapped limit's 1.48, 0.65 so); the chunk's ticket still counts every slot its tasks
- *      hold. Remote groups are larger (REMOTE_GROUP_BYTES), since every request costs a round trip
- *      and the server's work: a 4 MiB chunk of 256 KiB blocks took 17 requests. Both for chunks
- *      that lie contiguously in the output only: a strided chunk's groups, held while they wait for
- *      a lane, took a strided S3 read's peak from 0.04 to 0.07-0.10 of its array's bytes (budget
- *      0.05), so they keep the local way.
+ *      a contiguous chunk's group is read before its task takes a lane, and holds it only to
+ *      decode: a lane bounds the CPU, and holding one through a GET kept as few requests in flight
+ *      as there are threads (2 on a 2-CPU machine, for all of an operation's chunks:
+ *      read-s3-blosc-256x4MiB 0.42 GB/s against its overlapped limit's 1.48, 0.65 so); the chunk's
+ *      ticket still counts every slot its tasks hold. Remote groups are larger
+ *      (REMOTE_GROUP_BYTES), since every request costs a round trip and the server's work: a 4 MiB
+ *      chunk of 256 KiB blocks took 17 requests. Both for chunks that lie contiguously in the
+ *      output only: a strided chunk's groups, held while they wait for a lane, took a strided S3
+ *      read's peak from 0.04 to 0.07-0.10 of its array's bytes (budget 0.05), so they keep the
+ *      local way.
  *
  * A stored frame (blosc's "memcpyed": the bytes as they are after the header) is read like an uncompressed chunk:
  * straight into the output's runs.

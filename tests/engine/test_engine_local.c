@@ -1,6 +1,9 @@
 /* engine: round trips on the local store for every codec and format, regions, fill, zero-copy paths. */
+#include <fcntl.h>
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "support.h"
 #include "tally/engine.h"
@@ -198,6 +201,15 @@ TLY_TEST(engine, existing_array_needs_overwrite)
     cr_expect_eq(tly_array_open(path, NULL, &a), TLY_ENOTFOUND);
 }
 
+/* Chunk @p key's file under the array at @p path: its name into @p chunk, and its size. */
+static long chunk_file(const char *path, const char *key, char *chunk, size_t cap)
+{
+    snprintf(chunk, cap, "%s/%s", path, key);
+    struct stat st;
+    cr_assert_eq(stat(chunk, &st), 0, "%s", chunk);
+    return (long)st.st_size;
+}
+
 TLY_TEST(engine, corrupt_chunks_are_named)
 {
     uint64_t shape[] = {100}, chunks[] = {50};
@@ -217,13 +229,8 @@ TLY_TEST(engine, corrupt_chunks_are_named)
         cr_assert_eq(tly_array_write(a, v, &all, NULL), 0);
         cr_assert_eq(tly_array_commit(a), 0, "%s", tly_errmsg()); /* the array is at path from here on */
         char chunk[350];
-        snprintf(chunk, sizeof chunk, "%s/1", path);
-        FILE *f = fopen(chunk, "r+b");
-        cr_assert_not_null(f);
-        fseek(f, 0, SEEK_END);
-        long len = ftell(f);
-        cr_assert_eq(ftruncate(fileno(f), len / 2), 0);
-        fclose(f);
+        long len = chunk_file(path, "1", chunk, sizeof chunk);
+        cr_assert_eq(truncate(chunk, len / 2), 0);
         int err = tly_array_read(a, v, &all, NULL);
         cr_expect(err == TLY_EFORMAT || err == TLY_ECODEC, "%s: %d %s", codecs[c], err, tly_errmsg());
         cr_expect(strstr(tly_errmsg(), "chunk 1") != NULL, "the message names the chunk: %s", tly_errmsg());
@@ -364,16 +371,12 @@ TLY_TEST(engine, lone_chunk_reads_split_across_workers)
              * worker meets it, and the message it gives names the chunk */
             cr_assert_eq(tly_array_commit(a), 0, "%s", tly_errmsg());
             char chunk[350];
-            snprintf(chunk, sizeof chunk, "%s/0.0", path);
-            FILE *f = fopen(chunk, "r+b");
-            cr_assert_not_null(f);
-            fseek(f, 0, SEEK_END);
-            long len = ftell(f);
-            fseek(f, len / 2, SEEK_SET);
+            long len = chunk_file(path, "0.0", chunk, sizeof chunk);
             unsigned char junk[4096];
             memset(junk, 0xA5, sizeof junk);
-            cr_assert_eq(fwrite(junk, 1, sizeof junk, f), sizeof junk);
-            fclose(f);
+            int fd = open(chunk, O_WRONLY);
+            cr_assert_eq(pwrite(fd, junk, sizeof junk, len / 2), (ssize_t)sizeof junk);
+            close(fd);
             int err = tly_array_read(a, back, &all, NULL);
             cr_expect_eq(err, TLY_ECODEC, "flipped bytes: %d %s", err, tly_errmsg());
             cr_expect(strstr(tly_errmsg(), "chunk 0.0") != NULL, "the message names the chunk: %s", tly_errmsg());
