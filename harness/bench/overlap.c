@@ -21,8 +21,9 @@
  * every CPU at once, so no operation beats bytes / max(either half's time, (CPU seconds of both halves)
  * / CPUs), CPU seconds being this process's over each timed pass (measure.c). It assumes the engine
  * cannot encode, decode or move the bytes with less CPU than the codec alone and the I/O alone do; a
- * ratio above the slack to it says it was mis-measured. An S3 server on the same machine takes CPU too,
- * which this limit does not count (it would need the server's process), so on S3 it is a loose limit.
+ * ratio above the slack to it says it was mis-measured. An S3 server on the same machine takes CPU too:
+ * against scripts/s3-server that CPU is counted (measure.c's server_busy_s: radosgw, ceph-osd and
+ * ceph-mon from /proc); against any other server it is not, and on S3 the limit is then a loose one.
  */
 #include <errno.h>
 #include <fcntl.h>

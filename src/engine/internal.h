@@ -87,6 +87,12 @@ void tly__op_end(struct tly__op *op, struct tly_io_stats *stats);
 /* Threads each of @p chunks chunks may use: with fewer chunks than threads, the idle ones' share. */
 int tly__share(int threads, uint64_t chunks);
 
+/* Copied parts a chunk's S3 writer of @p op uploads at once (tly_writer_parts_in_flight), @p head when it
+ * keeps its first part for the commit: 1 where the chunks share the transfers; where a chunk has them
+ * to itself (fewer chunks than workers: a lone chunk), as many as half the budget holds over the
+ * chunks, less the part being filled and the kept first. A chunk's ticket holds this many + 1 (+ 1). */
+int tly__parts_in_flight(const struct tly__op *op, bool head);
+
 /* Note that a chunk's codec work of @p op ran on @p n threads (the operation reports the most). */
 void tly__op_chunk_threads(struct tly__op *op, int n);
 

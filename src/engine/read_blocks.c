@@ -18,10 +18,11 @@
  *      read-s3-blosc-256x4MiB 0.42 GB/s against its overlapped limit's 1.48, 0.65 so); the chunk's
  *      ticket still counts every slot its tasks hold. Remote groups are larger
  *      (REMOTE_GROUP_BYTES), since every request costs a round trip and the server's work: a 4 MiB
- *      chunk of 256 KiB blocks took 17 requests. Both for chunks that lie contiguously in the
- *      output only: a strided chunk's groups, held while they wait for a lane, took a strided S3
- *      read's peak from 0.04 to 0.07-0.10 of its array's bytes (budget 0.05), so they keep the
- *      local way.
+ *      chunk of 256 KiB blocks took 17 requests; a chunk with transfers to itself (a lone one)
+ *      reads larger groups still, some of them ahead of its lanes (plan_window()). Both for
+ *      chunks that lie contiguously in the output only: a strided chunk's groups, held while
+ *      they wait for a lane, took a strided S3 read's peak from 0.04 to 0.07-0.10 of its array's
+ *      bytes (budget 0.05), so they keep the local way.
  *
  * A stored frame (blosc's "memcpyed": the bytes as they are after the header) is read like an uncompressed chunk:
  * straight into the output's runs.
@@ -92,6 +93,8 @@ struct bread {
     uint32_t *start, *extent;  /* per block, in the frame */
     uint32_t *gfirst, *gcount; /* per group: its first block and how many */
     uint64_t ngroups;
+    size_t group;   /* the bytes a group reads at most (at least one block): plan_window() */
+    uint64_t ahead; /* groups read ahead of the lanes: plan_window() */
 };
 
 /* Chunk offset and output offset of run @p k. */
@@ -208,19 +211,52 @@ static int read_group(void *arg, uint64_t g)
     return err;
 }
 
-/* The bytes a group reads at most (a group holds at least one block): GROUP_BYTES, or
- * REMOTE_GROUP_BYTES for a contiguous chunk on a remote store. */
-static size_t group_bytes(const struct bread *b)
+/*
+ * A chunk's window: the bytes a group reads at most (b->group) and the groups read ahead of the
+ * lanes (b->ahead). Locally GROUP_BYTES and none: a lane holds its group from read to decode. A
+ * remote contiguous chunk reads REMOTE_GROUP_BYTES and none ahead where many chunks share the
+ * transfers. Where a chunk has transfers to itself (fewer chunks than workers: a lone chunk), its
+ * requests in flight were only its lanes, each a round trip for 1 MiB: a lone 1 GiB chunk on 2
+ * threads had 1.7 requests in flight on average, 1031 requests, read-s3-blosc-one-chunk 0.56 GB/s.
+ * Such a chunk gets its part of WINDOW_SHARE of the budget instead, in lanes + AHEAD groups of
+ * up to REMOTE_GROUP_MAX: on the bench's 64 MiB, 4 groups of 4 MiB, 235 requests, 3.4 in flight,
+ * 0.79-0.85 GB/s (1 MiB groups 6 ahead: 0.67-0.71; 8 MiB groups 2 ahead: 0.81-1.00 but 34 MiB held).
+ * It is the request's size that counts, on a server that does work per request (radosgw): more
+ * 1 MiB groups in flight gained little (29 in flight: 0.71-0.75 GB/s).
+ */
+#define WINDOW_SHARE 2                     /* a lone remote chunk's window: the budget over this */
+#define AHEAD 2                            /* groups it reads ahead of its lanes */
+#define REMOTE_GROUP_MAX ((size_t)8 << 20) /* and the most a group of it reads */
+static void plan_window(struct bread *b, int lanes)
 {
-    return b->op->a->remote && b->contiguous ? REMOTE_GROUP_BYTES : GROUP_BYTES;
+    const struct tly__op *op = b->op;
+    bool remote = op->a->remote && b->contiguous;
+    b->group = remote ? REMOTE_GROUP_BYTES : GROUP_BYTES;
+    b->ahead = 0;
+    if (!remote || op->read_ways <= lanes)
+        return;
+    uint64_t chunks = op->nchunks < (uint64_t)op->workers ? op->nchunks : (uint64_t)op->workers;
+    uint64_t window = op->a->opts.memory_limit / WINDOW_SHARE / (chunks ? chunks : 1);
+    uint64_t group = window / (uint64_t)(lanes + AHEAD);
+    if (group < 2 * REMOTE_GROUP_BYTES) /* too little to gain: ten 40 MB chunks on 32 transfers */
+        return;
+    b->group = group < REMOTE_GROUP_MAX ? (size_t)group : REMOTE_GROUP_MAX;
+    b->ahead = (uint64_t)(op->read_ways - lanes) < AHEAD ? (uint64_t)(op->read_ways - lanes) : AHEAD;
+}
+
+/* The most bytes a group's slot holds: b->group, or one block where that is larger. */
+static uint64_t slot_bytes(const struct bread *b)
+{
+    uint64_t one = b->ops->pad + b->ops->max_extent(b->f.blocksize);
+    return one > b->group ? one : b->group;
 }
 
 /* The groups: the wanted blocks in order, a group growing while its next block follows it in the
- * frame and the group stays within group_bytes() (a group holds at least one block). */
+ * frame and the group stays within b->group (a group holds at least one block). */
 static void plan_groups(struct bread *b)
 {
     uint64_t n = b->f.nblocks;
-    size_t bytes = 0, most = group_bytes(b);
+    size_t bytes = 0, most = b->group;
     b->ngroups = 0;
     for (uint64_t j = 0, last = UINT64_MAX; j < n; j++) {
         uint64_t lo = j * b->f.blocksize;
@@ -246,9 +282,8 @@ static uint64_t lane_bytes(const struct bread *b, bool contiguous)
 {
     const struct tly_block_frame *f = &b->f;
     struct tly_codec c = b->op->a->meta.codec;
-    uint64_t slot = b->ops->pad + b->ops->max_extent(f->blocksize);
     c.threads = 1;
-    return (slot > group_bytes(b) ? slot : group_bytes(b)) + (contiguous ? 0 : f->blocksize) +
+    return slot_bytes(b) + (contiguous ? 0 : f->blocksize) +
            b->ops->workspace(&c, f->blocksize, (size_t)f->blocksize, true);
 }
 
@@ -264,7 +299,8 @@ static int read_blocks(struct bread *b, const uint8_t *first, size_t nfirst)
     struct tly__op *op = b->op;
     uint64_t n = b->f.nblocks, tb = b->ops->table_bytes(&b->f);
     int lanes = op->codec_threads > 0 ? op->codec_threads : 1;
-    uint64_t ticket = table_bytes(b) + (uint64_t)lanes * lane_bytes(b, b->contiguous);
+    plan_window(b, lanes);
+    uint64_t ticket = table_bytes(b) + (uint64_t)lanes * lane_bytes(b, b->contiguous) + b->ahead * slot_bytes(b);
     int err = 0;
     TLY_STAGE(TLY_POOL)
     {
@@ -301,8 +337,9 @@ static int read_blocks(struct bread *b, const uint8_t *first, size_t nfirst)
         {
             tly__plant_point(TLY_DECODE);
         }
-        uint64_t ways = b->ngroups < (uint64_t)lanes ? b->ngroups : (uint64_t)lanes;
-        tly__op_chunk_threads(op, (int)ways);
+        uint64_t ways = (uint64_t)lanes + b->ahead, decoding = (uint64_t)lanes;
+        ways = ways < b->ngroups ? ways : b->ngroups;
+        tly__op_chunk_threads(op, (int)(ways < decoding ? ways : decoding));
         err = b->ngroups ? tly__run_tasks((int)ways, b->ngroups, read_group, b) : 0;
     }
     tly_pool_free(scratch);

@@ -83,6 +83,7 @@ static int put_chunk(struct wctx *x, const char *key, const struct tly__segs *s,
         *stored = chunk_bytes;
     } else if (tly_codec_streams(c)) {
         struct sink sk = {w, 0};
+        tly_writer_parts_in_flight(w, tly__parts_in_flight(op, false));
         TLY_STAGE(TLY_ENCODE)
         {
             tly__plant_point(TLY_ENCODE);
@@ -217,9 +218,10 @@ static uint64_t write_ticket(const struct wctx *x, const struct tly_runs *rs, co
     struct tly_codec oc = tly__op_codec(op); /* a streamed encode runs on the chunk's threads */
     /* a streamed encode of runs that are not one gathers them into the library's window */
     enc += blocks ? 0 : tly_codec_workspace(streamed ? &oc : c, n, false, rs->covers_chunk && s->n > 1);
-    /* a remote store copies streamed output into multipart parts: at most two per writer */
+    /* a remote store copies streamed output into multipart parts: one filling, those uploading */
     if (streamed && a->remote) {
-        uint64_t parts = 2 * (uint64_t)a->opts.part_size, bound = tly_codec_bound(c, n);
+        uint64_t parts = (uint64_t)(tly__parts_in_flight(op, false) + 1) * a->opts.part_size;
+        uint64_t bound = tly_codec_bound(c, n);
         enc += bound < parts ? bound : parts;
     }
     if (!rs->covers_chunk) { /* read-modify-write: the chunk, its old encoded bytes and their decoder, the new ones */

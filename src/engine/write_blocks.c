@@ -19,8 +19,9 @@
  * may differ), whatever the threads: each block's bytes are its own, and they are written in order.
  * Memory: the table, the window's slots (a block's output each and, for a strided chunk, two blocks
  * of input), the codec's temporaries per lane and, on S3, the parts the writer holds (the first,
- * kept to be patched, and two being filled and sent). On S3 the header and table must lie in the
- * first part: a table longer than the part size is refused (a larger --part-size takes it).
+ * kept to be patched, one being filled and those uploading: tly__parts_in_flight). On S3 the
+ * header and table must lie in the first part: a table longer than the part size is refused (a
+ * larger --part-size takes it).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -65,8 +66,10 @@ uint64_t tly__blocks_write_bytes(const struct tly__op *op, const struct tly_bloc
     uint64_t slots = (uint64_t)window * (contiguous ? 0 : 2 * p->blocksize);
     for (int k = 0; k < window; k++)
         slots += slot_cap(ops, p, window, k);
-    /* S3: the parts the writer holds (the kept first, two filling), or the frame when it is smaller */
-    uint64_t parts = 3 * (uint64_t)a->opts.part_size, frame = p->n + ops->header + 4 * p->nblocks;
+    /* S3: the parts the writer holds (the kept first, one filling, those uploading), or the frame when it
+     * is smaller */
+    uint64_t parts = (uint64_t)(tly__parts_in_flight(op, true) + 2) * a->opts.part_size;
+    uint64_t frame = p->n + ops->header + 4 * p->nblocks;
     parts = a->remote ? (parts < frame ? parts : frame) : 0;
     return table + slots + parts +
            (uint64_t)lanes * ops->workspace(&a->meta.codec, p->blocksize, (size_t)(2 * p->blocksize), false);
@@ -346,8 +349,10 @@ int tly__put_blocks(struct tly__op *op, const struct tly_block_plan *p, const ch
     TLY_STAGE(TLY_PUT)
     {
         err = tly_store_writer(st, key, &w);
-        if (!err && !p->stored)
+        if (!err && !p->stored) {
             tly_writer_keep_head(w); /* S3: the first part waits for the table */
+            tly_writer_parts_in_flight(w, tly__parts_in_flight(op, true));
+        }
     }
     bool fits = false;
     uint8_t *head = NULL;

@@ -26,6 +26,8 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import urllib.parse
 
 import numpy as np
@@ -168,12 +170,14 @@ def region_reads(w):
 def big_chunk_reads(w):
     """How big chunks are read, seen through a logging proxy: a lone uncompressed chunk by parallel
     range GETs of at least 8 MiB; zstd chunks beside others by range GETs of at most the part size
-    (decoded on the workers); a lone zstd chunk by one streamed GET."""
+    (decoded on the workers); a lone zstd chunk by one streamed GET; a lone blosc chunk by groups of
+    blocks as large as half the memory budget allows over its lanes and the groups read ahead (up
+    to 8 MiB), or of 1 MiB where the budget is small."""
     rng = np.random.default_rng(9)
     big = rng.random((6000, 2200), dtype=np.float32)  # two chunks of 26.4 MB, incompressible
     np.save(f"{w}/big.npy", big)
     for name, codec, chunks in (("lone-none", "none", "6000,2200"), ("pair-zstd", "zstd", "3000,2200"),
-                                ("lone-zstd", "zstd", "6000,2200")):
+                                ("lone-zstd", "zstd", "6000,2200"), ("lone-blosc", "blosc", "6000,2200")):
         p = tally("put", f"{w}/big.npy", url(name), "--codec", codec, "--chunks", chunks)
         R.check(f"put {name}", p.returncode == 0, p.stderr)
     proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"])
@@ -195,6 +199,56 @@ def big_chunk_reads(w):
             else:
                 R.check("a lone zstd chunk: one streamed GET", len(gets) == 1 and "range" not in gets[0]["headers"],
                         [(e["body_bytes"], e["headers"].get("range")) for e in gets])
+        # a lone blosc chunk (52.8 MB, blocks of 0.5 MiB or so): the header's range, then groups of blocks
+        for limit, most, least in (("64M", 8 << 20, 2 << 20), ("8M", 1 << 20, 0)):
+            proxy.log.clear()
+            g = tally("get", url("lone-blosc"), f"{w}/big2.npy", "--threads", "2", "--memory-limit", limit, "--json",
+                      env=env)
+            R.check(f"get lone-blosc equal (budget {limit})",
+                    g.returncode == 0 and np.array_equal(np.load(f"{w}/big2.npy"), big), g.stderr)
+            res = json.loads(g.stdout) if g.returncode == 0 else {}
+            gets = [e for e in proxy.log if e["method"] == "GET" and re.search(r"/0\.0$", e["target"])]
+            groups = sorted(e["body_bytes"] for e in gets)[1:]  # the first range: header and offset table
+            R.check(f"lone blosc chunk, budget {limit}: range GETs of groups over {least >> 20} MiB, at most "
+                    f"{most >> 20} MiB (and the blocks' pad), peak within half the budget and a lane's work",
+                    groups and all("range" in e["headers"] for e in gets) and groups[-1] <= most + (64 << 10) and
+                    groups[len(groups) // 2] > least and res.get("peak_extra_bytes", 1 << 40) <= (
+                        int(limit[:-1]) << 19) + (8 << 20),
+                    f"{len(gets)} GETs, sizes {groups[:3]}..{groups[-3:]}, peak {res.get('peak_extra_bytes')}")
+    finally:
+        proxy.close()
+
+
+def parts_in_flight(w):
+    """A lone chunk's S3 writer uploads as many copied parts at once as half the memory budget holds
+    (less the part being filled and, for blosc, the first part it keeps for the table): seen through a
+    proxy that holds every UploadPart but the first (blosc's, sent at the commit) 0.3 s, counting how
+    many it holds at once."""
+    held = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def plan(n, method, target, headers):
+        if method == "PUT" and "partNumber=" in target and "partNumber=1&" not in target + "&":
+            with lock:
+                held["now"] += 1
+                held["most"] = max(held["most"], held["now"])
+            time.sleep(0.3)
+            with lock:
+                held["now"] -= 1
+        return None
+
+    proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"], plan)
+    env = dict(os.environ, AWS_ENDPOINT_URL=proxy.url)
+    try:
+        # 52.8 MB of random floats in one chunk, 8 MiB parts: 64 MiB holds 4 parts (blosc: the kept first,
+        # one filling, 2 uploading; zstd: one filling, 3 uploading); 16 MiB holds 1 (1 uploading)
+        for codec, limit, want in (("blosc", "64M", 2), ("zstd", "64M", 3), ("blosc", "16M", 1)):
+            held["most"] = 0
+            name = f"inflight-{codec}-{limit}"
+            p = tally("put", f"{w}/big.npy", url(name), "--codec", codec, "--chunks", "6000,2200",
+                      "--memory-limit", limit, "--part-size", "8M", env=env)
+            R.check(f"lone {codec} chunk, budget {limit}: {want} parts uploading at once at most, and reached",
+                    p.returncode == 0 and held["most"] == want, f"{held['most']} at once; {p.stderr}")
     finally:
         proxy.close()
 
@@ -378,6 +432,7 @@ def main():
             shard_requests(w)
             region_reads(w)
             big_chunk_reads(w)
+            parts_in_flight(w)
             tls(w)
             errors(w)
         finally:
