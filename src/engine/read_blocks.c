@@ -12,17 +12,16 @@
  *      scattered to the runs from cache;
  *   3. the chunk's groups run on its share of threads (op->codec_threads), each lane reading one
  *      group and then decoding it, so that one lane reads while another decodes. On a remote store
- *      a contiguous chunk's group is read before its task takes a lane, and holds it only to
- *      decode: a lane bounds the CPU, and holding one through a GET kept as few requests in flight
- *      as there are threads (2 on a 2-CPU machine, for all of an operation's chunks:
- *      read-s3-blosc-256x4MiB 0.42 GB/s against its overlapped limit's 1.48, 0.65 so); the chunk's
- *      ticket still counts every slot its tasks hold. Remote groups are larger
+ *      a chunk's group is read before its task takes a lane, and holds it only to decode: a lane
+ *      bounds the CPU, and holding one through a GET kept as few requests in flight as there are
+ *      threads (2 on a 2-CPU machine, for all of an operation's chunks). Strided chunks kept that
+ *      way until 2026-12-07, for their peak (a strided S3 read's went from 0.04 to 0.10 of its
+ *      array's bytes, within their tickets): read-s3-blosc-256x4MiB, whose chunks are strided,
+ *      had 2.3 requests in flight, 0.28 GB/s against its CPU-shared limit's 1.01; now 25 in flight,
+ *      0.52 GB/s. The chunk's ticket counts every slot its tasks hold. Remote groups are larger
  *      (REMOTE_GROUP_BYTES), since every request costs a round trip and the server's work: a 4 MiB
- *      chunk of 256 KiB blocks took 17 requests; a chunk with transfers to itself (a lone one)
- *      reads larger groups still, some of them ahead of its lanes (plan_window()). Both for
- *      chunks that lie contiguously in the output only: a strided chunk's groups, held while
- *      they wait for a lane, took a strided S3 read's peak from 0.04 to 0.07-0.10 of its array's
- *      bytes (budget 0.05), so they keep the local way.
+ *      chunk of 256 KiB blocks took 17 requests; a contiguous chunk with transfers to itself (a
+ *      lone one) reads larger groups still, some of them ahead of its lanes (plan_window()).
  *
  * A stored frame (blosc's "memcpyed": the bytes as they are after the header) is read like an uncompressed chunk:
  * straight into the output's runs.
@@ -184,7 +183,7 @@ static int read_group(void *arg, uint64_t g)
     size_t bytes = 0;
     for (uint32_t i = 0; i < n; i++)
         bytes += b->ops->pad + b->extent[j0 + i];
-    bool remote = b->op->a->remote && b->contiguous; /* read before taking a lane (the header comment) */
+    bool remote = b->op->a->remote; /* read before taking a lane (the header comment) */
     if (!remote)
         lane_take(b->lanes);
     char *slot = tly_pool_alloc(bytes), *aside = NULL;
@@ -214,8 +213,8 @@ static int read_group(void *arg, uint64_t g)
 /*
  * A chunk's window: the bytes a group reads at most (b->group) and the groups read ahead of the
  * lanes (b->ahead). Locally GROUP_BYTES and none: a lane holds its group from read to decode. A
- * remote contiguous chunk reads REMOTE_GROUP_BYTES and none ahead where many chunks share the
- * transfers. Where a chunk has transfers to itself (fewer chunks than workers: a lone chunk), its
+ * remote chunk reads REMOTE_GROUP_BYTES and none ahead where many chunks share the
+ * transfers. Where a contiguous chunk has transfers to itself (fewer chunks than workers: a lone chunk), its
  * requests in flight were only its lanes, each a round trip for 1 MiB: a lone 1 GiB chunk on 2
  * threads had 1.7 requests in flight on average, 1031 requests, read-s3-blosc-one-chunk 0.56 GB/s.
  * Such a chunk gets its part of WINDOW_SHARE of the budget instead, in lanes + AHEAD groups of
@@ -230,10 +229,9 @@ static int read_group(void *arg, uint64_t g)
 static void plan_window(struct bread *b, int lanes)
 {
     const struct tly__op *op = b->op;
-    bool remote = op->a->remote && b->contiguous;
-    b->group = remote ? REMOTE_GROUP_BYTES : GROUP_BYTES;
+    b->group = op->a->remote ? REMOTE_GROUP_BYTES : GROUP_BYTES;
     b->ahead = 0;
-    if (!remote || op->read_ways <= lanes)
+    if (!op->a->remote || !b->contiguous || op->read_ways <= lanes)
         return;
     uint64_t chunks = op->nchunks < (uint64_t)op->workers ? op->nchunks : (uint64_t)op->workers;
     uint64_t window = op->a->opts.memory_limit / WINDOW_SHARE / (chunks ? chunks : 1);
