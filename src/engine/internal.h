@@ -87,6 +87,11 @@ void tly__op_end(struct tly__op *op, struct tly_io_stats *stats);
 /* Threads each of @p chunks chunks may use: with fewer chunks than threads, the idle ones' share. */
 int tly__share(int threads, uint64_t chunks);
 
+/* The bytes of transfers a chunk of @p op holds when it has the S3 transfers to itself (fewer chunks
+ * than workers: a lone chunk): its part of half the budget; 0 where the chunks share them (and locally).
+ * Reads spend it on groups of blocks ahead of their lanes (read_blocks.c), writes on parts uploading. */
+uint64_t tly__own_window(const struct tly__op *op);
+
 /* Copied parts a chunk's S3 writer of @p op uploads at once (tly_writer_parts_in_flight), @p head when it
  * keeps its first part for the commit: 1 where the chunks share the transfers; where a chunk has them
  * to itself (fewer chunks than workers: a lone chunk), as many as half the budget holds over the

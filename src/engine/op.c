@@ -182,12 +182,20 @@ void tly__op_chunk_threads(struct tly__op *op, int n)
  * thread, 0.27 GB/s against 0.41 for its CPU-shared limit. Half the budget is what a lone S3 chunk
  * takes on reads too (read_blocks.c's plan_window).
  */
+uint64_t tly__own_window(const struct tly__op *op)
+{
+    const struct tly_array *a = op->a;
+    if (!a->remote || op->nchunks == 0 || op->nchunks >= (uint64_t)op->workers)
+        return 0;
+    return a->opts.memory_limit / 2 / op->nchunks;
+}
+
 int tly__parts_in_flight(const struct tly__op *op, bool head)
 {
     const struct tly_array *a = op->a;
-    if (!a->remote || op->nchunks == 0 || op->nchunks >= (uint64_t)op->workers || a->opts.part_size == 0)
+    if (a->opts.part_size == 0)
         return 1;
-    uint64_t per = a->opts.memory_limit / 2 / op->nchunks / a->opts.part_size, held = head ? 2 : 1;
+    uint64_t per = tly__own_window(op) / a->opts.part_size, held = head ? 2 : 1;
     int n = per > held + 1 ? (int)(per - held) : 1;
     return n > a->opts.io_concurrency ? a->opts.io_concurrency : n;
 }

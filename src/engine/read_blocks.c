@@ -213,17 +213,16 @@ static int read_group(void *arg, uint64_t g)
 /*
  * A chunk's window: the bytes a group reads at most (b->group) and the groups read ahead of the
  * lanes (b->ahead). Locally GROUP_BYTES and none: a lane holds its group from read to decode. A
- * remote chunk reads REMOTE_GROUP_BYTES and none ahead where many chunks share the
- * transfers. Where a contiguous chunk has transfers to itself (fewer chunks than workers: a lone chunk), its
- * requests in flight were only its lanes, each a round trip for 1 MiB: a lone 1 GiB chunk on 2
- * threads had 1.7 requests in flight on average, 1031 requests, read-s3-blosc-one-chunk 0.56 GB/s.
- * Such a chunk gets its part of WINDOW_SHARE of the budget instead, in lanes + AHEAD groups of
- * up to REMOTE_GROUP_MAX: on the bench's 64 MiB, 4 groups of 4 MiB, 235 requests, 3.4 in flight,
- * 0.79-0.85 GB/s (1 MiB groups 6 ahead: 0.67-0.71; 8 MiB groups 2 ahead: 0.81-1.00 but 34 MiB held).
- * It is the request's size that counts, on a server that does work per request (radosgw): more
- * 1 MiB groups in flight gained little (29 in flight: 0.71-0.75 GB/s).
+ * remote chunk reads REMOTE_GROUP_BYTES and none ahead where many chunks share the transfers. Where a
+ * contiguous chunk has transfers to itself (fewer chunks than workers: a lone chunk), its requests in
+ * flight were only its lanes, each a round trip for 1 MiB: a lone 1 GiB chunk on 2 threads had 1.7
+ * requests in flight on average, 1031 requests, read-s3-blosc-one-chunk 0.56 GB/s. Such a chunk
+ * gets its part of half the budget instead (tly__own_window), in lanes + AHEAD groups of up to
+ * REMOTE_GROUP_MAX: on the bench's 64 MiB, 4 groups of 8 MiB, 121 requests, 3.2 in flight,
+ * 0.80-1.15 GB/s with 34 MiB held (a quarter of the budget, groups of 4 MiB: 0.74-0.79). It is the
+ * request's size that counts, on a server that does work per request (radosgw): more 1 MiB groups in
+ * flight gained little (29 in flight: 0.71-0.75 GB/s).
  */
-#define WINDOW_SHARE 2                     /* a lone remote chunk's window: the budget over this */
 #define AHEAD 2                            /* groups it reads ahead of its lanes */
 #define REMOTE_GROUP_MAX ((size_t)8 << 20) /* and the most a group of it reads */
 static void plan_window(struct bread *b, int lanes)
@@ -233,9 +232,7 @@ static void plan_window(struct bread *b, int lanes)
     b->ahead = 0;
     if (!op->a->remote || !b->contiguous || op->read_ways <= lanes)
         return;
-    uint64_t chunks = op->nchunks < (uint64_t)op->workers ? op->nchunks : (uint64_t)op->workers;
-    uint64_t window = op->a->opts.memory_limit / WINDOW_SHARE / (chunks ? chunks : 1);
-    uint64_t group = window / (uint64_t)(lanes + AHEAD);
+    uint64_t group = tly__own_window(op) / (uint64_t)(lanes + AHEAD);
     if (group < 2 * REMOTE_GROUP_BYTES) /* too little to gain: ten 40 MB chunks on 32 transfers */
         return;
     b->group = group < REMOTE_GROUP_MAX ? (size_t)group : REMOTE_GROUP_MAX;
