@@ -70,6 +70,16 @@ int tly_store_size(struct tly_store *st, const char *key, uint64_t *out);
 int tly_store_readv(struct tly_store *st, const char *key, uint64_t offset, const struct iovec *iov, int niov);
 
 /**
+ * Read the first bytes of object @p key (a chunk's header) in one request, and its size: min(@p n,
+ * size) bytes into @p buf, the object's size into @p size. S3 asks for a range from byte 0, whose
+ * reply's Content-Range says the size (a 200, a server that ignores ranges: its Content-Length); RGW
+ * refuses a range of an empty object (416), which costs a second request (HEAD). The local store
+ * reads it with one pread after the open's fstat. Returns 0, TLY_ENOTFOUND, or an error naming the
+ * key.
+ */
+int tly_store_read_head(struct tly_store *st, const char *key, void *buf, size_t n, uint64_t *size);
+
+/**
  * Read the last bytes of object @p key (a shard's index at its end) in one request, and its size:
  * min(@p n, size) bytes into the start of @p buf, the object's size into @p size. S3 asks for a
  * suffix range (`Range: bytes=-N`), whose Content-Range says the size; a server that answers it

@@ -10,6 +10,7 @@ struct tly_store_ops {
     const char *kind;
     int (*size)(struct tly_store *st, const char *key, uint64_t *out);
     int (*readv)(struct tly_store *st, const char *key, uint64_t offset, const struct iovec *iov, int niov);
+    int (*read_head)(struct tly_store *st, const char *key, void *buf, size_t n, uint64_t *size);
     int (*read_tail)(struct tly_store *st, const char *key, void *buf, size_t n, uint64_t *size);
     int (*read_stream)(struct tly_store *st, const char *key, void *buf, size_t cap, tly_store_sink_fn sink, void *arg);
     int (*get)(struct tly_store *st, const char *key, char **data, size_t *n);

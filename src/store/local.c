@@ -199,8 +199,9 @@ static int local_readv(struct tly_store *base, const char *key, uint64_t offset,
     return err;
 }
 
-/* The object's last bytes: the open's fstat gives the size, one pread (more only if it comes short) the bytes. */
-static int local_read_tail(struct tly_store *base, const char *key, void *buf, size_t n, uint64_t *size)
+/* The object's first or last bytes: the open's fstat gives the size, one pread (more only if it comes short) the bytes.
+ */
+static int read_edge(struct tly_store *base, const char *key, void *buf, size_t n, uint64_t *size, bool tail)
 {
     struct tly__local *st = L(base);
     int fd, err = open_read(st, key, &fd, size);
@@ -208,9 +209,19 @@ static int local_read_tail(struct tly_store *base, const char *key, void *buf, s
         return err;
     size_t want = *size < n ? (size_t)*size : n;
     struct iovec iov = {buf, want};
-    err = read_all(st, fd, *size - want, &iov, 1, key);
+    err = read_all(st, fd, tail ? *size - want : 0, &iov, 1, key);
     close(fd);
     return err;
+}
+
+static int local_read_head(struct tly_store *base, const char *key, void *buf, size_t n, uint64_t *size)
+{
+    return read_edge(base, key, buf, n, size, false);
+}
+
+static int local_read_tail(struct tly_store *base, const char *key, void *buf, size_t n, uint64_t *size)
+{
+    return read_edge(base, key, buf, n, size, true);
 }
 
 static int local_read_stream(struct tly_store *base, const char *key, void *buf, size_t cap, tly_store_sink_fn sink,
@@ -476,6 +487,7 @@ static const struct tly_store_ops local_ops = {
     .kind = "local",
     .size = local_size,
     .readv = local_readv,
+    .read_head = local_read_head,
     .read_tail = local_read_tail,
     .read_stream = local_read_stream,
     .get = local_get,

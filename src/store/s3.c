@@ -11,6 +11,7 @@
  *   tly_writer_writev   the pieces are copied (stage put) into blocks of a part of at most
  *                       part_size bytes, uploaded when it fills: at most two parts per writer
  *   tly_store_readv     a range GET written straight into the caller's pieces
+ *   tly_store_read_head one GET of a range from byte 0: an object's start and its size
  *   tly_store_read_tail one GET of a suffix range (Range: bytes=-N): an object's end and its size
  *   tly_store_read_stream  a GET whose pieces go straight from libcurl to the sink
  *
@@ -50,6 +51,7 @@ static const struct tly_store_ops s3_ops = {
     .kind = "s3",
     .size = tly__s3_size,
     .readv = tly__s3_readv,
+    .read_head = tly__s3_read_head,
     .read_tail = tly__s3_read_tail,
     .read_stream = tly__s3_read_stream,
     .get = tly__s3_get,

@@ -93,7 +93,7 @@ struct tly__s3_req {
     bool overflow;  /* RESP_IOV: the body was longer than asked */
     bool enough;    /* RESP_IOV: a 200 for a range delivered what was asked; the rest is not read */
     bool whole;     /* suffix: a 200 (the server ignored the Range), stopped at its first byte */
-    uint64_t total; /* suffix: the object's size, from a 206's Content-Range or a 200's Content-Length */
+    uint64_t total; /* the object's size, from a 206's Content-Range or a 200's Content-Length (ranges, suffixes) */
     bool have_total;
     bool idle; /* this attempt was abandoned: no byte moved for idle_timeout_s */
     bool late; /* the request's time (total_timeout_s) ran out */

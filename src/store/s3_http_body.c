@@ -107,8 +107,8 @@ size_t tly__s3_on_header(char *p, size_t size, size_t nitems, void *ud)
         for (const char *c = v; ok && c < end; c++)
             ok = *c > 0x20 && *c < 0x7f;
         snprintf(r->etag, sizeof r->etag, "%.*s", ok ? (int)(end - v) : 0, v);
-    } else if (len > 14 && strncasecmp(p, "content-range:", 14) == 0 && r->suffix) {
-        /* "bytes FIRST-LAST/TOTAL": the size of the object a suffix range ends */
+    } else if (len > 14 && strncasecmp(p, "content-range:", 14) == 0 && (r->suffix || r->ranged)) {
+        /* "bytes FIRST-LAST/TOTAL": the size of the object a range is of */
         char text[96];
         snprintf(text, sizeof text, "%.*s", (int)(end - v < 95 ? end - v : 95), v);
         const char *slash = strrchr(text, '/');
@@ -193,8 +193,13 @@ size_t tly__s3_on_write(char *p, size_t size, size_t nitems, void *ud)
             return 0;
         }
         /* A 200 to a ranged (or resumed) GET is the whole object: drop what comes before the range. */
-        if (r->cur_status == 200 && (r->ranged || r->delivered > 0))
+        if (r->cur_status == 200 && (r->ranged || r->delivered > 0)) {
+            curl_off_t cl = -1;
+            curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+            r->have_total = cl >= 0;
+            r->total = cl >= 0 ? (uint64_t)cl : 0;
             r->skip = r->range_start + r->delivered;
+        }
     }
     if (r->cur_status < 200 || r->cur_status >= 300) {
         if (r->errbody.n < ERRBODY_MAX)

@@ -88,6 +88,55 @@ int tly__s3_readv(struct tly_store *base, const char *key, uint64_t offset, cons
 }
 
 /*
+ * The object's first @p n bytes by one GET of a range from byte 0: a 206's Content-Range says the
+ * size (and its length how much there was, for an object shorter than @p n); a 200, from a server
+ * that ignores ranges, its Content-Length. RGW refuses a range of an empty object (416): the size is
+ * then asked by HEAD, and what it finds read by an ordinary range.
+ */
+int tly__s3_read_head(struct tly_store *base, const char *key, void *buf, size_t n, uint64_t *size)
+{
+    struct tly__s3 *st = tly__s3_of(base);
+    if (n == 0)
+        return tly__s3_size(base, key, size);
+    struct tly__s3_req r;
+    struct iovec iov = {buf, n};
+    int err = tly__s3_req_key(st, &r, "GET", "GET", key, NULL);
+    if (err)
+        return err;
+    r.ranged = true;
+    r.range_start = 0;
+    r.range_len = n;
+    r.resp = TLY__S3_RESP_IOV;
+    r.resp_iov = &iov;
+    r.nresp_iov = 1;
+    r.resp_len = n;
+    err = tly__s3_run(st, &r);
+    bool refused = err == TLY_EFORMAT && r.status == 416;
+    if (!err && r.status == 200 && !r.have_total && r.have_length) /* an empty 200: no byte to read it at */
+        r.have_total = true, r.total = r.content_length;
+    if (!err && !r.have_total)
+        err = tly_fail(TLY_EHTTP, "s3 GET %s: a %ld to a range without Content-Range (the object's size)", r.what,
+                       r.status);
+    uint64_t total = r.total;
+    if (!err && r.delivered != (total < n ? total : n))
+        err = tly_fail(TLY_EFORMAT, "s3 GET %s: %llu of the first %llu bytes of %llu (truncated)", r.what,
+                       (unsigned long long)r.delivered, (unsigned long long)(total < n ? total : n),
+                       (unsigned long long)total);
+    tly__s3_req_clear(&r);
+    if (!refused) {
+        if (!err)
+            *size = total;
+        return err;
+    }
+    tly_errclear();
+    if ((err = tly__s3_size(base, key, &total)) != 0)
+        return err;
+    *size = total;
+    iov.iov_len = total < n ? (size_t)total : n;
+    return iov.iov_len ? tly__s3_readv(base, key, 0, &iov, 1) : 0;
+}
+
+/*
  * The object's last @p n bytes by one GET of a suffix range: a 206's Content-Range says the size. A
  * server that answers the suffix with the whole object (200: stopped at its first byte, its
  * Content-Length the size) or refuses it (416: RGW does so for an empty object) is asked again the

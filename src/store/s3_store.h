@@ -85,6 +85,7 @@ int tly__s3_object_url(struct tly_store *st, const char *key, char **url, char *
 
 int tly__s3_size(struct tly_store *base, const char *key, uint64_t *out);
 int tly__s3_readv(struct tly_store *base, const char *key, uint64_t offset, const struct iovec *iov, int niov);
+int tly__s3_read_head(struct tly_store *base, const char *key, void *buf, size_t n, uint64_t *size);
 int tly__s3_read_tail(struct tly_store *base, const char *key, void *buf, size_t n, uint64_t *size);
 int tly__s3_read_stream(struct tly_store *base, const char *key, void *buf, size_t cap, tly_store_sink_fn sink,
                         void *arg);

@@ -62,6 +62,12 @@ int tly_store_readv(struct tly_store *st, const char *key, uint64_t offset, cons
     return st->ops->readv(st, key, offset, iov, niov);
 }
 
+int tly_store_read_head(struct tly_store *st, const char *key, void *buf, size_t n, uint64_t *size)
+{
+    CHECK_KEY(key);
+    return st->ops->read_head(st, key, buf, n, size);
+}
+
 int tly_store_read_tail(struct tly_store *st, const char *key, void *buf, size_t n, uint64_t *size)
 {
     CHECK_KEY(key);

@@ -231,6 +231,43 @@ TLY_TEST(store_s3_http, range_reads_check_the_length)
     tly_store_close(st);
 }
 
+/* A chunk's header and its size by one GET: the 206's Content-Range says the size; a 200 (the Range
+ * ignored) its Content-Length; a 416 (RGW's answer for an empty object) is asked again by HEAD. */
+TLY_TEST(store_s3_http, read_head_takes_the_size_from_the_reply)
+{
+    const char *const replies[] = {
+        reply("206 Partial Content", "Content-Range: bytes 0-3/10\r\n", "0123"),
+        reply("206 Partial Content", "Content-Range: bytes 0-2/3\r\n", "012"), /* shorter than asked */
+        reply("200 OK", "", "0123456789"),                                     /* the Range ignored */
+        reply("416 Requested Range Not Satisfiable", "", "<Error><Code>InvalidRange</Code></Error>"),
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",                        /* HEAD: empty */
+        reply("206 Partial Content", "", "0123"),                              /* no Content-Range: no size */
+        reply("206 Partial Content", "Content-Range: bytes 0-3/10\r\n", "01"), /* cut short */
+    };
+    script(replies, 7);
+    struct tly_store *st = open_store();
+    char buf[4] = {0};
+    uint64_t size = 0;
+    cr_assert_eq(tly_store_read_head(st, "k", buf, 4, &size), 0, "%s", tly_errmsg());
+    cr_expect_eq(size, 10);
+    cr_expect(memcmp(buf, "0123", 4) == 0);
+    cr_expect(strcasestr(srv->heads[0], "range: bytes=0-3") != NULL, "%s", srv->heads[0]);
+    cr_assert_eq(tly_store_read_head(st, "k", buf, 4, &size), 0, "%s", tly_errmsg());
+    cr_expect_eq(size, 3, "an object shorter than asked: read whole, its size said");
+    cr_assert_eq(tly_store_read_head(st, "k", buf, 4, &size), 0, "%s", tly_errmsg());
+    cr_expect_eq(size, 10, "a 200's Content-Length");
+    cr_expect(memcmp(buf, "0123", 4) == 0);
+    size = 99;
+    cr_assert_eq(tly_store_read_head(st, "k", buf, 4, &size), 0, "%s", tly_errmsg());
+    cr_expect_eq(size, 0, "416, then HEAD: an empty object");
+    cr_expect_eq(srv->served, 5);
+    cr_expect_eq(tly_store_read_head(st, "k", buf, 4, &size), TLY_EHTTP);
+    cr_expect(strstr(tly_errmsg(), "without Content-Range") != NULL, "%s", tly_errmsg());
+    cr_expect_eq(tly_store_read_head(st, "k", buf, 4, &size), TLY_EFORMAT);
+    cr_expect(strstr(tly_errmsg(), "s3://tally/p/k") && strstr(tly_errmsg(), "truncated"), "%s", tly_errmsg());
+    tly_store_close(st);
+}
+
 struct acc {
     char buf[64];
     size_t n;
