@@ -156,10 +156,12 @@ struct tly__lanes {
 void tly__lanes_init(struct tly__lanes *l, int n);
 void tly__lanes_destroy(struct tly__lanes *l);
 
-/* Read a chunk of @p size stored bytes of a codec with block frames (tly__codec_blocks), block by
- * block, into the output @p out (its ticket taken here, once the header says what the chunk holds). */
+/* Read a chunk of a codec with block frames (tly__codec_blocks), block by block, into the output
+ * @p out (its ticket taken here, once the header says what the chunk holds); its stored size into
+ * @p size, from the read of its header; @p missing set when that read found no such chunk
+ * (TLY_ENOTFOUND, and nothing written to @p out). */
 int tly__read_blocks(struct tly__op *op, struct tly__lanes *lanes, const char *key, const struct tly_runs *rs,
-                     uint64_t size, char *out);
+                     char *out, uint64_t *size, bool *missing);
 
 /* write_blocks.c: write a chunk block by block, as planned by @p p (the block entries' plan), from its
  * pieces @p iov (in chunk order; @p pad marks fill-value pieces) under @p key, its blocks compressed

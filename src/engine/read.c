@@ -366,13 +366,25 @@ static int read_one(void *arg, uint64_t i)
     }
     if (err)
         return err;
-    TLY_STAGE(TLY_GET)
-    {
-        tly__plant_point(TLY_GET);
-        err = tly_store_size(a->store, key, &size);
+    const struct tly_codec *c = &a->meta.codec;
+    bool blocks = !tly_codec_stores_raw(c) && !tly_codec_streams(c) && tly_codec_has_blocks(c);
+    bool missing = false;
+    if (blocks) { /* its size from the read of its header: no request for the size alone (read_blocks.c) */
+        TLY_STAGE(TLY_GET)
+        {
+            tly__plant_point(TLY_GET);
+        }
+        err = tly__read_blocks(&x->op, &x->lanes, key, &rs, x->buf, &size, &missing);
+    } else {
+        TLY_STAGE(TLY_GET)
+        {
+            tly__plant_point(TLY_GET);
+            err = tly_store_size(a->store, key, &size);
+        }
+        missing = err == TLY_ENOTFOUND;
     }
     atomic_fetch_add(&x->op.stats.chunks, 1);
-    if (err == TLY_ENOTFOUND) {
+    if (missing) {
         tly_errclear();
         TLY_STAGE(TLY_SCATTER)
         {
@@ -381,14 +393,14 @@ static int read_one(void *arg, uint64_t i)
         atomic_fetch_add(&x->op.stats.missing, 1);
         return 0;
     }
-    uint64_t ticket = err ? 0 : read_ticket(&x->op, &rs, size);
+    uint64_t ticket = err || blocks ? 0 : read_ticket(&x->op, &rs, size);
     TLY_STAGE(TLY_POOL)
     {
         tly__plant_point(TLY_POOL);
         tly_pool_acquire(x->op.pool, ticket);
     }
-    const struct tly_codec *c = &a->meta.codec;
-    if (!err && tly_codec_stores_raw(c)) {
+    if (err || blocks) {
+    } else if (tly_codec_stores_raw(c)) {
         if (size != rs.chunk_bytes)
             err = tly_fail(TLY_EFORMAT, "%llu bytes, expected %llu", (unsigned long long)size,
                            (unsigned long long)rs.chunk_bytes);
@@ -397,11 +409,9 @@ static int read_one(void *arg, uint64_t i)
             {
                 err = tly__read_runs(&x->op, key, 0, &rs, x->buf);
             }
-    } else if (!err && tly_codec_streams(c)) {
+    } else if (tly_codec_streams(c)) {
         err = read_stream(&x->op, key, &rs, size, x->buf);
-    } else if (!err && tly_codec_has_blocks(c)) {
-        err = tly__read_blocks(&x->op, &x->lanes, key, &rs, size, x->buf);
-    } else if (!err) {
+    } else {
         err = read_whole(&x->op, key, &rs, size, x->buf);
     }
     tly_pool_release(x->op.pool, ticket);

@@ -2,8 +2,9 @@
  * Reading a chunk of a codec with block frames (codec/blocks.h: blosc's) block by block, so that
  * the encoded chunk never exists whole:
  *
- *   1. the first range: the header and, for all but huge tables, the offset table (one read; a
- *      table that does not fit is a second read);
+ *   1. the first range: the header and, for all but huge tables, the offset table, in one read
+ *      that also says the chunk's size (tly_store_read_head: no request for the size alone); a
+ *      table that does not fit is a second read;
  *   2. the blocks the region needs, in groups of blocks adjacent in the frame (one read each, of up
  *      to GROUP_BYTES or one block), each group read into a slot with the codec's pad of bytes
  *      free before every block (preadv / a range GET straight into the pieces), and each block
@@ -17,18 +18,19 @@
  *      threads (2 on a 2-CPU machine, for all of an operation's chunks). Strided chunks kept that
  *      way until 2026-12-07, for their peak (a strided S3 read's went from 0.04 to 0.10 of its
  *      array's bytes, within their tickets): read-s3-blosc-256x4MiB, whose chunks are strided,
- *      had 2.3 requests in flight, 0.28 GB/s against its CPU-shared limit's 1.01; now 25 in flight,
+ *      had 2.3 requests in flight, 0.28 GB/s against its CPU-shared limit's 1.01; then 25 in flight,
  *      0.52 GB/s. The chunk's ticket counts every slot its tasks hold. Remote groups are larger
- *      (REMOTE_GROUP_BYTES), since every request costs a round trip and the server's work: a 4 MiB
+ *      (plan_window()), since every request costs a round trip and the server's work: a 4 MiB
  *      chunk of 256 KiB blocks took 17 requests; a contiguous chunk with transfers to itself (a
- *      lone one) reads larger groups still, some of them ahead of its lanes (plan_window()).
+ *      lone one) reads larger groups still, some of them ahead of its lanes.
  *
  * A stored frame (blosc's "memcpyed": the bytes as they are after the header) is read like an uncompressed chunk:
  * straight into the output's runs.
  *
  * Memory: a chunk holds its offset table (and the arrays made from it) and, per lane, a slot, the
  * block buffer of a strided chunk and the codec's temporaries for one block; its ticket counts them
- * all before any is taken. The lanes of the whole operation are bounded by `lanes` (the threads):
+ * all before any is taken, the slots as no more than the frame's blocks (a chunk that is one group
+ * holds one slot, not one per lane). The lanes of the whole operation are bounded by `lanes` (the threads):
  * a remote store runs more chunks than threads to keep transfers in flight, and without that bound
  * each would hold a slot of blocks waiting for a thread to decode them.
  */
@@ -94,6 +96,7 @@ struct bread {
     uint64_t ngroups;
     size_t group;   /* the bytes a group reads at most (at least one block): plan_window() */
     uint64_t ahead; /* groups read ahead of the lanes: plan_window() */
+    uint64_t size;  /* the stored chunk's bytes */
 };
 
 /* Chunk offset and output offset of run @p k. */
@@ -213,7 +216,11 @@ static int read_group(void *arg, uint64_t g)
 /*
  * A chunk's window: the bytes a group reads at most (b->group) and the groups read ahead of the
  * lanes (b->ahead). Locally GROUP_BYTES and none: a lane holds its group from read to decode. A
- * remote chunk reads REMOTE_GROUP_BYTES and none ahead where many chunks share the transfers. Where a
+ * remote chunk reads groups as large as let the budget hold the lanes' groups of SHARED_CHUNKS chunks
+ * at once, from REMOTE_GROUP_BYTES to REMOTE_GROUP_SHARED, and none ahead where many chunks share the
+ * transfers: read-s3-blosc-256x4MiB (chunks of 8 blocks of 512 KiB) at 64 MiB, 1 MiB groups: 1284
+ * requests, 0.62-0.69 GB/s, 24 MiB held; 4 MiB groups (the chunk is one): 516 requests, 0.80-0.87
+ * GB/s, 46 MiB held (bench-cell, 2 runs each, 2026-12-07). Where a
  * contiguous chunk has transfers to itself (fewer chunks than workers: a lone chunk), its requests in
  * flight were only its lanes, each a round trip for 1 MiB: a lone 1 GiB chunk on 2 threads had 1.7
  * requests in flight on average, 1031 requests, read-s3-blosc-one-chunk 0.56 GB/s. Such a chunk
@@ -223,17 +230,25 @@ static int read_group(void *arg, uint64_t g)
  * request's size that counts, on a server that does work per request (radosgw): more 1 MiB groups in
  * flight gained little (29 in flight: 0.71-0.75 GB/s).
  */
-#define AHEAD 2                            /* groups it reads ahead of its lanes */
-#define REMOTE_GROUP_MAX ((size_t)8 << 20) /* and the most a group of it reads */
+#define SHARED_CHUNKS 8                       /* chunks whose lanes' groups the budget holds at once */
+#define REMOTE_GROUP_SHARED ((size_t)4 << 20) /* the most a group of a chunk sharing the transfers reads */
+#define AHEAD 2                               /* groups a lone chunk reads ahead of its lanes */
+#define REMOTE_GROUP_MAX ((size_t)8 << 20)    /* and the most a group of it reads */
 static void plan_window(struct bread *b, int lanes)
 {
     const struct tly__op *op = b->op;
-    b->group = op->a->remote ? REMOTE_GROUP_BYTES : GROUP_BYTES;
+    b->group = GROUP_BYTES;
     b->ahead = 0;
-    if (!op->a->remote || !b->contiguous || op->read_ways <= lanes)
+    if (!op->a->remote)
+        return;
+    uint64_t budget = op->a->opts.memory_limit, shared = budget ? budget / (SHARED_CHUNKS * (uint64_t)lanes) : 0;
+    b->group = budget == 0 || shared > REMOTE_GROUP_SHARED ? REMOTE_GROUP_SHARED
+               : shared < REMOTE_GROUP_BYTES               ? REMOTE_GROUP_BYTES
+                                                           : (size_t)shared;
+    if (!b->contiguous || op->read_ways <= lanes)
         return;
     uint64_t group = tly__own_window(op) / (uint64_t)(lanes + AHEAD);
-    if (group < 2 * REMOTE_GROUP_BYTES) /* too little to gain: ten 40 MB chunks on 32 transfers */
+    if (group < 2 * REMOTE_GROUP_BYTES || group <= b->group) /* no gain: ten 40 MB chunks on 32 transfers */
         return;
     b->group = group < REMOTE_GROUP_MAX ? (size_t)group : REMOTE_GROUP_MAX;
     b->ahead = (uint64_t)(op->read_ways - lanes) < AHEAD ? (uint64_t)(op->read_ways - lanes) : AHEAD;
@@ -295,7 +310,11 @@ static int read_blocks(struct bread *b, const uint8_t *first, size_t nfirst)
     uint64_t n = b->f.nblocks, tb = b->ops->table_bytes(&b->f);
     int lanes = op->codec_threads > 0 ? op->codec_threads : 1;
     plan_window(b, lanes);
-    uint64_t ticket = table_bytes(b) + (uint64_t)lanes * lane_bytes(b, b->contiguous) + b->ahead * slot_bytes(b);
+    /* the slots held at once: lanes + ahead groups, and never more than the frame's blocks with their
+     * pads (the groups are disjoint: a chunk that is one group holds one slot, not one per lane) */
+    uint64_t slots = ((uint64_t)lanes + b->ahead) * slot_bytes(b), frame = b->size + n * b->ops->pad;
+    uint64_t ticket = table_bytes(b) + (slots < frame ? slots : frame) +
+                      (uint64_t)lanes * (lane_bytes(b, b->contiguous) - slot_bytes(b));
     int err = 0;
     TLY_STAGE(TLY_POOL)
     {
@@ -343,7 +362,7 @@ static int read_blocks(struct bread *b, const uint8_t *first, size_t nfirst)
 }
 
 int tly__read_blocks(struct tly__op *op, struct tly__lanes *lanes, const char *key, const struct tly_runs *rs,
-                     uint64_t size, char *out)
+                     char *out, uint64_t *size, bool *missing)
 {
     struct bread b = {.op = op,
                       .lanes = lanes,
@@ -352,22 +371,22 @@ int tly__read_blocks(struct tly__op *op, struct tly__lanes *lanes, const char *k
                       .out = out,
                       .contiguous = tly_runs_contiguous(rs),
                       .ops = tly__codec_blocks(&op->a->meta.codec)};
-    /* the first range: the header and a table of blocks of at least MIN_BLOCK */
+    /* the first range, which says the object's size: the header and a table of blocks of at least MIN_BLOCK */
     uint8_t first[FIRST_MAX];
     uint64_t guess = b.ops->header + 4 * (rs->chunk_bytes / MIN_BLOCK + 1);
     size_t nfirst = (size_t)(guess < FIRST_MAX ? guess : FIRST_MAX);
-    if (nfirst > size)
-        nfirst = (size_t)size;
-    int err = 0;
-    if (size >= b.ops->header) {
-        struct iovec iov = {first, nfirst};
-        TLY_STAGE(TLY_GET)
-        {
-            err = tly_store_readv(op->a->store, key, 0, &iov, 1);
-        }
+    int err;
+    TLY_STAGE(TLY_GET)
+    {
+        err = tly_store_read_head(op->a->store, key, first, nfirst, size);
     }
-    if (!err)
-        err = b.ops->frame_open(first, size, rs->chunk_bytes, &b.f);
+    *missing = err == TLY_ENOTFOUND; /* the caller fills the chunk (a chunk gone later is an error) */
+    if (err)
+        return err;
+    b.size = *size;
+    if (nfirst > *size)
+        nfirst = (size_t)*size;
+    err = b.ops->frame_open(first, *size, rs->chunk_bytes, &b.f);
     if (err || b.f.nbytes == 0)
         return err;
     if (b.f.stored) {

@@ -208,6 +208,10 @@ def big_chunk_reads(w):
                     g.returncode == 0 and np.array_equal(np.load(f"{w}/big2.npy"), big), g.stderr)
             res = json.loads(g.stdout) if g.returncode == 0 else {}
             gets = [e for e in proxy.log if e["method"] == "GET" and re.search(r"/0\.0$", e["target"])]
+            heads = [e for e in proxy.log if e["method"] == "HEAD" and re.search(r"/0\.0$", e["target"])]
+            R.check(f"lone blosc chunk, budget {limit}: no HEAD, its size from the first range's Content-Range",
+                    not heads and gets and gets[0]["headers"].get("range", "").startswith("bytes=0-"),
+                    [(e["method"], e["headers"].get("range")) for e in heads + gets[:1]])
             groups = sorted(e["body_bytes"] for e in gets)[1:]  # the first range: header and offset table
             R.check(f"lone blosc chunk, budget {limit}: range GETs of groups over {least >> 20} MiB, at most "
                     f"{most >> 20} MiB (and the blocks' pad), peak within half the budget and a lane's work",
