@@ -2,7 +2,9 @@
  * tally bench's statistics: a figure is the median of its repetitions with their range and spread;
  * a figure whose repetitions spread more than the run allows is unstable, and no ratio is made from
  * it; a ratio above TLY_H_BENCH_LIMIT_SLACK to a physical limit marks its row invalid (the limit was
- * mis-measured: nothing beats the machine). Pure functions of numbers and JSON.
+ * mis-measured: nothing beats the machine) where even its range's low end (tally's slowest over the
+ * limit's fastest) is above it; a median above it whose range reaches under is a row at its limit,
+ * within the noise, reported with its ratio and said in its reasons. Pure functions of numbers and JSON.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -180,7 +182,15 @@ static void judge_ratios(json_t *row, json_t *figs, json_t *reasons, bool *inval
             !(den && (!strcmp(den, "codec_layout") || !strcmp(den, "overlap_layout") || !strcmp(den, "cpu_layout")));
         /* one chunk: the layout's limit is the contiguous one, already judged under its own name */
         bool again = !ratios[i].den && den && (!strcmp(den, "raw") || !strcmp(den, "codec"));
-        if (ok && physical && v > TLY_H_BENCH_LIMIT_SLACK) {
+        /* above the slack only in the median, its repetitions' range reaching under: at the limit,
+         * within the noise of two figures measured apart, not a limit mis-measured */
+        if (ok && physical && v > TLY_H_BENCH_LIMIT_SLACK && t.min / d.max <= TLY_H_BENCH_LIMIT_SLACK) {
+            if (!again)
+                reason(reasons,
+                       "at its limit: %s is %.2f, above %.2f, but its range (%.2f-%.2f) reaches under it: "
+                       "within the repetitions' noise, %s is what bounds it",
+                       ratios[i].key, v, TLY_H_BENCH_LIMIT_SLACK, t.min / d.max, t.max / d.min, den);
+        } else if (ok && physical && v > TLY_H_BENCH_LIMIT_SLACK) {
             if (!again)
                 reason(reasons,
                        "invalid: %s would be %.2f, above %.2f: the engine cannot beat %s, a physical limit, so that "
