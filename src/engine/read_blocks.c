@@ -43,6 +43,7 @@
 #include "codec/blocks.h"
 #include "tally/codec.h"
 #include "tally/mem.h"
+#include "tally/timing.h"
 #include "mem/plant.h"
 
 #define GROUP_BYTES ((size_t)256 << 10)      /* a read of adjacent blocks: up to this, or one block */
@@ -64,11 +65,19 @@ void tly__lanes_destroy(struct tly__lanes *l)
     pthread_cond_destroy(&l->cv);
 }
 
+/* A lane, to decode a group: the lanes are block reads' codec gate (their decodes, at most `threads`,
+ * never wait at the gate itself), so the time waited for one counts as a gate wait in decode. */
 static void lane_take(struct tly__lanes *l)
 {
     pthread_mutex_lock(&l->mu);
-    while (l->free == 0)
-        pthread_cond_wait(&l->cv, &l->mu);
+    if (l->free == 0)
+        TLY_STAGE(TLY_DECODE)
+        {
+            uint64_t t0 = tly_wait_begin();
+            while (l->free == 0)
+                pthread_cond_wait(&l->cv, &l->mu);
+            tly_wait_end(t0, TLY_WAIT_GATE);
+        }
     l->free--;
     pthread_mutex_unlock(&l->mu);
 }
