@@ -348,6 +348,26 @@ static uint64_t read_ticket(const struct tly__op *op, const struct tly_runs *rs,
     return in + (contiguous ? 0 : tly_codec_stream_block(&c, true)) + work;
 }
 
+/* A chunk of @p size stored bytes, whatever its codec but one with block frames, into @p out. */
+static int read_sized(struct tly__op *op, const char *key, const struct tly_runs *rs, uint64_t size, char *out)
+{
+    const struct tly_codec *c = &op->a->meta.codec;
+    int err;
+    if (tly_codec_stores_raw(c)) {
+        if (size != rs->chunk_bytes)
+            return tly_fail(TLY_EFORMAT, "%llu bytes, expected %llu", (unsigned long long)size,
+                            (unsigned long long)rs->chunk_bytes);
+        TLY_STAGE(TLY_GET)
+        {
+            err = tly__read_runs(op, key, 0, rs, out);
+        }
+        return err;
+    }
+    if (tly_codec_streams(c))
+        return read_stream(op, key, rs, size, out);
+    return read_whole(op, key, rs, size, out);
+}
+
 static int read_one(void *arg, uint64_t i)
 {
     struct rctx *x = arg;
@@ -393,28 +413,16 @@ static int read_one(void *arg, uint64_t i)
         atomic_fetch_add(&x->op.stats.missing, 1);
         return 0;
     }
-    uint64_t ticket = err || blocks ? 0 : read_ticket(&x->op, &rs, size);
-    TLY_STAGE(TLY_POOL)
-    {
-        tly__plant_point(TLY_POOL);
-        tly_pool_acquire(x->op.pool, ticket);
+    if (!err && !blocks) { /* a block read took its own ticket, once its header said what it holds */
+        uint64_t ticket = read_ticket(&x->op, &rs, size);
+        TLY_STAGE(TLY_POOL)
+        {
+            tly__plant_point(TLY_POOL);
+            tly_pool_acquire(x->op.pool, ticket);
+        }
+        err = read_sized(&x->op, key, &rs, size, x->buf);
+        tly_pool_release(x->op.pool, ticket);
     }
-    if (err || blocks) {
-    } else if (tly_codec_stores_raw(c)) {
-        if (size != rs.chunk_bytes)
-            err = tly_fail(TLY_EFORMAT, "%llu bytes, expected %llu", (unsigned long long)size,
-                           (unsigned long long)rs.chunk_bytes);
-        else
-            TLY_STAGE(TLY_GET)
-            {
-                err = tly__read_runs(&x->op, key, 0, &rs, x->buf);
-            }
-    } else if (tly_codec_streams(c)) {
-        err = read_stream(&x->op, key, &rs, size, x->buf);
-    } else {
-        err = read_whole(&x->op, key, &rs, size, x->buf);
-    }
-    tly_pool_release(x->op.pool, ticket);
     atomic_fetch_add(&x->op.stats.stored_bytes, size);
     atomic_fetch_add(&x->op.stats.needed_bytes, size);
     if (err)

@@ -88,12 +88,14 @@ int tly__s3_readv(struct tly_store *base, const char *key, uint64_t offset, cons
 }
 
 /*
- * The object's first @p n bytes by one GET of a range from byte 0: a 206's Content-Range says the
- * size (and its length how much there was, for an object shorter than @p n); a 200, from a server
- * that ignores ranges, its Content-Length. RGW refuses a range of an empty object (416): the size is
- * then asked by HEAD, and what it finds read by an ordinary range.
+ * The object's first (@p tail false) or last @p n bytes by one GET, a range from byte 0 or a suffix
+ * range, and its size: a 206's Content-Range says it (and its length how much there was, for an
+ * object shorter than @p n); a 200 to a range, from a server that ignores ranges, is the object from
+ * its start, its Content-Length the size. What cannot be answered so is asked again the ordinary way
+ * (the size by HEAD when not known, then a range): two requests, as before. That is a 416 (RGW
+ * refuses a range of an empty object) and a 200 to a suffix (stopped at its first byte).
  */
-int tly__s3_read_head(struct tly_store *base, const char *key, void *buf, size_t n, uint64_t *size)
+static int read_edge(struct tly_store *base, const char *key, void *buf, size_t n, uint64_t *size, bool tail)
 {
     struct tly__s3 *st = tly__s3_of(base);
     if (n == 0)
@@ -103,7 +105,8 @@ int tly__s3_read_head(struct tly_store *base, const char *key, void *buf, size_t
     int err = tly__s3_req_key(st, &r, "GET", "GET", key, NULL);
     if (err)
         return err;
-    r.ranged = true;
+    r.suffix = tail;
+    r.ranged = !tail;
     r.range_start = 0;
     r.range_len = n;
     r.resp = TLY__S3_RESP_IOV;
@@ -111,55 +114,7 @@ int tly__s3_read_head(struct tly_store *base, const char *key, void *buf, size_t
     r.nresp_iov = 1;
     r.resp_len = n;
     err = tly__s3_run(st, &r);
-    bool refused = err == TLY_EFORMAT && r.status == 416;
-    if (!err && r.status == 200 && !r.have_total && r.have_length) /* an empty 200: no byte to read it at */
-        r.have_total = true, r.total = r.content_length;
-    if (!err && !r.have_total)
-        err = tly_fail(TLY_EHTTP, "s3 GET %s: a %ld to a range without Content-Range (the object's size)", r.what,
-                       r.status);
-    uint64_t total = r.total;
-    if (!err && r.delivered != (total < n ? total : n))
-        err = tly_fail(TLY_EFORMAT, "s3 GET %s: %llu of the first %llu bytes of %llu (truncated)", r.what,
-                       (unsigned long long)r.delivered, (unsigned long long)(total < n ? total : n),
-                       (unsigned long long)total);
-    tly__s3_req_clear(&r);
-    if (!refused) {
-        if (!err)
-            *size = total;
-        return err;
-    }
-    tly_errclear();
-    if ((err = tly__s3_size(base, key, &total)) != 0)
-        return err;
-    *size = total;
-    iov.iov_len = total < n ? (size_t)total : n;
-    return iov.iov_len ? tly__s3_readv(base, key, 0, &iov, 1) : 0;
-}
-
-/*
- * The object's last @p n bytes by one GET of a suffix range: a 206's Content-Range says the size. A
- * server that answers the suffix with the whole object (200: stopped at its first byte, its
- * Content-Length the size) or refuses it (416: RGW does so for an empty object) is asked again the
- * ordinary way (the size by HEAD when not known, then a range): two requests, as before suffixes.
- */
-int tly__s3_read_tail(struct tly_store *base, const char *key, void *buf, size_t n, uint64_t *size)
-{
-    struct tly__s3 *st = tly__s3_of(base);
-    if (n == 0)
-        return tly__s3_size(base, key, size);
-    struct tly__s3_req r;
-    struct iovec iov = {buf, n};
-    int err = tly__s3_req_key(st, &r, "GET", "GET", key, NULL);
-    if (err)
-        return err;
-    r.suffix = true;
-    r.range_len = n;
-    r.resp = TLY__S3_RESP_IOV;
-    r.resp_iov = &iov;
-    r.nresp_iov = 1;
-    r.resp_len = n;
-    err = tly__s3_run(st, &r);
-    bool again = (err == TLY_EFORMAT && r.status == 416) || (!err && r.status == 200);
+    bool again = (err == TLY_EFORMAT && r.status == 416) || (tail && !err && r.status == 200);
     bool known = !err && r.have_total;
     uint64_t total = r.have_total ? r.total : r.content_length;
     if (!err && r.status == 200 && !r.whole && r.have_length) /* an empty 200: no byte to stop at */
@@ -169,12 +124,12 @@ int tly__s3_read_tail(struct tly_store *base, const char *key, void *buf, size_t
         err = 0;
     }
     if (!again && !err && !known)
-        err = tly_fail(TLY_EHTTP, "s3 GET %s: a %ld to a suffix range without Content-Range (the object's size)",
-                       r.what, r.status);
+        err = tly_fail(TLY_EHTTP, "s3 GET %s: a %ld to a %s without Content-Range (the object's size)", r.what,
+                       r.status, tail ? "suffix range" : "range");
     if (!again && !err && r.delivered != (total < n ? total : n))
-        err = tly_fail(TLY_EFORMAT, "s3 GET %s: %llu of the last %llu bytes of %llu (truncated)", r.what,
-                       (unsigned long long)r.delivered, (unsigned long long)(total < n ? total : n),
-                       (unsigned long long)total);
+        err = tly_fail(TLY_EFORMAT, "s3 GET %s: %llu of the %s %llu bytes of %llu (truncated)", r.what,
+                       (unsigned long long)r.delivered, tail ? "last" : "first",
+                       (unsigned long long)(total < n ? total : n), (unsigned long long)total);
     tly__s3_req_clear(&r);
     if (err || !again) {
         if (!err)
@@ -185,7 +140,17 @@ int tly__s3_read_tail(struct tly_store *base, const char *key, void *buf, size_t
         return err;
     *size = total;
     iov.iov_len = total < n ? (size_t)total : n;
-    return iov.iov_len ? tly__s3_readv(base, key, total - iov.iov_len, &iov, 1) : 0;
+    return iov.iov_len ? tly__s3_readv(base, key, tail ? total - iov.iov_len : 0, &iov, 1) : 0;
+}
+
+int tly__s3_read_head(struct tly_store *base, const char *key, void *buf, size_t n, uint64_t *size)
+{
+    return read_edge(base, key, buf, n, size, false);
+}
+
+int tly__s3_read_tail(struct tly_store *base, const char *key, void *buf, size_t n, uint64_t *size)
+{
+    return read_edge(base, key, buf, n, size, true);
 }
 
 int tly__s3_read_stream(struct tly_store *base, const char *key, void *buf, size_t cap, tly_store_sink_fn sink,

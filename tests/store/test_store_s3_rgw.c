@@ -13,6 +13,7 @@
 #include "tally/error.h"
 #include "store/internal.h"
 #include "store/s3_internal.h"
+#include "edge_reads.h"
 #include "support.h"
 #include "tally/error.h"
 
@@ -116,25 +117,7 @@ TLY_TEST(store_s3_rgw, read_tail_is_one_suffix_get)
 {
     REQUIRE_S3();
     struct tly_store *st = open_root(NULL);
-    cr_assert_eq(tly_store_put(st, "c/0/1", "hello world", 11), 0, "%s", tly_errmsg());
-    cr_assert_eq(tly_store_put(st, "empty", "", 0), 0, "%s", tly_errmsg());
-    char buf[16] = {0};
-    uint64_t size = 0, r0 = tly_store_read_requests(st);
-    cr_assert_eq(tly_store_read_tail(st, "c/0/1", buf, 5, &size), 0, "%s", tly_errmsg());
-    cr_expect_eq(size, 11);
-    cr_expect_eq(memcmp(buf, "world", 5), 0, "%.5s", buf);
-    cr_expect_eq(tly_store_read_requests(st) - r0, 1, "one request for the end and the size");
-    memset(buf, 0, sizeof buf);
-    cr_assert_eq(tly_store_read_tail(st, "c/0/1", buf, sizeof buf, &size), 0, "%s", tly_errmsg());
-    cr_expect_eq(size, 11, "an object shorter than asked: read whole, its size said");
-    cr_expect_eq(memcmp(buf, "hello world", 11), 0, "%.11s", buf);
-    size = 99;
-    cr_assert_eq(tly_store_read_tail(st, "empty", buf, 4, &size), 0, "%s", tly_errmsg());
-    cr_expect_eq(size, 0, "an empty object");
-    cr_expect_eq(tly_store_read_tail(st, "nope", buf, 4, &size), TLY_ENOTFOUND);
-    cr_expect(strstr(tly_errmsg(), "nope") != NULL, "%s", tly_errmsg());
-    cr_expect_eq(tly_store_delete(st, "c/0/1"), 0);
-    cr_expect_eq(tly_store_delete(st, "empty"), 0);
+    check_edge_reads(st, tly_store_read_tail, true);
     tly_store_close(st);
 }
 
@@ -144,25 +127,7 @@ TLY_TEST(store_s3_rgw, read_head_is_one_ranged_get)
 {
     REQUIRE_S3();
     struct tly_store *st = open_root(NULL);
-    cr_assert_eq(tly_store_put(st, "c/0/1", "hello world", 11), 0, "%s", tly_errmsg());
-    cr_assert_eq(tly_store_put(st, "empty", "", 0), 0, "%s", tly_errmsg());
-    char buf[16] = {0};
-    uint64_t size = 0, r0 = tly_store_read_requests(st);
-    cr_assert_eq(tly_store_read_head(st, "c/0/1", buf, 5, &size), 0, "%s", tly_errmsg());
-    cr_expect_eq(size, 11);
-    cr_expect_eq(memcmp(buf, "hello", 5), 0, "%.5s", buf);
-    cr_expect_eq(tly_store_read_requests(st) - r0, 1, "one request for the start and the size");
-    memset(buf, 0, sizeof buf);
-    cr_assert_eq(tly_store_read_head(st, "c/0/1", buf, sizeof buf, &size), 0, "%s", tly_errmsg());
-    cr_expect_eq(size, 11, "an object shorter than asked: read whole, its size said");
-    cr_expect_eq(memcmp(buf, "hello world", 11), 0, "%.11s", buf);
-    size = 99;
-    cr_assert_eq(tly_store_read_head(st, "empty", buf, 4, &size), 0, "%s", tly_errmsg());
-    cr_expect_eq(size, 0, "an empty object");
-    cr_expect_eq(tly_store_read_head(st, "nope", buf, 4, &size), TLY_ENOTFOUND);
-    cr_expect(strstr(tly_errmsg(), "nope") != NULL, "%s", tly_errmsg());
-    cr_expect_eq(tly_store_delete(st, "c/0/1"), 0);
-    cr_expect_eq(tly_store_delete(st, "empty"), 0);
+    check_edge_reads(st, tly_store_read_head, false);
     tly_store_close(st);
 }
 
