@@ -56,8 +56,9 @@ def check_ratios(r):
             t.check(f"{r['name']}: {k} withheld as invalid, and the row says so", v is None and r["invalid"]
                     and any(k in s and "invalid" in s for s in r["reasons"]), r)
         else:
-            t.check(f"{r['name']}: {k} = {v:.3g} within its range, at most 1.05 if a physical limit",
-                    r[k + "_min"] <= v <= r[k + "_max"] and (v <= 1.05 or k in ("ratio_to_zarr_python",
+            t.check(f"{r['name']}: {k} = {v:.3g} within its range, at most 1.05 if a physical limit (or at it within the noise, said)",
+                    r[k + "_min"] <= v <= r[k + "_max"] and (v <= 1.05 or (r[k + "_min"] <= 1.05 and any(
+                        s.startswith(f"at its limit: {k} ") for s in r["reasons"])) or k in ("ratio_to_zarr_python",
                                                              "ratio_to_untracked") or den in ("codec_layout",
                                                                                               "overlap_layout",
                                                                                               "cpu_layout")), r)
@@ -68,8 +69,8 @@ def check_ratios(r):
     t.check(f"{r['name']}: ratio_to_raw only on uncompressed rows",
             ("raw" in figs) == none and ("codec" in figs) == (not none), sorted(figs))
     status = "invalid" if r["invalid"] else "unstable" if r["unstable"] else "ok"
-    t.check(f"{r['name']}: status {r['status']}, with reasons when not ok",
-            r["status"] in (status, "error") and (r["status"] == "ok") == (not r["reasons"]), r)
+    t.check(f"{r['name']}: status {r['status']}, with reasons when not ok (an ok row's only: at its limit)",
+            r["status"] in (status, "error") and (r["status"] == "ok") == (not [s for s in r["reasons"] if not s.startswith("at its limit: ")]), r)
 
 
 def server_cpu(tally):
