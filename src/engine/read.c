@@ -5,7 +5,8 @@
  *   raw       (none) preadv straight into the output's runs (runs adjacent in the chunk share a call)
  *   streams   (zstd, gzip, zlib) the encoded chunk streamed into the decoder as it arrives (local:
  *             1 MiB blocks, a lone chunk's read ahead by a second worker while the first decodes;
- *             S3: the HTTP body's pieces, decoded on the S3 client's loop thread),
+ *             S3: ranges of up to the part size, the first of which also says the chunk's size, or
+ *             for a lone chunk the HTTP body's pieces, decoded on the S3 client's loop thread),
  *             straight into the output when the chunk lies contiguously there, else copied by the
  *             decoder out of its window straight into the runs (zstd), or through a small window
  *             scattered (a codec that cannot place its output)
@@ -211,12 +212,33 @@ static int feed_sink(void *arg, const void *data, size_t n)
     return tly_dstream_feed(arg, data, n);
 }
 
-/* Remote, in blocks: GET each range of the encoded chunk into @p in, then decode it here. */
+/* Where a remote chunk's read learns its size from its first request (read_headed()): the object's
+ * size, and whether it was missing there (a chunk gone between two requests is an error). */
+struct headed {
+    uint64_t size;
+    bool missing;
+};
+
+/* Remote, in blocks: GET each range of the encoded chunk into @p in, then decode it here. With @p hd,
+ * the first range is asked from byte 0 with no size known (tly_store_read_head: @p size is only an
+ * upper bound), and its reply says the object's size. */
 static int fetch_and_feed(struct tly__op *op, const char *key, uint64_t size, void *in, size_t in_cap,
-                          struct tly_dstream *ds)
+                          struct tly_dstream *ds, struct headed *hd)
 {
     int err = 0;
-    for (uint64_t off = 0; !err && off < size; off += in_cap) {
+    uint64_t off = 0;
+    if (hd) {
+        TLY_STAGE(TLY_GET)
+        {
+            err = tly_store_read_head(op->a->store, key, in, in_cap, &hd->size);
+        }
+        hd->missing = err == TLY_ENOTFOUND;
+        size = hd->size;
+        off = size < in_cap ? size : in_cap;
+        if (!err)
+            err = tly__feed(op, ds, in, (size_t)off);
+    }
+    for (; !err && off < size; off += in_cap) {
         struct iovec iov = {in, size - off < in_cap ? (size_t)(size - off) : in_cap};
         TLY_STAGE(TLY_GET)
         {
@@ -255,7 +277,8 @@ static int place_run(void *arg, uint64_t pos, void **dst, size_t *len)
  * decoded straight into the output when the chunk is contiguous there, else through a small window
  * scattered to the runs. The encoded chunk is held whole only when it fits in one block.
  */
-static int read_stream(struct tly__op *op, const char *key, const struct tly_runs *rs, uint64_t size, char *out)
+static int read_stream(struct tly__op *op, const char *key, const struct tly_runs *rs, uint64_t size, char *out,
+                       struct headed *hd)
 {
     struct tly_array *a = op->a;
     const struct tly_codec *c = &a->meta.codec;
@@ -291,7 +314,7 @@ static int read_stream(struct tly__op *op, const char *key, const struct tly_run
     if (!err && ahead) {
         err = read_ahead(op, key, size, ds);
     } else if (!err && a->remote && in_cap) {
-        err = fetch_and_feed(op, key, size, in, in_cap, ds);
+        err = fetch_and_feed(op, key, size, in, in_cap, ds, hd);
     } else if (!err) {
         TLY_STAGE(TLY_GET)
         {
@@ -364,8 +387,44 @@ static int read_sized(struct tly__op *op, const char *key, const struct tly_runs
         return err;
     }
     if (tly_codec_streams(c))
-        return read_stream(op, key, rs, size, out);
+        return read_stream(op, key, rs, size, out, NULL);
     return read_whole(op, key, rs, size, out);
+}
+
+/* Whether a chunk's read learns its size from its first range (read_headed()) rather than asking it
+ * first: a remote chunk of a streamed codec read in ranges (stream_in_cap()), one among others. */
+static bool reads_headed(const struct tly__op *op)
+{
+    const struct tly_codec *c = &op->a->meta.codec;
+    return op->a->remote && op->nchunks != 1 && !tly_codec_stores_raw(c) && tly_codec_streams(c) &&
+           op->a->opts.part_size > 0;
+}
+
+/*
+ * A remote streamed chunk among others: its first range and its size in one request (a range from
+ * byte 0), not a HEAD and then the GET (read-s3-zstd-256x4MiB made 512 requests for 256 chunks). The
+ * first range, and so the chunk's ticket, is sized before the size is known: the most the codec can
+ * make of the chunk (tly_codec_bound), or the part size where that is less. A compressible chunk's
+ * ticket is that bound rather than its stored bytes, as its buffer is.
+ */
+static int read_headed(struct tly__op *op, const char *key, const struct tly_runs *rs, char *out, uint64_t *size,
+                       bool *missing)
+{
+    const struct tly_array *a = op->a;
+    uint64_t bound = tly_codec_bound(&a->meta.codec, rs->chunk_bytes);
+    uint64_t cap = bound < a->opts.part_size ? bound : a->opts.part_size;
+    uint64_t ticket = read_ticket(op, rs, cap);
+    struct headed hd = {0};
+    TLY_STAGE(TLY_POOL)
+    {
+        tly__plant_point(TLY_POOL);
+        tly_pool_acquire(op->pool, ticket);
+    }
+    int err = read_stream(op, key, rs, cap, out, &hd);
+    tly_pool_release(op->pool, ticket);
+    *size = hd.size;
+    *missing = hd.missing;
+    return err;
 }
 
 static int read_one(void *arg, uint64_t i)
@@ -388,13 +447,19 @@ static int read_one(void *arg, uint64_t i)
         return err;
     const struct tly_codec *c = &a->meta.codec;
     bool blocks = !tly_codec_stores_raw(c) && !tly_codec_streams(c) && tly_codec_has_blocks(c);
-    bool missing = false;
+    bool missing = false, headed = !blocks && reads_headed(&x->op);
     if (blocks) { /* its size from the read of its header: no request for the size alone (read_blocks.c) */
         TLY_STAGE(TLY_GET)
         {
             tly__plant_point(TLY_GET);
         }
         err = tly__read_blocks(&x->op, &x->lanes, key, &rs, x->buf, &size, &missing);
+    } else if (headed) { /* its size from its first range too */
+        TLY_STAGE(TLY_GET)
+        {
+            tly__plant_point(TLY_GET);
+        }
+        err = read_headed(&x->op, key, &rs, x->buf, &size, &missing);
     } else {
         TLY_STAGE(TLY_GET)
         {
@@ -413,7 +478,7 @@ static int read_one(void *arg, uint64_t i)
         atomic_fetch_add(&x->op.stats.missing, 1);
         return 0;
     }
-    if (!err && !blocks) { /* a block read took its own ticket, once its header said what it holds */
+    if (!err && !blocks && !headed) { /* block and headed reads take their own tickets */
         uint64_t ticket = read_ticket(&x->op, &rs, size);
         TLY_STAGE(TLY_POOL)
         {

@@ -6,6 +6,8 @@
 
 - put then get round-trips equal for every codec and both formats, a chunk over the part size
   (multipart) among them; nothing is left behind (no object, no multipart upload);
+- a chunk not stored reads as the fill value (zstd and blosc chunks among others: found missing by
+  the range that would say their size);
 - a region read asks only for the chunks it needs, uncompressed ones by range GETs of their rows;
 - a wrong secret exits 2 naming SignatureDoesNotMatch, and neither secret nor signature appears;
 - a missing bucket exits 2 naming NoSuchBucket;
@@ -53,6 +55,12 @@ def url(name):
     return f"s3://{BUCKET}/{PREFIX}/{name}"
 
 
+def chunk_sizes(prefix):
+    """The stored sizes of an array's chunks, as this client's HEADs say."""
+    return [int(s3.request("HEAD", k)[1]["Content-Length"]) for k in s3.list_keys(prefix + "/")
+            if re.search(r"/\d+\.\d+$", k)]
+
+
 def roundtrips(w):
     rng = np.random.default_rng(5)
     a = rng.random((300, 500), dtype=np.float32)
@@ -91,6 +99,22 @@ def roundtrips(w):
     keys = s3.list_keys(f"{PREFIX}/v2-none/")
     R.check("and clears the old chunks", sorted(k.rsplit("/", 1)[1] for k in keys) == [".zarray", "0.0"], keys)
     R.check("no multipart upload left behind", s3.list_uploads(PREFIX + "/") == [], s3.list_uploads(PREFIX + "/"))
+
+
+def missing_chunks(w):
+    """A chunk that is not stored reads as the fill value, found missing by the request that reads it
+    (zstd: the first range, which also says its size; blosc: the header's range), with no HEAD."""
+    a = np.load(f"{w}/a.npy")
+    want = a.copy()
+    want[128:256, 128:256] = 0
+    for name, fmt, codec, key in (("miss-zstd", "v2", "zstd", "1.1"), ("miss-blosc", "v3", "blosc", "c/1/1")):
+        p = tally("put", f"{w}/a.npy", url(name), "--codec", codec, "--format", fmt, "--chunks", "128,128")
+        R.check(f"{name}: put", p.returncode == 0, p.stderr)
+        status, _, _ = s3.request("DELETE", f"{PREFIX}/{name}/{key}")
+        R.check(f"{name}: chunk {key} deleted by this client", status == 204, status)
+        g = tally("get", url(name), f"{w}/b.npy", "--threads", "2")
+        R.check(f"{name}: the missing chunk reads as the fill value, the others as written",
+                g.returncode == 0 and np.array_equal(np.load(f"{w}/b.npy"), want), g.stderr)
 
 
 def blosc_one_chunk(w, big):
@@ -196,6 +220,12 @@ def big_chunk_reads(w):
             elif name == "pair-zstd":  # each 26.4 MB chunk in blocks of the 8 MiB part size
                 R.check("zstd chunks beside others: range GETs of at most 8 MiB, several per chunk",
                         ranged and len(gets) >= 4 and max(sizes) == 8 << 20, sizes)
+                heads = [e for e in proxy.log if e["method"] == "HEAD" and re.search(r"/\d+\.\d+$", e["target"])]
+                firsts = [e for e in gets if e["headers"].get("range", "").startswith("bytes=0-")]
+                R.check("zstd chunks beside others: no HEAD, each chunk's size from its first range (bytes=0-)",
+                        not heads and len(firsts) == 2 and len(gets) == sum(-(-n // (8 << 20)) for n in
+                                                                             chunk_sizes(f"{PREFIX}/pair-zstd")),
+                        ([e["target"] for e in heads], [(e["target"], e["headers"].get("range")) for e in gets]))
             else:
                 R.check("a lone zstd chunk: one streamed GET", len(gets) == 1 and "range" not in gets[0]["headers"],
                         [(e["body_bytes"], e["headers"].get("range")) for e in gets])
@@ -432,6 +462,7 @@ def main():
     with tempfile.TemporaryDirectory() as w:
         try:
             roundtrips(w)
+            missing_chunks(w)
             sharded(w)
             shard_requests(w)
             region_reads(w)
