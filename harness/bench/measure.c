@@ -303,18 +303,22 @@ static int measure_tally(const struct tly_h_bspec *s, char *data, struct tly_h_b
     if (!err)
         err = tly_h_cell_meta(s->cell, &e.m);
     tly_region_all(&e.all, s->cell->rank, s->cell->shape);
-    struct tly_h_bench_pass p = {eng_write, eng_undo, &e};
+    struct tly_h_bench_pass p = {eng_write, eng_undo, &e, s->s3}; /* the S3 server's CPU: the verdict's */
     if (!err && s->read) {
         err = eng_write(&e); /* the fixture, untimed */
         if (!err)
             err = tly_h_bench_output(s, &data, &out);
         e.out = out;
-        p = (struct tly_h_bench_pass){eng_read, NULL, &e};
+        p = (struct tly_h_bench_pass){eng_read, NULL, &e, s->s3};
     }
     if (!err)
         err = tly_h_bench_time_read(s, &p, out, t);
     if (!err && tly_time_on()) {
         json_t *st = NULL, *time = tly_h_time_json(&t->time_before, &t->time_after, t->secs, &e.io, s->s3, &st);
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        if (t->server_busy_s > 0 && t->busy_s >= t->server_busy_s && cpus > 0) /* the machine's CPU time, rule 0 */
+            json_object_update_new(time, json_pack("{s:i, s:f, s:f}", "machine_cpus", (int)cpus, "process_cpu_s",
+                                                   t->busy_s - t->server_busy_s, "server_cpu_s", t->server_busy_s));
         pass_time =
             json_pack("{s:o, s:o, s:o}", "stage_time", st, "time", time, "bottleneck", tly_h_bottleneck(st, time));
     }

@@ -62,6 +62,9 @@ static void of_threads(char *buf, size_t cap, double busy_threads, double capaci
     snprintf(buf, cap, "%.2f of %.0f thread%s", busy_threads, capacity, capacity == 1 ? "" : "s");
 }
 
+/* The share of the machine's CPU time above which a run is bound by its CPUs (rule 0). */
+#define MACHINE_BUSY 0.85
+
 json_t *tly_h_bottleneck(json_t *stage_time, json_t *time)
 {
     double wall = num(time, "wall_s"), worker_s = num(time, "worker_s");
@@ -85,7 +88,27 @@ json_t *tly_h_bottleneck(json_t *stage_time, json_t *time)
     double io_idle = 1.0 - fmin(1.0, (num(io_st, "busy_s") + num(io_st, "waiting_s")) / wall);
     char text[400], a[64];
     const char *resource;
-    if (ticket >= 0.25) {
+    /* the machine's CPUs where an S3 server on it shares them and the run measured its CPU too (the
+     * bench against scripts/s3-server): its work is in no stage of this process, so the stage rules
+     * below would name a wait (tickets, HTTP answers) that no budget or transfer can shorten */
+    double cpus = num(time, "machine_cpus"), server = num(time, "server_cpu_s");
+    double used = num(time, "process_cpu_s") + server;
+    if (cpus > 0 && server > 0 && used >= MACHINE_BUSY * cpus * wall) {
+        resource = "cpu";
+        of_threads(a, sizeof a, codec_busy, cap);
+        int n =
+            snprintf(text, sizeof text,
+                     "cpu-bound: the machine's %.0f CPUs were busy %.0f%% of the time (this process %.2f CPU-s, the "
+                     "S3 server on the same machine %.2f, in %.2f s)",
+                     cpus, 100 * fmin(1.0, used / (cpus * wall)), used - server, server, wall);
+        if (codec_busy >= 0.005) /* none when there is no codec work */
+            n += snprintf(text + n, sizeof text - (size_t)n, "; %s busy %s", codec, a);
+        if (ticket >= 0.25)
+            n += snprintf(text + n, sizeof text - (size_t)n,
+                          "; workers waited %.0f%% of the time for tickets, but a larger budget adds no CPU",
+                          100 * ticket);
+        snprintf(text + n, sizeof text - (size_t)n, "; the CPUs are the limit");
+    } else if (ticket >= 0.25) {
         resource = "memory";
         int n =
             snprintf(text, sizeof text, "memory-bound: workers waited %.0f%% of the time for tickets", 100 * ticket);
@@ -171,9 +194,12 @@ json_t *tly_h_bottleneck(json_t *stage_time, json_t *time)
                      top ? top : "no stage", a, 100 * ticket, 100 * gate, 100 * io);
         }
     }
-    return json_pack("{s:s, s:s, s:{s:f, s:f, s:f, s:f, s:f, s:f}}", "resource", resource, "sentence", text, "inputs",
-                     "ticket_share", ticket, "gate_share", gate, "io_share", io, "cpu_share", cpu, "codec_busy_threads",
-                     codec_busy, "codec_capacity", cap);
+    json_t *out = json_pack("{s:s, s:s, s:{s:f, s:f, s:f, s:f, s:f, s:f}}", "resource", resource, "sentence", text,
+                            "inputs", "ticket_share", ticket, "gate_share", gate, "io_share", io, "cpu_share", cpu,
+                            "codec_busy_threads", codec_busy, "codec_capacity", cap);
+    if (cpus > 0 && server > 0)
+        json_object_set_new(json_object_get(out, "inputs"), "machine_cpu_share", json_real(used / (cpus * wall)));
+    return out;
 }
 
 void tly_h_time_into(json_t *o, const struct tly_h_window *w, const struct tly_io_stats *io, bool remote)

@@ -144,3 +144,46 @@ Test(rule, unknown_without_worker_time)
     json_object_set_new(time, "worker_s", json_real(0));
     cr_expect_str_eq(verdict(json_object(), time, s, sizeof s), "unknown");
 }
+
+/* The machine's CPU time where an S3 server on it shares the CPUs (the bench's, rule 0). */
+static json_t *on_machine(json_t *t, double process, double server)
+{
+    json_object_update_new(
+        t, json_pack("{s:i, s:f, s:f}", "machine_cpus", 2, "process_cpu_s", process, "server_cpu_s", server));
+    return t;
+}
+
+Test(rule, cpu_first_when_the_process_and_its_s3_server_fill_the_machine)
+{
+    char s[400];
+    json_t *st = json_pack("{s:o, s:o}", "decode", stage(1.33, 0), "pool", stage(0, 1.6));
+    cr_expect_str_eq(verdict(st, on_machine(time_of(1.6, 0, 0.2, 0, true, 3.5, 256), 1.0, 0.8), s, sizeof s), "cpu");
+    cr_expect(strstr(s, "cpu-bound: the machine's 2 CPUs were busy 90% of the time (this process 1.00 CPU-s, the S3 "
+                        "server on the same machine 0.80, in 1.00 s); decode busy 1.33 of 2 threads; workers waited "
+                        "80% of the time for tickets, but a larger budget adds no CPU; the CPUs are the limit"),
+              "%s", s);
+}
+
+Test(rule, machine_cpu_under_its_share_leaves_the_stage_rules)
+{
+    char s[400];
+    json_t *st = json_pack("{s:o, s:o}", "decode", stage(1.33, 0), "pool", stage(0, 1.6));
+    /* 84% of the machine: the tickets' verdict stands */
+    cr_expect_str_eq(verdict(st, on_machine(time_of(1.6, 0, 0.2, 0, true, 3.5, 256), 1.0, 0.68), s, sizeof s),
+                     "memory");
+    /* every CPU busy, but no server measured (a local run, or a server elsewhere): the stage rules */
+    st = json_pack("{s:o, s:o}", "decode", stage(1.33, 0), "pool", stage(0, 1.6));
+    cr_expect_str_eq(verdict(st, on_machine(time_of(1.6, 0, 0.2, 0, true, 3.5, 256), 2.0, 0), s, sizeof s), "memory");
+}
+
+Test(rule, cpu_with_no_codec_names_no_codec)
+{
+    char s[400];
+    json_t *st = json_pack("{s:o}", "get", stage(0.3, 1.5));
+    cr_expect_str_eq(verdict(st, on_machine(time_of(0, 0, 1.5, 0, true, 20, 256), 0.6, 1.3), s, sizeof s), "cpu");
+    cr_expect(strstr(s,
+                     "(this process 0.60 CPU-s, the S3 server on the same machine 1.30, in 1.00 s); the CPUs are the "
+                     "limit") &&
+                  !strstr(s, "busy 0.00"),
+              "%s", s);
+}
