@@ -88,6 +88,28 @@ def make_array(work, name, cases):
     return d, want
 
 
+def on_s3(d):
+    """The array in directory @p d put on the project's S3 server object by object (this client's
+    PUTs): its URL, or None without a server (AWS_ENDPOINT_URL, TALLY_S3_BUCKET; scripts/test starts
+    one). On S3 a blosc chunk among others that is read whole is one request, its blocks decoded
+    where they lie in it (read_blocks.c one_range())."""
+    if not (os.environ.get("AWS_ENDPOINT_URL") and os.environ.get("TALLY_S3_BUCKET")):
+        return None
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "s3"))
+    from s3util import S3
+    s3 = S3()
+    prefix = f"{S3_PREFIX}/{os.path.basename(d)}"
+    for name in sorted(os.listdir(d)):
+        with open(os.path.join(d, name), "rb") as f:
+            status, _, body = s3.request("PUT", f"{prefix}/{name}", body=f.read())
+        if status != 200:
+            raise RuntimeError(f"PUT {prefix}/{name}: HTTP {status} {body[:200]!r}")
+    return f"s3://{s3.bucket}/{prefix}"
+
+
+S3_PREFIX = f"tally-test/blosc-frames-{os.getpid()}"
+
+
 def get(tally_bin, d, out, region=None):
     args = ["get", d, out, "--force"] + (["--region", region] if region else [])
     p = tally(tally_bin, *args)
@@ -129,6 +151,18 @@ def every_frame(tally_bin, work):
         spec = f"{r.start}:{r.stop},{c.start}:{c.stop}"
         got = get(tally_bin, d, out, spec)
         t.check(f"tally reads {what} ({spec}) of every frame", np.array_equal(got, want[r, c]), "differs")
+    url = on_s3(d)
+    if url is None:
+        t.skip("every frame on S3", "no S3 server (AWS_ENDPOINT_URL, TALLY_S3_BUCKET; scripts/test starts one)")
+        return
+    got = get(tally_bin, url, out)
+    at = lambda k: (slice(k // 2 * CHUNK[0], (k // 2 + 1) * CHUNK[0]), slice(k % 2 * CHUNK[1], (k % 2 + 1) * CHUNK[1]))
+    bad = [what for k, (what, _, _) in enumerate(cases) if not np.array_equal(got[at(k)], want[at(k)])]
+    t.check(f"S3: tally reads every frame ({len(cases)} of them, each chunk read whole)", not bad, bad[:5])
+    for what, (r, c) in regions.items():
+        spec = f"{r.start}:{r.stop},{c.start}:{c.stop}"
+        got = get(tally_bin, url, out, spec)
+        t.check(f"S3: tally reads {what} ({spec}) of every frame", np.array_equal(got, want[r, c]), "differs")
 
 
 def set32(b, at, v):
@@ -167,6 +201,11 @@ def lies(tally_bin, work):
         p = tally(tally_bin, "get", d, os.path.join(work, "lie.npy"), "--force")
         t.check(f"{what}: exit 2 naming the chunk", p.returncode == 2 and "chunk 0.1" in p.stderr,
                 f"exit {p.returncode}: {p.stderr.strip()[-300:]}")
+        url = on_s3(d)
+        if url is not None:  # read whole, each chunk in one request
+            p = tally(tally_bin, "get", url, os.path.join(work, "lie.npy"), "--force")
+            t.check(f"S3: {what}: exit 2 naming the chunk", p.returncode == 2 and "chunk 0.1" in p.stderr,
+                    f"exit {p.returncode}: {p.stderr.strip()[-300:]}")
         shutil.rmtree(d)
 
 
@@ -254,6 +293,10 @@ def main():
                 t.check(fn.__name__, False, f"{type(e).__name__}: {e}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("AWS_ENDPOINT_URL") and os.environ.get("TALLY_S3_BUCKET"):
+            sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "s3"))
+            from s3util import S3
+            S3().delete_prefix(S3_PREFIX + "/")
     return t.summary()
 
 

@@ -8,6 +8,8 @@
   (multipart) among them; nothing is left behind (no object, no multipart upload);
 - a chunk not stored reads as the fill value (zstd and blosc chunks among others: found missing by
   the range that would say their size);
+- a blosc chunk among others read whole is one request; a stored frame or a part of a chunk is
+  its header's range and then its bytes;
 - a region read asks only for the chunks it needs, uncompressed ones by range GETs of their rows;
 - a wrong secret exits 2 naming SignatureDoesNotMatch, and neither secret nor signature appears;
 - a missing bucket exits 2 naming NoSuchBucket;
@@ -155,6 +157,48 @@ def blosc_one_chunk(w, big):
                 f.write(body)
             z = zarr.open(d, mode="r")
             R.check("zarr-python reads it", np.array_equal(z[...], big), "differs")
+
+
+def blosc_chunk_requests(w):
+    """Through a logging proxy: a blosc chunk among others, read whole, is one request (the whole frame
+    from byte 0, its size in the reply; no HEAD, no header range first); a stored frame (clevel 0) is
+    its first range and then its bytes; a region that wants part of a chunk reads its header and the
+    blocks it needs."""
+    a = np.load(f"{w}/a.npy")  # 300 x 500 float32 in chunks of 128 x 128: 12 chunks, 64 KiB each
+    for name, codec in (("req-blosc", "blosc"), ("req-stored", "blosc:cname=lz4,clevel=0,shuffle=0")):
+        p = tally("put", f"{w}/a.npy", url(name), "--codec", codec, "--chunks", "128,128")
+        R.check(f"put {name}", p.returncode == 0, p.stderr)
+    proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"])
+    env = dict(os.environ, AWS_ENDPOINT_URL=proxy.url)
+    chunk = lambda e: re.search(r"/\d+\.\d+$", e["target"].split("?")[0])
+    try:
+        for name in ("req-blosc", "req-stored"):
+            proxy.log.clear()
+            g = tally("get", url(name), f"{w}/b.npy", "--threads", "2", env=env)
+            R.check(f"get {name} equal", g.returncode == 0 and np.array_equal(np.load(f"{w}/b.npy"), a), g.stderr)
+            reqs = [e for e in proxy.log if chunk(e)]
+            per = {}
+            for e in reqs:
+                per.setdefault(e["target"].rsplit("/", 1)[1], []).append(e["headers"].get("range", ""))
+            inner = [k for k in per if k[0] != "2" and k[-1] != "3"]  # chunks the array's edges do not cut
+            R.check(f"{name}: every chunk's first request is from byte 0, and no HEAD",
+                    len(per) == 12 and all(v[0].startswith("bytes=0-") for v in per.values()) and
+                    all(e["method"] == "GET" for e in reqs), per)
+            if name == "req-blosc":
+                R.check("req-blosc: one request per chunk", len(reqs) == 12, per)
+            else:  # a stored frame's bytes are then read as an uncompressed chunk's: whole, or by rows at the edge
+                R.check("req-stored: its first range, then its bytes (2 requests per inner chunk)",
+                        len(inner) == 6 and all(len(per[k]) == 2 and per[k][1] == "bytes=16-65551" for k in inner), per)
+        proxy.log.clear()
+        g = tally("get", url("req-blosc"), f"{w}/b.npy", "--region", "0:100,0:100", env=env)
+        R.check("req-blosc: a region within chunk 0.0 equal",
+                g.returncode == 0 and np.array_equal(np.load(f"{w}/b.npy"), a[:100, :100]), g.stderr)
+        reqs = [e for e in proxy.log if chunk(e)]
+        R.check("req-blosc: a part of a chunk reads its header's range and then its blocks' (2 requests)",
+                len(reqs) == 2 and reqs[0]["body_bytes"] < 4096, [(e["headers"].get("range"), e["body_bytes"])
+                                                                  for e in reqs])
+    finally:
+        proxy.close()
 
 
 def region_reads(w):
@@ -463,6 +507,7 @@ def main():
         try:
             roundtrips(w)
             missing_chunks(w)
+            blosc_chunk_requests(w)
             sharded(w)
             shard_requests(w)
             region_reads(w)
