@@ -375,8 +375,9 @@ static int read_blocks(struct bread *b, const uint8_t *first, size_t nfirst)
 }
 
 /*
- * One range for the whole chunk: a remote chunk among others, wanted whole, whose frame can be no
- * larger than a group (plan_window()) and its table. Its first request asks for all of it from byte
+ * One range for the whole chunk: a remote chunk wanted whole whose frame can be no larger than a
+ * group (plan_window()) and its table, unless it has transfers to itself (a lone chunk's groups run
+ * ahead of its lanes). Its first request asks for all of it from byte
  * 0 (tly_store_read_head: the reply says its size), so it costs one request, not the header's range
  * and then its group's: read-s3-blosc-256x4MiB made 516 requests for 256 chunks, and radosgw spent
  * 1.19-1.28 CPU-s on them where the S3 client alone's 256 GETs of the same objects cost it 0.81-0.89

@@ -84,7 +84,7 @@ static void give_ticket(struct tly_pool *p, uint64_t n)
 {
     pthread_mutex_lock(&p->mu);
     p->in_use -= n;
-    if (p->budget && n > p->budget)
+    if (p->in_use == 0) /* a forced ticket runs alone: all of it given back, in one release or in parts */
         p->forced_running = false;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);

@@ -189,6 +189,23 @@ def blosc_chunk_requests(w):
             else:  # a stored frame's bytes are then read as an uncompressed chunk's: whole, or by rows at the edge
                 R.check("req-stored: its first range, then its bytes (2 requests per inner chunk)",
                         len(inner) == 6 and all(len(per[k]) == 2 and per[k][1] == "bytes=16-65551" for k in inner), per)
+        # chunks whose one-range ticket is over a small budget (forced: they run alone) and whose need,
+        # known from the header, is within it: the part given back early must not leave the pool shut
+        # (512 KiB uint8 chunks that compress: c-blosc's blocks of 128 KiB; the ticket before the header
+        # counts its largest automatic block, 1 MiB: 1.86 MB over the 1.5 MiB budget; the need, 0.87 MB)
+        n = 6 * 524288
+        v = ((np.arange(n) // 7) % 251 + np.random.default_rng(9).integers(0, 4, n)).astype(np.uint8)
+        np.save(f"{w}/v.npy", v)
+        p = tally("put", f"{w}/v.npy", url("req-forced"), "--codec", "blosc", "--chunks", "524288")
+        R.check("put req-forced (six 512 KiB blosc chunks)", p.returncode == 0, p.stderr)
+        try:
+            g = subprocess.run([TALLY, "get", url("req-forced"), f"{w}/v2.npy", "--force", "--memory-limit", "1572864"],
+                               capture_output=True, text=True, timeout=60)
+            done = (g.returncode, g.stderr)
+        except subprocess.TimeoutExpired:
+            done = (None, "no answer in 60 s: the pool stayed shut")
+        R.check("req-forced: read under a 1.5 MiB budget (one-range tickets forced) ends, equal",
+                done[0] == 0 and np.array_equal(np.load(f"{w}/v2.npy"), v), done)
         proxy.log.clear()
         g = tally("get", url("req-blosc"), f"{w}/b.npy", "--region", "0:100,0:100", env=env)
         R.check("req-blosc: a region within chunk 0.0 equal",
