@@ -57,7 +57,9 @@ struct tly__block_ops {
     /** The most encoded bytes a valid block of @p bsize decoded bytes can take. */
     uint64_t (*max_extent)(uint64_t bsize);
     /** Check the offset table and lay the blocks out: block j's @p extent[j] encoded bytes lie at
-     *  @p start[j] of the frame (@p scratch: room for nblocks uint64_t). 0, or TLY_ECODEC. */
+     *  @p start[j] of the frame (@p scratch: room for nblocks uint64_t; when the starts do not rise
+     *  with j, it is left holding start[j] << 32 | j for every block in order of start). 0, or
+     *  TLY_ECODEC. */
     int (*frame_blocks)(const struct tly_block_frame *f, const void *table, uint32_t *start, uint32_t *extent,
                         uint64_t *scratch);
     /** Make block @p j, whose @p extent encoded bytes lie at @p at + pad, a frame of its own (writing

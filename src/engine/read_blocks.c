@@ -393,12 +393,6 @@ static bool one_range(struct bread *b, int lanes, uint64_t *cap)
     return b->ahead == 0 && *cap <= b->group + FIRST_MAX; /* not a lone chunk's own transfers */
 }
 
-static int by_start(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /*
  * The frame's blocks decoded where they lie in @p frame, in the order of their place in it, on one
  * lane: block_frame() writes the codec's pad of bytes before each block, which are its predecessor's
@@ -417,14 +411,9 @@ static int decode_frame(struct bread *b, char *frame)
         b->extent = b->start + n;
         err = b->ops->frame_blocks(&b->f, frame + b->ops->header, b->start, b->extent, scratch);
     }
-    bool ordered = true;
+    bool ordered = true; /* else (blocks written by threads) frame_blocks left their places in order in scratch */
     for (uint64_t j = 1; !err && j < n; j++)
         ordered &= b->start[j] > b->start[j - 1];
-    if (!err && !ordered) { /* blocks written by threads: their places in order */
-        for (uint64_t j = 0; j < n; j++)
-            scratch[j] = (uint64_t)b->start[j] << 32 | j;
-        qsort(scratch, n, sizeof *scratch, by_start);
-    }
     if (!err && !b->contiguous && (aside = tly_pool_alloc((size_t)b->f.blocksize)) == NULL)
         err = tly_fail(-ENOMEM, "out of memory for a block of %llu bytes", (unsigned long long)b->f.blocksize);
     if (!err) {

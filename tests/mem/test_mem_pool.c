@@ -45,6 +45,14 @@ static bool has_it_within(struct taker *t, int ms)
     return atomic_load(&t->done);
 }
 
+/* Give back @p n bytes: the waiting taker gets its ticket (@p why), and is done. */
+static void let_through(struct tly_pool *p, uint64_t n, struct taker *t, const char *why)
+{
+    tly_pool_release(p, n);
+    cr_expect(has_it_within(t, 30000), "%s", why);
+    pthread_join(t->th, NULL);
+}
+
 TLY_TEST(pool, a_ticket_waits_for_room_in_the_budget)
 {
     struct tly_pool *p = tly_pool_create(100);
@@ -52,9 +60,7 @@ TLY_TEST(pool, a_ticket_waits_for_room_in_the_budget)
     tly_pool_acquire(p, 60);
     start(&t, p, 60);
     cr_expect(!has_it_within(&t, 100), "60 + 60 bytes of tickets in a budget of 100");
-    tly_pool_release(p, 60);
-    cr_expect(has_it_within(&t, 30000), "the room given back lets the waiting ticket through");
-    pthread_join(t.th, NULL);
+    let_through(p, 60, &t, "the room given back lets the waiting ticket through");
     tly_pool_release(p, 60);
     struct tly_pool_stats st;
     tly_pool_stats(p, &st);
@@ -71,14 +77,10 @@ TLY_TEST(pool, a_ticket_over_the_budget_waits_for_an_idle_pool_and_runs_alone)
     tly_pool_acquire(p, 10);
     start(&big, p, 250);
     cr_expect(!has_it_within(&big, 100), "a forced ticket waits while another is out");
-    tly_pool_release(p, 10);
-    cr_expect(has_it_within(&big, 30000), "and runs once the pool is idle");
-    pthread_join(big.th, NULL);
+    let_through(p, 10, &big, "and runs once the pool is idle");
     start(&small, p, 1);
     cr_expect(!has_it_within(&small, 100), "nothing runs beside a forced ticket");
-    tly_pool_release(p, 250);
-    cr_expect(has_it_within(&small, 30000), "its release opens the pool");
-    pthread_join(small.th, NULL);
+    let_through(p, 250, &small, "its release opens the pool");
     tly_pool_release(p, 1);
     struct tly_pool_stats st;
     tly_pool_stats(p, &st);
@@ -94,9 +96,7 @@ TLY_TEST(pool, a_forced_ticket_given_back_in_parts_opens_the_pool_with_its_last_
     tly_pool_release(p, 180); /* a part, itself more than the budget */
     start(&small, p, 1);
     cr_expect(!has_it_within(&small, 100), "70 bytes of the forced ticket are still out: it still runs alone");
-    tly_pool_release(p, 70); /* the rest, within the budget */
-    cr_expect(has_it_within(&small, 30000), "the forced ticket given back whole, in parts, opens the pool");
-    pthread_join(small.th, NULL);
+    let_through(p, 70, &small, "the forced ticket given back whole, in parts, opens the pool"); /* the rest */
     tly_pool_release(p, 1);
     tly_pool_acquire(p, 150); /* forced again, given back in two parts each within the budget */
     tly_pool_release(p, 90);
