@@ -140,11 +140,15 @@ int tly_writer_writev(struct tly_writer *w, const struct iovec *iov, int niov);
 int tly_writer_patch(struct tly_writer *w, uint64_t offset, const void *data, size_t n);
 
 /**
- * Say, before anything is appended, that the object's first bytes will be patched (a shard's index
- * at its start): S3 then keeps its first part (up to the part size) until the commit, uploading it
- * last, so that tly_writer_patch() can change bytes in it; the local store needs nothing.
+ * Say, before anything is appended, that the object's first @p head bytes will be patched (a shard's
+ * index at its start, a blosc frame's header and offset table): S3 then keeps its first part until the
+ * commit, uploading it last, so that tly_writer_patch() can change bytes in it; the local store needs
+ * nothing. @p expect: the most the object may hold (0: not known). One that may outgrow the part size
+ * keeps a first part as small as S3 takes (5 MiB, or @p head where longer), so that the bytes after it
+ * go out as they come instead of waiting with it; otherwise the first part is the part size, and an
+ * object under it is one PUT.
  */
-void tly_writer_keep_head(struct tly_writer *w);
+void tly_writer_keep_head(struct tly_writer *w, size_t head, uint64_t expect);
 
 /**
  * Let up to @p n parts copied by tly_writer_writev() upload at once (default 1: one uploads while the

@@ -61,12 +61,15 @@ struct tly__op {
     const struct tly_region *r;
     uint64_t lo[TLY_MAX_RANK], hi[TLY_MAX_RANK];
     struct tly_pool *pool;
-    uint64_t nchunks;  /* chunks the operation touches */
-    int codec_threads; /* threads a chunk's decode may use: the threads' share when chunks are fewer */
-    int read_ways;     /* ranges a chunk's read may be split into: the workers' share, likewise */
-    bool overlap_io;   /* set before tly__op_run: a local operation whose chunks block in the store runs
-                          half as many workers again as threads, its codec work behind the gate */
-    int workers;       /* threads its chunks run on (tly__op_begin) */
+    uint64_t nchunks;        /* chunks the operation touches */
+    int codec_threads;       /* threads a chunk's decode may use: the threads' share when chunks are fewer */
+    int read_ways;           /* ranges a chunk's read may be split into: the workers' share, likewise */
+    bool overlap_io;         /* set before tly__op_run: a local operation whose chunks block in the store runs
+                                half as many workers again as threads, its codec work behind the gate */
+    int workers;             /* threads its chunks run on (tly__op_begin) */
+    pthread_mutex_t turn_mu; /* a remote write's turns to encode (tly__turn_take) */
+    pthread_cond_t turn_cv;
+    int turns_taken;
     struct tly__op_stats stats;
     uint64_t traffic_read0, traffic_written0, requests0; /* the store's traffic when the operation began */
 };
@@ -100,6 +103,16 @@ int tly__parts_in_flight(const struct tly__op *op, bool head);
 
 /* Note that a chunk's codec work of @p op ran on @p n threads (the operation reports the most). */
 void tly__op_chunk_threads(struct tly__op *op, int n);
+
+/* gate.c: a remote write's turns to encode. A chunk of a remote write (more workers than threads, to
+ * keep transfers in flight) takes a turn before it holds any of its encode's buffers and gives it
+ * back once its encoded bytes are all with its writer, before the commit's uploads: at most threads /
+ * codec_threads of its chunks encode at once, the others wait (a gate wait in encode) holding nothing
+ * but their ticket. With @p commit (a frame that outgrows an S3 part, held whole until its commit is
+ * answered) the turn is given back after the commit, and there is one turn more. No-ops for a local
+ * operation. */
+void tly__turn_take(struct tly__op *op, bool commit);
+void tly__turn_give(struct tly__op *op, bool commit);
 
 /* Zarr v3 sharding: the array's inner grid and index size set up at open and create (shard.c); regions
  * of a sharded array read (shard_read.c) and written (shard_write.c). */

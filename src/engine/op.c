@@ -159,6 +159,9 @@ int tly__op_begin(struct tly__op *op, struct tly_array *a, const struct tly_grid
     op->stats.workers = (uint64_t)op->workers < n ? (uint64_t)op->workers : n;
     op->stats.threads = a->opts.threads;
     op->stats.io_concurrency = a->opts.io_concurrency;
+    pthread_mutex_init(&op->turn_mu, NULL);
+    pthread_cond_init(&op->turn_cv, NULL);
+    op->turns_taken = 0;
     return 0;
 }
 
@@ -167,6 +170,8 @@ void tly__op_end(struct tly__op *op, struct tly_io_stats *stats)
     stats_out(op, stats);
     tly_pool_destroy(op->pool);
     op->pool = NULL;
+    pthread_cond_destroy(&op->turn_cv);
+    pthread_mutex_destroy(&op->turn_mu);
 }
 
 void tly__op_chunk_threads(struct tly__op *op, int n)

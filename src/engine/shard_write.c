@@ -171,7 +171,7 @@ static int open_shard(struct swrite *x, struct wshard *s)
         tly_writer_parts_in_flight(s->w, x->in_flight);
     if (err || !a->meta.shard.index_start)
         goto out;
-    tly_writer_keep_head(s->w);
+    tly_writer_keep_head(s->w, (size_t)a->index_bytes, 0); /* a first part of the part size */
     static const uint8_t zeros[4096];
     for (uint64_t left = a->index_bytes; !err && left > 0;) {
         struct iovec iov = {(void *)zeros, left < sizeof zeros ? (size_t)left : sizeof zeros};

@@ -84,6 +84,7 @@ static int put_chunk(struct wctx *x, const char *key, const struct tly__segs *s,
     } else if (tly_codec_streams(c)) {
         struct sink sk = {w, 0};
         tly_writer_parts_in_flight(w, tly__parts_in_flight(op, false));
+        tly__turn_take(op, false);
         TLY_STAGE(TLY_ENCODE)
         {
             tly__plant_point(TLY_ENCODE);
@@ -93,8 +94,10 @@ static int put_chunk(struct wctx *x, const char *key, const struct tly__segs *s,
         tly__op_chunk_threads(op, tly_codec_threads(&oc, chunk_bytes, false));
         err = enc ? tly__encode_stream(op, &oc, s->iov, s->n, chunk_bytes, enc, cap, sink_write, &sk)
                   : tly_fail(-ENOMEM, "out of memory for the %s output buffer", tly_codec_name(c->id));
+        tly__turn_give(op, false); /* every encoded byte is with the writer */
         *stored = sk.bytes;
     } else {
+        tly__turn_take(op, false);
         const void *src = tly__segs_contiguous(a, s, chunk_bytes, &gathered);
         size_t bound = tly_codec_bound(c, chunk_bytes), n = 0;
         TLY_STAGE(TLY_ENCODE)
@@ -107,6 +110,7 @@ static int put_chunk(struct wctx *x, const char *key, const struct tly__segs *s,
         } else {
             err = tly_fail(-ENOMEM, "out of memory for a %llu-byte chunk", (unsigned long long)chunk_bytes);
         }
+        tly__turn_give(op, false);
         if (!err) {
             struct iovec iov = {enc, n};
             TLY_STAGE(TLY_PUT)

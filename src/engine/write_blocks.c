@@ -19,9 +19,10 @@
  * may differ), whatever the threads: each block's bytes are its own, and they are written in order.
  * Memory: the table, the window's slots (a block's output each and, for a strided chunk, two blocks
  * of input), the codec's temporaries per lane and, on S3, the parts the writer holds (the first,
- * kept to be patched, one being filled and those uploading: tly__parts_in_flight). On S3 the
- * header and table must lie in the first part: a table longer than the part size is refused (a
- * larger --part-size takes it).
+ * kept to be patched: 5 MiB where the frame may outgrow a part; one being filled and those
+ * uploading: tly__parts_in_flight). On S3 the header and table must lie in the first part: a table
+ * longer than the part size is refused (a larger --part-size takes it). On S3 a chunk encodes in its
+ * turn (engine/gate.c), kept through its commit where its frame may outgrow a part.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -336,6 +337,7 @@ int tly__put_blocks(struct tly__op *op, const struct tly_block_plan *p, const ch
     struct tly_writer *w = NULL;
     uint64_t table = ops->header + 4 * p->nblocks;
     int err = 0;
+    bool hold = op->a->remote && p->n + table > op->a->opts.part_size;
     TLY_STAGE(TLY_ENCODE)
     {
         tly__plant_point(TLY_ENCODE);
@@ -350,16 +352,21 @@ int tly__put_blocks(struct tly__op *op, const struct tly_block_plan *p, const ch
     {
         err = tly_store_writer(st, key, &w);
         if (!err && !p->stored) {
-            tly_writer_keep_head(w); /* S3: the first part waits for the table */
+            /* S3: the first part waits for the table; a frame that may outgrow a part keeps 5 MiB of it */
+            tly_writer_keep_head(w, (size_t)table, p->n + table);
             tly_writer_parts_in_flight(w, tly__parts_in_flight(op, true));
         }
     }
-    bool fits = false;
+    bool fits = false, turned = false; /* a turn held through the commit */
     uint8_t *head = NULL;
     if (!err && !p->stored) {
+        tly__turn_take(op, hold);
+        turned = hold;
         head = tly_pool_alloc((size_t)(ops->header + 8 * p->nblocks));
         err = head ? put_blocks(op, w, p, iov, pad, niov, head, stored, &fits)
                    : tly_fail(-ENOMEM, "out of memory for a table of %llu blocks", (unsigned long long)p->nblocks);
+        if (!hold)
+            tly__turn_give(op, false); /* the frame is with the writer: its uploads need no core */
     }
     if (!err && !fits) { /* stored: by the settings, or blocks that outgrew the chunk (start again) */
         if (!p->stored) {
@@ -380,6 +387,8 @@ int tly__put_blocks(struct tly__op *op, const struct tly_block_plan *p, const ch
         else
             err = tly_writer_commit(w);
     }
+    if (turned)
+        tly__turn_give(op, true);
     tly_pool_free(head);
     return err;
 }

@@ -33,7 +33,8 @@ struct tly_writer_ops {
     int (*commit)(struct tly_writer *w);
     void (*abort)(struct tly_writer *w);
     int (*patch)(struct tly_writer *w, uint64_t offset, const void *data, size_t n); /* NULL: cannot */
-    void (*keep_head)(struct tly_writer *w);        /* NULL: every byte can be patched until the commit */
+    void (*keep_head)(struct tly_writer *w, size_t head,
+                      uint64_t expect);             /* NULL: every byte can be patched until the commit */
     void (*in_flight)(struct tly_writer *w, int n); /* NULL: writev writes at once (nothing in flight) */
 };
 

@@ -132,10 +132,10 @@ int tly_writer_patch(struct tly_writer *w, uint64_t offset, const void *data, si
     return w->ops->patch(w, offset, data, n);
 }
 
-void tly_writer_keep_head(struct tly_writer *w)
+void tly_writer_keep_head(struct tly_writer *w, size_t head, uint64_t expect)
 {
     if (w->ops->keep_head)
-        w->ops->keep_head(w);
+        w->ops->keep_head(w, head, expect);
 }
 
 int tly_writer_commit(struct tly_writer *w)

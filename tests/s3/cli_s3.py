@@ -136,6 +136,12 @@ def blosc_one_chunk(w, big):
         status, hdrs, body = s3.request("GET", key)
         R.check(f"stored as a multipart object (blosc {fmt})", status == 200 and
                 re.search(r"-\d+\"?$", hdrs.get("ETag", "")), hdrs.get("ETag"))
+        # the first part, kept for the table, is S3's least (5 MiB) where the frame outgrows a part, so that
+        # the next go out as they fill: 4 parts for these ~24 MB, where a first part of 8 MiB made 3
+        m = re.search(r"-(\d+)\"?$", hdrs.get("ETag", ""))
+        want = 1 + -(-(len(body) - (5 << 20)) // (8 << 20))
+        R.check(f"a 5 MiB first part, then 8 MiB parts: {want} parts (blosc {fmt}, {len(body)} bytes)",
+                m is not None and int(m.group(1)) == want and want != -(-len(body) // (8 << 20)), hdrs.get("ETag"))
         meta_key = f"{PREFIX}/{name}/" + (".zarray" if fmt == "v2" else "zarr.json")
         _, _, meta = s3.request("GET", meta_key)
         if fmt == "v2":
