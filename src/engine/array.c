@@ -16,7 +16,7 @@ static int setup(struct tly_array *a)
     a->remote = strcmp(tly_store_kind(a->store), "local") != 0;
     pthread_mutex_init(&a->gate_mu, NULL);
     pthread_cond_init(&a->gate_cv, NULL);
-    a->gate_free = a->opts.threads;
+    a->gate_taken = 0;
     a->meta.codec.blosc.typesize = a->meta.dtype.size;
     tly__plant_point(TLY_META);
     int err = tly_grid_check(a->meta.rank, a->meta.shape, a->meta.chunks, a->meta.dtype.size);

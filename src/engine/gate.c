@@ -21,23 +21,38 @@ static bool gated(const struct tly__op *op)
     return op->a->remote || op->workers > op->a->opts.threads;
 }
 
+/* One of @p limit places (the gate's, a write's turns): wait while all are @p taken, the time spent
+ * waiting a gate wait in stage @p s, then take one. */
+static void place_take(pthread_mutex_t *mu, pthread_cond_t *cv, int *taken, int limit, enum tly_stage s)
+{
+    pthread_mutex_lock(mu);
+    if (*taken >= limit)
+        TLY_STAGE(s)
+        {
+            uint64_t t0 = tly_wait_begin();
+            while (*taken >= limit)
+                pthread_cond_wait(cv, mu);
+            tly_wait_end(t0, TLY_WAIT_GATE);
+        }
+    (*taken)++;
+    pthread_mutex_unlock(mu);
+}
+
+static void place_give(pthread_mutex_t *mu, pthread_cond_t *cv, int *taken)
+{
+    pthread_mutex_lock(mu);
+    (*taken)--;
+    pthread_cond_signal(cv);
+    pthread_mutex_unlock(mu);
+}
+
 /* Through the gate for codec work of stage @p s; the time spent waiting there is a gate wait in s. */
 static void codec_enter(const struct tly__op *op, enum tly_stage s)
 {
     struct tly_array *a = op->a;
     if (!gated(op))
         return; /* workers == threads: the gate would never close */
-    pthread_mutex_lock(&a->gate_mu);
-    if (a->gate_free == 0)
-        TLY_STAGE(s)
-        {
-            uint64_t t0 = tly_wait_begin();
-            while (a->gate_free == 0)
-                pthread_cond_wait(&a->gate_cv, &a->gate_mu);
-            tly_wait_end(t0, TLY_WAIT_GATE);
-        }
-    a->gate_free--;
-    pthread_mutex_unlock(&a->gate_mu);
+    place_take(&a->gate_mu, &a->gate_cv, &a->gate_taken, a->opts.threads, s);
 }
 
 /* A codec call's events, while a trace is on: "blosc encode" with the bytes in, then out. */
@@ -55,10 +70,7 @@ static void codec_leave(const struct tly__op *op)
     struct tly_array *a = op->a;
     if (!gated(op))
         return;
-    pthread_mutex_lock(&a->gate_mu);
-    a->gate_free++;
-    pthread_cond_signal(&a->gate_cv);
-    pthread_mutex_unlock(&a->gate_mu);
+    place_give(&a->gate_mu, &a->gate_cv, &a->gate_taken);
 }
 
 /*
@@ -91,30 +103,14 @@ static int turns(const struct tly__op *op, bool commit)
 
 void tly__turn_take(struct tly__op *op, bool commit)
 {
-    if (!op->a->remote)
-        return;
-    pthread_mutex_lock(&op->turn_mu);
-    if (op->turns_taken >= turns(op, commit))
-        TLY_STAGE(TLY_ENCODE)
-        {
-            uint64_t t0 = tly_wait_begin();
-            while (op->turns_taken >= turns(op, commit))
-                pthread_cond_wait(&op->turn_cv, &op->turn_mu);
-            tly_wait_end(t0, TLY_WAIT_GATE);
-        }
-    op->turns_taken++;
-    pthread_mutex_unlock(&op->turn_mu);
+    if (op->a->remote)
+        place_take(&op->turn_mu, &op->turn_cv, &op->turns_taken, turns(op, commit), TLY_ENCODE);
 }
 
-void tly__turn_give(struct tly__op *op, bool commit)
+void tly__turn_give(struct tly__op *op)
 {
-    if (!op->a->remote)
-        return;
-    pthread_mutex_lock(&op->turn_mu);
-    (void)commit;
-    op->turns_taken--;
-    pthread_cond_broadcast(&op->turn_cv);
-    pthread_mutex_unlock(&op->turn_mu);
+    if (op->a->remote)
+        place_give(&op->turn_mu, &op->turn_cv, &op->turns_taken);
 }
 
 int tly__encode(struct tly__op *op, void *dst, size_t cap, const void *src, size_t n, size_t *out_n)

@@ -37,7 +37,7 @@ struct tly_array {
     uint8_t *fill_pattern;   /* TLY__FILL_PATTERN_BYTES of the fill value repeated */
     pthread_mutex_t gate_mu; /* the codec gate */
     pthread_cond_t gate_cv;
-    int gate_free;
+    int gate_taken; /* of opts.threads places */
     /* sharded (meta.shard.on): */
     struct tly_grid inner;            /* the inner chunk grid over the whole array */
     uint64_t per_shard[TLY_MAX_RANK]; /* inner chunks per shard, per dimension */
@@ -112,7 +112,7 @@ void tly__op_chunk_threads(struct tly__op *op, int n);
  * answered) the turn is given back after the commit, and there is one turn more. No-ops for a local
  * operation. */
 void tly__turn_take(struct tly__op *op, bool commit);
-void tly__turn_give(struct tly__op *op, bool commit);
+void tly__turn_give(struct tly__op *op);
 
 /* Zarr v3 sharding: the array's inner grid and index size set up at open and create (shard.c); regions
  * of a sharded array read (shard_read.c) and written (shard_write.c). */

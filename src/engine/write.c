@@ -94,7 +94,7 @@ static int put_chunk(struct wctx *x, const char *key, const struct tly__segs *s,
         tly__op_chunk_threads(op, tly_codec_threads(&oc, chunk_bytes, false));
         err = enc ? tly__encode_stream(op, &oc, s->iov, s->n, chunk_bytes, enc, cap, sink_write, &sk)
                   : tly_fail(-ENOMEM, "out of memory for the %s output buffer", tly_codec_name(c->id));
-        tly__turn_give(op, false); /* every encoded byte is with the writer */
+        tly__turn_give(op); /* every encoded byte is with the writer */
         *stored = sk.bytes;
     } else {
         tly__turn_take(op, false);
@@ -110,7 +110,7 @@ static int put_chunk(struct wctx *x, const char *key, const struct tly__segs *s,
         } else {
             err = tly_fail(-ENOMEM, "out of memory for a %llu-byte chunk", (unsigned long long)chunk_bytes);
         }
-        tly__turn_give(op, false);
+        tly__turn_give(op);
         if (!err) {
             struct iovec iov = {enc, n};
             TLY_STAGE(TLY_PUT)

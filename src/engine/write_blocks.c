@@ -337,7 +337,8 @@ int tly__put_blocks(struct tly__op *op, const struct tly_block_plan *p, const ch
     struct tly_writer *w = NULL;
     uint64_t table = ops->header + 4 * p->nblocks;
     int err = 0;
-    bool hold = op->a->remote && p->n + table > op->a->opts.part_size;
+    uint64_t expect = p->n + table;                              /* the most the frame may hold */
+    bool hold = op->a->remote && expect > op->a->opts.part_size; /* it may outgrow a part */
     TLY_STAGE(TLY_ENCODE)
     {
         tly__plant_point(TLY_ENCODE);
@@ -353,20 +354,21 @@ int tly__put_blocks(struct tly__op *op, const struct tly_block_plan *p, const ch
         err = tly_store_writer(st, key, &w);
         if (!err && !p->stored) {
             /* S3: the first part waits for the table; a frame that may outgrow a part keeps 5 MiB of it */
-            tly_writer_keep_head(w, (size_t)table, p->n + table);
+            tly_writer_keep_head(w, (size_t)table, expect);
             tly_writer_parts_in_flight(w, tly__parts_in_flight(op, true));
         }
     }
-    bool fits = false, turned = false; /* a turn held through the commit */
+    bool fits = false, kept = false; /* a turn kept through the commit */
     uint8_t *head = NULL;
     if (!err && !p->stored) {
         tly__turn_take(op, hold);
-        turned = hold;
         head = tly_pool_alloc((size_t)(ops->header + 8 * p->nblocks));
         err = head ? put_blocks(op, w, p, iov, pad, niov, head, stored, &fits)
                    : tly_fail(-ENOMEM, "out of memory for a table of %llu blocks", (unsigned long long)p->nblocks);
-        if (!hold)
-            tly__turn_give(op, false); /* the frame is with the writer: its uploads need no core */
+        if (hold)
+            kept = true;
+        else
+            tly__turn_give(op); /* the frame is with the writer: its uploads need no core */
     }
     if (!err && !fits) { /* stored: by the settings, or blocks that outgrew the chunk (start again) */
         if (!p->stored) {
@@ -387,8 +389,8 @@ int tly__put_blocks(struct tly__op *op, const struct tly_block_plan *p, const ch
         else
             err = tly_writer_commit(w);
     }
-    if (turned)
-        tly__turn_give(op, true);
+    if (kept)
+        tly__turn_give(op);
     tly_pool_free(head);
     return err;
 }

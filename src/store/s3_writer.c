@@ -490,11 +490,10 @@ static int writer_patch(struct tly_writer *base, uint64_t offset, const void *da
 static void writer_keep_head(struct tly_writer *base, size_t head, uint64_t expect)
 {
     struct s3_writer *w = (struct s3_writer *)base;
-    size_t part = w->st->part_size;
+    size_t part = w->st->part_size, least = head > HEAD_MIN ? head : HEAD_MIN;
     w->keep_head = true;
-    w->head_cap = part;
-    if (expect > part && w->nparts == 0 && w->pend_bytes == 0)
-        w->head_cap = head > HEAD_MIN ? (head < part ? head : part) : (HEAD_MIN < part ? HEAD_MIN : part);
+    bool fresh = w->nparts == 0 && w->pend_bytes == 0; /* nothing appended yet, as the contract says */
+    w->head_cap = fresh && expect > part && least < part ? least : part;
 }
 
 static void writer_in_flight(struct tly_writer *base, int n)
