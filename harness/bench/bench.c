@@ -192,6 +192,10 @@ static const char about[] =
     "code, so no physical limit; on S3 it counts the CPU of the project's S3 server too, radosgw, ceph-osd and "
     "ceph-mon from /proc, when the run is against scripts/s3-server on the same machine, and without it is "
     "loose). "
+    "The column \"of the overlap limit the CPUs allow\" is the CPU-shared limit over the overlapped one, "
+    "repetition by repetition (both come from the same processes): the most of the overlapped limit any engine "
+    "can reach on this machine, below 1 where the two halves' CPU seconds do not fit side by side on its CPUs "
+    "(on S3 against a server on the same CPUs, the server's with them). "
     "zarr-python 2.13 runs the same local workload; untracked = tally with TALLY_TRACK=0. With fewer chunks than "
     "threads (the one-chunk rows), the engine and its limits split a chunk's read into ranges among them and "
     "decode blosc on their share of threads.";
@@ -220,18 +224,16 @@ static int arg_real(const char *name, const char *v, double lo, double hi, doubl
     return 0;
 }
 
-/* The options into @p b; compare set for --compare. 0, or TLY_EXIT_ERROR after a message. */
-static int parse(int argc, char **argv, struct tly_h_bench *b, bool *compare, double *tolerance)
+/* The options into @p b; compare set for --compare, judge for --judge (which takes only --out and --json
+ * beside it). 0, or TLY_EXIT_ERROR after a message. */
+static int parse(int argc, char **argv, struct tly_h_bench *b, bool *compare, double *tolerance, const char **judge)
 {
-    static const struct option lo[] = {{"quick", no_argument, NULL, 'q'},
-                                       {"json", no_argument, NULL, 'j'},
-                                       {"out", required_argument, NULL, 'o'},
-                                       {"reps", required_argument, NULL, 'r'},
-                                       {"filter", required_argument, NULL, 'f'},
-                                       {"max-spread", required_argument, NULL, 's'},
-                                       {"compare", no_argument, NULL, 'c'},
-                                       {"tolerance", required_argument, NULL, 't'},
-                                       {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {
+        {"quick", no_argument, NULL, 'q'},        {"json", no_argument, NULL, 'j'},
+        {"out", required_argument, NULL, 'o'},    {"reps", required_argument, NULL, 'r'},
+        {"filter", required_argument, NULL, 'f'}, {"max-spread", required_argument, NULL, 's'},
+        {"compare", no_argument, NULL, 'c'},      {"tolerance", required_argument, NULL, 't'},
+        {"judge", required_argument, NULL, 'J'},  {NULL, 0, NULL, 0}};
     long long reps = b->reps;
     for (int ch; (ch = tly_h_getopt(argc, argv, lo)) != -1;) {
         int bad = 0;
@@ -251,13 +253,15 @@ static int parse(int argc, char **argv, struct tly_h_bench *b, bool *compare, do
             *compare = true;
         else if (ch == 't')
             bad = arg_real("tolerance", optarg, 0, 100, tolerance);
+        else if (ch == 'J')
+            *judge = optarg;
         else
             return tly_h_usage_error("bench");
         if (bad)
             return TLY_EXIT_ERROR;
     }
     b->reps = (int)reps;
-    if (optind != argc - (*compare ? 2 : 0))
+    if (optind != argc - (*compare ? 2 : 0) || (*judge && (*compare || b->quick || b->filter_text)))
         return tly_h_usage_error("bench");
     if (b->filter_text && regcomp(&b->filter, b->filter_text, REG_EXTENDED | REG_NOSUB) != 0) {
         fprintf(stderr, "tally bench: --filter: '%s' is not a regular expression\n", b->filter_text);
@@ -324,16 +328,59 @@ static json_t *command_line(int argc, char **argv)
     return json_string(line);
 }
 
+/*
+ * tally bench --judge FILE: a run's document judged again by this build: its rows' ratios, verdicts and
+ * reasons, and the text that explains them, from the figures and repetitions it holds, unchanged; written
+ * to --out as a run's is, with who judged it again and when. A new ratio reaches a measured run so
+ * without measuring it again (72 minutes on 2 CPUs).
+ */
+static int judge_again(const struct tly_h_bench *b, const char *file, int argc, char **argv)
+{
+    json_error_t je;
+    json_t *doc = json_load_file(file, JSON_REJECT_DUPLICATES, &je);
+    if (doc == NULL) {
+        fprintf(stderr, "tally bench --judge: %s:%d: %s\n", file, je.line, je.text);
+        return TLY_EXIT_ERROR;
+    }
+    const char *schema = json_string_value(json_object_get(doc, "schema"));
+    if (!schema || strcmp(schema, TLY_H_BENCH_SCHEMA) != 0 || !json_is_array(json_object_get(doc, "rows"))) {
+        fprintf(stderr, "tally bench --judge: %s is not a %s document (schema %s): run tally bench again\n", file,
+                TLY_H_BENCH_SCHEMA, schema ? schema : "none");
+        json_decref(doc);
+        return TLY_EXIT_ERROR;
+    }
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(doc, "rows"), i, r)
+    {
+        tly_h_bench_judge(r);
+    }
+    json_object_set_new(doc, "about", json_string(about));
+    json_object_set_new(doc, "memory_policy_about", json_string(policy_about));
+    char date[32];
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    json_t *again = json_pack("{s:s, s:o}", "date", date, "command", command_line(argc, argv));
+    tly_h_git_state(again);
+    json_object_set_new(doc, "judged_again", again);
+    int rc = write_outputs(b, doc) ? tly_h_fail_cmd("bench", -EIO) : verdict(b, doc);
+    json_decref(doc);
+    return rc;
+}
+
 int tly_h_cmd_bench(int argc, char **argv)
 {
     struct tly_h_bench b = {.out = "reports/latest", .reps = TLY_H_BENCH_MIN_REPS, .max_spread = 0.25};
     bool compare = false;
     double tolerance = 0.10;
-    int rc = parse(argc, argv, &b, &compare, &tolerance);
-    if (rc != 0 || compare) {
+    const char *judge = NULL;
+    int rc = parse(argc, argv, &b, &compare, &tolerance, &judge);
+    if (rc != 0 || compare || judge) {
         if (b.has_filter)
             regfree(&b.filter);
-        return rc != 0 ? rc : tly_h_bench_compare_files(argv[optind], argv[optind + 1], tolerance);
+        return rc != 0 ? rc
+               : judge ? judge_again(&b, judge, argc, argv)
+                       : tly_h_bench_compare_files(argv[optind], argv[optind + 1], tolerance);
     }
     if ((rc = prepare(&b)) != 0) {
         json_decref(b.plan);

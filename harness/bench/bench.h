@@ -79,7 +79,9 @@ json_t *tly_h_bench_fig_json(const double *v, int n, double max_spread);
  * (gbps, gbps_min, gbps_max, spread, the baselines' medians), every ratio with its range
  * (ratio_to_X, ratio_to_X_min, ratio_to_X_max; null where it does not apply, or where a figure it
  * needs is unstable or missing, or where it is above TLY_H_BENCH_LIMIT_SLACK to a physical limit),
- * "withheld" (ratio -> why it is null though it applies: unstable | invalid | not measured), and
+ * "withheld" (ratio -> why it is null though it applies: unstable | invalid | not measured),
+ * "overlap_reachable" (with _min, _max: the CPU-shared limit over the overlapped one, repetition by
+ * repetition: the most of the overlapped limit the machine's CPUs allow; null without both), and
  * "unstable", "invalid", "status" (ok | unstable | invalid | error) and "reasons" (words).
  */
 void tly_h_bench_judge(json_t *row);

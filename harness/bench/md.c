@@ -112,6 +112,7 @@ static const struct col row_cols[] = {
     {"ratio_to_overlap_limit", "ratio_to_overlap_limit", RATIO},
     {"CPU-shared limit GB/s", "cpu_limit_gbps", GBPS, "cpu_limit"},
     {"ratio_to_cpu_limit", "ratio_to_cpu_limit", RATIO},
+    {"of the overlap limit the CPUs allow", "overlap_reachable", RATIO},
     {"zarr-python GB/s", "zarr_python_gbps", GBPS, "zarr_python"},
     {"ratio_to_zarr_python", "ratio_to_zarr_python", RATIO},
     {"ratio_to_untracked", "ratio_to_untracked", RATIO},
@@ -158,6 +159,13 @@ static void header(FILE *f, json_t *doc)
     fprintf(f, "Made by `%s`, started %s, %.0f min; commit %.12s%s.\n\n", str(doc, "command"), str(doc, "date"),
             num(doc, "took_s") / 60, json_is_string(commit) ? json_string_value(commit) : "unknown",
             json_is_true(json_object_get(doc, "git_dirty")) ? " with uncommitted changes" : "");
+    json_t *again = json_object_get(doc, "judged_again");
+    if (json_is_object(again)) /* tally bench --judge: the same figures, judged by a later build */
+        fprintf(f,
+                "Judged again from that run's bench.json by `%s` on %s at commit %.12s: the figures and their "
+                "repetitions are the run's, unchanged; the ratios, verdicts and text are this build's.\n\n",
+                str(again, "command"), str(again, "date"),
+                json_is_string(json_object_get(again, "git_commit")) ? str(again, "git_commit") : "unknown");
     fprintf(f, "Memory policy: **%s**. %s\n\n%s\n\n", str(doc, "memory_policy"), str(doc, "memory_policy_about"),
             str(doc, "about"));
 }

@@ -212,6 +212,33 @@ static void judge_ratios(json_t *row, json_t *figs, json_t *reasons, bool *inval
     json_object_set_new(row, "withheld", withheld);
 }
 
+/*
+ * How much of its overlapped limit the machine's CPUs let any engine reach: the CPU-shared limit over
+ * the overlapped one (overlap_reachable, with its range), repetition by repetition, since both come
+ * from the same measurement (overlap.c: the CPU-shared figure is the overlapped one's CPU seconds over
+ * the CPUs). Below 1 where the two halves' CPU seconds do not fit side by side on the CPUs; on S3
+ * against a server on the same CPUs its CPU counts too. Null where the row has no such pair.
+ */
+static void set_reachable(json_t *row, json_t *figs)
+{
+    const char *on = json_string_value(json_object_get(row, "overlap_limit"));
+    const char *cn = json_string_value(json_object_get(row, "cpu_limit"));
+    json_t *o = on ? json_object_get(json_object_get(figs, on), "reps") : NULL;
+    json_t *c = cn ? json_object_get(json_object_get(figs, cn), "reps") : NULL;
+    size_t n = json_array_size(o);
+    double v[TLY_H_BENCH_MAX_REPS];
+    bool ok = n > 0 && n == json_array_size(c) && n <= TLY_H_BENCH_MAX_REPS;
+    for (size_t i = 0; ok && i < n; i++) {
+        double od = json_number_value(json_array_get(o, i)), cd = json_number_value(json_array_get(c, i));
+        ok = od > 0 && cd > 0;
+        v[i] = ok ? cd / od : 0;
+    }
+    struct tly_h_bench_fig f = {0};
+    if (ok)
+        tly_h_bench_fig_of(v, (int)n, &f);
+    set_ratio(row, "overlap_reachable", ok, f.med, f.min, f.max);
+}
+
 void tly_h_bench_judge(json_t *row)
 {
     json_t *figs = json_object_get(row, "figures"), *reasons = json_array();
@@ -232,6 +259,7 @@ void tly_h_bench_judge(json_t *row)
     json_t *peak = json_object_get(t, "peak_extra_bytes");
     json_object_set_new(row, "peak_extra_bytes", json_is_integer(peak) ? json_incref(peak) : json_null());
     judge_ratios(row, figs, reasons, &invalid);
+    set_reachable(row, figs);
     json_object_set_new(row, "unstable", json_boolean(unstable));
     json_object_set_new(row, "invalid", json_boolean(invalid));
     json_object_set_new(row, "status",

@@ -109,7 +109,7 @@ static const struct command commands[] = {
      false},
     {"selftest", tly_h_cmd_selftest, "", "prove the instrument: planted copies are found in their stage", NULL, false},
     {"peer", tly_h_cmd_peer, "[run options]", "zarr-python's cells: tally run --impl zarr-python", NULL, false},
-    {"bench", tly_h_cmd_bench, "[options] | --compare OLD.json NEW.json [--tolerance R]",
+    {"bench", tly_h_cmd_bench, "[options] | --compare OLD.json NEW.json [--tolerance R] | --judge FILE [--out DIR]",
      "throughput against the machine's limits, zarr-python and untracked tally",
      "  --quick                  a small array (64 MiB), the same repetitions\n"
      "  --reps N                 repetitions of every figure, each in its own process (5..99; default 5)\n"
@@ -123,6 +123,8 @@ static const struct command commands[] = {
      "                           than the tolerance; a ratio that drops so is a regression; GB/s (same\n"
      "                           array only) is shown when it moves, and moves with the machine\n"
      "  --tolerance R            for --compare (default 0.10)\n"
+     "  --judge FILE             judge a run's bench.json again with this build (ratios, verdicts,\n"
+     "                           text; its figures unchanged) into --out's bench.json and bench.md\n"
      "exit status: 0; 1 when a row is invalid (a ratio above 1.05 to a physical limit) or --compare\n"
      "finds a regression; 2 when a measurement failed\n",
      false},

@@ -66,6 +66,10 @@ def check_ratios(r):
             (r.get("cpu_limit") is not None) == (not none) and (none or ({r["cpu_limit"], r["overlap_limit"]} <= set(figs)
                                                                          and len(figs[r["cpu_limit"]]["reps"]) ==
                                                                          len(figs[r["overlap_limit"]]["reps"]))), r)
+    reach = r.get("overlap_reachable")
+    t.check(f"{r['name']}: what the CPUs allow of the overlapped limit, on compressed rows, in (0, 1] within its range",
+            "overlap_reachable" in r and (reach is None) == none and (none or 0 < r["overlap_reachable_min"] <= reach
+                                                                      <= r["overlap_reachable_max"] <= 1.0 + 1e-9), r)
     t.check(f"{r['name']}: ratio_to_raw only on uncompressed rows",
             ("raw" in figs) == none and ("codec" in figs) == (not none), sorted(figs))
     status = "invalid" if r["invalid"] else "unstable" if r["unstable"] else "ok"
@@ -149,6 +153,21 @@ def main():
                 doc.get("git_commit") == (head or None) and doc.get("took_s", 0) > 0 and
                 f"commit {head[:12] or 'unknown'}" in md and f"`{doc['command']}`" in md, {k: doc.get(k) for k in
                                                                              ("date", "command", "git_commit")})
+        again = os.path.join(out, "again")
+        p = t.run(tally, "bench", "--judge", f"{out}/bench.json", "--out", again)
+        doc2 = json.load(open(f"{again}/bench.json")) if p.returncode in (0, 1) else {}
+        same = [r2["name"] for r, r2 in zip(rows, doc2.get("rows", [])) if r2["figures"] == r["figures"] and
+                r2["status"] == r["status"] and all((r[k] is None) == (r2[k] is None) and (r[k] is None or abs(
+                    r[k] - r2[k]) <= 1e-3 * abs(r[k])) for k in RATIOS + ("overlap_reachable",))]
+        t.check("--judge: the run's figures unchanged, its ratios and verdicts again (to the stored digits), and who "
+                "judged it when", p.returncode == (1 if invalid else 0) and len(same) == len(rows) and
+                doc2.get("scaling") == doc["scaling"] and doc2.get("date") == doc["date"] and
+                doc2.get("judged_again", {}).get("command", "").startswith("tally bench --judge") and
+                "Judged again from that run's bench.json" in open(f"{again}/bench.md").read(),
+                (p.returncode, same, p.stderr[-400:]))
+        p = t.run(tally, "bench", "--judge", f"{out}/bench.md", "--out", again)
+        t.check("--judge of a file that is not a bench document: exit 2, named", p.returncode == 2 and
+                "bench.md" in p.stderr, p.stderr)
         p = t.run(tally, "bench", "--compare", f"{out}/bench.json", f"{out}/bench.json")
         t.check("--compare of a run with itself: exit 0, no regression", p.returncode == 0 and
                 "0 regressions" in p.stdout, p.stdout + p.stderr)

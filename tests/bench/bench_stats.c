@@ -207,6 +207,38 @@ Test(bench_stats, the_cpu_shared_limit)
     json_decref(r);
 }
 
+/* What the CPUs allow of the overlapped limit: the CPU-shared figure over the overlapped one, taken
+ * repetition by repetition (both come from the same processes), so that a machine's drift, which moves
+ * both alike, does not widen it; null where the row has no CPU-shared limit or the pairs do not match. */
+Test(bench_stats, what_the_cpus_allow_of_the_overlapped_limit)
+{
+    double ov[5] = {1.0, 2.0, 1.5, 1.2, 1.8}, cpu[5] = {0.8, 1.5, 1.2, 0.9, 1.62}; /* 0.8 0.75 0.8 0.75 0.9 */
+    json_t *figs = json_pack("{s:o, s:o, s:o, s:o, s:o}", "tally", fig(steady, 5), "untracked", fig(steady, 5), "codec",
+                             fig(limit_v, 5), "overlap", fig(ov, 5), "cpu", fig(cpu, 5));
+    json_t *r = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:o}", "name", "read-s3-zstd-x", "key",
+                          "read-s3-zstd-x", "op", "read", "array_bytes", (json_int_t)1 << 26, "limit", "codec",
+                          "layout_limit", "codec", "overlap_limit", "overlap", "cpu_limit", "cpu", "figures", figs);
+    tly_h_bench_judge(r);
+    cr_assert(fabs(num(r, "overlap_reachable") - 0.8) < 1e-9, "the median of the pairs, not 1.2 / 1.5");
+    cr_assert(fabs(num(r, "overlap_reachable_min") - 0.75) < 1e-9 && fabs(num(r, "overlap_reachable_max") - 0.9) < 1e-9,
+              "its range is the pairs' (the medians' ratio range would be 0.4-1.62)");
+    cr_assert(json_object_get(json_object_get(r, "withheld"), "overlap_reachable") == NULL,
+              "a ratio of two limits, never withheld: it judges the machine, not the engine");
+    json_decref(r);
+    double four[4] = {0.8, 1.5, 1.2, 0.9};
+    figs = json_pack("{s:o, s:o, s:o, s:o, s:o}", "tally", fig(steady, 5), "untracked", fig(steady, 5), "codec",
+                     fig(limit_v, 5), "overlap", fig(ov, 5), "cpu", fig(four, 4));
+    r = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:o}", "name", "read-s3-zstd-x", "key", "read-s3-zstd-x",
+                  "op", "read", "array_bytes", (json_int_t)1 << 26, "limit", "codec", "layout_limit", "codec",
+                  "overlap_limit", "overlap", "cpu_limit", "cpu", "figures", figs);
+    tly_h_bench_judge(r);
+    cr_assert(json_is_null(json_object_get(r, "overlap_reachable")), "a repetition's CPU time missing: no pairs");
+    json_decref(r);
+    r = row("codec", NULL, fig(steady, 5), fig(steady, 5), fig(limit_v, 5), NULL);
+    cr_assert(json_is_null(json_object_get(r, "overlap_reachable")), "no CPU-shared limit: does not apply");
+    json_decref(r);
+}
+
 /* A median above the slack whose range reaches under it is at the limit within the noise (read-local-
  * blosc-one-chunk on a shared 2-CPU machine: 1.13 of its CPU-shared limit, tally's repetitions spread
  * 20%), reported with its ratio and a reason; a range wholly above it is a limit mis-measured. */
