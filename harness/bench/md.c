@@ -163,7 +163,8 @@ static void header(FILE *f, json_t *doc)
     if (json_is_object(again)) /* tally bench --judge: the same figures, judged by a later build */
         fprintf(f,
                 "Judged again from that run's bench.json by `%s` on %s at commit %.12s: the figures and their "
-                "repetitions are the run's, unchanged; the ratios, verdicts and text are this build's.\n\n",
+                "repetitions are the run's, unchanged, as are its bottleneck sentences; the ratios, statuses and "
+                "the text that explains them are this build's.\n\n",
                 str(again, "command"), str(again, "date"),
                 json_is_string(json_object_get(again, "git_commit")) ? str(again, "git_commit") : "unknown");
     fprintf(f, "Memory policy: **%s**. %s\n\n%s\n\n", str(doc, "memory_policy"), str(doc, "memory_policy_about"),

@@ -144,6 +144,8 @@ json_t *tly_h_bottleneck(json_t *stage_time, json_t *time)
         if (loop >= 0.75)
             snprintf(advice, sizeof advice, "the S3 client's loop thread was busy %.0f%% of the time: it is the limit",
                      100 * fmin(loop, 1.0));
+        else if (remote && chunks == 1 && in_flight < 1.5) /* read.c: a lone streamed chunk is one GET */
+            snprintf(advice, sizeof advice, "a lone chunk streamed by one GET: that one request's rate is the limit");
         else
             snprintf(advice, sizeof advice, "%s",
                      in_flight >= 0.75 * io_conc ? "raise --io-concurrency" : "the store's bandwidth is the limit");

@@ -107,6 +107,11 @@ Test(rule, http_when_workers_wait_for_answers_half_their_time)
     st = json_pack("{s:o, s:o}", "get", stage(0.01, 1.8), "http", stage(0.9, 0.05));
     verdict(st, time_of(0, 0, 1.8, 0, true, 7.5, 1), s, sizeof s);
     cr_expect(strstr(s, "the S3 client's loop thread was busy 90% of the time: it is the limit"), "%s", s);
+    st = json_pack("{s:o, s:o}", "get", stage(0.01, 1.8), "decode", stage(0.6, 0)); /* read-s3-zstd-one-chunk */
+    verdict(st, time_of(0, 0, 1.8, 0, true, 1.0, 1), s, sizeof s);
+    cr_expect(strstr(s, "1.0 requests in flight") && strstr(s, "a lone chunk streamed by one GET"), "%s", s);
+    verdict(st, time_of(0, 0, 1.8, 0, true, 1.0, 4), s, sizeof s);
+    cr_expect(strstr(s, "the store's bandwidth is the limit"), "chunks of their own, one at a time: %s", s);
 }
 
 Test(rule, storage_locally)
