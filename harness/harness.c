@@ -432,6 +432,11 @@ json_t *tly_h_host_json(void)
                      "kernel", u.release);
 }
 
+void tly_h_utc_date(time_t t, char buf[32])
+{
+    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+}
+
 /* The source tree's commit and whether it has changes, when git can say. */
 void tly_h_git_state(json_t *doc)
 {

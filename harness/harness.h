@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -107,6 +108,9 @@ json_t *tly_h_host_json(void);
 /** Into @p doc: git_commit (the source tree's HEAD) and git_dirty (tracked files changed), or nulls
  *  when git cannot say. */
 void tly_h_git_state(json_t *doc);
+
+/** @p t as an ISO 8601 UTC date, "2026-12-07T14:30:50Z", into @p buf (32 bytes). */
+void tly_h_utc_date(time_t t, char buf[32]);
 
 /** The last non-empty line of @p s (for a one-line reason), in a static buffer; "no message" when none. */
 const char *tly_h_last_line(const char *s);

@@ -342,10 +342,7 @@ static int judge_again(const struct tly_h_bench *b, const char *file, int argc, 
         fprintf(stderr, "tally bench --judge: %s:%d: %s\n", file, je.line, je.text);
         return TLY_EXIT_ERROR;
     }
-    const char *schema = json_string_value(json_object_get(doc, "schema"));
-    if (!schema || strcmp(schema, TLY_H_BENCH_SCHEMA) != 0 || !json_is_array(json_object_get(doc, "rows"))) {
-        fprintf(stderr, "tally bench --judge: %s is not a %s document (schema %s): run tally bench again\n", file,
-                TLY_H_BENCH_SCHEMA, schema ? schema : "none");
+    if (!tly_h_bench_is_doc(doc, "--judge", file)) {
         json_decref(doc);
         return TLY_EXIT_ERROR;
     }
@@ -358,8 +355,7 @@ static int judge_again(const struct tly_h_bench *b, const char *file, int argc, 
     json_object_set_new(doc, "about", json_string(about));
     json_object_set_new(doc, "memory_policy_about", json_string(policy_about));
     char date[32];
-    time_t now = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    tly_h_utc_date(time(NULL), date);
     json_t *again = json_pack("{s:s, s:o}", "date", date, "command", command_line(argc, argv));
     tly_h_git_state(again);
     json_object_set_new(doc, "judged_again", again);
@@ -391,8 +387,7 @@ int tly_h_cmd_bench(int argc, char **argv)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = cpus > 0 ? (int)cpus : 1;
     char date[32];
-    time_t began = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&began));
+    tly_h_utc_date(time(NULL), date);
     double t0 = tly_h_now_s();
     json_t *git = json_object(); /* the tree as the run began: edits made while it runs are not its */
     tly_h_git_state(git);

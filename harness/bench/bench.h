@@ -86,6 +86,10 @@ json_t *tly_h_bench_fig_json(const double *v, int n, double max_spread);
  */
 void tly_h_bench_judge(json_t *row);
 
+/** Whether @p doc is a bench document of this schema with rows; else false after a message naming
+ *  @p option (--compare, --judge) and @p which document. */
+bool tly_h_bench_is_doc(json_t *doc, const char *option, const char *which);
+
 /** The ratio keys a bench row may carry, NULL-terminated (compare.c and md.c walk them). */
 extern const char *const tly_h_bench_ratio_keys[];
 

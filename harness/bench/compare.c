@@ -131,12 +131,12 @@ static void compare_rows(struct ctx *c, json_t *old_rows, json_t *new_rows)
     }
 }
 
-static bool is_bench(json_t *doc, const char *which)
+bool tly_h_bench_is_doc(json_t *doc, const char *option, const char *which)
 {
     const char *schema = json_string_value(json_object_get(doc, "schema"));
     if (schema && !strcmp(schema, TLY_H_BENCH_SCHEMA) && json_is_array(json_object_get(doc, "rows")))
         return true;
-    fprintf(stderr, "tally bench --compare: %s is not a %s document (schema %s): run tally bench again\n", which,
+    fprintf(stderr, "tally bench %s: %s is not a %s document (schema %s): run tally bench again\n", option, which,
             TLY_H_BENCH_SCHEMA, schema ? schema : "none");
     return false;
 }
@@ -153,7 +153,7 @@ static void describe(FILE *f, const char *which, json_t *doc)
 
 int tly_h_bench_compare(json_t *old, json_t *new, double tolerance, FILE *f)
 {
-    if (!is_bench(old, "OLD") || !is_bench(new, "NEW"))
+    if (!tly_h_bench_is_doc(old, "--compare", "OLD") || !tly_h_bench_is_doc(new, "--compare", "NEW"))
         return -1;
     struct ctx c = {.f = f, .tolerance = tolerance};
     describe(f, "OLD", old);

@@ -14,8 +14,7 @@
 json_t *tly_h_results_new(const char *matrix, size_t cells_total, const char *filter, const char *shard)
 {
     char date[32];
-    time_t now = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    tly_h_utc_date(time(NULL), date);
     const char *alloc = tly_mem_allocator_version();
     json_t *doc = json_pack(
         "{s:s, s:s, s:s, s:o, s:o, s:s, s:b, s:o, s:s, s:I, s:o, s:o}", "schema", TLY_H_RESULTS_SCHEMA, "tally_version",
